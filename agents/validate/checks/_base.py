@@ -1,0 +1,34 @@
+"""The check interface: a pure function from an asset to one structured result.
+
+The full validation suite (brand palettes, prohibited terms, an AI judge, ...) plugs in here:
+each check has a stable ``code``, says which asset kinds it applies to, and never raises for a
+bad asset - a bad asset is a failed :class:`CheckResult`, not an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from streams.records import AssetKind, CheckResult, GenerationRequest
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a check looks at: the request (with its constraints) and the asset bytes."""
+
+    request: GenerationRequest
+    data: bytes
+    media_type: str
+
+
+class Check(Protocol):
+    """One validation rule."""
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def kinds(self) -> frozenset[AssetKind]: ...
+
+    def __call__(self, subject: Subject) -> CheckResult: ...

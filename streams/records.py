@@ -1,0 +1,217 @@
+"""The four event contracts of the line, as typed pydantic models.
+
+These models are the single source of truth: the Avro schemas in ``schemas/*.avsc`` (the public
+API that other languages use) are generated from them by :mod:`streams.avro_schema`
+(``assetline schemas export``), and a test fails when a committed ``.avsc`` drifts from its model.
+
+Evolution rule: every field added after v1 must be optional (``X | None = None``) or carry a
+default, so that the schemas stay BACKWARD compatible (a new reader still reads old records).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from streams.avro_schema import AvroInt
+
+NAMESPACE = "io.assetline.v1"
+
+
+def utc_now() -> datetime:
+    """Millisecond precision, because that is what Avro ``timestamp-millis`` keeps."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class AvroModel(BaseModel):
+    """Base of every record: immutable, strict about unknown fields, named in Avro."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+    avro_namespace: ClassVar[str] = NAMESPACE
+
+
+class AssetKind(StrEnum):
+    """What the request asks the provider to make."""
+
+    IMAGE = "IMAGE"
+    TEXT = "TEXT"
+    JSON = "JSON"
+    CODE = "CODE"
+
+
+class CompletionStatus(StrEnum):
+    """How a request ended; exactly one completion event carries it."""
+
+    DELIVERED = "DELIVERED"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+
+
+class Verdict(StrEnum):
+    """PASS and FAIL judge the asset; ERROR means there was no asset to judge."""
+
+    PASS = "PASS"  # noqa: S105 - a verdict, not a password
+    FAIL = "FAIL"
+    ERROR = "ERROR"
+
+
+class ModelSpec(AvroModel):
+    """Which model should serve the request: a logical alias, or a provider with a pinned version."""
+
+    alias: str | None = Field(None, description="Logical model alias from the routing config.")
+    provider: str | None = Field(None, description="Provider name, e.g. 'offline' or 'openai'.")
+    version: str | None = Field(None, description="Pinned model version, sent to the provider as is.")
+
+
+class Constraints(AvroModel):
+    """What the produced asset must satisfy; unset means 'no constraint'."""
+
+    width: Annotated[int, AvroInt] | None = Field(None, description="Image width in pixels.")
+    height: Annotated[int, AvroInt] | None = Field(None, description="Image height in pixels.")
+    format: str | None = Field(
+        None, description="Image format: 'png', 'jpeg' or 'webp' (images only)."
+    )
+    max_chars: Annotated[int, AvroInt] | None = Field(
+        None, description="Maximum length of a text asset, in Unicode code points."
+    )
+    json_schema: str | None = Field(
+        None, description="JSON Schema (draft 2020-12, as JSON text) a JSON asset must match."
+    )
+    language: str | None = Field(
+        None, description="Language of a CODE asset (e.g. 'python') or BCP 47 tag of a text."
+    )
+
+
+class GenerationRequest(AvroModel):
+    """A request to generate one asset; published by any service to the requests topic."""
+
+    request_id: str = Field(description="Unique id of this request; the Kafka key everywhere.")
+    idempotency_key: str = Field(
+        description="Stable key of the producer's intent; a resubmission with the same key is a "
+        "duplicate."
+    )
+    tenant: str = Field(description="Owning tenant; first level of the delivery layout.")
+    campaign_id: str = Field(description="Campaign the asset belongs to.")
+    kind: AssetKind = Field(description="What to generate.")
+    prompt_template: str = Field(
+        description="Prompt with ${name} placeholders filled from 'variables'."
+    )
+    variables: dict[str, str] = Field(
+        default_factory=dict, description="Template variables, e.g. persona and locale."
+    )
+    model: ModelSpec = Field(default_factory=ModelSpec, description="Model selection.")
+    constraints: Constraints = Field(
+        default_factory=Constraints, description="What the asset must satisfy."
+    )
+    brand_profile_id: str | None = Field(
+        None, description="Brand profile that selects validation policy and metadata."
+    )
+    metadata: dict[str, str] = Field(
+        default_factory=dict, description="Free-form producer metadata, carried through."
+    )
+    latency_budget_ms: Annotated[int, AvroInt] | None = Field(
+        None, description="Upper bound for generation including retries; unset = alias default."
+    )
+    attempt: Annotated[int, AvroInt] = Field(
+        1, description="1 for the first try; re-generations and replays increase it."
+    )
+    created_at: datetime = Field(
+        default_factory=utc_now, description="When the producer created the request (UTC)."
+    )
+    callback_url: str | None = Field(
+        None, description="Webhook to notify on completion (signed; SSRF-guarded)."
+    )
+
+
+class BlobRef(AvroModel):
+    """Claim-check for asset bytes, which never travel through Kafka."""
+
+    uri: str = Field(description="Where the bytes are, e.g. file:///var/blobs/ab/cd/<sha256>.")
+    sha256: str = Field(description="Hex SHA-256 of the bytes; also the blob's address.")
+    size: int = Field(description="Size in bytes.")
+    media_type: str = Field(description="IANA media type, e.g. image/png or text/plain.")
+
+
+class GenerationError(AvroModel):
+    """Why generation produced no asset; failures are data, not exceptions."""
+
+    code: str = Field(description="Stable machine-readable code, e.g. 'provider.unsupported'.")
+    message: str = Field(description="Human-readable explanation.")
+    retryable: bool = Field(False, description="Whether a later retry could succeed.")
+
+
+class RawAsset(AvroModel):
+    """Output of the generate stage: either a blob or an error, never both."""
+
+    request: GenerationRequest = Field(description="The request this asset answers.")
+    blob: BlobRef | None = Field(None, description="The generated bytes; null when 'error' is set.")
+    error: GenerationError | None = Field(None, description="Set when generation failed.")
+    provider: str = Field(description="Provider that served (or failed) the request.")
+    model_version: str = Field(description="Exact model version that produced the asset.")
+    latency_ms: float = Field(description="Wall time spent generating, in milliseconds.")
+    cost: float = Field(0.0, description="Cost of generating, in USD.")
+    generated_at: datetime = Field(default_factory=utc_now, description="When generation ended.")
+
+
+class CheckResult(AvroModel):
+    """One check's outcome; the code is stable so dashboards and policies can refer to it."""
+
+    code: str = Field(description="Stable check code, e.g. 'image.size'.")
+    passed: bool = Field(description="Whether the asset passed this check.")
+    message: str = Field(description="Human-readable explanation.")
+    measured: str | None = Field(None, description="The measured value, for reports.")
+
+
+class ValidationReport(AvroModel):
+    """Everything the validate stage concluded about one asset."""
+
+    verdict: Verdict = Field(description="PASS, FAIL, or ERROR when there was no asset.")
+    checks: list[CheckResult] = Field(default_factory=list, description="Results of every check.")
+    duration_ms: float = Field(0.0, description="Time spent validating, in milliseconds.")
+
+
+class ValidatedAsset(AvroModel):
+    """A raw asset with its validation report; goes to the approved or rejected topic."""
+
+    raw: RawAsset = Field(description="The asset that was validated.")
+    report: ValidationReport = Field(description="The validation outcome.")
+
+
+class AssetCompleted(AvroModel):
+    """The one event that ends a request; downstream systems consume these."""
+
+    request_id: str = Field(description="Id of the completed request.")
+    idempotency_key: str = Field(description="The request's idempotency key.")
+    tenant: str = Field(description="Owning tenant.")
+    campaign_id: str = Field(description="Campaign of the request.")
+    kind: AssetKind = Field(description="Kind of asset.")
+    attempt: Annotated[int, AvroInt] = Field(1, description="Attempt that completed the request.")
+    status: CompletionStatus = Field(description="How the request ended.")
+    location: str | None = Field(None, description="Where the delivered asset is (URI).")
+    sha256: str | None = Field(None, description="Hex SHA-256 of the delivered bytes.")
+    media_type: str | None = Field(None, description="Media type of the delivered bytes.")
+    reasons: list[str] = Field(
+        default_factory=list, description="Why it was rejected or failed; empty when delivered."
+    )
+    provider: str | None = Field(None, description="Provider that generated the asset.")
+    model_version: str | None = Field(None, description="Exact model version used.")
+    cost: float = Field(0.0, description="Total cost of the request, in USD.")
+    timings_ms: dict[str, float] = Field(
+        default_factory=dict,
+        description="Milliseconds per stage: generate, validate, deliver, and total (from "
+        "created_at to completed_at).",
+    )
+    completed_at: datetime = Field(default_factory=utc_now, description="When the line finished.")
+
+
+#: Top-level records: each has an ``.avsc`` file in ``schemas/`` and a codec.
+TOP_LEVEL: tuple[type[AvroModel], ...] = (
+    GenerationRequest,
+    RawAsset,
+    ValidatedAsset,
+    AssetCompleted,
+)
