@@ -93,7 +93,7 @@ def _default(info: FieldInfo) -> Any:
     if info.default is not PydanticUndefined:
         value = info.default
     elif info.default_factory is not None and info.default_factory in (dict, list):
-        value = info.default_factory()  # type: ignore[call-arg]
+        value = info.default_factory()
     else:
         return PydanticUndefined
     if isinstance(value, Enum):

@@ -60,11 +60,13 @@ class Verdict(StrEnum):
 
 
 class ModelSpec(AvroModel):
-    """Which model should serve the request: a logical alias, or a provider with a pinned version."""
+    """Which model serves the request: a logical alias, or a provider and a pinned version."""
 
     alias: str | None = Field(None, description="Logical model alias from the routing config.")
     provider: str | None = Field(None, description="Provider name, e.g. 'offline' or 'openai'.")
-    version: str | None = Field(None, description="Pinned model version, sent to the provider as is.")
+    version: str | None = Field(
+        None, description="Pinned model version, sent to the provider as is."
+    )
 
 
 class Constraints(AvroModel):

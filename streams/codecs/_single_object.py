@@ -48,7 +48,8 @@ def fingerprint_as_long(fp: bytes) -> int:
 
 def _parse(schema: dict[str, Any]) -> dict[str, Any]:
     # A private name table per schema, so two versions of the same named records never clash.
-    parsed: dict[str, Any] = fastavro.parse_schema(schema, named_schemas={})
+    parsed = fastavro.parse_schema(schema, named_schemas={})
+    assert isinstance(parsed, dict)
     return parsed
 
 

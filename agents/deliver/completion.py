@@ -1,0 +1,71 @@
+"""Build the one completion event of a request from what the line learned about it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from streams.records import (
+    AssetCompleted,
+    CompletionStatus,
+    ValidatedAsset,
+    Verdict,
+    utc_now,
+)
+
+
+def reasons_of(validated: ValidatedAsset) -> list[str]:
+    """Failed checks as ``code: message`` lines, the form downstream systems show people."""
+    return [f"{c.code}: {c.message}" for c in validated.report.checks if not c.passed]
+
+
+def stage_timings(
+    validated: ValidatedAsset, deliver_ms: float, completed_at: datetime
+) -> dict[str, float]:
+    request = validated.raw.request
+    total = (completed_at - request.created_at).total_seconds() * 1000.0
+    return {
+        "generate": round(validated.raw.latency_ms, 3),
+        "validate": round(validated.report.duration_ms, 3),
+        "deliver": round(deliver_ms, 3),
+        "total": round(total, 3),
+    }
+
+
+def completion(
+    validated: ValidatedAsset,
+    status: CompletionStatus,
+    *,
+    location: str | None = None,
+    reasons: list[str] | None = None,
+    deliver_ms: float = 0.0,
+    completed_at: datetime | None = None,
+) -> AssetCompleted:
+    raw = validated.raw
+    request = raw.request
+    done = completed_at or utc_now()
+    delivered = status is CompletionStatus.DELIVERED
+    return AssetCompleted(
+        request_id=request.request_id,
+        idempotency_key=request.idempotency_key,
+        tenant=request.tenant,
+        campaign_id=request.campaign_id,
+        kind=request.kind,
+        attempt=request.attempt,
+        status=status,
+        location=location,
+        sha256=raw.blob.sha256 if delivered and raw.blob else None,
+        media_type=raw.blob.media_type if delivered and raw.blob else None,
+        reasons=reasons if reasons is not None else reasons_of(validated),
+        provider=raw.provider or None,
+        model_version=raw.model_version or None,
+        cost=raw.cost,
+        timings_ms=stage_timings(validated, deliver_ms, done),
+        completed_at=done,
+    )
+
+
+def status_for_unapproved(validated: ValidatedAsset) -> CompletionStatus:
+    """A judged-and-failed asset is REJECTED; no asset at all (ERROR) is FAILED."""
+    if validated.report.verdict is Verdict.ERROR:
+        return CompletionStatus.FAILED
+    return CompletionStatus.REJECTED

@@ -1,0 +1,52 @@
+"""Where a delivered asset goes: ``<tenant>/<campaign>/<request_id>.<ext>``, traversal-proof.
+
+Names come from producers, so each is percent-encoded into one safe path component instead of
+being trusted: ``../../etc`` becomes ``..%2F..%2Fetc``, never a path. Encoding (not stripping)
+keeps distinct names distinct.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from urllib.parse import quote
+
+EXTENSIONS = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "text/plain": "txt",
+    "application/json": "json",
+    "text/x-python": "py",
+    "application/javascript": "js",
+    "text/javascript": "js",
+}
+MAX_COMPONENT_BYTES = 200
+
+
+class UnsafeNameError(ValueError):
+    """A name cannot be made into a safe path component."""
+
+    code = "deliver.unsafe_name"
+
+
+def safe_component(name: str) -> str:
+    """One path component that cannot escape its parent folder."""
+    encoded = quote(name, safe="-_.@+=")
+    if not encoded:
+        raise UnsafeNameError("an empty name cannot be a path component")
+    if encoded.startswith("."):  # no '.', '..' or hidden files
+        encoded = "%2E" + encoded[1:]
+    if len(encoded.encode()) > MAX_COMPONENT_BYTES:
+        raise UnsafeNameError(f"name is too long for a path component ({len(encoded)} chars)")
+    return encoded
+
+
+def extension_for(media_type: str) -> str:
+    base = media_type.split(";", 1)[0].strip().lower()
+    return EXTENSIONS.get(base, "bin")
+
+
+def delivery_path(tenant: str, campaign_id: str, request_id: str, media_type: str) -> PurePosixPath:
+    """The relative path of an asset inside a delivery root."""
+    filename = f"{safe_component(request_id)}.{extension_for(media_type)}"
+    return PurePosixPath(safe_component(tenant), safe_component(campaign_id), filename)

@@ -1,0 +1,54 @@
+"""Filesystem delivery: atomic (temp file + rename) and idempotent (same bytes -> no rewrite)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from agents.deliver.sinks._base import SinkError
+
+
+class FilesystemSink:
+    """Writes below ``root``; refuses any path that would resolve outside it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def target(self, path: PurePosixPath) -> Path:
+        if path.is_absolute() or any(part in ("", ".", "..") for part in path.parts):
+            raise SinkError("deliver.unsafe_path", f"refusing path {str(path)!r}", retryable=False)
+        target = (self.root / path).resolve()
+        if not target.is_relative_to(self.root):
+            raise SinkError(
+                "deliver.unsafe_path", f"{path} escapes the delivery root", retryable=False
+            )
+        return target
+
+    async def write(self, path: PurePosixPath, data: bytes, media_type: str) -> str:
+        target = self.target(path)
+        try:
+            if _same_content(target, data):
+                return target.as_uri()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise SinkError("deliver.write_failed", f"cannot write {path}: {exc}") from exc
+        return target.as_uri()
+
+
+def _same_content(target: Path, data: bytes) -> bool:
+    try:
+        if target.stat().st_size != len(data):
+            return False
+    except FileNotFoundError:
+        return False
+    return hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest()

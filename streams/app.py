@@ -1,0 +1,133 @@
+"""The Faust app factory: one ``create_line(settings)`` builds the app and wires the stages.
+
+No module-level ``app``: everything a stage needs travels in the :class:`Line` it is given, so
+tests build as many isolated lines as they like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from streams.blobs import LocalBlobStore
+from streams.codecs import Codecs
+from streams.metrics import StageMetrics
+from streams.settings import Settings
+from streams.topics import TopicNames
+
+
+@dataclass(frozen=True)
+class LineTopics:
+    """Faust topic objects; values and keys are raw bytes, decoded by our codecs in the stage."""
+
+    names: TopicNames
+    requests: Any
+    raw: Any
+    approved: Any
+    rejected: Any
+    completed: Any
+    deadletter: Any
+
+
+@dataclass(frozen=True)
+class Line:
+    """What every stage gets: settings, the app, topics, codecs, blob store and metrics."""
+
+    settings: Settings
+    app: faust.App
+    topics: LineTopics
+    codecs: Codecs
+    blobs: LocalBlobStore
+    registry: CollectorRegistry
+    metrics: StageMetrics
+
+
+def create_faust_app(settings: Settings) -> faust.App:
+    """Faust configured for Kafka 4.x: no self-declared topics, no leader topic."""
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{hostport}" for hostport in settings.kafka_bootstrap.split(",")],
+        store="memory://",
+        datadir=str(settings.data_dir),
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_commit_interval=settings.commit_interval_s,
+        stream_buffer_maxsize=settings.stream_buffer_maxsize,
+        stream_recovery_delay=0.0,
+        producer_linger=settings.producer_linger_ms / 1000.0,
+        table_standby_replicas=0,
+        web_enabled=settings.web_port != 0,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port or None,
+        web_in_thread=False,
+    )
+
+
+def create_line(settings: Settings, *, registry: CollectorRegistry | None = None) -> Line:
+    """Build the app with the stages named in ``settings.stages``."""
+    app = create_faust_app(settings)
+    names = TopicNames.with_prefix(settings.topic_prefix)
+
+    def topic(name: str) -> Any:
+        return app.topic(
+            name,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.topic_partitions,
+        )
+
+    topics = LineTopics(
+        names=names,
+        requests=topic(names.requests),
+        raw=topic(names.raw),
+        approved=topic(names.approved),
+        rejected=topic(names.rejected),
+        completed=topic(names.completed),
+        deadletter=topic(names.deadletter),
+    )
+    registry = registry if registry is not None else CollectorRegistry()
+    line = Line(
+        settings=settings,
+        app=app,
+        topics=topics,
+        codecs=Codecs.load(),
+        blobs=LocalBlobStore(settings.blob_dir, cache_bytes=settings.blob_cache_bytes),
+        registry=registry,
+        metrics=StageMetrics.build(registry),
+    )
+    _install_stages(line)
+    _install_metrics_page(line)
+    return line
+
+
+def _install_stages(line: Line) -> None:
+    # Imported here: agents depend on streams, and streams only reaches agents at wiring time.
+    from agents.deliver.agent import install as install_deliver
+    from agents.generate.agent import install as install_generate
+    from agents.validate.agent import install as install_validate
+
+    installers = {
+        "generate": install_generate,
+        "validate": install_validate,
+        "deliver": install_deliver,
+    }
+    for stage in line.settings.stages:
+        installers[stage](line)
+
+
+def _install_metrics_page(line: Line) -> None:
+    registry = line.registry
+
+    @line.app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

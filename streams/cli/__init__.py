@@ -1,0 +1,36 @@
+"""``assetline`` command line: broker, worker, submit, tail, demo, schemas, topics.
+
+Every command turns expected failures (bad arguments, no broker) into one line on stderr and a
+non-zero exit; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import click
+
+from streams.cli._broker import broker
+from streams.cli._demo import demo
+from streams.cli._line import submit, tail, topics, worker
+from streams.cli._schemas import schemas_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """assetline: generate, validate and deliver AI assets over Kafka."""
+
+
+cli.add_command(broker)
+cli.add_command(worker)
+cli.add_command(submit)
+cli.add_command(tail)
+cli.add_command(topics)
+cli.add_command(demo)
+cli.add_command(schemas_group)
+
+
+def main() -> None:
+    cli(prog_name="assetline")
+
+
+if __name__ == "__main__":
+    main()

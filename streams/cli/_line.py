@@ -1,0 +1,199 @@
+"""``assetline worker|submit|tail|topics``: run and talk to a line."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+from aiokafka import AIOKafkaConsumer
+from pydantic import ValidationError
+
+from streams.cli._common import load_settings, run
+from streams.client import LineClient
+from streams.codecs import CodecError, Codecs, SingleObjectCodec
+from streams.deadletter import header_map
+from streams.records import AssetKind, Constraints, GenerationRequest
+from streams.settings import Settings
+from streams.topics import TopicNames, ensure_topics, line_topic_specs
+
+
+@click.command()
+@click.option("--stages", default=None, help="Comma-separated subset of generate,validate,deliver.")
+@click.option("--web-port", type=int, default=None, help="Port for /metrics (0 disables).")
+def worker(stages: str | None, web_port: int | None) -> None:
+    """Run the line's stages until stopped (creates missing topics first)."""
+    from streams.worker import run_worker
+
+    settings = load_settings(stages=stages, web_port=web_port)
+    try:
+        run_worker(settings)
+    except (ConnectionError, OSError) as exc:
+        raise click.ClickException(
+            f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"
+        ) from None
+
+
+@click.command()
+def topics() -> None:
+    """Create the line's topics if missing (a worker does this too)."""
+    settings = load_settings()
+    created = run(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)), settings)
+    click.echo(f"created {len(created)} topic(s)" + (f": {', '.join(created)}" if created else ""))
+
+
+def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
+    variables = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected name=value, got {pair!r}", param_hint="--var")
+        variables[name] = value
+    return variables
+
+
+def _requests_from_file(path: Path) -> list[GenerationRequest]:
+    requests = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data: dict[str, Any] = json.loads(line)
+            data.setdefault("request_id", str(uuid.uuid4()))
+            data.setdefault("idempotency_key", data["request_id"])
+            requests.append(GenerationRequest.model_validate(data))
+        except (json.JSONDecodeError, ValidationError, TypeError, AttributeError) as exc:
+            detail = str(exc).splitlines()[0]
+            raise click.ClickException(f"{path}:{number}: not a valid request: {detail}") from None
+    return requests
+
+
+@click.command()
+@click.option("--file", "file_", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--kind", type=click.Choice([k.value for k in AssetKind]), default="TEXT")
+@click.option("--tenant", default="acme", show_default=True)
+@click.option("--campaign", default="adhoc", show_default=True)
+@click.option("--prompt", default="Say hello to ${persona}", show_default=True)
+@click.option("--var", "variables", multiple=True, help="Template variable name=value.")
+@click.option("--width", type=int, default=None)
+@click.option("--height", type=int, default=None)
+@click.option("--format", "fmt", default=None, help="png, jpeg or webp (images).")
+@click.option("--max-chars", type=int, default=None)
+@click.option("--count", type=click.IntRange(1), default=1, show_default=True)
+def submit(
+    file_: Path | None,
+    kind: str,
+    tenant: str,
+    campaign: str,
+    prompt: str,
+    variables: tuple[str, ...],
+    width: int | None,
+    height: int | None,
+    fmt: str | None,
+    max_chars: int | None,
+    count: int,
+) -> None:
+    """Publish requests from a JSONL file, or one built from flags (--count times)."""
+    settings = load_settings()
+    if file_ is not None:
+        requests = _requests_from_file(file_)
+    else:
+        template = {
+            "tenant": tenant,
+            "campaign_id": campaign,
+            "kind": AssetKind(kind),
+            "prompt_template": prompt,
+            "variables": _parse_vars(variables),
+            "constraints": Constraints(width=width, height=height, format=fmt, max_chars=max_chars),
+        }
+        requests = []
+        for _ in range(count):
+            request_id = str(uuid.uuid4())
+            requests.append(
+                GenerationRequest(request_id=request_id, idempotency_key=request_id, **template)
+            )
+
+    async def go() -> int:
+        async with LineClient(settings) as client:
+            return await client.submit(requests)
+
+    sent = run(go(), settings)
+    for request in requests:
+        click.echo(request.request_id)
+    click.echo(
+        f"submitted {sent} request(s) to {TopicNames.with_prefix(settings.topic_prefix).requests}",
+        err=True,
+    )
+
+
+def _resolve_topic(settings: Settings, topic: str) -> str:
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    return getattr(names, topic, topic) if topic in names.__dataclass_fields__ else topic
+
+
+def render(topic: str, names: TopicNames, codecs: Codecs, value: bytes, headers: Any) -> str:
+    """One message as a JSON line; undecodable values are shown as base64 with the error."""
+    by_topic: dict[str, SingleObjectCodec[Any]] = {
+        names.requests: codecs.request,
+        names.raw: codecs.raw,
+        names.approved: codecs.validated,
+        names.rejected: codecs.validated,
+        names.completed: codecs.completed,
+    }
+    codec = by_topic.get(topic)
+    out: dict[str, Any] = {"topic": topic}
+    if codec is not None:
+        try:
+            out["value"] = codec.decode(value).model_dump(mode="json")
+        except CodecError as exc:
+            out["error"] = str(exc)
+    if "value" not in out:
+        out["value_base64"] = base64.b64encode(value or b"").decode()
+        out["headers"] = header_map(headers)
+    return json.dumps(out, ensure_ascii=False)
+
+
+@click.command()
+@click.argument("topic")
+@click.option("--from-beginning/--from-end", default=True, show_default=True)
+@click.option("--limit", type=int, default=None, help="Stop after this many messages.")
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Idle seconds.")
+def tail(topic: str, from_beginning: bool, limit: int | None, timeout: float) -> None:
+    """Print a topic's events decoded as JSON lines (TOPIC: requests, raw, ..., or a name)."""
+    settings = load_settings()
+    name = _resolve_topic(settings, topic)
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    codecs = Codecs.load()
+
+    async def go() -> int:
+        consumer = AIOKafkaConsumer(
+            name,
+            bootstrap_servers=settings.kafka_bootstrap,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        printed = 0
+        try:
+            while limit is None or printed < limit:
+                batch = await consumer.getmany(timeout_ms=int(timeout * 1000))
+                if not batch:
+                    break
+                for messages in batch.values():
+                    for m in messages:
+                        click.echo(render(name, names, codecs, m.value, m.headers))
+                        printed += 1
+                        if limit is not None and printed >= limit:
+                            return printed
+        finally:
+            await consumer.stop()
+        return printed
+
+    count = run(go(), settings)
+    if count == 0:
+        click.echo(f"no messages on {name}", err=True)
+    sys.stdout.flush()

@@ -1,0 +1,62 @@
+"""Prometheus metrics of the line, built on a registry that is passed in (tests use their own)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+STAGE_SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+class StageMetrics(NamedTuple):
+    """Per-stage counters and timings; ``stage`` is the stable id of the agent."""
+
+    events_in: Counter
+    events_out: Counter
+    errors: Counter
+    seconds: Histogram
+    completions: Counter
+    duplicates: Counter
+
+    @classmethod
+    def build(cls, registry: CollectorRegistry) -> StageMetrics:
+        return cls(
+            events_in=Counter(
+                "assetline_stage_events_in",
+                "Events a stage consumed.",
+                ["stage"],
+                registry=registry,
+            ),
+            events_out=Counter(
+                "assetline_stage_events_out",
+                "Events a stage produced, by output topic.",
+                ["stage", "output"],
+                registry=registry,
+            ),
+            errors=Counter(
+                "assetline_stage_errors",
+                "Events a stage could not process, by error code.",
+                ["stage", "code"],
+                registry=registry,
+            ),
+            seconds=Histogram(
+                "assetline_stage_seconds",
+                "Time a stage spent on one event.",
+                ["stage"],
+                buckets=STAGE_SECONDS_BUCKETS,
+                registry=registry,
+            ),
+            completions=Counter(
+                "assetline_completions",
+                "Completion events emitted, by status.",
+                ["status"],
+                registry=registry,
+            ),
+            duplicates=Counter(
+                "assetline_duplicates_suppressed",
+                "Redelivered events whose request had already completed.",
+                ["stage"],
+                registry=registry,
+            ),
+        )

@@ -1,0 +1,78 @@
+"""The one settings object: read from ``ASSETLINE_*`` variables when built, then passed in.
+
+Nothing reads the environment at import time; tests build their own ``Settings(...)`` with
+uuid-named topics and temporary folders.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+STAGES = ("generate", "validate", "deliver")
+
+
+class Settings(BaseSettings):
+    """Every knob of a worker, with defaults that run the demo on a local broker."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSETLINE_", frozen=True, extra="ignore")
+
+    # Kafka
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("ASSETLINE_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP"),
+        description="host:port[,host:port]; KAFKA_BOOTSTRAP is honoured too.",
+    )
+    app_id: str = Field("assetline", description="Faust app id = consumer group id.")
+    topic_prefix: str = Field("assetline", description="Topics are named '<prefix>.<name>'.")
+    topic_partitions: int = Field(6, ge=1, description="Partitions of every line topic.")
+    topic_replication: int = Field(1, ge=1)
+    topic_retention_ms: int = Field(7 * 24 * 3600 * 1000, description="Retention of line topics.")
+    deadletter_retention_ms: int = Field(30 * 24 * 3600 * 1000)
+    session_timeout_s: float = Field(10.0, gt=0, description="Consumer session timeout.")
+    heartbeat_interval_s: float = Field(1.0, gt=0)
+    commit_interval_s: float = Field(1.0, gt=0, description="How often offsets are committed.")
+    stream_buffer_maxsize: int = Field(4096, ge=1)
+    producer_linger_ms: int = Field(5, ge=0)
+
+    # Stages
+    stages: Annotated[tuple[str, ...], NoDecode] = Field(
+        STAGES, description="Which stages this worker runs."
+    )
+    generate_concurrency: int = Field(4, ge=1, description="Requests generated at once.")
+    render_threads: int = Field(2, ge=1, description="Threads for CPU-bound rendering.")
+
+    # Storage
+    blob_dir: Path = Field(Path("var/blobs"), description="Content-addressed blob store root.")
+    delivery_dir: Path = Field(Path("var/delivery"), description="Filesystem delivery root.")
+    data_dir: Path = Field(Path("var/worker"), description="Faust data dir (tables, state).")
+    blob_cache_bytes: int = Field(256 * 1024 * 1024, ge=0, description="In-memory blob cache.")
+
+    # Limits
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Decompression-bomb guard.")
+    max_image_side: int = Field(8192, ge=1)
+
+    # Web / metrics
+    web_host: str = Field("127.0.0.1")
+    web_port: int = Field(6066, ge=0, le=65535, description="Serves /metrics; 0 disables web.")
+    log_level: str = Field("warn")
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _split_stages(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(STAGES))
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
+        if not value:
+            raise ValueError("at least one stage is needed")
+        return value

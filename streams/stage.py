@@ -1,0 +1,86 @@
+"""What every stage agent does around its pure function: decode, time, dead-letter, send.
+
+Keeping this here keeps each agent a short ``async for`` loop over its domain function.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+
+from streams.codecs import CodecError, SingleObjectCodec
+from streams.deadletter import deadletter_headers
+
+if TYPE_CHECKING:
+    from streams.app import Line
+
+M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
+
+
+def message_headers(message: Any) -> list[tuple[str, bytes]]:
+    """Faust hands headers over as a list of pairs or a mapping, depending on the path."""
+    headers = message.headers or ()
+    if isinstance(headers, dict):
+        return list(headers.items())
+    return list(headers)
+
+
+class StageIO:
+    """Per-stage helpers bound to a line and a stable stage id (used in logs and metrics)."""
+
+    def __init__(self, line: Line, stage: str) -> None:
+        self.line = line
+        self.stage = stage
+        self._metrics = line.metrics
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        self._metrics.events_in.labels(self.stage).inc()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._metrics.seconds.labels(self.stage).observe(time.perf_counter() - start)
+
+    async def decode(self, codec: SingleObjectCodec[M], event: Any) -> M | None:
+        """The record, or ``None`` after parking the message on the dead-letter topic."""
+        try:
+            return codec.decode(event.message.value)
+        except CodecError as exc:
+            await self.dead_letter(event, exc.code, str(exc))
+            return None
+
+    async def dead_letter(self, event: Any, code: str, reason: str) -> None:
+        message = event.message
+        self._metrics.errors.labels(self.stage, code).inc()
+        log.warning(
+            "%s: dead-lettering %s[%s]@%s: %s",
+            self.stage,
+            message.topic,
+            message.partition,
+            message.offset,
+            reason,
+        )
+        headers = deadletter_headers(
+            stage=self.stage,
+            code=code,
+            reason=reason,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            original=message_headers(message),
+        )
+        await self.line.topics.deadletter.send(
+            key=message.key, value=message.value, headers=headers
+        )
+        self._metrics.events_out.labels(self.stage, "deadletter").inc()
+
+    async def send(self, topic: Any, key: str, value: bytes, output: str) -> None:
+        await topic.send(key=key.encode("utf-8"), value=value)
+        self._metrics.events_out.labels(self.stage, output).inc()

@@ -1,0 +1,159 @@
+"""Topic names, their configs, and creating them before a worker starts.
+
+Topics are created here with the admin client (not by Faust) because Faust's own CreateTopics
+request is too old for Kafka 4.x, and because the line relies on every line topic having the
+same partition count: records are keyed by request_id everywhere, so partition *p* of
+``.approved`` and partition *p* of ``.completed`` hold the same requests. That is what lets the
+deliver stage use ``.completed`` itself as its exactly-once ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """The six topics of the line, named ``<prefix>.<stage output>``."""
+
+    requests: str
+    raw: str
+    approved: str
+    rejected: str
+    completed: str
+    deadletter: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> TopicNames:
+        return cls(
+            requests=f"{prefix}.requests",
+            raw=f"{prefix}.raw",
+            approved=f"{prefix}.approved",
+            rejected=f"{prefix}.rejected",
+            completed=f"{prefix}.completed",
+            deadletter=f"{prefix}.deadletter",
+        )
+
+    def all(self) -> tuple[str, ...]:
+        return (
+            self.requests,
+            self.raw,
+            self.approved,
+            self.rejected,
+            self.completed,
+            self.deadletter,
+        )
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic as it must exist on the cluster."""
+
+    name: str
+    partitions: int
+    replication: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+class TopicMismatchError(RuntimeError):
+    """An existing topic has a partition count the line cannot work with."""
+
+
+def line_topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic a worker needs; all line topics share one partition count on purpose."""
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    retention = {"cleanup.policy": "delete", "retention.ms": str(settings.topic_retention_ms)}
+    specs = [
+        TopicSpec(name, settings.topic_partitions, settings.topic_replication, retention)
+        for name in names.all()
+        if name != names.deadletter
+    ]
+    specs.append(
+        TopicSpec(
+            names.deadletter,
+            settings.topic_partitions,
+            settings.topic_replication,
+            {"cleanup.policy": "delete", "retention.ms": str(settings.deadletter_retention_ms)},
+        )
+    )
+    return specs
+
+
+async def ensure_topics(
+    bootstrap: str, specs: Iterable[TopicSpec], *, timeout: float = 30.0
+) -> list[str]:
+    """Create missing topics; check existing ones. Returns the names created."""
+    specs = list(specs)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    await asyncio.wait_for(admin.start(), timeout)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        created: list[str] = []
+        if missing:
+            new = [
+                NewTopic(s.name, s.partitions, s.replication, topic_configs=dict(s.config))
+                for s in missing
+            ]
+            try:
+                response = await admin.create_topics(new, timeout_ms=int(timeout * 1000))
+            except TopicAlreadyExistsError:
+                response = None  # another worker won the race; checked below
+            errors = _create_errors(response)
+            if errors:
+                raise TopicMismatchError(f"could not create topics: {errors}")
+            created = [s.name for s in missing]
+        await _check_partitions(admin, [s for s in specs if s.name in existing])
+        await _wait_visible(admin, [s.name for s in specs], timeout)
+        return created
+    finally:
+        await admin.close()
+
+
+def _create_errors(response: object) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for topic_error in getattr(response, "topic_errors", None) or []:
+        name, code = topic_error[0], topic_error[1]
+        if code not in (0, TopicAlreadyExistsError.errno):
+            errors[name] = f"error code {code}: {topic_error[2] if len(topic_error) > 2 else ''}"
+    return errors
+
+
+async def _check_partitions(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
+    if not specs:
+        return
+    described = await admin.describe_topics([s.name for s in specs])
+    counts = {d["topic"]: len(d["partitions"]) for d in described}
+    wrong = {
+        s.name: (counts.get(s.name), s.partitions)
+        for s in specs
+        if counts.get(s.name) != s.partitions
+    }
+    if wrong:
+        detail = ", ".join(f"{n} has {have} (want {want})" for n, (have, want) in wrong.items())
+        raise TopicMismatchError(
+            f"existing topics have the wrong partition count: {detail}. The line needs every "
+            "topic co-partitioned; set ASSETLINE_TOPIC_PARTITIONS to match or recreate them."
+        )
+
+
+async def _wait_visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float) -> None:
+    """Freshly created topics take a moment to reach every broker's metadata cache."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            described = await admin.describe_topics(names)
+            if all(d.get("error_code", 0) == 0 and d["partitions"] for d in described):
+                return
+        except KafkaError:
+            pass
+        if asyncio.get_running_loop().time() > deadline:
+            raise TopicMismatchError(f"topics not visible after {timeout}s: {names}")
+        await asyncio.sleep(0.2)
