@@ -20,17 +20,32 @@ from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Final, Union, get_args, get_origin
 
 from pydantic import BaseModel
-from pydantic_core import PydanticUndefined
+from pydantic_core import PydanticUndefined, core_schema
 
 if TYPE_CHECKING:
+    from pydantic import GetCoreSchemaHandler
     from pydantic.fields import FieldInfo
+
+INT32_MIN: Final = -(2**31)
+INT32_MAX: Final = 2**31 - 1
 
 
 class _AvroIntMarker:
-    """Marks an ``int`` that is an Avro 32-bit ``int`` rather than the default ``long``."""
+    """Marks an ``int`` that is an Avro 32-bit ``int`` rather than the default ``long``.
+
+    Pydantic also enforces the 32-bit range, because fastavro writes a larger value into an
+    ``int`` field without complaint and readers in other languages then reject the record.
+    """
 
     def __repr__(self) -> str:
         return "AvroInt"
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        if source is int:
+            return core_schema.int_schema(ge=INT32_MIN, le=INT32_MAX)
+        return handler(source)
 
 
 AvroInt: Final = _AvroIntMarker()

@@ -43,7 +43,7 @@ class LocalBlobStore:
         self._cached = 0
 
     def path_for(self, sha256: str) -> Path:
-        if not _SHA256.match(sha256):
+        if not _SHA256.fullmatch(sha256):
             raise BlobMissingError(f"not a sha256 address: {sha256[:80]!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 

@@ -51,7 +51,7 @@ class StageIO:
     async def decode(self, codec: SingleObjectCodec[M], event: Any) -> M | None:
         """The record, or ``None`` after parking the message on the dead-letter topic."""
         try:
-            return codec.decode(event.message.value)
+            return codec.decode(event.message.value or b"")
         except CodecError as exc:
             await self.dead_letter(event, exc.code, str(exc))
             return None

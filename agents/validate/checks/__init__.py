@@ -1,0 +1,58 @@
+"""Validation checks; :func:`default_checks` is the standard set the validate stage runs."""
+
+from __future__ import annotations
+
+from agents.validate.checks._base import Check, Subject
+from agents.validate.checks.image import (
+    DEFAULT_MAX_PIXELS,
+    ImageDecodes,
+    ImageFormat,
+    ImageProbe,
+    ImageProber,
+    ImageSize,
+    image_checks,
+    probe_image,
+)
+from agents.validate.checks.structured import (
+    DEFAULT_SYNTAX_CHECKERS,
+    CodeSyntax,
+    JsonParses,
+    JsonSchema,
+    SyntaxChecker,
+    SyntaxIssue,
+)
+from agents.validate.checks.text import TextMaxChars, TextNotEmpty
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_SYNTAX_CHECKERS",
+    "Check",
+    "CodeSyntax",
+    "ImageDecodes",
+    "ImageFormat",
+    "ImageProbe",
+    "ImageProber",
+    "ImageSize",
+    "JsonParses",
+    "JsonSchema",
+    "Subject",
+    "SyntaxChecker",
+    "SyntaxIssue",
+    "TextMaxChars",
+    "TextNotEmpty",
+    "default_checks",
+    "image_checks",
+    "probe_image",
+]
+
+
+def default_checks(max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Check, ...]:
+    """A fresh standard set; the image checks share one prober, so build one set per worker."""
+    return (
+        *image_checks(max_pixels),
+        TextNotEmpty(),
+        TextMaxChars(),
+        JsonParses(),
+        JsonSchema(),
+        CodeSyntax(),
+    )

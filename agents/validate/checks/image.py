@@ -1,0 +1,239 @@
+"""Image checks: does the asset decode, is it the requested format, is it the requested size.
+
+Decoding is both the expensive and the dangerous step (decompression bombs), so the three checks
+share one :class:`ImageProber`. It reads the header first, refuses anything above its own pixel
+limit before a single pixel is decoded, decodes at most once per asset, and remembers the last
+probe so the sibling checks reuse it instead of decoding the same bytes again.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import ClassVar, Final
+
+from PIL import Image, UnidentifiedImageError
+
+from agents.validate.checks._base import Subject
+from streams.records import AssetKind, CheckResult
+
+DEFAULT_MAX_PIXELS: Final = 40_000_000
+
+#: Formats the line accepts. Limiting ``Image.open`` to these also keeps untrusted bytes away
+#: from Pillow plugins that shell out or parse exotic containers (EPS, PDF, ...).
+DECODABLE_FORMATS: Final = ("PNG", "JPEG", "WEBP")
+
+#: ``constraints.format`` spellings -> Pillow format names.
+FORMAT_NAMES: Final[Mapping[str, str]] = MappingProxyType(
+    {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
+)
+
+#: Every PNG ends with this exact chunk (length 0, type IEND, fixed CRC). Pillow tolerates its
+#: absence, so a PNG cut right after its pixel data would otherwise pass as whole.
+_PNG_IEND: Final = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+_IMAGE: Final = frozenset({AssetKind.IMAGE})
+
+
+@dataclass(frozen=True)
+class ImageProbe:
+    """What one look at the bytes found.
+
+    ``format`` and the dimensions come from the header alone, so they are known even when the
+    pixel data is broken or was never decoded; ``problem`` says why the image does not decode.
+    """
+
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    problem: str | None = None
+
+    @property
+    def decoded(self) -> bool:
+        """True when the whole image decoded."""
+        return self.problem is None
+
+    @property
+    def dimensions(self) -> str | None:
+        """``"<width>x<height>"`` when the header was readable."""
+        if self.width is None or self.height is None:
+            return None
+        return f"{self.width}x{self.height}"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def probe_image(
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    formats: Sequence[str] = DECODABLE_FORMATS,
+) -> ImageProbe:
+    """Read the header, enforce ``max_pixels``, then decode fully; never raises for bad bytes.
+
+    The pixel limit is ours and is checked before ``load()``; Pillow's global
+    ``Image.MAX_IMAGE_PIXELS`` is neither read nor changed. Pillow still applies its own hard
+    limit inside ``Image.open``; when it fires it is reported as a bomb like ours.
+    """
+    try:
+        image = Image.open(io.BytesIO(data), formats=list(formats))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return ImageProbe(problem=f"refused as a decompression bomb: {exc}")
+    except UnidentifiedImageError:
+        return ImageProbe(problem=f"not a {'/'.join(formats)} image")
+    except Exception as exc:  # any malformed header is a failed check, not a crash
+        return ImageProbe(problem=f"unreadable image header: {_describe(exc)}")
+
+    with image:
+        width, height = image.size
+        header = ImageProbe(format=image.format, width=width, height=height)
+        pixels = width * height
+        if pixels > max_pixels:
+            return replace(
+                header,
+                problem=f"{width}x{height} is {pixels} pixels, above the limit of {max_pixels} "
+                "(decompression bomb guard); not decoded",
+            )
+        try:
+            image.load()
+        except Exception as exc:  # truncated or corrupt pixel data
+            return replace(header, problem=f"does not decode: {_describe(exc)}")
+
+    if header.format == "PNG" and not data.endswith(_PNG_IEND):
+        return replace(
+            header, problem="PNG does not end with its IEND chunk (truncated or trailing data)"
+        )
+    return header
+
+
+class ImageProber:
+    """Probes an asset's bytes once for every image check that shares this prober.
+
+    It remembers only the last probe, keyed by the identity of the bytes object: the suite hands
+    the same :class:`Subject` to each check, so the siblings hit the cache. Holding a reference to
+    those bytes keeps their identity from being reused by another object. Replacing the cached
+    pair is a single assignment, so concurrent use can at worst probe twice, never mix assets.
+    """
+
+    def __init__(
+        self,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        formats: Sequence[str] = DECODABLE_FORMATS,
+    ) -> None:
+        if max_pixels <= 0:
+            raise ValueError(f"max_pixels must be positive, got {max_pixels}")
+        self.max_pixels = max_pixels
+        self.formats = tuple(formats)
+        self._last: tuple[bytes, ImageProbe] | None = None
+
+    def __call__(self, data: bytes) -> ImageProbe:
+        last = self._last
+        if last is not None and last[0] is data:
+            return last[1]
+        probe = probe_image(data, self.max_pixels, self.formats)
+        self._last = (data, probe)
+        return probe
+
+
+@dataclass(frozen=True)
+class ImageDecodes:
+    """``image.decodes``: the bytes are a supported image, within the pixel limit, and decode."""
+
+    prober: ImageProber = field(default_factory=ImageProber)
+    code: ClassVar[str] = "image.decodes"
+    kinds: ClassVar[frozenset[AssetKind]] = _IMAGE
+
+    def __call__(self, subject: Subject) -> CheckResult:
+        probe = self.prober(subject.data)
+        measured = " ".join(part for part in (probe.format, probe.dimensions) if part) or None
+        if probe.problem is not None:
+            return CheckResult(
+                code=self.code, passed=False, message=probe.problem, measured=measured
+            )
+        return CheckResult(
+            code=self.code, passed=True, message=f"decodes as {measured}", measured=measured
+        )
+
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """``image.format``: the container matches ``constraints.format`` (unset accepts any)."""
+
+    prober: ImageProber = field(default_factory=ImageProber)
+    code: ClassVar[str] = "image.format"
+    kinds: ClassVar[frozenset[AssetKind]] = _IMAGE
+
+    def __call__(self, subject: Subject) -> CheckResult:
+        found = self.prober(subject.data).format
+        wanted = subject.request.constraints.format
+        if wanted is None:
+            return self._result(True, "no format constraint; any format accepted", found)
+        expected = FORMAT_NAMES.get(wanted.strip().lower())
+        if expected is None:
+            return self._result(
+                False,
+                f"unsupported format constraint {wanted!r}; use one of {', '.join(FORMAT_NAMES)}",
+                found,
+            )
+        if found is None:
+            return self._result(
+                False, f"expected {expected}, but no image header was readable", None
+            )
+        if found != expected:
+            return self._result(False, f"expected {expected}, got {found}", found)
+        return self._result(True, f"format is {found}", found)
+
+    def _result(self, passed: bool, message: str, measured: str | None) -> CheckResult:
+        return CheckResult(code=self.code, passed=passed, message=message, measured=measured)
+
+
+@dataclass(frozen=True)
+class ImageSize:
+    """``image.size``: exact width and/or height when the request constrains them."""
+
+    prober: ImageProber = field(default_factory=ImageProber)
+    code: ClassVar[str] = "image.size"
+    kinds: ClassVar[frozenset[AssetKind]] = _IMAGE
+
+    def __call__(self, subject: Subject) -> CheckResult:
+        probe = self.prober(subject.data)
+        constraints = subject.request.constraints
+        measured = probe.dimensions
+        if constraints.width is None and constraints.height is None:
+            return self._result(True, "no size constraint", measured)
+        expected = f"{_or_any(constraints.width)}x{_or_any(constraints.height)}"
+        if probe.width is None or probe.height is None:
+            return self._result(
+                False, f"expected {expected}, but no image header was readable", None
+            )
+        wrong = [
+            f"{name} {actual} != {wanted}"
+            for name, actual, wanted in (
+                ("width", probe.width, constraints.width),
+                ("height", probe.height, constraints.height),
+            )
+            if wanted is not None and actual != wanted
+        ]
+        if wrong:
+            return self._result(
+                False, f"expected {expected}, got {measured}: {'; '.join(wrong)}", measured
+            )
+        return self._result(True, f"size is {measured}", measured)
+
+    def _result(self, passed: bool, message: str, measured: str | None) -> CheckResult:
+        return CheckResult(code=self.code, passed=passed, message=message, measured=measured)
+
+
+def _or_any(value: int | None) -> str:
+    return "*" if value is None else str(value)
+
+
+def image_checks(
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[ImageDecodes, ImageFormat, ImageSize]:
+    """The three image checks wired to one shared prober, so each asset is decoded once."""
+    prober = ImageProber(max_pixels)
+    return ImageDecodes(prober), ImageFormat(prober), ImageSize(prober)

@@ -1,0 +1,222 @@
+"""Structured checks: JSON parses and matches its schema; code parses in its language.
+
+Everything here treats the asset *and* the request as untrusted: a bad schema in the request is
+a failed check, and schema ``$ref``s are resolved only against the bundled meta-schemas, because
+jsonschema's default registry would fetch remote URLs (an SSRF vector).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any, ClassVar, Final
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, best_match
+from jsonschema_specifications import REGISTRY as META_SCHEMAS  # type: ignore[import-untyped]
+from referencing.exceptions import Unresolvable
+
+from agents.validate.checks._base import Subject
+from agents.validate.checks.text import decode_utf8
+from streams.records import AssetKind, CheckResult, GenerationRequest
+
+_JSON_OR_CODE: Final = frozenset({AssetKind.JSON, AssetKind.CODE})
+_CODE: Final = frozenset({AssetKind.CODE})
+
+
+def language_of(request: GenerationRequest) -> str | None:
+    """Normalized ``constraints.language`` ("Python " -> "python"), None when unset or blank."""
+    language = (request.constraints.language or "").strip().lower()
+    return language or None
+
+
+def is_json_asset(request: GenerationRequest) -> bool:
+    """JSON assets, and CODE assets written in JSON."""
+    return request.kind is AssetKind.JSON or (
+        request.kind is AssetKind.CODE and language_of(request) == "json"
+    )
+
+
+def json_pointer(path: Iterable[str | int]) -> str:
+    """RFC 6901 pointer for a jsonschema error path; the document root is ``""``."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """Strict JSON parsing outcome: ``value`` when ``problem`` is None."""
+
+    value: Any = None
+    problem: str | None = None
+    where: str | None = None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(data: bytes) -> Parsed:
+    """Parse RFC 8259 JSON bytes: strict UTF-8 first, then :func:`parse_json_text`."""
+    decoded = decode_utf8(data)
+    if decoded.text is None:
+        return Parsed(problem=str(decoded.problem))
+    return parse_json_text(decoded.text)
+
+
+def parse_json_text(text: str) -> Parsed:
+    """Parse JSON without NaN/Infinity, which Python's json accepts but JSON does not."""
+    try:
+        return Parsed(json.loads(text, parse_constant=_reject_constant))
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        return Parsed(problem=f"invalid JSON at {where}: {exc.msg}", where=where)
+    except ValueError as exc:
+        return Parsed(problem=f"invalid JSON: {exc}")
+    except RecursionError:
+        return Parsed(problem="invalid JSON: nested too deeply")
+
+
+@dataclass(frozen=True)
+class JsonParses:
+    """``json.parses``: JSON assets (and CODE in JSON) are well-formed JSON."""
+
+    code: ClassVar[str] = "json.parses"
+    kinds: ClassVar[frozenset[AssetKind]] = _JSON_OR_CODE
+
+    def __call__(self, subject: Subject) -> CheckResult:
+        if not is_json_asset(subject.request):
+            return CheckResult(
+                code=self.code,
+                passed=True,
+                message=f"not applicable: CODE in {language_of(subject.request) or 'no language'}",
+            )
+        parsed = parse_json(subject.data)
+        if parsed.problem is not None:
+            return CheckResult(
+                code=self.code, passed=False, message=parsed.problem, measured=parsed.where
+            )
+        return CheckResult(
+            code=self.code, passed=True, message="valid JSON", measured=type(parsed.value).__name__
+        )
+
+
+@lru_cache(maxsize=128)
+def compile_schema(schema_text: str) -> Draft202012Validator | str:
+    """A validator for the schema text, or why the schema is unusable; cached per schema text.
+
+    Requests of one campaign repeat the same schema, so compiling once per text is worth it.
+    """
+    try:
+        schema = json.loads(schema_text)
+    except (ValueError, RecursionError) as exc:
+        return f"constraints.json_schema is not valid JSON: {exc}"
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = json_pointer(exc.absolute_path) or "the schema root"
+        return (
+            f"constraints.json_schema is not a valid draft 2020-12 schema at {where}: {exc.message}"
+        )
+    return Draft202012Validator(schema, registry=META_SCHEMAS)
+
+
+@dataclass(frozen=True)
+class JsonSchema:
+    """``json.schema``: the JSON matches ``constraints.json_schema`` (draft 2020-12), if set."""
+
+    code: ClassVar[str] = "json.schema"
+    kinds: ClassVar[frozenset[AssetKind]] = _JSON_OR_CODE
+
+    def __call__(self, subject: Subject) -> CheckResult:
+        schema_text = subject.request.constraints.json_schema
+        if not is_json_asset(subject.request) or schema_text is None:
+            return self._result(True, "no JSON schema constraint")
+        validator = compile_schema(schema_text)
+        if isinstance(validator, str):
+            return self._result(False, validator)
+        parsed = parse_json(subject.data)
+        if parsed.problem is not None:
+            return self._result(False, f"cannot match the schema: {parsed.problem}")
+        try:
+            error = best_match(validator.iter_errors(parsed.value))
+        except Unresolvable as exc:
+            return self._result(False, f"schema reference cannot be resolved: {exc}")
+        if error is None:
+            return self._result(True, "matches the JSON schema")
+        pointer = json_pointer(error.absolute_path)
+        where = pointer or "the document root"
+        return self._result(False, f"schema violation at {where}: {error.message}", pointer)
+
+    def _result(self, passed: bool, message: str, measured: str | None = None) -> CheckResult:
+        return CheckResult(code=self.code, passed=passed, message=message, measured=measured)
+
+
+@dataclass(frozen=True)
+class SyntaxIssue:
+    """Why source does not parse; ``location`` is e.g. ``"line 3"``."""
+
+    message: str
+    location: str | None = None
+
+
+#: Takes decoded source, returns None when it parses.
+SyntaxChecker = Callable[[str], SyntaxIssue | None]
+
+
+def python_syntax(source: str) -> SyntaxIssue | None:
+    """Parse (never execute) Python with ``ast.parse``."""
+    try:
+        ast.parse(source)
+    except SyntaxError as exc:
+        location = f"line {exc.lineno}"
+        column = f", column {exc.offset}" if exc.offset is not None else ""
+        return SyntaxIssue(f"SyntaxError at {location}{column}: {exc.msg}", location)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return SyntaxIssue(f"Python does not parse: {type(exc).__name__}: {exc}")
+    return None
+
+
+def json_syntax(source: str) -> SyntaxIssue | None:
+    """JSON syntax via the same strict parser as ``json.parses``."""
+    parsed = parse_json_text(source)
+    return None if parsed.problem is None else SyntaxIssue(parsed.problem, parsed.where)
+
+
+DEFAULT_SYNTAX_CHECKERS: Final[Mapping[str, SyntaxChecker]] = MappingProxyType(
+    {"python": python_syntax, "json": json_syntax}
+)
+
+
+@dataclass(frozen=True, eq=False)
+class CodeSyntax:
+    """``code.syntax``: CODE parses in ``constraints.language``; pass a mapping to add languages."""
+
+    checkers: Mapping[str, SyntaxChecker] = field(default_factory=lambda: DEFAULT_SYNTAX_CHECKERS)
+    code: ClassVar[str] = "code.syntax"
+    kinds: ClassVar[frozenset[AssetKind]] = _CODE
+
+    def __call__(self, subject: Subject) -> CheckResult:
+        language = language_of(subject.request)
+        checker = self.checkers.get(language) if language is not None else None
+        if checker is None:
+            return CheckResult(
+                code=self.code,
+                passed=True,
+                message=f"no syntax checker for {language or 'unspecified language'}",
+                measured=language,
+            )
+        decoded = decode_utf8(subject.data)
+        if decoded.text is None:
+            return CheckResult(code=self.code, passed=False, message=str(decoded.problem))
+        issue = checker(decoded.text)
+        if issue is None:
+            return CheckResult(
+                code=self.code, passed=True, message=f"valid {language} syntax", measured=language
+            )
+        return CheckResult(
+            code=self.code, passed=False, message=issue.message, measured=issue.location
+        )

@@ -1,0 +1,83 @@
+"""The validate stage as a pure function: raw asset + bytes in, validated asset out.
+
+The Faust agent only fetches the blob and publishes the result; everything it decides lives
+here, so it is testable without Kafka. Failures are data: nothing here raises for a bad asset.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Final, Literal
+
+from agents.validate.checks._base import Check, Subject
+from agents.validate.suite import run_suite, verdict
+from streams.records import (
+    CheckResult,
+    RawAsset,
+    ValidatedAsset,
+    ValidationReport,
+    Verdict,
+)
+
+Route = Literal["approved", "rejected"]
+
+#: Codes of the ERROR results that validate() itself produces when there is nothing to judge.
+MISSING_DATA: Final = "validate.missing_data"
+EMPTY_ASSET: Final = "validate.empty_asset"
+
+
+def _why_no_asset(raw: RawAsset, data: bytes | None) -> CheckResult:
+    """The failed result that explains why there is nothing to judge."""
+    if raw.error is not None:
+        return CheckResult(code=raw.error.code, passed=False, message=raw.error.message)
+    if raw.blob is None:
+        return CheckResult(
+            code=EMPTY_ASSET, passed=False, message="raw asset has neither a blob nor an error"
+        )
+    return CheckResult(
+        code=MISSING_DATA,
+        passed=False,
+        message=f"bytes of {raw.blob.uri} were not provided to validation",
+    )
+
+
+def validate(
+    raw: RawAsset,
+    data: bytes | None,
+    checks: Sequence[Check],
+    clock: Callable[[], float] = time.perf_counter,
+) -> ValidatedAsset:
+    """Judge one raw asset.
+
+    A generation error (or a missing blob/bytes) gives verdict ERROR with one failed result
+    carrying the reason; otherwise the suite runs on ``data`` (the blob's bytes) and the
+    verdict is PASS iff every result passed. ``clock`` is injectable for deterministic tests.
+    """
+    started = clock()
+    blob = raw.blob
+    if raw.error is None and blob is not None and data is not None:
+        subject = Subject(request=raw.request, data=data, media_type=blob.media_type)
+        results = run_suite(subject, checks)
+        outcome = verdict(results)
+    else:
+        results, outcome = [_why_no_asset(raw, data)], Verdict.ERROR
+    return _validated(raw, outcome, results, (clock() - started) * 1000.0)
+
+
+def unreadable(raw: RawAsset, code: str, message: str) -> ValidatedAsset:
+    """The blob could not be read back (e.g. ``blob.missing``): ERROR, since nothing was judged."""
+    result = CheckResult(code=code, passed=False, message=message)
+    return _validated(raw, Verdict.ERROR, [result], 0.0)
+
+
+def _validated(
+    raw: RawAsset, outcome: Verdict, results: list[CheckResult], duration_ms: float
+) -> ValidatedAsset:
+    report = ValidationReport(verdict=outcome, checks=results, duration_ms=duration_ms)
+    return ValidatedAsset(raw=raw, report=report)
+
+
+def route(validated: ValidatedAsset) -> Route:
+    """Topic suffix for a validated asset: only PASS is approved; FAIL and ERROR are rejected."""
+    return "approved" if validated.report.verdict == Verdict.PASS else "rejected"

@@ -1,0 +1,158 @@
+"""Delivery layout: <tenant>/<campaign>/<request_id>.<ext>, every name one safe component."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import PurePosixPath
+
+import pytest
+
+from agents.deliver.layout import (
+    EXTENSIONS,
+    MAX_COMPONENT_BYTES,
+    UnsafeNameError,
+    delivery_path,
+    extension_for,
+    safe_component,
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("acme", "acme"),
+        ("spring-sale_2024.v2", "spring-sale_2024.v2"),
+        ("a@b+c=d", "a@b+c=d"),
+        ("a/b", "a%2Fb"),
+        ("..", "%2E."),
+        (".", "%2E"),
+        (".hidden", "%2Ehidden"),
+        ("../../etc/passwd", "%2E.%2F..%2Fetc%2Fpasswd"),
+        ("a\x00b", "a%00b"),
+        ("a\\b", "a%5Cb"),
+        ("a b", "a%20b"),
+        ("100%", "100%25"),
+        ("é", "%C3%A9"),
+    ],
+)
+def test_safe_component_encodes(name: str, expected: str) -> None:
+    assert safe_component(name) == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["/", "..", ".", "../x", "x/../..", "/etc/passwd", "\x00", ".git", "a\nb", "C:\\x", "~"],
+)
+def test_safe_component_is_one_harmless_component(name: str) -> None:
+    encoded = safe_component(name)
+    assert "/" not in encoded
+    assert "\x00" not in encoded
+    assert "\\" not in encoded
+    assert not encoded.startswith(".")
+    assert encoded not in ("", ".", "..")
+    assert PurePosixPath(encoded).parts == (encoded,)
+    assert encoded.isascii()
+    assert encoded.isprintable()
+
+
+def test_distinct_names_stay_distinct() -> None:
+    names = [
+        "a/b",
+        "a%2Fb",
+        "a%252Fb",
+        "..",
+        "%2E.",
+        ".",
+        "%2E",
+        ".x",
+        "%2Ex",
+        "_x",
+        "a b",
+        "a%20b",
+        "a+b",
+        "é",
+        "e\u0301",  # decomposed é: different code points, different name
+        "A",
+        "a",
+    ]
+    encoded = [safe_component(n) for n in names]
+    assert len(set(encoded)) == len(names)
+
+
+def test_encoding_is_injective_on_a_small_alphabet() -> None:
+    alphabet = ["a", ".", "/", "%", "2", "E", "F", "\x00", " "]
+    seen: dict[str, str] = {}
+    for length in range(1, 4):
+        for chars in itertools.product(alphabet, repeat=length):
+            name = "".join(chars)
+            encoded = safe_component(name)
+            assert encoded not in seen, (name, seen.get(encoded))
+            seen[encoded] = name
+            assert "/" not in encoded
+            assert not encoded.startswith(".")
+
+
+def test_empty_name_is_refused() -> None:
+    with pytest.raises(UnsafeNameError, match="empty"):
+        safe_component("")
+    assert UnsafeNameError.code == "deliver.unsafe_name"
+    assert issubclass(UnsafeNameError, ValueError)
+
+
+def test_too_long_name_is_refused_but_the_limit_itself_is_fine() -> None:
+    assert safe_component("x" * MAX_COMPONENT_BYTES) == "x" * MAX_COMPONENT_BYTES
+    with pytest.raises(UnsafeNameError, match="too long"):
+        safe_component("x" * (MAX_COMPONENT_BYTES + 1))
+    # The limit counts the encoded form: 70 x 'é' is 70 chars but 420 encoded bytes.
+    with pytest.raises(UnsafeNameError):
+        safe_component("é" * 70)
+
+
+def test_delivery_path_layout() -> None:
+    path = delivery_path("acme", "spring-sale", "req-0001", "image/png")
+    assert path == PurePosixPath("acme/spring-sale/req-0001.png")
+    assert not path.is_absolute()
+    assert len(path.parts) == 3
+
+
+def test_delivery_path_encodes_every_level() -> None:
+    path = delivery_path("../tenant", "camp/aign", ".req", "text/plain")
+    assert path.parts == ("%2E.%2Ftenant", "camp%2Faign", "%2Ereq.txt")
+    assert ".." not in path.parts
+
+
+@pytest.mark.parametrize("empty", ["tenant", "campaign", "request"])
+def test_delivery_path_refuses_empty_names(empty: str) -> None:
+    names = {"tenant": "t", "campaign": "c", "request": "r"}
+    names[empty] = ""
+    with pytest.raises(UnsafeNameError):
+        delivery_path(names["tenant"], names["campaign"], names["request"], "text/plain")
+
+
+@pytest.mark.parametrize(
+    ("media_type", "ext"),
+    [
+        ("image/png", "png"),
+        ("image/jpeg", "jpg"),
+        ("image/webp", "webp"),
+        ("text/plain", "txt"),
+        ("text/plain; charset=utf-8", "txt"),
+        ("application/json", "json"),
+        ("APPLICATION/JSON", "json"),
+        ("text/x-python", "py"),
+        ("application/javascript", "js"),
+        ("text/javascript", "js"),
+        ("application/octet-stream", "bin"),
+        ("", "bin"),
+        ("../../x", "bin"),
+    ],
+)
+def test_extensions(media_type: str, ext: str) -> None:
+    assert extension_for(media_type) == ext
+    assert delivery_path("t", "c", "r", media_type).name == f"r.{ext}"
+
+
+def test_every_extension_is_a_plain_word() -> None:
+    for ext in EXTENSIONS.values():
+        assert ext.isalnum()
+        assert ext.islower()

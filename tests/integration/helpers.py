@@ -1,0 +1,135 @@
+"""Shared pieces of the integration tests: request mixes and topic readers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.records import AssetKind, Constraints, GenerationRequest, ModelSpec
+from streams.settings import Settings
+
+# The offline provider cannot satisfy a regex 'pattern', so this schema gets a REJECTED asset.
+UNSATISFIABLE_SCHEMA = json.dumps(
+    {
+        "type": "object",
+        "required": ["sku"],
+        "properties": {"sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"}},
+    }
+)
+OFFER_SCHEMA = json.dumps(
+    {
+        "type": "object",
+        "required": ["headline", "discount"],
+        "properties": {
+            "headline": {"type": "string", "minLength": 3},
+            "discount": {"type": "integer", "minimum": 5, "maximum": 50},
+        },
+    }
+)
+
+
+@dataclass(frozen=True)
+class Expected:
+    request: GenerationRequest
+    status: str
+
+
+def mixed_requests(count: int, run: str | None = None) -> list[Expected]:
+    """A repeatable mix of kinds and outcomes: mostly DELIVERED, some REJECTED and FAILED."""
+    run = run or uuid.uuid4().hex[:8]
+    out: list[Expected] = []
+    for i in range(count):
+        variables = {"persona": f"persona-{i % 7}", "locale": ("en-GB", "de-DE", "fr-FR")[i % 3]}
+        base = {
+            "request_id": f"{run}-{i:05d}",
+            "idempotency_key": f"{run}-{i:05d}",
+            "tenant": "acme",
+            "campaign_id": "it",
+            "variables": variables,
+        }
+        slot = i % 10
+        if slot in (0, 1, 2):
+            fmt = ("png", "jpeg", "webp")[slot]
+            request = GenerationRequest(
+                **base,
+                kind=AssetKind.IMAGE,
+                prompt_template="Banner for ${persona}",
+                constraints=Constraints(width=256, height=192, format=fmt),
+            )
+            out.append(Expected(request, "DELIVERED"))
+        elif slot in (3, 4, 5):
+            request = GenerationRequest(
+                **base,
+                kind=AssetKind.TEXT,
+                prompt_template="Headline for ${persona} in ${locale}",
+                constraints=Constraints(max_chars=120),
+            )
+            out.append(Expected(request, "DELIVERED"))
+        elif slot == 6:
+            request = GenerationRequest(
+                **base,
+                kind=AssetKind.JSON,
+                prompt_template="Offer for ${persona}",
+                constraints=Constraints(json_schema=OFFER_SCHEMA),
+            )
+            out.append(Expected(request, "DELIVERED"))
+        elif slot == 7:
+            request = GenerationRequest(
+                **base,
+                kind=AssetKind.CODE,
+                prompt_template="Greeter for ${persona}",
+                constraints=Constraints(language="python"),
+            )
+            out.append(Expected(request, "DELIVERED"))
+        elif slot == 8:
+            request = GenerationRequest(
+                **base,
+                kind=AssetKind.JSON,
+                prompt_template="SKU for ${persona}",
+                constraints=Constraints(json_schema=UNSATISFIABLE_SCHEMA),
+            )
+            out.append(Expected(request, "REJECTED"))
+        else:
+            request = GenerationRequest(
+                **base,
+                kind=AssetKind.TEXT,
+                prompt_template="Copy for ${persona}",
+                model=ModelSpec(provider="no-such-provider"),
+            )
+            out.append(Expected(request, "FAILED"))
+    return out
+
+
+async def read_topic(
+    settings: Settings, topic: str, *, min_messages: int, timeout: float
+) -> list[object]:
+    """Every message of ``topic`` from the beginning, waiting for at least ``min_messages``."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        deadline = time.monotonic() + timeout
+        while not partitions and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        messages: list[object] = []
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                messages.extend(records)
+            if len(messages) >= min_messages and not batch:
+                break
+        return messages
+    finally:
+        await consumer.stop()

@@ -1,0 +1,196 @@
+"""Settings: read from ASSETLINE_* variables when built, frozen, and rebuildable in a child."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from streams.settings import STAGES, Settings
+from streams.worker import settings_env
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ASSETLINE_* or KAFKA_BOOTSTRAP from the machine (CI may set KAFKA_BOOTSTRAP)."""
+    for name in list(os.environ):
+        if name.upper().startswith("ASSETLINE_") or name.upper() == "KAFKA_BOOTSTRAP":
+            monkeypatch.delenv(name)
+
+
+def test_defaults_without_environment() -> None:
+    settings = Settings()
+    assert settings.kafka_bootstrap == "127.0.0.1:9092"
+    assert settings.stages == STAGES == ("generate", "validate", "deliver")
+    assert settings.topic_prefix == "assetline"
+    assert settings.topic_partitions == 6
+    assert settings.blob_dir == Path("var/blobs")
+
+
+def test_env_prefix_is_assetline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSETLINE_TOPIC_PREFIX", "staging")
+    monkeypatch.setenv("ASSETLINE_TOPIC_PARTITIONS", "12")
+    monkeypatch.setenv("ASSETLINE_SESSION_TIMEOUT_S", "6.5")
+    monkeypatch.setenv("ASSETLINE_BLOB_DIR", "/srv/blobs")
+    monkeypatch.setenv("TOPIC_PREFIX", "ignored-without-prefix")
+    settings = Settings()
+    assert settings.topic_prefix == "staging"
+    assert settings.topic_partitions == 12
+    assert settings.session_timeout_s == 6.5
+    assert settings.blob_dir == Path("/srv/blobs")
+
+
+def test_env_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("assetline_app_id", "lower-case")
+    assert Settings().app_id == "lower-case"
+
+
+def test_explicit_arguments_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSETLINE_APP_ID", "from-env")
+    assert Settings(app_id="explicit").app_id == "explicit"
+
+
+def test_kafka_bootstrap_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "broker-a:9092,broker-b:9092")
+    assert Settings().kafka_bootstrap == "broker-a:9092,broker-b:9092"
+
+
+def test_prefixed_bootstrap_wins_over_kafka_bootstrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "generic:9092")
+    monkeypatch.setenv("ASSETLINE_KAFKA_BOOTSTRAP", "specific:9092")
+    assert Settings().kafka_bootstrap == "specific:9092"
+
+
+def test_kafka_bootstrap_as_an_argument() -> None:
+    assert Settings(kafka_bootstrap="arg:1").kafka_bootstrap == "arg:1"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("generate,validate", ("generate", "validate")),
+        (" deliver ", ("deliver",)),
+        ("validate, deliver,", ("validate", "deliver")),
+        ("generate,validate,deliver", STAGES),
+    ],
+)
+def test_stages_are_parsed_from_a_comma_list(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: tuple[str, ...]
+) -> None:
+    monkeypatch.setenv("ASSETLINE_STAGES", raw)
+    assert Settings().stages == expected
+
+
+def test_stages_as_a_tuple_argument() -> None:
+    assert Settings(stages=("deliver",)).stages == ("deliver",)
+
+
+def test_unknown_stage_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSETLINE_STAGES", "generate,publish")
+    with pytest.raises(ValidationError, match=r"unknown stage\(s\) \['publish'\]"):
+        Settings()
+
+
+@pytest.mark.parametrize("raw", ["", " , ,"])
+def test_no_stage_at_all_is_rejected(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("ASSETLINE_STAGES", raw)
+    with pytest.raises(ValidationError, match="at least one stage"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ASSETLINE_TOPIC_PARTITIONS", "0"),
+        ("ASSETLINE_WEB_PORT", "70000"),
+        ("ASSETLINE_SESSION_TIMEOUT_S", "0"),
+        ("ASSETLINE_GENERATE_CONCURRENCY", "not-a-number"),
+    ],
+)
+def test_out_of_range_values_are_rejected(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.topic_prefix = "changed"  # type: ignore[misc]
+    assert settings.topic_prefix == "assetline"
+    assert hash(settings) == hash(Settings())
+
+
+def test_settings_env_names_every_field_with_the_prefix() -> None:
+    env = settings_env(Settings())
+    assert set(env) == {f"ASSETLINE_{name.upper()}" for name in Settings.model_fields}
+    assert env["ASSETLINE_STAGES"] == "generate,validate,deliver"
+    assert all(isinstance(v, str) for v in env.values())
+
+
+def test_settings_env_round_trips_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Settings()
+    for key, value in settings_env(original).items():
+        monkeypatch.setenv(key, value)
+    assert Settings() == original
+
+
+def test_settings_env_round_trips_every_changed_knob(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    original = Settings(
+        kafka_bootstrap="b1:9092,b2:9093",
+        app_id="test-abc",
+        topic_prefix="test-abc",
+        topic_partitions=3,
+        topic_replication=2,
+        topic_retention_ms=123_456,
+        deadletter_retention_ms=654_321,
+        session_timeout_s=6.0,
+        heartbeat_interval_s=0.5,
+        commit_interval_s=0.25,
+        stream_buffer_maxsize=17,
+        producer_linger_ms=0,
+        stages=("validate", "deliver"),
+        generate_concurrency=9,
+        render_threads=3,
+        blob_dir=tmp_path / "blobs with space",
+        delivery_dir=tmp_path / "delivery",
+        data_dir=tmp_path / "worker",
+        blob_cache_bytes=0,
+        max_image_pixels=1_000_000,
+        max_image_side=1024,
+        web_host="0.0.0.0",
+        web_port=0,
+        log_level="info",
+    )
+    changed = {
+        name
+        for name in Settings.model_fields
+        if getattr(original, name) != getattr(Settings(), name)
+    }
+    assert changed == set(Settings.model_fields), "the test must change every knob"
+    env = settings_env(original)
+    assert env["ASSETLINE_STAGES"] == "validate,deliver"
+    assert env["ASSETLINE_BLOB_DIR"] == str(tmp_path / "blobs with space")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    rebuilt = Settings()
+    assert rebuilt == original
+    assert rebuilt.stages == ("validate", "deliver")
+    assert isinstance(rebuilt.blob_dir, Path)
+
+
+def test_settings_env_round_trip_ignores_kafka_bootstrap_of_the_parent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A child started with the parent's KAFKA_BOOTSTRAP still gets the settings' broker."""
+    original = Settings(kafka_bootstrap="chosen:9092")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "parent:9092")
+    for key, value in settings_env(original).items():
+        monkeypatch.setenv(key, value)
+    assert Settings() == original

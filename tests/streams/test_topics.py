@@ -1,0 +1,88 @@
+"""Topic names and the specs a worker creates: six co-partitioned topics."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from streams.settings import Settings
+from streams.topics import TopicNames, TopicSpec, line_topic_specs
+
+
+def test_with_prefix_names_the_six_topics() -> None:
+    names = TopicNames.with_prefix("acme-prod")
+    assert names.requests == "acme-prod.requests"
+    assert names.raw == "acme-prod.raw"
+    assert names.approved == "acme-prod.approved"
+    assert names.rejected == "acme-prod.rejected"
+    assert names.completed == "acme-prod.completed"
+    assert names.deadletter == "acme-prod.deadletter"
+
+
+def test_all_lists_every_topic_once_in_line_order() -> None:
+    names = TopicNames.with_prefix("p")
+    assert names.all() == (
+        "p.requests",
+        "p.raw",
+        "p.approved",
+        "p.rejected",
+        "p.completed",
+        "p.deadletter",
+    )
+    assert len(set(names.all())) == 6
+    assert set(names.all()) == {getattr(names, f.name) for f in dataclasses.fields(names)}
+
+
+def test_different_prefixes_never_share_a_topic() -> None:
+    a = TopicNames.with_prefix("test-1")
+    b = TopicNames.with_prefix("test-2")
+    assert not set(a.all()) & set(b.all())
+
+
+def test_names_are_frozen() -> None:
+    names = TopicNames.with_prefix("p")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        names.raw = "other"  # type: ignore[misc]
+
+
+def settings(**overrides: object) -> Settings:
+    fields: dict[str, object] = {
+        "kafka_bootstrap": "127.0.0.1:1",
+        "topic_prefix": "line",
+        "topic_partitions": 3,
+        "topic_replication": 2,
+        "topic_retention_ms": 1_000,
+        "deadletter_retention_ms": 9_000,
+    }
+    fields.update(overrides)
+    return Settings(**fields)  # type: ignore[arg-type]
+
+
+def test_line_topic_specs_are_six_topics_with_the_same_partitions() -> None:
+    specs = line_topic_specs(settings())
+    assert [s.name for s in specs] == list(TopicNames.with_prefix("line").all())
+    assert all(isinstance(s, TopicSpec) for s in specs)
+    assert {s.partitions for s in specs} == {3}
+    assert {s.replication for s in specs} == {2}
+
+
+def test_deadletter_keeps_messages_longer() -> None:
+    specs = {s.name: s for s in line_topic_specs(settings())}
+    deadletter = specs.pop("line.deadletter")
+    assert deadletter.config == {"cleanup.policy": "delete", "retention.ms": "9000"}
+    assert len(specs) == 5
+    for spec in specs.values():
+        assert spec.config == {"cleanup.policy": "delete", "retention.ms": "1000"}
+
+
+def test_specs_follow_the_settings() -> None:
+    specs = line_topic_specs(settings(topic_prefix="other", topic_partitions=12))
+    assert {s.partitions for s in specs} == {12}
+    assert all(s.name.startswith("other.") for s in specs)
+
+
+def test_spec_configs_are_strings() -> None:
+    """The admin client sends configs as strings; an int would be refused by Kafka."""
+    for spec in line_topic_specs(settings()):
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in spec.config.items())
