@@ -48,6 +48,7 @@ class Line:
 
 def create_faust_app(settings: Settings) -> faust.App:
     """Faust configured for Kafka 4.x: no self-declared topics, no leader topic."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     return faust.App(
         settings.app_id,
         broker=[f"kafka://{hostport}" for hostport in settings.kafka_bootstrap.split(",")],

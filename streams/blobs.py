@@ -54,6 +54,7 @@ class LocalBlobStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             try:
+                os.fchmod(fd, 0o644)  # mkstemp makes 0600; consumers run as other users
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
                 os.replace(tmp, path)

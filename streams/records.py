@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from streams.avro_schema import AvroInt
 
@@ -157,6 +157,12 @@ class RawAsset(AvroModel):
     latency_ms: float = Field(description="Wall time spent generating, in milliseconds.")
     cost: float = Field(0.0, description="Cost of generating, in USD.")
     generated_at: datetime = Field(default_factory=utc_now, description="When generation ended.")
+
+    @model_validator(mode="after")
+    def _blob_xor_error(self) -> RawAsset:
+        if (self.blob is None) == (self.error is None):
+            raise ValueError("a raw asset carries exactly one of 'blob' and 'error'")
+        return self
 
 
 class CheckResult(AvroModel):

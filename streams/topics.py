@@ -150,10 +150,18 @@ async def _wait_visible(admin: AIOKafkaAdminClient, names: list[str], timeout: f
     while True:
         try:
             described = await admin.describe_topics(names)
-            if all(d.get("error_code", 0) == 0 and d["partitions"] for d in described):
+            if all(_ready(d) for d in described):
                 return
         except KafkaError:
             pass
         if asyncio.get_running_loop().time() > deadline:
             raise TopicMismatchError(f"topics not visible after {timeout}s: {names}")
         await asyncio.sleep(0.2)
+
+
+def _ready(described: dict[str, object]) -> bool:
+    """Every partition has an elected leader (consumers log errors before that)."""
+    partitions = described.get("partitions")
+    if described.get("error_code", 0) != 0 or not isinstance(partitions, list) or not partitions:
+        return False
+    return all(p.get("leader", -1) >= 0 for p in partitions)

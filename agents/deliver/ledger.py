@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from streams.codecs import CodecError
 from streams.records import AssetCompleted
 
 
 def already_completed(
     previous: bytes | None, attempt: int, decode: Callable[[bytes], AssetCompleted]
 ) -> bool:
-    """True when a completion for this attempt (or a later one) was already published."""
+    """True when a completion for this attempt (or a later one) was already published.
+
+    An entry this worker cannot decode (say, written by a newer version during a rolling
+    upgrade) still proves a completion exists, so it counts as completed: a second completion
+    would break the promise downstream systems rely on.
+    """
     if previous is None:
         return False
-    return decode(previous).attempt >= attempt
+    try:
+        return decode(previous).attempt >= attempt
+    except CodecError:
+        return True

@@ -24,21 +24,15 @@ Route = Literal["approved", "rejected"]
 
 #: Codes of the ERROR results that validate() itself produces when there is nothing to judge.
 MISSING_DATA: Final = "validate.missing_data"
-EMPTY_ASSET: Final = "validate.empty_asset"
 
 
 def _why_no_asset(raw: RawAsset, data: bytes | None) -> CheckResult:
     """The failed result that explains why there is nothing to judge."""
     if raw.error is not None:
         return CheckResult(code=raw.error.code, passed=False, message=raw.error.message)
-    if raw.blob is None:
-        return CheckResult(
-            code=EMPTY_ASSET, passed=False, message="raw asset has neither a blob nor an error"
-        )
+    uri = raw.blob.uri if raw.blob is not None else "the asset"  # the contract sets one of them
     return CheckResult(
-        code=MISSING_DATA,
-        passed=False,
-        message=f"bytes of {raw.blob.uri} were not provided to validation",
+        code=MISSING_DATA, passed=False, message=f"bytes of {uri} were not provided to validation"
     )
 
 

@@ -46,6 +46,12 @@ def fingerprint_as_long(fp: bytes) -> int:
     return value
 
 
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """fastavro puts whole schemas into some messages; headers and logs need the gist."""
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _parse(schema: dict[str, Any]) -> dict[str, Any]:
     # A private name table per schema, so two versions of the same named records never clash.
     parsed = fastavro.parse_schema(schema, named_schemas={})
@@ -118,7 +124,9 @@ class SingleObjectCodec(Generic[M]):
         try:
             fastavro.schemaless_writer(buffer, self._reader, datum)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise RecordValidationError(f"cannot encode {self.model.__name__}: {exc}") from exc
+            raise RecordValidationError(
+                f"cannot encode {self.model.__name__}: {_short(exc)}"
+            ) from exc
         return buffer.getvalue()
 
     def decode_dict(self, data: bytes) -> dict[str, Any]:
@@ -133,14 +141,17 @@ class SingleObjectCodec(Generic[M]):
                 datum = fastavro.schemaless_reader(stream, writer, self._reader)
         except SchemaResolutionError as exc:
             raise UnknownSchemaError(
-                f"writer schema {fp.hex()} cannot be resolved to {self.model.__name__}: {exc}"
+                f"writer schema {fp.hex()} cannot be resolved to {self.model.__name__}: "
+                f"{_short(exc)}"
             ) from exc
         except (EOFError, StopIteration, struct.error, IndexError) as exc:
             raise MalformedMessageError(
                 f"{self.model.__name__} body is truncated ({len(body)} bytes)"
             ) from exc
         except (ValueError, TypeError, KeyError, UnicodeDecodeError, OverflowError) as exc:
-            raise MalformedMessageError(f"{self.model.__name__} body is garbage: {exc}") from exc
+            raise MalformedMessageError(
+                f"{self.model.__name__} body is garbage: {_short(exc)}"
+            ) from exc
         if stream.tell() != len(body):
             raise MalformedMessageError(
                 f"{self.model.__name__} body has {len(body) - stream.tell()} trailing bytes"

@@ -7,7 +7,9 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pytest
 from PIL import Image
+from pydantic import ValidationError
 
 from agents.validate.checks import default_checks
 from agents.validate.checks._base import Subject
@@ -126,13 +128,11 @@ def test_missing_bytes_for_a_blob_is_an_error_not_a_crash() -> None:
     assert raw.blob.uri in result.message
 
 
-def test_asset_without_blob_or_error_is_an_error() -> None:
-    raw = RawAsset(
-        request=request(AssetKind.TEXT), provider="offline", model_version="1", latency_ms=1.0
-    )
-    validated = validate(raw, b"ignored", default_checks())
-    assert validated.report.verdict is Verdict.ERROR
-    assert validated.report.checks[0].code == "validate.empty_asset"
+def test_the_contract_refuses_an_asset_without_blob_or_error() -> None:
+    with pytest.raises(ValidationError, match="exactly one of 'blob' and 'error'"):
+        RawAsset(
+            request=request(AssetKind.TEXT), provider="offline", model_version="1", latency_ms=1.0
+        )
 
 
 def test_duration_is_measured_with_the_given_clock() -> None:
