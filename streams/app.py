@@ -16,6 +16,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from streams.blobs import LocalBlobStore
 from streams.codecs import Codecs
 from streams.metrics import StageMetrics
+from streams.safe_consumer import SafeTransport
 from streams.settings import Settings
 from streams.topics import TopicNames
 
@@ -46,10 +47,17 @@ class Line:
     metrics: StageMetrics
 
 
+class LineApp(faust.App):
+    """Faust's app with a consumer that cannot commit past unprocessed events."""
+
+    def _new_transport(self) -> Any:
+        return SafeTransport(self.conf.broker_consumer, self)
+
+
 def create_faust_app(settings: Settings) -> faust.App:
     """Faust configured for Kafka 4.x: no self-declared topics, no leader topic."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
-    return faust.App(
+    return LineApp(
         settings.app_id,
         broker=[f"kafka://{hostport}" for hostport in settings.kafka_bootstrap.split(",")],
         store="memory://",
@@ -129,6 +137,9 @@ def _install_stages(line: Line) -> None:
 def _install_metrics_page(line: Line) -> None:
     registry = line.registry
 
+    # aiohttp refuses a charset inside content_type, so it is dropped from Prometheus' value.
+    content_type = CONTENT_TYPE_LATEST.split("; charset")[0]
+
     @line.app.page("/metrics")
-    async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    async def metrics(view: Any, request: Any) -> Any:
+        return view.bytes(generate_latest(registry), content_type=content_type)

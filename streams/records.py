@@ -93,8 +93,8 @@ class GenerationRequest(AvroModel):
 
     request_id: str = Field(description="Unique id of this request; the Kafka key everywhere.")
     idempotency_key: str = Field(
-        description="Stable key of the producer's intent; a resubmission with the same key is a "
-        "duplicate."
+        description="The producer's stable key for this intent, carried to the completion so "
+        "the producer can match resubmissions to results."
     )
     tenant: str = Field(description="Owning tenant; first level of the delivery layout.")
     campaign_id: str = Field(description="Campaign the asset belongs to.")

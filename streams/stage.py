@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
@@ -39,12 +39,20 @@ class StageIO:
         self.stage = stage
         self._metrics = line.metrics
 
-    @contextmanager
-    def timed(self) -> Iterator[None]:
+    @asynccontextmanager
+    async def handling(self, event: Any) -> AsyncIterator[None]:
+        """Time one event; an unexpected exception parks it on the dead-letter topic.
+
+        A bug triggered by one odd input must not stop the agent for every later input;
+        the event is kept (with the exception in its headers) for a person to look at.
+        """
         self._metrics.events_in.labels(self.stage).inc()
         start = time.perf_counter()
         try:
             yield
+        except Exception as exc:
+            log.exception("%s: unexpected error; dead-lettering the event", self.stage)
+            await self.dead_letter(event, f"{self.stage}.crashed", f"{type(exc).__name__}: {exc}")
         finally:
             self._metrics.seconds.labels(self.stage).observe(time.perf_counter() - start)
 

@@ -66,7 +66,7 @@ def install(line: Line) -> None:
     @line.app.agent(sources, name=STAGE)
     async def deliver(stream: Any) -> None:
         async for event in stream.events():
-            with io.timed():
+            async with io.handling(event):
                 validated = await io.decode(codecs.validated, event)
                 if validated is None:
                     continue

@@ -32,7 +32,7 @@ def install(line: Line) -> None:
     )
     async def generate(stream: Any) -> None:
         async for event in stream.events():
-            with io.timed():
+            async with io.handling(event):
                 request = await io.decode(codecs.request, event)
                 if request is None:
                     continue

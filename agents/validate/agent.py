@@ -24,7 +24,7 @@ def install(line: Line) -> None:
     @line.app.agent(line.topics.raw, name=STAGE)
     async def validate_stage(stream: Any) -> None:
         async for event in stream.events():
-            with io.timed():
+            async with io.handling(event):
                 raw = await io.decode(codecs.raw, event)
                 if raw is None:
                     continue

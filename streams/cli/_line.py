@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from streams.cli._common import load_settings, run
@@ -32,7 +33,7 @@ def worker(stages: str | None, web_port: int | None) -> None:
     settings = load_settings(stages=stages, web_port=web_port)
     try:
         run_worker(settings)
-    except (ConnectionError, OSError) as exc:
+    except (KafkaError, ConnectionError, OSError) as exc:
         raise click.ClickException(
             f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"
         ) from None

@@ -1,0 +1,103 @@
+"""Offset bookkeeping of SafeConsumer: never commit past an event nobody processed.
+
+These call the methods on a small stand-in for the consumer's state, since the real consumer
+needs a running app; the end-to-end proof is the integration test with a joining worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from types import SimpleNamespace
+from typing import Any
+
+from intervaltree import IntervalTree
+
+from streams.safe_consumer import SafeConsumer
+
+TP = ("requests", 0)
+
+
+def state(committed: int | None, acked: list[int], in_progress: tuple[int, ...] = ()) -> Any:
+    fake = SimpleNamespace(
+        _acked=defaultdict(list, {TP: list(acked)}),
+        _acked_index=defaultdict(set, {TP: set(acked)}),
+        _committed_offset=defaultdict(lambda: None, {TP: committed}),
+        _unacked_messages=[SimpleNamespace(tp=TP, offset=o) for o in in_progress],
+        _gap=defaultdict(IntervalTree),
+    )
+    fake._fill_gaps = lambda tp, acked: SafeConsumer._fill_gaps(fake, tp, acked)  # type: ignore[arg-type]
+    fake._new_offset = lambda tp: SafeConsumer._new_offset(fake, tp)  # type: ignore[arg-type]
+    return fake
+
+
+def new_offset(fake: Any) -> int | None:
+    return SafeConsumer._new_offset(fake, TP)  # type: ignore[arg-type]
+
+
+def test_commits_the_run_that_starts_at_the_committed_offset() -> None:
+    fake = state(committed=5, acked=[5, 6, 7, 9])
+    assert new_offset(fake) == 8
+    assert fake._acked[TP] == [9]
+
+
+def test_a_one_event_hole_at_the_head_blocks_the_commit() -> None:
+    # Upstream commits 8 here (it tolerates min(acked) - committed == 1): event 5 would be lost.
+    assert new_offset(state(committed=5, acked=[6, 7])) is None
+
+
+def test_head_hole_is_checked_when_committed_offset_is_zero() -> None:
+    # Upstream skips the check when the committed offset is 0 (falsy).
+    assert new_offset(state(committed=0, acked=[1, 2, 3])) is None
+
+
+def test_never_passes_an_event_still_being_processed() -> None:
+    fake = state(committed=None, acked=[11, 12, 13], in_progress=(10,))
+    assert new_offset(fake) is None
+    fake = state(committed=10, acked=[10, 11, 13, 14], in_progress=(12,))
+    assert new_offset(fake) == 12
+
+
+def test_stale_acknowledgements_below_the_committed_offset_are_dropped() -> None:
+    fake = state(committed=7, acked=[3, 4, 7, 8])
+    assert new_offset(fake) == 9
+    assert fake._acked[TP] == []
+    assert fake._acked_index[TP] == set()
+
+
+def test_booked_gaps_count_as_acknowledged() -> None:
+    fake = state(committed=5, acked=[5, 8])
+    fake._gap[TP].addi(6, 8)  # offsets 6 and 7 were transaction markers
+    assert new_offset(fake) == 9
+
+
+def test_add_gap_books_only_the_missing_offsets() -> None:
+    fake = state(committed=4, acked=[])
+    asyncio.run(SafeConsumer._add_gap(fake, TP, 5, 6))  # type: ignore[arg-type]
+    assert sorted((i.begin, i.end) for i in fake._gap[TP]) == [(5, 7)]
+    # Below the committed offset nothing is booked; the committed offset itself can be.
+    fake = state(committed=4, acked=[])
+    asyncio.run(SafeConsumer._add_gap(fake, TP, 2, 4))  # type: ignore[arg-type]
+    assert sorted((i.begin, i.end) for i in fake._gap[TP]) == [(4, 5)]
+
+
+def _acking_consumer(generation: int, flow_active: bool) -> Any:
+    app = SimpleNamespace(
+        consumer_generation_id=generation,
+        flow_control=SimpleNamespace(is_active=lambda: flow_active),
+    )
+    return SimpleNamespace(app=app)
+
+
+def test_acks_of_an_older_generation_are_ignored() -> None:
+    message = SimpleNamespace(generation_id=1, acked=False)
+    consumer = _acking_consumer(generation=2, flow_active=True)
+    assert SafeConsumer.ack(consumer, message) is False  # type: ignore[arg-type]
+    assert message.acked is True
+
+
+def test_acks_while_flow_is_suspended_are_ignored() -> None:
+    message = SimpleNamespace(generation_id=2, acked=False)
+    consumer = _acking_consumer(generation=2, flow_active=False)
+    assert SafeConsumer.ack(consumer, message) is False  # type: ignore[arg-type]
+    assert message.acked is True
