@@ -87,12 +87,13 @@ def create_line(settings: Settings, *, registry: CollectorRegistry | None = None
     app = create_faust_app(settings)
     names = TopicNames.with_prefix(settings.topic_prefix)
 
-    def topic(name: str) -> Any:
+    def topic(name: str, *, acks: bool = True) -> Any:
         return app.topic(
             name,
             key_serializer="raw",
             value_serializer="raw",
             partitions=settings.topic_partitions,
+            acks=acks,
         )
 
     topics = LineTopics(
@@ -101,7 +102,9 @@ def create_line(settings: Settings, *, registry: CollectorRegistry | None = None
         raw=topic(names.raw),
         approved=topic(names.approved),
         rejected=topic(names.rejected),
-        completed=topic(names.completed),
+        # No agent consumes .completed; it is the ledger table's changelog. Without acks Faust's
+        # stall monitor does not expect a stream to drain it.
+        completed=topic(names.completed, acks=False),
         deadletter=topic(names.deadletter),
     )
     registry = registry if registry is not None else CollectorRegistry()

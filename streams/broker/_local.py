@@ -168,8 +168,15 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: base64url of 16 random bytes without padding (22 chars)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    """A KRaft cluster id: base64url of 16 random bytes without padding (22 chars).
+
+    Never starting with '-', like Kafka's own ``Uuid.randomUuid()``: the storage tool's
+    argument parser would read such an id as an option (seen here: one run in ~64 failed).
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def render_config(
@@ -595,7 +602,9 @@ class LocalBroker:
         java = _find_java()
         self.write_config()
         cid = self.cluster_id()
-        cmd = self._java_cmd(java, _STORAGE_TOOL, "format", "-t", cid, "-c", str(self.paths.config))
+        cmd = self._java_cmd(
+            java, _STORAGE_TOOL, "format", f"--cluster-id={cid}", "-c", str(self.paths.config)
+        )
         started = time.monotonic()
         result = subprocess.run(
             cmd,

@@ -405,3 +405,14 @@ def test_tail(tmp_path: Path) -> None:
     assert "does not exist" in tail(log)
     log.write_text("".join(f"line {i}\n" for i in range(100)))
     assert tail(log, 3) == "line 97\nline 98\nline 99"
+
+
+def test_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid as uuid_module
+
+    # 0xf8 as the first byte makes base64url start with '-'; the next draw is fine.
+    draws = iter([uuid_module.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid_module.UUID(int=1)])
+    monkeypatch.setattr("streams.broker._local.uuid.uuid4", lambda: next(draws))
+    cid = new_cluster_id()
+    assert not cid.startswith("-")
+    assert len(cid) == 22
