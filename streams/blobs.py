@@ -8,12 +8,11 @@ keeps recent blobs so a worker running several stages never re-reads what it jus
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
+from streams.atomic_file import write_atomic
 from streams.records import BlobRef
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -51,16 +50,7 @@ class LocalBlobStore:
         sha256 = hashlib.sha256(data).hexdigest()
         path = self.path_for(sha256)
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            try:
-                os.fchmod(fd, 0o644)  # mkstemp makes 0600; consumers run as other users
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomic(path, data)
         self._remember(sha256, data)
         return BlobRef(uri=path.as_uri(), sha256=sha256, size=len(data), media_type=media_type)
 

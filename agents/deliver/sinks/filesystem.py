@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path, PurePosixPath
 
 from agents.deliver.sinks._base import SinkError
+from streams.atomic_file import write_atomic
 
 
 class FilesystemSink:
@@ -31,25 +30,11 @@ class FilesystemSink:
         # microseconds, less than the thread hop would.
         target = self.target(path)
         try:
-            _write_atomic(target, data)
+            if not _same_content(target, data):
+                write_atomic(target, data)
         except OSError as exc:
             raise SinkError("deliver.write_failed", f"cannot write {path}: {exc}") from exc
         return target.as_uri()
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    if _same_content(target, data):
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; consumers run as other users
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _same_content(target: Path, data: bytes) -> bool:
