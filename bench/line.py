@@ -71,6 +71,27 @@ def rss_peak_mib(pid: int | None) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+BROKER_PID: list[int | None] = [None]  # set by main() when this script runs the broker
+
+
+def cpu_snapshot(workers: list[WorkerProcess]) -> dict[str, float]:
+    snapshot = {f"worker{i}": cpu_seconds(w.pid) for i, w in enumerate(workers)}
+    snapshot["broker"] = cpu_seconds(BROKER_PID[0])
+    snapshot["bench"] = cpu_seconds(os.getpid())
+    return snapshot
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -88,6 +109,7 @@ class PhaseResult:
     statuses: dict[str, int]
     latencies_ms: list[float]
     rss_mib: list[float]
+    cpu_s: dict[str, float]
 
     def row(self) -> dict[str, object]:
         lat = self.latencies_ms
@@ -101,6 +123,8 @@ class PhaseResult:
             "p95_ms": round(pct(lat, 95), 1),
             "p99_ms": round(pct(lat, 99), 1),
             "peak_rss_mib": [round(r, 1) for r in self.rss_mib],
+            "cpu_s": {k: round(v, 1) for k, v in self.cpu_s.items()},
+            "cores_busy": round(sum(self.cpu_s.values()) / self.seconds, 2),
             "statuses": self.statuses,
         }
 
@@ -135,6 +159,7 @@ async def run_phase(
     ids = [r.request_id for r in requests]
     reader = await open_completion_reader(settings)
     await reader.seek_to_end(*reader.assignment())
+    cpu_before = cpu_snapshot(workers)
     start = time.perf_counter()
     async with LineClient(settings) as client:
         if rate is None:
@@ -150,15 +175,16 @@ async def run_phase(
                 await client.submit(stamp(requests[i : i + batch]))
     got = await await_completions(settings, ids, timeout=max(120.0, n / 20), consumer=reader)
     seconds = time.perf_counter() - start
+    cpu_after = cpu_snapshot(workers)
     await reader.stop()
     statuses: dict[str, int] = {}
     latencies = []
     for events in got.values():
         statuses[events[0].status.value] = statuses.get(events[0].status.value, 0) + 1
         latencies.append(events[0].timings_ms["total"])
-    return PhaseResult(
-        name, n, seconds, len(got), statuses, latencies, [rss_peak_mib(w.pid) for w in workers]
-    )
+    cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_after}
+    rss = [rss_peak_mib(w.pid) for w in workers]
+    return PhaseResult(name, n, seconds, len(got), statuses, latencies, rss, cpu)
 
 
 def start_workers(settings: Settings, count: int, logs: Path) -> list[WorkerProcess]:
@@ -198,6 +224,7 @@ def print_table(rows: list[dict[str, object]]) -> None:
         "p95_ms",
         "p99_ms",
         "peak_rss_mib",
+        "cores_busy",
     ]
     cells = [[str(r[c]) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
@@ -244,12 +271,16 @@ def main() -> None:
         port, ctrl = free_ports(2)
         broker = LocalBroker(root / "kafka", port=port, controller_port=ctrl, heap="1g")
         bootstrap = broker.up(timeout=120)
+        BROKER_PID[0] = broker.read_pid()
     try:
         result = asyncio.run(main_async(args, bootstrap, root))
     finally:
         if broker is not None:
             broker.down()
     print_table(result["rows"])  # type: ignore[arg-type]
+    print("\nCPU seconds per process during each phase:")
+    for row in result["rows"]:  # type: ignore[attr-defined]
+        print(f"  {row['phase']}: {row['cpu_s']}")
     if "two_worker_speedup" in result:
         print(f"\ntwo workers / one worker throughput: {result['two_worker_speedup']}x")
     args.json.parent.mkdir(parents=True, exist_ok=True)
