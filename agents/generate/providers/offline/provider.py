@@ -15,18 +15,18 @@ from concurrent.futures import Executor
 from typing import Final
 
 from agents.generate.providers._base import Generated, ProviderError
+from agents.generate.providers.offline.code import (
+    CODE_MEDIA_TYPES,
+    canonical_language,
+    render_code,
+)
 from agents.generate.providers.offline.image import (
     IMAGE_MEDIA_TYPES,
     normalize_format,
     render_image,
 )
-from agents.generate.providers.offline.text import (
-    CODE_MEDIA_TYPES,
-    canonical_language,
-    render_code,
-    render_copy,
-    render_json,
-)
+from agents.generate.providers.offline.json_document import render_json
+from agents.generate.providers.offline.text import render_copy
 from streams.records import AssetKind, GenerationRequest
 
 __all__ = ["DEFAULT_VERSION", "OfflineProvider", "content_seed"]

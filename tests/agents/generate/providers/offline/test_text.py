@@ -13,12 +13,12 @@ import jsonschema
 import pytest
 
 from agents.generate.providers._base import ProviderError
+from agents.generate.providers.offline.code import render_code
+from agents.generate.providers.offline.json_document import render_json
 from agents.generate.providers.offline.text import (
     compose_copy,
     locale_language,
-    render_code,
     render_copy,
-    render_json,
     trim_text,
 )
 
