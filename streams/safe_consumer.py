@@ -19,7 +19,8 @@ offsets are decided:
    read so far, and books forward jumps as gaps. A batch fetched before the post-rebalance
    seek can still be draining after it, so the re-fetched copies of the events skipped in
    step 2 were dropped (or booked as a gap).
-   -> :meth:`SafeConsumer._drain_messages` abandons batches a seek overtook.
+   -> :meth:`SafeConsumer._drain_messages` delivers every fetched event and books a jump as a
+   gap only where no seek can explain it.
 4. ``Consumer._add_gap`` books the event that revealed a gap as part of the gap, so it counted
    as acknowledged before any stream saw it. -> :meth:`SafeConsumer._add_gap`.
 5. ``Consumer._new_offset`` tolerates a one-offset hole at the head of the acknowledged list
@@ -58,6 +59,7 @@ class SafeConsumer(Consumer):
         if never:
             starts = await self._thread.call_thread(self._seek_to_beginning, never)
             committed.update(starts)
+        self._seek_epoch += 1
         for tp, offset in committed.items():
             # The read mark is the offset *before* the next one, so that a gap right at the
             # seek position (a transaction marker) is still booked.
@@ -107,31 +109,38 @@ class SafeConsumer(Consumer):
         return new_offset
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - loop body
-        """Faust's fetch loop, made safe against batches that straddle a seek.
+        """Faust's fetch loop without its two shortcuts around seeks.
 
-        Upstream drops any fetched event whose offset is below the highest offset read so far,
-        and books any forward jump as a gap (offsets Kafka never delivers, which count as
-        acknowledged). After a rebalance that keeps a partition, a batch fetched *before* the
-        seek can still be draining *after* it: its events raised the mark, so the re-fetched
-        events below it (including ones skipped, never processed, during the rebalance) were
-        dropped, and the jump to it was booked as a gap. Here a batch that a seek overtook is
-        abandoned (the seek fetches it again), and gaps are only booked within one seek epoch.
+        Upstream drops a fetched event whose offset is below the highest offset read so far,
+        and books any forward jump as a gap (offsets that count as acknowledged). After a
+        rebalance that keeps a partition, a batch fetched *before* the seek can still drain
+        *after* it: its events raised the mark, so the re-fetched events below it (including
+        ones skipped, never processed, during the rebalance) were dropped. Here every fetched
+        event is delivered (a duplicate is harmless: the ledger keeps completions single), and
+        a jump is booked as a gap only when no seek can explain it: inside one fetched batch,
+        or across batches with no seek since the previous one started.
         """
         callback = self.callback
-        read_offset = self._read_offset
+        last_read = self._read_offset
+        previous_start = self._seek_epoch
         while not (self._stopped.is_set() or fetcher._stopped.is_set()):
             self.diag.set_flag(CONSUMER_FETCHING)
             try:
                 await self.sleep(0)
                 if self.should_stop:
                     continue
-                epoch = self._seek_epoch
+                start = self._seek_epoch
+                in_this_batch: set[Any] = set()
                 async for tp, message in self.getmany(timeout=1.0):
-                    if self._seek_epoch != epoch:
-                        break  # fetched before a seek: the seek fetches it again
-                    await self._deliver(tp, message, read_offset.get(tp), callback)
-                    if self._seek_epoch == epoch:
-                        read_offset[tp] = message.offset
+                    last = last_read[tp]
+                    if last is not None and message.offset > last + 1:
+                        unseeked = previous_start == self._seek_epoch
+                        if tp in in_this_batch or unseeked:
+                            await self._book_gap(tp, message, last)
+                    in_this_batch.add(tp)
+                    await self._deliver(message, callback)
+                    last_read[tp] = message.offset
+                previous_start = start
             except self.consumer_stopped_errors:
                 if self.transport.app.should_stop:
                     return
@@ -143,11 +152,11 @@ class SafeConsumer(Consumer):
             finally:
                 self.diag.unset_flag(CONSUMER_FETCHING)
 
-    async def _deliver(self, tp: TP, message: Any, last: int | None, callback: Any) -> None:
-        offset = message.offset
-        jumped = last is not None and offset > last + 1
-        if jumped and self.app.topics.acks_enabled_for(message.topic):
-            await self._add_gap(tp, last + 1, offset - 1)  # type: ignore[operator]
+    async def _book_gap(self, tp: TP, message: Any, last: int) -> None:
+        if self.app.topics.acks_enabled_for(message.topic):
+            await self._add_gap(tp, last + 1, message.offset)
+
+    async def _deliver(self, message: Any, callback: Any) -> None:
         commit_every = self._commit_every
         if commit_every is not None and self._n_acked >= commit_every:
             self._n_acked = 0
@@ -155,22 +164,41 @@ class SafeConsumer(Consumer):
         await self.wait_first(callback(message), self.suspend_flow.wait())
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
-        """Book offsets ``offset_from..offset_to`` (inclusive) as never delivered.
+        """Book offsets ``offset_from`` up to, not including, ``offset_to`` as never delivered.
 
-        Upstream includes the event that revealed the gap (so it counted as acknowledged
-        before it was processed) and excludes the committed offset itself.
+        ``offset_to`` is the event that revealed the gap. Upstream books that event too (so it
+        counted as acknowledged before any stream saw it) and never books the committed offset.
         """
         committed = self._committed_offset[tp]
         if committed is not None:
             offset_from = max(offset_from, committed)
-        if offset_from <= offset_to:
+        if offset_from < offset_to:
             gaps = self._gap[tp]
-            gaps.addi(offset_from, offset_to + 1)
+            gaps.addi(offset_from, offset_to)
             gaps.merge_overlaps()
+
+    def stop_flow(self) -> None:
+        # Faust's fetch loop drops the rest of a batch when the flow stops, and the fetch
+        # position is already past it: until the next seek, a jump is not a gap.
+        self._seek_epoch += 1
+        super().stop_flow()
+
+    def resume_flow(self) -> None:
+        self._seek_epoch += 1
+        super().resume_flow()
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self._seek_epoch += 1
+        await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any, generation_id: int = 0) -> None:
+        self._seek_epoch += 1
+        await super().on_partitions_assigned(assigned, generation_id)
 
     async def seek(self, partition: TP, offset: int) -> None:
         self._seek_epoch += 1
         await super().seek(partition, offset)
+        self._seek_epoch += 1
 
     def _fill_gaps(self, tp: TP, acked: list[int]) -> None:
         """Offsets Kafka never delivers (transaction markers, compaction) count as acked.

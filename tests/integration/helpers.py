@@ -105,31 +105,6 @@ def mixed_requests(count: int, run: str | None = None) -> list[Expected]:
     return out
 
 
-def heavy_requests(count: int) -> list[GenerationRequest]:
-    """The benchmark's mix: half 512x512 PNG banners, half copy."""
-    run = uuid.uuid4().hex[:8]
-    out = []
-    for i in range(count):
-        image = i % 2 == 0
-        out.append(
-            GenerationRequest(
-                request_id=f"{run}-{i:05d}",
-                idempotency_key=f"{run}-{i:05d}",
-                tenant="acme",
-                campaign_id="heavy",
-                kind=AssetKind.IMAGE if image else AssetKind.TEXT,
-                prompt_template="Banner for ${persona}" if image else "Copy for ${persona}",
-                variables={"persona": f"p{i % 97}", "locale": "en-GB"},
-                constraints=(
-                    Constraints(width=512, height=512, format="png")
-                    if image
-                    else Constraints(max_chars=280)
-                ),
-            )
-        )
-    return out
-
-
 async def read_topic(
     settings: Settings, topic: str, *, min_messages: int, timeout: float
 ) -> list[object]:

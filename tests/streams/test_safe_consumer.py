@@ -73,11 +73,11 @@ def test_booked_gaps_count_as_acknowledged() -> None:
 
 def test_add_gap_books_only_the_missing_offsets() -> None:
     fake = state(committed=4, acked=[])
-    asyncio.run(SafeConsumer._add_gap(fake, TP, 5, 6))  # type: ignore[arg-type]
+    asyncio.run(SafeConsumer._add_gap(fake, TP, 5, 7))  # type: ignore[arg-type]
     assert sorted((i.begin, i.end) for i in fake._gap[TP]) == [(5, 7)]
     # Below the committed offset nothing is booked; the committed offset itself can be.
     fake = state(committed=4, acked=[])
-    asyncio.run(SafeConsumer._add_gap(fake, TP, 2, 4))  # type: ignore[arg-type]
+    asyncio.run(SafeConsumer._add_gap(fake, TP, 2, 5))  # type: ignore[arg-type]
     assert sorted((i.begin, i.end) for i in fake._gap[TP]) == [(4, 5)]
 
 
