@@ -137,8 +137,11 @@ class SafeConsumer(Consumer):
                     if tp in rewound:
                         continue  # fetched again after the rewind
                     last = last_read[tp]
-                    jumped = last is not None and message.offset > last + 1
-                    if jumped and not await self._is_real_gap(tp, message, last):
+                    if (
+                        last is not None
+                        and message.offset > last + 1
+                        and not await self._is_real_gap(tp, message, last)
+                    ):
                         rewound.add(tp)
                         continue
                     await self._deliver(message, callback)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from agents.generate.generation import ProviderRouter, generate_asset
@@ -16,8 +17,13 @@ STAGE = "generate"
 
 def build_router(line: Line) -> ProviderRouter:
     settings = line.settings
+    # Rendering is CPU-bound; Pillow releases the GIL while encoding, so a few threads overlap
+    # rendering with Kafka I/O without starving the event loop.
+    renderers = ThreadPoolExecutor(settings.render_threads, thread_name_prefix="render")
     offline = OfflineProvider(
-        max_pixels=settings.max_image_pixels, max_side=settings.max_image_side
+        max_pixels=settings.max_image_pixels,
+        max_side=settings.max_image_side,
+        executor=renderers,
     )
     return ProviderRouter({offline.name: offline}, default=offline.name)
 
