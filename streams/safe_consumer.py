@@ -24,7 +24,11 @@ offsets are decided:
    whose offsets jump, and books a gap only when the same jump recurs after the rewind.
 4. ``Consumer._add_gap`` books the event that revealed a gap as part of the gap, so it counted
    as acknowledged before any stream saw it. -> :meth:`SafeConsumer._add_gap`.
-5. ``Consumer._new_offset`` tolerates a one-offset hole at the head of the acknowledged list
+5. Whatever else drops an event on its way to a stream (never found upstream by reading; seen
+   as a partition whose committed offset stopped at an event no stream ever took while later
+   events were processed) -> :meth:`SafeConsumer._new_offset` notices exactly that state and
+   rewinds the partition to the committed offset, so the event is fetched again.
+6. ``Consumer._new_offset`` tolerates a one-offset hole at the head of the acknowledged list
    (``min(acked) - committed > 1``) and skips the check entirely while nothing is committed,
    and with concurrent agents an event still in progress can be passed by later ones.
    -> :meth:`SafeConsumer._new_offset` commits only the consecutive run that starts at the
@@ -37,12 +41,16 @@ loss without this class.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer, Transport
 from faust.types import TP
 from faust.utils.functional import consecutive_numbers
+
+#: At most one rewind per partition in this many seconds (commits run about every second).
+REWIND_INTERVAL_S = 5.0
 
 
 class SafeConsumer(Consumer):
@@ -100,7 +108,12 @@ class SafeConsumer(Consumer):
             acked[: len(stale)] = []
             self._acked_index[tp].difference_update(stale)
         if not acked or acked[0] != start:
-            return None  # the event at the committed offset is not processed yet
+            if acked and start not in in_progress:
+                # Later events are done but the one at the committed offset was never taken
+                # by a stream (streams take a partition's events in order): it was dropped
+                # on the way. Fetch the partition again from there.
+                self._request_rewind(tp, start)
+            return None
         batch = next(consecutive_numbers(acked))
         if in_progress:
             limit = min(in_progress)
@@ -111,6 +124,23 @@ class SafeConsumer(Consumer):
         self._acked_index[tp].difference_update(batch)
         new_offset: int = batch[-1] + 1
         return new_offset
+
+    def _request_rewind(self, tp: TP, offset: int) -> None:
+        now = time.monotonic()
+        rewinds: dict[Any, float] = self.__dict__.setdefault("_last_rewind", {})
+        if now - rewinds.get(tp, float("-inf")) < REWIND_INTERVAL_S:
+            return
+        rewinds[tp] = now
+        self.log.warning(
+            "event %s@%s was dropped before any stream took it: refetching", tp, offset
+        )
+        task = asyncio.ensure_future(self._rewind(tp, offset))
+        self.__dict__.setdefault("_rewind_tasks", set()).add(task)
+        task.add_done_callback(self.__dict__["_rewind_tasks"].discard)
+
+    async def _rewind(self, tp: TP, offset: int) -> None:
+        await self._seek(tp, offset)
+        self._read_offset[tp] = offset - 1 if offset else None
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - loop body
         """Faust's fetch loop, with a jump in offsets treated as "something was dropped".

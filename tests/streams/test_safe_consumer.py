@@ -28,6 +28,8 @@ def state(committed: int | None, acked: list[int], in_progress: tuple[int, ...] 
     )
     fake._fill_gaps = lambda tp, acked: SafeConsumer._fill_gaps(fake, tp, acked)  # type: ignore[arg-type]
     fake._new_offset = lambda tp: SafeConsumer._new_offset(fake, tp)  # type: ignore[arg-type]
+    fake.rewinds = []
+    fake._request_rewind = lambda tp, offset: fake.rewinds.append((tp, offset))
     return fake
 
 
@@ -41,14 +43,24 @@ def test_commits_the_run_that_starts_at_the_committed_offset() -> None:
     assert fake._acked[TP] == [9]
 
 
-def test_a_one_event_hole_at_the_head_blocks_the_commit() -> None:
+def test_a_one_event_hole_at_the_head_blocks_the_commit_and_refetches_it() -> None:
     # Upstream commits 8 here (it tolerates min(acked) - committed == 1): event 5 would be lost.
-    assert new_offset(state(committed=5, acked=[6, 7])) is None
+    fake = state(committed=5, acked=[6, 7])
+    assert new_offset(fake) is None
+    assert fake.rewinds == [(TP, 5)]  # no stream holds event 5: it was dropped, fetch again
 
 
 def test_head_hole_is_checked_when_committed_offset_is_zero() -> None:
     # Upstream skips the check when the committed offset is 0 (falsy).
-    assert new_offset(state(committed=0, acked=[1, 2, 3])) is None
+    fake = state(committed=0, acked=[1, 2, 3])
+    assert new_offset(fake) is None
+    assert fake.rewinds == [(TP, 0)]
+
+
+def test_a_head_event_still_in_progress_is_waited_for_not_refetched() -> None:
+    fake = state(committed=5, acked=[6, 7], in_progress=(5,))
+    assert new_offset(fake) is None
+    assert fake.rewinds == []
 
 
 def test_never_passes_an_event_still_being_processed() -> None:
