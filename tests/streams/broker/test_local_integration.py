@@ -33,7 +33,12 @@ async def _create_and_list(bootstrap: str, topic: str) -> list[str]:
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+        # A new topic reaches the metadata the broker answers with a moment after creation.
+        deadline = time.monotonic() + 10
         topics: list[str] = await admin.list_topics()
+        while topic not in topics and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            topics = await admin.list_topics()
         return topics
     finally:
         await admin.close()
