@@ -101,10 +101,13 @@ async def await_completions(
 async def open_completion_reader(settings: Settings) -> AIOKafkaConsumer:
     """A group-less consumer on every partition of ``.completed``, from the beginning."""
     topic = TopicNames.with_prefix(settings.topic_prefix).completed
+    return await open_topic_reader(settings.kafka_bootstrap, topic)
+
+
+async def open_topic_reader(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    """A group-less consumer on every partition of ``topic``, from the beginning."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     partitions = consumer.partitions_for_topic(topic)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from streams.settings import Settings
@@ -15,12 +14,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env: dict[str, str] = {}
     for name, value in settings.model_dump(mode="json").items():
         key = f"ASSETLINE_{name.upper()}"
-        if isinstance(value, list):
-            env[key] = ",".join(str(v) for v in value)
-        elif isinstance(value, dict):
-            env[key] = json.dumps(value)
-        else:
-            env[key] = str(value)
+        # Tuples (stages) are comma-separated, as ASSETLINE_STAGES is parsed.
+        env[key] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
     return env
 
 

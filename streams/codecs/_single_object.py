@@ -118,7 +118,10 @@ class SingleObjectCodec(Generic[M]):
         return self.encode_dict(record.model_dump())
 
     def encode_dict(self, datum: dict[str, Any]) -> bytes:
-        """Serialise plain data; fastavro validates types against the schema while writing."""
+        """Serialise plain data; fastavro raises on values of the wrong type while writing.
+
+        It does not check that an ``int`` fits 32 bits: the models' ``AvroInt`` fields do.
+        """
         buffer = io.BytesIO()
         buffer.write(self._header)
         try:

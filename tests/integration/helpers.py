@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
+from streams.client import open_topic_reader
 from streams.records import AssetKind, Constraints, GenerationRequest, ModelSpec
 from streams.settings import Settings
 
@@ -109,20 +107,9 @@ async def read_topic(
     settings: Settings, topic: str, *, min_messages: int, timeout: float
 ) -> list[object]:
     """Every message of ``topic`` from the beginning, waiting for at least ``min_messages``."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-    )
-    await consumer.start()
+    consumer = await open_topic_reader(settings.kafka_bootstrap, topic)
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
         deadline = time.monotonic() + timeout
-        while not partitions and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
         messages: list[object] = []
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=300)
