@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -110,8 +111,8 @@ async def ensure_topics(
             if errors:
                 raise TopicMismatchError(f"could not create topics: {errors}")
             created = [s.name for s in missing]
-        await _check_partitions(admin, [s for s in specs if s.name in existing])
-        await _wait_visible(admin, [s.name for s in specs], timeout)
+        described = await _wait_ready(admin, [s.name for s in specs], timeout)
+        _check_partitions(specs, described)
         return created
     finally:
         await admin.close()
@@ -126,10 +127,7 @@ def _create_errors(response: object) -> dict[str, str]:
     return errors
 
 
-async def _check_partitions(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
-    if not specs:
-        return
-    described = await admin.describe_topics([s.name for s in specs])
+def _check_partitions(specs: list[TopicSpec], described: list[dict[str, Any]]) -> None:
     counts = {d["topic"]: len(d["partitions"]) for d in described}
     wrong = {
         s.name: (counts.get(s.name), s.partitions)
@@ -144,18 +142,20 @@ async def _check_partitions(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) 
         )
 
 
-async def _wait_visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float) -> None:
-    """Freshly created topics take a moment to reach every broker's metadata cache."""
+async def _wait_ready(
+    admin: AIOKafkaAdminClient, names: list[str], timeout: float
+) -> list[dict[str, Any]]:
+    """Describe the topics once every partition has a leader (fresh ones take a moment)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:
-            described = await admin.describe_topics(names)
+            described: list[dict[str, Any]] = await admin.describe_topics(names)
             if all(_ready(d) for d in described):
-                return
+                return described
         except KafkaError:
             pass
         if asyncio.get_running_loop().time() > deadline:
-            raise TopicMismatchError(f"topics not visible after {timeout}s: {names}")
+            raise TopicMismatchError(f"topics not ready after {timeout}s: {names}")
         await asyncio.sleep(0.2)
 
 
