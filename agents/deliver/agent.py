@@ -2,46 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from agents.deliver.completion import completion, status_for_unapproved
-from agents.deliver.layout import UnsafeNameError, delivery_path
+from agents.deliver.delivery import deliver_approved
 from agents.deliver.ledger import already_completed
-from agents.deliver.sinks import FilesystemSink, Sink, SinkError
-from streams.blobs import BlobError, LocalBlobStore
-from streams.records import AssetCompleted, CompletionStatus, ValidatedAsset
+from agents.deliver.sinks import FilesystemSink
 from streams.stage import StageIO
 
 if TYPE_CHECKING:
     from streams.app import Line
 
 STAGE = "deliver"
-
-
-async def deliver_approved(
-    validated: ValidatedAsset, blobs: LocalBlobStore, sink: Sink
-) -> AssetCompleted:
-    """Write the asset to its place; any failure is a FAILED completion with the reason."""
-    start = time.perf_counter()
-    raw = validated.raw
-    request = raw.request
-    if raw.blob is None:  # cannot happen for an approved asset, but never trust the wire
-        return completion(validated, CompletionStatus.FAILED, reasons=["deliver.no_blob"])
-    try:
-        path = delivery_path(
-            request.tenant, request.campaign_id, request.request_id, raw.blob.media_type
-        )
-        location = await sink.write(path, blobs.get(raw.blob), raw.blob.media_type)
-    except (UnsafeNameError, SinkError, BlobError) as exc:
-        code = getattr(exc, "code", "deliver.failed")
-        return completion(validated, CompletionStatus.FAILED, reasons=[f"{code}: {exc}"])
-    return completion(
-        validated,
-        CompletionStatus.DELIVERED,
-        location=location,
-        deliver_ms=(time.perf_counter() - start) * 1000.0,
-    )
 
 
 def install(line: Line) -> None:
