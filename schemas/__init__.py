@@ -17,6 +17,7 @@ FILES: dict[str, str] = {
     "RawAsset": "raw_asset.avsc",
     "ValidatedAsset": "validated_asset.avsc",
     "AssetCompleted": "asset_completed.avsc",
+    "Alert": "alert.avsc",
 }
 
 

@@ -32,6 +32,8 @@ class LineTopics:
     rejected: Any
     completed: Any
     deadletter: Any
+    alerts: Any
+    spend: Any
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ def create_line(settings: Settings, *, registry: CollectorRegistry | None = None
         # stall monitor does not expect a stream to drain it.
         completed=topic(names.completed, acks=False),
         deadletter=topic(names.deadletter),
+        alerts=topic(names.alerts),
+        spend=topic(names.spend, acks=False),  # the spend table's changelog, like .completed
     )
     registry = registry if registry is not None else CollectorRegistry()
     line = Line(

@@ -49,6 +49,16 @@ class CompletionStatus(StrEnum):
     DELIVERED = "DELIVERED"
     REJECTED = "REJECTED"
     FAILED = "FAILED"
+    FALLBACK = "FALLBACK"  # added after v1: every provider failed, the alias's fallback was sent
+
+
+class AlertKind(StrEnum):
+    """What an operator is being told about; stable so alerting rules can match it."""
+
+    LATENCY_BUDGET_EXCEEDED = "LATENCY_BUDGET_EXCEEDED"
+    COST_BUDGET_EXCEEDED = "COST_BUDGET_EXCEEDED"
+    BREAKER_OPENED = "BREAKER_OPENED"
+    ALL_PROVIDERS_FAILED = "ALL_PROVIDERS_FAILED"
 
 
 class Verdict(StrEnum):
@@ -146,6 +156,24 @@ class GenerationError(AvroModel):
     retryable: bool = Field(False, description="Whether a later retry could succeed.")
 
 
+class ProviderAttempt(AvroModel):
+    """One call (or skipped call) to one provider while serving a request, for the audit trail."""
+
+    provider: str = Field(description="Provider name from the routing config.")
+    model: str = Field(description="Model id sent on the wire (the pinned version when set).")
+    code: str | None = Field(
+        None,
+        description="Null when this attempt served the asset; else the error code, "
+        "e.g. 'provider.rate_limited', 'breaker.open' or 'cost.budget_exceeded'.",
+    )
+    message: str | None = Field(None, description="Why the attempt failed; never a secret.")
+    latency_ms: float = Field(0.0, description="Wall time of the call, in milliseconds.")
+    cost: float = Field(0.0, description="What the call cost, in USD (failed calls can cost).")
+    input_tokens: int = Field(0, description="Input tokens billed for this call.")
+    output_tokens: int = Field(0, description="Output tokens billed for this call.")
+    images: Annotated[int, AvroInt] = Field(0, description="Images billed for this call.")
+
+
 class RawAsset(AvroModel):
     """Output of the generate stage: either a blob or an error, never both."""
 
@@ -155,8 +183,15 @@ class RawAsset(AvroModel):
     provider: str = Field(description="Provider that served (or failed) the request.")
     model_version: str = Field(description="Exact model version that produced the asset.")
     latency_ms: float = Field(description="Wall time spent generating, in milliseconds.")
-    cost: float = Field(0.0, description="Cost of generating, in USD.")
+    cost: float = Field(0.0, description="Cost of generating, in USD: every attempt summed.")
     generated_at: datetime = Field(default_factory=utc_now, description="When generation ended.")
+    alias: str | None = Field(None, description="Routing alias that served the request.")
+    attempts: list[ProviderAttempt] = Field(
+        default_factory=list, description="Every provider call made or skipped, in order."
+    )
+    fallback: bool = Field(
+        False, description="True when every provider failed and the alias's fallback was used."
+    )
 
     @model_validator(mode="after")
     def _blob_xor_error(self) -> RawAsset:
@@ -208,6 +243,10 @@ class AssetCompleted(AvroModel):
     provider: str | None = Field(None, description="Provider that generated the asset.")
     model_version: str | None = Field(None, description="Exact model version used.")
     cost: float = Field(0.0, description="Total cost of the request, in USD.")
+    alias: str | None = Field(None, description="Routing alias that served the request.")
+    attempts: list[ProviderAttempt] = Field(
+        default_factory=list, description="Every provider call made or skipped, in order."
+    )
     timings_ms: dict[str, float] = Field(
         default_factory=dict,
         description="Milliseconds per stage: generate, validate, deliver, and total (from "
@@ -216,10 +255,28 @@ class AssetCompleted(AvroModel):
     completed_at: datetime = Field(default_factory=utc_now, description="When the line finished.")
 
 
+class Alert(AvroModel):
+    """An operational event on the alerts topic: budgets blown, breakers opened."""
+
+    alert_id: str = Field(description="Unique id of this alert (idempotent for consumers).")
+    kind: AlertKind = Field(description="What happened.")
+    message: str = Field(description="Human-readable summary; never a secret.")
+    request_id: str | None = Field(None, description="The request concerned, if any.")
+    tenant: str | None = Field(None, description="Tenant of the request, if any.")
+    campaign_id: str | None = Field(None, description="Campaign of the request, if any.")
+    alias: str | None = Field(None, description="Routing alias concerned, if any.")
+    provider: str | None = Field(None, description="Provider concerned, if any.")
+    details: dict[str, str] = Field(
+        default_factory=dict, description="Measured values, e.g. budget_ms and elapsed_ms."
+    )
+    at: datetime = Field(default_factory=utc_now, description="When it happened (UTC).")
+
+
 #: Top-level records: each has an ``.avsc`` file in ``schemas/`` and a codec.
 TOP_LEVEL: tuple[type[AvroModel], ...] = (
     GenerationRequest,
     RawAsset,
     ValidatedAsset,
     AssetCompleted,
+    Alert,
 )

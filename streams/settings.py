@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 STAGES = ("generate", "validate", "deliver")
@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     )
     generate_concurrency: int = Field(4, ge=1, description="Requests generated at once.")
     render_threads: int = Field(2, ge=1, description="Threads for CPU-bound rendering.")
+
+    # Inference layer
+    routing_file: Path | None = Field(
+        None, description="YAML/TOML routing config; unset = everything on the offline provider."
+    )
+    api_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Provider API keys by name, as JSON: {"openai": "sk-..."}. Never logged.',
+    )
 
     # Storage
     blob_dir: Path = Field(Path("var/blobs"), description="Content-addressed blob store root.")

@@ -22,7 +22,7 @@ from streams.settings import Settings
 
 @dataclass(frozen=True)
 class TopicNames:
-    """The six topics of the line, named ``<prefix>.<stage output>``."""
+    """The topics of the line, named ``<prefix>.<stage output>``."""
 
     requests: str
     raw: str
@@ -30,6 +30,8 @@ class TopicNames:
     rejected: str
     completed: str
     deadletter: str
+    alerts: str
+    spend: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -40,6 +42,8 @@ class TopicNames:
             rejected=f"{prefix}.rejected",
             completed=f"{prefix}.completed",
             deadletter=f"{prefix}.deadletter",
+            alerts=f"{prefix}.alerts",
+            spend=f"{prefix}.spend",
         )
 
     def all(self) -> tuple[str, ...]:
@@ -49,7 +53,9 @@ class TopicNames:
             self.approved,
             self.rejected,
             self.completed,
+            self.alerts,
             self.deadletter,
+            self.spend,
         )
 
 
@@ -74,7 +80,7 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
     specs = [
         TopicSpec(name, settings.topic_partitions, settings.topic_replication, retention)
         for name in names.all()
-        if name != names.deadletter
+        if name not in (names.deadletter, names.spend)
     ]
     specs.append(
         TopicSpec(
@@ -82,6 +88,15 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
             settings.topic_partitions,
             settings.topic_replication,
             {"cleanup.policy": "delete", "retention.ms": str(settings.deadletter_retention_ms)},
+        )
+    )
+    # The spend ledger's changelog: only the latest total per key matters.
+    specs.append(
+        TopicSpec(
+            names.spend,
+            settings.topic_partitions,
+            settings.topic_replication,
+            {"cleanup.policy": "compact"},
         )
     )
     return specs

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
+
+from pydantic import SecretStr
 
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
@@ -14,9 +17,20 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env: dict[str, str] = {}
     for name, value in settings.model_dump(mode="json").items():
         key = f"ASSETLINE_{name.upper()}"
-        # Tuples (stages) are comma-separated, as ASSETLINE_STAGES is parsed.
-        env[key] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        if value is None:
+            continue  # unset optional knob: the child's default is None too
+        if isinstance(value, list):  # tuples (stages) are comma-separated, as parsed
+            env[key] = ",".join(map(str, value))
+        elif isinstance(value, dict):  # JSON, as pydantic-settings parses complex fields
+            env[key] = json.dumps(_revealed(getattr(settings, name)))
+        else:
+            env[key] = str(value)
     return env
+
+
+def _revealed(mapping: dict[str, Any]) -> dict[str, Any]:
+    """Secrets in clear, for the child process's environment only (never logged)."""
+    return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in mapping.items()}
 
 
 def run_worker(settings: Settings) -> None:

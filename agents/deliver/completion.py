@@ -18,6 +18,15 @@ def reasons_of(validated: ValidatedAsset) -> list[str]:
     return [f"{c.code}: {c.message}" for c in validated.report.checks if not c.passed]
 
 
+def fallback_reasons(validated: ValidatedAsset) -> list[str]:
+    """Why the fallback was used: each failed provider attempt as ``provider/model: code``."""
+    return [
+        f"{a.provider}/{a.model}: {a.code}: {a.message or ''}".rstrip(": ")
+        for a in validated.raw.attempts
+        if a.code is not None
+    ]
+
+
 def stage_timings(
     validated: ValidatedAsset, deliver_ms: float, completed_at: datetime
 ) -> dict[str, float]:
@@ -43,7 +52,7 @@ def completion(
     raw = validated.raw
     request = raw.request
     done = completed_at or utc_now()
-    delivered = status is CompletionStatus.DELIVERED
+    delivered = status in (CompletionStatus.DELIVERED, CompletionStatus.FALLBACK)
     return AssetCompleted(
         request_id=request.request_id,
         idempotency_key=request.idempotency_key,
@@ -59,6 +68,8 @@ def completion(
         provider=raw.provider or None,
         model_version=raw.model_version or None,
         cost=raw.cost,
+        alias=raw.alias,
+        attempts=raw.attempts,
         timings_ms=stage_timings(validated, deliver_ms, done),
         completed_at=done,
     )

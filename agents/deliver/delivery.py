@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from agents.deliver.completion import completion
+from agents.deliver.completion import completion, fallback_reasons
 from agents.deliver.layout import UnsafeNameError, delivery_path
 from agents.deliver.sinks import Sink, SinkError
 from streams.blobs import BlobError, LocalBlobStore
@@ -28,9 +28,13 @@ async def deliver_approved(
     except (UnsafeNameError, SinkError, BlobError) as exc:
         code = getattr(exc, "code", "deliver.failed")
         return completion(validated, CompletionStatus.FAILED, reasons=[f"{code}: {exc}"])
+    # A fallback asset is delivered like any other, but says so: downstream systems must know
+    # the asset is a stand-in, not what the model would have made.
+    status = CompletionStatus.FALLBACK if raw.fallback else CompletionStatus.DELIVERED
     return completion(
         validated,
-        CompletionStatus.DELIVERED,
+        status,
         location=location,
+        reasons=fallback_reasons(validated) if raw.fallback else [],
         deliver_ms=(time.perf_counter() - start) * 1000.0,
     )

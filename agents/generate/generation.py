@@ -4,81 +4,109 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from agents.generate.providers._base import Provider, ProviderError
+from agents.generate.providers._base import Generated
+from agents.generate.routing.fallback import FallbackAssets
+from agents.generate.routing.router import ModelRouter, RouteResult
 from streams.blobs import LocalBlobStore
-from streams.records import GenerationError, GenerationRequest, RawAsset
+from streams.records import Alert, GenerationError, GenerationRequest, RawAsset
 
 log = logging.getLogger(__name__)
 
 
-class ProviderRouter:
-    """Picks the provider a request names, or the default one."""
-
-    def __init__(self, providers: Mapping[str, Provider], default: str) -> None:
-        if default not in providers:
-            raise ValueError(f"default provider {default!r} is not configured")
-        self._providers = dict(providers)
-        self.default = default
-
-    def resolve(self, request: GenerationRequest) -> Provider:
-        name = request.model.provider or self.default
-        try:
-            return self._providers[name]
-        except KeyError:
-            known = ", ".join(sorted(self._providers))
-            raise ProviderError(
-                "provider.unknown", f"unknown provider {name!r} (configured: {known})"
-            ) from None
+@dataclass(frozen=True)
+class GenerationOutcome:
+    raw: RawAsset
+    alerts: list[Alert] = field(default_factory=list)
 
 
 async def generate_asset(
     request: GenerationRequest,
-    router: ProviderRouter,
+    router: ModelRouter,
+    fallbacks: FallbackAssets,
     blobs: LocalBlobStore,
     clock: Callable[[], float] = time.perf_counter,
-) -> RawAsset:
-    """Never raises for a bad request or a failing provider: the error travels as a RawAsset."""
+) -> GenerationOutcome:
+    """Never raises for a bad request or failing providers: the error travels as a RawAsset."""
     start = clock()
-    provider_name = request.model.provider or router.default
+    result: RouteResult | None = None
     try:
-        provider = router.resolve(request)
-        provider_name = provider.name
-        generated = await provider.generate(request)
+        result = await router.route(request)
+        generated, fallback = result.generated, False
+        if generated is None and result.fallback_allowed and result.alias is not None:
+            spec = router.config.aliases[result.alias].fallback
+            if spec is not None:
+                generated, fallback = await fallbacks.render(result.alias, spec, request), True
+        if generated is None:
+            return GenerationOutcome(_failed(request, result, start, clock), result.alerts)
         blob = blobs.put(generated.data, generated.media_type)
-    except ProviderError as exc:
-        return _failed(request, provider_name, exc.code, exc.message, exc.retryable, start, clock)
     except OSError as exc:
         log.exception("writing blob for %s failed", request.request_id)
-        return _failed(request, provider_name, "blob.write_failed", str(exc), True, start, clock)
-    except Exception as exc:  # a provider bug must not stop the line
-        log.exception("provider %s crashed on %s", provider_name, request.request_id)
+        error = GenerationError(code="blob.write_failed", message=str(exc), retryable=True)
+        return GenerationOutcome(_errored(request, result, error, start, clock), _alerts(result))
+    except Exception as exc:  # a routing bug must not stop the line
+        log.exception("generation crashed on %s", request.request_id)
         message = f"{type(exc).__name__}: {exc}"
-        return _failed(request, provider_name, "provider.crashed", message, True, start, clock)
-    return RawAsset(
+        error = GenerationError(code="provider.crashed", message=message, retryable=True)
+        return GenerationOutcome(_errored(request, result, error, start, clock), _alerts(result))
+    raw = RawAsset(
         request=request,
         blob=blob,
-        provider=generated.provider,
-        model_version=generated.model_version,
+        provider=_served_provider(result, generated),
+        model_version=_served_version(result, generated),
         latency_ms=(clock() - start) * 1000.0,
-        cost=generated.cost,
+        cost=result.cost,
+        alias=result.alias,
+        attempts=result.attempts,
+        fallback=fallback,
     )
+    return GenerationOutcome(raw, result.alerts)
+
+
+def _served_provider(result: RouteResult, generated: Generated) -> str:
+    entry = result.served_by
+    return entry.provider if entry is not None else generated.provider
+
+
+def _served_version(result: RouteResult, generated: Generated) -> str:
+    """The pinned version that was sent, else what the provider says served it."""
+    entry = result.served_by
+    if entry is not None and entry.version:
+        return entry.version
+    return generated.model_version
+
+
+def _alerts(result: RouteResult | None) -> list[Alert]:
+    return result.alerts if result is not None else []
 
 
 def _failed(
+    request: GenerationRequest, result: RouteResult, start: float, clock: Callable[[], float]
+) -> RawAsset:
+    error = result.error
+    assert error is not None, "a route result without an asset carries its error"
+    failure = GenerationError(code=error.code, message=error.message, retryable=error.retryable)
+    return _errored(request, result, failure, start, clock)
+
+
+def _errored(
     request: GenerationRequest,
-    provider: str,
-    code: str,
-    message: str,
-    retryable: bool,
+    result: RouteResult | None,
+    error: GenerationError,
     start: float,
     clock: Callable[[], float],
 ) -> RawAsset:
+    provider = (result.last_provider if result else "") or request.model.provider or ""
+    version = (result.last_model if result else "") or request.model.version or ""
     return RawAsset(
         request=request,
-        error=GenerationError(code=code, message=message, retryable=retryable),
+        error=error,
         provider=provider,
-        model_version=request.model.version or "",
+        model_version=version,
         latency_ms=(clock() - start) * 1000.0,
+        cost=result.cost if result else 0.0,
+        alias=result.alias if result else request.model.alias,
+        attempts=result.attempts if result else [],
     )

@@ -23,7 +23,7 @@ from streams.codecs._single_object import (
     schema_fingerprint,
     split_frame,
 )
-from streams.records import AssetCompleted, GenerationRequest, RawAsset, ValidatedAsset
+from streams.records import Alert, AssetCompleted, GenerationRequest, RawAsset, ValidatedAsset
 
 __all__ = [
     "HEADER_SIZE",
@@ -50,6 +50,7 @@ class Codecs:
     raw: SingleObjectCodec[RawAsset]
     validated: SingleObjectCodec[ValidatedAsset]
     completed: SingleObjectCodec[AssetCompleted]
+    alert: SingleObjectCodec[Alert]
 
     @classmethod
     def load(cls, store: SchemaStore | None = None) -> Codecs:
@@ -60,4 +61,5 @@ class Codecs:
             raw=SingleObjectCodec(RawAsset, schemas.load("RawAsset"), store),
             validated=SingleObjectCodec(ValidatedAsset, schemas.load("ValidatedAsset"), store),
             completed=SingleObjectCodec(AssetCompleted, schemas.load("AssetCompleted"), store),
+            alert=SingleObjectCodec(Alert, schemas.load("Alert"), store),
         )

@@ -28,9 +28,11 @@ def test_all_lists_every_topic_once_in_line_order() -> None:
         "p.approved",
         "p.rejected",
         "p.completed",
+        "p.alerts",
         "p.deadletter",
+        "p.spend",
     )
-    assert len(set(names.all())) == 6
+    assert len(set(names.all())) == 8
     assert set(names.all()) == {getattr(names, f.name) for f in dataclasses.fields(names)}
 
 
@@ -59,7 +61,7 @@ def settings(**overrides: object) -> Settings:
     return Settings(**fields)  # type: ignore[arg-type]
 
 
-def test_line_topic_specs_are_six_topics_with_the_same_partitions() -> None:
+def test_line_topic_specs_are_every_topic_with_the_same_partitions() -> None:
     specs = line_topic_specs(settings())
     assert [s.name for s in specs] == list(TopicNames.with_prefix("line").all())
     assert all(isinstance(s, TopicSpec) for s in specs)
@@ -71,7 +73,9 @@ def test_deadletter_keeps_messages_longer() -> None:
     specs = {s.name: s for s in line_topic_specs(settings())}
     deadletter = specs.pop("line.deadletter")
     assert deadletter.config == {"cleanup.policy": "delete", "retention.ms": "9000"}
-    assert len(specs) == 5
+    spend = specs.pop("line.spend")
+    assert spend.config == {"cleanup.policy": "compact"}
+    assert len(specs) == 6
     for spec in specs.values():
         assert spec.config == {"cleanup.policy": "delete", "retention.ms": "1000"}
 

@@ -1,12 +1,49 @@
-"""The provider interface: one method, so any model backend plugs in behind it."""
+"""The provider interface: one method, so any model backend plugs in behind it.
+
+Routing (which provider, which pinned model, retries, budgets) lives in
+:mod:`agents.generate.routing`; a provider only turns one :class:`ProviderCall` into bytes or a
+:class:`ProviderError` that says how the router may react (retry, fail over, or stop).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from streams.records import GenerationRequest
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one call consumed, read from the provider's response; priced by the router."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    images: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.images + other.images,
+        )
+
+
+@dataclass(frozen=True)
+class ProviderCall:
+    """One attempt against one provider: the request plus what routing decided for it.
+
+    ``model`` is sent on the wire exactly as given: the pinned version when the routing entry
+    has one, so a request never silently moves to a newer snapshot.
+    """
+
+    request: GenerationRequest
+    prompt: str
+    model: str
+    timeout_s: float = 60.0
+    max_output_tokens: int | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -17,27 +54,50 @@ class Generated:
     media_type: str
     provider: str
     model_version: str
-    cost: float = 0.0
-    usage: Mapping[str, int] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
 
 
 class ProviderError(Exception):
-    """A provider could not produce the asset; ``code`` is stable and goes into events."""
+    """A provider could not produce the asset; ``code`` is stable and goes into events.
 
-    def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
+    - ``retryable``: the same call may succeed later (429, 5xx, timeouts, broken responses);
+    - ``refusal``: the provider refused the content (policy); final for the request, the router
+      never routes around it;
+    - ``retry_after_s``: the provider's own ``Retry-After``, honoured by the router;
+    - ``usage``: what the failed call still consumed (billed tokens), so cost sums every attempt.
+
+    Messages must never contain credentials: adapters build them from response bodies and
+    status lines only.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retryable: bool = False,
+        refusal: bool = False,
+        retry_after_s: float | None = None,
+        status: int | None = None,
+        usage: Usage | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.refusal = refusal
+        self.retry_after_s = retry_after_s
+        self.status = status
+        self.usage = usage or Usage()
 
 
 class Provider(Protocol):
-    """Generates one asset for one request.
+    """Generates one asset for one call.
 
     Raise :class:`ProviderError` for anything the request or the provider got wrong; the
-    generate stage turns it into a FAILED completion, never a crash.
+    router turns it into a retry, a failover or a FAILED completion, never a crash.
     """
 
     name: str
 
-    async def generate(self, request: GenerationRequest) -> Generated: ...
+    async def generate(self, call: ProviderCall) -> Generated: ...

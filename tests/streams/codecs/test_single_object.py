@@ -153,20 +153,21 @@ def without_fields(schema: dict[str, Any], *names: str) -> dict[str, Any]:
 # --- Codecs.load and the schema store -------------------------------------------------------
 
 
-def test_load_registers_the_four_committed_schemas(codecs: Codecs) -> None:
+def test_load_registers_every_committed_schema(codecs: Codecs) -> None:
     expected = {
         codecs.request: "GenerationRequest",
         codecs.raw: "RawAsset",
         codecs.validated: "ValidatedAsset",
         codecs.completed: "AssetCompleted",
+        codecs.alert: "Alert",
     }
-    assert len(codecs.store) == 4
+    assert len(codecs.store) == 5
     for codec, name in expected.items():
         assert codec.model.__name__ == name
         assert codec.fingerprint == schema_fingerprint(schemas.load(name))
         assert codec.fingerprint in codecs.store
         assert codec.store is codecs.store
-    assert len({c.fingerprint for c in expected}) == 4
+    assert len({c.fingerprint for c in expected}) == 5
 
 
 def test_load_can_share_a_store_that_already_knows_older_writers() -> None:
@@ -176,7 +177,7 @@ def test_load_can_share_a_store_that_already_knows_older_writers() -> None:
     codecs = Codecs.load(store)
     assert codecs.store is store
     assert old_fp in store
-    assert len(store) == 5
+    assert len(store) == 6
 
 
 def test_register_is_idempotent_and_returns_the_fingerprint() -> None:

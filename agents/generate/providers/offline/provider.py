@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Final
 
-from agents.generate.providers._base import Generated, ProviderError
+from agents.generate.providers._base import Generated, ProviderCall, ProviderError, Usage
 from agents.generate.providers.offline.code import (
     CODE_MEDIA_TYPES,
     canonical_language,
@@ -38,7 +38,7 @@ _TEXT_MEDIA_TYPE: Final = "text/plain; charset=utf-8"
 _JSON_MEDIA_TYPE: Final = "application/json"
 
 #: A rendering job: runs off the event loop, returns the bytes and the usage to report.
-_Job = Callable[[], tuple[bytes, Mapping[str, int]]]
+_Job = Callable[[], tuple[bytes, Usage]]
 
 
 def content_seed(request: GenerationRequest, model_version: str) -> int:
@@ -63,9 +63,8 @@ def _bad(message: str) -> ProviderError:
 
 
 def _text_job(text: Callable[[], str]) -> _Job:
-    def job() -> tuple[bytes, Mapping[str, int]]:
-        value = text()
-        return value.encode("utf-8"), {"chars": len(value)}
+    def job() -> tuple[bytes, Usage]:
+        return text().encode("utf-8"), Usage()
 
     return job
 
@@ -93,25 +92,21 @@ class OfflineProvider:
         self.max_side = max_side
         self._executor = executor
 
-    async def generate(self, request: GenerationRequest) -> Generated:
-        version = self._version(request)
+    async def generate(self, call: ProviderCall) -> Generated:
+        request = call.request
+        version = self._version(call.model)
         media_type, job = self._plan(request, content_seed(request, version))
         data, usage = await self._run(job)
         return Generated(
-            data=data,
-            media_type=media_type,
-            provider=self.name,
-            model_version=version,
-            cost=0.0,
-            usage=usage,
+            data=data, media_type=media_type, provider=self.name, model_version=version, usage=usage
         )
 
     @staticmethod
-    def _version(request: GenerationRequest) -> str:
-        version = request.model.version
-        if version is None:
+    def _version(version: str) -> str:
+        """The model id sent by routing: 'offline' means the default version."""
+        if version in ("", "offline"):
             return DEFAULT_VERSION
-        if not version.startswith(_VERSION_PREFIX):
+        if not version.startswith(_VERSION_PREFIX) or version == _VERSION_PREFIX:
             raise ProviderError(
                 "provider.unknown_version",
                 f"offline provider has no model version {version!r} "
@@ -130,14 +125,14 @@ class OfflineProvider:
             fmt = normalize_format(constraints.format)
             width, height = self._size(constraints.width, constraints.height)
 
-            def image_job() -> tuple[bytes, Mapping[str, int]]:
+            def image_job() -> tuple[bytes, Usage]:
                 try:
                     data = render_image(prompt, variables, width, height, fmt, seed)
                 except (OSError, ValueError) as exc:  # encoder limits; a retry would fail again
                     raise ProviderError(
                         "provider.render_failed", f"could not render {fmt} image: {exc}"
                     ) from exc
-                return data, {"images": 1}
+                return data, Usage(images=1)
 
             return IMAGE_MEDIA_TYPES[fmt], image_job
         if request.kind is AssetKind.TEXT:
@@ -170,7 +165,7 @@ class OfflineProvider:
             raise _bad(f"image {width}x{height} exceeds max_pixels {self.max_pixels}")
         return width, height
 
-    async def _run(self, job: _Job) -> tuple[bytes, Mapping[str, int]]:
+    async def _run(self, job: _Job) -> tuple[bytes, Usage]:
         if self._executor is None:
             return await asyncio.to_thread(job)
         return await asyncio.get_running_loop().run_in_executor(self._executor, job)

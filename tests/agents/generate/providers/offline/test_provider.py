@@ -16,7 +16,8 @@ import jsonschema
 import pytest
 from PIL import Image
 
-from agents.generate.providers._base import Generated, Provider, ProviderError
+from agents.generate.prompt import render_prompt
+from agents.generate.providers._base import Generated, Provider, ProviderCall, ProviderError, Usage
 from agents.generate.providers.offline import OfflineProvider, content_seed
 from agents.generate.providers.offline import provider as provider_module
 from agents.generate.providers.offline.image import render_image
@@ -48,8 +49,13 @@ def _request(
     return GenerationRequest(**{**base, **fields})
 
 
+def _call(request: GenerationRequest) -> ProviderCall:
+    """What routing sends: the pinned version, or the family name meaning the default."""
+    return ProviderCall(request, render_prompt(request), request.model.version or "offline")
+
+
 def _generate(request: GenerationRequest, provider: OfflineProvider | None = None) -> Generated:
-    return asyncio.run((provider or OfflineProvider()).generate(request))
+    return asyncio.run((provider or OfflineProvider()).generate(_call(request)))
 
 
 def _error(request: GenerationRequest, provider: OfflineProvider | None = None) -> ProviderError:
@@ -74,8 +80,7 @@ def test_image_defaults_to_a_512_square_png() -> None:
     assert generated.media_type == "image/png"
     assert generated.provider == "offline"
     assert generated.model_version == "offline-1"
-    assert generated.cost == 0.0
-    assert dict(generated.usage) == {"images": 1}
+    assert generated.usage == Usage(images=1)
 
 
 @pytest.mark.parametrize(
@@ -151,7 +156,7 @@ def test_text_is_utf8_copy_within_max_chars() -> None:
     text = generated.data.decode("utf-8")
     assert 0 < len(text) <= 30
     assert generated.media_type == "text/plain; charset=utf-8"
-    assert dict(generated.usage) == {"chars": len(text)}
+    assert generated.usage == Usage()
 
 
 @pytest.mark.parametrize("locale", ["en-US", "de-DE", "fr-FR", "es-ES", "pt-BR"])
@@ -194,7 +199,7 @@ def test_json_matches_the_schema() -> None:
     jsonschema.Draft202012Validator(schema).validate(document)
     assert document["persona"] == "hikers"
     assert generated.media_type == "application/json"
-    assert dict(generated.usage) == {"chars": len(generated.data.decode("utf-8"))}
+    assert generated.usage == Usage()
 
 
 def test_json_without_schema_is_still_json() -> None:
@@ -237,9 +242,13 @@ def test_pinned_offline_version_is_echoed() -> None:
     assert _generate(_request(AssetKind.TEXT, version="offline-7")).model_version == "offline-7"
 
 
-@pytest.mark.parametrize("version", ["gpt-4o", "offline", "1", ""])
+@pytest.mark.parametrize("version", ["gpt-4o", "offline-", "offline2", "1"])
 def test_unknown_version_is_rejected(version: str) -> None:
     assert _error(_request(version=version)).code == "provider.unknown_version"
+
+
+def test_the_family_name_means_the_default_version() -> None:
+    assert _generate(_request(version="offline")).model_version == "offline-1"
 
 
 def test_default_and_explicit_default_version_give_the_same_bytes() -> None:
@@ -301,7 +310,7 @@ def test_rendering_runs_off_the_event_loop_thread(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(provider_module, "render_image", spy)
 
     async def main() -> int:
-        await OfflineProvider().generate(_request())
+        await OfflineProvider().generate(_call(_request()))
         return threading.get_ident()
 
     loop_thread = asyncio.run(main())
@@ -333,7 +342,7 @@ def test_concurrent_requests_on_one_loop() -> None:
             _request(variables={"product": "X", "persona": persona, "locale": "en-US"})
             for persona in personas
         ]
-        return await asyncio.gather(*(provider.generate(request) for request in requests))
+        return await asyncio.gather(*(provider.generate(_call(request)) for request in requests))
 
     results = asyncio.run(main())
     assert len({result.data for result in results}) == len(personas)

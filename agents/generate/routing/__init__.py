@@ -1,0 +1,1 @@
+"""Model routing: which provider serves a request, and how failures are survived."""

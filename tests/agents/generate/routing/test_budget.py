@@ -1,0 +1,66 @@
+"""Budget arithmetic: pre-check against every ceiling, charge both scopes."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.generate.routing.budget import (
+    ASSUMED_OUTPUT_TOKENS,
+    BudgetGuard,
+    MemorySpendBook,
+    estimate_usage,
+)
+from agents.generate.routing.config import Budgets, ChainEntry
+from streams.records import AssetKind, GenerationRequest
+
+
+def request(kind: AssetKind = AssetKind.TEXT, tenant: str = "acme") -> GenerationRequest:
+    return GenerationRequest(
+        request_id="r",
+        idempotency_key="k",
+        tenant=tenant,
+        campaign_id="spring",
+        kind=kind,
+        prompt_template="p",
+    )
+
+
+def test_a_call_that_fits_passes_and_one_that_would_not_is_stopped() -> None:
+    guard = BudgetGuard(Budgets(campaigns={"spring": 1.0}), MemorySpendBook())
+    assert guard.check(request(), 0.6) is None
+    guard.charge(request(), 0.6)
+    violation = guard.check(request(), 0.5)
+    assert violation is not None
+    assert violation.scope == "campaign:spring"
+    assert violation.spent == pytest.approx(0.6)
+    assert "0.6000 of its $1.0000" in violation.message
+    assert guard.check(request(), 0.4) is None
+
+
+def test_tenant_ceiling_applies_across_campaigns() -> None:
+    book = MemorySpendBook()
+    guard = BudgetGuard(Budgets(tenants={"acme": 2.0}), book)
+    guard.charge(request(), 1.5)
+    assert book.spent("tenant:acme") == pytest.approx(1.5)
+    assert book.spent("campaign:spring") == pytest.approx(1.5)
+    violation = guard.check(request(), 1.0)
+    assert violation is not None
+    assert violation.scope == "tenant:acme"
+    assert guard.check(request(tenant="other"), 1.0) is None
+
+
+def test_free_calls_never_break_a_ceiling_even_when_it_is_spent() -> None:
+    guard = BudgetGuard(Budgets(campaigns={"spring": 0.0}), MemorySpendBook())
+    assert guard.check(request(), 0.0) is None
+    assert guard.check(request(), 0.0001) is not None
+
+
+def test_estimate_uses_limits_for_text_and_one_image_for_images() -> None:
+    entry = ChainEntry(provider="p", model="m", max_output_tokens=300)
+    text = estimate_usage(entry, request(), "x" * 400)
+    assert (text.input_tokens, text.output_tokens, text.images) == (101, 300, 0)
+    image = estimate_usage(entry, request(AssetKind.IMAGE), "draw")
+    assert (image.output_tokens, image.images) == (0, 1)
+    unbounded = ChainEntry(provider="p", model="m", estimated_input_tokens=7)
+    estimate = estimate_usage(unbounded, request(), "ignored")
+    assert (estimate.input_tokens, estimate.output_tokens) == (7, ASSUMED_OUTPUT_TOKENS)

@@ -1,0 +1,112 @@
+"""The contracts as released in v0.1.0 (``tests/schemas/v1``) stay readable by today's schemas.
+
+Events written by a v1 producer sit in topics for days and get replayed: today's reader must
+decode them, filling every field added since from its default.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import schemas
+from streams.codecs import Codecs, SchemaStore, SingleObjectCodec
+from streams.records import (
+    AssetCompleted,
+    AssetKind,
+    CompletionStatus,
+    GenerationError,
+    GenerationRequest,
+    RawAsset,
+)
+
+V1 = Path(__file__).parent / "v1"
+
+
+def v1_schema(file: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((V1 / file).read_text(encoding="utf-8"))
+    return schema
+
+
+def request() -> GenerationRequest:
+    return GenerationRequest(
+        request_id="r-1",
+        idempotency_key="k-1",
+        tenant="acme",
+        campaign_id="spring",
+        kind=AssetKind.TEXT,
+        prompt_template="Hello ${name}",
+        variables={"name": "Ada"},
+        created_at=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+
+
+def written_by_v1(file: str, record: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """Encode with the v1 writer codec, as a v1 producer would have (extra keys ignored)."""
+    store = SchemaStore()
+    schema = v1_schema(file)
+    writer = SingleObjectCodec(AssetCompleted, schema, store)  # model unused by encode_dict
+    return schema, writer.encode_dict(record)
+
+
+def test_a_v1_raw_asset_reads_with_todays_schema_and_defaults() -> None:
+    raw = RawAsset(
+        request=request(),
+        error=GenerationError(code="provider.timeout", message="slow", retryable=True),
+        provider="openai",
+        model_version="gpt-4o-mini-2024-07-18",
+        latency_ms=12.5,
+        cost=0.25,
+    )
+    datum = raw.model_dump(mode="python")
+    for added in ("alias", "attempts", "fallback"):
+        datum.pop(added)
+    v1, data = written_by_v1("raw_asset.avsc", datum)
+    codecs = Codecs.load(SchemaStore())
+    codecs.store.register(v1)
+    decoded = codecs.raw.decode(data)
+    assert decoded.alias is None
+    assert decoded.attempts == []
+    assert decoded.fallback is False
+    assert decoded.model_version == "gpt-4o-mini-2024-07-18"
+    assert decoded.cost == pytest.approx(0.25)
+
+
+def test_a_v1_completion_reads_with_todays_schema() -> None:
+    done = AssetCompleted(
+        request_id="r-1",
+        idempotency_key="k-1",
+        tenant="acme",
+        campaign_id="spring",
+        kind=AssetKind.TEXT,
+        status=CompletionStatus.DELIVERED,
+    )
+    datum = done.model_dump(mode="python")
+    datum.pop("alias")
+    datum.pop("attempts")
+    v1, data = written_by_v1("asset_completed.avsc", datum)
+    codecs = Codecs.load(SchemaStore())
+    codecs.store.register(v1)
+    decoded = codecs.completed.decode(data)
+    assert decoded.status is CompletionStatus.DELIVERED
+    assert decoded.attempts == []
+
+
+def test_fallback_is_a_new_symbol_appended_to_the_status_enum() -> None:
+    """Appending keeps every v1 symbol's meaning; v1 readers must upgrade to see FALLBACK."""
+    v1_symbols = _status_symbols(v1_schema("asset_completed.avsc"))
+    today = _status_symbols(schemas.load("AssetCompleted"))
+    assert today[: len(v1_symbols)] == v1_symbols
+    assert today[len(v1_symbols) :] == ["FALLBACK"]
+
+
+def _status_symbols(schema: dict[str, Any]) -> list[str]:
+    for field in schema["fields"]:
+        if field["name"] == "status":
+            symbols: list[str] = field["type"]["symbols"]
+            return symbols
+    raise AssertionError("no status field")
