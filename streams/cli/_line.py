@@ -144,6 +144,7 @@ def render(topic: str, names: TopicNames, codecs: Codecs, value: bytes, headers:
         names.approved: codecs.validated,
         names.rejected: codecs.validated,
         names.completed: codecs.completed,
+        names.alerts: codecs.alert,
     }
     codec = by_topic.get(topic)
     out: dict[str, Any] = {"topic": topic}

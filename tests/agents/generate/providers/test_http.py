@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -63,7 +65,8 @@ def _send(
 
 
 def _error(server: ProviderServer, *replies: Reply, **kwargs: Any) -> ProviderError:
-    server.script("POST", "/api", list(replies))
+    if replies:
+        server.script("POST", "/api", list(replies))
     with pytest.raises(ProviderError) as caught:
         _send(server, **kwargs)
     return caught.value
@@ -343,3 +346,32 @@ def test_lookup_walks_dicts_and_lists() -> None:
 )
 def test_optional_int(data: dict[str, Any], expected: int) -> None:
     assert optional_int(data, "usage.n") == expected
+
+
+# --- the test server itself ------------------------------------------------------------------
+
+
+def test_server_repeats_the_last_reply_then_defers_to_a_handler(server: ProviderServer) -> None:
+    server.script("POST", "/api", [Reply(status=503), Reply(json={"n": 1})])
+    assert _error(server).code == "provider.unavailable"
+    assert _send(server).content == b'{"n": 1}'
+    assert _send(server).content == b'{"n": 1}'  # script used up: the last reply repeats
+
+    calls = iter(range(100))
+
+    def every_other_fails(body: Any) -> Reply:
+        n = next(calls)
+        return Reply(status=500) if n % 2 else Reply(json={"echo": body, "n": n})
+
+    server.handle("POST", "/api", every_other_fails)
+    assert _send(server).content == b'{"echo": {"hello": "world"}, "n": 0}'
+    assert _error(server).code == "provider.unavailable"
+    assert len(server.requests) == 5
+
+
+def test_server_answers_other_processes(server: ProviderServer) -> None:
+    server.script("GET", "/ping", [Reply(body=b"pong")])
+    code = f"import urllib.request; print(urllib.request.urlopen('{server.url}/ping').read())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "b'pong'"
+    assert server.requests_to("/ping")[0].method == "GET"

@@ -237,12 +237,17 @@ def test_malformed_json_is_a_bad_response(server: ProviderServer) -> None:
     ("status", "body", "code", "retryable"),
     [
         (400, openai_error("Unknown parameter: 'foo'."), "provider.bad_request", False),
-        (401, openai_error("Incorrect API key provided", code="invalid_api_key"), "provider.auth", False),
-        (404, openai_error("The model does not exist", code="model_not_found"), "provider.bad_request", False),
-        (500, openai_error("The server had an error", "server_error"), "provider.unavailable", True),
+        (401, openai_error("Bad API key", code="invalid_api_key"), "provider.auth", False),
+        (404, openai_error("No such model", code="model_not_found"), "provider.bad_request", False),
+        (
+            500,
+            openai_error("The server had an error", "server_error"),
+            "provider.unavailable",
+            True,
+        ),
         (529, openai_error("Overloaded", "server_error"), "provider.unavailable", True),
     ],
-)  # fmt: skip
+)
 def test_error_bodies(
     server: ProviderServer, status: int, body: dict[str, Any], code: str, retryable: bool
 ) -> None:
@@ -397,7 +402,9 @@ def test_image_url_failures_are_provider_errors(server: ProviderServer) -> None:
 def test_oversized_image_url_is_too_large(server: ProviderServer) -> None:
     big = png_bytes() + b"\0" * 200_000
     server.script("GET", "/files/big.png", [Reply(body=big, chunked=True)])
-    server.script("POST", IMAGES, [Reply(json=openai_image_response(f"{server.url}/files/big.png"))])
+    server.script(
+        "POST", IMAGES, [Reply(json=openai_image_response(f"{server.url}/files/big.png"))]
+    )
     error = _fails(server, make_call(AssetKind.IMAGE), max_response_bytes=50_000)
     assert error.code == "provider.too_large"
 
@@ -424,11 +431,11 @@ def test_unusable_image_answers_are_bad_responses(
 @pytest.mark.parametrize(
     "error_body",
     [
-        openai_error("Your request was rejected by the safety system.", code="content_policy_violation"),
-        openai_error("Request blocked by moderation.", "image_generation_user_error", "moderation_blocked"),
+        openai_error("Rejected by the safety system.", code="content_policy_violation"),
+        openai_error("Blocked by moderation.", "image_generation_user_error", "moderation_blocked"),
         openai_error("Rejected", "content_policy_violation_error"),
     ],
-)  # fmt: skip
+)
 def test_image_content_policy_is_a_refusal(
     server: ProviderServer, error_body: dict[str, Any]
 ) -> None:
