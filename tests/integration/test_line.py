@@ -78,7 +78,7 @@ def test_mixed_requests_each_end_in_one_correct_completion(
             assert done.location is None
             assert done.reasons, "a REJECTED or FAILED completion must say why"
     failed = [c[0] for c in completions.values() if c[0].status.value == "FAILED"]
-    assert all("provider.unknown" in c.reasons[0] for c in failed)
+    assert all("routing.unknown_provider" in c.reasons[0] for c in failed)
     rejected = [c[0] for c in completions.values() if c[0].status.value == "REJECTED"]
     assert all(any(r.startswith("json.schema") for r in c.reasons) for c in rejected)
 
