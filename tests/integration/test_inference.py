@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import random
 import threading
 import uuid
@@ -197,3 +198,14 @@ def test_half_failing_primary_still_gives_one_completion_each(
     kinds = [codec.decode(m.value).kind for m in alerts]  # type: ignore[attr-defined]
     assert kinds.count(AlertKind.ALL_PROVIDERS_FAILED) == fallbacks
     assert API_KEY not in worker.log_tail(10_000)
+
+    # The spend table's changelog holds each partition's running total for the campaign.
+    spend = asyncio.run(read_topic(settings, names.spend, min_messages=1, timeout=10))
+    latest: dict[str, float] = {}
+    for message in spend:
+        latest[json.loads(message.key)] = json.loads(message.value)  # type: ignore[attr-defined]
+    campaign = sum(v for k, v in latest.items() if k.startswith("campaign:failover|p"))
+    tenant = sum(v for k, v in latest.items() if k.startswith("tenant:acme|p"))
+    total_cost = sum(c[0].cost for c in completions.values())
+    assert campaign == pytest.approx(total_cost)
+    assert tenant == pytest.approx(total_cost)
