@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import faust
+from aiokafka.errors import KafkaError
 
 from agents.generate.generation import generate_asset
 from agents.generate.providers.offline import OfflineProvider
@@ -15,13 +18,16 @@ from agents.generate.routing.config import load_routing
 from agents.generate.routing.fallback import FallbackAssets
 from agents.generate.routing.metrics import ProviderMetrics
 from agents.generate.routing.router import ModelRouter
-from agents.generate.routing.spend import TableSpendBook
+from agents.generate.routing.spend import SpendView, TableSpendBook
+from streams.client import open_topic_reader
 from streams.stage import StageIO
 
 if TYPE_CHECKING:
     from streams.app import Line
 
 STAGE = "generate"
+
+log = logging.getLogger(__name__)
 
 
 def _current_partition() -> int:
@@ -50,7 +56,8 @@ def install(line: Line) -> None:
         value_type=float,
         partitions=settings.topic_partitions,
     )
-    book = TableSpendBook(spend, settings.topic_partitions, _current_partition)
+    view = SpendView()
+    book = TableSpendBook(spend, settings.topic_partitions, _current_partition, view.totals)
     router = ModelRouter(
         config, adapters, BudgetGuard(config.budgets, book), ProviderMetrics.build(line.registry)
     )
@@ -70,6 +77,23 @@ def install(line: Line) -> None:
                     await io.send(line.topics.alerts, alert.alert_id, value, "alerts")
                 output = "raw" if raw.error is None else "raw.error"
                 await io.send(line.topics.raw, request.request_id, codecs.raw.encode(raw), output)
+
+    @line.app.task  # type: ignore[untyped-decorator]
+    async def follow_spend() -> None:
+        """Other workers' spend, so a budget holds across the whole group, not per worker."""
+        while True:
+            try:
+                reader = await open_topic_reader(settings.kafka_bootstrap, line.topics.names.spend)
+                try:
+                    while True:
+                        batch = await reader.getmany(timeout_ms=500)
+                        for records in batch.values():
+                            view.apply((r.key, r.value) for r in records)
+                finally:
+                    await reader.stop()
+            except KafkaError as exc:
+                log.warning("spend follower lost the broker (%s); reconnecting", exc)
+                await asyncio.sleep(1.0)
 
     @line.app.on_before_shutdown.connect
     async def _close_pools(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
