@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -71,6 +71,22 @@ class HttpResult:
     status: int
     headers: httpx.Headers
     content: bytes
+
+
+class PooledAdapter:
+    """Base of the HTTP adapters: the pooled client they own or borrow, and what to redact."""
+
+    def __init__(
+        self, client: httpx.AsyncClient | None, key: str, header_values: Iterable[str]
+    ) -> None:
+        self._client = client if client is not None else build_client()
+        self._owns_client = client is None
+        self._secrets = tuple(v for v in (key, *header_values) if v)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this provider created it (a shared one is the owner's)."""
+        if self._owns_client:
+            await self._client.aclose()
 
 
 def build_client(

@@ -16,8 +16,8 @@ from agents.generate.providers._base import Generated, ProviderCall, ProviderErr
 from agents.generate.providers._content import instructions, media_type, strip_fence
 from agents.generate.providers._http import (
     DEFAULT_MAX_RESPONSE_BYTES,
+    PooledAdapter,
     bad_response,
-    build_client,
     lookup,
     optional_int,
     post_json,
@@ -42,7 +42,7 @@ class AnthropicConfig(BaseModel):
     extra_headers: dict[str, str] = Field(default_factory=dict)
 
 
-class AnthropicProvider:
+class AnthropicProvider(PooledAdapter):
     """Generates TEXT, JSON and CODE assets with Claude models."""
 
     def __init__(
@@ -55,9 +55,8 @@ class AnthropicProvider:
         self.name = name
         self.config = config
         self._url = config.base_url.rstrip("/") + "/v1/messages"
-        self._client = client if client is not None else build_client()
-        self._owns_client = client is None
         key = api_key.get_secret_value() if api_key is not None else ""
+        super().__init__(client, key, config.extra_headers.values())
         headers = {
             "Accept": "application/json",
             **config.extra_headers,
@@ -66,12 +65,6 @@ class AnthropicProvider:
         if key:
             headers["x-api-key"] = key
         self._headers: Mapping[str, str] = headers
-        self._secrets = tuple(v for v in (key, *config.extra_headers.values()) if v)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this provider created it (a shared one is the owner's)."""
-        if self._owns_client:
-            await self._client.aclose()
 
     async def generate(self, call: ProviderCall) -> Generated:
         request = call.request

@@ -25,8 +25,8 @@ from agents.generate.providers._base import Generated, ProviderCall, ProviderErr
 from agents.generate.providers._content import sniff_image
 from agents.generate.providers._http import (
     DEFAULT_MAX_RESPONSE_BYTES,
+    PooledAdapter,
     bad_response,
-    build_client,
     lookup,
     parse_json,
     send,
@@ -104,7 +104,7 @@ class HttpImageConfig(BaseModel):
         return "api_key" in _placeholders(self.headers)
 
 
-class HttpImageProvider:
+class HttpImageProvider(PooledAdapter):
     """Generates IMAGE assets by filling the configured request template."""
 
     def __init__(
@@ -117,17 +117,10 @@ class HttpImageProvider:
         key = api_key.get_secret_value() if api_key is not None else ""
         if config.needs_api_key and not key:
             raise ValueError(f"provider {name!r}: headers use ${{api_key}} but no key is set")
+        super().__init__(client, key, config.headers.values())
         self.name = name
         self.config = config
         self._api_key = key
-        self._client = client if client is not None else build_client()
-        self._owns_client = client is None
-        self._secrets = tuple(v for v in (key, *config.headers.values()) if v)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this provider created it (a shared one is the owner's)."""
-        if self._owns_client:
-            await self._client.aclose()
 
     async def generate(self, call: ProviderCall) -> Generated:
         request = call.request

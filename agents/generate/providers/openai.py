@@ -21,8 +21,8 @@ from agents.generate.providers._base import Generated, ProviderCall, ProviderErr
 from agents.generate.providers._content import instructions, media_type, sniff_image, strip_fence
 from agents.generate.providers._http import (
     DEFAULT_MAX_RESPONSE_BYTES,
+    PooledAdapter,
     bad_response,
-    build_client,
     lookup,
     optional_int,
     post_json,
@@ -54,7 +54,7 @@ class OpenAIConfig(BaseModel):
     extra_headers: dict[str, str] = Field(default_factory=dict)
 
 
-class OpenAIProvider:
+class OpenAIProvider(PooledAdapter):
     """Generates every asset kind through one OpenAI-compatible endpoint."""
 
     def __init__(
@@ -67,21 +67,14 @@ class OpenAIProvider:
         self.name = name
         self.config = config
         self._base_url = config.base_url.rstrip("/")
-        self._client = client if client is not None else build_client()
-        self._owns_client = client is None
         key = api_key.get_secret_value() if api_key is not None else ""
+        super().__init__(client, key, config.extra_headers.values())
         headers = {"Accept": "application/json", **config.extra_headers}
         if config.organization:
             headers["OpenAI-Organization"] = config.organization
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self._headers: Mapping[str, str] = headers
-        self._secrets = tuple(v for v in (key, *config.extra_headers.values()) if v)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this provider created it (a shared one is the owner's)."""
-        if self._owns_client:
-            await self._client.aclose()
 
     async def generate(self, call: ProviderCall) -> Generated:
         if call.request.kind is AssetKind.IMAGE:
