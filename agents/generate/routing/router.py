@@ -146,7 +146,8 @@ class ModelRouter:
             if not timeout.expired():
                 raise
             self._budget_killed(run, budget_s)
-        self._finish(run)
+        else:
+            self._finish(run)
         run.result.alerts[:0] = self._drain_alerts()
         return run.result
 
@@ -309,9 +310,7 @@ class ModelRouter:
     def _finish(self, run: _Run) -> None:
         """Turn an exhausted chain into its final verdict."""
         result = run.result
-        if result.generated is not None or (
-            result.error is not None and result.error.code == BUDGET_EXCEEDED
-        ):
+        if result.generated is not None:
             return
         alias = run.plan.alias or ""
         if result.error is not None and result.error.refusal:
