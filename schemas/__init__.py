@@ -18,6 +18,8 @@ FILES: dict[str, str] = {
     "ValidatedAsset": "validated_asset.avsc",
     "AssetCompleted": "asset_completed.avsc",
     "Alert": "alert.avsc",
+    "ReviewDecision": "review_decision.avsc",
+    "ReviewItem": "review_item.avsc",
 }
 
 

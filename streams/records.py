@@ -69,6 +69,30 @@ class Verdict(StrEnum):
     ERROR = "ERROR"
 
 
+class Disposition(StrEnum):
+    """Where the validate stage sent an asset; only APPROVED and REJECTED end a request."""
+
+    APPROVED = "APPROVED"
+    REGENERATE = "REGENERATE"  # repairable failures: a new attempt with feedback was requested
+    REVIEW = "REVIEW"  # a person decides, via the review topics
+    REJECTED = "REJECTED"  # final: the deliver stage emits the REJECTED/FAILED completion
+
+
+class ReviewAction(StrEnum):
+    """What a reviewer decided about an asset waiting in review."""
+
+    APPROVE = "APPROVE"
+    REJECT = "REJECT"
+
+
+class ReviewStatus(StrEnum):
+    """State of a review item; decided items stay in the table so repeats are recognised."""
+
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
 class ModelSpec(AvroModel):
     """Which model serves the request: a logical alias, or a provider and a pinned version."""
 
@@ -137,6 +161,14 @@ class GenerationRequest(AvroModel):
     callback_url: str | None = Field(
         None, description="Webhook to notify on completion (signed; SSRF-guarded)."
     )
+    feedback: list[str] = Field(
+        default_factory=list,
+        description="Validation failures of earlier attempts, appended to the prompt so the "
+        "model can repair them; set by the line on re-generation.",
+    )
+    prior_cost: float = Field(
+        0.0, description="USD spent on earlier attempts of this request (generation + judging)."
+    )
 
 
 class BlobRef(AvroModel):
@@ -172,6 +204,9 @@ class ProviderAttempt(AvroModel):
     input_tokens: int = Field(0, description="Input tokens billed for this call.")
     output_tokens: int = Field(0, description="Output tokens billed for this call.")
     images: Annotated[int, AvroInt] = Field(0, description="Images billed for this call.")
+    purpose: str = Field(
+        "generate", description="Why the call was made: 'generate', or 'judge' (AI validator)."
+    )
 
 
 class RawAsset(AvroModel):
@@ -207,6 +242,11 @@ class CheckResult(AvroModel):
     passed: bool = Field(description="Whether the asset passed this check.")
     message: str = Field(description="Human-readable explanation.")
     measured: str | None = Field(None, description="The measured value, for reports.")
+    repairable: bool = Field(
+        False,
+        description="A failure a new generation could fix (e.g. a banned word), as opposed to "
+        "one only a person or a fixed request can (e.g. an invalid schema in the request).",
+    )
 
 
 class ValidationReport(AvroModel):
@@ -215,6 +255,24 @@ class ValidationReport(AvroModel):
     verdict: Verdict = Field(description="PASS, FAIL, or ERROR when there was no asset.")
     checks: list[CheckResult] = Field(default_factory=list, description="Results of every check.")
     duration_ms: float = Field(0.0, description="Time spent validating, in milliseconds.")
+    profile: str | None = Field(
+        None, description="Brand profile (and campaign override) whose policy judged the asset."
+    )
+    cost: float = Field(0.0, description="USD spent validating (AI validator calls).")
+    attempts: list[ProviderAttempt] = Field(
+        default_factory=list, description="AI validator calls, recorded like generation calls."
+    )
+
+
+class ReviewDecision(AvroModel):
+    """A person's decision on an asset in review; published to ``<prefix>.review.decisions``."""
+
+    decision_id: str = Field(description="Unique id of this decision (idempotent for the line).")
+    request_id: str = Field(description="The request under review; the Kafka key.")
+    action: ReviewAction = Field(description="APPROVE delivers the asset; REJECT ends it.")
+    reviewer: str = Field(description="Who decided (a user id, recorded in the completion).")
+    note: str | None = Field(None, description="Why, in the reviewer's words.")
+    decided_at: datetime = Field(default_factory=utc_now, description="When it was decided.")
 
 
 class ValidatedAsset(AvroModel):
@@ -222,6 +280,24 @@ class ValidatedAsset(AvroModel):
 
     raw: RawAsset = Field(description="The asset that was validated.")
     report: ValidationReport = Field(description="The validation outcome.")
+    disposition: Disposition | None = Field(
+        None,
+        description="Where the asset was routed; null (records before review existed) means "
+        "APPROVED on the approved topic and REJECTED on the rejected topic.",
+    )
+    review: ReviewDecision | None = Field(
+        None, description="The reviewer's decision, when a person approved or rejected it."
+    )
+
+
+class ReviewItem(AvroModel):
+    """An asset waiting for (or decided by) a person; the review table's value."""
+
+    request_id: str = Field(description="The request under review; the table key.")
+    status: ReviewStatus = Field(description="PENDING until a decision arrives.")
+    asset: ValidatedAsset = Field(description="The failed asset with its full report.")
+    queued_at: datetime = Field(default_factory=utc_now, description="When it entered review.")
+    decision: ReviewDecision | None = Field(None, description="The decision, once made.")
 
 
 class AssetCompleted(AvroModel):
@@ -253,6 +329,9 @@ class AssetCompleted(AvroModel):
         "created_at to completed_at).",
     )
     completed_at: datetime = Field(default_factory=utc_now, description="When the line finished.")
+    review: ReviewDecision | None = Field(
+        None, description="The reviewer's decision when a person approved or rejected the asset."
+    )
 
 
 class Alert(AvroModel):
@@ -279,4 +358,6 @@ TOP_LEVEL: tuple[type[AvroModel], ...] = (
     ValidatedAsset,
     AssetCompleted,
     Alert,
+    ReviewDecision,
+    ReviewItem,
 )

@@ -23,7 +23,15 @@ from streams.codecs._single_object import (
     schema_fingerprint,
     split_frame,
 )
-from streams.records import Alert, AssetCompleted, GenerationRequest, RawAsset, ValidatedAsset
+from streams.records import (
+    Alert,
+    AssetCompleted,
+    GenerationRequest,
+    RawAsset,
+    ReviewDecision,
+    ReviewItem,
+    ValidatedAsset,
+)
 
 __all__ = [
     "HEADER_SIZE",
@@ -51,6 +59,8 @@ class Codecs:
     validated: SingleObjectCodec[ValidatedAsset]
     completed: SingleObjectCodec[AssetCompleted]
     alert: SingleObjectCodec[Alert]
+    review_decision: SingleObjectCodec[ReviewDecision]
+    review_item: SingleObjectCodec[ReviewItem]
 
     @classmethod
     def load(cls, store: SchemaStore | None = None) -> Codecs:
@@ -62,4 +72,8 @@ class Codecs:
             validated=SingleObjectCodec(ValidatedAsset, schemas.load("ValidatedAsset"), store),
             completed=SingleObjectCodec(AssetCompleted, schemas.load("AssetCompleted"), store),
             alert=SingleObjectCodec(Alert, schemas.load("Alert"), store),
+            review_decision=SingleObjectCodec(
+                ReviewDecision, schemas.load("ReviewDecision"), store
+            ),
+            review_item=SingleObjectCodec(ReviewItem, schemas.load("ReviewItem"), store),
         )

@@ -56,7 +56,7 @@ def walk_fields(schema: Any) -> Iterator[tuple[str, dict[str, Any]]]:
 def test_the_contracts_are_the_files_in_the_folder() -> None:
     assert {p.name for p in AVSC_FILES} == set(schemas.FILES.values())
     assert set(schemas.FILES) == set(MODELS)
-    assert len(TOP_LEVEL) == 5
+    assert len(TOP_LEVEL) == 7
 
 
 @pytest.mark.parametrize("path", AVSC_FILES, ids=lambda p: p.name)
@@ -125,6 +125,8 @@ def test_nullable_unions_put_null_first_and_default_to_null(name: str) -> None:
 def test_non_union_defaults_are_valid_for_their_type(name: str) -> None:
     """A default Avro cannot use (e.g. null for a string) breaks schema resolution."""
     checked: list[str] = []
+    named: dict[str, Any] = {}
+    fastavro.parse_schema(committed(name), named_schemas=named)  # a type may be used twice
     for where, field in walk_fields(committed(name)):
         if "default" not in field or isinstance(field["type"], list):
             continue
@@ -134,9 +136,11 @@ def test_non_union_defaults_are_valid_for_their_type(name: str) -> None:
             "name": "DefaultProbe",
             "fields": [{"name": "value", "type": field["type"]}],
         }
-        parsed = fastavro.parse_schema(record, named_schemas={})
+        parsed = fastavro.parse_schema(record, named_schemas=dict(named))
         assert fastavro.validate({"value": field["default"]}, parsed, raise_errors=False), where
-    assert checked
+    # ReviewDecision is new and has only required fields and nullable ones; every older
+    # contract gained defaulted fields while evolving, and those are the ones at risk.
+    assert checked or name == "ReviewDecision"
 
 
 @pytest.mark.parametrize("name", sorted(schemas.FILES))

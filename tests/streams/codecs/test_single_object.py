@@ -160,14 +160,16 @@ def test_load_registers_every_committed_schema(codecs: Codecs) -> None:
         codecs.validated: "ValidatedAsset",
         codecs.completed: "AssetCompleted",
         codecs.alert: "Alert",
+        codecs.review_decision: "ReviewDecision",
+        codecs.review_item: "ReviewItem",
     }
-    assert len(codecs.store) == 5
+    assert len(codecs.store) == 7
     for codec, name in expected.items():
         assert codec.model.__name__ == name
         assert codec.fingerprint == schema_fingerprint(schemas.load(name))
         assert codec.fingerprint in codecs.store
         assert codec.store is codecs.store
-    assert len({c.fingerprint for c in expected}) == 5
+    assert len({c.fingerprint for c in expected}) == 7
 
 
 def test_load_can_share_a_store_that_already_knows_older_writers() -> None:
@@ -177,7 +179,7 @@ def test_load_can_share_a_store_that_already_knows_older_writers() -> None:
     codecs = Codecs.load(store)
     assert codecs.store is store
     assert old_fp in store
-    assert len(store) == 6
+    assert len(store) == 8
 
 
 def test_register_is_idempotent_and_returns_the_fingerprint() -> None:

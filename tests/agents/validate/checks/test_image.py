@@ -79,6 +79,7 @@ def test_valid_images_pass_all_three_checks(fmt: str, name: str) -> None:
         "passed": True,
         "message": f"decodes as {name} 64x48",
         "measured": f"{name} 64x48",
+        "repairable": False,
     }
     assert format_(s).passed
     assert format_(s).measured == name
