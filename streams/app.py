@@ -34,6 +34,9 @@ class LineTopics:
     deadletter: Any
     alerts: Any
     spend: Any
+    review: Any
+    review_decisions: Any
+    review_items: Any
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,9 @@ def create_line(settings: Settings, *, registry: CollectorRegistry | None = None
         deadletter=topic(names.deadletter),
         alerts=topic(names.alerts),
         spend=topic(names.spend, acks=False),  # the spend table's changelog, like .completed
+        review=topic(names.review),
+        review_decisions=topic(names.review_decisions),
+        review_items=topic(names.review_items, acks=False),  # the review table's changelog
     )
     registry = registry if registry is not None else CollectorRegistry()
     line = Line(
@@ -130,12 +136,14 @@ def _install_stages(line: Line) -> None:
     # Imported here: agents depend on streams, and streams only reaches agents at wiring time.
     from agents.deliver.agent import install as install_deliver
     from agents.generate.agent import install as install_generate
+    from agents.review.agent import install as install_review
     from agents.validate.agent import install as install_validate
 
     installers = {
         "generate": install_generate,
         "validate": install_validate,
         "deliver": install_deliver,
+        "review": install_review,
     }
     for stage in line.settings.stages:
         installers[stage](line)

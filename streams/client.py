@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from streams.codecs import CodecError, Codecs
 from streams.records import AssetCompleted, GenerationRequest
@@ -102,6 +102,29 @@ async def open_completion_reader(settings: Settings) -> AIOKafkaConsumer:
     """A group-less consumer on every partition of ``.completed``, from the beginning."""
     topic = TopicNames.with_prefix(settings.topic_prefix).completed
     return await open_topic_reader(settings.kafka_bootstrap, topic)
+
+
+async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every message of ``topic`` up to its end offsets when called, in partition order.
+
+    Used to read a table's changelog (e.g. ``.review.items``) without asking a worker.
+    """
+    consumer = await open_topic_reader(bootstrap, topic)
+    try:
+        tps = list(consumer.assignment())
+        ends = await consumer.end_offsets(tps)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        left = {tp for tp in tps if ends[tp] > await consumer.position(tp)}
+        while left:
+            batches = await consumer.getmany(*left, timeout_ms=1000)
+            for tp, messages in batches.items():
+                records.extend(messages)
+            for tp in list(left):
+                if await consumer.position(tp) >= ends[tp]:
+                    left.discard(tp)
+        return records
+    finally:
+        await consumer.stop()
 
 
 async def open_topic_reader(bootstrap: str, topic: str) -> AIOKafkaConsumer:

@@ -18,6 +18,7 @@ class StageMetrics(NamedTuple):
     seconds: Histogram
     completions: Counter
     duplicates: Counter
+    delivered_attempts: Histogram
 
     @classmethod
     def build(cls, registry: CollectorRegistry) -> StageMetrics:
@@ -57,6 +58,12 @@ class StageMetrics(NamedTuple):
                 "assetline_duplicates_suppressed",
                 "Redelivered events whose request had already completed.",
                 ["stage"],
+                registry=registry,
+            ),
+            delivered_attempts=Histogram(
+                "assetline_delivered_attempts",
+                "Generation attempts it took to deliver an asset (1 = first try).",
+                buckets=(1, 2, 3, 4, 5, 10),
                 registry=registry,
             ),
         )

@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-STAGES = ("generate", "validate", "deliver")
+STAGES = ("generate", "validate", "deliver", "review")
 
 
 class Settings(BaseSettings):
@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     api_keys: dict[str, SecretStr] = Field(
         default_factory=dict,
         description='Provider API keys by name, as JSON: {"openai": "sk-..."}. Never logged.',
+    )
+
+    # Validation gateway
+    profiles_dir: Path | None = Field(
+        None,
+        description="Folder of brand profiles (one YAML/TOML/JSON file each); unset = only the "
+        "request's own constraints are checked.",
     )
 
     # Storage

@@ -32,6 +32,9 @@ class TopicNames:
     deadletter: str
     alerts: str
     spend: str
+    review: str
+    review_decisions: str
+    review_items: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -44,7 +47,14 @@ class TopicNames:
             deadletter=f"{prefix}.deadletter",
             alerts=f"{prefix}.alerts",
             spend=f"{prefix}.spend",
+            review=f"{prefix}.review",
+            review_decisions=f"{prefix}.review.decisions",
+            review_items=f"{prefix}.review.items",
         )
+
+    def compacted(self) -> tuple[str, str]:
+        """Changelogs of tables whose latest value per key is all that matters."""
+        return (self.spend, self.review_items)
 
     def all(self) -> tuple[str, ...]:
         return (
@@ -56,6 +66,9 @@ class TopicNames:
             self.alerts,
             self.deadletter,
             self.spend,
+            self.review,
+            self.review_decisions,
+            self.review_items,
         )
 
 
@@ -80,7 +93,7 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
     specs = [
         TopicSpec(name, settings.topic_partitions, settings.topic_replication, retention)
         for name in names.all()
-        if name not in (names.deadletter, names.spend)
+        if name not in (names.deadletter, *names.compacted())
     ]
     specs.append(
         TopicSpec(
@@ -90,14 +103,12 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
             {"cleanup.policy": "delete", "retention.ms": str(settings.deadletter_retention_ms)},
         )
     )
-    # The spend ledger's changelog: only the latest total per key matters.
-    specs.append(
+    # Table changelogs: only the latest value per key matters (a spend total, a review item).
+    specs.extend(
         TopicSpec(
-            names.spend,
-            settings.topic_partitions,
-            settings.topic_replication,
-            {"cleanup.policy": "compact"},
+            name, settings.topic_partitions, settings.topic_replication, {"cleanup.policy": "compact"}
         )
+        for name in names.compacted()
     )
     return specs
 

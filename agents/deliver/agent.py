@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agents.deliver.completion import completion, status_for_unapproved
+from agents.deliver.completion import completion, ends_request, status_for_unapproved
 from agents.deliver.delivery import deliver_approved
 from agents.deliver.ledger import already_completed
 from agents.deliver.sinks import FilesystemSink
@@ -42,6 +42,9 @@ def install(line: Line) -> None:
                 validated = await io.decode(codecs.validated, event)
                 if validated is None:
                     continue
+                if not ends_request(validated):
+                    line.metrics.events_out.labels(STAGE, "detour").inc()
+                    continue  # the request lives on: a new attempt, or a person, will end it
                 request = validated.raw.request
                 key = request.request_id.encode("utf-8")
                 if already_completed(ledger.get(key), request.attempt, codecs.completed.decode):
@@ -53,4 +56,6 @@ def install(line: Line) -> None:
                     done = completion(validated, status_for_unapproved(validated))
                 ledger[key] = codecs.completed.encode(done)  # publishes to .completed
                 line.metrics.completions.labels(done.status.value).inc()
+                if done.location is not None:
+                    line.metrics.delivered_attempts.observe(done.attempt)
                 line.metrics.events_out.labels(STAGE, "completed").inc()

@@ -7,6 +7,8 @@ from datetime import datetime
 from streams.records import (
     AssetCompleted,
     CompletionStatus,
+    Disposition,
+    ReviewAction,
     ValidatedAsset,
     Verdict,
     utc_now,
@@ -14,8 +16,16 @@ from streams.records import (
 
 
 def reasons_of(validated: ValidatedAsset) -> list[str]:
-    """Failed checks as ``code: message`` lines, the form downstream systems show people."""
-    return [f"{c.code}: {c.message}" for c in validated.report.checks if not c.passed]
+    """Failed checks as ``code: message`` lines, the form downstream systems show people.
+
+    A reviewer's rejection comes first: it is the reason the request ended.
+    """
+    reasons = [f"{c.code}: {c.message}" for c in validated.report.checks if not c.passed]
+    review = validated.review
+    if review is not None and review.action is ReviewAction.REJECT:
+        note = f": {review.note}" if review.note else ""
+        reasons.insert(0, f"review.rejected: by {review.reviewer}{note}")
+    return reasons
 
 
 def fallback_reasons(validated: ValidatedAsset) -> list[str]:
@@ -67,12 +77,22 @@ def completion(
         reasons=reasons if reasons is not None else reasons_of(validated),
         provider=raw.provider or None,
         model_version=raw.model_version or None,
-        cost=raw.cost,
+        # Every attempt of the request is paid for: earlier generations and judge calls too.
+        cost=round(request.prior_cost + raw.cost + validated.report.cost, 10),
         alias=raw.alias,
-        attempts=raw.attempts,
+        attempts=[*raw.attempts, *validated.report.attempts],
         timings_ms=stage_timings(validated, deliver_ms, done),
         completed_at=done,
+        review=validated.review,
     )
+
+
+def ends_request(validated: ValidatedAsset) -> bool:
+    """Only final dispositions complete a request: a re-generation or a review is a detour.
+
+    Records without a disposition predate the gateway, when every rejection was final.
+    """
+    return validated.disposition not in (Disposition.REGENERATE, Disposition.REVIEW)
 
 
 def status_for_unapproved(validated: ValidatedAsset) -> CompletionStatus:

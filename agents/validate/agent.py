@@ -1,12 +1,25 @@
-"""The validate stage: raw topic -> checks -> approved or rejected topic."""
+"""The validate stage: raw topic -> brand policy + checks + judge -> approved, rejected, more.
+
+Triage decides; this agent only publishes: APPROVED to ``.approved``; every failure to
+``.rejected`` with its full report and disposition; a REGENERATE also sends the next attempt
+to ``.requests``, and a REVIEW also sends the asset to ``.review`` for a person.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agents.validate.checks import default_checks
-from agents.validate.validation import route, unreadable, validate
+from agents.generate.providers.offline import OfflineProvider
+from agents.generate.routing.adapters import build_adapters, close_adapters
+from agents.generate.routing.config import load_routing
+from agents.validate.checks.terms import default_detector
+from agents.validate.gateway import Gateway
+from agents.validate.metrics import GatewayMetrics
+from agents.validate.policy import DEFAULT_POLICY, PolicyError, load_profiles
+from agents.validate.triage import triage
+from agents.validate.validation import unreadable
 from streams.blobs import BlobError
+from streams.records import Disposition
 from streams.stage import StageIO
 
 if TYPE_CHECKING:
@@ -16,25 +29,57 @@ STAGE = "validate"
 
 
 def install(line: Line) -> None:
+    settings = line.settings
     io = StageIO(line, STAGE)
-    checks = default_checks(max_pixels=line.settings.max_image_pixels)
     codecs = line.codecs
-    outputs = {"approved": line.topics.approved, "rejected": line.topics.rejected}
+    topics = line.topics
+    book = load_profiles(settings.profiles_dir)  # a bad profile fails the start, loudly
+    judged = any(policy.judge is not None for policy in book.policies.values())
+    # The judge reaches providers through the routing file, like generation does; no file,
+    # no judge providers (and a profile naming one fails the start).
+    providers = (
+        build_adapters(load_routing(settings.routing_file), settings.api_keys, OfflineProvider())
+        if judged
+        else {}
+    )
+    gateway = Gateway(
+        book, providers, max_pixels=settings.max_image_pixels, detector=default_detector()
+    )
+    metrics = GatewayMetrics.build(line.registry)
 
-    @line.app.agent(line.topics.raw, name=STAGE)
+    @line.app.agent(topics.raw, name=STAGE)
     async def validate_stage(stream: Any) -> None:
         async for event in stream.events():
             async with io.handling(event):
                 raw = await io.decode(codecs.raw, event)
                 if raw is None:
                     continue
-                try:
-                    data = line.blobs.get(raw.blob) if raw.blob is not None else None
-                except BlobError as exc:
-                    validated = unreadable(raw, exc.code, str(exc))
+                policy = gateway.policy_for(raw)
+                if isinstance(policy, PolicyError):
+                    validated = gateway.no_policy(raw, policy)
+                    decision = triage(validated, DEFAULT_POLICY)  # ERROR: final
                 else:
-                    validated = validate(raw, data, checks)
-                output = route(validated)
-                request_id = raw.request.request_id
+                    try:
+                        data = line.blobs.get(raw.blob) if raw.blob is not None else None
+                    except BlobError as exc:
+                        validated = unreadable(raw, exc.code, str(exc))
+                    else:
+                        validated = await gateway.inspect(raw, data, policy)
+                    decision = triage(validated, policy)
+                validated = validated.model_copy(update={"disposition": decision.disposition})
+                metrics.observe(validated)
+                key = raw.request.request_id
+                if decision.retry is not None:
+                    value = codecs.request.encode(decision.retry)
+                    await io.send(topics.requests, key, value, "requests")
                 value = codecs.validated.encode(validated)
-                await io.send(outputs[output], request_id, value, output)
+                if decision.disposition is Disposition.REVIEW:
+                    await io.send(topics.review, key, value, "review")
+                if decision.disposition is Disposition.APPROVED:
+                    await io.send(topics.approved, key, value, "approved")
+                else:
+                    await io.send(topics.rejected, key, value, "rejected")
+
+    @line.app.on_before_shutdown.connect
+    async def _close_judges(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await close_adapters(providers)

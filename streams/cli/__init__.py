@@ -1,4 +1,4 @@
-"""``assetline`` command line: broker, worker, submit, tail, demo, schemas, topics.
+"""``assetline`` command line: broker, worker, submit, tail, demo, schemas, topics, review.
 
 Every command turns expected failures (bad arguments, no broker) into one line on stderr and a
 non-zero exit; a traceback means a bug.
@@ -11,6 +11,7 @@ import click
 from streams.cli._broker import broker
 from streams.cli._demo import demo
 from streams.cli._line import submit, tail, topics, worker
+from streams.cli._review import review_group
 from streams.cli._schemas import schemas_group
 
 
@@ -26,6 +27,7 @@ cli.add_command(tail)
 cli.add_command(topics)
 cli.add_command(demo)
 cli.add_command(schemas_group)
+cli.add_command(review_group)
 
 
 def main() -> None:

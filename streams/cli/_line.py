@@ -145,6 +145,9 @@ def render(topic: str, names: TopicNames, codecs: Codecs, value: bytes, headers:
         names.rejected: codecs.validated,
         names.completed: codecs.completed,
         names.alerts: codecs.alert,
+        names.review: codecs.validated,
+        names.review_decisions: codecs.review_decision,
+        names.review_items: codecs.review_item,
     }
     codec = by_topic.get(topic)
     out: dict[str, Any] = {"topic": topic}

@@ -23,7 +23,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_without_environment() -> None:
     settings = Settings()
     assert settings.kafka_bootstrap == "127.0.0.1:9092"
-    assert settings.stages == STAGES == ("generate", "validate", "deliver")
+    assert settings.stages == STAGES == ("generate", "validate", "deliver", "review")
     assert settings.topic_prefix == "assetline"
     assert settings.topic_partitions == 6
     assert settings.blob_dir == Path("var/blobs")
@@ -73,7 +73,7 @@ def test_kafka_bootstrap_as_an_argument() -> None:
         ("generate,validate", ("generate", "validate")),
         (" deliver ", ("deliver",)),
         ("validate, deliver,", ("validate", "deliver")),
-        ("generate,validate,deliver", STAGES),
+        ("generate,validate,deliver,review", STAGES),
     ],
 )
 def test_stages_are_parsed_from_a_comma_list(
@@ -126,9 +126,9 @@ def test_settings_are_frozen() -> None:
 
 def test_settings_env_names_every_set_field_with_the_prefix() -> None:
     env = settings_env(Settings())
-    unset = {"ASSETLINE_ROUTING_FILE"}  # None by default: left out, the child defaults to None
+    unset = {"ASSETLINE_ROUTING_FILE", "ASSETLINE_PROFILES_DIR"}  # None by default: left out, the child defaults to None
     assert set(env) == {f"ASSETLINE_{name.upper()}" for name in Settings.model_fields} - unset
-    assert env["ASSETLINE_STAGES"] == "generate,validate,deliver"
+    assert env["ASSETLINE_STAGES"] == "generate,validate,deliver,review"
     assert all(isinstance(v, str) for v in env.values())
 
 
@@ -168,6 +168,7 @@ def test_settings_env_round_trips_every_changed_knob(
         web_port=0,
         log_level="info",
         routing_file=tmp_path / "routing.yaml",
+        profiles_dir=tmp_path / "profiles",
         api_keys={"openai": SecretStr("sk-test-123"), "anthropic": SecretStr("ak-456")},
     )
     changed = {

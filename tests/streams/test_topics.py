@@ -31,8 +31,11 @@ def test_all_lists_every_topic_once_in_line_order() -> None:
         "p.alerts",
         "p.deadletter",
         "p.spend",
+        "p.review",
+        "p.review.decisions",
+        "p.review.items",
     )
-    assert len(set(names.all())) == 8
+    assert len(set(names.all())) == 11
     assert set(names.all()) == {getattr(names, f.name) for f in dataclasses.fields(names)}
 
 
@@ -63,7 +66,8 @@ def settings(**overrides: object) -> Settings:
 
 def test_line_topic_specs_are_every_topic_with_the_same_partitions() -> None:
     specs = line_topic_specs(settings())
-    assert [s.name for s in specs] == list(TopicNames.with_prefix("line").all())
+    assert sorted(s.name for s in specs) == sorted(TopicNames.with_prefix("line").all())
+    assert len(specs) == len({s.name for s in specs})
     assert all(isinstance(s, TopicSpec) for s in specs)
     assert {s.partitions for s in specs} == {3}
     assert {s.replication for s in specs} == {2}
@@ -73,9 +77,9 @@ def test_deadletter_keeps_messages_longer() -> None:
     specs = {s.name: s for s in line_topic_specs(settings())}
     deadletter = specs.pop("line.deadletter")
     assert deadletter.config == {"cleanup.policy": "delete", "retention.ms": "9000"}
-    spend = specs.pop("line.spend")
-    assert spend.config == {"cleanup.policy": "compact"}
-    assert len(specs) == 6
+    for changelog in ("line.spend", "line.review.items"):
+        assert specs.pop(changelog).config == {"cleanup.policy": "compact"}
+    assert len(specs) == 8
     for spec in specs.values():
         assert spec.config == {"cleanup.policy": "delete", "retention.ms": "1000"}
 

@@ -31,11 +31,33 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """Bytes sent to the model beside the prompt, e.g. the image an AI validator judges.
+
+    Adapters send what their API can take (images, for now) and raise
+    ``provider.unsupported`` for the rest rather than let the model answer without it.
+    """
+
+    data: bytes
+    media_type: str
+
+    @property
+    def bare_media_type(self) -> str:
+        """The media type without parameters, lower-cased: what the vendor APIs match on."""
+        return self.media_type.split(";", 1)[0].strip().lower()
+
+    @property
+    def is_image(self) -> bool:
+        return self.bare_media_type.startswith("image/")
+
+
+@dataclass(frozen=True)
 class ProviderCall:
     """One attempt against one provider: the request plus what routing decided for it.
 
     ``model`` is sent on the wire exactly as given: the pinned version when the routing entry
-    has one, so a request never silently moves to a newer snapshot.
+    has one, so a request never silently moves to a newer snapshot. ``attachments`` go into
+    the user message beside ``prompt`` (chat models only).
     """
 
     request: GenerationRequest
@@ -44,6 +66,7 @@ class ProviderCall:
     timeout_s: float = 60.0
     max_output_tokens: int | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,27 @@
 """Adapter for Anthropic's Messages API: text, JSON and code (Claude makes no images).
 
+Claude does read images: a call's image attachments go into the user turn as base64 blocks.
+
 The API has no JSON mode, so for JSON the schema goes into the system prompt and the validate
 stage checks the result like any other provider's.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr
 
-from agents.generate.providers._base import Generated, ProviderCall, ProviderError, Usage
+from agents.generate.providers._base import (
+    Attachment,
+    Generated,
+    ProviderCall,
+    ProviderError,
+    Usage,
+)
 from agents.generate.providers._content import instructions, media_type, strip_fence
 from agents.generate.providers._http import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -74,7 +83,7 @@ class AnthropicProvider(PooledAdapter):
             "model": call.model,
             "max_tokens": call.max_output_tokens or DEFAULT_MAX_TOKENS,
             "system": instructions(request, schema_in_prompt=True),
-            "messages": [{"role": "user", "content": call.prompt}],
+            "messages": [{"role": "user", "content": _user_content(call, self.name)}],
         }
         body.update(call.params)
         payload = await post_json(
@@ -117,3 +126,29 @@ class AnthropicProvider(PooledAdapter):
             model_version=version if isinstance(version, str) and version else call.model,
             usage=usage,
         )
+
+
+def _user_content(call: ProviderCall, provider: str) -> str | list[dict[str, Any]]:
+    """The prompt as is, or image blocks then a text block (Claude reads images best first)."""
+    if not call.attachments:
+        return call.prompt
+    return [
+        *(_image_block(attachment, provider) for attachment in call.attachments),
+        {"type": "text", "text": call.prompt},
+    ]
+
+
+def _image_block(attachment: Attachment, provider: str) -> dict[str, Any]:
+    if not attachment.is_image:
+        raise ProviderError(
+            "provider.unsupported",
+            f"{provider}: cannot send a {attachment.bare_media_type!r} attachment, only images",
+        )
+    return {
+        "type": "image",
+        "source": {
+            "type": "base64",
+            "media_type": attachment.bare_media_type,
+            "data": base64.b64encode(attachment.data).decode("ascii"),
+        },
+    }

@@ -17,7 +17,13 @@ from typing import Any, Final, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr
 
-from agents.generate.providers._base import Generated, ProviderCall, ProviderError, Usage
+from agents.generate.providers._base import (
+    Attachment,
+    Generated,
+    ProviderCall,
+    ProviderError,
+    Usage,
+)
 from agents.generate.providers._content import instructions, media_type, sniff_image, strip_fence
 from agents.generate.providers._http import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -83,11 +89,18 @@ class OpenAIProvider(PooledAdapter):
 
     async def _chat(self, call: ProviderCall) -> Generated:
         request = call.request
+        # A plain string unless there are attachments: some compatible servers take only that.
+        user: str | list[dict[str, Any]] = call.prompt
+        if call.attachments:
+            user = [
+                {"type": "text", "text": call.prompt},
+                *(_image_part(attachment, self.name) for attachment in call.attachments),
+            ]
         body: dict[str, Any] = {
             "model": call.model,
             "messages": [
                 {"role": "system", "content": instructions(request)},
-                {"role": "user", "content": call.prompt},
+                {"role": "user", "content": user},
             ],
         }
         # Newer models take max_completion_tokens instead; a config that sets it wins.
@@ -128,6 +141,10 @@ class OpenAIProvider(PooledAdapter):
         )
 
     async def _image(self, call: ProviderCall) -> Generated:
+        if call.attachments:  # /images/generations takes a prompt only; never drop them silently
+            raise ProviderError(
+                "provider.unsupported", f"{self.name}: image generation takes no attachments"
+            )
         started = time.monotonic()
         constraints = call.request.constraints
         size = (
@@ -212,6 +229,20 @@ def _json_format(schema_text: str | None, provider: str) -> dict[str, Any]:
     return {
         "type": "json_schema",
         "json_schema": {"name": "asset", "schema": schema, "strict": True},
+    }
+
+
+def _image_part(attachment: Attachment, provider: str) -> dict[str, Any]:
+    """An ``image_url`` content part carrying the bytes inline as a data URI."""
+    if not attachment.is_image:
+        raise ProviderError(
+            "provider.unsupported",
+            f"{provider}: cannot send a {attachment.bare_media_type!r} attachment, only images",
+        )
+    encoded = base64.b64encode(attachment.data).decode("ascii")
+    return {
+        "type": "image_url",
+        "image_url": {"url": f"data:{attachment.bare_media_type};base64,{encoded}"},
     }
 
 

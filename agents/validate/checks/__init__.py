@@ -46,10 +46,19 @@ __all__ = [
 ]
 
 
-def default_checks(max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Check, ...]:
-    """A fresh standard set; the image checks share one prober, so build one set per worker."""
+def default_checks(
+    max_pixels: int = DEFAULT_MAX_PIXELS, *, prober: ImageProber | None = None
+) -> tuple[Check, ...]:
+    """A fresh standard set; the image checks share one prober, so build one set per worker.
+
+    Pass ``prober`` to share it with further image checks (a brand policy's), so that an image
+    is still decoded only once per suite.
+    """
+    prober = prober if prober is not None else ImageProber(max_pixels)
     return (
-        *image_checks(max_pixels),
+        ImageDecodes(prober),
+        ImageFormat(prober),
+        ImageSize(prober),
         TextNotEmpty(),
         TextMaxChars(),
         JsonParses(),

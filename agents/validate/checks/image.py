@@ -3,7 +3,8 @@
 Decoding is both the expensive and the dangerous step (decompression bombs), so the three checks
 share one :class:`ImageProber`. It reads the header first, refuses anything above its own pixel
 limit before a single pixel is decoded, decodes at most once per asset, and remembers the last
-probe so the sibling checks reuse it instead of decoding the same bytes again.
+probe so the sibling checks reuse it instead of decoding the same bytes again. The probe keeps the
+decoded image, so pixel checks (policy, palette) reuse that one decode as well.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import ClassVar, Final
+from typing import ClassVar, Final, cast
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageMath, UnidentifiedImageError
 
 from agents.validate.checks._base import Subject
 from streams.records import AssetKind, CheckResult
@@ -41,14 +42,18 @@ _IMAGE: Final = frozenset({AssetKind.IMAGE})
 class ImageProbe:
     """What one look at the bytes found.
 
-    ``format`` and the dimensions come from the header alone, so they are known even when the
-    pixel data is broken or was never decoded; ``problem`` says why the image does not decode.
+    ``format``, the dimensions and ``mode`` (Pillow's) come from the header, so they are known even
+    when the pixel data is broken or was never decoded; ``problem`` says why the image does not
+    decode. ``image`` is the decoded image, set only when it decoded; it is shared by every check
+    that uses this probe, so checks must treat it as read-only (no ``thumbnail``, ``paste``, ...).
     """
 
     format: str | None = None
     width: int | None = None
     height: int | None = None
     problem: str | None = None
+    mode: str | None = None
+    image: Image.Image | None = field(default=None, compare=False, repr=False)
 
     @property
     def decoded(self) -> bool:
@@ -76,7 +81,8 @@ def probe_image(
 
     The pixel limit is ours and is checked before ``load()``; Pillow's global
     ``Image.MAX_IMAGE_PIXELS`` is neither read nor changed. Pillow still applies its own hard
-    limit inside ``Image.open``; when it fires it is reported as a bomb like ours.
+    limit inside ``Image.open``; when it fires it is reported as a bomb like ours. A decoded
+    image is returned open on the probe; it reads from an in-memory buffer, so no file is held.
     """
     try:
         image = Image.open(io.BytesIO(data), formats=list(formats))
@@ -87,26 +93,82 @@ def probe_image(
     except Exception as exc:  # any malformed header is a failed check, not a crash
         return ImageProbe(problem=f"unreadable image header: {_describe(exc)}")
 
-    with image:
-        width, height = image.size
-        header = ImageProbe(format=image.format, width=width, height=height)
-        pixels = width * height
-        if pixels > max_pixels:
-            return replace(
-                header,
-                problem=f"{width}x{height} is {pixels} pixels, above the limit of {max_pixels} "
-                "(decompression bomb guard); not decoded",
-            )
-        try:
-            image.load()
-        except Exception as exc:  # truncated or corrupt pixel data
-            return replace(header, problem=f"does not decode: {_describe(exc)}")
+    try:
+        probe = _decode(image, data, max_pixels)
+    except BaseException:
+        image.close()
+        raise
+    if probe.image is None:  # only a decoded image stays open: the pixel checks read it
+        image.close()
+    return probe
+
+
+def _decode(image: Image.Image, data: bytes, max_pixels: int) -> ImageProbe:
+    width, height = image.size
+    header = ImageProbe(format=image.format, width=width, height=height, mode=image.mode)
+    pixels = width * height
+    if pixels > max_pixels:
+        return replace(
+            header,
+            problem=f"{width}x{height} is {pixels} pixels, above the limit of {max_pixels} "
+            "(decompression bomb guard); not decoded",
+        )
+    try:
+        image.load()
+    except Exception as exc:  # truncated or corrupt pixel data
+        return replace(header, problem=f"does not decode: {_describe(exc)}")
 
     if header.format == "PNG" and not data.endswith(_PNG_IEND):
         return replace(
             header, problem="PNG does not end with its IEND chunk (truncated or trailing data)"
         )
-    return header
+    return replace(header, mode=image.mode, image=image)
+
+
+def not_decoded_result(code: str, probe: ImageProbe, measured: str | None = None) -> CheckResult:
+    """The failure of a pixel check on an image that did not decode; ``image.decodes`` says why.
+
+    Repairable: an image that does not decode (or is a bomb) is a bad generation, not bad policy.
+    """
+    return CheckResult(
+        code=code,
+        passed=False,
+        message=f"image did not decode, see image.decodes: {probe.problem or 'no image'}",
+        measured=measured,
+        repairable=True,
+    )
+
+
+def _is_wide_gray(image: Image.Image) -> bool:
+    return image.mode == "I" or image.mode.startswith("I;16")
+
+
+def to_rgba(image: Image.Image) -> Image.Image:
+    """8-bit RGBA that honours every way Pillow carries transparency.
+
+    ``convert("RGBA")`` already applies alpha bands, RGBA palettes and tRNS colour keys of 1/L/RGB
+    and P images; 16-bit grey is the exception: Pillow clips it to 8 bits (1000 becomes white)
+    and drops its colour key, so it is scaled and keyed here instead.
+    """
+    if not _is_wide_gray(image):
+        return image.convert("RGBA")
+    wide = image.convert("I")
+    rgba = wide.point(lambda value: value / 257 + 0.5).convert("L").convert("RGBA")
+    key = image.info.get("transparency")
+    if isinstance(key, int):
+        alpha = ImageMath.lambda_eval(lambda args: (args["v"] != key) * 255, v=wide)
+        if isinstance(alpha, Image.Image):
+            rgba.putalpha(alpha.convert("L"))
+    return rgba
+
+
+def alpha_extrema(image: Image.Image) -> tuple[int, int] | None:
+    """Lowest and highest alpha of any pixel, or None when the image carries no transparency."""
+    if not image.has_transparency_data:
+        return None
+    source = image if "A" in image.getbands() else to_rgba(image)
+    # One 8-bit band, so Pillow returns a (min, max) pair of ints.
+    return cast(tuple[int, int], source.getchannel("A").getextrema())
 
 
 class ImageProber:
@@ -116,6 +178,7 @@ class ImageProber:
     the same :class:`Subject` to each check, so the siblings hit the cache. Holding a reference to
     those bytes keeps their identity from being reused by another object. Replacing the cached
     pair is a single assignment, so concurrent use can at worst probe twice, never mix assets.
+    The cached probe holds the decoded pixels of that one asset until the next asset replaces it.
     """
 
     def __init__(

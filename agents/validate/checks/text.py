@@ -41,11 +41,15 @@ class TextNotEmpty:
     def __call__(self, subject: Subject) -> CheckResult:
         decoded = decode_utf8(subject.data)
         if decoded.text is None:
-            return CheckResult(code=self.code, passed=False, message=str(decoded.problem))
+            return CheckResult(
+                code=self.code, passed=False, message=str(decoded.problem), repairable=True
+            )
         measured = f"{len(decoded.text)} chars"
         if not decoded.text.strip():
             message = "text is empty" if not decoded.text else "text is only whitespace"
-            return CheckResult(code=self.code, passed=False, message=message, measured=measured)
+            return CheckResult(
+                code=self.code, passed=False, message=message, measured=measured, repairable=True
+            )
         return CheckResult(
             code=self.code, passed=True, message="text is not empty", measured=measured
         )
@@ -61,7 +65,9 @@ class TextMaxChars:
     def __call__(self, subject: Subject) -> CheckResult:
         decoded = decode_utf8(subject.data)
         if decoded.text is None:
-            return CheckResult(code=self.code, passed=False, message=str(decoded.problem))
+            return CheckResult(
+                code=self.code, passed=False, message=str(decoded.problem), repairable=True
+            )
         length = len(decoded.text)
         limit = subject.request.constraints.max_chars
         if limit is None:
@@ -70,4 +76,10 @@ class TextMaxChars:
             message, passed = f"{length} chars exceeds max_chars {limit} by {length - limit}", False
         else:
             message, passed = f"{length} chars within max_chars {limit}", True
-        return CheckResult(code=self.code, passed=passed, message=message, measured=str(length))
+        return CheckResult(
+            code=self.code,
+            passed=passed,
+            message=message,
+            measured=str(length),
+            repairable=not passed,  # a shorter text is exactly what a re-generation can give
+        )

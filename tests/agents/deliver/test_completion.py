@@ -8,6 +8,7 @@ import pytest
 
 from agents.deliver.completion import (
     completion,
+    ends_request,
     reasons_of,
     stage_timings,
     status_for_unapproved,
@@ -18,14 +19,18 @@ from streams.records import (
     BlobRef,
     CheckResult,
     CompletionStatus,
+    Disposition,
     GenerationError,
     GenerationRequest,
     ModelSpec,
     RawAsset,
+    ReviewAction,
+    ReviewDecision,
     ValidatedAsset,
     ValidationReport,
     Verdict,
 )
+from tests.support.assets import failed, make_request, make_validated, passed
 
 CREATED = datetime(2024, 5, 17, 9, 0, 0, tzinfo=UTC)
 DONE = CREATED + timedelta(seconds=2, milliseconds=500)
@@ -198,3 +203,38 @@ def test_completion_round_trips_through_its_codec() -> None:
         validated(Verdict.FAIL, [FAILED_FORMAT]), CompletionStatus.REJECTED, completed_at=DONE
     )
     assert codec.decode(codec.encode(done)) == done
+
+
+# -- the validation gateway's detours -------------------------------------------------------
+
+
+def test_detours_do_not_end_a_request_but_final_dispositions_do() -> None:
+    asset = make_validated([failed("palette.brand")])
+    assert ends_request(asset)  # no disposition: written before the gateway, final
+    for disposition, final in [
+        (Disposition.REGENERATE, False),
+        (Disposition.REVIEW, False),
+        (Disposition.REJECTED, True),
+        (Disposition.APPROVED, True),
+    ]:
+        assert ends_request(asset.model_copy(update={"disposition": disposition})) is final
+
+
+def test_cost_sums_earlier_attempts_generation_and_judge() -> None:
+    request = make_request(attempt=2, prior_cost=0.25)
+    asset = make_validated([passed("x")], request=request, raw_cost=0.5, judge_cost=0.125)
+    done = completion(asset, CompletionStatus.DELIVERED)
+    assert done.cost == 0.875
+    assert [a.purpose for a in done.attempts] == ["generate", "judge"]
+    assert done.attempt == 2
+
+
+def test_reviewer_rejection_leads_the_reasons_and_is_recorded() -> None:
+    decision = ReviewDecision(
+        decision_id="d", request_id="r-1", action=ReviewAction.REJECT, reviewer="bo", note="no"
+    )
+    asset = make_validated([failed("text.prohibited", "found 'free'")])
+    asset = asset.model_copy(update={"review": decision})
+    done = completion(asset, CompletionStatus.REJECTED)
+    assert done.reasons == ["review.rejected: by bo: no", "text.prohibited: found 'free'"]
+    assert done.review == decision

@@ -47,13 +47,15 @@ def content_seed(request: GenerationRequest, model_version: str) -> int:
     Unset constraints are left out, so adding an optional constraint field to the contract
     later does not change the bytes of every existing request.
     """
-    content = {
+    content: dict[str, object] = {
         "kind": request.kind.value,
         "prompt_template": request.prompt_template,
         "variables": request.variables,
         "constraints": request.constraints.model_dump(mode="json", exclude_none=True),
         "model_version": model_version,
     }
+    if request.feedback:  # a re-generation must be able to come out differently
+        content["feedback"] = request.feedback
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return int.from_bytes(hashlib.sha256(canonical.encode("utf-8")).digest()[:8], "big")
 

@@ -226,3 +226,52 @@ def test_the_key_never_appears_in_errors(server: ProviderServer) -> None:
         assert KEY not in str(error)
         assert KEY not in repr(error.args)
         assert "x-api-key: ***" in error.message or "x-api-key" not in error.message
+
+
+# --- attachments -----------------------------------------------------------------------------
+
+
+def test_image_attachments_become_base64_blocks_before_the_text(server: ProviderServer) -> None:
+    import base64
+    import dataclasses
+
+    from agents.generate.providers._base import Attachment
+    from tests.support.provider_server import png_bytes
+
+    png = png_bytes(4, 4)
+    server.script("POST", MESSAGES, [Reply(json=anthropic_message('{"verdict": "pass"}'))])
+    call = dataclasses.replace(
+        make_call(AssetKind.JSON, prompt="Judge this image"),
+        attachments=(Attachment(png, "image/png"),),
+    )
+    generated = _generate(server, call)
+
+    assert generated.data == b'{"verdict": "pass"}'
+    assert _body(server)["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "image",
+                    "source": {
+                        "type": "base64",
+                        "media_type": "image/png",
+                        "data": base64.b64encode(png).decode(),
+                    },
+                },
+                {"type": "text", "text": "Judge this image"},
+            ],
+        }
+    ]
+
+
+def test_non_image_attachments_are_unsupported_without_a_call(server: ProviderServer) -> None:
+    import dataclasses
+
+    from agents.generate.providers._base import Attachment
+
+    call = dataclasses.replace(make_call(), attachments=(Attachment(b"a,b\n1,2\n", "text/csv"),))
+    error = _fails(server, call)
+    assert (error.code, error.retryable) == ("provider.unsupported", False)
+    assert "text/csv" in error.message
+    assert server.requests == []

@@ -486,3 +486,65 @@ def test_config_parses_from_a_routing_file_shape() -> None:
     assert config.image_response_format is None
     with pytest.raises(ValueError, match="extra"):
         OpenAIConfig.model_validate({"type": "openai", "api_base": "x"})
+
+
+# --- attachments -----------------------------------------------------------------------------
+
+
+def test_image_attachments_become_data_uri_parts_beside_the_text(server: ProviderServer) -> None:
+    import base64
+    import dataclasses
+
+    from agents.generate.providers._base import Attachment
+
+    png, jpeg = png_bytes(4, 4), b"\xff\xd8\xff\xe0fake-jpeg"
+    server.script("POST", CHAT, [Reply(json=openai_chat_response('{"verdict": "pass"}'))])
+    call = dataclasses.replace(
+        make_call(AssetKind.JSON, prompt="Judge this image"),
+        attachments=(Attachment(png, "image/png"), Attachment(jpeg, "Image/JPEG; q=1")),
+    )
+    _generate(server, call)
+
+    system, user = _chat_body(server)["messages"]
+    assert system["role"] == "system"
+    assert isinstance(system["content"], str)
+    assert user == {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "Judge this image"},
+            {
+                "type": "image_url",
+                "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()},
+            },
+            {
+                "type": "image_url",
+                "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()},
+            },
+        ],
+    }
+
+
+def test_non_image_attachments_are_unsupported_without_a_call(server: ProviderServer) -> None:
+    import dataclasses
+
+    from agents.generate.providers._base import Attachment
+
+    call = dataclasses.replace(
+        make_call(), attachments=(Attachment(b"%PDF-1.7", "application/pdf"),)
+    )
+    error = _fails(server, call)
+    assert (error.code, error.retryable) == ("provider.unsupported", False)
+    assert "application/pdf" in error.message
+    assert server.requests == []
+
+
+def test_image_generation_refuses_attachments_without_a_call(server: ProviderServer) -> None:
+    import dataclasses
+
+    from agents.generate.providers._base import Attachment
+
+    call = dataclasses.replace(
+        make_call(AssetKind.IMAGE), attachments=(Attachment(png_bytes(), "image/png"),)
+    )
+    assert _fails(server, call).code == "provider.unsupported"
+    assert server.requests == []

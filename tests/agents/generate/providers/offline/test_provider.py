@@ -350,3 +350,20 @@ def test_concurrent_requests_on_one_loop() -> None:
         _request(variables={"product": "X", "persona": personas[0], "locale": "en-US"})
     )
     assert results[0].data == serial.data
+
+
+def test_feedback_changes_the_seed_and_no_feedback_keeps_it() -> None:
+    plain = GenerationRequest(
+        request_id="r",
+        idempotency_key="k",
+        tenant="t",
+        campaign_id="c",
+        kind=AssetKind.TEXT,
+        prompt_template="Copy",
+    )
+    retry = plain.model_copy(update={"attempt": 2, "feedback": ["text.prohibited: 'free'"]})
+    assert content_seed(plain, "offline-1") != content_seed(retry, "offline-1")
+    # attempt alone is not content: a replay of the same request renders the same bytes
+    assert content_seed(plain, "offline-1") == content_seed(
+        plain.model_copy(update={"attempt": 2}), "offline-1"
+    )

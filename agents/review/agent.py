@@ -1,0 +1,103 @@
+"""The review stage: ``.review`` items wait in a table until ``.review.decisions`` settles them.
+
+Approve publishes the asset (with the reviewer recorded) to ``.approved``, reject to
+``.rejected``; the deliver stage then emits the one completion either way. The table's
+changelog is ``.review.items``, so pending items survive restarts and ``assetline review``
+can list them without asking a worker.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter, Gauge
+
+from agents.review.queue import Decided, decide, enqueue
+from streams.records import ReviewItem, ReviewStatus
+from streams.stage import StageIO
+
+if TYPE_CHECKING:
+    from streams.app import Line
+
+STAGE = "review"
+
+
+def install(line: Line) -> None:
+    io = StageIO(line, STAGE)
+    codecs = line.codecs
+    topics = line.topics
+    items = line.app.Table(
+        "review",
+        changelog_topic=topics.review_items,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=line.settings.topic_partitions,
+    )
+    sources = line.app.topic(
+        topics.names.review,
+        topics.names.review_decisions,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    decisions = Counter(
+        "assetline_review_decisions",
+        "Review decisions applied, by action (APPROVE, REJECT).",
+        ["action"],
+        registry=line.registry,
+    )
+
+    def stored(key: bytes) -> ReviewItem | None:
+        value = items.get(key)
+        return None if value is None else codecs.review_item.decode(value)
+
+    def pending() -> int:
+        count = 0
+        for value in items.values():
+            if codecs.review_item.decode(value).status is ReviewStatus.PENDING:
+                count += 1
+        return count
+
+    Gauge(
+        "assetline_review_pending",
+        "Assets waiting for a review decision (in this worker's partitions).",
+        registry=line.registry,
+    ).set_function(pending)
+
+    @line.app.agent(sources, name=STAGE)
+    async def review(stream: Any) -> None:
+        async for event in stream.events():
+            async with io.handling(event):
+                if event.message.topic == topics.names.review:
+                    asset = await io.decode(codecs.validated, event)
+                    if asset is None:
+                        continue
+                    key = asset.raw.request.request_id.encode("utf-8")
+                    item = enqueue(stored(key), asset)
+                    if item is None:
+                        line.metrics.duplicates.labels(STAGE).inc()
+                        continue
+                    items[key] = codecs.review_item.encode(item)
+                    line.metrics.events_out.labels(STAGE, "pending").inc()
+                    continue
+                decision = await io.decode(codecs.review_decision, event)
+                if decision is None:
+                    continue
+                key = decision.request_id.encode("utf-8")
+                if event.message.key != key:  # another key means another partition's table
+                    await io.dead_letter(
+                        event,
+                        "review.wrong_key",
+                        "a review decision must be keyed by its request_id "
+                        f"({decision.request_id!r}), got {event.message.key!r}",
+                    )
+                    continue
+                outcome = decide(stored(key), decision)
+                if not isinstance(outcome, Decided):
+                    await io.dead_letter(event, outcome.code, outcome.reason)
+                    continue
+                if not outcome.repeat:
+                    items[key] = codecs.review_item.encode(outcome.item)
+                    decisions.labels(decision.action.value).inc()
+                output = topics.approved if outcome.output == "approved" else topics.rejected
+                value = codecs.validated.encode(outcome.asset)
+                await io.send(output, decision.request_id, value, outcome.output)

@@ -1,0 +1,218 @@
+"""Brand palette check: most of the image should be close (CIEDE2000) to a brand colour.
+
+Comparing every pixel would cost far more than the line's per-asset budget, so the image is
+sampled down to a small square, quantised to a few dominant colours, and only those colours are
+compared with the brand's. Colour science (sRGB -> CIELAB D65, ΔE 2000) comes from ``coloraide``
+instead of a hand-written formula: CIEDE2000 is notoriously easy to get subtly wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar, Final
+
+from coloraide import Color
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agents.validate.checks._base import Subject
+from agents.validate.checks.image import ImageProber, alpha_extrema, not_decoded_result, to_rgba
+from streams.records import AssetKind, CheckResult
+
+_IMAGE: Final = frozenset({AssetKind.IMAGE})
+_HEX: Final = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+#: Pixels less than half opaque count as transparent: their stored colour barely shows.
+VISIBLE_ALPHA: Final = 128
+
+RGB = tuple[int, int, int]
+Lab = tuple[float, float, float]
+
+
+class PalettePolicy(BaseModel):
+    """A brand palette and how strictly an image must keep to it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    colors: list[str] = Field(min_length=1, description="Brand colours as '#RRGGBB'.")
+    max_delta_e: float = Field(10.0, ge=0, allow_inf_nan=False)
+    min_share: float = Field(0.8, ge=0, le=1)
+    quantize_colors: int = Field(8, ge=1, le=256)
+    sample_side: int = Field(64, ge=1, le=1024)
+    ignore_transparent: bool = True
+
+    @field_validator("colors")
+    @classmethod
+    def _hex_colors(cls, value: list[str]) -> list[str]:
+        """Lower-cased, so messages and comparisons see one spelling."""
+        for color in value:
+            if not _HEX.match(color):
+                raise ValueError(f"{color!r} is not a '#RRGGBB' colour")
+        return [color.lower() for color in value]
+
+
+def hex_to_rgb(color: str) -> RGB:
+    """``"#ff8800"`` -> ``(255, 136, 0)``."""
+    if not _HEX.match(color):
+        raise ValueError(f"{color!r} is not a '#RRGGBB' colour")
+    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
+
+
+def rgb_to_hex(rgb: RGB) -> str:
+    """``(255, 136, 0)`` -> ``"#ff8800"``."""
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def srgb_to_lab(rgb: RGB) -> Lab:
+    """8-bit sRGB -> CIELAB under D65, the space CIEDE2000 is defined in."""
+    lab = Color("srgb", [channel / 255 for channel in rgb]).convert("lab-d65")
+    lightness, a, b = lab.coords(nans=False)
+    return lightness, a, b
+
+
+def delta_e_2000(lab1: Lab, lab2: Lab) -> float:
+    """CIEDE2000 colour difference (kL = kC = kH = 1) between two CIELAB colours."""
+    return Color("lab-d65", list(lab1)).delta_e(Color("lab-d65", list(lab2)), method="2000")
+
+
+def _sample(image: Image.Image, side: int) -> Image.Image:
+    """At most ``side`` x ``side``, keeping the aspect; nearest-neighbour, because it is cheap
+    and an unbiased sample: blending edges would invent colours the image does not show."""
+    width, height = image.size
+    if max(width, height) <= side:
+        return image
+    scale = side / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(size, Image.Resampling.NEAREST)
+
+
+def _visible_rgb(image: Image.Image, ignore_transparent: bool) -> Image.Image | None:
+    """The pixels to count, as an RGB image; None when every one is transparent."""
+    if not (ignore_transparent and image.has_transparency_data):
+        return image if image.mode == "RGB" else to_rgba(image).convert("RGB")
+    rgba = to_rgba(image)
+    extrema = alpha_extrema(rgba)
+    if extrema is None or extrema[0] >= VISIBLE_ALPHA:
+        return rgba.convert("RGB")
+    raw = rgba.tobytes()
+    kept = bytearray()
+    for alpha_at in range(3, len(raw), 4):
+        if raw[alpha_at] >= VISIBLE_ALPHA:
+            kept += raw[alpha_at - 3 : alpha_at]
+    if not kept:
+        return None
+    return Image.frombytes("RGB", (len(kept) // 3, 1), bytes(kept))
+
+
+def _dominant_counts(
+    image: Image.Image, n: int, side: int, ignore_transparent: bool
+) -> tuple[list[tuple[RGB, int]], int]:
+    """Dominant colours with pixel counts (largest first) and the number of pixels counted."""
+    if n < 1 or side < 1:
+        raise ValueError(f"n and side must be positive, got n={n}, side={side}")
+    pixels = _visible_rgb(_sample(image, side), ignore_transparent)
+    if pixels is None:
+        return [], 0
+    quantized = pixels.quantize(colors=n, method=Image.Quantize.MEDIANCUT)
+    palette = quantized.getpalette() or []
+    counts: dict[RGB, int] = {}
+    for index, count in enumerate(quantized.histogram()):
+        if count:
+            red, green, blue = palette[3 * index : 3 * index + 3]
+            counts[red, green, blue] = counts.get((red, green, blue), 0) + count
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ranked, sum(counts.values())
+
+
+def dominant_colors(
+    image: Image.Image, n: int, side: int, *, ignore_transparent: bool = True
+) -> list[tuple[RGB, float]]:
+    """Up to ``n`` dominant colours and their pixel shares (largest first, summing to 1).
+
+    The image is sampled down to at most ``side`` x ``side`` and median-cut quantised; pixels
+    less than half opaque are left out when ``ignore_transparent``. Empty when none is left.
+    """
+    ranked, total = _dominant_counts(image, n, side, ignore_transparent)
+    return [(rgb, count / total) for rgb, count in ranked]
+
+
+@dataclass(frozen=True)
+class _Match:
+    rgb: RGB
+    count: int
+    nearest: str
+    delta_e: float
+
+
+@dataclass(frozen=True)
+class BrandPalette:
+    """``palette.brand``: ``min_share`` of the pixels or more within ``max_delta_e`` of the brand.
+
+    The brand colours' Lab values are computed once, when the check is built.
+    """
+
+    policy: PalettePolicy
+    prober: ImageProber = field(default_factory=ImageProber)
+    code: ClassVar[str] = "palette.brand"
+    kinds: ClassVar[frozenset[AssetKind]] = _IMAGE
+    _brand: tuple[tuple[str, Lab], ...] = field(init=False, repr=False, compare=False)
+    _unusable: str | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A policy built without validation (model_construct) must still fail as a result.
+        try:
+            brand = tuple((c.lower(), srgb_to_lab(hex_to_rgb(c))) for c in self.policy.colors)
+            unusable = None if brand else "no brand colours"
+        except ValueError as exc:
+            brand, unusable = (), str(exc)
+        object.__setattr__(self, "_brand", brand)
+        object.__setattr__(self, "_unusable", unusable)
+
+    def __call__(self, subject: Subject) -> CheckResult:
+        if self._unusable is not None:
+            return CheckResult(
+                code=self.code, passed=False, message=f"unusable palette policy: {self._unusable}"
+            )
+        probe = self.prober(subject.data)
+        if probe.image is None:
+            return not_decoded_result(self.code, probe)
+        p = self.policy
+        ranked, total = _dominant_counts(
+            probe.image, p.quantize_colors, p.sample_side, p.ignore_transparent
+        )
+        if total == 0:
+            return CheckResult(
+                code=self.code,
+                passed=False,
+                message="no visible pixels to compare with the palette: all are transparent",
+                repairable=True,
+            )
+        matches = [self._nearest(rgb, count) for rgb, count in ranked]
+        on_brand = sum(m.count for m in matches if m.delta_e <= p.max_delta_e) / total
+        measured = f"{on_brand:.3f}"
+        summary = (
+            f"{on_brand:.1%} of pixels within ΔE {p.max_delta_e:g} of the brand palette "
+            f"(need {p.min_share:.1%})"
+        )
+        if on_brand >= p.min_share:
+            return CheckResult(code=self.code, passed=True, message=summary, measured=measured)
+        offending = ", ".join(
+            f"{rgb_to_hex(m.rgb)} {m.count / total:.1%} (nearest {m.nearest}, ΔE {m.delta_e:.1f})"
+            for m in matches
+            if m.delta_e > p.max_delta_e
+        )
+        return CheckResult(
+            code=self.code,
+            passed=False,
+            message=f"only {summary}; off-palette: {offending}",
+            measured=measured,
+            repairable=True,
+        )
+
+    def _nearest(self, rgb: RGB, count: int) -> _Match:
+        lab = srgb_to_lab(rgb)
+        distance, nearest = min(
+            (delta_e_2000(lab, brand_lab), name) for name, brand_lab in self._brand
+        )
+        return _Match(rgb, count, nearest, distance)

@@ -1,0 +1,123 @@
+"""The validation gateway: a request's policy, its check suite, and the AI judge, together.
+
+One per worker. It resolves the brand profile of each asset, runs that policy's checks (built
+once per policy and reused), then asks the judge when the policy has one. Everything that goes
+wrong is a result in the report; nothing here raises for a bad asset or a bad judge.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+from agents.generate.providers._base import Provider
+from agents.validate.checks import Check, Subject, default_checks
+from agents.validate.checks.image import DEFAULT_MAX_PIXELS, ImageProber
+from agents.validate.checks.image_policy import image_policy_checks
+from agents.validate.checks.palette import BrandPalette
+from agents.validate.checks.terms import LanguageDetector, text_policy_checks
+from agents.validate.judge import JudgeOutcome, applies, run_judge
+from agents.validate.policy import Policy, PolicyError, ProfileBook
+from agents.validate.suite import verdict
+from agents.validate.validation import unreadable, validate
+from streams.records import RawAsset, ValidatedAsset, Verdict
+
+
+class JudgeConfigError(ValueError):
+    """A profile's judge names a provider the routing file does not define."""
+
+
+def build_checks(
+    policy: Policy, max_pixels: int, detector: LanguageDetector | None
+) -> tuple[Check, ...]:
+    """The request-constraint checks every asset gets, then the policy's own.
+
+    All image checks of one set share one prober, so each image is decoded once per suite.
+    """
+    prober = ImageProber(max_pixels)
+    base = default_checks(max_pixels, prober=prober)
+    extra: list[Check] = []
+    if policy.image is not None:
+        extra.extend(image_policy_checks(policy.image, prober))
+    if policy.palette is not None:
+        extra.append(BrandPalette(policy.palette, prober))
+    if policy.text is not None:
+        extra.extend(text_policy_checks(policy.text, detector))
+    return (*base, *extra)
+
+
+class Gateway:
+    """Judges raw assets under their brand's policy."""
+
+    def __init__(
+        self,
+        book: ProfileBook,
+        providers: Mapping[str, Provider],
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        detector: LanguageDetector | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        for policy in book.policies.values():
+            if policy.judge is not None and policy.judge.provider not in providers:
+                raise JudgeConfigError(
+                    f"profile {policy.label!r}: judge provider {policy.judge.provider!r} is not "
+                    f"in the routing file (known: {', '.join(sorted(providers)) or 'none'})"
+                )
+        self.book = book
+        self.providers = providers
+        self.max_pixels = max_pixels
+        self.detector = detector
+        self.clock = clock
+        self._checks: dict[str, tuple[Check, ...]] = {}
+
+    def checks_for(self, policy: Policy) -> tuple[Check, ...]:
+        checks = self._checks.get(policy.label)
+        if checks is None:
+            checks = build_checks(policy, self.max_pixels, self.detector)
+            self._checks[policy.label] = checks
+        return checks
+
+    def policy_for(self, raw: RawAsset) -> Policy | PolicyError:
+        request = raw.request
+        return self.book.resolve(request.brand_profile_id, request.campaign_id)
+
+    async def inspect(self, raw: RawAsset, data: bytes | None, policy: Policy) -> ValidatedAsset:
+        """Checks first; the judge only when the policy has one and it applies.
+
+        By default (``when: if_passed``) the judge is asked only about assets that passed every
+        rule, because a paid model call on an asset that is already rejected buys nothing.
+        """
+        started = self.clock()
+        validated = validate(raw, data, self.checks_for(policy), clock=self.clock)
+        report = validated.report.model_copy(update={"profile": policy.label})
+        judge = policy.judge
+        wanted = judge is not None and (judge.when == "always" or report.verdict is Verdict.PASS)
+        if (
+            judge is not None
+            and wanted
+            and report.verdict is not Verdict.ERROR
+            and raw.blob is not None
+            and data is not None
+            and applies(judge, raw.request.kind)
+        ):
+            subject = Subject(request=raw.request, data=data, media_type=raw.blob.media_type)
+            outcome: JudgeOutcome = await run_judge(
+                subject, judge, self.providers[judge.provider], clock=self.clock
+            )
+            checks = [*report.checks, outcome.result]
+            report = report.model_copy(
+                update={
+                    "checks": checks,
+                    "verdict": verdict(checks),
+                    "cost": report.cost + outcome.attempt.cost,
+                    "attempts": [*report.attempts, outcome.attempt],
+                }
+            )
+        report = report.model_copy(update={"duration_ms": (self.clock() - started) * 1000.0})
+        return validated.model_copy(update={"report": report})
+
+    @staticmethod
+    def no_policy(raw: RawAsset, error: PolicyError) -> ValidatedAsset:
+        """An unknown profile: ERROR, so the request ends FAILED with the reason, unjudged."""
+        return unreadable(raw, error.code, error.message)
