@@ -15,6 +15,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
+import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 from jsonschema_specifications import REGISTRY as META_SCHEMAS  # type: ignore[import-untyped]
@@ -23,6 +24,11 @@ from referencing.exceptions import Unresolvable
 from agents.validate.checks._base import Subject
 from agents.validate.checks.text import decode_utf8
 from streams.records import AssetKind, CheckResult, GenerationRequest
+
+try:  # libyaml's parser is several times faster; PyYAML may be built without it
+    from yaml import CSafeLoader as _YamlLoader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _YamlLoader  # type: ignore[assignment]
 
 _JSON_OR_CODE: Final = frozenset({AssetKind.JSON, AssetKind.CODE})
 _CODE: Final = frozenset({AssetKind.CODE})
@@ -186,8 +192,33 @@ def json_syntax(source: str) -> SyntaxIssue | None:
     return None if parsed.problem is None else SyntaxIssue(parsed.problem, parsed.where)
 
 
+def yaml_syntax(source: str) -> SyntaxIssue | None:
+    """Load every document with the safe loader: never builds Python objects from tags.
+
+    Tags the safe loader does not know (``!!python/object``, CloudFormation's ``!Ref``) fail,
+    since no safe consumer could load them either. Aliases are shared, not expanded, so an
+    alias bomb costs no memory.
+    """
+    try:
+        for _ in yaml.load_all(source, Loader=_YamlLoader):
+            pass
+    except yaml.MarkedYAMLError as exc:
+        problem = exc.problem or "does not parse"
+        context = f" ({exc.context})" if exc.context else ""
+        mark = exc.problem_mark or exc.context_mark
+        if mark is None:
+            return SyntaxIssue(f"invalid YAML: {problem}{context}")
+        where = f"line {mark.line + 1} column {mark.column + 1}"
+        return SyntaxIssue(f"invalid YAML at {where}: {problem}{context}", where)
+    except yaml.YAMLError as exc:  # e.g. ReaderError: a character YAML does not allow
+        return SyntaxIssue(f"invalid YAML: {exc}")
+    except RecursionError:
+        return SyntaxIssue("invalid YAML: nested too deeply")
+    return None
+
+
 DEFAULT_SYNTAX_CHECKERS: Final[Mapping[str, SyntaxChecker]] = MappingProxyType(
-    {"python": python_syntax, "json": json_syntax}
+    {"python": python_syntax, "json": json_syntax, "yaml": yaml_syntax, "yml": yaml_syntax}
 )
 
 

@@ -1,7 +1,8 @@
 """A ``skeleton`` of text for matching prohibited terms, robust to cheap obfuscation.
 
-A model (or a prompt injection) can dodge a plain substring test with ``ＦＲＥＥ``, Cyrillic
-``frее``, ``fr\\u200bee`` or ``fr33``. :func:`skeleton` folds all of these to ``free``:
+A model (or a prompt injection) can dodge a plain substring test with fullwidth ``FREE``,
+Cyrillic ``fr\\u0435\\u0435``, ``fr\\u200bee`` or ``fr33``. :func:`skeleton` folds all of
+these to ``free``:
 
 1. NFKC (fullwidth, ligatures, mathematical letters -> plain letters),
 2. drop invisible code points: format characters (category Cf: zero-width space/joiner, soft
@@ -13,9 +14,10 @@ A model (or a prompt injection) can dodge a plain substring test with ``ＦＲ�
 5. leetspeak: ``0->o 3->e 4->a 5->s 7->t @->a $->s``.
 
 ``1`` stands for either ``i`` or ``l``, so it stays ``1`` in a skeleton (as do the confusables
-that are just a vertical stroke, such as Cyrillic ``Ӏ``), and :func:`char_pattern` lets a term's
-``i``/``l`` match it. Steps 2-5 are one ``str.translate`` table, built once, lazily; ASCII text
-skips NFKC. Skeletons exist for matching only: they are never shown or stored.
+that are just a vertical stroke, such as Cyrillic palochka ``\\u04c0``), and
+:func:`char_pattern` lets a term's ``i``/``l`` match it. Steps 2-5 are one ``str.translate``
+table, built once, lazily; ASCII text skips NFKC. Skeletons exist for matching only: they are
+never shown or stored.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
+from itertools import chain
 from types import MappingProxyType
 from typing import Final
 
@@ -51,7 +54,7 @@ _BIDI_WRAPPERS: Final = "\u200e\u200f"
 
 #: Planes 0-3 and 14 hold every assigned code point that can fold (planes 4-13 are unassigned,
 #: 15-16 private use); scanning only these builds the table four times faster.
-_ASSIGNED_RANGES: Final = (*range(0x40000), *range(0xE0000, 0xE1000))
+_ASSIGNED_RANGES: Final = (range(0x40000), range(0xE0000, 0xE1000))
 
 
 def _is_ascii_alnum(char: str) -> bool:
@@ -68,8 +71,9 @@ def _as_skeleton_char(ascii_char: str) -> str:
 def _confusable_targets() -> dict[str, str]:
     """Non-ASCII character -> skeleton char, for those whose homoglyph is one ASCII letter/digit.
 
-    The data lists pairs in both directions (``"о": ["o"]`` and ``"o": [..., "о", ...]``), so
-    both are read. A character whose look-alikes disagree after folding is left alone.
+    The data lists pairs in both directions (Cyrillic ``"\\u043e": ["o"]`` and
+    ``"o": [..., "\\u043e", ...]``), so both are read. A character whose look-alikes disagree
+    after folding is left alone.
     """
     with resources.files("confusable_homoglyphs").joinpath("confusables.json").open("rb") as f:
         data: dict[str, list[dict[str, str]]] = json.load(f)
@@ -97,8 +101,8 @@ def _dropped(char: str) -> bool:
 def translation_table() -> Mapping[int, str]:
     """Steps 2-5 as one ``str.translate`` table (about 5k entries, built in ~0.1 s, once).
 
-    Confusables win over case-folding, so an upper-case look-alike (Greek ``Β``) still maps to
-    its Latin letter instead of being folded to a lower-case letter that resembles none (``β``).
+    Confusables win over case-folding, so an upper-case look-alike (Greek capital beta) still
+    maps to its Latin letter instead of being folded to one that resembles none (small beta).
     """
     confusables = _confusable_targets()
     table: dict[int, str] = {}
@@ -113,7 +117,7 @@ def translation_table() -> Mapping[int, str]:
             return LEET.get(lowered, lowered)
         return char
 
-    for codepoint in _ASSIGNED_RANGES:
+    for codepoint in chain.from_iterable(_ASSIGNED_RANGES):
         char = chr(codepoint)
         if char in confusables or _dropped(char) or char.isascii():
             folded = fold(char)
@@ -188,15 +192,19 @@ def skeleton_map(text: str) -> Skeleton:
     return Skeleton("".join(pieces), tuple(starts), tuple(ends))
 
 
-def char_pattern(char: str) -> str:
-    """Regex for one skeleton character of a term; ``i``, ``l`` and ``1`` accept ``1``."""
-    if char == "i":
-        return "[i1]"
-    if char == "l":
-        return "[l1]"
+def char_readings(char: str) -> str:
+    """Skeleton characters a term's ``char`` accepts: itself, plus ``1`` for ``i`` and ``l``."""
+    if char in ("i", "l"):
+        return char + AMBIGUOUS
     if char == AMBIGUOUS:
-        return "[1il]"
-    return re.escape(char)
+        return AMBIGUOUS + "il"
+    return char
+
+
+def char_pattern(char: str) -> str:
+    """Regex for one skeleton character of a term (see :func:`char_readings`)."""
+    readings = char_readings(char)
+    return re.escape(readings) if len(readings) == 1 else f"[{re.escape(readings)}]"
 
 
 def caseless(text: str) -> str:
@@ -211,6 +219,7 @@ __all__ = [
     "Skeleton",
     "caseless",
     "char_pattern",
+    "char_readings",
     "skeleton",
     "skeleton_map",
     "translation_table",

@@ -276,3 +276,83 @@ def test_kinds() -> None:
     assert JsonParses().kinds == frozenset({AssetKind.JSON, AssetKind.CODE})
     assert JsonSchema().kinds == frozenset({AssetKind.JSON, AssetKind.CODE})
     assert CodeSyntax().kinds == frozenset({AssetKind.CODE})
+
+
+# --- code.syntax: YAML -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", ["yaml", "YAML", "yml"])
+def test_valid_yaml_passes(language: str) -> None:
+    source = "name: shoes\nsizes: [40, 41, 42]\nprice:\n  amount: 9.5\n  currency: EUR\n"
+    result = CodeSyntax()(subject(source, AssetKind.CODE, language=language))
+    assert result.passed
+    assert result.message == f"valid {language.lower()} syntax"
+
+
+def test_yaml_with_several_documents_passes() -> None:
+    source = "kind: A\n---\nkind: B\n...\n---\n- 1\n"
+    assert CodeSyntax()(subject(source, AssetKind.CODE, language="yaml")).passed
+
+
+@pytest.mark.parametrize(
+    ("source", "where", "message"),
+    [
+        (
+            "a: 1\nb: [1, 2\n",
+            "line 3 column 1",
+            "invalid YAML at line 3 column 1: did not find expected ',' or ']' "
+            "(while parsing a flow sequence)",
+        ),
+        (
+            "a: b: c\n",
+            "line 1 column 5",
+            "invalid YAML at line 1 column 5: mapping values are not allowed in this context",
+        ),
+        (
+            "key: 'unterminated\n",
+            "line 2 column 1",
+            "invalid YAML at line 2 column 1: found unexpected end of stream "
+            "(while scanning a quoted scalar)",
+        ),
+        (
+            "a: &x 1\nb: *y\n",
+            "line 2 column 4",
+            "invalid YAML at line 2 column 4: found undefined alias",
+        ),
+    ],
+    ids=["flow-sequence", "nested-mapping", "quote", "alias"],
+)
+def test_yaml_errors_report_line_and_column(source: str, where: str, message: str) -> None:
+    result = CodeSyntax()(subject(source, AssetKind.CODE, language="yaml"))
+    assert not result.passed
+    assert result.measured == where
+    assert result.message == message
+
+
+def test_yaml_python_tags_are_refused_not_executed(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    marker = tmp_path_factory.mktemp("yaml") / "executed"
+    source = f"!!python/object/apply:os.system ['touch {marker}']\n"
+    result = CodeSyntax()(subject(source, AssetKind.CODE, language="yaml"))
+    assert not result.passed
+    assert "could not determine a constructor" in result.message
+    assert result.measured == "line 1 column 1"
+    assert not marker.exists()
+
+
+def test_yaml_forbidden_characters_fail_without_a_location() -> None:
+    issue = DEFAULT_SYNTAX_CHECKERS["yaml"]("a: \x00\n")
+    assert issue is not None
+    assert issue.message.startswith("invalid YAML: unacceptable character #x0000")
+    assert issue.location is None
+
+
+def test_yaml_alias_bomb_is_cheap() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 12)]
+    assert DEFAULT_SYNTAX_CHECKERS["yml"]("\n".join(lines)) is None  # shared, never expanded
+
+
+def test_yaml_is_registered_under_both_names() -> None:
+    assert DEFAULT_SYNTAX_CHECKERS["yaml"] is DEFAULT_SYNTAX_CHECKERS["yml"]

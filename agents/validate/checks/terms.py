@@ -1,0 +1,540 @@
+"""Brand text policy: prohibited terms, required disclaimers, length bounds, language.
+
+Prohibited terms are matched on skeletons (:mod:`.text_normalize`), so fullwidth ``Free``,
+Cyrillic ``fr\\u0435\\u0435``, ``fr\\u200bee``, ``fr33`` and ``f r e e`` all count as ``free``,
+while word boundaries keep ``freedom`` and ``carefree`` clean. All terms of a policy are
+compiled into one regex, once per check, and the slower offset-tracking skeleton is built only
+when something matched, to quote the offending text as written.
+
+Every failure here is the generated text's fault, so it is repairable: its message becomes
+feedback for the next generation. Only a request that names no usable language, or a broken
+language detector, fails unrepairably.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, ClassVar, Final, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agents.validate.checks._base import Check, Subject
+from agents.validate.checks.text import decode_utf8
+from agents.validate.checks.text_normalize import (
+    SEPARATORS,
+    caseless,
+    char_pattern,
+    char_readings,
+    skeleton,
+    skeleton_map,
+)
+from streams.records import AssetKind, CheckResult, GenerationRequest
+
+_TEXT: Final = frozenset({AssetKind.TEXT})
+_TEXT_OR_JSON: Final = frozenset({AssetKind.TEXT, AssetKind.JSON})
+
+_SEP: Final = f"[{SEPARATORS}]"
+_SPLIT_WORDS: Final = re.compile(f"{_SEP}+")
+#: Letters spaced out by up to this many separators still form a word (``f . r . e . e``);
+#: the bound keeps the regex linear on long runs of punctuation.
+_MAX_GAP: Final = 3
+_ISO_639_1: Final = re.compile(r"^[a-z]{2}$")
+_LETTER: Final = re.compile(r"[^\W\d_]")
+#: Hits quoted in a failure message; the count in ``measured`` is always complete.
+MAX_QUOTED_HITS: Final = 10
+
+
+def _check_phrases(values: list[str], what: str) -> list[str]:
+    for value in values:
+        if not value.strip():
+            raise ValueError(f"{what} entries must not be blank")
+    return values
+
+
+class TextPolicy(BaseModel):
+    """What a brand demands of text; every unset field is 'no rule'."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prohibited: list[str] = Field(
+        default_factory=list, description="Terms and phrases that must not appear (obfuscated)."
+    )
+    required: list[str] = Field(
+        default_factory=list,
+        description="Disclaimers that must appear; compared ignoring case and whitespace.",
+    )
+    min_chars: int | None = Field(None, ge=0, description="Minimum length in code points.")
+    max_chars: int | None = Field(None, ge=0, description="Maximum length in code points.")
+    language: str | None = Field(
+        None,
+        description="ISO 639-1 code the text must be in; unset uses constraints.language.",
+    )
+    min_language_confidence: float = Field(
+        0.5, ge=0, le=1, description="Detector confidence the language needs to pass."
+    )
+
+    @field_validator("prohibited")
+    @classmethod
+    def _terms_match_something(cls, value: list[str]) -> list[str]:
+        """A term without letters or digits would match everywhere or nowhere; refuse it."""
+        for term in _check_phrases(value, "prohibited"):
+            if not any(char.isalnum() for char in skeleton(term)):
+                raise ValueError(f"prohibited term {term!r} has no letters or digits")
+        return value
+
+    @field_validator("required")
+    @classmethod
+    def _required_not_blank(cls, value: list[str]) -> list[str]:
+        return _check_phrases(value, "required")
+
+    @field_validator("language")
+    @classmethod
+    def _iso_639_1(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = value.strip().lower()
+        if not _ISO_639_1.match(code):
+            raise ValueError(f"language {value!r} is not an ISO 639-1 code such as 'en'")
+        return code
+
+    @model_validator(mode="after")
+    def _satisfiable(self) -> TextPolicy:
+        """``min_chars > max_chars`` would reject every text, repairably, forever."""
+        if (
+            self.min_chars is not None
+            and self.max_chars is not None
+            and self.min_chars > self.max_chars
+        ):
+            raise ValueError(f"min_chars {self.min_chars} is above max_chars {self.max_chars}")
+        return self
+
+
+def _result(
+    code: str, passed: bool, message: str, measured: str | None = None, *, repairable: bool = True
+) -> CheckResult:
+    """Failures are the text's fault unless the caller says otherwise."""
+    return CheckResult(
+        code=code,
+        passed=passed,
+        message=message,
+        measured=measured,
+        repairable=repairable and not passed,
+    )
+
+
+# --- text.prohibited ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TermHit:
+    """One occurrence: the policy's term, the text as written, and where (code points)."""
+
+    term: str
+    excerpt: str
+    start: int | None
+
+
+@dataclass(frozen=True)
+class _TermRegex:
+    """One term's regex, split after its first character so terms can share that character."""
+
+    first: str  # the skeleton character the term starts with
+    rest: str  # regex for everything after it, trailing boundary included
+    first_gap: str | None  # gap group names of the first and last word, when spaced out
+    last_gap: str | None
+
+
+def _term_regex(index: int, term_skeleton: str) -> _TermRegex:
+    """Regex parts of one term.
+
+    Within a word, letters may be spaced out, but evenly: the first gap is captured and
+    repeated, so ``f r e e`` and ``f.r.e.e`` match and ``F. Ree`` does not. Words of a phrase
+    are separated by any run of separators. The trailing boundary only follows a letter or digit.
+    """
+    words = [word for word in _SPLIT_WORDS.split(term_skeleton) if word]
+    parts: list[str] = []
+    gaps: list[str | None] = []
+    for position, word in enumerate(words):
+        chars = [char_pattern(char) for char in word]
+        if len(chars) == 1:
+            parts.append(chars[0])
+            gaps.append(None)
+            continue
+        gap = f"g{index}_{position}"
+        first_gap = f"(?P<{gap}>{_SEP}{{0,{_MAX_GAP}}})"
+        parts.append(chars[0] + first_gap + f"(?P={gap})".join(chars[1:]))
+        gaps.append(gap)
+    trail = r"(?![^\W_])" if words[-1][-1].isalnum() else ""
+    body = f"{_SEP}+".join(parts) + trail
+    first = words[0][0]
+    rest = body.removeprefix(char_pattern(first))
+    return _TermRegex(first, rest, gaps[0], gaps[-1])
+
+
+def _compile(terms: Sequence[tuple[int, _TermRegex]]) -> re.Pattern[str] | None:
+    """One regex for all terms: ``t<index>`` groups name the term that matched.
+
+    Terms starting with a letter or digit (nearly all) sit behind one lookahead for their
+    possible first characters and one word-boundary test, then branch on the first character,
+    so most positions of a text are rejected in a single step: 20 terms scan 1 KB in ~20 us,
+    against ~650 us for a flat alternation.
+    """
+    by_first: dict[str, list[str]] = {}
+    loose: list[str] = []
+    for index, term in terms:
+        branch = f"(?P<t{index}>{term.rest})"
+        if term.first.isalnum():
+            by_first.setdefault(term.first, []).append(branch)
+        else:
+            loose.append(char_pattern(term.first) + branch)
+    alternatives = list(loose)
+    if by_first:
+        starts = "".join(sorted({re.escape(c) for first in by_first for c in char_readings(first)}))
+        branches = "|".join(
+            f"{char_pattern(first)}(?:{'|'.join(rests)})" for first, rests in by_first.items()
+        )
+        alternatives.insert(0, f"(?=[{starts}])(?<![^\\W_])(?:{branches})")
+    return re.compile("|".join(alternatives)) if alternatives else None
+
+
+def _is_alnum_at(text: str, index: int) -> bool:
+    return 0 <= index < len(text) and text[index].isalnum()
+
+
+def _single_char_at(text: str, index: int) -> bool:
+    """A letter or digit standing alone, like each letter of ``d o m``."""
+    return (
+        _is_alnum_at(text, index)
+        and not _is_alnum_at(text, index - 1)
+        and not _is_alnum_at(text, index + 1)
+    )
+
+
+class TermMatcher:
+    """Finds every policy term in a text; compiles all terms into one regex at construction."""
+
+    def __init__(self, terms: Sequence[str]) -> None:
+        self.terms = tuple(terms)
+        # Longest first, so a phrase wins over a term it starts with ('free shipping', 'free').
+        order = sorted(range(len(self.terms)), key=lambda i: -len(skeleton(self.terms[i])))
+        regexes: list[tuple[int, _TermRegex]] = []
+        for index in order:
+            term_skeleton = skeleton(self.terms[index])
+            if not any(char.isalnum() for char in term_skeleton):
+                raise ValueError(f"prohibited term {self.terms[index]!r} has no letters or digits")
+            regexes.append((index, _term_regex(index, term_skeleton)))
+        self._gaps = {index: (term.first_gap, term.last_gap) for index, term in regexes}
+        self._pattern = _compile(regexes)
+
+    def _scan(self, text: str) -> list[tuple[int, int, int]]:
+        """(term index, start, end) of each hit in a skeleton, left to right."""
+        if self._pattern is None:
+            return []
+        hits: list[tuple[int, int, int]] = []
+        position = 0
+        while (match := self._pattern.search(text, position)) is not None:
+            index = int(str(match.lastgroup)[1:])
+            start, end = match.span()
+            if self._continues_spaced_out(text, match, index):
+                position = start + 1
+                continue
+            hits.append((index, start, end))
+            position = max(end, start + 1)
+        return hits
+
+    def _continues_spaced_out(self, text: str, match: re.Match[str], index: int) -> bool:
+        """``f r e e`` inside ``f r e e d o m`` or ``c a r e f r e e`` is part of another word."""
+        first_gap, last_gap = self._gaps[index]
+        start, end = match.span()
+        if last_gap is not None and (gap := match.group(last_gap)):
+            after = end + len(gap)
+            if text.startswith(gap, end) and _single_char_at(text, after):
+                return True
+        if first_gap is not None and (gap := match.group(first_gap)):
+            before = start - len(gap)
+            if text.startswith(gap, before) and _single_char_at(text, before - 1):
+                return True
+        return False
+
+    def find(self, text: str) -> list[TermHit]:
+        """Every hit, quoting the source text; fast when there is none (the usual case)."""
+        if not self._scan(skeleton(text)):
+            return []
+        mapped = skeleton_map(text)
+        hits = self._scan(mapped.text)
+        if not hits:  # cluster-wise folding diverged (exotic compositions): quote the skeleton
+            folded = skeleton(text)
+            return [
+                TermHit(self.terms[index], folded[start:end], None)
+                for index, start, end in self._scan(folded)
+            ]
+        found: list[TermHit] = []
+        for index, start, end in hits:
+            source_start, source_end = mapped.source_span(start, end)
+            found.append(TermHit(self.terms[index], text[source_start:source_end], source_start))
+        return found
+
+
+def _describe(hit: TermHit) -> str:
+    where = "" if hit.start is None else f" at char {hit.start}"
+    return f"{hit.term!r} as {hit.excerpt!r}{where}"
+
+
+@dataclass(frozen=True)
+class TextProhibited:
+    """``text.prohibited``: none of the terms appears, however it is spelled or disguised.
+
+    JSON assets are scanned as raw text, keys and punctuation included.
+    """
+
+    terms: tuple[str, ...]
+    matcher: TermMatcher = field(init=False, repr=False, compare=False)
+    code: ClassVar[str] = "text.prohibited"
+    kinds: ClassVar[frozenset[AssetKind]] = _TEXT_OR_JSON
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "matcher", TermMatcher(self.terms))
+
+    def __call__(self, subject: Subject) -> CheckResult:
+        decoded = decode_utf8(subject.data)
+        if decoded.text is None:
+            return _result(self.code, False, str(decoded.problem))
+        hits = self.matcher.find(decoded.text)
+        if not hits:
+            return _result(self.code, True, "no prohibited terms", "0")
+        quoted = ", ".join(_describe(hit) for hit in hits[:MAX_QUOTED_HITS])
+        more = len(hits) - MAX_QUOTED_HITS
+        suffix = f" and {more} more" if more > 0 else ""
+        return _result(self.code, False, f"found {quoted}{suffix}", str(len(hits)))
+
+
+# --- text.required -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextRequired:
+    """``text.required``: every disclaimer appears, ignoring case, width and whitespace."""
+
+    phrases: tuple[str, ...]
+    code: ClassVar[str] = "text.required"
+    kinds: ClassVar[frozenset[AssetKind]] = _TEXT
+
+    def __call__(self, subject: Subject) -> CheckResult:
+        decoded = decode_utf8(subject.data)
+        if decoded.text is None:
+            return _result(self.code, False, str(decoded.problem))
+        text = caseless(decoded.text)
+        missing = [phrase for phrase in self.phrases if caseless(phrase) not in text]
+        if missing:
+            listed = ", ".join(repr(phrase) for phrase in missing)
+            return _result(self.code, False, f"missing {listed}", str(len(missing)))
+        return _result(self.code, True, f"all {len(self.phrases)} required texts present", "0")
+
+
+# --- text.length -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextLength:
+    """``text.length``: between the policy's ``min_chars`` and ``max_chars`` code points."""
+
+    min_chars: int | None = None
+    max_chars: int | None = None
+    code: ClassVar[str] = "text.length"
+    kinds: ClassVar[frozenset[AssetKind]] = _TEXT
+
+    def __call__(self, subject: Subject) -> CheckResult:
+        decoded = decode_utf8(subject.data)
+        if decoded.text is None:
+            return _result(self.code, False, str(decoded.problem))
+        length = len(decoded.text)
+        measured = str(length)
+        if self.min_chars is not None and length < self.min_chars:
+            short = self.min_chars - length
+            message = f"{length} chars is below min_chars {self.min_chars} by {short}"
+            return _result(self.code, False, message, measured)
+        if self.max_chars is not None and length > self.max_chars:
+            over = length - self.max_chars
+            message = f"{length} chars exceeds max_chars {self.max_chars} by {over}"
+            return _result(self.code, False, message, measured)
+        low = "0" if self.min_chars is None else str(self.min_chars)
+        high = "any" if self.max_chars is None else str(self.max_chars)
+        return _result(self.code, True, f"{length} chars within {low}..{high}", measured)
+
+
+# --- text.language -----------------------------------------------------------------------------
+
+
+class LanguageDetector(Protocol):
+    """Names the language of a text: (ISO 639-1 code, confidence 0..1), or None if it cannot."""
+
+    def detect(self, text: str) -> tuple[str, float] | None: ...
+
+
+@cache
+def _py3langid_identifier() -> Any:
+    """The bundled py3langid model (no network), loaded once, with normalised probabilities."""
+    try:
+        from py3langid.langid import (  # type: ignore[import-untyped]
+            MODEL_FILE,
+            LanguageIdentifier,
+        )
+    except ImportError:
+        return None
+    # 0.4 loads an .npz model; 0.3 named the same loader after its pickled model.
+    load = getattr(LanguageIdentifier, "from_model_file", None)
+    if load is None:
+        load = LanguageIdentifier.from_pickled_model
+    return load(MODEL_FILE, norm_probs=True)
+
+
+class Py3LangidDetector:
+    """:class:`LanguageDetector` on py3langid; the model (~0.5 s to load) loads on first use."""
+
+    #: py3langid's labels for 'no linguistic content' and 'undetermined'.
+    NO_LANGUAGE: ClassVar[frozenset[str]] = frozenset({"zxx", "und"})
+
+    def detect(self, text: str) -> tuple[str, float] | None:
+        """None for text without letters, or when py3langid is not installed."""
+        if _LETTER.search(text) is None:
+            return None
+        identifier = _py3langid_identifier()
+        if identifier is None:
+            return None
+        language, confidence = identifier.classify(text)
+        if language in self.NO_LANGUAGE:
+            return None
+        return str(language), float(confidence)
+
+
+#: The shared default detector; it holds no state besides the lazily loaded model.
+PY3LANGID: Final = Py3LangidDetector()
+
+
+def default_detector() -> LanguageDetector | None:
+    """The py3langid detector when the package is installed, else None (language unchecked)."""
+    return PY3LANGID if importlib.util.find_spec("py3langid") is not None else None
+
+
+def primary_subtag(tag: str) -> str:
+    """``"en-US"``, ``"EN_us"`` -> ``"en"``: the language part of a BCP 47 tag."""
+    return tag.strip().lower().replace("_", "-").split("-", 1)[0]
+
+
+def requested_language(request: GenerationRequest) -> str | None:
+    """Primary subtag of ``constraints.language``, None when unset or blank."""
+    return primary_subtag(request.constraints.language or "") or None
+
+
+@dataclass(frozen=True)
+class TextLanguage:
+    """``text.language``: the text is in the policy's language, else the request's.
+
+    Without a detector (or when it cannot tell, e.g. no letters) the check passes and says the
+    language was not checked: an unknown is not evidence of a wrong language.
+    """
+
+    language: str | None = None
+    min_confidence: float = 0.5
+    detector: LanguageDetector | None = field(default=PY3LANGID, compare=False)
+    code: ClassVar[str] = "text.language"
+    kinds: ClassVar[frozenset[AssetKind]] = _TEXT
+
+    def __post_init__(self) -> None:
+        if self.language is not None:
+            language = self.language.strip().lower()
+            if not _ISO_639_1.match(language):
+                raise ValueError(f"language {self.language!r} is not an ISO 639-1 code")
+            object.__setattr__(self, "language", language)
+
+    def __call__(self, subject: Subject) -> CheckResult:
+        expected = self.language or requested_language(subject.request)
+        if expected is None:
+            return _result(self.code, True, "no language constraint")
+        if not _ISO_639_1.match(expected):
+            return _result(
+                self.code,
+                False,
+                f"constraints.language {subject.request.constraints.language!r} does not start "
+                "with an ISO 639-1 code such as 'en'",
+                repairable=False,
+            )
+        if self.detector is None:
+            return _result(
+                self.code, True, f"language not checked: no detector (expected {expected})"
+            )
+        decoded = decode_utf8(subject.data)
+        if decoded.text is None:
+            return _result(self.code, False, str(decoded.problem))
+        try:
+            detected = self.detector.detect(decoded.text)
+        except Exception as exc:  # a broken detector is not the text's fault; a person looks
+            return _result(
+                self.code,
+                False,
+                f"language detector failed: {type(exc).__name__}: {exc}",
+                repairable=False,
+            )
+        if detected is None:
+            return _result(
+                self.code,
+                True,
+                f"language not checked: the detector could not tell (expected {expected})",
+            )
+        language, confidence = detected
+        language = primary_subtag(language)
+        measured = f"{language} {confidence:.2f}"
+        if language != expected:
+            message = f"detected {language} (confidence {confidence:.2f}), expected {expected}"
+            return _result(self.code, False, message, measured)
+        if confidence < self.min_confidence:
+            message = (
+                f"{language} detected with confidence {confidence:.2f}, below "
+                f"min_language_confidence {self.min_confidence}"
+            )
+            return _result(self.code, False, message, measured)
+        return _result(
+            self.code, True, f"language {language} (confidence {confidence:.2f})", measured
+        )
+
+
+def text_policy_checks(
+    policy: TextPolicy, detector: LanguageDetector | None = PY3LANGID
+) -> tuple[Check, ...]:
+    """The checks the policy asks for; each regex is compiled here, once.
+
+    ``text.language`` is always included: without a policy language it enforces the request's
+    ``constraints.language`` and passes when there is none.
+    """
+    checks: list[Check] = []
+    if policy.prohibited:
+        checks.append(TextProhibited(tuple(policy.prohibited)))
+    if policy.required:
+        checks.append(TextRequired(tuple(policy.required)))
+    if policy.min_chars is not None or policy.max_chars is not None:
+        checks.append(TextLength(policy.min_chars, policy.max_chars))
+    checks.append(TextLanguage(policy.language, policy.min_language_confidence, detector))
+    return tuple(checks)
+
+
+__all__ = [
+    "MAX_QUOTED_HITS",
+    "PY3LANGID",
+    "LanguageDetector",
+    "Py3LangidDetector",
+    "TermHit",
+    "TermMatcher",
+    "TextLanguage",
+    "TextLength",
+    "TextPolicy",
+    "TextProhibited",
+    "TextRequired",
+    "default_detector",
+    "primary_subtag",
+    "requested_language",
+    "text_policy_checks",
+]
