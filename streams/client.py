@@ -117,7 +117,7 @@ async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, 
         left = {tp for tp in tps if ends[tp] > await consumer.position(tp)}
         while left:
             batches = await consumer.getmany(*left, timeout_ms=1000)
-            for tp, messages in batches.items():
+            for messages in batches.values():
                 records.extend(messages)
             for tp in list(left):
                 if await consumer.position(tp) >= ends[tp]:

@@ -106,7 +106,10 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
     # Table changelogs: only the latest value per key matters (a spend total, a review item).
     specs.extend(
         TopicSpec(
-            name, settings.topic_partitions, settings.topic_replication, {"cleanup.policy": "compact"}
+            name,
+            settings.topic_partitions,
+            settings.topic_replication,
+            {"cleanup.policy": "compact"},
         )
         for name in names.compacted()
     )

@@ -35,7 +35,8 @@ class GatewayMetrics(NamedTuple):
             ),
             judge_calls=Counter(
                 "assetline_judge_calls",
-                "AI validator calls, by provider, model and result code (judge.verdict = answered).",
+                "AI validator calls, by provider, model and result code "
+                "(judge.verdict = it answered).",
                 ["provider", "model", "code"],
                 registry=registry,
             ),

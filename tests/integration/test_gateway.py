@@ -293,7 +293,8 @@ def test_campaign_is_repaired_reviewed_and_completed_once_each(
 
     hero = final["stubborn-hero"]
     assert (hero.status, hero.attempt) == (CompletionStatus.DELIVERED, 3)
-    assert hero.review is not None and (hero.review.reviewer, hero.review.note) == (
+    assert hero.review is not None
+    assert (hero.review.reviewer, hero.review.note) == (
         "ana",
         "close enough",
     )
@@ -310,7 +311,8 @@ def test_campaign_is_repaired_reviewed_and_completed_once_each(
     fixed_prompts = [p for p in studio.prompts if "fixable-copy-1" in p]
     assert len(fixed_prompts) == 2
     assert FEEDBACK_HEADER not in fixed_prompts[0]
-    assert FEEDBACK_HEADER in fixed_prompts[1] and "text.prohibited" in fixed_prompts[1]
+    assert FEEDBACK_HEADER in fixed_prompts[1]
+    assert "text.prohibited" in fixed_prompts[1]
     assert studio.judged == 3  # only texts that passed every rule: clean-copy, fixable-copy-*
 
     dead = asyncio.run(read_topic(settings, names.deadletter, min_messages=1, timeout=10))

@@ -126,7 +126,8 @@ def test_settings_are_frozen() -> None:
 
 def test_settings_env_names_every_set_field_with_the_prefix() -> None:
     env = settings_env(Settings())
-    unset = {"ASSETLINE_ROUTING_FILE", "ASSETLINE_PROFILES_DIR"}  # None by default: left out, the child defaults to None
+    # None by default: left out, the child defaults to None
+    unset = {"ASSETLINE_ROUTING_FILE", "ASSETLINE_PROFILES_DIR"}
     assert set(env) == {f"ASSETLINE_{name.upper()}" for name in Settings.model_fields} - unset
     assert env["ASSETLINE_STAGES"] == "generate,validate,deliver,review"
     assert all(isinstance(v, str) for v in env.values())

@@ -213,8 +213,13 @@ class ImageDecodes:
         probe = self.prober(subject.data)
         measured = " ".join(part for part in (probe.format, probe.dimensions) if part) or None
         if probe.problem is not None:
+            # A new generation can produce a decodable image, a bomb included.
             return CheckResult(
-                code=self.code, passed=False, message=probe.problem, measured=measured
+                code=self.code,
+                passed=False,
+                message=probe.problem,
+                measured=measured,
+                repairable=True,
             )
         return CheckResult(
             code=self.code, passed=True, message=f"decodes as {measured}", measured=measured
@@ -235,11 +240,12 @@ class ImageFormat:
         if wanted is None:
             return self._result(True, "no format constraint; any format accepted", found)
         expected = FORMAT_NAMES.get(wanted.strip().lower())
-        if expected is None:
+        if expected is None:  # the request is wrong; re-generating cannot fix it
             return self._result(
                 False,
                 f"unsupported format constraint {wanted!r}; use one of {', '.join(FORMAT_NAMES)}",
                 found,
+                repairable=False,
             )
         if found is None:
             return self._result(
@@ -249,8 +255,16 @@ class ImageFormat:
             return self._result(False, f"expected {expected}, got {found}", found)
         return self._result(True, f"format is {found}", found)
 
-    def _result(self, passed: bool, message: str, measured: str | None) -> CheckResult:
-        return CheckResult(code=self.code, passed=passed, message=message, measured=measured)
+    def _result(
+        self, passed: bool, message: str, measured: str | None, *, repairable: bool = True
+    ) -> CheckResult:
+        return CheckResult(
+            code=self.code,
+            passed=passed,
+            message=message,
+            measured=measured,
+            repairable=repairable and not passed,
+        )
 
 
 @dataclass(frozen=True)
@@ -287,7 +301,13 @@ class ImageSize:
         return self._result(True, f"size is {measured}", measured)
 
     def _result(self, passed: bool, message: str, measured: str | None) -> CheckResult:
-        return CheckResult(code=self.code, passed=passed, message=message, measured=measured)
+        return CheckResult(
+            code=self.code,
+            passed=passed,
+            message=message,
+            measured=measured,
+            repairable=not passed,  # a wrong size is what a new generation can fix
+        )
 
 
 def _or_any(value: int | None) -> str:

@@ -103,7 +103,11 @@ class JsonParses:
         parsed = parse_json(subject.data)
         if parsed.problem is not None:
             return CheckResult(
-                code=self.code, passed=False, message=parsed.problem, measured=parsed.where
+                code=self.code,
+                passed=False,
+                message=parsed.problem,
+                measured=parsed.where,
+                repairable=True,
             )
         return CheckResult(
             code=self.code, passed=True, message="valid JSON", measured=type(parsed.value).__name__
@@ -142,23 +146,33 @@ class JsonSchema:
         if not is_json_asset(subject.request) or schema_text is None:
             return self._result(True, "no JSON schema constraint")
         validator = compile_schema(schema_text)
-        if isinstance(validator, str):
-            return self._result(False, validator)
+        if isinstance(validator, str):  # the request's schema is broken: only a person can fix it
+            return self._result(False, validator, repairable=False)
         parsed = parse_json(subject.data)
         if parsed.problem is not None:
             return self._result(False, f"cannot match the schema: {parsed.problem}")
         try:
             error = best_match(validator.iter_errors(parsed.value))
         except Unresolvable as exc:
-            return self._result(False, f"schema reference cannot be resolved: {exc}")
+            return self._result(
+                False, f"schema reference cannot be resolved: {exc}", repairable=False
+            )
         if error is None:
             return self._result(True, "matches the JSON schema")
         pointer = json_pointer(error.absolute_path)
         where = pointer or "the document root"
         return self._result(False, f"schema violation at {where}: {error.message}", pointer)
 
-    def _result(self, passed: bool, message: str, measured: str | None = None) -> CheckResult:
-        return CheckResult(code=self.code, passed=passed, message=message, measured=measured)
+    def _result(
+        self, passed: bool, message: str, measured: str | None = None, *, repairable: bool = True
+    ) -> CheckResult:
+        return CheckResult(
+            code=self.code,
+            passed=passed,
+            message=message,
+            measured=measured,
+            repairable=repairable and not passed,
+        )
 
 
 @dataclass(frozen=True)
@@ -242,12 +256,18 @@ class CodeSyntax:
             )
         decoded = decode_utf8(subject.data)
         if decoded.text is None:
-            return CheckResult(code=self.code, passed=False, message=str(decoded.problem))
+            return CheckResult(
+                code=self.code, passed=False, message=str(decoded.problem), repairable=True
+            )
         issue = checker(decoded.text)
         if issue is None:
             return CheckResult(
                 code=self.code, passed=True, message=f"valid {language} syntax", measured=language
             )
         return CheckResult(
-            code=self.code, passed=False, message=issue.message, measured=issue.location
+            code=self.code,
+            passed=False,
+            message=issue.message,
+            measured=issue.location,
+            repairable=True,
         )

@@ -29,7 +29,9 @@ def item(attempt: int = 1) -> ReviewItem:
     return queued
 
 
-def decision(action: ReviewAction, decision_id: str = "d-1", reviewer: str = "ana") -> ReviewDecision:
+def decision(
+    action: ReviewAction, decision_id: str = "d-1", reviewer: str = "ana"
+) -> ReviewDecision:
     return ReviewDecision(
         decision_id=decision_id, request_id="r-1", action=action, reviewer=reviewer, note="ok"
     )
@@ -51,15 +53,18 @@ def test_redelivered_review_event_does_not_reopen_a_decided_item() -> None:
 
 def test_a_later_attempt_replaces_an_older_item() -> None:
     replaced = enqueue(item(1), item(2).asset)
-    assert replaced is not None and replaced.asset.raw.request.attempt == 2
+    assert replaced is not None
+    assert replaced.asset.raw.request.attempt == 2
 
 
 def test_approve_publishes_to_approved_with_the_reviewer() -> None:
     outcome = decide(item(), decision(ReviewAction.APPROVE))
     assert isinstance(outcome, Decided)
-    assert outcome.output == "approved" and not outcome.repeat
+    assert outcome.output == "approved"
+    assert not outcome.repeat
     assert outcome.asset.disposition is Disposition.APPROVED
-    assert outcome.asset.review is not None and outcome.asset.review.reviewer == "ana"
+    assert outcome.asset.review is not None
+    assert outcome.asset.review.reviewer == "ana"
     assert outcome.item.status is ReviewStatus.APPROVED
 
 
@@ -73,7 +78,8 @@ def test_reject_publishes_to_rejected() -> None:
 
 def test_decision_for_nothing_pending_is_refused() -> None:
     outcome = decide(None, decision(ReviewAction.APPROVE))
-    assert isinstance(outcome, Refused) and outcome.code == NOT_PENDING
+    assert isinstance(outcome, Refused)
+    assert outcome.code == NOT_PENDING
     assert "'r-1'" in outcome.reason
 
 
@@ -81,7 +87,11 @@ def test_repeated_decision_republishes_and_a_conflicting_one_is_refused() -> Non
     first = decide(item(), decision(ReviewAction.APPROVE))
     assert isinstance(first, Decided)
     again = decide(first.item, decision(ReviewAction.APPROVE))
-    assert isinstance(again, Decided) and again.repeat and again.output == "approved"
+    assert isinstance(again, Decided)
+    assert again.repeat
+    assert again.output == "approved"
     other = decide(first.item, decision(ReviewAction.REJECT, decision_id="d-2", reviewer="bo"))
-    assert isinstance(other, Refused) and other.code == ALREADY_DECIDED
-    assert "approved by ana" in other.reason and "REJECT by bo" in other.reason
+    assert isinstance(other, Refused)
+    assert other.code == ALREADY_DECIDED
+    assert "approved by ana" in other.reason
+    assert "REJECT by bo" in other.reason

@@ -35,7 +35,8 @@ def test_repairable_failure_is_regenerated_with_feedback_and_attempt_plus_one() 
     retry = decision.retry
     assert retry is not None
     assert retry.attempt == 2
-    assert retry.request_id == "r-1" and retry.idempotency_key == "k-1"
+    assert retry.request_id == "r-1"
+    assert retry.idempotency_key == "k-1"
     assert retry.feedback == ["text.prohibited: found 'free' as 'fr33'"]
     assert retry.prior_cost == pytest.approx(0.012)
     assert retry.prompt_template == validated.raw.request.prompt_template
@@ -45,7 +46,8 @@ def test_feedback_accumulates_across_attempts() -> None:
     request = make_request(attempt=2, feedback=["palette.brand: too green"], prior_cost=0.5)
     validated = make_validated([failed("text.required", "missing 'Terms apply.'")], request=request)
     retry = triage(validated, BRAND).retry
-    assert retry is not None and retry.attempt == 3
+    assert retry is not None
+    assert retry.attempt == 3
     assert retry.feedback == ["palette.brand: too green", "text.required: missing 'Terms apply.'"]
     assert retry.prior_cost == pytest.approx(0.5)
 
@@ -59,9 +61,7 @@ def test_attempts_exhausted_go_to_review() -> None:
 
 
 def test_unrepairable_failure_goes_to_review_at_once() -> None:
-    validated = make_validated(
-        [failed("palette.brand"), failed("judge.timeout", repairable=False)]
-    )
+    validated = make_validated([failed("palette.brand"), failed("judge.timeout", repairable=False)])
     assert triage(validated, BRAND).disposition is Disposition.REVIEW
 
 

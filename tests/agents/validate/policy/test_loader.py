@@ -49,8 +49,10 @@ def test_brand_policy_applies_to_campaigns_without_an_override(tmp_path: Path) -
     policy = book.resolve("acme", "autumn")
     assert not isinstance(policy, PolicyError)
     assert policy.label == "acme"
-    assert policy.palette is not None and policy.palette.min_share == 0.8
-    assert policy.text is not None and policy.text.prohibited == ["free", "guaranteed"]
+    assert policy.palette is not None
+    assert policy.palette.min_share == 0.8
+    assert policy.text is not None
+    assert policy.text.prohibited == ["free", "guaranteed"]
 
 
 def test_campaign_override_merges_mappings_and_replaces_lists(tmp_path: Path) -> None:
@@ -79,12 +81,14 @@ def test_unknown_profile_is_an_error_naming_the_known_ones(tmp_path: Path) -> No
     error = load_profiles(tmp_path).resolve("globex", "c-1")
     assert isinstance(error, PolicyError)
     assert error.code == "policy.unknown_profile"
-    assert "'globex'" in error.message and "acme" in error.message
+    assert "'globex'" in error.message
+    assert "acme" in error.message
 
 
 def test_no_profile_means_the_builtin_default_unless_the_folder_has_one(tmp_path: Path) -> None:
     assert load_profiles(None).resolve(None, "c") is DEFAULT_POLICY
-    assert DEFAULT_POLICY.max_attempts == 1 and not DEFAULT_POLICY.review
+    assert DEFAULT_POLICY.max_attempts == 1
+    assert not DEFAULT_POLICY.review
     write(tmp_path, "default.toml", 'max_attempts = 2\n[text]\nprohibited = ["free"]\n')
     policy = load_profiles(tmp_path).resolve(None, "c")
     assert not isinstance(policy, PolicyError)
@@ -99,8 +103,10 @@ def test_toml_and_json_files_and_the_id_defaults_to_the_file_name(tmp_path: Path
     assert len(book) == 2
     globex = book.resolve("globex", "c")
     initech = book.resolve("initech", "c")
-    assert not isinstance(globex, PolicyError) and globex.max_attempts == 4
-    assert not isinstance(initech, PolicyError) and initech.review is False
+    assert not isinstance(globex, PolicyError)
+    assert globex.max_attempts == 4
+    assert not isinstance(initech, PolicyError)
+    assert initech.review is False
 
 
 @pytest.mark.parametrize(
@@ -145,4 +151,5 @@ def test_example_profile_in_the_repo_loads() -> None:
     book = load_profiles(folder)
     policy = book.resolve("acme", "spring-sale")
     assert not isinstance(policy, PolicyError)
-    assert policy.palette is not None and policy.text is not None
+    assert policy.palette is not None
+    assert policy.text is not None

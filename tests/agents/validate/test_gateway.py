@@ -1,0 +1,171 @@
+"""The gateway: a request's brand policy picks the checks, then (maybe) the AI judge runs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from agents.generate.providers._base import Generated, Usage
+from agents.validate.gateway import Gateway, JudgeConfigError, build_checks
+from agents.validate.policy import DEFAULT_POLICY, Policy, PolicyError, ProfileBook
+from agents.validate.policy.profile import BrandProfile
+from streams.records import (
+    AssetKind,
+    BlobRef,
+    Constraints,
+    GenerationRequest,
+    RawAsset,
+    ValidationReport,
+    Verdict,
+)
+from tests.support.scripted_provider import ScriptedProvider
+
+PROFILE = {
+    "id": "acme",
+    "palette": {"colors": ["#E4002B"], "max_delta_e": 10, "min_share": 0.8},
+    "text": {"prohibited": ["free"], "required": ["Terms apply."]},
+    "judge": {
+        "provider": "judge",
+        "model": "judge-mini",
+        "rubric": "On brand?",
+        "price": {"input_per_1k": 1.0, "output_per_1k": 2.0},
+    },
+}
+
+
+def book(profile: dict[str, object] = PROFILE) -> ProfileBook:
+    brand = BrandProfile.model_validate(profile)
+    policy = Policy.model_validate(
+        {**brand.model_dump(exclude={"campaigns", "label"}), "label": brand.id}
+    )
+    return ProfileBook({(brand.id, None): policy})
+
+
+def verdict_json(verdict: str, *reasons: str) -> Generated:
+    body = json.dumps({"verdict": verdict, "score": 0.9, "reasons": list(reasons)})
+    return Generated(body.encode(), "application/json", "judge", "judge-mini", Usage(1000, 500))
+
+
+def raw(kind: AssetKind, data: bytes, media_type: str, profile: str | None = "acme") -> RawAsset:
+    digest = hashlib.sha256(data).hexdigest()
+    request = GenerationRequest(
+        request_id="r-1",
+        idempotency_key="k-1",
+        tenant="acme",
+        campaign_id="spring",
+        kind=kind,
+        prompt_template="p",
+        constraints=Constraints(format="png") if kind is AssetKind.IMAGE else Constraints(),
+        brand_profile_id=profile,
+    )
+    blob = BlobRef(uri=f"file:///b/{digest}", sha256=digest, size=len(data), media_type=media_type)
+    return RawAsset(
+        request=request, blob=blob, provider="offline", model_version="offline-1", latency_ms=1.0
+    )
+
+
+def png(colour: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def inspect(
+    gateway: Gateway, asset: RawAsset, data: bytes
+) -> tuple[Verdict, list[str], ValidationReport]:
+    policy = gateway.policy_for(asset)
+    assert not isinstance(policy, PolicyError)
+    validated = asyncio.run(gateway.inspect(asset, data, policy))
+    report = validated.report
+    return report.verdict, [c.code for c in report.checks if not c.passed], report
+
+
+def test_policy_checks_are_added_to_the_request_constraint_checks() -> None:
+    policy = book().policies[("acme", None)]
+    codes = [check.code for check in build_checks(policy, 1_000_000, None)]
+    assert codes[:3] == ["image.decodes", "image.format", "image.size"]
+    assert {"palette.brand", "text.prohibited", "text.required"} <= set(codes)
+    assert "palette.brand" not in [c.code for c in build_checks(DEFAULT_POLICY, 1_000_000, None)]
+
+
+def test_a_passing_text_is_judged_and_the_judge_cost_is_recorded() -> None:
+    judge = ScriptedProvider("judge", [verdict_json("pass", "friendly")])
+    gateway = Gateway(book(), {"judge": judge})
+    data = b"Trail shoes that grip. Terms apply."
+    verdict, failed, report = inspect(gateway, raw(AssetKind.TEXT, data, "text/plain"), data)
+    assert (verdict, failed) == (Verdict.PASS, [])
+    assert len(judge.calls) == 1
+    assert report.profile == "acme"
+    assert report.cost == pytest.approx(1.0 + 1.0)
+    (attempt,) = report.attempts
+    assert (attempt.purpose, attempt.model) == ("judge", "judge-mini")
+
+
+def test_a_text_that_already_failed_is_not_judged() -> None:
+    judge = ScriptedProvider("judge", [verdict_json("pass")])
+    gateway = Gateway(book(), {"judge": judge})
+    data = b"Totally FREE shoes. Terms apply."
+    verdict, failed, report = inspect(gateway, raw(AssetKind.TEXT, data, "text/plain"), data)
+    assert (verdict, failed) == (Verdict.FAIL, ["text.prohibited"])
+    assert judge.calls == []
+    assert report.cost == 0.0
+
+
+def test_a_judge_fail_fails_the_asset_with_its_reasons() -> None:
+    judge = ScriptedProvider("judge", [verdict_json("fail", "too pushy")])
+    gateway = Gateway(book(), {"judge": judge})
+    data = b"Buy now. Terms apply."
+    verdict, failed, report = inspect(gateway, raw(AssetKind.TEXT, data, "text/plain"), data)
+    assert (verdict, failed) == (Verdict.FAIL, ["judge.verdict"])
+    check = report.checks[-1]
+    assert check.repairable
+    assert "too pushy" in check.message
+
+
+def test_images_get_the_palette_check_and_the_judge_sees_the_image() -> None:
+    judge = ScriptedProvider("judge", [verdict_json("pass")])
+    gateway = Gateway(book(), {"judge": judge})
+    red = png((228, 0, 43))
+    verdict, failed, _ = inspect(gateway, raw(AssetKind.IMAGE, red, "image/png"), red)
+    assert (verdict, failed) == (Verdict.PASS, [])
+    assert [a.data for a in judge.calls[0].attachments] == [red]
+    green = png((20, 170, 60))
+    verdict, failed, _ = inspect(gateway, raw(AssetKind.IMAGE, green, "image/png"), green)
+    assert (verdict, failed) == (Verdict.FAIL, ["palette.brand"])
+    assert len(judge.calls) == 1  # not asked about the green one
+
+
+def test_judge_when_always_is_asked_about_failing_assets_too() -> None:
+    profile = {**PROFILE, "judge": {**PROFILE["judge"], "when": "always"}}  # type: ignore[dict-item]
+    judge = ScriptedProvider("judge", [verdict_json("pass")])
+    gateway = Gateway(book(profile), {"judge": judge})
+    data = b"FREE. Terms apply."
+    verdict, failed, _ = inspect(gateway, raw(AssetKind.TEXT, data, "text/plain"), data)
+    assert (verdict, failed) == (Verdict.FAIL, ["text.prohibited"])
+    assert len(judge.calls) == 1
+
+
+def test_unknown_profile_is_an_error_without_judging() -> None:
+    gateway = Gateway(book(), {"judge": ScriptedProvider("judge")})
+    asset = raw(AssetKind.TEXT, b"x", "text/plain", profile="globex")
+    error = gateway.policy_for(asset)
+    assert isinstance(error, PolicyError)
+    validated = gateway.no_policy(asset, error)
+    assert validated.report.verdict is Verdict.ERROR
+    assert validated.report.checks[0].code == "policy.unknown_profile"
+
+
+def test_a_judge_naming_a_provider_the_routing_file_lacks_fails_the_start() -> None:
+    with pytest.raises(JudgeConfigError, match="'judge'"):
+        Gateway(book(), {})
+
+
+def test_check_sets_are_built_once_per_policy() -> None:
+    gateway = Gateway(book(), {"judge": ScriptedProvider("judge")})
+    policy = book().policies[("acme", None)]
+    assert gateway.checks_for(policy) is gateway.checks_for(policy)
