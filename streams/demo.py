@@ -1,4 +1,8 @@
-"""The demo campaign: personas x locales x {image, copy}, run through a real line."""
+"""The demo campaign: personas x locales x {image, copy}, run through a real line.
+
+The requests name the embedded ``demo`` brand profile, so the demo runs the validation gateway
+too: image rules, prohibited terms, and the copy's language against its locale.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,24 @@ PERSONAS = ("trail runner", "urban gardener", "retro gamer")
 LOCALES = ("en-GB", "de-DE")
 IMAGE_PROMPT = "Hero banner for ${persona} (${locale}): ${product}, bold and bright"
 COPY_PROMPT = "Write a short headline for ${persona} in ${locale} about ${product}"
+DEMO_PROFILE_ID = "demo"
+
+#: Written to the demo's run folder when no ASSETLINE_PROFILES_DIR is set.
+DEMO_PROFILE = """\
+id: demo
+name: Aurora demo brand
+max_attempts: 2   # one repair attempt for repairable failures
+review: false     # the demo has no reviewer: what cannot be repaired is rejected
+image:
+  formats: [png]
+  min_width: 256
+  min_height: 256
+  max_bytes: 2000000
+  transparency: forbid
+text:
+  prohibited: [guaranteed, risk-free, miracle, cure, "100% free"]
+  max_chars: 280
+"""
 
 
 def demo_requests(
@@ -43,8 +65,9 @@ def demo_requests(
                         constraints=(
                             Constraints(width=512, height=512, format="png")
                             if image
-                            else Constraints(max_chars=280)
+                            else Constraints(max_chars=280, language=locale)
                         ),
+                        brand_profile_id=DEMO_PROFILE_ID,
                         metadata={"persona": persona, "locale": locale},
                     )
                 )
@@ -54,17 +77,26 @@ def demo_requests(
 def summary_table(
     requests: Iterable[GenerationRequest], completions: dict[str, list[AssetCompleted]]
 ) -> str:
-    """A plain-text table: request, kind, status, delivered path, latency."""
-    rows = [("request", "kind", "status", "delivered file", "latency ms")]
+    """A plain-text table: request, kind, status, attempt, delivered path (or why not), latency."""
+    rows = [("request", "kind", "status", "attempt", "delivered file", "latency ms")]
     for request in requests:
         done = completions.get(request.request_id)
         if not done:
-            rows.append((request.request_id, request.kind.value, "MISSING", "-", "-"))
+            rows.append((request.request_id, request.kind.value, "MISSING", "-", "-", "-"))
             continue
         last = done[-1]
         where = last.location.removeprefix("file://") if last.location else "; ".join(last.reasons)
         latency = f"{last.timings_ms.get('total', 0.0):.0f}"
-        rows.append((request.request_id, request.kind.value, last.status.value, where, latency))
+        rows.append(
+            (
+                request.request_id,
+                request.kind.value,
+                last.status.value,
+                str(last.attempt),
+                where,
+                latency,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

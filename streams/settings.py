@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     )
     generate_concurrency: int = Field(4, ge=1, description="Requests generated at once.")
     render_threads: int = Field(2, ge=1, description="Threads for CPU-bound rendering.")
+    validate_concurrency: int = Field(
+        4, ge=1, description="Assets validated at once (an AI judge call waits on the network)."
+    )
 
     # Inference layer
     routing_file: Path | None = Field(

@@ -47,7 +47,7 @@ def install(line: Line) -> None:
     )
     metrics = GatewayMetrics.build(line.registry)
 
-    @line.app.agent(topics.raw, name=STAGE)
+    @line.app.agent(topics.raw, name=STAGE, concurrency=settings.validate_concurrency)
     async def validate_stage(stream: Any) -> None:
         async for event in stream.events():
             async with io.handling(event):

@@ -11,7 +11,7 @@ import click
 from streams.broker import BrokerError, LocalBroker, assetline_home
 from streams.cli._common import load_settings, run
 from streams.client import LineClient, await_completions, open_completion_reader
-from streams.demo import demo_requests, summary_table
+from streams.demo import DEMO_PROFILE, demo_requests, summary_table
 from streams.records import AssetCompleted, CompletionStatus, GenerationRequest
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
@@ -58,6 +58,11 @@ def demo(timeout: float, keep_broker: bool) -> None:
             raise click.ClickException(str(exc)) from None
         settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
     run_dir = assetline_home() / "var" / "demo"
+    if settings.profiles_dir is None:  # the embedded brand profile the demo requests name
+        profiles = run_dir / "profiles"
+        profiles.mkdir(parents=True, exist_ok=True)
+        (profiles / "demo.yaml").write_text(DEMO_PROFILE, encoding="utf-8")
+        settings = settings.model_copy(update={"profiles_dir": profiles})
     worker = WorkerProcess(settings, log_path=run_dir / "worker.log")
     requests = demo_requests(run_id=time.strftime("demo-%Y%m%d-%H%M%S"))
     started = time.perf_counter()

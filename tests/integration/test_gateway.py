@@ -20,9 +20,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from agents.generate.prompt import FEEDBACK_HEADER
@@ -172,6 +174,15 @@ async def _submit(settings: Settings, requests: list[GenerationRequest]) -> None
         await client.submit(requests)
 
 
+def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 def _pending(settings: Settings, want: set[str], timeout: float) -> dict[str, ReviewItem]:
     deadline = time.monotonic() + timeout
     items: dict[str, ReviewItem] = {}
@@ -238,9 +249,50 @@ def test_campaign_is_repaired_reviewed_and_completed_once_each(
     failed_codes = {c.code for c in items[ids["stubborn-copy"]].asset.report.checks if not c.passed}
     assert failed_codes == {"text.prohibited"}
 
+    metrics = _scrape(settings.web_port)
+    dispositions = {
+        d: metrics.get(
+            (
+                "assetline_validation_dispositions_total",
+                (("campaign", "spring"), ("disposition", d)),
+            )
+        )
+        for d in ("APPROVED", "REGENERATE", "REVIEW", "REJECTED")
+    }
+    # 2 clean + 3 fixed; 3 fixable + 2x2 stubborn retries; 2 stubborn; the unknown profile
+    assert dispositions == {"APPROVED": 5, "REGENERATE": 7, "REVIEW": 2, "REJECTED": 1}
+    assert (
+        metrics[("assetline_checks_total", (("code", "palette.brand"), ("outcome", "failed")))] == 4
+    )
+    assert (
+        metrics[("assetline_checks_total", (("code", "text.prohibited"), ("outcome", "failed")))]
+        == 5
+    )
+    assert metrics[("assetline_delivered_attempts_count", ())] == 5
+    assert metrics[("assetline_delivered_attempts_sum", ())] == 1 + 1 + 2 + 2 + 2
+    assert metrics[("assetline_review_pending", ())] == 2
+    assert (
+        metrics[
+            (
+                "assetline_judge_calls_total",
+                (("code", "judge.verdict"), ("model", "judge-mini"), ("provider", "primary")),
+            )
+        ]
+        == 3
+    )
+
     # Pending items survive a restart: the new worker rebuilds the table from its changelog.
     assert worker.stop(timeout=30) == 0
     worker = start_worker(settings)
+    deadline = time.monotonic() + 60
+    pending = None
+    while time.monotonic() < deadline and pending != 2:
+        try:
+            pending = _scrape(settings.web_port).get(("assetline_review_pending", ()))
+        except httpx.HTTPError:
+            pending = None
+        time.sleep(0.5)
+    assert pending == 2, worker.log_tail()
 
     env = settings_env(settings)
     runner = CliRunner()
@@ -320,4 +372,9 @@ def test_campaign_is_repaired_reviewed_and_completed_once_each(
     assert any(h.get("assetline.dlq.error.code") == "review.not_pending" for h in reasons), reasons
     items = asyncio.run(load_items(settings, Codecs.load()))
     assert {items[rid].status for rid in stubborn} == {ReviewStatus.APPROVED, ReviewStatus.REJECTED}
+    after = _scrape(settings.web_port)
+    assert after[("assetline_review_pending", ())] == 0
+    assert after[("assetline_review_decisions_total", (("action", "APPROVE"),))] == 1
+    assert after[("assetline_review_decisions_total", (("action", "REJECT"),))] == 1
+    assert after[("assetline_delivered_attempts_sum", ())] == 3  # the approved stubborn hero
     assert API_KEY not in worker.log_tail(10_000)
