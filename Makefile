@@ -42,6 +42,7 @@ schemas: install ## Regenerate schemas/*.avsc from streams/records.py
 bench: install ## Benchmark the whole line (N=10000 by default) and print a table
 	$(BIN)/python bench/line.py $(BENCH_ARGS)
 	$(BIN)/python -m bench.routing
+	$(BIN)/python -m bench.checks
 
 broker-up: install ## Start the local single-node KRaft broker on 127.0.0.1:9092
 	$(BIN)/assetline broker up

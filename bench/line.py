@@ -1,6 +1,10 @@
 """Benchmark the whole line on a real broker: throughput, latency, RSS, scaling to 2 workers.
 
-    python bench/line.py [--n 10000] [--paced-n 2500] [--partitions 6]
+    python bench/line.py [--n 10000] [--paced-n 2500] [--partitions 6] [--profile FILE]
+
+With --profile, every request names that brand profile (and copy declares its locale's
+language), so the validate stage runs the profile's whole suite; without, only the request's
+own constraints are checked.
 
 Phases (each on fresh uuid-named topics, workers warmed up with a few requests first):
   burst    N requests (half 512x512 PNG images, half copy) submitted at once to 1 worker;
@@ -30,11 +34,12 @@ from streams.topics import ensure_topics, line_topic_specs
 from streams.worker_process import WorkerProcess
 
 
-def requests_for(run: str, n: int) -> list[GenerationRequest]:
+def requests_for(run: str, n: int, brand: str | None = None) -> list[GenerationRequest]:
     out = []
     for i in range(n):
         image = i % 2 == 0
         rid = f"{run}-{i:06d}"
+        locale = ("en-GB", "de-DE")[i // 2 % 2]
         out.append(
             GenerationRequest(
                 request_id=rid,
@@ -43,12 +48,13 @@ def requests_for(run: str, n: int) -> list[GenerationRequest]:
                 campaign_id=run,
                 kind=AssetKind.IMAGE if image else AssetKind.TEXT,
                 prompt_template="Banner for ${persona}" if image else "Copy for ${persona}",
-                variables={"persona": f"p{i % 97}", "locale": ("en-GB", "de-DE")[i // 2 % 2]},
+                variables={"persona": f"p{i % 97}", "locale": locale},
                 constraints=(
                     Constraints(width=512, height=512, format="png")
                     if image
-                    else Constraints(max_chars=280)
+                    else Constraints(max_chars=280, language=locale if brand else None)
                 ),
+                brand_profile_id=brand,
             )
         )
     return out
@@ -129,9 +135,17 @@ class PhaseResult:
         }
 
 
-def settings_for(bootstrap: str, root: Path, partitions: int) -> Settings:
+def settings_for(
+    bootstrap: str, root: Path, partitions: int, profile: Path | None = None
+) -> Settings:
     uid = uuid.uuid4().hex[:10]
+    profiles = None
+    if profile is not None:
+        profiles = root / uid / "profiles"
+        profiles.mkdir(parents=True)
+        (profiles / profile.name).write_text(profile.read_text(encoding="utf-8"), encoding="utf-8")
     return Settings(
+        profiles_dir=profiles,
         kafka_bootstrap=bootstrap,
         app_id=f"bench-{uid}",
         topic_prefix=f"bench-{uid}",
@@ -143,8 +157,16 @@ def settings_for(bootstrap: str, root: Path, partitions: int) -> Settings:
     )
 
 
+def brand_of(settings: Settings) -> str | None:
+    """The id of the one profile in the settings' folder (the file name), if any."""
+    if settings.profiles_dir is None:
+        return None
+    (path,) = settings.profiles_dir.iterdir()
+    return path.stem
+
+
 async def warm_up(settings: Settings) -> None:
-    warm = stamp(requests_for(f"warm-{uuid.uuid4().hex[:6]}", 8))
+    warm = stamp(requests_for(f"warm-{uuid.uuid4().hex[:6]}", 8, brand_of(settings)))
     async with LineClient(settings) as client:
         await client.submit(warm)
     got = await await_completions(settings, [r.request_id for r in warm], timeout=120)
@@ -155,7 +177,7 @@ async def warm_up(settings: Settings) -> None:
 async def run_phase(
     name: str, settings: Settings, n: int, rate: float | None, workers: list[WorkerProcess]
 ) -> PhaseResult:
-    requests = requests_for(f"{name}-{uuid.uuid4().hex[:6]}", n)
+    requests = requests_for(f"{name}-{uuid.uuid4().hex[:6]}", n, brand_of(settings))
     ids = [r.request_id for r in requests]
     reader = await open_completion_reader(settings)
     await reader.seek_to_end(*reader.assignment())
@@ -202,7 +224,7 @@ async def phase_with_workers(
     rate: float | None,
     count: int,
 ) -> PhaseResult:
-    settings = settings_for(bootstrap, root, args.partitions)
+    settings = settings_for(bootstrap, root, args.partitions, args.profile)
     await ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings))
     workers = start_workers(settings, count, root / "logs")
     try:
@@ -262,6 +284,7 @@ def main() -> None:
     parser.add_argument("--paced-n", type=int, default=2_500)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--skip-two-workers", action="store_true")
+    parser.add_argument("--profile", type=Path, default=None, help="Brand profile to validate by.")
     parser.add_argument("--json", type=Path, default=Path("bench/results/line.json"))
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="assetline-bench-"))

@@ -28,14 +28,13 @@ class JudgeConfigError(ValueError):
 
 
 def build_checks(
-    policy: Policy, max_pixels: int, detector: LanguageDetector | None
+    policy: Policy, prober: ImageProber, detector: LanguageDetector | None
 ) -> tuple[Check, ...]:
     """The request-constraint checks every asset gets, then the policy's own.
 
-    All image checks of one set share one prober, so each image is decoded once per suite.
+    All image checks share ``prober``, so each image is decoded once per suite.
     """
-    prober = ImageProber(max_pixels)
-    base = default_checks(max_pixels, prober=prober)
+    base = default_checks(prober.max_pixels, prober=prober)
     extra: list[Check] = []
     if policy.image is not None:
         extra.extend(image_policy_checks(policy.image, prober))
@@ -66,7 +65,9 @@ class Gateway:
                 )
         self.book = book
         self.providers = providers
-        self.max_pixels = max_pixels
+        # One prober for every policy's checks: it holds the last decoded image, so one per
+        # policy would keep one image per campaign in memory.
+        self.prober = ImageProber(max_pixels)
         self.detector = detector
         self.clock = clock
         self._checks: dict[str, tuple[Check, ...]] = {}
@@ -74,7 +75,7 @@ class Gateway:
     def checks_for(self, policy: Policy) -> tuple[Check, ...]:
         checks = self._checks.get(policy.label)
         if checks is None:
-            checks = build_checks(policy, self.max_pixels, self.detector)
+            checks = build_checks(policy, self.prober, self.detector)
             self._checks[policy.label] = checks
         return checks
 

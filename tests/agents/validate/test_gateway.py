@@ -11,8 +11,10 @@ import pytest
 from PIL import Image
 
 from agents.generate.providers._base import Generated, Usage
+from agents.validate.checks import ImageProber
 from agents.validate.gateway import Gateway, JudgeConfigError, build_checks
 from agents.validate.policy import DEFAULT_POLICY, Policy, PolicyError, ProfileBook
+from agents.validate.policy.loader import build_policies
 from agents.validate.policy.profile import BrandProfile
 from streams.records import (
     AssetKind,
@@ -87,10 +89,11 @@ def inspect(
 
 def test_policy_checks_are_added_to_the_request_constraint_checks() -> None:
     policy = book().policies[("acme", None)]
-    codes = [check.code for check in build_checks(policy, 1_000_000, None)]
+    codes = [check.code for check in build_checks(policy, ImageProber(), None)]
     assert codes[:3] == ["image.decodes", "image.format", "image.size"]
     assert {"palette.brand", "text.prohibited", "text.required"} <= set(codes)
-    assert "palette.brand" not in [c.code for c in build_checks(DEFAULT_POLICY, 1_000_000, None)]
+    default = build_checks(DEFAULT_POLICY, ImageProber(), None)
+    assert "palette.brand" not in [c.code for c in default]
 
 
 def test_a_passing_text_is_judged_and_the_judge_cost_is_recorded() -> None:
@@ -169,3 +172,17 @@ def test_check_sets_are_built_once_per_policy() -> None:
     gateway = Gateway(book(), {"judge": ScriptedProvider("judge")})
     policy = book().policies[("acme", None)]
     assert gateway.checks_for(policy) is gateway.checks_for(policy)
+
+
+def test_every_policy_shares_one_prober_so_one_decoded_image_is_held() -> None:
+    profile = {**PROFILE, "campaigns": {"spring": {"palette": {"min_share": 0.9}}}}
+    policies = build_policies(profile, "acme.yaml")
+    assert len(policies) == 2
+    gateway = Gateway(ProfileBook(policies), {"judge": ScriptedProvider("judge")})
+    probers = {
+        id(check.prober)  # type: ignore[attr-defined]
+        for policy in gateway.book.policies.values()
+        for check in gateway.checks_for(policy)
+        if hasattr(check, "prober")
+    }
+    assert probers == {id(gateway.prober)}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import random
 import struct
 import zlib
 
 import pytest
+from coloraide import Color
 from PIL import Image, ImageFile
 from pydantic import ValidationError
 
@@ -394,3 +396,24 @@ def test_check_identity() -> None:
     brand = check()
     assert brand.code == "palette.brand"
     assert brand.kinds == frozenset({AssetKind.IMAGE})
+
+
+def coloraide_2000(lab1: Lab, lab2: Lab) -> float:
+    return Color("lab-d65", list(lab1)).delta_e(Color("lab-d65", list(lab2)), method="2000")
+
+
+def test_ciede2000_agrees_with_coloraide_on_random_colours() -> None:
+    """Our float formula against the library's own, well away from the published pairs."""
+    rng = random.Random(2000)
+    for _ in range(2_000):
+        lab1 = (rng.uniform(0, 100), rng.uniform(-128, 127), rng.uniform(-128, 127))
+        lab2 = (rng.uniform(0, 100), rng.uniform(-128, 127), rng.uniform(-128, 127))
+        assert delta_e_2000(lab1, lab2) == pytest.approx(coloraide_2000(lab1, lab2), abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("lab1", "lab2"),
+    [((50, 0, 0), (60, 0, 0)), ((50, 0, 0), (50, 10, -10)), ((0, 0, 0), (100, 0, 0))],
+)
+def test_ciede2000_achromatic_branches_agree_with_coloraide(lab1: Lab, lab2: Lab) -> None:
+    assert delta_e_2000(lab1, lab2) == pytest.approx(coloraide_2000(lab1, lab2), abs=1e-9)
