@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     validate_concurrency: int = Field(
         4, ge=1, description="Assets validated at once (an AI judge call waits on the network)."
     )
+    validate_threads: int = Field(
+        2, ge=1, description="Threads for CPU-bound checks (decode, palette, text rules)."
+    )
 
     # Inference layer
     routing_file: Path | None = Field(

@@ -144,12 +144,3 @@ def test_two_files_claiming_one_id_are_refused(tmp_path: Path) -> None:
 def test_missing_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ProfileFileError, match="does not exist"):
         load_profiles(tmp_path / "nope")
-
-
-def test_example_profile_in_the_repo_loads() -> None:
-    folder = Path(__file__).resolve().parents[4] / "examples" / "profiles"
-    book = load_profiles(folder)
-    policy = book.resolve("acme", "spring-sale")
-    assert not isinstance(policy, PolicyError)
-    assert policy.palette is not None
-    assert policy.text is not None
