@@ -16,10 +16,7 @@ from agents.generate.routing.config import load_routing
 from agents.validate.checks.terms import default_detector
 from agents.validate.gateway import Gateway
 from agents.validate.metrics import GatewayMetrics
-from agents.validate.policy import DEFAULT_POLICY, PolicyError, load_profiles
-from agents.validate.triage import triage
-from agents.validate.validation import unreadable
-from streams.blobs import BlobError
+from agents.validate.policy import load_profiles
 from streams.records import Disposition
 from streams.stage import StageIO
 
@@ -60,19 +57,7 @@ def install(line: Line) -> None:
                 raw = await io.decode(codecs.raw, event)
                 if raw is None:
                     continue
-                policy = gateway.policy_for(raw)
-                if isinstance(policy, PolicyError):
-                    validated = gateway.no_policy(raw, policy)
-                    decision = triage(validated, DEFAULT_POLICY)  # ERROR: final
-                else:
-                    try:
-                        data = line.blobs.get(raw.blob) if raw.blob is not None else None
-                    except BlobError as exc:
-                        validated = unreadable(raw, exc.code, str(exc))
-                    else:
-                        validated = await gateway.inspect(raw, data, policy)
-                    decision = triage(validated, policy)
-                validated = validated.model_copy(update={"disposition": decision.disposition})
+                validated, decision = await gateway.assess(raw, line.blobs.get)
                 metrics.observe(validated)
                 key = raw.request.request_id
                 if decision.retry is not None:

@@ -20,10 +20,12 @@ from agents.validate.checks.image_policy import image_policy_checks
 from agents.validate.checks.palette import BrandPalette
 from agents.validate.checks.terms import LanguageDetector, text_policy_checks
 from agents.validate.judge import JudgeOutcome, applies, run_judge
-from agents.validate.policy import Policy, PolicyError, ProfileBook
+from agents.validate.policy import DEFAULT_POLICY, Policy, PolicyError, ProfileBook
 from agents.validate.suite import verdict
+from agents.validate.triage import Triage, triage
 from agents.validate.validation import unreadable, validate
-from streams.records import RawAsset, ValidatedAsset, Verdict
+from streams.blobs import BlobError
+from streams.records import BlobRef, RawAsset, ValidatedAsset, Verdict
 
 
 class JudgeConfigError(ValueError):
@@ -133,7 +135,24 @@ class Gateway:
         report = report.model_copy(update={"duration_ms": (self.clock() - started) * 1000.0})
         return validated.model_copy(update={"report": report})
 
-    @staticmethod
-    def no_policy(raw: RawAsset, error: PolicyError) -> ValidatedAsset:
-        """An unknown profile: ERROR, so the request ends FAILED with the reason, unjudged."""
-        return unreadable(raw, error.code, error.message)
+    async def assess(
+        self, raw: RawAsset, fetch: Callable[[BlobRef], bytes]
+    ) -> tuple[ValidatedAsset, Triage]:
+        """Everything the validate stage decides about one raw asset, and where it goes next.
+
+        ``fetch`` reads the blob's bytes (a :class:`BlobError` is a result, like any failure).
+        An unknown profile or unreadable bytes give verdict ERROR, which triage makes final.
+        """
+        policy = self.policy_for(raw)
+        if isinstance(policy, PolicyError):
+            validated = unreadable(raw, policy.code, policy.message)
+            policy = DEFAULT_POLICY
+        else:
+            try:
+                data = fetch(raw.blob) if raw.blob is not None else None
+            except BlobError as exc:
+                validated = unreadable(raw, exc.code, str(exc))
+            else:
+                validated = await self.inspect(raw, data, policy)
+        decision = triage(validated, policy)
+        return validated.model_copy(update={"disposition": decision.disposition}), decision

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Final, Literal
+from typing import Final
 
 from agents.validate.checks._base import Check, Subject
 from agents.validate.suite import run_suite, verdict
@@ -19,8 +19,6 @@ from streams.records import (
     ValidationReport,
     Verdict,
 )
-
-Route = Literal["approved", "rejected"]
 
 #: Codes of the ERROR results that validate() itself produces when there is nothing to judge.
 MISSING_DATA: Final = "validate.missing_data"
@@ -70,8 +68,3 @@ def _validated(
 ) -> ValidatedAsset:
     report = ValidationReport(verdict=outcome, checks=results, duration_ms=duration_ms)
     return ValidatedAsset(raw=raw, report=report)
-
-
-def route(validated: ValidatedAsset) -> Route:
-    """Topic suffix for a validated asset: only PASS is approved; FAIL and ERROR are rejected."""
-    return "approved" if validated.report.verdict == Verdict.PASS else "rejected"

@@ -17,10 +17,12 @@ from agents.validate.gateway import Gateway, JudgeConfigError, build_checks
 from agents.validate.policy import DEFAULT_POLICY, Policy, PolicyError, ProfileBook
 from agents.validate.policy.loader import build_policies
 from agents.validate.policy.profile import BrandProfile
+from streams.blobs import BlobMissingError
 from streams.records import (
     AssetKind,
     BlobRef,
     Constraints,
+    Disposition,
     GenerationRequest,
     RawAsset,
     ValidationReport,
@@ -154,14 +156,47 @@ def test_judge_when_always_is_asked_about_failing_assets_too() -> None:
     assert len(judge.calls) == 1
 
 
-def test_unknown_profile_is_an_error_without_judging() -> None:
-    gateway = Gateway(book(), {"judge": ScriptedProvider("judge")})
+def test_unknown_profile_is_a_final_error_without_reading_or_judging() -> None:
+    judge = ScriptedProvider("judge")
+    gateway = Gateway(book(), {"judge": judge})
     asset = raw(AssetKind.TEXT, b"x", "text/plain", profile="globex")
-    error = gateway.policy_for(asset)
-    assert isinstance(error, PolicyError)
-    validated = gateway.no_policy(asset, error)
+    fetched: list[BlobRef] = []
+
+    def fetch(blob: BlobRef) -> bytes:
+        fetched.append(blob)
+        return b"x"
+
+    validated, decision = asyncio.run(gateway.assess(asset, fetch))
     assert validated.report.verdict is Verdict.ERROR
     assert validated.report.checks[0].code == "policy.unknown_profile"
+    assert "'globex'" in validated.report.checks[0].message
+    assert validated.disposition is decision.disposition is Disposition.REJECTED
+    assert (fetched, judge.calls) == ([], [])
+
+
+def test_assess_reads_the_blob_and_triages() -> None:
+    gateway = Gateway(book(), {"judge": ScriptedProvider("judge", [verdict_json("pass")])})
+    data = b"Totally free shoes. Terms apply."
+    validated, decision = asyncio.run(
+        gateway.assess(raw(AssetKind.TEXT, data, "text/plain"), lambda blob: data)
+    )
+    assert validated.disposition is Disposition.REGENERATE
+    assert decision.retry is not None
+    assert decision.retry.attempt == 2
+    assert decision.retry.feedback[0].startswith("text.prohibited")
+
+
+def test_a_blob_that_cannot_be_read_is_a_final_error() -> None:
+    gateway = Gateway(book(), {"judge": ScriptedProvider("judge")})
+
+    def fetch(blob: BlobRef) -> bytes:
+        raise BlobMissingError(f"{blob.uri} is gone")
+
+    validated, decision = asyncio.run(
+        gateway.assess(raw(AssetKind.TEXT, b"x", "text/plain"), fetch)
+    )
+    assert validated.report.checks[0].code == "blob.missing"
+    assert decision.disposition is Disposition.REJECTED
 
 
 def test_a_judge_naming_a_provider_the_routing_file_lacks_fails_the_start() -> None:

@@ -1,4 +1,4 @@
-"""validate() and route(): the validate stage's decisions, without Kafka."""
+"""validate(): the validate stage's verdicts, without Kafka (triage() decides where they go)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from agents.validate.checks import default_checks
 from agents.validate.checks._base import Subject
-from agents.validate.validation import route, unreadable, validate
+from agents.validate.validation import unreadable, validate
 from streams.records import (
     AssetKind,
     BlobRef,
@@ -86,10 +86,9 @@ def test_good_image_passes_and_is_approved() -> None:
         "image.format",
         "image.size",
     ]
-    assert route(validated) == "approved"
 
 
-def test_wrong_size_fails_and_is_rejected() -> None:
+def test_wrong_size_fails() -> None:
     data = png(64, 32)
     raw = raw_with(data, AssetKind.IMAGE, "image/png", width=64, height=64)
 
@@ -98,7 +97,6 @@ def test_wrong_size_fails_and_is_rejected() -> None:
     assert validated.report.verdict is Verdict.FAIL
     failed = [c for c in validated.report.checks if not c.passed]
     assert [(c.code, c.measured) for c in failed] == [("image.size", "64x32")]
-    assert route(validated) == "rejected"
 
 
 def test_text_over_budget_fails() -> None:
@@ -115,7 +113,6 @@ def test_generation_error_is_an_error_verdict_carrying_the_reason() -> None:
     assert validated.report.checks == [
         CheckResult(code="provider.timeout", passed=False, message="no answer in 30s")
     ]
-    assert route(validated) == "rejected"
 
 
 def test_missing_bytes_for_a_blob_is_an_error_not_a_crash() -> None:
@@ -162,7 +159,6 @@ def test_a_crashing_check_rejects_instead_of_raising() -> None:
     validated = validate(raw, data, [*default_checks(), Explodes()])
     assert validated.report.verdict is Verdict.FAIL
     assert validated.report.checks[-1].message == "check crashed: KeyError: 'missing'"
-    assert route(validated) == "rejected"
 
 
 def test_unreadable_blob_is_an_error_verdict() -> None:
@@ -172,7 +168,6 @@ def test_unreadable_blob_is_an_error_verdict() -> None:
     assert validated.report.checks == [
         CheckResult(code="blob.missing", passed=False, message="no blob at that address")
     ]
-    assert route(validated) == "rejected"
 
 
 def test_validated_asset_round_trips_through_json() -> None:
@@ -180,4 +175,4 @@ def test_validated_asset_round_trips_through_json() -> None:
     raw = raw_with(data, AssetKind.IMAGE, "image/png", format="webp")
     validated = validate(raw, data, default_checks())
     assert ValidatedAsset.model_validate_json(validated.model_dump_json()) == validated
-    assert route(ValidatedAsset.model_validate_json(validated.model_dump_json())) == "rejected"
+    assert ValidatedAsset.model_validate_json(validated.model_dump_json()) == validated
