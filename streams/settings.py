@@ -47,9 +47,6 @@ class Settings(BaseSettings):
     validate_concurrency: int = Field(
         4, ge=1, description="Assets validated at once (an AI judge call waits on the network)."
     )
-    validate_threads: int = Field(
-        2, ge=1, description="Threads for CPU-bound checks (decode, palette, text rules)."
-    )
 
     # Inference layer
     routing_file: Path | None = Field(
@@ -76,6 +73,11 @@ class Settings(BaseSettings):
     # Limits
     max_image_pixels: int = Field(40_000_000, ge=1, description="Decompression-bomb guard.")
     max_image_side: int = Field(8192, ge=1)
+
+    # Runtime
+    gc_gen0_threshold: int = Field(
+        50_000, ge=700, description="CPython gen-0 GC threshold for workers (default 700)."
+    )
 
     # Web / metrics
     web_host: str = Field("127.0.0.1")

@@ -7,7 +7,6 @@ to ``.requests``, and a REVIEW also sends the asset to ``.review`` for a person.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from agents.generate.providers.offline import OfflineProvider
@@ -40,13 +39,8 @@ def install(line: Line) -> None:
         if judged
         else {}
     )
-    checkers = ThreadPoolExecutor(settings.validate_threads, thread_name_prefix="validate")
     gateway = Gateway(
-        book,
-        providers,
-        max_pixels=settings.max_image_pixels,
-        detector=default_detector(),
-        executor=checkers,
+        book, providers, max_pixels=settings.max_image_pixels, detector=default_detector()
     )
     metrics = GatewayMetrics.build(line.registry)
 
@@ -74,4 +68,3 @@ def install(line: Line) -> None:
     @line.app.on_before_shutdown.connect
     async def _close_judges(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await close_adapters(providers)
-        checkers.shutdown(wait=False)

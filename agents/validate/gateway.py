@@ -7,11 +7,8 @@ wrong is a result in the report; nothing here raises for a bad asset or a bad ju
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
-from functools import partial
 
 from agents.generate.providers._base import Provider
 from agents.validate.checks import Check, Subject, default_checks
@@ -51,11 +48,7 @@ def build_checks(
 
 
 class Gateway:
-    """Judges raw assets under their brand's policy.
-
-    With an ``executor``, the rule checks run in its threads (a check must be thread-safe: the
-    shared image prober keeps its memory per thread); the judge always runs on the loop.
-    """
+    """Judges raw assets under their brand's policy."""
 
     def __init__(
         self,
@@ -64,7 +57,6 @@ class Gateway:
         *,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         detector: LanguageDetector | None = None,
-        executor: Executor | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         for policy in book.policies.values():
@@ -79,7 +71,6 @@ class Gateway:
         # policy would keep one image per campaign in memory.
         self.prober = ImageProber(max_pixels)
         self.detector = detector
-        self.executor = executor
         self.clock = clock
         self._checks: dict[str, tuple[Check, ...]] = {}
 
@@ -101,13 +92,7 @@ class Gateway:
         rule, because a paid model call on an asset that is already rejected buys nothing.
         """
         started = self.clock()
-        run = partial(validate, raw, data, self.checks_for(policy), clock=self.clock)
-        if self.executor is None:
-            validated = run()
-        else:
-            # Decoding, quantising and regex work are CPU-bound: off the event loop they do not
-            # stall the worker's other agents, and Pillow's C code runs without the GIL.
-            validated = await asyncio.get_running_loop().run_in_executor(self.executor, run)
+        validated = validate(raw, data, self.checks_for(policy), clock=self.clock)
         report = validated.report.model_copy(update={"profile": policy.label})
         judge = policy.judge
         wanted = judge is not None and (judge.when == "always" or report.verdict is Verdict.PASS)

@@ -10,7 +10,6 @@ decoded image, so pixel checks (policy, palette) reuse that one decode as well.
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -177,10 +176,9 @@ class ImageProber:
 
     It remembers only the last probe, keyed by the identity of the bytes object: the suite hands
     the same :class:`Subject` to each check, so the siblings hit the cache. Holding a reference to
-    those bytes keeps their identity from being reused by another object. The memory is per
-    thread, because suites run in a small thread pool: sharing it, two suites interleaving would
-    evict each other's probe and decode twice. Each thread's cached probe holds the decoded
-    pixels of its last asset until its next asset replaces them.
+    those bytes keeps their identity from being reused by another object. Replacing the cached
+    pair is a single assignment, so concurrent use can at worst probe twice, never mix assets.
+    The cached probe holds the decoded pixels of that one asset until the next asset replaces it.
     """
 
     def __init__(
@@ -192,14 +190,14 @@ class ImageProber:
             raise ValueError(f"max_pixels must be positive, got {max_pixels}")
         self.max_pixels = max_pixels
         self.formats = tuple(formats)
-        self._local = threading.local()
+        self._last: tuple[bytes, ImageProbe] | None = None
 
     def __call__(self, data: bytes) -> ImageProbe:
-        last: tuple[bytes, ImageProbe] | None = getattr(self._local, "last", None)
+        last = self._last
         if last is not None and last[0] is data:
             return last[1]
         probe = probe_image(data, self.max_pixels, self.formats)
-        self._local.last = (data, probe)
+        self._last = (data, probe)
         return probe
 
 

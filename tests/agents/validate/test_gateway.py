@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import io
 import json
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from PIL import Image
@@ -222,31 +221,3 @@ def test_every_policy_shares_one_prober_so_one_decoded_image_is_held() -> None:
         if hasattr(check, "prober")
     }
     assert probers == {id(gateway.prober)}
-
-
-def test_checks_in_an_executor_give_the_same_report_and_the_judge_still_runs() -> None:
-    judge = ScriptedProvider("judge", [verdict_json("pass")])
-    with ThreadPoolExecutor(2) as pool:
-        threaded = Gateway(book(), {"judge": judge}, executor=pool)
-        inline = Gateway(book(), {"judge": judge})
-        data = b"Trail shoes that grip. Terms apply."
-        asset = raw(AssetKind.TEXT, data, "text/plain")
-        assert inspect(threaded, asset, data)[:2] == inspect(inline, asset, data)[:2]
-        green = png((20, 170, 60))
-        image = raw(AssetKind.IMAGE, green, "image/png")
-        assert inspect(threaded, image, green)[:2] == (Verdict.FAIL, ["palette.brand"])
-    assert len(judge.calls) == 2  # the two passing texts
-
-
-def test_concurrent_suites_in_threads_never_mix_assets() -> None:
-    gateway = Gateway(book({"id": "acme", "palette": PROFILE["palette"]}), {})
-    policy = gateway.book.policies[("acme", None)]
-    red, green = png((228, 0, 43)), png((20, 170, 60))
-
-    def judge(data: bytes) -> Verdict:
-        asset = raw(AssetKind.IMAGE, data, "image/png")
-        return asyncio.run(gateway.inspect(asset, bytes(bytearray(data)), policy)).report.verdict
-
-    with ThreadPoolExecutor(4) as pool:
-        verdicts = list(pool.map(judge, [red, green] * 50))
-    assert verdicts == [Verdict.PASS, Verdict.FAIL] * 50
