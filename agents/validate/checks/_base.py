@@ -22,6 +22,23 @@ class Subject:
     media_type: str
 
 
+def result(
+    code: str, passed: bool, message: str, measured: str | None = None, *, repairable: bool = True
+) -> CheckResult:
+    """A check's result; ``repairable`` counts only on failure (a pass has nothing to repair).
+
+    Most failures are the generated asset's fault, which a new generation may fix; a caller
+    passes ``repairable=False`` when only a person or a corrected request can.
+    """
+    return CheckResult(
+        code=code,
+        passed=passed,
+        message=message,
+        measured=measured,
+        repairable=repairable and not passed,
+    )
+
+
 class Check(Protocol):
     """One validation rule."""
 

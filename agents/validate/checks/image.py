@@ -17,7 +17,7 @@ from typing import ClassVar, Final, cast
 
 from PIL import Image, ImageMath, UnidentifiedImageError
 
-from agents.validate.checks._base import Subject
+from agents.validate.checks._base import Subject, result
 from streams.records import AssetKind, CheckResult
 
 DEFAULT_MAX_PIXELS: Final = 40_000_000
@@ -258,13 +258,7 @@ class ImageFormat:
     def _result(
         self, passed: bool, message: str, measured: str | None, *, repairable: bool = True
     ) -> CheckResult:
-        return CheckResult(
-            code=self.code,
-            passed=passed,
-            message=message,
-            measured=measured,
-            repairable=repairable and not passed,
-        )
+        return result(self.code, passed, message, measured, repairable=repairable)
 
 
 @dataclass(frozen=True)
@@ -301,13 +295,7 @@ class ImageSize:
         return self._result(True, f"size is {measured}", measured)
 
     def _result(self, passed: bool, message: str, measured: str | None) -> CheckResult:
-        return CheckResult(
-            code=self.code,
-            passed=passed,
-            message=message,
-            measured=measured,
-            repairable=not passed,  # a wrong size is what a new generation can fix
-        )
+        return result(self.code, passed, message, measured)  # a new generation can fix a size
 
 
 def _or_any(value: int | None) -> str:

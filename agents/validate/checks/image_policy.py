@@ -16,7 +16,7 @@ from typing import ClassVar, Final, Literal
 from PIL import ImageMode
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
-from agents.validate.checks._base import Check, Subject
+from agents.validate.checks._base import Check, Subject, result
 from agents.validate.checks.image import (
     FORMAT_NAMES,
     ImageProbe,
@@ -127,19 +127,6 @@ class ImagePolicy(BaseModel):
         )
 
 
-def _result(
-    code: str, passed: bool, message: str, measured: str | None, *, repairable: bool = True
-) -> CheckResult:
-    """Failures here are the generated image's fault, so a re-generation may fix them."""
-    return CheckResult(
-        code=code,
-        passed=passed,
-        message=message,
-        measured=measured,
-        repairable=repairable and not passed,
-    )
-
-
 @dataclass(frozen=True)
 class ImageFormats:
     """``image.formats``: the container is one the brand allows."""
@@ -155,16 +142,16 @@ class ImageFormats:
             return not_decoded_result(self.code, probe, probe.format)
         allowed = self.policy.formats
         if allowed is None:
-            return _result(self.code, True, "no format rule", probe.format)
+            return result(self.code, True, "no format rule", probe.format)
         names = [FORMAT_NAMES[name] for name in allowed]
         if probe.format not in names:
-            return _result(
+            return result(
                 self.code,
                 False,
                 f"format {probe.format} is not allowed; use {', '.join(names)}",
                 probe.format,
             )
-        return _result(self.code, True, f"format {probe.format} is allowed", probe.format)
+        return result(self.code, True, f"format {probe.format} is allowed", probe.format)
 
 
 @dataclass(frozen=True)
@@ -193,9 +180,9 @@ class ImageDimensions:
             if high is not None and actual > high:
                 wrong.append(f"{axis} {actual} > max_{axis} {high}")
         if wrong:
-            return _result(self.code, False, "; ".join(wrong), probe.dimensions)
+            return result(self.code, False, "; ".join(wrong), probe.dimensions)
         message = "dimensions within policy" if p.constrains_dimensions else "no dimension rule"
-        return _result(self.code, True, f"{probe.dimensions}: {message}", probe.dimensions)
+        return result(self.code, True, f"{probe.dimensions}: {message}", probe.dimensions)
 
 
 @dataclass(frozen=True)
@@ -215,22 +202,22 @@ class ImageAspectRatio:
         measured = f"{actual:.4f}"
         rule = self.policy.aspect_ratio
         if rule is None:
-            return _result(self.code, True, "no aspect ratio rule", measured)
+            return result(self.code, True, "no aspect ratio rule", measured)
         try:
             target = parse_aspect_ratio(rule)
         except ValueError as exc:  # only reachable for a policy built without validation
-            return _result(self.code, False, f"unusable policy: {exc}", measured, repairable=False)
+            return result(self.code, False, f"unusable policy: {exc}", measured, repairable=False)
         off = abs(actual / target - 1)
         tolerance = self.policy.aspect_tolerance
         summary = f"aspect ratio {measured} ({probe.dimensions}) is {off:.2%} off {rule}"
         if off > tolerance:
-            return _result(
+            return result(
                 self.code,
                 False,
                 f"{summary} ({target:.4f}), above the tolerance of {tolerance:.2%}",
                 measured,
             )
-        return _result(self.code, True, f"{summary}, within {tolerance:.2%}", measured)
+        return result(self.code, True, f"{summary}, within {tolerance:.2%}", measured)
 
 
 @dataclass(frozen=True)
@@ -246,15 +233,15 @@ class ImageMaxBytes:
         limit = self.policy.max_bytes
         measured = str(size)
         if limit is None:
-            return _result(self.code, True, "no max_bytes rule", measured)
+            return result(self.code, True, "no max_bytes rule", measured)
         if size > limit:
-            return _result(
+            return result(
                 self.code,
                 False,
                 f"{size} bytes exceeds max_bytes {limit} by {size - limit}",
                 measured,
             )
-        return _result(self.code, True, f"{size} bytes within max_bytes {limit}", measured)
+        return result(self.code, True, f"{size} bytes within max_bytes {limit}", measured)
 
 
 @dataclass(frozen=True)
@@ -272,15 +259,15 @@ class ImageColorMode:
             return not_decoded_result(self.code, probe, probe.mode)
         allowed = self.policy.color_modes
         if allowed is None:
-            return _result(self.code, True, "no color mode rule", probe.mode)
+            return result(self.code, True, "no color mode rule", probe.mode)
         if probe.mode not in allowed:
-            return _result(
+            return result(
                 self.code,
                 False,
                 f"mode {probe.mode} is not allowed; use {', '.join(allowed)}",
                 probe.mode,
             )
-        return _result(self.code, True, f"mode {probe.mode} is allowed", probe.mode)
+        return result(self.code, True, f"mode {probe.mode} is allowed", probe.mode)
 
 
 @dataclass(frozen=True)
@@ -302,13 +289,13 @@ class ImageTransparency:
         if probe.image is None:
             return not_decoded_result(self.code, probe)
         if rule == "allow":
-            return _result(self.code, True, "transparency allowed", None)
+            return result(self.code, True, "transparency allowed", None)
         extrema = alpha_extrema(probe.image)
         lowest = 255 if extrema is None else extrema[0]
         measured = f"min alpha {lowest}"
         transparent = lowest < 255
         if rule == "forbid" and transparent:
-            return _result(
+            return result(
                 self.code,
                 False,
                 f"transparency is forbidden, but some pixels have alpha down to {lowest}",
@@ -316,9 +303,9 @@ class ImageTransparency:
             )
         if rule == "require" and not transparent:
             found = _opacity(probe)
-            return _result(self.code, False, f"transparency is required, but {found}", measured)
+            return result(self.code, False, f"transparency is required, but {found}", measured)
         state = "has transparent pixels" if transparent else "is fully opaque"
-        return _result(self.code, True, f"image {state}, as required", measured)
+        return result(self.code, True, f"image {state}, as required", measured)
 
 
 def _opacity(probe: ImageProbe) -> str:

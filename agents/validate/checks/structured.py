@@ -21,7 +21,7 @@ from jsonschema.exceptions import SchemaError, best_match
 from jsonschema_specifications import REGISTRY as META_SCHEMAS  # type: ignore[import-untyped]
 from referencing.exceptions import Unresolvable
 
-from agents.validate.checks._base import Subject
+from agents.validate.checks._base import Subject, result
 from agents.validate.checks.text import decode_utf8
 from streams.records import AssetKind, CheckResult, GenerationRequest
 
@@ -166,13 +166,7 @@ class JsonSchema:
     def _result(
         self, passed: bool, message: str, measured: str | None = None, *, repairable: bool = True
     ) -> CheckResult:
-        return CheckResult(
-            code=self.code,
-            passed=passed,
-            message=message,
-            measured=measured,
-            repairable=repairable and not passed,
-        )
+        return result(self.code, passed, message, measured, repairable=repairable)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Final, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agents.validate.checks._base import Check, Subject
+from agents.validate.checks._base import Check, Subject, result
 from agents.validate.checks.text import decode_utf8
 from agents.validate.checks.text_normalize import (
     SEPARATORS,
@@ -111,19 +111,6 @@ class TextPolicy(BaseModel):
         ):
             raise ValueError(f"min_chars {self.min_chars} is above max_chars {self.max_chars}")
         return self
-
-
-def _result(
-    code: str, passed: bool, message: str, measured: str | None = None, *, repairable: bool = True
-) -> CheckResult:
-    """Failures are the text's fault unless the caller says otherwise."""
-    return CheckResult(
-        code=code,
-        passed=passed,
-        message=message,
-        measured=measured,
-        repairable=repairable and not passed,
-    )
 
 
 # --- text.prohibited ---------------------------------------------------------------------------
@@ -302,14 +289,14 @@ class TextProhibited:
     def __call__(self, subject: Subject) -> CheckResult:
         decoded = decode_utf8(subject.data)
         if decoded.text is None:
-            return _result(self.code, False, str(decoded.problem))
+            return result(self.code, False, str(decoded.problem))
         hits = self.matcher.find(decoded.text)
         if not hits:
-            return _result(self.code, True, "no prohibited terms", "0")
+            return result(self.code, True, "no prohibited terms", "0")
         quoted = ", ".join(_describe(hit) for hit in hits[:MAX_QUOTED_HITS])
         more = len(hits) - MAX_QUOTED_HITS
         suffix = f" and {more} more" if more > 0 else ""
-        return _result(self.code, False, f"found {quoted}{suffix}", str(len(hits)))
+        return result(self.code, False, f"found {quoted}{suffix}", str(len(hits)))
 
 
 # --- text.required -----------------------------------------------------------------------------
@@ -326,13 +313,13 @@ class TextRequired:
     def __call__(self, subject: Subject) -> CheckResult:
         decoded = decode_utf8(subject.data)
         if decoded.text is None:
-            return _result(self.code, False, str(decoded.problem))
+            return result(self.code, False, str(decoded.problem))
         text = caseless(decoded.text)
         missing = [phrase for phrase in self.phrases if caseless(phrase) not in text]
         if missing:
             listed = ", ".join(repr(phrase) for phrase in missing)
-            return _result(self.code, False, f"missing {listed}", str(len(missing)))
-        return _result(self.code, True, f"all {len(self.phrases)} required texts present", "0")
+            return result(self.code, False, f"missing {listed}", str(len(missing)))
+        return result(self.code, True, f"all {len(self.phrases)} required texts present", "0")
 
 
 # --- text.length -------------------------------------------------------------------------------
@@ -350,20 +337,20 @@ class TextLength:
     def __call__(self, subject: Subject) -> CheckResult:
         decoded = decode_utf8(subject.data)
         if decoded.text is None:
-            return _result(self.code, False, str(decoded.problem))
+            return result(self.code, False, str(decoded.problem))
         length = len(decoded.text)
         measured = str(length)
         if self.min_chars is not None and length < self.min_chars:
             short = self.min_chars - length
             message = f"{length} chars is below min_chars {self.min_chars} by {short}"
-            return _result(self.code, False, message, measured)
+            return result(self.code, False, message, measured)
         if self.max_chars is not None and length > self.max_chars:
             over = length - self.max_chars
             message = f"{length} chars exceeds max_chars {self.max_chars} by {over}"
-            return _result(self.code, False, message, measured)
+            return result(self.code, False, message, measured)
         low = "0" if self.min_chars is None else str(self.min_chars)
         high = "any" if self.max_chars is None else str(self.max_chars)
-        return _result(self.code, True, f"{length} chars within {low}..{high}", measured)
+        return result(self.code, True, f"{length} chars within {low}..{high}", measured)
 
 
 # --- text.language -----------------------------------------------------------------------------
@@ -454,9 +441,9 @@ class TextLanguage:
     def __call__(self, subject: Subject) -> CheckResult:
         expected = self.language or requested_language(subject.request)
         if expected is None:
-            return _result(self.code, True, "no language constraint")
+            return result(self.code, True, "no language constraint")
         if not _ISO_639_1.match(expected):
-            return _result(
+            return result(
                 self.code,
                 False,
                 f"constraints.language {subject.request.constraints.language!r} does not start "
@@ -464,23 +451,23 @@ class TextLanguage:
                 repairable=False,
             )
         if self.detector is None:
-            return _result(
+            return result(
                 self.code, True, f"language not checked: no detector (expected {expected})"
             )
         decoded = decode_utf8(subject.data)
         if decoded.text is None:
-            return _result(self.code, False, str(decoded.problem))
+            return result(self.code, False, str(decoded.problem))
         try:
             detected = self.detector.detect(decoded.text)
         except Exception as exc:  # a broken detector is not the text's fault; a person looks
-            return _result(
+            return result(
                 self.code,
                 False,
                 f"language detector failed: {type(exc).__name__}: {exc}",
                 repairable=False,
             )
         if detected is None:
-            return _result(
+            return result(
                 self.code,
                 True,
                 f"language not checked: the detector could not tell (expected {expected})",
@@ -490,14 +477,14 @@ class TextLanguage:
         measured = f"{language} {confidence:.2f}"
         if language != expected:
             message = f"detected {language} (confidence {confidence:.2f}), expected {expected}"
-            return _result(self.code, False, message, measured)
+            return result(self.code, False, message, measured)
         if confidence < self.min_confidence:
             message = (
                 f"{language} detected with confidence {confidence:.2f}, below "
                 f"min_language_confidence {self.min_confidence}"
             )
-            return _result(self.code, False, message, measured)
-        return _result(
+            return result(self.code, False, message, measured)
+        return result(
             self.code, True, f"language {language} (confidence {confidence:.2f})", measured
         )
 
