@@ -74,11 +74,6 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, ge=1, description="Decompression-bomb guard.")
     max_image_side: int = Field(8192, ge=1)
 
-    # Runtime
-    gc_gen0_threshold: int = Field(
-        50_000, ge=700, description="CPython gen-0 GC threshold for workers (default 700)."
-    )
-
     # Web / metrics
     web_host: str = Field("127.0.0.1")
     web_port: int = Field(6066, ge=0, le=65535, description="Serves /metrics; 0 disables web.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 from typing import Any
 
@@ -34,23 +33,6 @@ def _revealed(mapping: dict[str, Any]) -> dict[str, Any]:
     return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in mapping.items()}
 
 
-def tune_gc(gen0_threshold: int) -> None:
-    """Keep the cyclic garbage collector from eating the worker's CPU.
-
-    Every event allocates thousands of short-lived objects (records, check results, Kafka
-    messages); with CPython's default thresholds (700, 10, 10) the collector runs hundreds of
-    times a second and its older generations walk the whole long-lived heap (Faust, aiokafka,
-    the tables). Measured on the line bench with the full validation suite: 13% of the
-    worker's CPU. Freezing what start-up built moves it out of every collection for good, and a
-    larger first generation makes collections rarer; reference counting still frees almost
-    everything at once, so memory barely moves.
-    """
-    gc.collect()
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(gen0_threshold, gen1, gen2)
-
-
 def run_worker(settings: Settings) -> None:
     """Blocks until the worker is stopped (SIGINT/SIGTERM)."""
     import faust
@@ -61,7 +43,6 @@ def run_worker(settings: Settings) -> None:
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)))
     line = create_line(settings)
-    tune_gc(settings.gc_gen0_threshold)
     options: dict[str, Any] = {"loglevel": settings.log_level, "quiet": True, "loop": loop}
     worker = faust.Worker(line.app, **options)
     worker.execute_from_commandline()
