@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from agents.deliver.completion import completion, ends_request, status_for_unapproved
 from agents.deliver.delivery import deliver_approved
-from agents.deliver.ledger import already_completed
+from agents.deliver.cloudevents import completion_headers, data_schema, event_source
+from agents.deliver.ledger import LedgerTable, already_completed
 from agents.deliver.sinks import FilesystemSink
 from streams.stage import StageIO
 
@@ -21,13 +22,24 @@ def install(line: Line) -> None:
     codecs = line.codecs
     topics = line.topics
     sink = FilesystemSink(line.settings.delivery_dir)
-    ledger = line.app.Table(
-        "completions",
+    ledger = LedgerTable(
+        line.app,
+        name="completions",
+        beacon=line.app.tables.beacon,
         changelog_topic=topics.completed,
         key_type=bytes,
         value_type=bytes,
         partitions=line.settings.topic_partitions,
     )
+    line.app.tables.add(ledger)
+    source = event_source(line.settings.topic_prefix)
+    dataschema = data_schema(codecs.completed.fingerprint)
+
+    def ce_headers(value: bytes) -> list[tuple[str, bytes]]:
+        done = codecs.completed.decode(value)
+        return completion_headers(done, source=source, dataschema=dataschema)
+
+    ledger.headers_for = ce_headers
     sources = line.app.topic(
         topics.names.approved,
         topics.names.rejected,

@@ -9,6 +9,9 @@ already in the ledger, whether the crash came before or after the offset commit.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
+import faust
 
 from streams.codecs import CodecError
 from streams.records import AssetCompleted
@@ -29,3 +32,36 @@ def already_completed(
         return decode(previous).attempt >= attempt
     except CodecError:
         return True
+
+
+class LedgerTable(faust.Table[bytes, bytes]):
+    """The completions table, whose changelog records carry headers derived from their value.
+
+    Faust writes a table's changelog itself and has no way to pass headers, so this overrides
+    the one method that sends, adding ``headers_for(value)`` (the completion's CloudEvents
+    attributes) to every record. Deletions (None values) carry no headers.
+    """
+
+    headers_for: Callable[[bytes], list[tuple[str, bytes]]] | None = None
+
+    def send_changelog(
+        self,
+        partition: int | None,
+        key: Any,
+        value: Any,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+    ) -> Any:
+        headers = None
+        if self.headers_for is not None and isinstance(value, bytes):
+            headers = self.headers_for(value)
+        return self.changelog_topic.send_soon(
+            key=key,
+            value=value,
+            partition=partition,
+            headers=headers,
+            key_serializer=key_serializer or self.key_serializer,
+            value_serializer=value_serializer or self.value_serializer,
+            callback=self._on_changelog_sent,
+            eager_partitioning=True,  # the partition is known when the callback runs
+        )
