@@ -27,6 +27,11 @@ class Policy(BaseModel):
     name: str | None = Field(None, description="Display name of the brand.")
     copyright: str | None = Field(None, description="Copyright line stamped into assets.")
     creator: str | None = Field(None, description="Creator/owner stamped into assets.")
+    metadata_keys: list[str] = Field(
+        default_factory=list,
+        description="Request metadata entries that may be stamped into delivered files; "
+        "others stay out (they may be personal data).",
+    )
     max_attempts: int = Field(
         3, ge=1, le=10, description="Generations per request, the first one included."
     )

@@ -1,0 +1,111 @@
+"""Provenance text chunks spliced into a PNG; the image data chunks are copied byte for byte."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from collections.abc import Iterator
+
+from agents.deliver.metadata.errors import MetadataError
+from agents.deliver.metadata.fields import Provenance
+from agents.deliver.metadata.xmp import xml_safe, xmp_packet
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+XMP_KEYWORD = "XML:com.adobe.xmp"
+_TEXT_TYPES = {b"tEXt", b"iTXt", b"zTXt"}
+_PLAIN_KEYWORDS = {"Copyright", "Author", "Description", XMP_KEYWORD}
+_OURS_PREFIX = "assetline:"
+_MAX_CHUNK = 2**31 - 1
+
+
+def _chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(type, start, end) of every chunk, each checked for length, CRC and order."""
+    if not data.startswith(SIGNATURE):
+        raise MetadataError("not a PNG: the 8-byte PNG signature is missing")
+    pos = len(SIGNATURE)
+    first = True
+    while pos < len(data):
+        if pos + 8 > len(data):
+            raise MetadataError(f"truncated PNG: incomplete chunk header at byte {pos}")
+        length, ctype = struct.unpack_from(">I4s", data, pos)
+        end = pos + 12 + length
+        if length > _MAX_CHUNK or end > len(data):
+            raise MetadataError(f"truncated PNG: chunk {ctype!r} at byte {pos} runs past the end")
+        (crc,) = struct.unpack_from(">I", data, end - 4)
+        if zlib.crc32(data[pos + 4 : end - 4]) != crc:
+            raise MetadataError(f"corrupt PNG: bad CRC in chunk {ctype!r} at byte {pos}")
+        if first and ctype != b"IHDR":
+            raise MetadataError("corrupt PNG: the first chunk is not IHDR")
+        first = False
+        yield ctype, pos, end
+        if ctype == b"IEND":
+            return
+        pos = end
+    raise MetadataError("truncated PNG: no IEND chunk")
+
+
+def _keyword(data: bytes, start: int, end: int) -> str:
+    payload = data[start + 8 : end - 4]
+    return payload.split(b"\x00", 1)[0].decode("latin-1")
+
+
+def _chunk(ctype: bytes, payload: bytes) -> bytes:
+    if len(payload) > _MAX_CHUNK:
+        raise MetadataError(f"PNG {ctype!r} chunk too large: {len(payload)} bytes")
+    body = ctype + payload
+    return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
+
+def text_chunk(keyword: str, value: str) -> bytes:
+    """tEXt when Latin-1 can hold the value (every reader knows it), else uncompressed iTXt."""
+    value = xml_safe(value)
+    key = keyword.encode("latin-1")
+    try:
+        return _chunk(b"tEXt", key + b"\x00" + value.encode("latin-1"))
+    except UnicodeEncodeError:
+        return itxt_chunk(keyword, value)
+
+
+def itxt_chunk(keyword: str, value: str) -> bytes:
+    """Uncompressed iTXt: keyword, no compression, empty language and translated keyword."""
+    payload = keyword.encode("latin-1") + b"\x00\x00\x00\x00\x00" + xml_safe(value).encode()
+    return _chunk(b"iTXt", payload)
+
+
+def provenance_chunks(p: Provenance) -> bytes:
+    """Every chunk we write, in a fixed order: XMP first, then the plain text fields."""
+    out = [itxt_chunk(XMP_KEYWORD, xmp_packet(p).decode("utf-8"))]
+    if p.copyright is not None:
+        out.append(text_chunk("Copyright", p.copyright))
+    if p.creator is not None:
+        out.append(text_chunk("Author", p.creator))
+    out.append(text_chunk("Description", p.description()))
+    for name, value in p.assetline_fields():
+        out.append(text_chunk(_OURS_PREFIX + name, value))
+    if p.metadata:
+        meta = json.dumps(dict(p.metadata), sort_keys=True, ensure_ascii=False)
+        out.append(text_chunk(_OURS_PREFIX + "metadata", meta))
+    return b"".join(out)
+
+
+def _ours(data: bytes, ctype: bytes, start: int, end: int) -> bool:
+    if ctype not in _TEXT_TYPES:
+        return False
+    keyword = _keyword(data, start, end)
+    return keyword in _PLAIN_KEYWORDS or keyword.startswith(_OURS_PREFIX)
+
+
+def stamp_png(data: bytes, p: Provenance) -> bytes:
+    """The PNG with provenance chunks right after IHDR, replacing any earlier ones.
+
+    Text chunks we would write are dropped first, so stamping twice equals stamping once and a
+    re-stamp never leaves a stale value behind. Anything after IEND is dropped.
+    """
+    kept: list[bytes] = []
+    for ctype, start, end in _chunks(data):
+        if not _ours(data, ctype, start, end):
+            kept.append(data[start:end])
+        if ctype == b"IHDR":
+            kept.append(provenance_chunks(p))
+    return SIGNATURE + b"".join(kept)

@@ -1,0 +1,215 @@
+"""Deliver one completion webhook: guard, sign, POST, classify, retry on the schedule.
+
+Every attempt re-checks the SSRF guard (DNS may change between attempts), is signed with a
+fresh timestamp and the same ``webhook-id``, and never follows redirects. The outcome says
+whether the schedule ran out, so the caller can dead-letter the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import httpx
+
+from agents.deliver.webhooks.payload import event_payload, webhook_id
+from agents.deliver.webhooks.schedule import RetrySchedule, parse_retry_after
+from agents.deliver.webhooks.signing import signed_headers
+from agents.deliver.webhooks.ssrf import (
+    Resolver,
+    UnsafeDestination,
+    check_destination,
+    system_resolver,
+)
+from streams.records import AssetCompleted
+
+USER_AGENT = "assetline-webhooks/1"
+Sleep = Callable[[float], Awaitable[object]]
+
+
+class AttemptVerdict(StrEnum):
+    """What one attempt means for the delivery."""
+
+    DELIVERED = "delivered"
+    DISABLED = "disabled"  # 410 Gone: the receiver asked never to be called again
+    RETRY = "retry"
+    FINAL = "final"
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """One POST as seen by the sender: a status, or an error code when no response came."""
+
+    status: int | None
+    retry_after_s: float | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def verdict(self) -> AttemptVerdict:
+        return classify(self.status)
+
+
+def classify(status: int | None) -> AttemptVerdict:
+    """2xx delivered, 410 disabled, no response/3xx/408/429/5xx retried, other 4xx final."""
+    if status is None:
+        return AttemptVerdict.RETRY
+    if 200 <= status < 300:
+        return AttemptVerdict.DELIVERED
+    if status == 410:
+        return AttemptVerdict.DISABLED
+    if status in (408, 429) or status >= 500 or 300 <= status < 400:
+        return AttemptVerdict.RETRY
+    return AttemptVerdict.FINAL
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    """How a delivery ended; ``exhausted`` means the schedule ran out (dead-letter it)."""
+
+    webhook_id: str
+    delivered: bool
+    attempts: int
+    last_status: int | None = None
+    disabled: bool = False
+    exhausted: bool = False
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class DisabledEndpoints:
+    """Endpoints that answered 410 Gone; in memory, shared by the deliveries of one process."""
+
+    _urls: set[str] = field(default_factory=set)
+
+    def disable(self, url: str) -> None:
+        self._urls.add(url)
+
+    def __contains__(self, url: object) -> bool:
+        return url in self._urls
+
+    def __len__(self) -> int:
+        return len(self._urls)
+
+
+def _status_error(status: int) -> tuple[str | None, str | None]:
+    if 200 <= status < 300:
+        return None, None
+    if 300 <= status < 400:
+        return "webhook.redirect", f"receiver answered {status}; redirects are not followed"
+    if status == 410:
+        return "webhook.gone", "receiver answered 410 Gone; endpoint disabled"
+    return "webhook.http_status", f"receiver answered {status}"
+
+
+async def send_once(
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout_s: float,
+) -> AttemptResult:
+    """POST once without following redirects; the response body is never read (it may be huge)."""
+    request_headers = {"content-type": "application/json", "user-agent": USER_AGENT, **headers}
+    try:
+        async with client.stream(
+            "POST",
+            url,
+            content=body,
+            headers=request_headers,
+            timeout=httpx.Timeout(timeout_s),
+            follow_redirects=False,
+        ) as response:
+            status = response.status_code
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+    except httpx.TimeoutException as exc:
+        return AttemptResult(None, error_code="webhook.timeout", error_message=type(exc).__name__)
+    except httpx.TransportError as exc:
+        # the class name only: httpx messages can carry the URL, and URLs can carry tokens
+        return AttemptResult(None, error_code="webhook.connect", error_message=type(exc).__name__)
+    code, message = _status_error(status)
+    return AttemptResult(status, retry_after, code, message)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def deliver(
+    client: httpx.AsyncClient,
+    url: str,
+    secret: str,
+    done: AssetCompleted,
+    schedule: RetrySchedule,
+    allow: Sequence[str],
+    sleep: Sleep = asyncio.sleep,
+    *,
+    disabled: DisabledEndpoints | None = None,
+    resolver: Resolver = system_resolver,
+    timeout_s: float = 10.0,
+    clock: Callable[[], datetime] = _utc_now,
+) -> WebhookOutcome:
+    """Deliver ``done`` to ``url`` until a final answer or the end of ``schedule``.
+
+    ``attempts`` counts tries, including ones whose host did not resolve; a destination the
+    guard refuses ends the delivery at once (no request is sent to it).
+    """
+    msg_id = webhook_id(done.request_id, done.attempt)
+    if disabled is not None and url in disabled:
+        return WebhookOutcome(
+            webhook_id=msg_id,
+            delivered=False,
+            attempts=0,
+            disabled=True,
+            error_code="webhook.disabled",
+            error_message="endpoint answered 410 Gone before; not called again",
+        )
+    body = event_payload(done)
+    attempt = 0
+    last: AttemptResult | None = None
+    first_delay = schedule.delays[0]
+    if first_delay > 0:
+        await sleep(first_delay)
+    while True:
+        attempt += 1
+        try:
+            await check_destination(url, allow, resolver)
+        except UnsafeDestination as exc:
+            last = AttemptResult(None, error_code=exc.code, error_message=str(exc))
+            if not exc.retryable:
+                return _outcome(msg_id, attempt - 1, last, exhausted=False)
+        else:
+            headers = signed_headers(secret, msg_id, clock(), body)
+            last = await send_once(client, url, body, headers, timeout_s)
+            verdict = last.verdict
+            if verdict is AttemptVerdict.DELIVERED:
+                return WebhookOutcome(msg_id, True, attempt, last_status=last.status)
+            if verdict is AttemptVerdict.DISABLED:
+                if disabled is not None:
+                    disabled.disable(url)
+                return _outcome(msg_id, attempt, last, exhausted=False, gone=True)
+            if verdict is AttemptVerdict.FINAL:
+                return _outcome(msg_id, attempt, last, exhausted=False)
+        delay = schedule.next_delay(attempt, last.retry_after_s)
+        if delay is None:
+            return _outcome(msg_id, attempt, last, exhausted=True)
+        await sleep(delay)
+
+
+def _outcome(
+    msg_id: str, attempts: int, last: AttemptResult, *, exhausted: bool, gone: bool = False
+) -> WebhookOutcome:
+    return WebhookOutcome(
+        webhook_id=msg_id,
+        delivered=False,
+        attempts=attempts,
+        last_status=last.status,
+        disabled=gone,
+        exhausted=exhausted,
+        error_code=last.error_code,
+        error_message=last.error_message,
+    )
