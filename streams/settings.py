@@ -64,6 +64,14 @@ class Settings(BaseSettings):
         "request's own constraints are checked.",
     )
 
+    # Delivery
+    stamp_metadata: bool = Field(
+        True, description="Stamp provenance (XMP/EXIF/PNG text, or a sidecar) into deliveries."
+    )
+    metadata_include_prompt: bool = Field(
+        False, description="Also stamp the rendered prompt (by default only its SHA-256)."
+    )
+
     # Storage
     blob_dir: Path = Field(Path("var/blobs"), description="Content-addressed blob store root.")
     delivery_dir: Path = Field(Path("var/delivery"), description="Filesystem delivery root.")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agents.deliver.cloudevents import completion_headers, data_schema, event_source
 from agents.deliver.completion import completion, ends_request, status_for_unapproved
 from agents.deliver.delivery import deliver_approved
-from agents.deliver.cloudevents import completion_headers, data_schema, event_source
 from agents.deliver.ledger import LedgerTable, already_completed
+from agents.deliver.provenance import Labeller
 from agents.deliver.sinks import FilesystemSink
+from agents.validate.policy import load_profiles
 from streams.stage import StageIO
 
 if TYPE_CHECKING:
@@ -22,6 +24,11 @@ def install(line: Line) -> None:
     codecs = line.codecs
     topics = line.topics
     sink = FilesystemSink(line.settings.delivery_dir)
+    label = Labeller(
+        load_profiles(line.settings.profiles_dir),
+        include_prompt=line.settings.metadata_include_prompt,
+        enabled=line.settings.stamp_metadata,
+    )
     ledger = LedgerTable(
         line.app,
         name="completions",
@@ -63,7 +70,7 @@ def install(line: Line) -> None:
                     line.metrics.duplicates.labels(STAGE).inc()
                     continue
                 if event.message.topic == topics.names.approved:
-                    done = await deliver_approved(validated, line.blobs, sink)
+                    done = await deliver_approved(validated, line.blobs, sink, label)
                 else:
                     done = completion(validated, status_for_unapproved(validated))
                 ledger[key] = codecs.completed.encode(done)  # publishes to .completed

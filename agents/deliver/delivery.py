@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable
 
 from agents.deliver.completion import completion, fallback_reasons
 from agents.deliver.layout import UnsafeNameError, delivery_path
+from agents.deliver.metadata import MetadataError, Stamped
 from agents.deliver.sinks import Sink, SinkError
 from streams.blobs import BlobError, LocalBlobStore
 from streams.records import AssetCompleted, CompletionStatus, ValidatedAsset
 
+Label = Callable[[ValidatedAsset, bytes], Stamped]
+
+
+def unlabelled(validated: ValidatedAsset, data: bytes) -> Stamped:
+    """Deliver the bytes as generated (tests, or a line with metadata switched off)."""
+    return Stamped(data=data, sidecar=None)
+
 
 async def deliver_approved(
-    validated: ValidatedAsset, blobs: LocalBlobStore, sink: Sink
+    validated: ValidatedAsset, blobs: LocalBlobStore, sink: Sink, label: Label = unlabelled
 ) -> AssetCompleted:
-    """Write the asset to its place; any failure is a FAILED completion with the reason."""
+    """Label the asset and write it to its place; any failure is a FAILED completion.
+
+    An asset whose container cannot be labelled is not delivered unlabelled: provenance is
+    part of what a delivery promises, so that is a failure with the reason, like a sink error.
+    The completion's sha256 is of the delivered bytes, label included.
+    """
     start = time.perf_counter()
     raw = validated.raw
     request = raw.request
@@ -24,7 +39,14 @@ async def deliver_approved(
         path = delivery_path(
             request.tenant, request.campaign_id, request.request_id, raw.blob.media_type
         )
-        location = await sink.write(path, blobs.get(raw.blob), raw.blob.media_type)
+        labelled = label(validated, blobs.get(raw.blob))
+        location = await sink.write(path, labelled.data, raw.blob.media_type)
+        if labelled.sidecar is not None:
+            sidecar = path.with_name(path.name + ".json")
+            await sink.write(sidecar, labelled.sidecar, "application/json")
+    except MetadataError as exc:
+        reason = f"deliver.metadata: {exc}"
+        return completion(validated, CompletionStatus.FAILED, reasons=[reason])
     except (UnsafeNameError, SinkError, BlobError) as exc:
         code = getattr(exc, "code", "deliver.failed")
         return completion(validated, CompletionStatus.FAILED, reasons=[f"{code}: {exc}"])
@@ -35,6 +57,7 @@ async def deliver_approved(
         validated,
         status,
         location=location,
+        sha256=hashlib.sha256(labelled.data).hexdigest(),
         reasons=fallback_reasons(validated) if raw.fallback else [],
         deliver_ms=(time.perf_counter() - start) * 1000.0,
     )

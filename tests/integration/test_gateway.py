@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import httpx
 import pytest
@@ -81,6 +82,7 @@ default_alias: copy
 PROFILE = """
 id: acme
 name: ACME Corp
+copyright: "(c) 2026 ACME Corp"
 max_attempts: 3
 review: true
 palette:
@@ -351,6 +353,12 @@ def test_campaign_is_repaired_reviewed_and_completed_once_each(
         "close enough",
     )
     assert hero.location is not None
+    # Delivered labelled: brand copyright, AI disclosure and the reviewer, in the file itself.
+    with Image.open(Path(unquote(urlparse(hero.location).path))) as delivered:
+        xmp = delivered.text["XML:com.adobe.xmp"]
+        assert delivered.text["Copyright"] == "(c) 2026 ACME Corp"
+    assert "digitalsourcetype/trainedAlgorithmicMedia" in xmp
+    assert "approved by ana" in xmp
     copy = final["stubborn-copy"]
     assert copy.status is CompletionStatus.REJECTED
     assert copy.reasons[0] == "review.rejected: by bo: says free"

@@ -160,6 +160,8 @@ def test_settings_env_round_trips_every_changed_knob(
         generate_concurrency=9,
         render_threads=3,
         validate_concurrency=7,
+        stamp_metadata=False,
+        metadata_include_prompt=True,
         blob_dir=tmp_path / "blobs with space",
         delivery_dir=tmp_path / "delivery",
         data_dir=tmp_path / "worker",

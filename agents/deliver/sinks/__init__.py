@@ -2,5 +2,17 @@
 
 from agents.deliver.sinks._base import Sink, SinkError
 from agents.deliver.sinks.filesystem import FilesystemSink
+from agents.deliver.sinks.http import HttpSink, HttpSinkConfig
+from agents.deliver.sinks.retry import write_with_retry
+from agents.deliver.sinks.s3 import S3Config, S3Sink
 
-__all__ = ["FilesystemSink", "Sink", "SinkError"]
+__all__ = [
+    "FilesystemSink",
+    "HttpSink",
+    "HttpSinkConfig",
+    "S3Config",
+    "S3Sink",
+    "Sink",
+    "SinkError",
+    "write_with_retry",
+]

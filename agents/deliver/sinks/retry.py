@@ -1,0 +1,50 @@
+"""Retrying a sink write: exponential backoff with full jitter, on retryable errors only.
+
+Full jitter (a delay drawn from ``[0, cap]``) spreads the retries of many workers that failed
+together, so a recovering destination is not hit by them all at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+
+from agents.deliver.sinks._base import SinkError
+
+__all__ = ["backoff_cap", "write_with_retry"]
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def backoff_cap(retry: int, base_delay_s: float, max_delay_s: float) -> float:
+    """The upper bound of the delay before retry number ``retry`` (0 for the first retry)."""
+    return min(max_delay_s, base_delay_s * 2.0**retry)
+
+
+async def write_with_retry(
+    sink_call: Callable[[], Awaitable[str]],
+    attempts: int,
+    base_delay_s: float,
+    sleep: Sleep = asyncio.sleep,
+    *,
+    max_delay_s: float = 30.0,
+    rng: random.Random | None = None,
+) -> str:
+    """Call ``sink_call`` up to ``attempts`` times; re-raise the last error when all fail.
+
+    A non-retryable :class:`SinkError` (and any other exception) is raised at once.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    if base_delay_s < 0 or max_delay_s < 0:
+        raise ValueError("delays must not be negative")
+    draw = rng.uniform if rng is not None else random.uniform
+    for attempt in range(attempts):
+        try:
+            return await sink_call()
+        except SinkError as exc:
+            if not exc.retryable or attempt == attempts - 1:
+                raise
+        await sleep(draw(0.0, backoff_cap(attempt, base_delay_s, max_delay_s)))
+    raise AssertionError("unreachable: the last attempt returns or raises")

@@ -1,0 +1,108 @@
+"""Retry with exponential backoff and full jitter; sleeps are injected, never waited for."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from agents.deliver.sinks import SinkError, write_with_retry
+from agents.deliver.sinks.retry import backoff_cap
+
+
+class Flaky:
+    """Fails with the given errors in order, then returns the location."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "loc://done"
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+def retryable(n: int) -> SinkError:
+    return SinkError("sink.test.unavailable", f"failure {n}", retryable=True)
+
+
+def test_retries_retryable_errors_until_success() -> None:
+    call, sleeps = Flaky(retryable(1), retryable(2)), Sleeps()
+
+    assert asyncio.run(write_with_retry(call, 5, 1.0, sleeps)) == "loc://done"
+
+    assert call.calls == 3
+    assert len(sleeps.delays) == 2
+
+
+def test_reraises_the_last_error_when_attempts_run_out() -> None:
+    call, sleeps = Flaky(retryable(1), retryable(2), retryable(3)), Sleeps()
+
+    with pytest.raises(SinkError, match="failure 3"):
+        asyncio.run(write_with_retry(call, 3, 1.0, sleeps))
+
+    assert call.calls == 3
+    assert len(sleeps.delays) == 2  # no sleep after the last attempt
+
+
+def test_a_final_error_is_not_retried() -> None:
+    final = SinkError("sink.test.rejected", "no", retryable=False)
+    call, sleeps = Flaky(final), Sleeps()
+
+    with pytest.raises(SinkError) as caught:
+        asyncio.run(write_with_retry(call, 5, 1.0, sleeps))
+
+    assert caught.value is final
+    assert call.calls == 1
+    assert sleeps.delays == []
+
+
+def test_other_exceptions_are_not_retried() -> None:
+    call, sleeps = Flaky(RuntimeError("bug")), Sleeps()
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(write_with_retry(call, 5, 1.0, sleeps))
+
+    assert call.calls == 1
+
+
+def test_delays_are_full_jitter_below_an_exponential_cap() -> None:
+    call, sleeps = Flaky(*(retryable(n) for n in range(6))), Sleeps()
+
+    asyncio.run(write_with_retry(call, 7, 0.5, sleeps, max_delay_s=4.0, rng=random.Random(7)))
+
+    caps = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert [backoff_cap(n, 0.5, 4.0) for n in range(6)] == caps
+    assert len(sleeps.delays) == 6
+    assert all(0.0 <= delay <= cap for delay, cap in zip(sleeps.delays, caps, strict=True))
+    # jitter: the same seed draws the same delays, and they are not simply the caps
+    again = Sleeps()
+    asyncio.run(
+        write_with_retry(
+            Flaky(*(retryable(n) for n in range(6))),
+            7,
+            0.5,
+            again,
+            max_delay_s=4.0,
+            rng=random.Random(7),
+        )
+    )
+    assert again.delays == sleeps.delays
+    assert sleeps.delays != caps
+
+
+@pytest.mark.parametrize(("attempts", "base"), [(0, 1.0), (3, -1.0)])
+def test_bad_arguments_are_refused(attempts: int, base: float) -> None:
+    with pytest.raises(ValueError):
+        asyncio.run(write_with_retry(Flaky(), attempts, base))
