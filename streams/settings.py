@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     )
     api_keys: dict[str, SecretStr] = Field(
         default_factory=dict,
-        description='Provider API keys by name, as JSON: {"openai": "sk-..."}. Never logged.',
+        description="Secrets by name (provider API keys, destination credentials), as JSON: "
+        '{"openai": "sk-..."}. Never logged.',
     )
 
     # Validation gateway
@@ -65,6 +66,11 @@ class Settings(BaseSettings):
     )
 
     # Delivery
+    destinations_file: Path | None = Field(
+        None,
+        description="YAML/TOML destinations (filesystem, S3, HTTP) and routes per tenant and "
+        "campaign; unset = the filesystem under delivery_dir.",
+    )
     stamp_metadata: bool = Field(
         True, description="Stamp provenance (XMP/EXIF/PNG text, or a sidecar) into deliveries."
     )

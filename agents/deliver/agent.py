@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING, Any
 from agents.deliver.cloudevents import completion_headers, data_schema, event_source
 from agents.deliver.completion import completion, ends_request, status_for_unapproved
 from agents.deliver.delivery import deliver_approved
+from agents.deliver.destinations import load_destinations
 from agents.deliver.ledger import LedgerTable, already_completed
 from agents.deliver.provenance import Labeller
-from agents.deliver.sinks import FilesystemSink
+from agents.deliver.sinks.retry import RetryingSink
 from agents.validate.policy import load_profiles
+from streams.records import CompletionStatus
 from streams.stage import StageIO
 
 if TYPE_CHECKING:
@@ -23,7 +25,15 @@ def install(line: Line) -> None:
     io = StageIO(line, STAGE)
     codecs = line.codecs
     topics = line.topics
-    sink = FilesystemSink(line.settings.delivery_dir)
+    settings = line.settings
+    destinations = load_destinations(
+        settings.destinations_file, settings.api_keys, settings.delivery_dir
+    )
+    retry = destinations.retry
+    sinks = {
+        name: RetryingSink(sink, retry.attempts, retry.base_delay_s, max_delay_s=retry.max_delay_s)
+        for name, sink in destinations.sinks.items()
+    }
     label = Labeller(
         load_profiles(line.settings.profiles_dir),
         include_prompt=line.settings.metadata_include_prompt,
@@ -70,7 +80,12 @@ def install(line: Line) -> None:
                     line.metrics.duplicates.labels(STAGE).inc()
                     continue
                 if event.message.topic == topics.names.approved:
+                    sink = sinks[destinations.name_for(request.tenant, request.campaign_id)]
                     done = await deliver_approved(validated, line.blobs, sink, label)
+                    if done.status is CompletionStatus.FAILED:
+                        # An approved asset that did not land is kept for a re-drive.
+                        code, _, reason = done.reasons[0].partition(": ")
+                        await io.dead_letter(event, code, reason)
                 else:
                     done = completion(validated, status_for_unapproved(validated))
                 ledger[key] = codecs.completed.encode(done)  # publishes to .completed

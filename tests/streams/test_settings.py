@@ -127,7 +127,7 @@ def test_settings_are_frozen() -> None:
 def test_settings_env_names_every_set_field_with_the_prefix() -> None:
     env = settings_env(Settings())
     # None by default: left out, the child defaults to None
-    unset = {"ASSETLINE_ROUTING_FILE", "ASSETLINE_PROFILES_DIR"}
+    unset = {"ASSETLINE_ROUTING_FILE", "ASSETLINE_PROFILES_DIR", "ASSETLINE_DESTINATIONS_FILE"}
     assert set(env) == {f"ASSETLINE_{name.upper()}" for name in Settings.model_fields} - unset
     assert env["ASSETLINE_STAGES"] == "generate,validate,deliver,review"
     assert all(isinstance(v, str) for v in env.values())
@@ -173,6 +173,7 @@ def test_settings_env_round_trips_every_changed_knob(
         log_level="info",
         routing_file=tmp_path / "routing.yaml",
         profiles_dir=tmp_path / "profiles",
+        destinations_file=tmp_path / "destinations.yaml",
         api_keys={"openai": SecretStr("sk-test-123"), "anthropic": SecretStr("ak-456")},
     )
     changed = {

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from pathlib import PurePosixPath
 
-from agents.deliver.sinks._base import SinkError
+from agents.deliver.sinks._base import Sink, SinkError
 
-__all__ = ["backoff_cap", "write_with_retry"]
+__all__ = ["RetryingSink", "backoff_cap", "write_with_retry"]
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -48,3 +49,35 @@ async def write_with_retry(
                 raise
         await sleep(draw(0.0, backoff_cap(attempt, base_delay_s, max_delay_s)))
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+class RetryingSink:
+    """A sink whose retryable failures are retried with backoff before they count.
+
+    Wrapping keeps the retry policy out of every sink and out of the delivery logic: the
+    deliver stage sees one ``write`` that either lands or fails for good.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        attempts: int,
+        base_delay_s: float,
+        *,
+        max_delay_s: float = 30.0,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.sink = sink
+        self.attempts = attempts
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self.sleep = sleep
+
+    async def write(self, path: PurePosixPath, data: bytes, media_type: str) -> str:
+        return await write_with_retry(
+            lambda: self.sink.write(path, data, media_type),
+            self.attempts,
+            self.base_delay_s,
+            self.sleep,
+            max_delay_s=self.max_delay_s,
+        )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import PurePosixPath
 
 import pytest
 
 from agents.deliver.sinks import SinkError, write_with_retry
-from agents.deliver.sinks.retry import backoff_cap
+from agents.deliver.sinks.retry import RetryingSink, backoff_cap
 
 
 class Flaky:
@@ -106,3 +107,40 @@ def test_delays_are_full_jitter_below_an_exponential_cap() -> None:
 def test_bad_arguments_are_refused(attempts: int, base: float) -> None:
     with pytest.raises(ValueError):
         asyncio.run(write_with_retry(Flaky(), attempts, base))
+
+
+class _Flaky:
+    """Fails with ``errors`` in turn, then lands."""
+
+    def __init__(self, *errors: SinkError) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def write(self, path: PurePosixPath, data: bytes, media_type: str) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return f"mem://{path}"
+
+
+def test_retrying_sink_retries_retryable_failures_then_lands() -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    flaky = _Flaky(SinkError("sink.http.unavailable", "503"), SinkError("sink.http.timeout", "t"))
+    sink = RetryingSink(flaky, 4, 0.5, sleep=sleep)
+    location = asyncio.run(sink.write(PurePosixPath("a/b.png"), b"x", "image/png"))
+    assert location == "mem://a/b.png"
+    assert flaky.calls == 3
+    assert len(slept) == 2
+    assert all(0 <= s <= 1.0 for s in slept)
+
+
+def test_retrying_sink_gives_up_at_once_on_a_final_failure() -> None:
+    flaky = _Flaky(SinkError("sink.http.rejected", "400", retryable=False))
+    sink = RetryingSink(flaky, 4, 0.5)
+    with pytest.raises(SinkError, match="400"):
+        asyncio.run(sink.write(PurePosixPath("a/b.png"), b"x", "image/png"))
+    assert flaky.calls == 1

@@ -1,0 +1,191 @@
+"""Where each tenant's and campaign's assets go: named destinations and routing rules.
+
+One YAML or TOML file (``ASSETLINE_DESTINATIONS_FILE``), validated when the worker starts.
+Credentials are never in the file: a destination names a secret, and the value comes from
+``ASSETLINE_API_KEYS`` (a JSON object of name -> secret). Without a file, everything goes to
+the filesystem under ``ASSETLINE_DELIVERY_DIR``, as before.
+
+    destinations:
+      local:  {type: filesystem, root: /srv/assets}
+      bucket: {type: s3, endpoint_url: "https://s3.eu-west-1.amazonaws.com", bucket: acme-assets,
+               region: eu-west-1, access_key_id: AKIA..., secret: s3-acme}
+      dam:    {type: http, url: "https://dam.example.com/api/{tenant}/{campaign_id}/{name}",
+               auth_header: Authorization, secret: dam-token}
+    default: local
+    routes:
+      - {tenant: acme, destination: bucket}
+      - {tenant: acme, campaign_id: spring-sale, destination: dam}
+    retry: {attempts: 5, base_delay_s: 0.5, max_delay_s: 30}
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from agents.deliver.sinks import FilesystemSink, Sink
+from agents.deliver.sinks.http import HttpSink, HttpSinkConfig
+from agents.deliver.sinks.s3 import S3Config, S3Sink
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FilesystemDestination(_Strict):
+    type: Literal["filesystem"] = "filesystem"
+    root: Path
+
+
+class S3Destination(_Strict):
+    """An S3 bucket (or any S3-compatible store); ``secret`` names the secret access key."""
+
+    type: Literal["s3"] = "s3"
+    endpoint_url: str
+    bucket: str
+    region: str = "us-east-1"
+    prefix: str = ""
+    access_key_id: str
+    secret: str
+    addressing: Literal["path", "virtual"] = "path"
+    timeout_s: float = Field(30.0, gt=0)
+
+
+class HttpDestination(_Strict):
+    """A DAM/CMS endpoint; ``secret`` names the value of ``auth_header``."""
+
+    type: Literal["http"] = "http"
+    url: str
+    method: Literal["PUT", "POST"] = "PUT"
+    auth_header: str | None = None
+    secret: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(30.0, gt=0)
+
+
+Destination = Annotated[
+    FilesystemDestination | S3Destination | HttpDestination, Field(discriminator="type")
+]
+
+
+class Route(_Strict):
+    """Assets of ``tenant`` (and ``campaign_id``, when given) go to ``destination``."""
+
+    tenant: str | None = None
+    campaign_id: str | None = None
+    destination: str
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> Route:
+        if self.tenant is None and self.campaign_id is None:
+            raise ValueError("a route needs a tenant, a campaign_id, or both (use 'default')")
+        return self
+
+
+class RetryPolicy(_Strict):
+    """How often a failing destination is retried before the asset is dead-lettered."""
+
+    attempts: int = Field(4, ge=1, le=20)
+    base_delay_s: float = Field(0.5, ge=0)
+    max_delay_s: float = Field(30.0, ge=0)
+
+
+class DestinationsConfig(_Strict):
+    destinations: dict[str, Destination]
+    default: str
+    routes: list[Route] = Field(default_factory=list)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+    @model_validator(mode="after")
+    def _known_names(self) -> DestinationsConfig:
+        named = {self.default, *(route.destination for route in self.routes)}
+        unknown = sorted(named - set(self.destinations))
+        if unknown:
+            raise ValueError(
+                f"unknown destination(s) {unknown}; defined: {sorted(self.destinations)}"
+            )
+        return self
+
+
+class DestinationsFileError(ValueError):
+    """The destinations file is missing, malformed, or names a secret that is not set."""
+
+
+@dataclass(frozen=True)
+class Destinations:
+    """Built sinks and the routing rules, resolved per asset."""
+
+    sinks: Mapping[str, Sink]
+    default: str
+    routes: tuple[Route, ...]
+    retry: RetryPolicy
+
+    def name_for(self, tenant: str, campaign_id: str) -> str:
+        """The most specific matching route wins: tenant + campaign, then one of them."""
+        best: tuple[int, str] | None = None
+        for route in self.routes:
+            if route.tenant not in (None, tenant) or route.campaign_id not in (None, campaign_id):
+                continue
+            score = (route.tenant is not None) + (route.campaign_id is not None)
+            if best is None or score > best[0]:
+                best = (score, route.destination)
+        return best[1] if best is not None else self.default
+
+    def sink_for(self, tenant: str, campaign_id: str) -> Sink:
+        return self.sinks[self.name_for(tenant, campaign_id)]
+
+
+def _secret(name: str | None, secrets: Mapping[str, SecretStr], where: str) -> SecretStr | None:
+    if name is None:
+        return None
+    if name not in secrets:
+        raise DestinationsFileError(
+            f"destination {where!r} needs secret {name!r}: set it in ASSETLINE_API_KEYS "
+            "(a JSON object of name -> secret)"
+        )
+    return secrets[name]
+
+
+def build_sink(name: str, spec: Destination, secrets: Mapping[str, SecretStr]) -> Sink:
+    if isinstance(spec, FilesystemDestination):
+        return FilesystemSink(spec.root)
+    if isinstance(spec, S3Destination):
+        secret = _secret(spec.secret, secrets, name)
+        fields = spec.model_dump(exclude={"type", "secret"})
+        return S3Sink(S3Config(**fields, secret_access_key=secret))
+    auth = _secret(spec.secret, secrets, name)
+    fields = spec.model_dump(exclude={"type", "secret"})
+    return HttpSink(HttpSinkConfig(**fields, auth_value=auth))
+
+
+def parse_destinations(data: Any, source: str) -> DestinationsConfig:
+    try:
+        return DestinationsConfig.model_validate(data)
+    except ValidationError as exc:
+        raise DestinationsFileError(f"{source}: {exc}") from exc
+
+
+def load_destinations(
+    path: Path | None, secrets: Mapping[str, SecretStr], delivery_dir: Path
+) -> Destinations:
+    """The configured destinations, or the filesystem under ``delivery_dir`` without a file."""
+    if path is None:
+        config = DestinationsConfig(
+            destinations={"filesystem": FilesystemDestination(root=delivery_dir)},
+            default="filesystem",
+        )
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        except (OSError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+            raise DestinationsFileError(f"{path}: {exc}") from exc
+        config = parse_destinations(data, str(path))
+    sinks = {name: build_sink(name, spec, secrets) for name, spec in config.destinations.items()}
+    return Destinations(sinks, config.default, tuple(config.routes), config.retry)

@@ -1,0 +1,93 @@
+"""Destinations: named sinks, routes per tenant/campaign, secrets by name, validated at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from agents.deliver.destinations import DestinationsFileError, load_destinations
+from agents.deliver.sinks import FilesystemSink
+from agents.deliver.sinks.http import HttpSink
+from agents.deliver.sinks.s3 import S3Sink
+
+ROOT = Path(__file__).parents[3]
+SECRETS = {"s3-acme": SecretStr("s3-secret-value"), "dam-token": SecretStr("Bearer t0k")}
+
+
+def test_without_a_file_everything_goes_to_the_delivery_dir(tmp_path: Path) -> None:
+    destinations = load_destinations(None, {}, tmp_path / "delivery")
+    sink = destinations.sink_for("any", "thing")
+    assert isinstance(sink, FilesystemSink)
+    assert destinations.name_for("acme", "spring") == "filesystem"
+
+
+def test_the_example_file_builds_every_kind_of_sink() -> None:
+    destinations = load_destinations(
+        ROOT / "examples" / "destinations" / "destinations.yaml", SECRETS, Path("unused")
+    )
+    assert isinstance(destinations.sinks["local"], FilesystemSink)
+    assert isinstance(destinations.sinks["acme-bucket"], S3Sink)
+    assert isinstance(destinations.sinks["dam"], HttpSink)
+    assert destinations.retry.attempts == 5
+
+
+@pytest.mark.parametrize(
+    ("tenant", "campaign", "expected"),
+    [
+        ("acme", "spring-sale", "dam"),  # tenant + campaign beats tenant alone
+        ("acme", "autumn", "acme-bucket"),
+        ("globex", "spring-sale", "local"),  # the campaign route is acme's only
+        ("globex", "x", "local"),
+    ],
+)
+def test_the_most_specific_route_wins(tenant: str, campaign: str, expected: str) -> None:
+    destinations = load_destinations(
+        ROOT / "examples" / "destinations" / "destinations.yaml", SECRETS, Path("unused")
+    )
+    assert destinations.name_for(tenant, campaign) == expected
+
+
+def test_a_campaign_only_route_applies_to_every_tenant(tmp_path: Path) -> None:
+    path = tmp_path / "d.toml"
+    path.write_text(
+        'default = "a"\n[destinations.a]\ntype = "filesystem"\nroot = "x"\n'
+        '[destinations.b]\ntype = "filesystem"\nroot = "y"\n'
+        '[[routes]]\ncampaign_id = "launch"\ndestination = "b"\n'
+    )
+    destinations = load_destinations(path, {}, tmp_path)
+    assert destinations.name_for("anyone", "launch") == "b"
+    assert destinations.name_for("anyone", "other") == "a"
+
+
+def test_a_missing_secret_fails_the_start_by_name_without_values(tmp_path: Path) -> None:
+    with pytest.raises(DestinationsFileError) as caught:
+        load_destinations(
+            ROOT / "examples" / "destinations" / "destinations.yaml",
+            {"s3-acme": SecretStr("s3-secret-value")},
+            tmp_path,
+        )
+    assert "'dam-token'" in str(caught.value)
+    assert "s3-secret-value" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("destinations: {a: {type: filesystem, root: x}}\ndefault: b\n", "unknown destination"),
+        (
+            "destinations: {a: {type: filesystem, root: x}}\ndefault: a\n"
+            "routes: [{destination: a}]\n",
+            "needs a tenant",
+        ),
+        ("destinations: {a: {type: ftp, root: x}}\ndefault: a\n", "type"),
+        ("destinations: [unclosed\n", "while parsing"),
+    ],
+)
+def test_bad_files_are_refused_with_the_reason(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text(text)
+    with pytest.raises(DestinationsFileError) as caught:
+        load_destinations(path, {}, tmp_path)
+    assert fragment in str(caught.value)
