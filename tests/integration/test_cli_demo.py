@@ -57,8 +57,10 @@ def test_demo_delivers_the_whole_campaign_and_tail_shows_it(
     assert all(" DELIVERED " in row for row in rows)
     assert "12/12 delivered" in demo.stdout
     files = sorted((tmp_path / "delivery" / "acme" / "spring-launch").iterdir())
-    assert len(files) == 12
-    assert {f.suffix for f in files} == {".png", ".txt"}
+    assets = [f for f in files if f.suffix in (".png", ".txt")]
+    sidecars = [f for f in files if f.name.endswith(".txt.json")]
+    assert (len(assets), len(sidecars), len(files)) == (12, 6, 18)  # copy gets a sidecar
+    assert all(b"trainedAlgorithmicMedia" in f.read_bytes() for f in assets if f.suffix == ".png")
 
     tail = _assetline(env, "tail", "completed", "--limit", "12", "--timeout", "10", timeout=60)
     assert tail.returncode == 0, tail.stderr
