@@ -20,6 +20,7 @@ FILES: dict[str, str] = {
     "Alert": "alert.avsc",
     "ReviewDecision": "review_decision.avsc",
     "ReviewItem": "review_item.avsc",
+    "WebhookJob": "webhook_job.avsc",
 }
 
 

@@ -37,6 +37,7 @@ class LineTopics:
     review: Any
     review_decisions: Any
     review_items: Any
+    webhooks: Any
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ def create_line(settings: Settings, *, registry: CollectorRegistry | None = None
         review=topic(names.review),
         review_decisions=topic(names.review_decisions),
         review_items=topic(names.review_items, acks=False),  # the review table's changelog
+        webhooks=topic(names.webhooks),
     )
     registry = registry if registry is not None else CollectorRegistry()
     line = Line(
@@ -135,6 +137,7 @@ def create_line(settings: Settings, *, registry: CollectorRegistry | None = None
 def _install_stages(line: Line) -> None:
     # Imported here: agents depend on streams, and streams only reaches agents at wiring time.
     from agents.deliver.agent import install as install_deliver
+    from agents.deliver.webhooks.agent import install as install_notify
     from agents.generate.agent import install as install_generate
     from agents.review.agent import install as install_review
     from agents.validate.agent import install as install_validate
@@ -144,6 +147,7 @@ def _install_stages(line: Line) -> None:
         "validate": install_validate,
         "deliver": install_deliver,
         "review": install_review,
+        "notify": install_notify,
     }
     for stage in line.settings.stages:
         installers[stage](line)

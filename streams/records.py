@@ -351,6 +351,21 @@ class Alert(AvroModel):
     at: datetime = Field(default_factory=utc_now, description="When it happened (UTC).")
 
 
+class WebhookJob(AvroModel):
+    """One webhook call still to make; the schedule lives in Kafka, not in a worker's memory."""
+
+    webhook_id: str = Field(description="Standard Webhooks 'webhook-id': stable per completion.")
+    url: str = Field(description="Receiver URL (checked by the SSRF guard before every call).")
+    secret_name: str | None = Field(
+        None, description="Name of the signing secret in the worker's secrets; null = default."
+    )
+    delivery_attempt: Annotated[int, AvroInt] = Field(
+        1, description="1 for the first call; each retry increases it."
+    )
+    due_at: datetime = Field(description="Not before this time (UTC).")
+    completion: AssetCompleted = Field(description="The completion the webhook announces.")
+
+
 #: Top-level records: each has an ``.avsc`` file in ``schemas/`` and a codec.
 TOP_LEVEL: tuple[type[AvroModel], ...] = (
     GenerationRequest,
@@ -360,4 +375,5 @@ TOP_LEVEL: tuple[type[AvroModel], ...] = (
     Alert,
     ReviewDecision,
     ReviewItem,
+    WebhookJob,
 )

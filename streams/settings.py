@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-STAGES = ("generate", "validate", "deliver", "review")
+STAGES = ("generate", "validate", "deliver", "review", "notify")
 
 
 class Settings(BaseSettings):
@@ -78,6 +78,20 @@ class Settings(BaseSettings):
         False, description="Also stamp the rendered prompt (by default only its SHA-256)."
     )
 
+    # Webhooks
+    webhook_secret_name: str = Field(
+        "webhooks", description="Name in api_keys of the default Standard Webhooks secret."
+    )
+    webhook_allow: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Hosts, IPs or CIDRs webhooks may reach although private (comma list)."
+    )
+    webhook_schedule_s: Annotated[tuple[float, ...], NoDecode] = Field(
+        (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0),
+        description="Delay before each webhook attempt, in seconds (comma list); one retry "
+        "topic per retry.",
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook call.")
+
     # Storage
     blob_dir: Path = Field(Path("var/blobs"), description="Content-addressed blob store root.")
     delivery_dir: Path = Field(Path("var/delivery"), description="Filesystem delivery root.")
@@ -98,6 +112,20 @@ class Settings(BaseSettings):
     def _split_stages(cls, value: object) -> object:
         if isinstance(value, str):
             value = tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_allow", "webhook_schedule_s", mode="before")
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_schedule_s")
+    @classmethod
+    def _schedule(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(delay < 0 for delay in value):
+            raise ValueError("webhook_schedule_s needs at least one delay, none negative")
         return value
 
     @field_validator("stages")

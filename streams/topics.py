@@ -35,6 +35,7 @@ class TopicNames:
     review: str
     review_decisions: str
     review_items: str
+    webhooks: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -50,6 +51,7 @@ class TopicNames:
             review=f"{prefix}.review",
             review_decisions=f"{prefix}.review.decisions",
             review_items=f"{prefix}.review.items",
+            webhooks=f"{prefix}.webhooks",
         )
 
     def compacted(self) -> tuple[str, str]:
@@ -69,7 +71,13 @@ class TopicNames:
             self.review,
             self.review_decisions,
             self.review_items,
+            self.webhooks,
         )
+
+    def webhook_retry(self, tier: int) -> str:
+        """Retry topic ``tier`` (from 1): every job in it waits the same delay, so its
+        records come due in the order they were written and one consumer can sleep on each."""
+        return f"{self.webhooks}.retry.{tier}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,11 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
             {"cleanup.policy": "delete", "retention.ms": str(settings.deadletter_retention_ms)},
         )
     )
+    specs.extend(
+        TopicSpec(names.webhook_retry(tier), settings.topic_partitions, settings.topic_replication,
+                  retention)
+        for tier in range(1, len(settings.webhook_schedule_s))
+    )  # fmt: skip
     # Table changelogs: only the latest value per key matters (a spend total, a review item).
     specs.extend(
         TopicSpec(

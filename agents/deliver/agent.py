@@ -11,6 +11,7 @@ from agents.deliver.destinations import load_destinations
 from agents.deliver.ledger import LedgerTable, already_completed
 from agents.deliver.provenance import Labeller
 from agents.deliver.sinks.retry import RetryingSink
+from agents.deliver.webhooks.jobs import jobs_for
 from agents.validate.policy import load_profiles
 from streams.records import CompletionStatus
 from streams.stage import StageIO
@@ -88,6 +89,12 @@ def install(line: Line) -> None:
                         await io.dead_letter(event, code, reason)
                 else:
                     done = completion(validated, status_for_unapproved(validated))
+                # Webhook jobs go out before the ledger write: a crash in between re-sends them
+                # (same webhook-id, receivers deduplicate) instead of losing them.
+                hooks = destinations.webhooks_for(request.tenant, request.campaign_id)
+                for job in jobs_for(request, done, hooks):
+                    value = codecs.webhook_job.encode(job)
+                    await io.send(topics.webhooks, request.request_id, value, "webhooks")
                 ledger[key] = codecs.completed.encode(done)  # publishes to .completed
                 line.metrics.completions.labels(done.status.value).inc()
                 if done.location is not None:

@@ -88,6 +88,18 @@ class Route(_Strict):
         return self
 
 
+class WebhookRoute(_Strict):
+    """Completions of ``tenant``/``campaign_id`` (either may be left out) are posted to ``url``.
+
+    ``secret`` names the signing secret; unset means the line's default (webhook_secret_name).
+    """
+
+    tenant: str | None = None
+    campaign_id: str | None = None
+    url: str
+    secret: str | None = None
+
+
 class RetryPolicy(_Strict):
     """How often a failing destination is retried before the asset is dead-lettered."""
 
@@ -101,6 +113,7 @@ class DestinationsConfig(_Strict):
     default: str
     routes: list[Route] = Field(default_factory=list)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    webhooks: list[WebhookRoute] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _known_names(self) -> DestinationsConfig:
@@ -125,6 +138,7 @@ class Destinations:
     default: str
     routes: tuple[Route, ...]
     retry: RetryPolicy
+    webhooks: tuple[WebhookRoute, ...] = ()
 
     def name_for(self, tenant: str, campaign_id: str) -> str:
         """The most specific matching route wins: tenant + campaign, then one of them."""
@@ -139,6 +153,14 @@ class Destinations:
 
     def sink_for(self, tenant: str, campaign_id: str) -> Sink:
         return self.sinks[self.name_for(tenant, campaign_id)]
+
+    def webhooks_for(self, tenant: str, campaign_id: str) -> list[WebhookRoute]:
+        """Every campaign/tenant webhook that matches (all of them fire, not the nearest)."""
+        return [
+            hook
+            for hook in self.webhooks
+            if hook.tenant in (None, tenant) and hook.campaign_id in (None, campaign_id)
+        ]
 
 
 def _secret(name: str | None, secrets: Mapping[str, SecretStr], where: str) -> SecretStr | None:
@@ -188,4 +210,6 @@ def load_destinations(
             raise DestinationsFileError(f"{path}: {exc}") from exc
         config = parse_destinations(data, str(path))
     sinks = {name: build_sink(name, spec, secrets) for name, spec in config.destinations.items()}
-    return Destinations(sinks, config.default, tuple(config.routes), config.retry)
+    return Destinations(
+        sinks, config.default, tuple(config.routes), config.retry, tuple(config.webhooks)
+    )

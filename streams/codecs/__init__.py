@@ -31,6 +31,7 @@ from streams.records import (
     ReviewDecision,
     ReviewItem,
     ValidatedAsset,
+    WebhookJob,
 )
 
 __all__ = [
@@ -61,6 +62,7 @@ class Codecs:
     alert: SingleObjectCodec[Alert]
     review_decision: SingleObjectCodec[ReviewDecision]
     review_item: SingleObjectCodec[ReviewItem]
+    webhook_job: SingleObjectCodec[WebhookJob]
 
     @classmethod
     def load(cls, store: SchemaStore | None = None) -> Codecs:
@@ -76,4 +78,5 @@ class Codecs:
                 ReviewDecision, schemas.load("ReviewDecision"), store
             ),
             review_item=SingleObjectCodec(ReviewItem, schemas.load("ReviewItem"), store),
+            webhook_job=SingleObjectCodec(WebhookJob, schemas.load("WebhookJob"), store),
         )

@@ -23,7 +23,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_without_environment() -> None:
     settings = Settings()
     assert settings.kafka_bootstrap == "127.0.0.1:9092"
-    assert settings.stages == STAGES == ("generate", "validate", "deliver", "review")
+    assert settings.stages == STAGES == ("generate", "validate", "deliver", "review", "notify")
     assert settings.topic_prefix == "assetline"
     assert settings.topic_partitions == 6
     assert settings.blob_dir == Path("var/blobs")
@@ -73,7 +73,7 @@ def test_kafka_bootstrap_as_an_argument() -> None:
         ("generate,validate", ("generate", "validate")),
         (" deliver ", ("deliver",)),
         ("validate, deliver,", ("validate", "deliver")),
-        ("generate,validate,deliver,review", STAGES),
+        ("generate,validate,deliver,review,notify", STAGES),
     ],
 )
 def test_stages_are_parsed_from_a_comma_list(
@@ -129,7 +129,7 @@ def test_settings_env_names_every_set_field_with_the_prefix() -> None:
     # None by default: left out, the child defaults to None
     unset = {"ASSETLINE_ROUTING_FILE", "ASSETLINE_PROFILES_DIR", "ASSETLINE_DESTINATIONS_FILE"}
     assert set(env) == {f"ASSETLINE_{name.upper()}" for name in Settings.model_fields} - unset
-    assert env["ASSETLINE_STAGES"] == "generate,validate,deliver,review"
+    assert env["ASSETLINE_STAGES"] == "generate,validate,deliver,review,notify"
     assert all(isinstance(v, str) for v in env.values())
 
 
@@ -161,6 +161,10 @@ def test_settings_env_round_trips_every_changed_knob(
         render_threads=3,
         validate_concurrency=7,
         stamp_metadata=False,
+        webhook_secret_name="hooks",
+        webhook_allow=("127.0.0.1", "10.1.0.0/16"),
+        webhook_schedule_s=(0.0, 0.5, 2.0),
+        webhook_timeout_s=3.0,
         metadata_include_prompt=True,
         blob_dir=tmp_path / "blobs with space",
         delivery_dir=tmp_path / "delivery",

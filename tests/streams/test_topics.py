@@ -34,8 +34,9 @@ def test_all_lists_every_topic_once_in_line_order() -> None:
         "p.review",
         "p.review.decisions",
         "p.review.items",
+        "p.webhooks",
     )
-    assert len(set(names.all())) == 11
+    assert len(set(names.all())) == 12
     assert set(names.all()) == {getattr(names, f.name) for f in dataclasses.fields(names)}
 
 
@@ -66,7 +67,9 @@ def settings(**overrides: object) -> Settings:
 
 def test_line_topic_specs_are_every_topic_with_the_same_partitions() -> None:
     specs = line_topic_specs(settings())
-    assert sorted(s.name for s in specs) == sorted(TopicNames.with_prefix("line").all())
+    names = TopicNames.with_prefix("line")
+    retries = [names.webhook_retry(tier) for tier in range(1, 7)]  # 7 delays, 6 retry topics
+    assert sorted(s.name for s in specs) == sorted([*names.all(), *retries])
     assert len(specs) == len({s.name for s in specs})
     assert all(isinstance(s, TopicSpec) for s in specs)
     assert {s.partitions for s in specs} == {3}
@@ -79,7 +82,7 @@ def test_deadletter_keeps_messages_longer() -> None:
     assert deadletter.config == {"cleanup.policy": "delete", "retention.ms": "9000"}
     for changelog in ("line.spend", "line.review.items"):
         assert specs.pop(changelog).config == {"cleanup.policy": "compact"}
-    assert len(specs) == 8
+    assert len(specs) == 15  # 9 line topics and 6 webhook retry topics
     for spec in specs.values():
         assert spec.config == {"cleanup.policy": "delete", "retention.ms": "1000"}
 

@@ -170,34 +170,90 @@ async def deliver(
         )
     body = event_payload(done)
     attempt = 0
-    last: AttemptResult | None = None
     first_delay = schedule.delays[0]
     if first_delay > 0:
         await sleep(first_delay)
     while True:
         attempt += 1
-        try:
-            await check_destination(url, allow, resolver)
-        except UnsafeDestination as exc:
-            last = AttemptResult(None, error_code=exc.code, error_message=str(exc))
-            if not exc.retryable:
-                return _outcome(msg_id, attempt - 1, last, exhausted=False)
-        else:
-            headers = signed_headers(secret, msg_id, clock(), body)
-            last = await send_once(client, url, body, headers, timeout_s)
-            verdict = last.verdict
-            if verdict is AttemptVerdict.DELIVERED:
-                return WebhookOutcome(msg_id, True, attempt, last_status=last.status)
-            if verdict is AttemptVerdict.DISABLED:
-                if disabled is not None:
-                    disabled.disable(url)
-                return _outcome(msg_id, attempt, last, exhausted=False, gone=True)
-            if verdict is AttemptVerdict.FINAL:
-                return _outcome(msg_id, attempt, last, exhausted=False)
-        delay = schedule.next_delay(attempt, last.retry_after_s)
-        if delay is None:
-            return _outcome(msg_id, attempt, last, exhausted=True)
-        await sleep(delay)
+        step = await attempt_once(
+            client, url, secret, msg_id, body, attempt, schedule, allow,
+            resolver=resolver, timeout_s=timeout_s, clock=clock,
+        )  # fmt: skip
+        last = step.result
+        if step.kind is StepKind.DELIVERED:
+            return WebhookOutcome(msg_id, True, attempt, last_status=last.status)
+        if step.kind is StepKind.DISABLED:
+            if disabled is not None:
+                disabled.disable(url)
+            return _outcome(msg_id, attempt, last, exhausted=False, gone=True)
+        if step.kind is StepKind.REFUSED:
+            return _outcome(msg_id, attempt - 1, last, exhausted=False)
+        if step.kind is StepKind.FINAL:
+            # a final answer (4xx) is not an exhausted schedule; a retryable one at its end is
+            return _outcome(
+                msg_id, attempt, last, exhausted=last.verdict is not AttemptVerdict.FINAL
+            )
+        assert step.delay_s is not None  # RETRY always carries its delay
+        await sleep(step.delay_s)
+
+
+class StepKind(StrEnum):
+    """What one attempt decided for the delivery as a whole."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"  # try again after ``delay_s``
+    DISABLED = "disabled"  # 410 Gone
+    REFUSED = "refused"  # the SSRF guard refused the destination; nothing was sent
+    FINAL = "final"  # a final answer, or the schedule ran out
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: StepKind
+    result: AttemptResult
+    delay_s: float | None = None
+
+
+async def attempt_once(
+    client: httpx.AsyncClient,
+    url: str,
+    secret: str,
+    msg_id: str,
+    body: bytes,
+    attempt: int,
+    schedule: RetrySchedule,
+    allow: Sequence[str],
+    *,
+    resolver: Resolver = system_resolver,
+    timeout_s: float = 10.0,
+    clock: Callable[[], datetime] = _utc_now,
+) -> Step:
+    """One guarded, signed attempt (number ``attempt``, from 1) and what it means next.
+
+    Each attempt is signed with a fresh timestamp and the same ``msg_id``, so a receiver can
+    both check freshness and deduplicate. Used by :func:`deliver` and by the notify stage,
+    which keeps the schedule in Kafka instead of in memory.
+    """
+    try:
+        await check_destination(url, allow, resolver)
+    except UnsafeDestination as exc:
+        result = AttemptResult(None, error_code=exc.code, error_message=str(exc))
+        if not exc.retryable:
+            return Step(StepKind.REFUSED, result)
+    else:
+        headers = signed_headers(secret, msg_id, clock(), body)
+        result = await send_once(client, url, body, headers, timeout_s)
+        verdict = result.verdict
+        if verdict is AttemptVerdict.DELIVERED:
+            return Step(StepKind.DELIVERED, result)
+        if verdict is AttemptVerdict.DISABLED:
+            return Step(StepKind.DISABLED, result)
+        if verdict is AttemptVerdict.FINAL:
+            return Step(StepKind.FINAL, result)
+    delay = schedule.next_delay(attempt, result.retry_after_s)
+    if delay is None:
+        return Step(StepKind.FINAL, result)
+    return Step(StepKind.RETRY, result, delay)
 
 
 def _outcome(

@@ -162,14 +162,15 @@ def test_load_registers_every_committed_schema(codecs: Codecs) -> None:
         codecs.alert: "Alert",
         codecs.review_decision: "ReviewDecision",
         codecs.review_item: "ReviewItem",
+        codecs.webhook_job: "WebhookJob",
     }
-    assert len(codecs.store) == 7
+    assert len(codecs.store) == 8
     for codec, name in expected.items():
         assert codec.model.__name__ == name
         assert codec.fingerprint == schema_fingerprint(schemas.load(name))
         assert codec.fingerprint in codecs.store
         assert codec.store is codecs.store
-    assert len({c.fingerprint for c in expected}) == 7
+    assert len({c.fingerprint for c in expected}) == 8
 
 
 def test_load_can_share_a_store_that_already_knows_older_writers() -> None:
@@ -179,7 +180,7 @@ def test_load_can_share_a_store_that_already_knows_older_writers() -> None:
     codecs = Codecs.load(store)
     assert codecs.store is store
     assert old_fp in store
-    assert len(store) == 8
+    assert len(store) == 9
 
 
 def test_register_is_idempotent_and_returns_the_fingerprint() -> None:
