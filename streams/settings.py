@@ -13,6 +13,9 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 STAGES = ("generate", "validate", "deliver", "review", "notify")
+#: ``notify`` (webhooks) is opt-in for now: after a worker was killed and restarted with it,
+#: the integration test saw the delivery line stop (cause not yet found; see CHANGELOG).
+DEFAULT_STAGES = ("generate", "validate", "deliver", "review")
 
 
 class Settings(BaseSettings):
@@ -40,7 +43,7 @@ class Settings(BaseSettings):
 
     # Stages
     stages: Annotated[tuple[str, ...], NoDecode] = Field(
-        STAGES, description="Which stages this worker runs."
+        DEFAULT_STAGES, description="Which stages this worker runs (add 'notify' for webhooks)."
     )
     generate_concurrency: int = Field(4, ge=1, description="Requests generated at once.")
     render_threads: int = Field(2, ge=1, description="Threads for CPU-bound rendering.")

@@ -66,6 +66,7 @@ def test_webhooks_are_signed_retried_from_kafka_and_dead_lettered(
             "api_keys": {"webhooks": SecretStr(SECRET)},
             "webhook_allow": ("127.0.0.1",),
             "webhook_schedule_s": (0.0, 0.3, 0.6),
+            "stages": ("generate", "validate", "deliver", "review", "notify"),
         }
     )
     run = uuid.uuid4().hex[:8]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from streams.settings import STAGES, Settings
+from streams.settings import DEFAULT_STAGES, STAGES, Settings
 from streams.worker import settings_env
 
 
@@ -23,7 +23,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_without_environment() -> None:
     settings = Settings()
     assert settings.kafka_bootstrap == "127.0.0.1:9092"
-    assert settings.stages == STAGES == ("generate", "validate", "deliver", "review", "notify")
+    assert settings.stages == DEFAULT_STAGES == ("generate", "validate", "deliver", "review")
+    assert (*DEFAULT_STAGES, "notify") == STAGES
     assert settings.topic_prefix == "assetline"
     assert settings.topic_partitions == 6
     assert settings.blob_dir == Path("var/blobs")
@@ -129,7 +130,7 @@ def test_settings_env_names_every_set_field_with_the_prefix() -> None:
     # None by default: left out, the child defaults to None
     unset = {"ASSETLINE_ROUTING_FILE", "ASSETLINE_PROFILES_DIR", "ASSETLINE_DESTINATIONS_FILE"}
     assert set(env) == {f"ASSETLINE_{name.upper()}" for name in Settings.model_fields} - unset
-    assert env["ASSETLINE_STAGES"] == "generate,validate,deliver,review,notify"
+    assert env["ASSETLINE_STAGES"] == "generate,validate,deliver,review"
     assert all(isinstance(v, str) for v in env.values())
 
 
