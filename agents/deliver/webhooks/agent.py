@@ -10,8 +10,7 @@ endpoint in this worker.
 
 Webhooks are read by plain aiokafka consumers (group ``<app_id>-notify``), one per topic,
 outside Faust's shared fetch loop: a receiver that is slow, or a retry that sleeps for hours,
-must never hold up the delivery line. (Run inside Faust's loop, a worker restarted after a
-crash stopped delivering assets once webhook jobs were re-read; the line stalled with them.)
+must never hold up the delivery line, which shares that loop's back-pressure.
 """
 
 from __future__ import annotations
