@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import tempfile
 import time
@@ -34,6 +33,7 @@ from agents.generate.providers._base import ProviderCall
 from agents.generate.providers.offline import OfflineProvider
 from agents.validate.policy import ProfileBook
 from streams.blobs import LocalBlobStore
+from streams.broker import free_port
 from streams.records import (
     AssetKind,
     CompletionStatus,
@@ -45,13 +45,6 @@ from streams.records import (
     Verdict,
 )
 from tests.support.provider_server import Reply, provider_server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def assets(n: int, blobs: LocalBlobStore) -> list[ValidatedAsset]:

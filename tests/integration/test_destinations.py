@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
+from streams.broker import free_port
 from streams.client import LineClient, await_completions
 from streams.deadletter import header_map
 from streams.records import AssetKind, CompletionStatus, Constraints, GenerationRequest
@@ -30,13 +30,6 @@ from tests.integration.helpers import read_topic
 pytestmark = pytest.mark.integration
 
 BUCKET = "assets"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @pytest.fixture

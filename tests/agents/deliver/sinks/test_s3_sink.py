@@ -28,6 +28,7 @@ from pydantic import SecretStr, ValidationError
 from agents.deliver.layout import delivery_path
 from agents.deliver.sinks import S3Config, S3Sink, Sink, SinkError
 from agents.deliver.sinks.s3 import object_url, put_headers, sign
+from streams.broker import free_port
 from tests.support.provider_server import ProviderServer, Reply, provider_server
 
 BUCKET = "assets"
@@ -36,13 +37,6 @@ ALLOW_ALL = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @dataclass(frozen=True)

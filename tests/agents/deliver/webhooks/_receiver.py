@@ -105,13 +105,6 @@ class Receiver:
         return web.Response(status=answer.status, headers=dict(answer.headers))
 
 
-def free_port() -> int:
-    """A port nothing listens on (yet): connecting to it is refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def make_completion(**overrides: Any) -> AssetCompleted:
     fields: dict[str, Any] = {
         "request_id": "req-1",

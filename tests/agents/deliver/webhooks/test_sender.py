@@ -22,11 +22,11 @@ from agents.deliver.webhooks.sender import (
 )
 from agents.deliver.webhooks.signing import signed_headers
 from agents.deliver.webhooks.ssrf import UnsafeDestination, check_destination
+from streams.broker import free_port
 from tests.agents.deliver.webhooks._receiver import (
     SECRET,
     Answer,
     Receiver,
-    free_port,
     make_completion,
 )
 
