@@ -148,6 +148,7 @@ def render(topic: str, names: TopicNames, codecs: Codecs, value: bytes, headers:
         names.review: codecs.validated,
         names.review_decisions: codecs.review_decision,
         names.review_items: codecs.review_item,
+        names.webhooks: codecs.webhook_job,
     }
     codec = by_topic.get(topic)
     out: dict[str, Any] = {"topic": topic}
