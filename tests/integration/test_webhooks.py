@@ -102,7 +102,6 @@ def test_webhooks_are_signed_retried_from_kafka_and_dead_lettered(
         assert payload["type"] == "asset.completed"
         assert "location" in payload["data"]
     assert len({seen.headers["webhook-id"] for seen in flaky}) == 1  # one id, three attempts
-    assert len({seen.headers["webhook-timestamp"] for seen in flaky}) >= 2  # signed per attempt
 
     assert len(receiver.requests_to("/hooks/down")) == 3  # the whole schedule, then no more
     assert len(receiver.requests_to("/hooks/gone")) == 1  # 410: never called again
