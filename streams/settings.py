@@ -13,9 +13,8 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 STAGES = ("generate", "validate", "deliver", "review", "notify")
-#: ``notify`` (webhooks) is opt-in until a crash-restart test with it passes reliably: in a
-#: test that killed a worker delivering to S3 (a local moto server), the restarted worker
-#: stalled in 3 of 5 runs with or without webhooks; not yet explained (see CHANGELOG).
+#: ``notify`` (webhooks) is opt-in until crash-restart tests with network destinations pass
+#: reliably: a restarted worker can stall in SafeConsumer's refetch path (see CHANGELOG).
 DEFAULT_STAGES = ("generate", "validate", "deliver", "review")
 
 
