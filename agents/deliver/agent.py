@@ -36,9 +36,9 @@ def install(line: Line) -> None:
         for name, sink in destinations.sinks.items()
     }
     label = Labeller(
-        load_profiles(line.settings.profiles_dir),
-        include_prompt=line.settings.metadata_include_prompt,
-        enabled=line.settings.stamp_metadata,
+        load_profiles(settings.profiles_dir),
+        include_prompt=settings.metadata_include_prompt,
+        enabled=settings.stamp_metadata,
     )
     ledger = LedgerTable(
         line.app,
@@ -47,17 +47,11 @@ def install(line: Line) -> None:
         changelog_topic=topics.completed,
         key_type=bytes,
         value_type=bytes,
-        partitions=line.settings.topic_partitions,
+        partitions=settings.topic_partitions,
     )
     line.app.tables.add(ledger)
-    source = event_source(line.settings.topic_prefix)
+    source = event_source(settings.topic_prefix)
     dataschema = data_schema(codecs.completed.fingerprint)
-
-    def ce_headers(value: bytes) -> list[tuple[str, bytes]]:
-        done = codecs.completed.decode(value)
-        return completion_headers(done, source=source, dataschema=dataschema)
-
-    ledger.headers_for = ce_headers
     sources = line.app.topic(
         topics.names.approved,
         topics.names.rejected,
@@ -95,7 +89,8 @@ def install(line: Line) -> None:
                 for job in jobs_for(request, done, hooks):
                     value = codecs.webhook_job.encode(job)
                     await io.send(topics.webhooks, request.request_id, value, "webhooks")
-                ledger[key] = codecs.completed.encode(done)  # publishes to .completed
+                headers = completion_headers(done, source=source, dataschema=dataschema)
+                ledger.publish(key, codecs.completed.encode(done), headers)  # -> .completed
                 line.metrics.completions.labels(done.status.value).inc()
                 if done.location is not None:
                     line.metrics.delivered_attempts.observe(done.attempt)

@@ -152,9 +152,6 @@ class Destinations:
                 best = (score, route.destination)
         return best[1] if best is not None else self.default
 
-    def sink_for(self, tenant: str, campaign_id: str) -> Sink:
-        return self.sinks[self.name_for(tenant, campaign_id)]
-
     def webhooks_for(self, tenant: str, campaign_id: str) -> list[WebhookRoute]:
         """Every campaign/tenant webhook that matches (all of them fire, not the nearest)."""
         return [

@@ -35,14 +35,22 @@ def already_completed(
 
 
 class LedgerTable(faust.Table[bytes, bytes]):
-    """The completions table, whose changelog records carry headers derived from their value.
+    """The completions table, whose changelog records can carry headers.
 
-    Faust writes a table's changelog itself and has no way to pass headers, so this overrides
-    the one method that sends, adding ``headers_for(value)`` (the completion's CloudEvents
-    attributes) to every record. Deletions (None values) carry no headers.
+    Faust writes a table's changelog itself and has no way to pass headers, so :meth:`publish`
+    hands them to the one method that sends. Setting an item calls ``send_changelog``
+    synchronously, so the headers cannot be picked up by another write in between.
     """
 
-    headers_for: Callable[[bytes], list[tuple[str, bytes]]] | None = None
+    _next_headers: list[tuple[str, bytes]] | None = None
+
+    def publish(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """``self[key] = value``, with ``headers`` on the changelog record it writes."""
+        self._next_headers = headers
+        try:
+            self[key] = value
+        finally:
+            self._next_headers = None
 
     def send_changelog(
         self,
@@ -52,9 +60,7 @@ class LedgerTable(faust.Table[bytes, bytes]):
         key_serializer: Any = None,
         value_serializer: Any = None,
     ) -> Any:
-        headers = None
-        if self.headers_for is not None and isinstance(value, bytes):
-            headers = self.headers_for(value)
+        headers, self._next_headers = self._next_headers, None
         return self.changelog_topic.send_soon(
             key=key,
             value=value,

@@ -18,7 +18,7 @@ SECRETS = {"s3-acme": SecretStr("s3-secret-value"), "dam-token": SecretStr("Bear
 
 def test_without_a_file_everything_goes_to_the_delivery_dir(tmp_path: Path) -> None:
     destinations = load_destinations(None, {}, tmp_path / "delivery")
-    sink = destinations.sink_for("any", "thing")
+    sink = destinations.sinks[destinations.name_for("any", "thing")]
     assert isinstance(sink, FilesystemSink)
     assert destinations.name_for("acme", "spring") == "filesystem"
 
