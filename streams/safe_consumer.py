@@ -14,7 +14,8 @@ consumer, where offsets are decided:
 2. Events of an older consumer generation that reach a stream after a rebalance are skipped
    *and acknowledged*, so their offsets become committable although nothing processed them.
    -> :meth:`SafeConsumer.ack` ignores acknowledgements of older generations; those events
-   are fetched again after the seek above and acknowledged then.
+   are fetched again after the seek above and acknowledged then. (Faust's Cython stream
+   iterator inlines the acknowledgement and skips such events without one: same effect.)
 3. ``Consumer._drain_messages`` drops a fetched event whose offset is below the highest offset
    read so far, and books every forward jump as a gap. A batch fetched before the
    post-rebalance seek can still be draining after it, and ``getmany`` drops records of a
@@ -28,7 +29,14 @@ consumer, where offsets are decided:
    as a partition whose committed offset stopped at an event no stream ever took while later
    events were processed) -> :meth:`SafeConsumer._new_offset` notices exactly that state and
    rewinds the partition to the committed offset, so the event is fetched again.
-6. ``Consumer._new_offset`` tolerates a one-offset hole at the head of the acknowledged list
+6. ``FlowControlEvent.resume()`` (mode) empties every stream queue, and Faust's recovery calls it
+   *after* ``perform_seek``: events fetched from the committed offset in between are queued,
+   then wiped, and nothing fetches them again. Measured: a worker restarted after a kill
+   stalled with the rest of each partition fetched and gone (aiokafka at the log end, the
+   committed offset behind it, every queue empty, nothing in progress).
+   -> :meth:`SafeConsumer._guard_queue_clears` notes the lowest queued offset per partition
+   before a clear that resumes the flow, and fetches the partition again from there.
+7. ``Consumer._new_offset`` tolerates a one-offset hole at the head of the acknowledged list
    (``min(acked) - committed > 1``) and skips the check entirely while nothing is committed,
    and with concurrent agents an event still in progress can be passed by later ones.
    -> :meth:`SafeConsumer._new_offset` commits only the consecutive run that starts at the
@@ -63,6 +71,52 @@ class SafeConsumer(Consumer):
         self._suspected_gaps: dict[Any, tuple[int, int]] = {}
         self._last_rewind: dict[Any, float] = {}
         self._rewind_tasks: set[asyncio.Future[None]] = set()
+        #: Partitions being rewound: what the fetch loop holds for them now is fetched again.
+        self._rewinding: set[Any] = set()
+        #: The event the fetch loop is handing to a stream (a clear can cancel that hand-over).
+        self._delivering: Any = None
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        self._guard_queue_clears()
+
+    def _guard_queue_clears(self) -> None:
+        """Refetch what a resuming flow control wipes from the stream queues (item 6 above).
+
+        A clear while the flow is suspended (a rebalance starting) is left alone: the seek to
+        the committed offsets after the rebalance fetches those events again.
+        """
+        flow = self.app.flow_control
+        clear_queues = flow.clear
+
+        def clear() -> None:
+            dropped = self._queued_offsets(list(flow._queues))
+            clear_queues()
+            if flow.is_active():
+                for tp, offset in dropped.items():
+                    self.log.info(
+                        "%s@%s+ were queued when the flow resumed: refetching", tp, offset
+                    )
+                    self._start_rewind(tp, offset)
+
+        flow.clear = clear  # type: ignore[method-assign]
+
+    def _queued_offsets(self, queues: list[Any]) -> dict[Any, int]:
+        """The lowest offset per stream partition among queued events (and the one in hand)."""
+        messages = [getattr(item, "message", None) for q in queues for item in list(q._queue)]
+        messages.append(self._delivering)
+        assigned = self.assignment()
+        lowest: dict[Any, int] = {}
+        for message in messages:
+            if message is None:
+                continue
+            tp = message.tp
+            if tp not in assigned or self._is_changelog_tp(tp):
+                continue
+            if not self.app.topics.acks_enabled_for(message.topic):
+                continue
+            lowest[tp] = min(message.offset, lowest.get(tp, message.offset))
+        return lowest
 
     async def perform_seek(self) -> None:
         committed: dict[Any, int | None] = dict(await self.seek_to_committed())
@@ -134,13 +188,22 @@ class SafeConsumer(Consumer):
         self.log.warning(
             "event %s@%s was dropped before any stream took it: refetching", tp, offset
         )
+        self._start_rewind(tp, offset)
+
+    def _start_rewind(self, tp: TP, offset: int) -> None:
+        """Fetch ``tp`` again from ``offset``; the fetch loop drops its events until then."""
+        self._rewinding.add(tp)
+        self._read_offset[tp] = offset - 1 if offset else None
         task = asyncio.ensure_future(self._rewind(tp, offset))
         self._rewind_tasks.add(task)  # keep a reference until it is done
         task.add_done_callback(self._rewind_tasks.discard)
 
     async def _rewind(self, tp: TP, offset: int) -> None:
-        await self._seek(tp, offset)
-        self._read_offset[tp] = offset - 1 if offset else None
+        try:
+            await self._seek(tp, offset)
+            self._read_offset[tp] = offset - 1 if offset else None
+        finally:
+            self._rewinding.discard(tp)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - loop body
         """Faust's fetch loop, with a jump in offsets treated as "something was dropped".
@@ -164,7 +227,7 @@ class SafeConsumer(Consumer):
                     continue
                 rewound: set[Any] = set()
                 async for tp, message in self.getmany(timeout=1.0):
-                    if tp in rewound:
+                    if tp in rewound or tp in self._rewinding:
                         continue  # fetched again after the rewind
                     last = last_read[tp]
                     if (
@@ -205,7 +268,11 @@ class SafeConsumer(Consumer):
         if commit_every is not None and self._n_acked >= commit_every:
             self._n_acked = 0
             await self.commit()
-        await self.wait_first(callback(message), self.suspend_flow.wait())
+        self._delivering = message
+        try:
+            await self.wait_first(callback(message), self.suspend_flow.wait())
+        finally:
+            self._delivering = None
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         """Book offsets ``offset_from`` up to, not including, ``offset_to`` as never delivered.

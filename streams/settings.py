@@ -13,9 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 STAGES = ("generate", "validate", "deliver", "review", "notify")
-#: ``notify`` (webhooks) is opt-in until crash-restart tests with network destinations pass
-#: reliably: a restarted worker can stall in SafeConsumer's refetch path (see CHANGELOG).
-DEFAULT_STAGES = ("generate", "validate", "deliver", "review")
+DEFAULT_STAGES = STAGES
 
 
 class Settings(BaseSettings):
@@ -43,7 +41,7 @@ class Settings(BaseSettings):
 
     # Stages
     stages: Annotated[tuple[str, ...], NoDecode] = Field(
-        DEFAULT_STAGES, description="Which stages this worker runs (add 'notify' for webhooks)."
+        DEFAULT_STAGES, description="Which stages this worker runs (all of them by default)."
     )
     generate_concurrency: int = Field(4, ge=1, description="Requests generated at once.")
     render_threads: int = Field(2, ge=1, description="Threads for CPU-bound rendering.")

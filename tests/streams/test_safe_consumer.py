@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from intervaltree import IntervalTree
+from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from streams.safe_consumer import SafeConsumer
 
@@ -113,3 +114,72 @@ def test_acks_while_flow_is_suspended_are_ignored() -> None:
     consumer = _acking_consumer(generation=2, flow_active=False)
     assert SafeConsumer.ack(consumer, message) is False  # type: ignore[arg-type]
     assert message.acked is True
+
+
+def _queue(*items: Any) -> Any:
+    return SimpleNamespace(_queue=list(items))
+
+
+def _event(topic: str, partition: int, offset: int) -> Any:
+    tp = (topic, partition)
+    return SimpleNamespace(message=SimpleNamespace(tp=tp, topic=topic, offset=offset))
+
+
+def _clearing_consumer(assigned: set[Any], changelogs: frozenset[str] = frozenset()) -> Any:
+    flow = FlowControlEvent()
+    app = SimpleNamespace(
+        flow_control=flow,
+        topics=SimpleNamespace(acks_enabled_for=lambda topic: topic not in changelogs),
+    )
+    fake = SimpleNamespace(
+        app=app,
+        _delivering=None,
+        _read_offset={},
+        assignment=lambda: assigned,
+        _is_changelog_tp=lambda tp: tp[0] in changelogs,
+        log=SimpleNamespace(info=lambda *a: None),
+        rewinds=[],
+    )
+    fake._queued_offsets = lambda queues: SafeConsumer._queued_offsets(fake, queues)  # type: ignore[arg-type]
+    fake._start_rewind = lambda tp, offset: fake.rewinds.append((tp, offset))
+    fake.queue = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+    SafeConsumer._guard_queue_clears(fake)  # type: ignore[arg-type]
+    return fake
+
+
+def test_queued_offsets_are_the_lowest_per_partition_including_the_one_in_hand() -> None:
+    fake = _clearing_consumer(assigned={("approved", 0), ("approved", 1)})
+    fake._delivering = _event("approved", 1, 3).message
+    queues = [
+        _queue(_event("approved", 0, 7), _event("approved", 0, 5), "not an event"),
+        _queue(_event("approved", 1, 9), _event("revoked", 0, 1)),
+    ]
+    lowest = SafeConsumer._queued_offsets(fake, queues)  # type: ignore[arg-type]
+    assert lowest == {("approved", 0): 5, ("approved", 1): 3}  # "revoked" is not assigned
+
+
+def test_changelog_partitions_are_left_to_recovery() -> None:
+    fake = _clearing_consumer(assigned={("completed", 0)}, changelogs=frozenset({"completed"}))
+    queues = [_queue(_event("completed", 0, 4))]
+    assert SafeConsumer._queued_offsets(fake, queues) == {}  # type: ignore[arg-type]
+
+
+def test_resuming_the_flow_refetches_what_it_wipes_from_the_queues() -> None:
+    # mode's FlowControlEvent.resume() empties every clear_on_resume queue; Faust resumes after
+    # its seek to the committed offsets, so events queued in between were lost for good.
+    fake = _clearing_consumer(assigned={("approved", 0)})
+    fake.app.flow_control.suspend()
+    fake.queue.put_nowait(_event("approved", 0, 12))
+    fake.queue.put_nowait(_event("approved", 0, 13))
+    fake.app.flow_control.resume()
+    assert fake.queue.qsize() == 0  # the upstream behaviour being guarded
+    assert fake.rewinds == [(("approved", 0), 12)]
+
+
+def test_a_clear_while_suspended_leaves_the_refetch_to_the_rebalance_seek() -> None:
+    fake = _clearing_consumer(assigned={("approved", 0)})
+    fake.queue.put_nowait(_event("approved", 0, 12))
+    fake.app.flow_control.suspend()
+    fake.app.flow_control.clear()
+    assert fake.queue.qsize() == 0
+    assert fake.rewinds == []
