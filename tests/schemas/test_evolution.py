@@ -1,4 +1,4 @@
-"""The contracts as released in v0.1.0 (``tests/schemas/v1``) stay readable by today's schemas.
+"""The contracts released in v0.1.0 (``schemas/releases/0.1.0``) stay readable by today's.
 
 Events written by a v1 producer sit in topics for days and get replayed: today's reader must
 decode them, filling every field added since from its default.
@@ -24,7 +24,7 @@ from streams.records import (
     RawAsset,
 )
 
-V1 = Path(__file__).parent / "v1"
+V1 = Path(schemas.__file__).parent / "releases" / "0.1.0"
 
 
 def v1_schema(file: str) -> dict[str, Any]:
