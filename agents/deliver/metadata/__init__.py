@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from agents.deliver.metadata.errors import MetadataError
 from agents.deliver.metadata.fields import DIGITAL_SOURCE_TYPE, Provenance, provenance_for
+from agents.deliver.metadata.frontmatter import MARKDOWN_TYPES, with_front_matter
 from agents.deliver.metadata.jpeg import stamp_jpeg
 from agents.deliver.metadata.png import stamp_png
 from agents.deliver.metadata.sidecar import sidecar_json
@@ -28,6 +29,7 @@ __all__ = [
     "stamp_jpeg",
     "stamp_png",
     "stamp_webp",
+    "with_front_matter",
     "xmp_packet",
 ]
 
@@ -48,7 +50,10 @@ class Stamped:
 
 
 def stamp(data: bytes, media_type: str, p: Provenance) -> Stamped:
-    """Provenance embedded for PNG, JPEG and WebP; a sidecar (data unchanged) for the rest.
+    """Provenance embedded for PNG, JPEG and WebP; a sidecar for the rest.
+
+    Markdown also gets the provenance as YAML front matter (when its own front matter, if
+    any, parses); other text is delivered byte for byte as generated.
 
     An image type we cannot edit (e.g. GIF) also gets a sidecar rather than an error, so the
     provenance is never silently lost. Raises :class:`MetadataError` for malformed images.
@@ -56,5 +61,7 @@ def stamp(data: bytes, media_type: str, p: Provenance) -> Stamped:
     base = media_type.split(";", 1)[0].strip().lower()
     stamper = _STAMPERS.get(base)
     if stamper is None:
+        if base in MARKDOWN_TYPES:
+            data = with_front_matter(data, p) or data
         return Stamped(data=data, sidecar=sidecar_json(p))
     return Stamped(data=stamper(data, p), sidecar=None)
