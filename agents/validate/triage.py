@@ -17,6 +17,7 @@ from streams.records import (
     ValidatedAsset,
     Verdict,
 )
+from streams.replay.rewrite import attempt_in_generation
 
 #: Feedback lines are prompt text sent to a model: long check messages are cut to this.
 MAX_FEEDBACK_CHARS: Final = 400
@@ -46,7 +47,9 @@ def disposition_for(validated: ValidatedAsset, policy: Policy) -> Disposition:
     if report.verdict is Verdict.ERROR:
         return Disposition.REJECTED
     failed = failures(validated)
-    attempt = validated.raw.request.attempt
+    # A replay moves the attempt into a band of its own (1001, 2001, ...): it gets the same
+    # number of repairs as the original did.
+    attempt = attempt_in_generation(validated.raw.request.attempt)
     if failed and all(check.repairable for check in failed) and attempt < policy.max_attempts:
         return Disposition.REGENERATE
     return Disposition.REVIEW if policy.review else Disposition.REJECTED

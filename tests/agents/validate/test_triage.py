@@ -60,6 +60,17 @@ def test_attempts_exhausted_go_to_review() -> None:
     assert decision.retry is None
 
 
+def test_a_replayed_attempt_gets_the_same_repairs_as_the_original() -> None:
+    # Replays carry attempts 1001, 2001, ... (streams/replay/rewrite.py): still repairable.
+    first = make_validated([failed("palette.brand")], request=make_request(attempt=1001))
+    decision = triage(first, BRAND)
+    assert decision.disposition is Disposition.REGENERATE
+    assert decision.retry is not None
+    assert decision.retry.attempt == 1002
+    last = make_validated([failed("palette.brand")], request=make_request(attempt=1003))
+    assert triage(last, BRAND).disposition is Disposition.REVIEW
+
+
 def test_unrepairable_failure_goes_to_review_at_once() -> None:
     validated = make_validated([failed("palette.brand"), failed("judge.timeout", repairable=False)])
     assert triage(validated, BRAND).disposition is Disposition.REVIEW

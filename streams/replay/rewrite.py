@@ -1,0 +1,173 @@
+"""A replayed record is the same request as a new attempt, with headers saying where it came from.
+
+Attempt numbers: the deliver ledger publishes a completion only when its attempt is higher than
+the last completed one of the request (:func:`agents.deliver.ledger.already_completed`). The
+line itself counts attempts 1..10 (a profile's ``max_attempts`` is at most 10), so a replay
+moves the attempt into a *generation* band: ``generation * REPLAY_STRIDE + base``, where
+``base`` is the attempt within its band. That number is
+
+* higher than any attempt the line reached before the replay, so the replay completes anew;
+* a function of the source record and the generation only, so replaying the same range (or
+  re-driving the same dead letter) again yields the same attempt, which the ledger drops.
+
+By default the generation is the source record's own plus one; pass one explicitly to start a
+new replay campaign over records that were already replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Final
+
+from streams.codecs import Codecs, RecordValidationError
+from streams.deadletter import HEADER_PREFIX as DLQ_PREFIX
+from streams.records import GenerationRequest
+from streams.topics import TopicNames
+
+#: Attempts of one generation; above the line's own maximum of 10 attempts.
+REPLAY_STRIDE: Final = 1000
+#: Avro ``int`` carries the attempt.
+MAX_ATTEMPT: Final = 2**31 - 1
+HEADER_PREFIX: Final = "assetline.replay."
+
+
+class RecordKind(StrEnum):
+    """What a replayable topic holds: each embeds the request whose attempt is bumped."""
+
+    REQUEST = "request"  # GenerationRequest
+    RAW = "raw"  # RawAsset.request
+    VALIDATED = "validated"  # ValidatedAsset.raw.request
+
+
+#: TopicNames fields that can be replayed, and what they hold.
+REPLAYABLE: Final[dict[str, RecordKind]] = {
+    "requests": RecordKind.REQUEST,
+    "raw": RecordKind.RAW,
+    "approved": RecordKind.VALIDATED,
+    "rejected": RecordKind.VALIDATED,
+    "review": RecordKind.VALIDATED,
+}
+
+
+def kind_of(names: TopicNames, topic: str) -> RecordKind | None:
+    """The kind of a full topic name of this line, or None when it is not replayable."""
+    for field_name, kind in REPLAYABLE.items():
+        if getattr(names, field_name) == topic:
+            return kind
+    return None
+
+
+def generation_of(attempt: int) -> int:
+    """0 for the line's own attempts, n for an attempt made by replay generation n."""
+    return attempt // REPLAY_STRIDE
+
+
+def attempt_in_generation(attempt: int) -> int:
+    """1 for a generation's first try, 2 for its first re-generation, ... (replays included)."""
+    return attempt % REPLAY_STRIDE
+
+
+def replay_attempt(attempt: int, generation: int | None = None) -> int:
+    """The attempt a replay of ``attempt`` carries (see the module docstring)."""
+    gen = generation_of(attempt) + 1 if generation is None else generation
+    if gen < 1:
+        raise ValueError(f"a replay generation starts at 1, got {gen}")
+    new = gen * REPLAY_STRIDE + attempt % REPLAY_STRIDE
+    if new > MAX_ATTEMPT:
+        raise ValueError(f"generation {gen} makes attempt {new}, beyond an Avro int")
+    return new
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    """A re-encoded record and what changed in it."""
+
+    value: bytes
+    request_id: str
+    old_attempt: int
+    new_attempt: int
+
+    @property
+    def superseded(self) -> bool:
+        """The source already is at (or past) the wanted generation: replaying it is a no-op."""
+        return self.new_attempt <= self.old_attempt
+
+
+class Rewriter:
+    """Decode with the kind's codec, bump the embedded request's attempt, encode again."""
+
+    def __init__(self, codecs: Codecs) -> None:
+        self.codecs = codecs
+
+    def request_of(self, kind: RecordKind, value: bytes) -> GenerationRequest:
+        """The embedded request; raises :class:`~streams.codecs.CodecError` on bad bytes."""
+        if kind is RecordKind.REQUEST:
+            return self.codecs.request.decode(value)
+        if kind is RecordKind.RAW:
+            return self.codecs.raw.decode(value).request
+        return self.codecs.validated.decode(value).raw.request
+
+    def rewrite(self, kind: RecordKind, value: bytes, generation: int | None) -> Rewritten:
+        """Raises :class:`~streams.codecs.CodecError` when the value is not a ``kind``."""
+        codecs = self.codecs
+        if kind is RecordKind.REQUEST:
+            request = codecs.request.decode(value)
+            new = _bumped(request, generation)
+            out = codecs.request.encode(new)
+        elif kind is RecordKind.RAW:
+            raw = codecs.raw.decode(value)
+            request = raw.request
+            new = _bumped(request, generation)
+            out = codecs.raw.encode(raw.model_copy(update={"request": new}))
+        else:
+            validated = codecs.validated.decode(value)
+            request = validated.raw.request
+            new = _bumped(request, generation)
+            raw = validated.raw.model_copy(update={"request": new})
+            out = codecs.validated.encode(validated.model_copy(update={"raw": raw}))
+        return Rewritten(out, request.request_id, request.attempt, new.attempt)
+
+
+def _bumped(request: GenerationRequest, generation: int | None) -> GenerationRequest:
+    try:
+        attempt = replay_attempt(request.attempt, generation)
+    except ValueError as exc:
+        raise RecordValidationError(str(exc)) from exc
+    return request.model_copy(update={"attempt": attempt})
+
+
+def replay_headers(
+    original: Iterable[tuple[str, bytes]] | None,
+    *,
+    source_topic: str,
+    partition: int,
+    offset: int,
+    replay_id: str,
+    generation: int,
+    origin: str | None = None,
+    now: datetime | None = None,
+) -> list[tuple[str, bytes]]:
+    """Original headers minus dead-letter and earlier replay headers, then this replay's.
+
+    ``source`` is ``topic/partition/offset`` of the record replayed, so a replayed event can
+    always be traced to the exact record it copies; a re-driven dead letter also names the
+    ``origin`` the dead-letter headers gave, since those headers are stripped.
+    """
+    kept = [
+        (k, v)
+        for k, v in original or ()
+        if not k.startswith(HEADER_PREFIX) and not k.startswith(DLQ_PREFIX)
+    ]
+    when = (now or datetime.now(UTC)).isoformat(timespec="milliseconds")
+    ours = {
+        "source": f"{source_topic}/{partition}/{offset}",
+        "id": replay_id,
+        "generation": str(generation),
+        "time": when,
+    }
+    if origin is not None:
+        ours["origin"] = origin
+    return kept + [(HEADER_PREFIX + k, v.encode("utf-8")) for k, v in ours.items()]
