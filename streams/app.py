@@ -124,7 +124,7 @@ def create_line(settings: Settings, *, registry: CollectorRegistry | None = None
         settings=settings,
         app=app,
         topics=topics,
-        codecs=Codecs.load(),
+        codecs=Codecs.for_settings(settings),
         blobs=LocalBlobStore(settings.blob_dir, cache_bytes=settings.blob_cache_bytes),
         registry=registry,
         metrics=StageMetrics.build(registry),

@@ -7,7 +7,7 @@ uuid-named topics and temporary folders.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -78,6 +78,24 @@ class Settings(BaseSettings):
     metadata_include_prompt: bool = Field(
         False, description="Also stamp the rendered prompt (by default only its SHA-256)."
     )
+    c2pa_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate chain (leaf first) to sign a C2PA manifest into delivered "
+        "images; unset = no C2PA. Needs the c2pa extra.",
+    )
+    c2pa_key_secret: str = Field(
+        "c2pa", description="Name in api_keys of the PEM private key of c2pa_cert_file."
+    )
+    c2pa_algorithm: str = Field(
+        "es256",
+        description="C2PA signing algorithm, matching the key: es256/384/512, "
+        "ps256/384/512 or ed25519.",
+    )
+    c2pa_tsa_url: str | None = Field(
+        None,
+        description="RFC 3161 timestamp authority for C2PA signatures; unset = no timestamp "
+        "(and no network call per asset).",
+    )
 
     # Webhooks
     webhook_secret_name: str = Field(
@@ -92,6 +110,28 @@ class Settings(BaseSettings):
         "topic per retry.",
     )
     webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook call.")
+
+    # Schema registry (Confluent wire format); unset = single-object encoding only, no registry
+    schema_registry_url: str | None = Field(
+        None, description="Confluent-compatible Schema Registry base URL; unset = none."
+    )
+    schema_registry_auth: str | None = Field(
+        None,
+        description="Name in api_keys of the registry secret: 'user:password' for basic auth, "
+        "a token for bearer auth (see schema_registry_auth_type).",
+    )
+    schema_registry_auth_type: Literal["basic", "bearer"] = Field("basic")
+    schema_registry_timeout_s: float = Field(5.0, gt=0, description="Timeout of one call.")
+    subject_strategy: Literal["topic", "record"] = Field(
+        "topic",
+        description="Subject names: 'topic' = '<topic>-value' (TopicNameStrategy), 'record' = "
+        "'<namespace>.<name>' (RecordNameStrategy).",
+    )
+    wire_format_by_topic: dict[str, Literal["single-object", "confluent"]] = Field(
+        default_factory=dict,
+        description="Framing written per topic, by short name ('requests', 'completed', ...), "
+        'as JSON: {"completed": "confluent"}; default single-object. Both are always read.',
+    )
 
     # Storage
     blob_dir: Path = Field(Path("var/blobs"), description="Content-addressed blob store root.")

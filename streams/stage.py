@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from streams.codecs import CodecError, SingleObjectCodec
+from streams.codecs import AvroCodec, CodecError, UnknownSchemaIdError
 from streams.deadletter import deadletter_headers
 
 if TYPE_CHECKING:
@@ -56,10 +56,23 @@ class StageIO:
         finally:
             self._metrics.seconds.labels(self.stage).observe(time.perf_counter() - start)
 
-    async def decode(self, codec: SingleObjectCodec[M], event: Any) -> M | None:
-        """The record, or ``None`` after parking the message on the dead-letter topic."""
+    async def decode(self, codec: AvroCodec[M], event: Any) -> M | None:
+        """The record, or ``None`` after parking the message on the dead-letter topic.
+
+        Decoding is synchronous and reads only cached schemas; a Confluent id not seen yet is
+        fetched from the registry here, where awaiting is possible, then decoded once more.
+        """
+        value = event.message.value or b""
+        headers = message_headers(event.message)
         try:
-            return codec.decode(event.message.value or b"")
+            try:
+                return codec.decode(value, headers)
+            except UnknownSchemaIdError as exc:
+                resolver = self.line.codecs.resolver
+                if resolver is None:
+                    raise
+                await resolver.ensure_known(exc.schema_id)
+                return codec.decode(value, headers)
         except CodecError as exc:
             await self.dead_letter(event, exc.code, str(exc))
             return None

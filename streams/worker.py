@@ -43,6 +43,10 @@ def run_worker(settings: Settings) -> None:
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)))
     line = create_line(settings)
+    if settings.schema_registry_url:  # Confluent writers need their schema ids before starting
+        from streams.registry.registration import register_line_schemas
+
+        loop.run_until_complete(register_line_schemas(line))
     options: dict[str, Any] = {"loglevel": settings.log_level, "quiet": True, "loop": loop}
     worker = faust.Worker(line.app, **options)
     worker.execute_from_commandline()

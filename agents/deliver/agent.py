@@ -9,6 +9,7 @@ from agents.deliver.completion import completion, ends_request, status_for_unapp
 from agents.deliver.delivery import deliver_approved
 from agents.deliver.destinations import load_destinations
 from agents.deliver.ledger import LedgerTable, already_completed
+from agents.deliver.metadata.c2pa_manifest import load_c2pa_signing
 from agents.deliver.provenance import Labeller
 from agents.deliver.sinks.retry import RetryingSink
 from agents.deliver.webhooks.jobs import jobs_for
@@ -39,6 +40,13 @@ def install(line: Line) -> None:
         load_profiles(settings.profiles_dir),
         include_prompt=settings.metadata_include_prompt,
         enabled=settings.stamp_metadata,
+        c2pa=load_c2pa_signing(
+            settings.c2pa_cert_file,
+            settings.api_keys,
+            key_name=settings.c2pa_key_secret,
+            algorithm=settings.c2pa_algorithm,
+            tsa_url=settings.c2pa_tsa_url,
+        ),
     )
     ledger = LedgerTable(
         line.app,

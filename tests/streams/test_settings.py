@@ -23,8 +23,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_without_environment() -> None:
     settings = Settings()
     assert settings.kafka_bootstrap == "127.0.0.1:9092"
-    assert settings.stages == DEFAULT_STAGES == ("generate", "validate", "deliver", "review")
-    assert (*DEFAULT_STAGES, "notify") == STAGES
+    assert settings.stages == DEFAULT_STAGES == STAGES  # notify (webhooks) included
+    assert STAGES == ("generate", "validate", "deliver", "review", "notify")
     assert settings.topic_prefix == "assetline"
     assert settings.topic_partitions == 6
     assert settings.blob_dir == Path("var/blobs")
@@ -128,9 +128,17 @@ def test_settings_are_frozen() -> None:
 def test_settings_env_names_every_set_field_with_the_prefix() -> None:
     env = settings_env(Settings())
     # None by default: left out, the child defaults to None
-    unset = {"ASSETLINE_ROUTING_FILE", "ASSETLINE_PROFILES_DIR", "ASSETLINE_DESTINATIONS_FILE"}
+    unset = {
+        "ASSETLINE_ROUTING_FILE",
+        "ASSETLINE_PROFILES_DIR",
+        "ASSETLINE_DESTINATIONS_FILE",
+        "ASSETLINE_C2PA_CERT_FILE",
+        "ASSETLINE_C2PA_TSA_URL",
+        "ASSETLINE_SCHEMA_REGISTRY_URL",
+        "ASSETLINE_SCHEMA_REGISTRY_AUTH",
+    }
     assert set(env) == {f"ASSETLINE_{name.upper()}" for name in Settings.model_fields} - unset
-    assert env["ASSETLINE_STAGES"] == "generate,validate,deliver,review"
+    assert env["ASSETLINE_STAGES"] == "generate,validate,deliver,review,notify"
     assert all(isinstance(v, str) for v in env.values())
 
 
@@ -180,6 +188,16 @@ def test_settings_env_round_trips_every_changed_knob(
         profiles_dir=tmp_path / "profiles",
         destinations_file=tmp_path / "destinations.yaml",
         api_keys={"openai": SecretStr("sk-test-123"), "anthropic": SecretStr("ak-456")},
+        c2pa_cert_file=tmp_path / "c2pa.pem",
+        c2pa_key_secret="brand-c2pa",
+        c2pa_algorithm="ps256",
+        c2pa_tsa_url="http://127.0.0.1:3161/tsa",
+        schema_registry_url="http://127.0.0.1:8081",
+        schema_registry_auth="registry",
+        schema_registry_auth_type="bearer",
+        schema_registry_timeout_s=2.5,
+        subject_strategy="record",
+        wire_format_by_topic={"completed": "confluent"},
     )
     changed = {
         name

@@ -1,0 +1,51 @@
+"""Registering the line's contracts when a worker starts, so its Confluent writers have ids."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from streams.codecs import TOPIC_CONTRACTS, Codecs
+from streams.registry.client import RegistryClient
+from streams.registry.resolver import RegistryResolver
+from streams.registry.strategy import SubjectStrategy, subject_name
+from streams.topics import TopicNames
+
+if TYPE_CHECKING:
+    from streams.app import Line
+
+log = logging.getLogger(__name__)
+
+
+async def register_schemas(
+    codecs: Codecs, client: RegistryClient, names: TopicNames, strategy: SubjectStrategy | str
+) -> dict[str, int]:
+    """Register every line topic's value schema; bind the ids to the codecs. Subject -> id."""
+    ids: dict[str, int] = {}
+    for topic_field, contract in TOPIC_CONTRACTS.items():
+        codec = codecs.by_field(contract)
+        subject = subject_name(strategy, getattr(names, topic_field), codec.reader_schema)
+        if subject in ids:
+            continue
+        schema_id = await client.register(subject, codec.reader_schema)
+        ids[subject] = schema_id
+        if codec.registry_id is None:
+            codec.bind_registry_id(schema_id)
+        else:  # a registry with per-subject ids: still readable under this one
+            codecs.store.register_id(schema_id, codec.reader_schema)
+    return ids
+
+
+async def register_line_schemas(line: Line) -> dict[str, int]:
+    """The worker start-up hook: a no-op unless the line has a registry."""
+    resolver = line.codecs.resolver
+    if not isinstance(resolver, RegistryResolver):
+        return {}
+    ids = await register_schemas(
+        line.codecs,
+        resolver.client,
+        line.topics.names,
+        line.settings.subject_strategy,
+    )
+    log.info("registered %d subjects at %s", len(ids), resolver.client.base_url)
+    return ids
