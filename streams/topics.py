@@ -36,6 +36,7 @@ class TopicNames:
     review_decisions: str
     review_items: str
     webhooks: str
+    webhooks_disabled: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -52,11 +53,13 @@ class TopicNames:
             review_decisions=f"{prefix}.review.decisions",
             review_items=f"{prefix}.review.items",
             webhooks=f"{prefix}.webhooks",
+            webhooks_disabled=f"{prefix}.webhooks.disabled",
         )
 
-    def compacted(self) -> tuple[str, str]:
-        """Changelogs of tables whose latest value per key is all that matters."""
-        return (self.spend, self.review_items)
+    def compacted(self) -> tuple[str, ...]:
+        """Topics whose latest value per key is all that matters: table changelogs, and the
+        endpoints disabled by a 410 Gone (read whole by every notify worker at start)."""
+        return (self.spend, self.review_items, self.webhooks_disabled)
 
     def all(self) -> tuple[str, ...]:
         return (
@@ -72,6 +75,7 @@ class TopicNames:
             self.review_decisions,
             self.review_items,
             self.webhooks,
+            self.webhooks_disabled,
         )
 
     def webhook_retry(self, tier: int) -> str:
@@ -116,7 +120,7 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
                   retention)
         for tier in range(1, len(settings.webhook_schedule_s))
     )  # fmt: skip
-    # Table changelogs: only the latest value per key matters (a spend total, a review item).
+    # Only the latest value per key matters (a spend total, a review item, a disabled endpoint).
     specs.extend(
         TopicSpec(
             name,

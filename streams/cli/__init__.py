@@ -1,4 +1,5 @@
-"""``assetline`` command line: broker, worker, submit, tail, demo, schemas, topics, review.
+"""``assetline`` command line: broker, worker, submit, campaign, tail, replay, dlq, demo, schemas,
+topics, review, webhooks.
 
 Every command turns expected failures (bad arguments, no broker) into one line on stderr and a
 non-zero exit; a traceback means a bug.
@@ -9,10 +10,14 @@ from __future__ import annotations
 import click
 
 from streams.cli._broker import broker
+from streams.cli._campaign import campaign
 from streams.cli._demo import demo
+from streams.cli._dlq import dlq_group
 from streams.cli._line import submit, tail, topics, worker
+from streams.cli._replay import replay
 from streams.cli._review import review_group
 from streams.cli._schemas import schemas_group
+from streams.cli._webhooks import webhooks_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +26,7 @@ def cli() -> None:
 
 
 cli.add_command(broker)
+cli.add_command(campaign)
 cli.add_command(worker)
 cli.add_command(submit)
 cli.add_command(tail)
@@ -28,6 +34,9 @@ cli.add_command(topics)
 cli.add_command(demo)
 cli.add_command(schemas_group)
 cli.add_command(review_group)
+cli.add_command(replay)
+cli.add_command(dlq_group)
+cli.add_command(webhooks_group)
 
 
 def main() -> None:

@@ -3,6 +3,9 @@
 One receiver is down for its first two calls (then delivered, same webhook-id every time),
 one is down for good (dead-lettered after the schedule), one answers 410 Gone (called once).
 The schedule lives in Kafka retry topics, shortened here to 0.3 s and 0.6 s.
+
+A 410 is remembered in the compacted ``.webhooks.disabled`` topic: a restarted worker does not
+call the endpoint again until an operator runs ``assetline webhooks enable``.
 """
 
 from __future__ import annotations
@@ -14,11 +17,21 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from click.testing import CliRunner, Result
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
-from streams.client import LineClient, await_completions
+from agents.deliver.webhooks.agent import Notifier
+from agents.deliver.webhooks.disabled import decode_record, url_sha256
+from streams.cli import cli
+from streams.client import LineClient, await_completions, open_topic_reader, read_to_end
+from streams.codecs import Codecs
 from streams.deadletter import header_map
 from streams.records import AssetKind, Constraints, GenerationRequest
 from streams.settings import Settings
@@ -112,3 +125,151 @@ def test_webhooks_are_signed_retried_from_kafka_and_dead_lettered(
     assert [h["assetline.dlq.error.code"] for h in reasons] == ["webhook.http_status"]
     assert "/hooks/down" in reasons[0]["assetline.dlq.error.reason"]
     assert SECRET not in worker.log_tail(10_000)
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _metric(port: int, name: str, **labels: str) -> float | None:
+    """One sample from a worker's /metrics, or None while the page is not up."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
+
+
+async def _notify_committed_everything(settings: Settings) -> bool:
+    """The notify group committed past every job on ``.webhooks`` (so a restart skips them)."""
+    topic = TopicNames.with_prefix(settings.topic_prefix).webhooks
+    ends = await _end_offsets(settings, topic)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(f"{settings.app_id}-notify")
+    finally:
+        await admin.close()
+    done = {tp: meta.offset for tp, meta in committed.items()}
+    return all(done.get(tp, 0) >= end for tp, end in ends.items())
+
+
+async def _end_offsets(settings: Settings, topic: str) -> dict[TopicPartition, int]:
+    consumer = await open_topic_reader(settings.kafka_bootstrap, topic)
+    try:
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(list(consumer.assignment()))
+        return ends
+    finally:
+        await consumer.stop()
+
+
+def _cli(settings: Settings, *args: str) -> Result:
+    env = {
+        "KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "ASSETLINE_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    result = CliRunner().invoke(cli, list(args), env=env)
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+def test_410_disables_the_endpoint_across_restarts_until_enabled(
+    line_settings: Settings,
+    start_worker: Callable[[Settings], WorkerProcess],
+    receiver: ProviderServer,
+) -> None:
+    receiver.handle("POST", "/hooks/gone", lambda body: Reply(status=410))
+    settings = line_settings.model_copy(
+        update={
+            "api_keys": {"webhooks": SecretStr(SECRET)},
+            "webhook_allow": ("127.0.0.1",),
+            "webhook_schedule_s": (0.0, 0.3),
+            "stages": ("generate", "validate", "deliver", "review", "notify"),
+        }
+    )
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    url = f"{receiver.url}/hooks/gone?token=t0k3n"  # the query must never be logged or stored
+    run = uuid.uuid4().hex[:8]
+    first, second, third = (_request(run, n, url) for n in ("first", "second", "third"))
+    calls = "assetline_webhook_calls_total"
+    known = "assetline_webhook_disabled_endpoints"
+
+    async def submit(request: GenerationRequest) -> None:
+        await ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings))
+        async with LineClient(settings) as client:
+            await client.submit([request])
+
+    # 1. the receiver answers 410: called once, and the topic remembers it
+    asyncio.run(submit(first))
+    worker = start_worker(settings)
+    assert asyncio.run(await_completions(settings, [first.request_id], timeout=90)), (
+        worker.log_tail()
+    )
+    _wait(lambda: len(receiver.requests_to("/hooks/gone")) == 1, 30, "the first call")
+    _wait(
+        lambda: bool(asyncio.run(read_to_end(settings.kafka_bootstrap, names.webhooks_disabled))),
+        30,
+        "the disabled record",
+    )
+    (stored,) = asyncio.run(read_to_end(settings.kafka_bootstrap, names.webhooks_disabled))
+    digest, entry = decode_record(stored.key, stored.value)
+    assert digest == url_sha256(url)
+    assert entry is not None
+    assert entry.origin == receiver.url
+    assert b"t0k3n" not in (stored.value or b"")
+    _wait(
+        lambda: asyncio.run(_notify_committed_everything(settings)), 30, "the job's commit"
+    )  # else the new worker would see the first job again
+    first_worker = worker
+    worker.stop(timeout=30)
+
+    # 2. a new worker, which only knows the 410 from the topic, does not call it again
+    worker = start_worker(settings)
+    asyncio.run(submit(second))
+    assert asyncio.run(await_completions(settings, [second.request_id], timeout=90)), (
+        worker.log_tail()
+    )
+    _wait(lambda: _metric(settings.web_port, calls, result="disabled") == 1, 60, "the skip")
+    assert _metric(settings.web_port, known) == 1
+    time.sleep(1.0)  # a stray call would land now
+    assert len(receiver.requests_to("/hooks/gone")) == 1
+
+    # 3. the operator lists it and enables it again; the running worker follows the tombstone
+    listed = _cli(settings, "webhooks", "disabled")
+    assert listed.exit_code == 0, listed.output
+    assert [line for line in listed.stdout.splitlines() if digest in line]
+    assert "t0k3n" not in listed.output
+    enabled = _cli(settings, "webhooks", "enable", url)
+    assert enabled.exit_code == 0, enabled.output
+    assert _cli(settings, "webhooks", "enable", digest).exit_code == 1  # no longer disabled
+    _wait(lambda: _metric(settings.web_port, known) == 0, 30, "the worker to follow")
+
+    receiver.handle("POST", "/hooks/gone", lambda body: Reply(status=204))
+    asyncio.run(submit(third))
+    _wait(lambda: len(receiver.requests_to("/hooks/gone")) == 2, 90, "the call after enable")
+    payload = Webhook(SECRET).verify(
+        receiver.requests_to("/hooks/gone")[1].body,
+        dict(receiver.requests_to("/hooks/gone")[1].headers),
+    )
+    assert payload["data"]["request_id"] == third.request_id
+    assert _metric(settings.web_port, calls, result="delivered") == 1
+    assert _metric(settings.web_port, calls, result="disabled") == 1
+    assert "t0k3n" not in first_worker.log_tail(10_000) + worker.log_tail(10_000)
+
+
+def test_a_worker_refuses_to_notify_without_the_disabled_topic(line_settings: Settings) -> None:
+    """Without it a restart would call every endpoint that answered 410 again."""
+    registry = CollectorRegistry()
+    notifier = Notifier(
+        line_settings, Codecs.load(), Counter("c", "", ["result"], registry=registry)
+    )
+    with pytest.raises(RuntimeError, match=r"\.webhooks\.disabled is missing"):
+        asyncio.run(notifier._open_registry())

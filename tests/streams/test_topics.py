@@ -35,8 +35,9 @@ def test_all_lists_every_topic_once_in_line_order() -> None:
         "p.review.decisions",
         "p.review.items",
         "p.webhooks",
+        "p.webhooks.disabled",
     )
-    assert len(set(names.all())) == 12
+    assert len(set(names.all())) == 13
     assert set(names.all()) == {getattr(names, f.name) for f in dataclasses.fields(names)}
 
 
@@ -80,8 +81,8 @@ def test_deadletter_keeps_messages_longer() -> None:
     specs = {s.name: s for s in line_topic_specs(settings())}
     deadletter = specs.pop("line.deadletter")
     assert deadletter.config == {"cleanup.policy": "delete", "retention.ms": "9000"}
-    for changelog in ("line.spend", "line.review.items"):
-        assert specs.pop(changelog).config == {"cleanup.policy": "compact"}
+    for compacted in ("line.spend", "line.review.items", "line.webhooks.disabled"):
+        assert specs.pop(compacted).config == {"cleanup.policy": "compact"}
     assert len(specs) == 15  # 9 line topics and 6 webhook retry topics
     for spec in specs.values():
         assert spec.config == {"cleanup.policy": "delete", "retention.ms": "1000"}

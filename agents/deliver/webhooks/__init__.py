@@ -1,27 +1,40 @@
 """Completion webhooks: Standard Webhooks signatures, an SSRF guard and a retry schedule.
 
 A receiver verifies each call with any Standard Webhooks library; a redelivery of the same
-completion keeps its ``webhook-id`` so receivers can deduplicate.
+completion keeps its ``webhook-id`` so receivers can deduplicate. Connections go only to the
+addresses the guard approved (no DNS rebinding), and a 410 Gone disables the endpoint for
+every worker through a compacted topic.
 """
 
+from agents.deliver.webhooks.disabled import DisabledEndpoints, DisabledEntry, url_sha256
 from agents.deliver.webhooks.payload import event_payload, event_type, webhook_id
+from agents.deliver.webhooks.pinning import PinnedTransport, UnpinnedRequest, WebhookClient
 from agents.deliver.webhooks.schedule import RetrySchedule, parse_retry_after
 from agents.deliver.webhooks.sender import (
     AttemptResult,
-    DisabledEndpoints,
     WebhookOutcome,
     deliver,
     send_once,
 )
 from agents.deliver.webhooks.signing import InvalidSecret, signed_headers
-from agents.deliver.webhooks.ssrf import UnsafeDestination, check_address, check_destination
+from agents.deliver.webhooks.ssrf import (
+    Destination,
+    UnsafeDestination,
+    check_address,
+    check_destination,
+)
 
 __all__ = [
     "AttemptResult",
+    "Destination",
     "DisabledEndpoints",
+    "DisabledEntry",
     "InvalidSecret",
+    "PinnedTransport",
     "RetrySchedule",
+    "UnpinnedRequest",
     "UnsafeDestination",
+    "WebhookClient",
     "WebhookOutcome",
     "check_address",
     "check_destination",
@@ -31,5 +44,6 @@ __all__ = [
     "parse_retry_after",
     "send_once",
     "signed_headers",
+    "url_sha256",
     "webhook_id",
 ]

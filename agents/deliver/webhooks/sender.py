@@ -1,6 +1,7 @@
 """Deliver one completion webhook: guard, sign, POST, classify, retry on the schedule.
 
-Every attempt re-checks the SSRF guard (DNS may change between attempts), is signed with a
+Every attempt re-checks the SSRF guard (DNS may change between attempts) and connects only to
+the addresses that check approved (:mod:`~agents.deliver.webhooks.pinning`), is signed with a
 fresh timestamp and the same ``webhook-id``, and never follows redirects. The outcome says
 whether the schedule ran out, so the caller can dead-letter the event.
 """
@@ -9,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
 import httpx
 
+from agents.deliver.webhooks.disabled import DisabledEndpoints
 from agents.deliver.webhooks.payload import event_payload, webhook_id
+from agents.deliver.webhooks.pinning import WebhookClient
 from agents.deliver.webhooks.schedule import RetrySchedule, parse_retry_after
 from agents.deliver.webhooks.signing import signed_headers
 from agents.deliver.webhooks.ssrf import (
+    Destination,
     Resolver,
     UnsafeDestination,
     check_destination,
@@ -80,22 +84,6 @@ class WebhookOutcome:
     error_message: str | None = None
 
 
-@dataclass
-class DisabledEndpoints:
-    """Endpoints that answered 410 Gone; in memory, shared by the deliveries of one process."""
-
-    _urls: set[str] = field(default_factory=set)
-
-    def disable(self, url: str) -> None:
-        self._urls.add(url)
-
-    def __contains__(self, url: object) -> bool:
-        return url in self._urls
-
-    def __len__(self) -> int:
-        return len(self._urls)
-
-
 def _status_error(status: int) -> tuple[str | None, str | None]:
     if 200 <= status < 300:
         return None, None
@@ -107,22 +95,23 @@ def _status_error(status: int) -> tuple[str | None, str | None]:
 
 
 async def send_once(
-    client: httpx.AsyncClient,
-    url: str,
+    client: WebhookClient,
+    destination: Destination,
     body: bytes,
     headers: dict[str, str],
     timeout_s: float,
 ) -> AttemptResult:
-    """POST once without following redirects; the response body is never read (it may be huge)."""
+    """POST once to the guard's approved addresses, without following redirects.
+
+    The response body is never read (it may be huge).
+    """
     request_headers = {"content-type": "application/json", "user-agent": USER_AGENT, **headers}
     try:
-        async with client.stream(
-            "POST",
-            url,
+        async with client.post(
+            destination,
             content=body,
             headers=request_headers,
             timeout=httpx.Timeout(timeout_s),
-            follow_redirects=False,
         ) as response:
             status = response.status_code
             retry_after = parse_retry_after(response.headers.get("retry-after"))
@@ -140,7 +129,7 @@ def _utc_now() -> datetime:
 
 
 async def deliver(
-    client: httpx.AsyncClient,
+    client: WebhookClient,
     url: str,
     secret: str,
     done: AssetCompleted,
@@ -184,7 +173,7 @@ async def deliver(
             return WebhookOutcome(msg_id, True, attempt, last_status=last.status)
         if step.kind is StepKind.DISABLED:
             if disabled is not None:
-                disabled.disable(url)
+                disabled.disable(url, msg_id, last.status or 410)
             return _outcome(msg_id, attempt, last, exhausted=False, gone=True)
         if step.kind is StepKind.REFUSED:
             return _outcome(msg_id, attempt - 1, last, exhausted=False)
@@ -215,7 +204,7 @@ class Step:
 
 
 async def attempt_once(
-    client: httpx.AsyncClient,
+    client: WebhookClient,
     url: str,
     secret: str,
     msg_id: str,
@@ -235,14 +224,14 @@ async def attempt_once(
     which keeps the schedule in Kafka instead of in memory.
     """
     try:
-        await check_destination(url, allow, resolver)
+        destination = await check_destination(url, allow, resolver)
     except UnsafeDestination as exc:
         result = AttemptResult(None, error_code=exc.code, error_message=str(exc))
         if not exc.retryable:
             return Step(StepKind.REFUSED, result)
     else:
         headers = signed_headers(secret, msg_id, clock(), body)
-        result = await send_once(client, url, body, headers, timeout_s)
+        result = await send_once(client, destination, body, headers, timeout_s)
         verdict = result.verdict
         if verdict is AttemptVerdict.DELIVERED:
             return Step(StepKind.DELIVERED, result)

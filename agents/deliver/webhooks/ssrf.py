@@ -2,7 +2,12 @@
 
 A callback URL comes from whoever sent the request, so it is untrusted: the host is resolved
 and every address it resolves to must be public, unless an operator allow-listed the host,
-the address or its network. Cloud metadata endpoints are refused even when allow-listed.
+the address or its network. Cloud metadata addresses are refused even when allow-listed.
+
+The check returns a :class:`Destination` holding the addresses it approved, and the sender
+connects to those addresses only (see ``pinning``): resolving again at connect time would let
+a name answer a public address to the guard and ``127.0.0.1`` to the connection (DNS
+rebinding).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -35,6 +41,25 @@ class UnsafeDestination(Exception):
         super().__init__(message)
         self.code = code
         self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A URL the guard approved and the only addresses a connection to it may use.
+
+    ``addresses`` are IP literals in the order the resolver gave them. It is empty only for a
+    host the operator allow-listed by name: such a name is trusted, so it is not resolved by
+    the guard and the connection resolves it itself.
+    """
+
+    url: str
+    host: str
+    port: int
+    addresses: tuple[str, ...]
+
+    @property
+    def pinned(self) -> bool:
+        return bool(self.addresses)
 
 
 def _unwrap(address: IPAddress) -> IPAddress:
@@ -133,24 +158,26 @@ def _literal(host: str) -> IPAddress | None:
 
 async def check_destination(
     url: str, allow: Sequence[str] = (), resolver: Resolver = system_resolver
-) -> None:
-    """Raise :class:`UnsafeDestination` unless every address of ``url``'s host is safe.
+) -> Destination:
+    """The addresses ``url`` may be reached at; raise :class:`UnsafeDestination` if any is unsafe.
 
     ``allow`` holds hostnames, IPs or CIDRs. An allow-listed hostname skips resolution; a
-    name that resolves to a blocked address is refused exactly like that address.
+    name that resolves to a blocked address is refused exactly like that address. The host
+    is resolved once: the caller must connect to the returned addresses, never re-resolve.
     """
     host, port = split_url(url)
     literal = _literal(host)
     if literal is not None:
         check_address(literal, allow)
-        return
+        return Destination(url, host, port, (str(literal),))
     hosts, _ = _parse_allow(allow)
     if host.lower() in hosts:
-        return
-    addresses = await resolver(host, port)
-    if not addresses:
+        return Destination(url, host, port, ())
+    answers = await resolver(host, port)
+    if not answers:
         raise UnsafeDestination("ssrf.unresolvable", f"{host} has no address", retryable=True)
-    for text in addresses:
+    approved: list[str] = []
+    for text in answers:
         address = _literal(text)
         if address is None:
             raise UnsafeDestination("ssrf.bad_address", f"{host} resolved to {text!r}")
@@ -158,3 +185,6 @@ async def check_destination(
             check_address(address, allow)
         except UnsafeDestination as exc:
             raise UnsafeDestination(exc.code, f"{host} resolves to {exc}") from None
+        if str(address) not in approved:  # getaddrinfo repeats an address per socket type
+            approved.append(str(address))
+    return Destination(url, host, port, tuple(approved))

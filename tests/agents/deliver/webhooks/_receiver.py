@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,15 +42,19 @@ class Received:
 class Receiver:
     """Answers every path from a queue of :class:`Answer`; 204 once the queue is empty."""
 
-    def __init__(self, secret: str = SECRET, port: int = 0) -> None:
+    def __init__(
+        self, secret: str = SECRET, port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self._secret = secret
         self._port = port
+        self._ssl_context = ssl_context
         self._lock = threading.Lock()
         self._answers: list[Answer] = []
         self._seen: list[Received] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
+        self.port = port
         self.url = f"http://127.0.0.1:{port}"
 
     def script(self, *answers: Answer) -> None:
@@ -65,7 +70,9 @@ class Receiver:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self._port))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.port = sock.getsockname()[1]
+        scheme = "https" if self._ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._serve(sock), self._loop).result(timeout=10)
         return self
@@ -84,7 +91,7 @@ class Receiver:
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         runner = web.AppRunner(app, shutdown_timeout=0.5)
         await runner.setup()
-        await web.SockSite(runner, sock).start()
+        await web.SockSite(runner, sock, ssl_context=self._ssl_context).start()
         self._runner = runner
 
     async def _dispatch(self, request: web.Request) -> web.Response:

@@ -7,21 +7,21 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
 from agents.deliver.webhooks import sender as sender_module
+from agents.deliver.webhooks.disabled import DisabledEndpoints
 from agents.deliver.webhooks.payload import event_payload, webhook_id
+from agents.deliver.webhooks.pinning import WebhookClient
 from agents.deliver.webhooks.schedule import RetrySchedule
 from agents.deliver.webhooks.sender import (
-    DisabledEndpoints,
     WebhookOutcome,
     classify,
     deliver,
     send_once,
 )
 from agents.deliver.webhooks.signing import signed_headers
-from agents.deliver.webhooks.ssrf import UnsafeDestination, check_destination
+from agents.deliver.webhooks.ssrf import Destination, UnsafeDestination, check_destination
 from streams.broker import free_port
 from tests.agents.deliver.webhooks._receiver import (
     SECRET,
@@ -55,7 +55,7 @@ def run_deliver(
     allow: Sequence[str] = kw.pop("allow", ALLOW)
 
     async def go() -> WebhookOutcome:
-        async with httpx.AsyncClient(trust_env=False) as client:
+        async with WebhookClient() as client:
             return await deliver(client, url, SECRET, done, schedule, allow, sleep, **kw)
 
     return asyncio.run(go())
@@ -210,11 +210,11 @@ def test_ssrf_guard_runs_before_every_attempt(
     receiver.script(Answer(503), Answer(503))
     checks: list[str] = []
 
-    async def rebinding_guard(url: str, allow: Sequence[str], resolver: Any) -> None:
+    async def rebinding_guard(url: str, allow: Sequence[str], resolver: Any) -> Destination:
         checks.append(url)
         if len(checks) == 2:  # the name now points inside
             raise UnsafeDestination("ssrf.blocked_address", "hooks resolves to 10.0.0.1")
-        await check_destination(url, allow, resolver)
+        return await check_destination(url, allow, resolver)
 
     monkeypatch.setattr(sender_module, "check_destination", rebinding_guard)
     outcome = run_deliver(f"{receiver.url}/hook", Sleeps())
@@ -246,8 +246,9 @@ def test_send_once_times_out(receiver: Receiver) -> None:
     headers = signed_headers(SECRET, "msg_t", datetime.now(UTC), body)
 
     async def go() -> Any:
-        async with httpx.AsyncClient(trust_env=False) as client:
-            return await send_once(client, f"{receiver.url}/hook", body, headers, 0.2)
+        destination = await check_destination(f"{receiver.url}/hook", ALLOW)
+        async with WebhookClient() as client:
+            return await send_once(client, destination, body, headers, 0.2)
 
     result = asyncio.run(go())
     assert result.status is None

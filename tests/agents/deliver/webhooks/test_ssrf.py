@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from agents.deliver.webhooks.ssrf import (
+    Destination,
     Resolver,
     UnsafeDestination,
     blocked_reason,
@@ -97,6 +98,19 @@ def test_public_destinations_pass() -> None:
     asyncio.run(check_destination("https://hooks.example/x", (), resolver))
     assert calls == ["hooks.example:443"]
     asyncio.run(check_destination("http://8.8.8.8:8080/x", ()))
+
+
+def test_the_check_returns_exactly_the_addresses_it_approved() -> None:
+    """The sender connects to these and nothing else (DNS pinning)."""
+    v6 = "2606:2800:220:1:248:1893:25c8:1946"
+    resolver = resolving_to("93.184.216.34", v6, "93.184.216.34")  # one per socket type
+    url = "https://Hooks.Example:8443/x?token=1"
+    assert asyncio.run(check_destination(url, (), resolver)) == Destination(
+        url, "hooks.example", 8443, ("93.184.216.34", v6)
+    )
+    assert asyncio.run(check_destination("http://[::1]/h", ["::1"])).addresses == ("::1",)
+    trusted = asyncio.run(check_destination("http://hooks.internal/x", ["hooks.internal"]))
+    assert (trusted.addresses, trusted.pinned) == ((), False)  # trusted by name: not pinned
 
 
 def test_loopback_passes_when_allow_listed() -> None:

@@ -1,0 +1,215 @@
+"""The notify stage's 410 handling against a real local receiver, with Kafka replaced by a fake.
+
+What is written to ``.webhooks.disabled``, what is read back from it, and that a disabled
+endpoint is not called; the broker round trip is in ``tests/integration/test_webhooks.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiokafka import ConsumerRecord, TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import SecretStr
+
+from agents.deliver.webhooks.agent import Notifier
+from agents.deliver.webhooks.disabled import (
+    DisabledEndpoints,
+    decode_record,
+    encode_entry,
+    tombstone_key,
+    url_sha256,
+)
+from agents.deliver.webhooks.pinning import WebhookClient
+from streams.codecs import Codecs
+from streams.deadletter import header_map
+from streams.records import WebhookJob
+from streams.settings import Settings
+from tests.agents.deliver.webhooks._receiver import SECRET, Answer, Receiver, make_completion
+
+
+@dataclass
+class Sent:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.sent: list[Sent] = []
+
+    async def send_and_wait(
+        self, topic: str, *, key: bytes | None, value: bytes | None, headers: Any = None
+    ) -> None:
+        self.sent.append(Sent(topic, key, value, list(headers or ())))
+
+
+def record(topic: str, key: bytes | None, value: bytes | None, offset: int = 0) -> Any:
+    return ConsumerRecord(topic, 0, offset, 0, 0, key, value, None, 0, 0, ())
+
+
+def metric(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+@dataclass
+class Harness:
+    notifier: Notifier
+    producer: FakeProducer
+    metrics: CollectorRegistry
+
+
+@pytest.fixture
+def harness() -> Harness:
+    settings = Settings(
+        kafka_bootstrap="127.0.0.1:1",
+        topic_prefix="t",
+        api_keys={"webhooks": SecretStr(SECRET)},
+        webhook_allow=("127.0.0.1",),
+        webhook_schedule_s=(0.0,),
+    )  # type: ignore[call-arg]
+    metrics = CollectorRegistry()
+    calls = Counter("calls", "", ["result"], registry=metrics)
+    gauge = Gauge("disabled", "", registry=metrics)
+    notifier = Notifier(settings, Codecs.load(), calls, gauge)
+    producer = FakeProducer()
+    notifier._producer = producer  # type: ignore[assignment]
+    return Harness(notifier, producer, metrics)
+
+
+def job_record(notifier: Notifier, url: str, request_id: str) -> Any:
+    job = WebhookJob(
+        webhook_id=f"msg_{request_id}",
+        url=url,
+        due_at=datetime.now(UTC),
+        completion=make_completion(request_id=request_id),
+    )
+    value = notifier.codecs.webhook_job.encode(job)
+    return record(notifier.names.webhooks, request_id.encode(), value)
+
+
+def handle(notifier: Notifier, *records: Any) -> None:
+    async def go() -> None:
+        async with WebhookClient() as client:
+            notifier._client = client
+            for item in records:
+                await notifier._handle(item)
+
+    asyncio.run(go())
+
+
+def test_410_is_published_and_the_endpoint_is_skipped_until_a_tombstone(
+    harness: Harness, receiver: Receiver
+) -> None:
+    notifier, producer, registry = harness.notifier, harness.producer, harness.metrics
+    url = f"{receiver.url}/hooks/gone?token=t0k3n"
+    receiver.script(Answer(410))
+
+    handle(notifier, job_record(notifier, url, "r1"), job_record(notifier, url, "r2"))
+    assert len(receiver.received) == 1  # r2 was not called
+    (published,) = producer.sent
+    assert published.topic == "t.webhooks.disabled"
+    digest, entry = decode_record(published.key, published.value)
+    assert digest == url_sha256(url)
+    assert entry is not None
+    assert entry.webhook_id == "msg_r1"
+    assert entry.status == 410
+    assert b"t0k3n" not in (published.value or b"")
+    assert metric(registry, "calls_total", result="disabled") == 2  # the 410, then the skip
+    assert metric(registry, "disabled") == 1
+
+    # an operator re-enables it: the tombstone arrives through the followed topic
+    tp = TopicPartition("t.webhooks.disabled", 0)
+    notifier._apply({tp: [record(tp.topic, tombstone_key(url), None, 1)]})
+    assert metric(registry, "disabled") == 0
+    handle(notifier, job_record(notifier, url, "r3"))
+    assert len(receiver.received) == 2
+    assert metric(registry, "calls_total", result="delivered") == 1
+
+
+def test_records_from_other_workers_disable_here_and_bad_ones_are_skipped(
+    harness: Harness, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = harness.notifier
+    url = f"{receiver.url}/hooks/elsewhere"
+    other = Notifier(notifier.settings, notifier.codecs, notifier.calls)
+    entry = other.disabled.disable(url, "msg_x")
+    key, value = encode_entry(entry)
+    tp = TopicPartition("t.webhooks.disabled", 0)
+    with caplog.at_level(logging.WARNING):
+        bad, good = record(tp.topic, b"garbage", b"{}", 0), record(tp.topic, key, value, 1)
+        notifier._apply({tp: [bad, good]})
+    assert "skipping t.webhooks.disabled[0]@0" in caplog.text
+    assert url in notifier.disabled
+    handle(notifier, job_record(notifier, url, "r1"))
+    assert receiver.received == []
+
+
+def test_dead_letter_reasons_and_logs_carry_no_query_string(
+    harness: Harness, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier, producer = harness.notifier, harness.producer
+    url = f"{receiver.url}/hooks/bad?token=t0k3n"
+    receiver.script(Answer(400), Answer(410))
+    with caplog.at_level(logging.INFO):
+        handle(notifier, job_record(notifier, url, "r1"), job_record(notifier, url, "r2"))
+    dead, disabled = producer.sent
+    reason = header_map(dead.headers)["assetline.dlq.error.reason"]
+    assert "/hooks/bad" in reason
+    assert "t0k3n" not in reason
+    assert disabled.topic == "t.webhooks.disabled"
+    ours = [r.getMessage() for r in caplog.records if not r.name.startswith("aiohttp")]
+    assert any("disabled" in message for message in ours)
+    assert not [message for message in ours if "t0k3n" in message]
+
+
+class FakeRegistryTopic:
+    """Enough of a group-less consumer for ``_catch_up``: one record per ``getmany`` call."""
+
+    def __init__(self, records: dict[TopicPartition, list[Any]]) -> None:
+        self.records = records
+        self.positions = dict.fromkeys(records, 0)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.records)
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: len(self.records[tp]) for tp in tps}
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.positions[tp]
+
+    async def getmany(self, *tps: TopicPartition, timeout_ms: int = 0) -> dict[Any, list[Any]]:
+        for tp in tps or tuple(self.records):
+            at = self.positions[tp]
+            if at < len(self.records[tp]):
+                self.positions[tp] = at + 1
+                return {tp: [self.records[tp][at]]}
+        return {}
+
+
+def test_catch_up_applies_every_record_up_to_the_end_before_returning(harness: Harness) -> None:
+    notifier = harness.notifier
+    gone = [f"https://hooks.example/{n}?token=x" for n in range(3)]
+    p0, p1 = TopicPartition("t.webhooks.disabled", 0), TopicPartition("t.webhooks.disabled", 1)
+    entries = [encode_entry(notifier.disabled.disable(url, "m")) for url in gone]
+    notifier.disabled = DisabledEndpoints()  # forget them: only the topic may tell
+    topic = FakeRegistryTopic(
+        {
+            p0: [
+                record(p0.topic, *entries[0], 0),
+                record(p0.topic, tombstone_key(gone[0]), None, 1),
+            ],
+            p1: [record(p1.topic, *entries[1], 0), record(p1.topic, *entries[2], 1)],
+        }
+    )
+    asyncio.run(notifier._catch_up(topic))  # type: ignore[arg-type]
+    assert [url in notifier.disabled for url in gone] == [False, True, True]
+    assert metric(harness.metrics, "disabled") == 2
