@@ -39,7 +39,9 @@ from tests.support.provider_server import ProviderServer, Reply, provider_server
 
 pytestmark = pytest.mark.integration
 
-BUCKET = "assets"
+# moto keeps buckets in process-wide state shared by every moto server in this process, so the
+# bucket is this module's own: the listing below must see only this test's objects.
+BUCKET = f"crash-{uuid.uuid4().hex[:12]}"
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 
 
