@@ -17,13 +17,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import botocore.session
 import pytest
-from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
-from streams.broker import free_port
 from streams.client import LineClient, await_completions
 from streams.records import (
     AssetCompleted,
@@ -36,6 +33,7 @@ from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
 from streams.worker_process import WorkerProcess
 from tests.support.provider_server import ProviderServer, Reply, provider_server
+from tests.support.s3_server import moto_s3
 
 pytestmark = pytest.mark.integration
 
@@ -47,22 +45,8 @@ SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 
 @pytest.fixture
 def s3() -> Iterator[tuple[str, object]]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        client = botocore.session.get_session().create_client(
-            "s3",
-            region_name="us-east-1",
-            endpoint_url=endpoint,
-            aws_access_key_id="AKIATEST",
-            aws_secret_access_key="test-secret",
-        )
-        client.create_bucket(Bucket=BUCKET)
-        yield endpoint, client
-    finally:
-        server.stop()
+    with moto_s3(BUCKET) as server:
+        yield server
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import botocore.session
 import pytest
-from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
 from streams.broker import free_port
@@ -26,6 +24,7 @@ from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
 from streams.worker_process import WorkerProcess
 from tests.integration.helpers import read_topic
+from tests.support.s3_server import moto_s3
 
 pytestmark = pytest.mark.integration
 
@@ -34,22 +33,8 @@ BUCKET = "assets"
 
 @pytest.fixture
 def s3() -> Iterator[tuple[str, object]]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        client = botocore.session.get_session().create_client(
-            "s3",
-            region_name="us-east-1",
-            endpoint_url=endpoint,
-            aws_access_key_id="AKIATEST",
-            aws_secret_access_key="test-secret",
-        )
-        client.create_bucket(Bucket=BUCKET)
-        yield endpoint, client
-    finally:
-        server.stop()
+    with moto_s3(BUCKET) as server:
+        yield server
 
 
 def _requests(run: str) -> list[GenerationRequest]:
