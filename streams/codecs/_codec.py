@@ -32,6 +32,7 @@ from streams.codecs._errors import (
     RegistryError,
     UnknownSchemaError,
 )
+from streams.codecs._fast import fast_reader
 from streams.codecs._single_object import MAGIC, SchemaStore, _short, split_frame
 
 M = TypeVar("M", bound=BaseModel)
@@ -63,6 +64,8 @@ class AvroCodec(Generic[M]):
         self.fingerprint = store.register(reader_schema)
         self.registry_id: int | None = None
         self._reader = store.writer(self.fingerprint)
+        #: cavro reader for bodies written with the reader schema itself (see ``_fast``).
+        self._fast = fast_reader(reader_schema)
         self._header: bytes | None = (
             MAGIC + self.fingerprint if self.wire_format is WireFormat.SINGLE_OBJECT else None
         )
@@ -119,8 +122,21 @@ class AvroCodec(Generic[M]):
     def decode_dict(
         self, data: bytes, headers: Iterable[tuple[str, bytes]] | None = None
     ) -> dict[str, Any]:
-        """Decode to plain data in the reader schema's shape (no model validation)."""
+        """Decode to plain data in the reader schema's shape (no model validation).
+
+        Bodies written with the reader schema go through the cavro fast path when it is
+        available; anything it does not read cleanly (including every malformed body) is
+        re-read by fastavro, which alone decides the error.
+        """
         fp, body = self._frame(data, headers)
+        if fp == self.fingerprint and self._fast is not None:
+            datum = self._fast.read(body)
+            if datum is not None:
+                return datum
+        return self._read_fastavro(fp, body)
+
+    def _read_fastavro(self, fp: bytes, body: memoryview) -> dict[str, Any]:
+        """The reference decoder: resolves writer -> reader and classifies every failure."""
         writer = self.store.writer(fp)
         stream = io.BytesIO(body)
         try:

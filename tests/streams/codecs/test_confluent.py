@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -21,6 +22,10 @@ from streams.codecs import (
 from streams.records import AssetKind, GenerationRequest
 
 
+#: Fixed, so two calls build equal records (the default is "now", which can tick in between).
+CREATED = datetime(2024, 5, 17, 9, 30, 15, 123000, tzinfo=UTC)
+
+
 def make_request() -> GenerationRequest:
     return GenerationRequest(
         request_id="r-1",
@@ -30,6 +35,7 @@ def make_request() -> GenerationRequest:
         kind=AssetKind.TEXT,
         prompt_template="Headline for ${persona}",
         variables={"persona": "hiker"},
+        created_at=CREATED,
     )
 
 
