@@ -21,7 +21,6 @@ from streams.codecs import (
 )
 from streams.records import AssetKind, GenerationRequest
 
-
 #: Fixed, so two calls build equal records (the default is "now", which can tick in between).
 CREATED = datetime(2024, 5, 17, 9, 30, 15, 123000, tzinfo=UTC)
 
