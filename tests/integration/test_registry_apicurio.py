@@ -13,7 +13,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import pytest
@@ -30,7 +29,7 @@ from streams.codecs import (
     UnknownSchemaIdError,
     WireFormat,
 )
-from streams.records import AssetKind, Constraints, GenerationRequest, ModelSpec
+from streams.records import GenerationRequest
 from streams.registry import (
     RegistryClient,
     RegistryResolver,
@@ -41,6 +40,7 @@ from streams.registry import (
 from streams.registry.registration import register_schemas
 from streams.topics import TopicNames
 from tests.support.apicurio import ApicurioRegistry
+from tests.support.assets import varied_request
 
 pytestmark = pytest.mark.integration
 
@@ -99,20 +99,7 @@ def expected_subjects(codecs: Codecs, names: TopicNames, strategy: SubjectStrate
 
 
 def make_request(i: int) -> GenerationRequest:
-    return GenerationRequest(
-        request_id=f"apicurio-{i}",
-        idempotency_key=f"k-{i}",
-        tenant="acme",
-        campaign_id="spring",
-        kind=AssetKind.IMAGE if i % 2 else AssetKind.TEXT,
-        prompt_template="Banner for ${persona}",
-        variables={"persona": f"p{i}", "locale": "en-GB"},
-        model=ModelSpec(provider="offline"),
-        constraints=Constraints(width=256, height=192, format="png"),
-        metadata={"trace": "abc"},
-        created_at=datetime(2024, 5, 17, 9, 30, 15, 123000, tzinfo=UTC),
-        feedback=["too dark"] if i % 3 == 0 else [],
-    )
+    return varied_request(i, "apicurio")
 
 
 def run_with_client(url: str, work: Callable[[RegistryClient], Awaitable[T]]) -> T:

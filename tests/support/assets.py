@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 
 from streams.records import (
     AssetKind,
     BlobRef,
     CheckResult,
+    Constraints,
     GenerationRequest,
+    ModelSpec,
     ProviderAttempt,
     RawAsset,
     ValidatedAsset,
@@ -68,3 +71,24 @@ def failed(code: str, message: str = "bad", *, repairable: bool = True) -> Check
 
 def passed(code: str) -> CheckResult:
     return CheckResult(code=code, passed=True, message="ok")
+
+
+def varied_request(i: int, prefix: str = "r") -> GenerationRequest:
+    """The i-th of a family of requests that exercise every kind of field (for codec tests).
+
+    Fixed ``created_at``: two encodings of the same request must be byte-identical.
+    """
+    return GenerationRequest(
+        request_id=f"{prefix}-{i}",
+        idempotency_key=f"k-{i}",
+        tenant="acme",
+        campaign_id="spring",
+        kind=AssetKind.IMAGE if i % 2 else AssetKind.TEXT,
+        prompt_template="Banner for ${persona}",
+        variables={"persona": f"p{i}", "locale": "en-GB"},
+        model=ModelSpec(provider="offline"),
+        constraints=Constraints(width=256, height=192, format="png"),
+        metadata={"trace": "abc"},
+        created_at=datetime(2024, 5, 17, 9, 30, 15, 123000, tzinfo=UTC),
+        feedback=["too dark"] if i % 3 == 0 else [],
+    )

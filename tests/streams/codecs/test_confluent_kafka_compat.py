@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,10 +18,11 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 import schemas
 from streams.codecs import Codecs, SchemaStore, WireFormat
-from streams.records import AssetKind, Constraints, GenerationRequest, ModelSpec
+from streams.records import GenerationRequest
 from streams.registry import RegistryClient, RegistryResolver, make_auth
 from streams.registry.registration import register_schemas
 from streams.topics import TopicNames
+from tests.support.assets import varied_request
 from tests.support.registry_server import RegistryServer
 
 TOPIC = "compat.requests"
@@ -30,20 +30,7 @@ CREDENTIALS = ("svc", "s3cret")
 
 
 def make_request(i: int) -> GenerationRequest:
-    return GenerationRequest(
-        request_id=f"r-{i}",
-        idempotency_key=f"k-{i}",
-        tenant="acme",
-        campaign_id="spring",
-        kind=AssetKind.IMAGE if i % 2 else AssetKind.TEXT,
-        prompt_template="Banner for ${persona}",
-        variables={"persona": f"p{i}", "locale": "en-GB"},
-        model=ModelSpec(provider="offline"),
-        constraints=Constraints(width=256, height=192, format="png"),
-        metadata={"trace": "abc"},
-        created_at=datetime(2024, 5, 17, 9, 30, 15, 123000, tzinfo=UTC),
-        feedback=["too dark"] if i % 3 == 0 else [],
-    )
+    return varied_request(i, "r")
 
 
 @pytest.fixture(scope="module")
