@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from streams.codecs import TOPIC_CONTRACTS, Codecs
 from streams.registry.client import RegistryClient
@@ -47,5 +48,7 @@ async def register_line_schemas(line: Line) -> dict[str, int]:
         line.topics.names,
         line.settings.subject_strategy,
     )
-    log.info("registered %d subjects at %s", len(ids), resolver.client.base_url)
+    where = urlsplit(resolver.client.base_url)
+    # host and port only: an operator may have put credentials or a token into the URL
+    log.info("registered %d subjects at %s://%s", len(ids), where.scheme, where.hostname)
     return ids
