@@ -26,6 +26,7 @@ from streams.campaign import (
 from streams.cli._common import load_settings, run
 from streams.client import LineClient, open_completion_reader
 from streams.codecs import CodecError, Codecs
+from streams.records import GenerationRequest
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
 
@@ -63,12 +64,17 @@ class _Live:
 
 
 async def _track(
-    settings: Settings, summary: CampaignSummary, codecs: Codecs, deadline: float, live: _Live
+    settings: Settings,
+    summary: CampaignSummary,
+    codecs: Codecs,
+    deadline: float,
+    live: _Live | None,
 ) -> None:
     """Read ``.completed`` from the beginning until every id completed or the deadline passed.
 
     The history up to now is always read to its end, even past the deadline, so an id is
     only called missing when it truly has no completion (e.g. on a re-run of a campaign).
+    A deadline already passed therefore reads just that history.
     """
     consumer = await open_completion_reader(settings)
     try:
@@ -91,14 +97,16 @@ async def _track(
                         summary.add(codecs.completed.decode(message.value))
                     except CodecError:
                         continue
-            live.tick()
+            if live is not None:
+                live.tick()
     finally:
         await consumer.stop()
 
 
-async def _submit(settings: Settings, plan: Campaign, rate: float | None) -> tuple[int, float]:
-    await ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings))
-    total = len(plan.requests)
+async def _submit(
+    settings: Settings, requests: list[GenerationRequest], rate: float | None
+) -> tuple[int, float]:
+    total = len(requests)
     async with LineClient(settings) as client:
         started = time.perf_counter()
         with click.progressbar(
@@ -107,24 +115,39 @@ async def _submit(settings: Settings, plan: Campaign, rate: float | None) -> tup
             file=sys.stderr,
             update_min_steps=max(1, total // 200),
         ) as bar:
-            sent = await client.submit(plan.requests, rate=rate, on_acked=bar.update)
+            sent = await client.submit(requests, rate=rate, on_acked=bar.update)
         return sent, time.perf_counter() - started
 
 
 async def _campaign(
-    settings: Settings, plan: Campaign, rate: float | None, deadline: float | None, started: float
+    settings: Settings,
+    plan: Campaign,
+    rate: float | None,
+    deadline: float | None,
+    started: float,
+    skip_completed: bool = False,
 ) -> tuple[CampaignSummary | None, int, float]:
-    sent, seconds = await _submit(settings, plan, rate)
+    await ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings))
+    codecs = Codecs.load()
+    summary = CampaignSummary(plan.request_ids)
+    requests = plan.requests
+    if skip_completed:
+        # A re-run after a partial failure: only what has no completion yet costs a generation.
+        await _track(settings, summary, codecs, time.monotonic(), None)
+        requests = [r for r in plan.requests if r.request_id not in summary.latest]
+        click.echo(
+            f"{summary.done} request(s) already completed: submitting {len(requests)}", err=True
+        )
+    sent, seconds = await _submit(settings, requests, rate)
     click.echo(
         f"submitted {sent} request(s) in {seconds:.1f}s ({sent / max(seconds, 1e-9):.0f}/s)",
         err=True,
     )
     if deadline is None:
         return None, sent, seconds
-    summary = CampaignSummary(plan.request_ids)
     live = _Live(summary, started)
     try:
-        await _track(settings, summary, Codecs.load(), deadline, live)
+        await _track(settings, summary, codecs, deadline, live)
     finally:
         live.close()
     return summary, sent, seconds
@@ -159,6 +182,11 @@ async def _campaign(
     default=None,
     help="Submit at most this many requests per second (default: as fast as possible).",
 )
+@click.option(
+    "--skip-completed",
+    is_flag=True,
+    help="Submit only requests that have no completion yet (re-running a campaign).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")
 @click.pass_context
 def campaign(
@@ -168,12 +196,14 @@ def campaign(
     deadline: str,
     no_wait: bool,
     rate: float | None,
+    skip_completed: bool,
     as_json: bool,
 ) -> None:
     """Fan a request template out over a segments file, submit, and track completions.
 
     Request ids are <campaign_id>-<sha256(template + row)>, so re-running a campaign resubmits
-    the same ids (the line keeps one completion each) and identical rows collapse. Exits 3 when
+    the same ids (the line keeps one completion each; --skip-completed submits only the ids
+    without one) and identical rows collapse. Exits 3 when
     the deadline passes with requests outstanding, naming the first missing ids.
     """
     started = time.monotonic()
@@ -194,7 +224,14 @@ def campaign(
         err=True,
     )
     summary, sent, submit_s = run(
-        _campaign(settings, plan, rate, None if no_wait else started + deadline_s, started),
+        _campaign(
+            settings,
+            plan,
+            rate,
+            None if no_wait else started + deadline_s,
+            started,
+            skip_completed=skip_completed,
+        ),
         settings,
     )
     elapsed = time.monotonic() - started

@@ -126,6 +126,13 @@ def test_campaign_completes_with_counts_and_reruns_add_no_completions(
     assert len(rerun) == 30  # the ledger kept one completion per id
     assert {rid for rid, *_ in rerun} == {rid for rid, *_ in completions}
 
+    third = _campaign(line_settings, [*args, "--skip-completed"])  # nothing left to generate
+    assert third.exit_code == 0, third.output
+    skipped = json.loads(third.stdout.splitlines()[-1])
+    assert skipped["submitted"] == 0
+    assert skipped["by_status"] == report["by_status"]
+    assert "30 request(s) already completed: submitting 0" in third.stderr
+
 
 def test_deadline_with_outstanding_requests_exits_3_and_names_them(
     line_settings: Settings, tmp_path: Path
@@ -142,3 +149,8 @@ def test_deadline_with_outstanding_requests_exits_3_and_names_them(
     error = result.stderr.splitlines()[-1]
     assert "deadline 2s passed with 6 of 6 request(s) outstanding" in error
     assert ", ".join(ids[:5]) + " (and 1 more)" in error
+
+    # Nothing completed yet: --skip-completed still submits every request (again).
+    again = _campaign(line_settings, [*args, "--deadline", "1s", "--skip-completed"])
+    assert again.exit_code == 3, again.output
+    assert "0 request(s) already completed: submitting 6" in again.stderr
