@@ -11,8 +11,10 @@ help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
-	@command -v java >/dev/null && command -v mvn >/dev/null || { echo "installing Java 17 and Maven (apt)"; \
-		(apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless maven) >/dev/null; }
+	@command -v javac >/dev/null && command -v mvn >/dev/null || { echo "installing Java 17 and Maven (apt)"; \
+		(apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven) >/dev/null; }
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "installing Node.js and npm (apt)"; \
+		(apt-get update -qq && apt-get install -y -qq nodejs npm) >/dev/null; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -398,8 +398,8 @@ def wait_for_metadata(
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Exclusive advisory lock so parallel test sessions fetch the jars only once."""
+def file_lock(path: Path) -> Iterator[None]:
+    """Exclusive advisory lock so parallel sessions fetch a download only once."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -480,7 +480,7 @@ class LocalBroker:
         if self.is_fetched():
             return self.paths.lib
         mvn = _find_mvn()
-        with _file_lock(self.paths.fetch_lock):
+        with file_lock(self.paths.fetch_lock):
             if self.is_fetched():  # another process fetched while we waited for the lock
                 return self.paths.lib
             staging = self.paths.lib.with_name(f"lib.tmp-{os.getpid()}")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from streams.client import open_topic_reader
+from streams.client import LineClient, open_topic_reader
 from streams.records import AssetKind, Constraints, GenerationRequest, ModelSpec
 from streams.settings import Settings
+from streams.topics import ensure_topics, line_topic_specs
 
 # The offline provider cannot satisfy a regex 'pattern', so this schema gets a REJECTED asset.
 UNSATISFIABLE_SCHEMA = json.dumps(
@@ -120,3 +122,10 @@ async def read_topic(
         return messages
     finally:
         await consumer.stop()
+
+
+async def submit_requests(settings: Settings, requests: Sequence[GenerationRequest]) -> None:
+    """Create the line's topics (a worker may not have started yet) and publish ``requests``."""
+    await ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings))
+    async with LineClient(settings) as client:
+        await client.submit(requests)

@@ -9,12 +9,12 @@ import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
 
 from agents.deliver.cloudevents import EVENT_TYPE
-from streams.client import LineClient, await_completions
+from streams.client import await_completions
 from streams.codecs import Codecs
 from streams.settings import Settings
-from streams.topics import TopicNames, ensure_topics, line_topic_specs
+from streams.topics import TopicNames
 from streams.worker_process import WorkerProcess
-from tests.integration.helpers import mixed_requests, read_topic
+from tests.integration.helpers import mixed_requests, read_topic, submit_requests
 
 pytestmark = pytest.mark.integration
 
@@ -24,12 +24,7 @@ def test_completed_messages_are_cloudevents_in_binary_mode(
 ) -> None:
     requests = [e.request for e in mixed_requests(12)]
 
-    async def submit() -> None:
-        await ensure_topics(line_settings.kafka_bootstrap, line_topic_specs(line_settings))
-        async with LineClient(line_settings) as client:
-            await client.submit(requests)
-
-    asyncio.run(submit())
+    asyncio.run(submit_requests(line_settings, requests))
     worker = start_worker(line_settings)
     ids = [r.request_id for r in requests]
     done = asyncio.run(await_completions(line_settings, ids, timeout=90))

@@ -21,7 +21,7 @@ import pytest
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
-from streams.client import LineClient, await_completions
+from streams.client import await_completions
 from streams.records import (
     AssetCompleted,
     AssetKind,
@@ -30,8 +30,8 @@ from streams.records import (
     GenerationRequest,
 )
 from streams.settings import Settings
-from streams.topics import ensure_topics, line_topic_specs
 from streams.worker_process import WorkerProcess
+from tests.integration.helpers import submit_requests
 from tests.support.provider_server import ProviderServer, Reply, provider_server
 from tests.support.s3_server import moto_s3
 
@@ -100,12 +100,7 @@ default: bucket
     ]
     ids = [r.request_id for r in requests]
 
-    async def submit() -> None:
-        await ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings))
-        async with LineClient(settings) as line_client:
-            await line_client.submit(requests)
-
-    asyncio.run(submit())
+    asyncio.run(submit_requests(settings, requests))
     first = start_worker(settings)
     deadline = time.monotonic() + 90
     seen: dict[str, list[AssetCompleted]] = {}

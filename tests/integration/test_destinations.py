@@ -17,13 +17,13 @@ import pytest
 from pydantic import SecretStr
 
 from streams.broker import free_port
-from streams.client import LineClient, await_completions
+from streams.client import await_completions
 from streams.deadletter import header_map
 from streams.records import AssetKind, CompletionStatus, Constraints, GenerationRequest
 from streams.settings import Settings
-from streams.topics import TopicNames, ensure_topics, line_topic_specs
+from streams.topics import TopicNames
 from streams.worker_process import WorkerProcess
-from tests.integration.helpers import read_topic
+from tests.integration.helpers import read_topic, submit_requests
 from tests.support.s3_server import moto_s3
 
 pytestmark = pytest.mark.integration
@@ -91,12 +91,7 @@ retry: {{attempts: 3, base_delay_s: 0.01, max_delay_s: 0.05}}
     )
     requests = _requests(uuid.uuid4().hex[:8])
 
-    async def submit() -> None:
-        await ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings))
-        async with LineClient(settings) as line_client:
-            await line_client.submit(requests)
-
-    asyncio.run(submit())
+    asyncio.run(submit_requests(settings, requests))
     worker = start_worker(settings)
     ids = [r.request_id for r in requests]
     completions = asyncio.run(await_completions(settings, ids, timeout=90))

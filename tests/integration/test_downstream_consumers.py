@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from streams.client import LineClient, await_completions
+from streams.client import await_completions
 from streams.settings import Settings
-from streams.topics import TopicNames, ensure_topics, line_topic_specs
+from streams.topics import TopicNames
 from streams.worker_process import WorkerProcess
-from tests.integration.helpers import mixed_requests
+from tests.integration.helpers import mixed_requests, submit_requests
 
 pytestmark = pytest.mark.integration
 
@@ -66,12 +66,7 @@ def test_example_consumer_decodes_completions(
 ) -> None:
     requests = [e.request for e in mixed_requests(10)]
 
-    async def submit() -> None:
-        await ensure_topics(line_settings.kafka_bootstrap, line_topic_specs(line_settings))
-        async with LineClient(line_settings) as client:
-            await client.submit(requests)
-
-    asyncio.run(submit())
+    asyncio.run(submit_requests(line_settings, requests))
     worker = start_worker(line_settings)
     ids = [r.request_id for r in requests]
     done = asyncio.run(await_completions(line_settings, ids, timeout=90))

@@ -20,7 +20,7 @@ from streams.records import AssetCompleted
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
 from streams.worker_process import WorkerProcess
-from tests.integration.helpers import mixed_requests, read_topic
+from tests.integration.helpers import mixed_requests, read_topic, submit_requests
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +29,6 @@ StartWorker = Callable[[Settings], WorkerProcess]
 
 def _path_of(location: str) -> Path:
     return Path(unquote(urlparse(location).path))
-
-
-async def _submit(settings: Settings, requests: list) -> None:
-    await ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings))
-    async with LineClient(settings) as client:
-        await client.submit(requests)
 
 
 def _assert_exactly_one(
@@ -51,7 +45,7 @@ def test_mixed_requests_each_end_in_one_correct_completion(
 ) -> None:
     expected = mixed_requests(200)
     requests = [e.request for e in expected]
-    asyncio.run(_submit(line_settings, requests))
+    asyncio.run(submit_requests(line_settings, requests))
     worker = start_worker(line_settings)
 
     completions = asyncio.run(
@@ -164,7 +158,7 @@ def test_worker_killed_mid_stream_still_one_completion_per_request(
     expected = mixed_requests(1500)
     requests = [e.request for e in expected]
     ids = [r.request_id for r in requests]
-    asyncio.run(_submit(line_settings, requests))
+    asyncio.run(submit_requests(line_settings, requests))
     first = start_worker(line_settings)
     done_before_kill = asyncio.run(
         _wait_for_completions(line_settings, ids, minimum=40, timeout=90)

@@ -37,7 +37,7 @@ from streams.records import AssetKind, Constraints, GenerationRequest
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
 from streams.worker_process import WorkerProcess
-from tests.integration.helpers import read_topic
+from tests.integration.helpers import read_topic, submit_requests
 from tests.support.provider_server import ProviderServer, Reply, provider_server
 
 pytestmark = pytest.mark.integration
@@ -85,12 +85,7 @@ def test_webhooks_are_signed_retried_from_kafka_and_dead_lettered(
     run = uuid.uuid4().hex[:8]
     requests = [_request(run, n, f"{receiver.url}/hooks/{n}") for n in ("flaky", "down", "gone")]
 
-    async def submit() -> None:
-        await ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings))
-        async with LineClient(settings) as client:
-            await client.submit(requests)
-
-    asyncio.run(submit())
+    asyncio.run(submit_requests(settings, requests))
     worker = start_worker(settings)
     ids = [r.request_id for r in requests]
     done = asyncio.run(await_completions(settings, ids, timeout=90))

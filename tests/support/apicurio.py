@@ -15,7 +15,6 @@ version 65). 3.1/3.2 were not tried.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -28,11 +27,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from streams.broker import assetline_home, free_port
+from streams.broker import assetline_home, file_lock, free_port
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +83,6 @@ def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
     return "\n".join(kept[-lines:])
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _is_fetched(version_dir: Path, version: str) -> bool:
     try:
         marker = json.loads((version_dir / "fetched.json").read_text())
@@ -118,7 +106,7 @@ def fetch(version: str = DEFAULT_VERSION, cache: Path | None = None) -> Path:
         if runner is not None:
             return runner
     mvn = _which("mvn", "it is needed once to fetch Apicurio Registry from Maven Central")
-    with _file_lock(version_dir / ".fetch.lock"):
+    with file_lock(version_dir / ".fetch.lock"):
         if _is_fetched(version_dir, version):  # fetched by another session meanwhile
             runner = _runner_jar(app)
             if runner is not None:
