@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from agents.deliver.completion import completion, fallback_reasons
-from agents.deliver.layout import UnsafeNameError, delivery_path
+from agents.deliver.layout import UnsafeNameError, delivery_path, sidecar_path
 from agents.deliver.metadata import MetadataError, Stamped
 from agents.deliver.sinks import Sink, SinkError
 from streams.blobs import BlobError, LocalBlobStore
@@ -42,8 +42,7 @@ async def deliver_approved(
         labelled = label(validated, blobs.get(raw.blob))
         location = await sink.write(path, labelled.data, raw.blob.media_type)
         if labelled.sidecar is not None:
-            sidecar = path.with_name(path.name + ".json")
-            await sink.write(sidecar, labelled.sidecar, "application/json")
+            await sink.write(sidecar_path(path), labelled.sidecar, "application/json")
     except MetadataError as exc:
         reason = f"deliver.metadata: {exc}"
         return completion(validated, CompletionStatus.FAILED, reasons=[reason])

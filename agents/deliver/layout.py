@@ -3,6 +3,10 @@
 Names come from producers, so each is percent-encoded into one safe path component instead of
 being trusted: ``../../etc`` becomes ``..%2F..%2Fetc``, never a path. Encoding (not stripping)
 keeps distinct names distinct.
+
+The request id's own dots are encoded too (``r.txt`` -> ``r%2Etxt``), so an asset's file name
+has exactly one raw dot (before its extension) and a sidecar (``<asset>.json``) has two: no
+request's asset can land on another request's sidecar.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ class UnsafeNameError(ValueError):
     code = "deliver.unsafe_name"
 
 
-def safe_component(name: str) -> str:
+def safe_component(name: str, *, keep_dots: bool = True) -> str:
     """One path component that cannot escape its parent folder."""
     encoded = quote(name, safe="-_.@+=")
+    if not keep_dots:
+        encoded = encoded.replace(".", "%2E")
     if not encoded:
         raise UnsafeNameError("an empty name cannot be a path component")
     if encoded.startswith("."):  # no '.', '..' or hidden files
@@ -48,5 +54,10 @@ def extension_for(media_type: str) -> str:
 
 def delivery_path(tenant: str, campaign_id: str, request_id: str, media_type: str) -> PurePosixPath:
     """The relative path of an asset inside a delivery root."""
-    filename = f"{safe_component(request_id)}.{extension_for(media_type)}"
+    filename = f"{safe_component(request_id, keep_dots=False)}.{extension_for(media_type)}"
     return PurePosixPath(safe_component(tenant), safe_component(campaign_id), filename)
+
+
+def sidecar_path(asset: PurePosixPath) -> PurePosixPath:
+    """Where an asset's JSON provenance sidecar goes: beside it, never on another asset's path."""
+    return asset.with_name(asset.name + ".json")

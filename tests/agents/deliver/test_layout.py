@@ -14,6 +14,7 @@ from agents.deliver.layout import (
     delivery_path,
     extension_for,
     safe_component,
+    sidecar_path,
 )
 
 
@@ -156,3 +157,22 @@ def test_every_extension_is_a_plain_word() -> None:
     for ext in EXTENSIONS.values():
         assert ext.isalnum()
         assert ext.islower()
+
+
+def test_a_sidecar_never_lands_on_another_requests_asset() -> None:
+    """Issue 12 #13: TEXT 'r' had its sidecar at r.txt.json, the JSON asset of request 'r.txt'."""
+    text = delivery_path("t", "c", "r", "text/plain")
+    json_asset = delivery_path("t", "c", "r.txt", "application/json")
+    assert sidecar_path(text) == PurePosixPath("t/c/r.txt.json")
+    assert json_asset == PurePosixPath("t/c/r%2Etxt.json")
+    assert sidecar_path(text) != json_asset
+
+
+def test_no_asset_path_equals_any_sidecar_path() -> None:
+    ids = ["r", "r.txt", "r.txt.json", "r.json", "r.png", "a.b.c", "r%2Etxt", ".r", "r."]
+    media = [*EXTENSIONS, "application/octet-stream"]
+    assets = {delivery_path("t", "c", i, m) for i, m in itertools.product(ids, media)}
+    sidecars = {sidecar_path(a) for a in assets}
+    assert not assets & sidecars
+    # and distinct (request, media type) pairs still get distinct files
+    assert len(assets) == len({(i, extension_for(m)) for i, m in itertools.product(ids, media)})
