@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 STAGES = ("generate", "validate", "deliver", "review", "notify")
@@ -142,6 +142,30 @@ class Settings(BaseSettings):
     # Limits
     max_image_pixels: int = Field(40_000_000, ge=1, description="Decompression-bomb guard.")
     max_image_side: int = Field(8192, ge=1)
+    max_request_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        description="Largest request value (encoded) the generate stage accepts; larger ones are "
+        "dead-lettered as request.too_large. Well under max_message_bytes, because every "
+        "record derived from a request (raw, validated, review item) carries it whole.",
+    )
+    max_message_bytes: int = Field(
+        1024 * 1024,
+        ge=64 * 1024,
+        description="Largest record the line writes: the producers' max_request_size and the "
+        "max.message.bytes of the topics the worker creates, kept equal so that whatever a "
+        "producer accepts the broker accepts too (a refusal is then raised at send time).",
+    )
+    max_text_bytes: int = Field(2 * 1024 * 1024, ge=1, description="Cap of a TEXT asset.")
+    max_json_bytes: int = Field(2 * 1024 * 1024, ge=1, description="Cap of a JSON asset.")
+    max_code_bytes: int = Field(2 * 1024 * 1024, ge=1, description="Cap of a CODE asset.")
+    max_image_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1,
+        description="Cap of an IMAGE asset's encoded bytes (pixels are capped by "
+        "max_image_pixels). Assets over their kind's cap are refused as asset.too_large when "
+        "generated, stored and validated.",
+    )
 
     # Web / metrics
     web_host: str = Field("127.0.0.1")
@@ -168,6 +192,16 @@ class Settings(BaseSettings):
         if not value or any(delay < 0 for delay in value):
             raise ValueError("webhook_schedule_s needs at least one delay, none negative")
         return value
+
+    @model_validator(mode="after")
+    def _request_fits_its_records(self) -> Settings:
+        """A request travels whole inside raw/validated records: leave room for the rest."""
+        if self.max_request_bytes > self.max_message_bytes // 2:
+            raise ValueError(
+                f"max_request_bytes ({self.max_request_bytes}) must be at most half of "
+                f"max_message_bytes ({self.max_message_bytes})"
+            )
+        return self
 
     @field_validator("stages")
     @classmethod
