@@ -2,7 +2,9 @@
 
 Everything here treats the asset *and* the request as untrusted: a bad schema in the request is
 a failed check, and schema ``$ref``s are resolved only against the bundled meta-schemas, because
-jsonschema's default registry would fetch remote URLs (an SSRF vector).
+jsonschema's default registry would fetch remote URLs (an SSRF vector). The schema's regexes
+(``pattern``, ``patternProperties``) run on RE2, whose matching is linear in the text: Python's
+backtracking ``re`` spends seconds, holding the GIL, on ``^(a+)+$`` against 29 characters.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
+import re2
 import yaml
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, best_match
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import SchemaError, ValidationError, best_match
+from jsonschema.protocols import Validator
 from jsonschema_specifications import REGISTRY as META_SCHEMAS  # type: ignore[import-untyped]
 from referencing.exceptions import Unresolvable
 
@@ -114,8 +118,109 @@ class JsonParses:
         )
 
 
+class UnsupportedPattern(Exception):
+    """A schema regex RE2 cannot run (lookaround, backreferences): the request must change."""
+
+
+_RE2_OPTIONS: Final = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a refused pattern is a result, not a line on stderr
+
+
+@lru_cache(maxsize=1024)
+def linear_regex(pattern: str) -> Any:
+    """``pattern`` compiled by RE2 (linear-time matching); cached, campaigns repeat schemas.
+
+    Raises :class:`UnsupportedPattern` for what RE2 refuses, backtracking-only features included.
+    """
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode("utf-8", "replace") if exc.args else str(exc)
+        raise UnsupportedPattern(
+            f"pattern {pattern[:100]!r} is not supported by the linear-time regex engine "
+            f"(no lookaround or backreferences): {reason}"
+        ) from None
+
+
+def _matches(pattern: str, text: str) -> bool:
+    return linear_regex(pattern).search(text) is not None
+
+
+def _brief(text: str, limit: int = 100) -> str:
+    """``repr`` of a string cut to ``limit`` characters: a value may be megabytes long."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+# The keywords below are jsonschema 4's own, with ``re.search`` replaced by RE2.
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterable[ValidationError]:
+    if validator.is_type(instance, "string") and not _matches(pattern, instance):
+        yield ValidationError(f"{_brief(instance)} does not match {_brief(pattern)}")
+
+
+def _pattern_properties(
+    validator: Any, patterns: Mapping[str, Any], instance: Any, schema: Any
+) -> Iterable[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if _matches(pattern, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(
+    validator: Any, additional: Any, instance: Any, schema: Any
+) -> Iterable[ValidationError]:
+    patterns = schema.get("patternProperties")
+    if not patterns or not validator.is_type(instance, "object"):  # no regex involved
+        yield from Draft202012Validator.VALIDATORS["additionalProperties"](
+            validator, additional, instance, schema
+        )
+        return
+    properties = schema.get("properties", {})
+    extras = sorted(
+        key
+        for key in instance
+        if key not in properties and not any(_matches(pattern, key) for pattern in patterns)
+    )
+    if validator.is_type(additional, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+    elif not additional and extras:
+        verb = "does" if len(extras) == 1 else "do"
+        joined = ", ".join(repr(each) for each in extras)
+        regexes = ", ".join(repr(each) for each in sorted(patterns))
+        yield ValidationError(f"{joined} {verb} not match any of the regexes: {regexes}")
+
+
+#: Draft 2020-12 with every instance regex on RE2. ``unevaluatedProperties`` would still run
+#: ``patternProperties`` through ``re``, so :func:`compile_schema` refuses that pair.
+LinearValidator: Final = validators.extend(
+    Draft202012Validator,
+    {
+        "pattern": _pattern,
+        "patternProperties": _pattern_properties,
+        "additionalProperties": _additional_properties,
+    },
+)
+
+
+def _keywords_in(schema: Any) -> set[str]:
+    """Every object key anywhere in the schema (iterative: depth is bounded only by the parser)."""
+    keys: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            keys.update(key for key in node if isinstance(key, str))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return keys
+
+
 @lru_cache(maxsize=128)
-def compile_schema(schema_text: str) -> Draft202012Validator | str:
+def compile_schema(schema_text: str) -> Validator | str:
     """A validator for the schema text, or why the schema is unusable; cached per schema text.
 
     Requests of one campaign repeat the same schema, so compiling once per text is worth it.
@@ -131,7 +236,12 @@ def compile_schema(schema_text: str) -> Draft202012Validator | str:
         return (
             f"constraints.json_schema is not a valid draft 2020-12 schema at {where}: {exc.message}"
         )
-    return Draft202012Validator(schema, registry=META_SCHEMAS)
+    if {"unevaluatedProperties", "patternProperties"} <= _keywords_in(schema):
+        return (
+            "constraints.json_schema uses unevaluatedProperties together with "
+            "patternProperties, which is not supported (the regexes could not run in linear time)"
+        )
+    return LinearValidator(schema, registry=META_SCHEMAS)
 
 
 @dataclass(frozen=True)
@@ -157,6 +267,8 @@ class JsonSchema:
             return self._result(
                 False, f"schema reference cannot be resolved: {exc}", repairable=False
             )
+        except UnsupportedPattern as exc:  # only a corrected request can fix it
+            return self._result(False, f"constraints.json_schema: {exc}", repairable=False)
         if error is None:
             return self._result(True, "matches the JSON schema")
         pointer = json_pointer(error.absolute_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import tomllib
 import urllib.request
 
@@ -17,7 +18,7 @@ from agents.validate.checks.structured import (
     SyntaxIssue,
     json_pointer,
 )
-from streams.records import AssetKind, Constraints, GenerationRequest
+from streams.records import AssetKind, CheckResult, Constraints, GenerationRequest
 
 CATALOG_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -207,6 +208,92 @@ def test_schema_applies_to_code_in_json() -> None:
     )
     assert not result.passed
     assert result.measured == "/items"
+
+
+# --- schema regexes run on RE2 (issue 12 item 3) -----------------------------------------------
+
+EVIL = "^(a+)+$"  # Python's re takes ~35 s on 29 "a"s and a "!"; doubling per extra "a"
+
+
+def timed(check: JsonSchema, what: Subject) -> tuple[CheckResult, float]:
+    started = time.perf_counter()
+    result = check(what)
+    return result, time.perf_counter() - started
+
+
+@pytest.mark.parametrize("length", [29, 10_000])
+def test_backtracking_pattern_is_decided_at_once(length: int) -> None:
+    schema = {"properties": {"v": {"type": "string", "pattern": EVIL}}}
+    value = "a" * length + "!"
+    result, seconds = timed(JsonSchema(), subject(json.dumps({"v": value}), schema=schema))
+    assert seconds < 1.0  # before: 12.7 s on the event loop for 29 characters
+    assert not result.passed
+    assert result.repairable
+    assert result.measured == "/v"
+    # The value is quoted briefly, however long it is.
+    assert f"({length + 1} characters)" in result.message or length + 1 <= 100
+    assert len(result.message) < 400
+    assert JsonSchema()(subject(json.dumps({"v": "a" * length}), schema=schema)).passed
+
+
+def test_backtracking_pattern_property_is_decided_at_once() -> None:
+    key = "a" * 40 + "!"
+    schema = {"patternProperties": {"^(a|a)*$": {"type": "integer"}}}
+    document = json.dumps({key: "x", "aaa": "not an integer"})
+    result, seconds = timed(JsonSchema(), subject(document, schema=schema))
+    assert seconds < 1.0
+    assert not result.passed
+    assert result.measured == "/aaa"
+
+
+def test_backtracking_pattern_property_with_additional_properties_false() -> None:
+    key = "a" * 40 + "!"
+    schema = {"patternProperties": {"^(a|a)*$": {}}, "additionalProperties": False}
+    result, seconds = timed(JsonSchema(), subject(json.dumps({key: 1, "aa": 2}), schema=schema))
+    assert seconds < 1.0
+    assert not result.passed
+    assert result.message.endswith(f"'{key}' does not match any of the regexes: '^(a|a)*$'")
+    extra = {"patternProperties": {"^x-": {}}, "additionalProperties": {"type": "integer"}}
+    assert JsonSchema()(subject('{"x-a": "s", "n": 1}', schema=extra)).passed
+    assert not JsonSchema()(subject('{"x-a": "s", "n": "s"}', schema=extra)).passed
+
+
+def test_backtracking_property_names_pattern_is_decided_at_once() -> None:
+    schema = {"propertyNames": {"pattern": EVIL}}
+    result, seconds = timed(JsonSchema(), subject(json.dumps({"a" * 40 + "!": 1}), schema=schema))
+    assert seconds < 1.0
+    assert not result.passed
+
+
+def test_ordinary_patterns_still_match() -> None:
+    schema = {
+        "properties": {"sku": {"pattern": "^[A-Z]{3}-\\d{4}$"}},
+        "patternProperties": {"^x-": {"type": "string"}},
+    }
+    assert JsonSchema()(subject('{"sku": "ABC-1234", "x-note": "hi"}', schema=schema)).passed
+    assert not JsonSchema()(subject('{"sku": "abc-1234"}', schema=schema)).passed
+    assert not JsonSchema()(subject('{"sku": "ABC-1234", "x-note": 3}', schema=schema)).passed
+
+
+@pytest.mark.parametrize("pattern", ["^(?=.*[A-Z]).+$", "^(a)\\1$", "(?<!x)y"])
+def test_patterns_re2_cannot_run_are_a_request_problem(pattern: str) -> None:
+    schema = {"properties": {"v": {"type": "string", "pattern": pattern}}}
+    result = JsonSchema()(subject('{"v": "Aa"}', schema=schema))
+    assert not result.passed
+    assert not result.repairable  # a new generation cannot fix the request's schema
+    assert "not supported by the linear-time regex engine" in result.message
+
+
+def test_unevaluated_properties_with_pattern_properties_is_refused() -> None:
+    schema = {"patternProperties": {"^(a|a)*$": {}}, "unevaluatedProperties": False}
+    result, seconds = timed(JsonSchema(), subject(json.dumps({"a" * 40 + "!": 1}), schema=schema))
+    assert seconds < 1.0
+    assert not result.passed
+    assert not result.repairable
+    assert "unevaluatedProperties together with patternProperties" in result.message
+    plain = {"properties": {"a": {}}, "unevaluatedProperties": False}
+    assert JsonSchema()(subject('{"a": 1}', schema=plain)).passed
+    assert not JsonSchema()(subject('{"a": 1, "b": 2}', schema=plain)).passed
 
 
 # --- code.syntax -------------------------------------------------------------------------------
