@@ -18,7 +18,14 @@ from streams.client import read_to_end
 from streams.codecs import CodecError
 from streams.deadletter import HEADER_PREFIX, header_map
 from streams.replay.republish import BatchSender, open_producer
-from streams.replay.rewrite import Rewriter, generation_of, kind_of, replay_headers
+from streams.replay.rewrite import (
+    Rewriter,
+    generation_of,
+    kind_of,
+    replay_headers,
+    resubmission_marks,
+)
+from streams.signing import RequestMarker
 from streams.topics import TopicNames
 
 
@@ -106,15 +113,29 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def show_key(key: bytes | None) -> str:
+    """The record key as text (the request id, usually); ``-`` when there is none.
+
+    Shown because it names the request a dead letter belongs to even when its value is garbage.
+    """
+    if key is None:
+        return "-"
+    text = key.decode("utf-8", "backslashreplace")
+    if not text.isprintable():  # control characters would break the table's lines
+        text = ascii(text)[1:-1]
+    return _cut(text, 60)
+
+
 def table(letters: Sequence[DeadLetter], reason_width: int = 60) -> str:
     """A plain-text table; the offset shown is ``partition:offset`` of the dead-letter topic."""
-    rows = [("offset", "time", "stage", "code", "reason", "source")]
+    rows = [("offset", "time", "stage", "code", "key", "reason", "source")]
     rows += [
         (
             f"{d.partition}:{d.offset}",
             d.time,
             d.stage,
             d.code,
+            show_key(d.key),
             _cut(d.reason, reason_width),
             d.source,
         )
@@ -137,9 +158,11 @@ class Redriven:
 
     letter: DeadLetter
     target: str | None
-    outcome: str  # "redriven", "verbatim", "undecodable", "no-source"
+    outcome: str  # "redriven", "verbatim", "undecodable", "no-source", "refused"
     request_id: str | None = None
     attempt: int | None = None
+    #: The line's origin mark for a re-driven request (generate refuses attempt > 1 without).
+    marks: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass
@@ -158,11 +181,14 @@ def plan_one(
     rewriter: Rewriter,
     into: str | None,
     generation: int | None,
+    marker: RequestMarker | None = None,
 ) -> tuple[Redriven, bytes | None]:
     """Where ``letter`` goes and the value it goes with (pure: no I/O).
 
     Records of a replayable topic become a new attempt; other line topics (say, review
-    decisions) carry their own idempotency ids and are re-driven verbatim.
+    decisions) carry their own idempotency ids and are re-driven verbatim. A request the line
+    would not have admitted (a forged attempt, an unsigned one) is ``refused``: re-driving it
+    with the line's mark would let it take another request's id.
     """
     target = into or letter.source_topic
     if not target:
@@ -174,7 +200,10 @@ def plan_one(
         out = rewriter.rewrite(kind, letter.value, generation)
     except CodecError:
         return Redriven(letter, target, "undecodable"), None
-    item = Redriven(letter, target, "redriven", out.request_id, out.new_attempt)
+    marks = resubmission_marks(marker, kind, out, letter.value, letter.headers)
+    if marks is None:
+        return Redriven(letter, target, "refused", out.request_id, out.old_attempt), None
+    item = Redriven(letter, target, "redriven", out.request_id, out.new_attempt, tuple(marks))
     return item, out.value
 
 
@@ -187,12 +216,16 @@ async def redrive(
     into: str | None = None,
     generation: int | None = None,
     dry_run: bool = False,
+    marker: RequestMarker | None = None,
 ) -> RedriveReport:
-    """Send ``letters`` back (to their source topic, or ``into``), without dead-letter headers."""
+    """Send ``letters`` back (to their source topic, or ``into``), without dead-letter headers.
+
+    Re-driven requests carry ``marker``'s origin mark (see :func:`plan_one`).
+    """
     report = RedriveReport(str(uuid.uuid4()), dry_run)
     planned: list[tuple[Redriven, bytes]] = []
     for letter in letters:
-        item, value = plan_one(letter, names, rewriter, into, generation)
+        item, value = plan_one(letter, names, rewriter, into, generation, marker)
         report.items.append(item)
         if value is not None:
             planned.append((item, value))
@@ -215,6 +248,7 @@ async def redrive(
                 generation=gen,
                 origin=d.source,
             )
+            headers += item.marks
             key = d.key
             if key is None and item.request_id is not None:
                 key = item.request_id.encode("utf-8")

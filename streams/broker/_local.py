@@ -155,9 +155,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     """True if something already listens on (or holds) ``host:port``.
 
-    Checked before starting so a clash is reported as such, not as a dead JVM.
+    Checked before starting so a clash is reported as such, not as a dead JVM. The probe sets
+    SO_REUSEADDR as Kafka's own listener does (Java sets it on server sockets): connections
+    of a broker just stopped linger in TIME_WAIT for a minute, and they must not count, or
+    ``broker down`` then ``broker up`` fails for that long although Kafka would bind fine.
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
@@ -738,8 +742,23 @@ class LocalBroker:
             if not self._wait_gone(pid, 10.0):
                 raise BrokerError(f"Kafka pid {pid} survived SIGKILL")
         self.paths.pid.unlink(missing_ok=True)
+        self._wait_ports_free(timeout)
         log.info("stopped Kafka pid %d", pid)
         return True
+
+    def _wait_ports_free(self, timeout: float) -> None:
+        """Return once both listeners are closed, so an ``up`` right after cannot clash.
+
+        The process is gone by now, but a child it forked may still hold the sockets briefly.
+        """
+        deadline = time.monotonic() + timeout
+        while any(port_in_use(p, self.host) for p in (self.port, self.controller_port)):
+            if time.monotonic() >= deadline:
+                log.warning(
+                    "ports %d/%d still taken after stopping Kafka", self.port, self.controller_port
+                )
+                return
+            time.sleep(0.1)
 
     @staticmethod
     def _signal(pid: int, sig: signal.Signals) -> None:

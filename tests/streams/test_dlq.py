@@ -101,12 +101,23 @@ def test_parse_position_refuses_junk(text: str) -> None:
 
 def test_table_has_one_row_per_letter_and_truncates_reasons() -> None:
     out = table(_letters(), reason_width=20).splitlines()
-    assert out[0].split() == ["offset", "time", "stage", "code", "reason", "source"]
+    assert out[0].split() == ["offset", "time", "stage", "code", "key", "reason", "source"]
     assert len(out) == 4
-    for cell in ("0:3", "codec.malformed", "p.requests/2/17"):
+    for cell in ("0:3", "codec.malformed", "r-1", "p.requests/2/17"):
         assert cell in out[1]
     assert "not Avro single-obj…" in out[1]
     assert "(expected" not in out[1]
+
+
+def test_table_shows_the_record_key_even_without_one_or_with_control_characters() -> None:
+    letters = [
+        from_record(_record(0, 1, b"a", key=None)),
+        from_record(_record(0, 2, b"b", key=b"evil\nkey")),
+    ]
+    out = table(letters).splitlines()
+    assert len(out) == 3  # a newline in a key does not break the table
+    assert out[1].split()[4] == "-"
+    assert "evil\\nkey" in out[2]
 
 
 def test_plan_a_valid_request_as_a_new_attempt_to_its_source() -> None:

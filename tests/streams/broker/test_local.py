@@ -169,6 +169,29 @@ def test_port_in_use_sees_a_listener() -> None:
         assert port_in_use(sock.getsockname()[1])
 
 
+def _leave_time_wait() -> int:
+    """A port whose listener closed after closing a connection first (as a stopped broker
+    does to its clients): the kernel keeps that connection in TIME_WAIT for a minute."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = int(server.getsockname()[1])
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()  # the server side closes first: it is the one left in TIME_WAIT
+            client.recv(1)  # sees the FIN, then closes its side
+    return port
+
+
+def test_time_wait_connections_of_a_stopped_broker_do_not_make_its_port_busy() -> None:
+    port = _leave_time_wait()
+    # The old probe, without SO_REUSEADDR, is refused:
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))
+    assert not port_in_use(port)  # Kafka binds with SO_REUSEADDR, so the port is usable
+
+
 def test_up_refuses_busy_port(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -102,6 +102,37 @@ def test_broker_lifecycle(broker: LocalBroker) -> None:
     assert _wait_gone(new_pid)
 
 
+async def _hold_connection(bootstrap: str, ready: asyncio.Event, release: asyncio.Event) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    await admin.list_topics()
+    ready.set()
+    await release.wait()
+    await admin.close()
+
+
+def test_down_then_up_at_once_with_clients_connected(broker: LocalBroker) -> None:
+    """A broker stopped under connected clients leaves its ports' connections in TIME_WAIT;
+    ``up`` right after used to refuse with "port already in use" for about a minute."""
+    bootstrap = broker.up(timeout=90)
+
+    async def restart() -> float:
+        ready, release = asyncio.Event(), asyncio.Event()
+        client = asyncio.create_task(_hold_connection(bootstrap, ready, release))
+        await asyncio.wait_for(ready.wait(), 30)
+        await asyncio.to_thread(broker.down)  # the broker closes the client's connection
+        started = time.monotonic()
+        await asyncio.to_thread(broker.up, 90)
+        elapsed = time.monotonic() - started
+        release.set()
+        await client
+        return elapsed
+
+    elapsed = asyncio.run(restart())
+    assert broker.status().answering
+    assert elapsed < 60
+
+
 def test_jvm_death_during_start_reports_log_tail(tmp_path: Path) -> None:
     port, ctrl = free_ports(2)
     LocalBroker(tmp_path / "kafka", port=port, controller_port=ctrl).format_storage()
