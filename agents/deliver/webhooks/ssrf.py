@@ -1,5 +1,6 @@
 """Refuse webhook URLs that point into our own network (SSRF), before every attempt.
 
+Also used for the image URLs a provider's answer names (``providers._fetch``).
 A callback URL comes from whoever sent the request, so it is untrusted: the host is resolved
 and every address it resolves to must be public, unless an operator allow-listed the host,
 the address or its network. Cloud metadata addresses are refused even when allow-listed.
@@ -32,6 +33,44 @@ METADATA_ADDRESSES = frozenset(
 )
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64 prefix embeds an IPv4
+
+#: The IANA special-purpose registries (IPv4 and IPv6, as of 2025) plus the deprecated ranges,
+#: checked by hand because ``is_global`` depends on the Python version (3.11 calls the old
+#: site-local ``fec0::/10`` global). Even blocks IANA marks globally reachable are here: they
+#: are anycast services (PCP, TURN, AS112 DNS sinks, AMT relays), never a webhook receiver.
+SPECIAL_NETWORKS: tuple[tuple[Network, str], ...] = tuple(
+    (ipaddress.ip_network(net), reason)
+    for net, reason in (
+        ("0.0.0.0/8", "'this network'"),
+        ("192.0.0.0/24", "an IETF protocol assignment"),
+        ("192.0.2.0/24", "documentation"),
+        ("192.31.196.0/24", "AS112 DNS"),
+        ("192.52.193.0/24", "AMT relay anycast"),
+        ("192.88.99.0/24", "deprecated 6to4 relay anycast"),
+        ("192.175.48.0/24", "AS112 DNS"),
+        ("198.18.0.0/15", "benchmarking"),
+        ("198.51.100.0/24", "documentation"),
+        ("203.0.113.0/24", "documentation"),
+        ("240.0.0.0/4", "reserved"),
+        ("255.255.255.255/32", "broadcast"),
+        ("::/96", "IPv4-compatible (deprecated)"),
+        ("::ffff:0:0/96", "IPv4-mapped"),
+        ("::ffff:0:0:0/96", "IPv4-translated"),
+        ("64:ff9b:1::/48", "local-use NAT64"),
+        ("100::/64", "discard-only"),
+        ("100:0:0:1::/64", "dummy prefix"),
+        ("2001::/23", "an IETF protocol assignment"),
+        ("2001:db8::/32", "documentation"),
+        ("2002::/16", "6to4"),
+        ("2620:4f:8000::/48", "AS112 DNS"),
+        ("3fff::/20", "documentation"),
+        ("5f00::/16", "SRv6 SIDs"),
+        ("fc00::/7", "unique local"),
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "site-local (deprecated)"),
+        ("ff00::/8", "multicast"),
+    )
+)
 
 
 class UnsafeDestination(Exception):
@@ -90,7 +129,13 @@ def blocked_reason(address: IPAddress) -> str | None:
         (address.is_reserved, "reserved"),
         (not address.is_global, "not globally routable"),
     )
-    return next((reason for hit, reason in checks if hit), None)
+    hit = next((reason for blocked, reason in checks if blocked), None)
+    if hit is not None:
+        return hit
+    return next(
+        (why for net, why in SPECIAL_NETWORKS if net.version == address.version and address in net),
+        None,
+    )
 
 
 def _parse_allow(allow: Sequence[str]) -> tuple[frozenset[str], tuple[Network, ...]]:
@@ -126,14 +171,14 @@ def split_url(url: str) -> tuple[str, int]:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise UnsafeDestination("ssrf.bad_url", "webhook URL does not parse") from None
+        raise UnsafeDestination("ssrf.bad_url", "URL does not parse") from None
     if parts.scheme not in ("http", "https"):
-        raise UnsafeDestination("ssrf.scheme", "webhook URL must be http or https")
+        raise UnsafeDestination("ssrf.scheme", "URL must be http or https")
     if "@" in parts.netloc:
-        raise UnsafeDestination("ssrf.userinfo", "webhook URL must not carry credentials")
+        raise UnsafeDestination("ssrf.userinfo", "URL must not carry credentials")
     host = (parts.hostname or "").rstrip(".")
     if not host:
-        raise UnsafeDestination("ssrf.no_host", "webhook URL has no host")
+        raise UnsafeDestination("ssrf.no_host", "URL has no host")
     return host, port or (443 if parts.scheme == "https" else 80)
 
 

@@ -175,3 +175,48 @@ def test_blocked_reason_names_the_category() -> None:
     assert blocked_reason(ipaddress.ip_address("64:ff9b::a00:1")) == "private"  # NAT64 of 10/8
     assert blocked_reason(ipaddress.ip_address("1.1.1.1")) is None
     check_address(ipaddress.ip_address("1.1.1.1"))
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("fec0::1", "site-local (deprecated)"),  # issue 12 #14: Python 3.11 calls it global
+        ("feff:ffff::1", "site-local (deprecated)"),
+        ("3fff::1", "documentation"),
+        ("5f00::1", None),  # checked below: the category depends on the Python version
+        ("64:ff9b:1::a00:1", None),
+        ("100::1", None),
+        ("2001::1", None),  # Teredo
+        ("2001:db8::1", None),
+        ("2620:4f:8000::1", "AS112 DNS"),
+        ("::ffff:0:7f00:1", None),  # IPv4-translated
+        ("192.0.0.9", "an IETF protocol assignment"),
+        ("192.31.196.1", "AS112 DNS"),
+        ("192.52.193.1", "AMT relay anycast"),
+        ("192.88.99.1", "deprecated 6to4 relay anycast"),
+        ("192.175.48.1", "AS112 DNS"),
+        ("198.18.0.1", None),
+        ("255.255.255.255", None),
+    ],
+)
+def test_every_special_purpose_range_is_refused(address: str, reason: str | None) -> None:
+    found = blocked_reason(ipaddress.ip_address(address))
+    assert found is not None
+    if reason is not None:
+        assert found == reason
+    assert refused(f"http://[{address}]/" if ":" in address else f"http://{address}/").code == (
+        "ssrf.blocked_address"
+    )
+
+
+def test_a_name_resolving_to_site_local_is_refused() -> None:
+    error = refused("https://hooks.customer.example/x", resolver=resolving_to("fec0::1"))
+    assert error.code == "ssrf.blocked_address"
+    assert "site-local" in str(error)
+
+
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2a00:1450:4001:82b::200e"]
+)
+def test_ordinary_public_addresses_still_pass(address: str) -> None:
+    assert blocked_reason(ipaddress.ip_address(address)) is None
