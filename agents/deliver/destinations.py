@@ -20,19 +20,24 @@ the filesystem under ``ASSETLINE_DELIVERY_DIR``, as before.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import httpx
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from agents.deliver.sinks import FilesystemSink, Sink
 from agents.deliver.sinks.http import HttpSink, HttpSinkConfig
 from agents.deliver.sinks.s3 import S3Config, S3Sink
+from streams.config_files import (
+    CONFIG_SUFFIXES,
+    ConfigError,
+    parse_config_text,
+    read_config_text,
+    validation_summary,
+)
 
 
 class _Strict(BaseModel):
@@ -127,7 +132,7 @@ class DestinationsConfig(_Strict):
         return self
 
 
-class DestinationsFileError(ValueError):
+class DestinationsFileError(ConfigError):
     """The destinations file is missing, malformed, or names a secret that is not set."""
 
 
@@ -189,7 +194,7 @@ def parse_destinations(data: Any, source: str) -> DestinationsConfig:
     try:
         return DestinationsConfig.model_validate(data)
     except ValidationError as exc:
-        raise DestinationsFileError(f"{source}: {exc}") from exc
+        raise DestinationsFileError(validation_summary(exc, source)) from None
 
 
 def load_destinations(
@@ -202,11 +207,14 @@ def load_destinations(
             default="filesystem",
         )
     else:
-        try:
-            text = path.read_text(encoding="utf-8")
-            data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-        except (OSError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-            raise DestinationsFileError(f"{path}: {exc}") from exc
+        suffix = path.suffix.lower()
+        try:  # the safe reader: no YAML aliases, no duplicate keys, bounded size
+            text = read_config_text(path)
+            data = parse_config_text(
+                text, suffix if suffix in CONFIG_SUFFIXES else ".yaml", str(path)
+            )
+        except ConfigError as exc:
+            raise DestinationsFileError(str(exc)) from None
         config = parse_destinations(data, str(path))
     sinks = {name: build_sink(name, spec, secrets) for name, spec in config.destinations.items()}
     return Destinations(

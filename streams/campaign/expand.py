@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from streams.campaign.ids import request_id_for, template_digest
+from streams.config_files import ConfigError, parse_config_text, read_config_text
 from streams.records import GenerationRequest
 
 #: Fields a template may not set: they are derived per row, or set by the line.
@@ -72,20 +72,15 @@ class Campaign:
 
 
 def load_template(path: Path) -> dict[str, Any]:
-    """Parse and check a template file (``.json``, else YAML); raises CampaignInputError."""
+    """Parse and check a template file (``.json``, else YAML); raises CampaignInputError.
+
+    Read through the safe config reader: bounded size, no YAML aliases, no duplicate keys.
+    """
+    suffix = ".json" if path.suffix.lower() == ".json" else ".yaml"
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CampaignInputError(f"{path}: cannot read: {exc}") from None
-    try:
-        document = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise CampaignInputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise CampaignInputError(f"{where}: not valid YAML: {problem}") from None
+        document = parse_config_text(read_config_text(path), suffix, str(path))
+    except ConfigError as exc:
+        raise CampaignInputError(str(exc)) from None
     return check_template(document, str(path))
 
 

@@ -6,24 +6,27 @@ while the line runs is a dictionary lookup that cannot fail on a bad file.
 
 from __future__ import annotations
 
-import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
 from pydantic import ValidationError
 
 from agents.validate.policy.profile import DEFAULT_POLICY, BrandProfile, Policy, PolicyError, merge
+from streams.config_files import (
+    ConfigError,
+    parse_config_text,
+    read_config_text,
+    validation_summary,
+)
 
 SUFFIXES: Final = (".yaml", ".yml", ".toml", ".json")
 
 UNKNOWN_PROFILE: Final = "policy.unknown_profile"
 
 
-class ProfileFileError(ValueError):
+class ProfileFileError(ConfigError):
     """A profile file (or a campaign override in it) is not a valid profile."""
 
 
@@ -59,15 +62,11 @@ class ProfileBook:
 
 
 def parse_profile_text(text: str, suffix: str, source: str) -> dict[str, Any]:
+    """Parse one profile through the safe reader (no YAML aliases, no duplicate keys)."""
     try:
-        if suffix == ".toml":
-            data: Any = tomllib.loads(text)
-        elif suffix == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, ValueError) as exc:
-        raise ProfileFileError(f"{source}: not valid {suffix[1:].upper()}: {exc}") from exc
+        data = parse_config_text(text, suffix if suffix in SUFFIXES else ".yaml", source)
+    except ConfigError as exc:
+        raise ProfileFileError(str(exc)) from None
     if not isinstance(data, dict):
         raise ProfileFileError(f"{source}: a profile is a mapping, got {type(data).__name__}")
     return data
@@ -78,7 +77,7 @@ def build_policies(data: Mapping[str, Any], source: str) -> dict[tuple[str, str 
     try:
         profile = BrandProfile.model_validate(data)
     except ValidationError as exc:
-        raise ProfileFileError(f"{source}: {exc}") from exc
+        raise ProfileFileError(validation_summary(exc, source)) from None
     base = profile.model_dump(exclude={"campaigns", "label"}, exclude_unset=True)
     policies: dict[tuple[str, str | None], Policy] = {
         (profile.id, None): Policy.model_validate({**base, "label": profile.id})
@@ -92,7 +91,8 @@ def build_policies(data: Mapping[str, Any], source: str) -> dict[tuple[str, str 
                 {**merged, "label": f"{profile.id}/{campaign}"}
             )
         except ValidationError as exc:
-            raise ProfileFileError(f"{source}: campaign {campaign!r}: {exc}") from exc
+            summary = validation_summary(exc, f"{source}: campaign {campaign!r}")
+            raise ProfileFileError(summary) from None
     return policies
 
 
@@ -111,7 +111,11 @@ def load_profiles(folder: Path | None) -> ProfileBook:
     for path in sorted(folder.iterdir()):
         if path.suffix not in SUFFIXES or not path.is_file():
             continue
-        data = parse_profile_text(path.read_text(encoding="utf-8"), path.suffix, str(path))
+        try:
+            text = read_config_text(path)
+        except ConfigError as exc:
+            raise ProfileFileError(str(exc)) from None
+        data = parse_profile_text(text, path.suffix, str(path))
         data.setdefault("id", path.stem)
         found = build_policies(data, str(path))
         profile_id = data["id"]

@@ -82,7 +82,7 @@ def test_a_missing_secret_fails_the_start_by_name_without_values(tmp_path: Path)
             "needs a tenant",
         ),
         ("destinations: {a: {type: ftp, root: x}}\ndefault: a\n", "type"),
-        ("destinations: [unclosed\n", "while parsing"),
+        ("destinations: [unclosed\n", "d.yaml:2: not valid YAML"),
     ],
 )
 def test_bad_files_are_refused_with_the_reason(tmp_path: Path, text: str, fragment: str) -> None:
@@ -90,4 +90,27 @@ def test_bad_files_are_refused_with_the_reason(tmp_path: Path, text: str, fragme
     path.write_text(text)
     with pytest.raises(DestinationsFileError) as caught:
         load_destinations(path, {}, tmp_path)
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (  # the second definition of "a" silently replaced the first before
+            "destinations:\n  a: {type: filesystem, root: x}\n  a: {type: filesystem, root: y}\n"
+            "default: a\n",
+            "d.yaml:3: not valid YAML: duplicate key 'a' (first at line 2)",
+        ),
+        (
+            "destinations:\n  a: &fs {type: filesystem, root: x}\n  b: *fs\ndefault: a\n",
+            "d.yaml:2: not valid YAML: YAML anchor &fs is not allowed here",
+        ),
+    ],
+)
+def test_duplicate_keys_and_aliases_are_refused(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text(text)
+    with pytest.raises(DestinationsFileError) as caught:
+        load_destinations(path, {}, tmp_path)
+    assert str(caught.value).startswith(str(tmp_path))
     assert fragment in str(caught.value)

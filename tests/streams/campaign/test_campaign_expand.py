@@ -183,6 +183,9 @@ def test_template_files_in_yaml_and_json_give_the_same_ids(tmp_path: Path) -> No
         ("t.yaml", "tenant: acme\nkind: [a\nprompt: x\n", ":3: not valid YAML"),
         ("t.json", '{"tenant": "a",\n  oops}', ":2: not valid JSON"),
         ("t.yaml", "- just\n- a list\n", ": a template is a mapping"),
+        ("t.yaml", "tenant: acme\ntenant: evil\n", ":2: not valid YAML: duplicate key 'tenant'"),
+        ("t.yaml", "tenant: &t acme\ncampaign_id: *t\n", ":1: not valid YAML: YAML anchor &t"),
+        ("t.json", '{"tenant": "a",\n "tenant": "b"}', ":2: not valid JSON: duplicate key"),
     ],
 )
 def test_unparseable_templates_say_where(

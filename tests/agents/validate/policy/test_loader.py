@@ -144,3 +144,38 @@ def test_two_files_claiming_one_id_are_refused(tmp_path: Path) -> None:
 def test_missing_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ProfileFileError, match="does not exist"):
         load_profiles(tmp_path / "nope")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "fragment"),
+    [
+        ("acme.yaml", "id: acme\ntext:\n  prohibited: [free]\n  prohibited: []\n", ":4: "),
+        ("acme.json", '{"id": "acme",\n "review": true,\n "review": false}', ":3: "),
+        ("acme.toml", "review = true\nreview = false\n", ":2: "),
+    ],
+)
+def test_a_key_written_twice_is_refused_not_last_wins(
+    tmp_path: Path, name: str, text: str, fragment: str
+) -> None:
+    """The second ``prohibited`` silently emptied the banned-term list before."""
+    write(tmp_path, name, text)
+    with pytest.raises(ProfileFileError) as caught:
+        load_profiles(tmp_path)
+    assert str(caught.value).startswith(f"{tmp_path / name}{fragment}")
+    assert "\n" not in str(caught.value)
+
+
+def test_yaml_aliases_are_refused_in_profiles(tmp_path: Path) -> None:
+    write(tmp_path, "acme.yaml", "text:\n  prohibited: &t [free]\n  required: *t\n")
+    with pytest.raises(ProfileFileError, match=r"acme\.yaml:2: not valid YAML: YAML anchor &t"):
+        load_profiles(tmp_path)
+
+
+def test_a_validation_error_is_one_line_naming_file_and_field(tmp_path: Path) -> None:
+    write(tmp_path, "acme.yaml", "max_attempts: 0\nreview: maybe\n")
+    with pytest.raises(ProfileFileError) as caught:
+        load_profiles(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'acme.yaml'}: max_attempts: ")
+    assert message.endswith("(and 1 more)")
+    assert "\n" not in message
