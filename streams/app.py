@@ -79,6 +79,9 @@ def create_faust_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
         stream_recovery_delay=0.0,
         producer_linger=settings.producer_linger_ms / 1000.0,
+        # Equal to the topics' max.message.bytes: a record too large is refused by send()
+        # itself, where the stage sees it, never later by the broker after the commit.
+        producer_max_request_size=settings.max_message_bytes,
         table_standby_replicas=0,
         web_enabled=settings.web_port != 0,
         web_bind=settings.web_host,

@@ -74,6 +74,7 @@ class LineClient:
             max_batch_size=512 * 1024,
             acks="all",
             enable_idempotence=True,
+            max_request_size=settings.max_message_bytes,  # the topics' max.message.bytes
         )
 
     async def __aenter__(self) -> LineClient:

@@ -41,6 +41,10 @@ consumer, where offsets are decided:
    and with concurrent agents an event still in progress can be passed by later ones.
    -> :meth:`SafeConsumer._new_offset` commits only the consecutive run that starts at the
    committed offset and ends before the lowest event still being processed.
+8. A stream acknowledges its event when the agent body raises or is cancelled, so an event
+   whose dead letter could not be written was committed past and lost.
+   -> :meth:`SafeConsumer.hold` keeps such a message unacknowledged (no commit passes it)
+   until the next seek fetches it again.
 
 ``python -m bench.rebalance`` reproduces the scenario; tests/streams/test_safe_consumer.py pins
 the offset bookkeeping. (Not a CI test: the loss hit about half of the trials, so it would be a
@@ -75,6 +79,9 @@ class SafeConsumer(Consumer):
         self._rewinding: set[Any] = set()
         #: The event the fetch loop is handing to a stream (a clear can cancel that hand-over).
         self._delivering: Any = None
+        #: Messages that must not be acknowledged (item 8), by identity; strong references,
+        #: because Faust tracks unacknowledged messages in a WeakSet.
+        self._held: dict[int, Any] = {}
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -118,7 +125,17 @@ class SafeConsumer(Consumer):
             lowest[tp] = min(message.offset, lowest.get(tp, message.offset))
         return lowest
 
+    def hold(self, message: Any) -> None:
+        """Never acknowledge ``message``: its partition commits no further until the next seek
+        (a rebalance or restart), which fetches it again from the committed offset."""
+        self._held[id(message)] = message
+
+    def release(self, message: Any) -> None:
+        """Undo :meth:`hold` (the work it waited for got done after all)."""
+        self._held.pop(id(message), None)
+
     async def perform_seek(self) -> None:
+        self._held.clear()  # everything from the committed offsets on is fetched again
         committed: dict[Any, int | None] = dict(await self.seek_to_committed())
         for tp, offset in committed.items():
             if offset == 0:
@@ -140,6 +157,8 @@ class SafeConsumer(Consumer):
         return {tp: await consumer.position(tp) for tp in tps}
 
     def ack(self, message: Any) -> bool:
+        if id(message) in self._held:
+            return False  # stays unacknowledged: see hold()
         stale = message.generation_id != self.app.consumer_generation_id
         if stale or not self.app.flow_control.is_active():
             # Skipped during a rebalance (or finished in an older generation): the seek after

@@ -101,7 +101,13 @@ class TopicMismatchError(RuntimeError):
 def line_topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic a worker needs; all line topics share one partition count on purpose."""
     names = TopicNames.with_prefix(settings.topic_prefix)
-    retention = {"cleanup.policy": "delete", "retention.ms": str(settings.topic_retention_ms)}
+    # The producers' max_request_size is the same number (streams.app, streams.client).
+    size = {"max.message.bytes": str(settings.max_message_bytes)}
+    retention = {
+        "cleanup.policy": "delete",
+        "retention.ms": str(settings.topic_retention_ms),
+        **size,
+    }
     specs = [
         TopicSpec(name, settings.topic_partitions, settings.topic_replication, retention)
         for name in names.all()
@@ -112,7 +118,11 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
             names.deadletter,
             settings.topic_partitions,
             settings.topic_replication,
-            {"cleanup.policy": "delete", "retention.ms": str(settings.deadletter_retention_ms)},
+            {
+                "cleanup.policy": "delete",
+                "retention.ms": str(settings.deadletter_retention_ms),
+                **size,
+            },
         )
     )
     specs.extend(
@@ -126,7 +136,7 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
             name,
             settings.topic_partitions,
             settings.topic_replication,
-            {"cleanup.policy": "compact"},
+            {"cleanup.policy": "compact", **size},
         )
         for name in names.compacted()
     )

@@ -67,7 +67,12 @@ def install(line: Line) -> None:
     async def generate(stream: Any) -> None:
         async for event in stream.events():
             async with io.handling(event):
-                request = await io.decode(codecs.request, event)
+                request = await io.decode(
+                    codecs.request,
+                    event,
+                    max_bytes=settings.max_request_bytes,
+                    too_large="request.too_large",
+                )
                 if request is None:
                     continue
                 outcome = await generate_asset(request, router, fallbacks, line.blobs)

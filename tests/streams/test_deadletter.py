@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 
-from streams.deadletter import HEADER_PREFIX, deadletter_headers, header_map
+from streams.deadletter import (
+    HEADER_PREFIX,
+    HEADERS_DROPPED,
+    KEY_TRUNCATED,
+    VALUE_PARKED,
+    VALUE_SHA256,
+    VALUE_SIZE,
+    VALUE_TRUNCATED,
+    DeadLetterRecord,
+    deadletter_headers,
+    fit_dead_letter,
+    header_map,
+    record_size,
+)
 
 NOW = datetime(2024, 5, 17, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -99,3 +113,76 @@ def test_header_map_last_one_wins_and_tolerates_none_and_bad_utf8() -> None:
     assert header_map([]) == {}
     assert header_map([("a", b"1"), ("a", b"2")]) == {"a": "2"}
     assert header_map([("bin", b"\xff\xfeok")]) == {"bin": "\ufffd\ufffdok"}
+
+
+# fit_dead_letter: a dead letter must always be writable (issue 12 #2)
+
+LIMIT = 64 * 1024
+
+
+def test_a_record_that_fits_is_left_alone() -> None:
+    original = headers(original=[("trace", b"abc")])
+    fitted = fit_dead_letter(b"key", b"v" * 1000, original, limit=LIMIT, park=_no_park)
+    assert fitted == DeadLetterRecord(b"key", b"v" * 1000, original)
+
+
+def _no_park(value: bytes) -> str:
+    raise AssertionError("a record that fits must not be parked")
+
+
+def test_a_value_over_the_limit_is_parked_and_the_headers_say_where() -> None:
+    parked: list[bytes] = []
+
+    def park(value: bytes) -> str:
+        parked.append(value)
+        return "file:///blobs/ab/cd/abcd"
+
+    value = b"x" * (LIMIT + 10)
+    fitted = fit_dead_letter(b"key", value, headers(original=[("t", b"1")]), limit=LIMIT, park=park)
+    assert parked == [value]
+    assert fitted.value == b""
+    assert fitted.key == b"key"
+    read = header_map(fitted.headers)
+    assert read[VALUE_PARKED] == "file:///blobs/ab/cd/abcd"
+    assert read[VALUE_SIZE] == str(len(value))
+    assert read[VALUE_SHA256] == hashlib.sha256(value).hexdigest()
+    assert read["t"] == "1"  # original headers kept when they fit
+    assert read[HEADER_PREFIX + "error.code"] == "codec.malformed"
+    assert record_size(fitted.key, fitted.value, fitted.headers) <= LIMIT
+
+
+def test_when_parking_fails_the_value_is_truncated_to_fit() -> None:
+    def park(value: bytes) -> str:
+        raise OSError("disk full")
+
+    value = bytes(range(256)) * 1000
+    fitted = fit_dead_letter(b"key", value, headers(), limit=LIMIT, park=park)
+    assert 0 < len(fitted.value) < len(value)
+    assert value.startswith(fitted.value)
+    read = header_map(fitted.headers)
+    assert read[VALUE_TRUNCATED] == str(len(value))
+    assert VALUE_PARKED not in read
+    assert LIMIT - 64 <= record_size(fitted.key, fitted.value, fitted.headers) <= LIMIT
+
+
+def test_huge_original_headers_and_key_are_cut_but_ours_survive() -> None:
+    hostile = [(f"h{i}", b"y" * 1000) for i in range(100)]  # ~100 KB of headers
+    key = b"k" * (LIMIT + 1)
+    fitted = fit_dead_letter(key, b"v", headers(original=hostile), limit=LIMIT, park=None)
+    read = header_map(fitted.headers)
+    assert read[HEADERS_DROPPED] == "100"
+    assert read[KEY_TRUNCATED] == str(len(key))
+    assert fitted.key == key[:256]
+    assert read[HEADER_PREFIX + "error.code"] == "codec.malformed"
+    assert record_size(fitted.key, fitted.value, fitted.headers) <= LIMIT
+
+
+def test_record_size_is_what_the_producer_checks() -> None:
+    """aiokafka refuses a send whose estimate exceeds max_request_size: same function."""
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    sample = [("a", b"b")]
+    assert record_size(b"k", b"v" * 10, sample) == (
+        DefaultRecordBatchBuilder.estimate_size_in_bytes(b"k", b"v" * 10, sample)
+    )
+    assert record_size(None, None, [("no-value", None)]) > 0  # type: ignore[list-item]

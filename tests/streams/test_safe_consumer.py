@@ -99,7 +99,7 @@ def _acking_consumer(generation: int, flow_active: bool) -> Any:
         consumer_generation_id=generation,
         flow_control=SimpleNamespace(is_active=lambda: flow_active),
     )
-    return SimpleNamespace(app=app)
+    return SimpleNamespace(app=app, _held={})
 
 
 def test_acks_of_an_older_generation_are_ignored() -> None:
@@ -114,6 +114,35 @@ def test_acks_while_flow_is_suspended_are_ignored() -> None:
     consumer = _acking_consumer(generation=2, flow_active=False)
     assert SafeConsumer.ack(consumer, message) is False  # type: ignore[arg-type]
     assert message.acked is True
+
+
+def test_a_held_message_is_never_acknowledged_so_no_commit_passes_it() -> None:
+    """Issue 12 #2: a stream acknowledges its event even when the agent was cancelled while
+    the event's dead letter could not be written; held, it stays in progress until a seek."""
+    message = SimpleNamespace(generation_id=2, acked=False, tp=TP, offset=5)
+    consumer = _acking_consumer(generation=2, flow_active=True)
+    SafeConsumer.hold(consumer, message)  # type: ignore[arg-type]
+    assert SafeConsumer.ack(consumer, message) is False  # type: ignore[arg-type]
+    assert message.acked is False
+    fake = state(committed=5, acked=[6, 7], in_progress=(5,))  # 5 stays unacknowledged
+    assert new_offset(fake) is None
+    SafeConsumer.release(consumer, message)  # type: ignore[arg-type]
+    assert consumer._held == {}
+
+
+def test_a_seek_forgets_held_messages_since_it_fetches_them_again() -> None:
+    message = SimpleNamespace(generation_id=2, acked=False)
+    consumer = _acking_consumer(generation=2, flow_active=True)
+    SafeConsumer.hold(consumer, message)  # type: ignore[arg-type]
+
+    async def seek_to_committed() -> dict[Any, int]:
+        return {TP: 5}
+
+    consumer.seek_to_committed = seek_to_committed
+    consumer._read_offset, consumer._committed_offset = {}, {}
+    asyncio.run(SafeConsumer.perform_seek(consumer))  # type: ignore[arg-type]
+    assert consumer._held == {}
+    assert consumer._committed_offset == {TP: 5}
 
 
 def _queue(*items: Any) -> Any:

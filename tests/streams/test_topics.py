@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from pathlib import Path
 
 import pytest
 
+from streams.app import create_faust_app
+from streams.client import LineClient
 from streams.settings import Settings
 from streams.topics import TopicNames, TopicSpec, line_topic_specs
 
@@ -80,12 +84,28 @@ def test_line_topic_specs_are_every_topic_with_the_same_partitions() -> None:
 def test_deadletter_keeps_messages_longer() -> None:
     specs = {s.name: s for s in line_topic_specs(settings())}
     deadletter = specs.pop("line.deadletter")
-    assert deadletter.config == {"cleanup.policy": "delete", "retention.ms": "9000"}
+    size = {"max.message.bytes": "1048576"}
+    assert deadletter.config == {"cleanup.policy": "delete", "retention.ms": "9000", **size}
     for compacted in ("line.spend", "line.review.items", "line.webhooks.disabled"):
-        assert specs.pop(compacted).config == {"cleanup.policy": "compact"}
+        assert specs.pop(compacted).config == {"cleanup.policy": "compact", **size}
     assert len(specs) == 15  # 9 line topics and 6 webhook retry topics
     for spec in specs.values():
-        assert spec.config == {"cleanup.policy": "delete", "retention.ms": "1000"}
+        assert spec.config == {"cleanup.policy": "delete", "retention.ms": "1000", **size}
+
+
+def test_every_topic_takes_exactly_what_the_producers_may_send(tmp_path: Path) -> None:
+    """Topic max.message.bytes == producer max_request_size (issue 12 #2): a record too large
+    must be refused by the producer at send time, never by the broker after the commit."""
+    specs = line_topic_specs(settings(max_message_bytes=2_000_000))
+    assert {s.config["max.message.bytes"] for s in specs} == {"2000000"}
+    app = create_faust_app(settings(max_message_bytes=2_000_000, data_dir=tmp_path))
+    assert app.conf.producer_max_request_size == 2_000_000
+
+    async def client_limit() -> int:  # aiokafka needs a running loop to build a producer
+        limit: int = LineClient(settings(max_message_bytes=2_000_000))._producer._max_request_size
+        return limit
+
+    assert asyncio.run(client_limit()) == 2_000_000
 
 
 def test_specs_follow_the_settings() -> None:
