@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         description="Folder of brand profiles (one YAML/TOML/JSON file each); unset = only the "
         "request's own constraints are checked.",
     )
+    check_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Deadline of one validation check (run off the event loop); one that misses "
+        "it is a failed check.timeout result.",
+    )
 
     # Delivery
     destinations_file: Path | None = Field(

@@ -13,8 +13,9 @@ from agents.generate.providers.offline import OfflineProvider
 from agents.generate.routing.adapters import build_adapters, close_adapters
 from agents.generate.routing.config import load_routing
 from agents.validate.checks.terms import default_detector
+from agents.validate.deadline import CheckRunner
 from agents.validate.gateway import Gateway
-from agents.validate.metrics import GatewayMetrics
+from agents.validate.metrics import GatewayMetrics, overdue_checks_gauge
 from agents.validate.policy import load_profiles
 from streams.records import Disposition
 from streams.stage import StageIO
@@ -40,9 +41,14 @@ def install(line: Line) -> None:
         else {}
     )
     gateway = Gateway(
-        book, providers, max_pixels=settings.max_image_pixels, detector=default_detector()
+        book,
+        providers,
+        max_pixels=settings.max_image_pixels,
+        detector=default_detector(),
+        runner=CheckRunner(settings.check_timeout_s),
     )
     metrics = GatewayMetrics.build(line.registry)
+    overdue_checks_gauge(line.registry, gateway.runner)
 
     @line.app.agent(topics.raw, name=STAGE, concurrency=settings.validate_concurrency)
     async def validate_stage(stream: Any) -> None:

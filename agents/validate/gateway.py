@@ -16,11 +16,12 @@ from agents.validate.checks.image import DEFAULT_MAX_PIXELS, ImageProber
 from agents.validate.checks.image_policy import image_policy_checks
 from agents.validate.checks.palette import BrandPalette
 from agents.validate.checks.terms import LanguageDetector, text_policy_checks
+from agents.validate.deadline import CheckRunner
 from agents.validate.judge import JudgeOutcome, applies, run_judge
 from agents.validate.policy import DEFAULT_POLICY, Policy, PolicyError, ProfileBook
 from agents.validate.suite import verdict
 from agents.validate.triage import Triage, triage
-from agents.validate.validation import unreadable, validate
+from agents.validate.validation import unreadable, validate_off_loop
 from streams.blobs import BlobError
 from streams.records import BlobRef, RawAsset, ValidatedAsset, Verdict
 
@@ -58,6 +59,7 @@ class Gateway:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         detector: LanguageDetector | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        runner: CheckRunner | None = None,
     ) -> None:
         for policy in book.policies.values():
             if policy.judge is not None and policy.judge.provider not in providers:
@@ -72,6 +74,8 @@ class Gateway:
         self.prober = ImageProber(max_pixels)
         self.detector = detector
         self.clock = clock
+        # Checks run on threads under a deadline, so a slow one never stalls the loop.
+        self.runner = runner if runner is not None else CheckRunner()
         self._checks: dict[str, tuple[Check, ...]] = {}
 
     def checks_for(self, policy: Policy) -> tuple[Check, ...]:
@@ -92,7 +96,9 @@ class Gateway:
         rule, because a paid model call on an asset that is already rejected buys nothing.
         """
         started = self.clock()
-        validated = validate(raw, data, self.checks_for(policy), clock=self.clock)
+        validated = await validate_off_loop(
+            raw, data, self.checks_for(policy), self.runner.run_suite, clock=self.clock
+        )
         report = validated.report.model_copy(update={"profile": policy.label})
         judge = policy.judge
         wanted = judge is not None and (judge.when == "always" or report.verdict is Verdict.PASS)

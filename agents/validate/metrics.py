@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from agents.generate.routing.metrics import CALL_SECONDS_BUCKETS
+from agents.validate.deadline import CheckRunner
 from streams.records import ProviderAttempt, ValidatedAsset
 
 
@@ -71,3 +72,14 @@ class GatewayMetrics(NamedTuple):
         self.judge_calls.labels(*labels, judge_code or "judge.verdict").inc()
         self.judge_seconds.labels(*labels).observe(attempt.latency_ms / 1000.0)
         self.judge_cost.labels(*labels).inc(attempt.cost)
+
+
+def overdue_checks_gauge(registry: CollectorRegistry, runner: CheckRunner) -> Gauge:
+    """Checks still running past their deadline: threads Python cannot stop, worth an alert."""
+    gauge = Gauge(
+        "assetline_checks_overdue",
+        "Validation checks still running on their thread after their deadline passed.",
+        registry=registry,
+    )
+    gauge.set_function(lambda: runner.stuck)
+    return gauge
