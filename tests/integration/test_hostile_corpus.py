@@ -1,4 +1,4 @@
-"""Every hostile request of the corpus ends in a completion or a coded dead letter, on a real broker.
+"""Every hostile request of the corpus ends in a completion or a coded dead letter (real broker).
 
 The corpus (``tests/corpus/hostile_requests.json``) is what a hostile producer can put on
 ``.requests``: regexes that backtrack forever, size bombs, requests near the 1 MB record limit,
