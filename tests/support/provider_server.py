@@ -77,7 +77,8 @@ Handler = Callable[[Any], Reply]
 class ProviderServer:
     """Start with :meth:`start` (or use :func:`provider_server`); ``url`` is the base URL."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host  # any of 127.0.0.0/8: a second "internal" host for SSRF tests
         self._lock = threading.Lock()
         self._scripts: dict[tuple[str, str], list[Reply]] = {}
         self._last: dict[tuple[str, str], Reply] = {}
@@ -90,8 +91,8 @@ class ProviderServer:
 
     def start(self) -> ProviderServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        sock.bind((self.host, 0))
+        self.url = f"http://{self.host}:{sock.getsockname()[1]}"
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._serve(sock), self._loop).result(timeout=10)
         return self
@@ -198,9 +199,9 @@ async def _respond(request: web.Request, reply: Reply) -> web.StreamResponse:
 
 
 @contextlib.contextmanager
-def provider_server() -> Iterator[ProviderServer]:
+def provider_server(host: str = "127.0.0.1") -> Iterator[ProviderServer]:
     """A started server, stopped on exit; wrap it in a pytest fixture."""
-    server = ProviderServer().start()
+    server = ProviderServer(host).start()
     try:
         yield server
     finally:

@@ -3,7 +3,8 @@
 Every adapter goes through :func:`send` so that a 429 means the same thing whichever provider
 sent it, bodies are size-capped while streaming (a misbehaving server cannot exhaust memory),
 and error messages are built from status lines and the provider's own error text only, with
-credentials scrubbed: request headers never reach a message.
+credentials scrubbed (in every escaped form, before any cut to length): request headers and
+httpx's own exception texts never reach a message.
 
 Codes and what the router may do with them:
 
@@ -16,6 +17,7 @@ code                       retryable  raised for
 ``provider.unavailable``   yes        HTTP 5xx and Anthropic's 529 (``retry_after_s``)
 ``provider.auth``          no         HTTP 401 and 403
 ``provider.bad_request``   no         any other non-2xx status; an unusable URL
+``provider.bad_header``    no         a key or header value HTTP cannot carry (newline...)
 ``provider.refused``       no         the adapter's refusal check matched (``refusal``)
 ``provider.bad_response``  yes        2xx body that is not JSON or lacks expected fields
 ``provider.too_large``     no         body above ``max_bytes``
@@ -37,6 +39,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from agents.generate.providers._base import ProviderError
+from streams.redaction import redact, redact_and_truncate
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -57,8 +60,10 @@ DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
 #: Error bodies only feed a message, so reading more than this is pointless.
 _ERROR_BODY_BYTES: Final = 64 * 1024
 _MESSAGE_CHARS: Final = 300
-#: Shorter "secrets" are not scrubbed: replacing "1" everywhere would garble every message.
-_MIN_SECRET_CHARS: Final = 8
+_BAD_HEADER: Final = (
+    "the request could not be sent: a header value (API key or configured header) holds "
+    "characters HTTP does not allow"
+)
 
 #: ``(status, parsed JSON body or None) -> True`` when a non-2xx answer is a content refusal.
 RefusalCheck = Callable[[int, Any], bool]
@@ -83,6 +88,11 @@ class PooledAdapter:
         self._owns_client = client is None
         self._secrets = tuple(v for v in (key, *header_values) if v)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The key and header values, for a last scrub of anything bound for an event."""
+        return self._secrets
+
     async def aclose(self) -> None:
         """Close the HTTP client if this provider created it (a shared one is the owner's)."""
         if self._owns_client:
@@ -101,9 +111,11 @@ def build_client(
 
     It carries no credentials: adapters send them per request, so the same client can fetch
     an image from a third-party URL without leaking a key. Redirects are not followed unless a
-    request asks, so an API call never silently lands elsewhere.
+    request asks, so an API call never silently lands elsewhere. ``trust_env`` is off: a proxy
+    or CA bundle from the environment must not see or redirect calls that carry keys.
     """
     return httpx.AsyncClient(
+        trust_env=False,
         limits=httpx.Limits(
             max_connections=max_connections,
             max_keepalive_connections=max_keepalive_connections,
@@ -156,14 +168,6 @@ def _non_negative(value: str | None) -> float | None:
     return max(0.0, number)
 
 
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with every secret (of at least 8 characters) replaced by ``***``."""
-    for secret in secrets:
-        if len(secret) >= _MIN_SECRET_CHARS:
-            text = text.replace(secret, "***")
-    return text
-
-
 def bad_response(provider: str, detail: str) -> ProviderError:
     """A 2xx answer the adapter cannot use; retryable, since the next one may be whole."""
     return ProviderError(
@@ -212,18 +216,20 @@ async def send(
         ) from exc
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise ProviderError(
-            "provider.bad_request",
-            redact(f"{provider}: unusable URL: {exc}", secrets),
+            "provider.bad_request", f"{provider}: unusable URL ({type(exc).__name__})"
         ) from exc
     except httpx.DecodingError as exc:
-        raise bad_response(provider, redact(f"undecodable body: {exc}", secrets)) from exc
+        raise bad_response(provider, "undecodable body (content encoding)") from exc
     except httpx.TooManyRedirects as exc:
         raise ProviderError("provider.bad_request", f"{provider}: too many redirects") from exc
+    except (httpx.LocalProtocolError, UnicodeEncodeError) as exc:
+        # httpx quotes the offending header (the key in it) in its text: never pass it on
+        raise ProviderError("provider.bad_header", f"{provider}: {_BAD_HEADER}") from exc
     except httpx.TransportError as exc:
-        detail = redact(f"{type(exc).__name__}: {exc}".rstrip(": "), secrets)
+        # only the class: httpx and httpcore texts may quote headers, the URL or the body
         raise ProviderError(
             "provider.connect",
-            f"{provider}: cannot reach {_host(url)}: {detail}",
+            f"{provider}: cannot reach {_host(url)} ({type(exc).__name__})",
             retryable=True,
         ) from exc
     if 200 <= status < 300:
@@ -356,8 +362,8 @@ def _status_error(
         parsed: Any = json.loads(content)
     except (ValueError, UnicodeDecodeError):
         parsed = None
-    detail = _error_detail(parsed, content)
-    message = redact(f"{provider}: HTTP {status} {reason}".rstrip() + detail, secrets)
+    detail = _error_detail(parsed, content, secrets)
+    message = redact(f"{provider}: HTTP {status} {reason}".rstrip(), secrets) + detail
     if is_refusal is not None and is_refusal(status, parsed):
         return ProviderError("provider.refused", message, refusal=True, status=status)
     if status == 429:
@@ -383,8 +389,11 @@ def _status_error(
     return ProviderError("provider.bad_request", message, status=status)
 
 
-def _error_detail(parsed: Any, content: bytes) -> str:
-    """``" (type): message"`` from the usual error shapes, else the start of the body."""
+def _error_detail(parsed: Any, content: bytes, secrets: Sequence[str]) -> str:
+    """``" (type): message"`` from the usual error shapes, else the start of the body.
+
+    Redacted before it is cut to length: a key cut at the boundary would match nothing.
+    """
     kind: str | None = None
     text: str | None = None
     if isinstance(parsed, dict):
@@ -398,9 +407,8 @@ def _error_detail(parsed: Any, content: bytes) -> str:
             text = _first_str(parsed, "message", "detail", "error_description")
     if text is None:
         text = content.decode("utf-8", "replace")
-    text = " ".join(text.split())
-    if len(text) > _MESSAGE_CHARS:
-        text = text[: _MESSAGE_CHARS - 1] + "…"
+    text = redact_and_truncate(" ".join(redact(text, secrets).split()), secrets, _MESSAGE_CHARS)
+    kind = redact_and_truncate(kind, secrets, _MESSAGE_CHARS) if kind else None
     prefix = f" ({kind})" if kind else ""
     return f"{prefix}: {text}" if text else prefix
 

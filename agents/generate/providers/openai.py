@@ -17,6 +17,8 @@ from typing import Any, Final, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr
 
+from agents.deliver.webhooks.pinning import PinnedTransport
+from agents.deliver.webhooks.ssrf import Resolver, system_resolver
 from agents.generate.providers._base import (
     Attachment,
     Generated,
@@ -25,6 +27,7 @@ from agents.generate.providers._base import (
     Usage,
 )
 from agents.generate.providers._content import instructions, media_type, sniff_image, strip_fence
+from agents.generate.providers._fetch import fetch_result
 from agents.generate.providers._http import (
     DEFAULT_MAX_RESPONSE_BYTES,
     PooledAdapter,
@@ -32,14 +35,15 @@ from agents.generate.providers._http import (
     lookup,
     optional_int,
     post_json,
-    send,
 )
 from streams.records import AssetKind
+from streams.redaction import redact_and_truncate
 
 __all__ = ["OpenAIConfig", "OpenAIProvider"]
 
 #: Error ``type``/``code`` fragments OpenAI-style servers use for policy rejections.
 _POLICY_MARKERS: Final = ("content_policy", "content_filter", "moderation", "safety")
+_REFUSAL_CHARS: Final = 300
 
 
 class OpenAIConfig(BaseModel):
@@ -58,6 +62,11 @@ class OpenAIConfig(BaseModel):
     )
     max_response_bytes: PositiveInt = DEFAULT_MAX_RESPONSE_BYTES
     extra_headers: dict[str, str] = Field(default_factory=dict)
+    result_url_allow: tuple[str, ...] = Field(
+        (),
+        description="Hosts, IPs or CIDRs an image result URL may point at although private "
+        "(a self-hosted server's own file host); everything else private is refused.",
+    )
 
 
 class OpenAIProvider(PooledAdapter):
@@ -69,10 +78,15 @@ class OpenAIProvider(PooledAdapter):
         config: OpenAIConfig,
         api_key: SecretStr | None,
         client: httpx.AsyncClient | None = None,
+        *,
+        resolver: Resolver = system_resolver,
     ) -> None:
         self.name = name
         self.config = config
         self._base_url = config.base_url.rstrip("/")
+        # result URLs go through the SSRF guard and a transport pinned to what it approved
+        self._results = PinnedTransport(max_pools=8, keepalive_expiry=5.0)
+        self._resolver = resolver
         key = api_key.get_secret_value() if api_key is not None else ""
         super().__init__(client, key, config.extra_headers.values())
         headers = {"Accept": "application/json", **config.extra_headers}
@@ -81,6 +95,10 @@ class OpenAIProvider(PooledAdapter):
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self._headers: Mapping[str, str] = headers
+
+    async def aclose(self) -> None:
+        await self._results.aclose()
+        await super().aclose()
 
     async def generate(self, call: ProviderCall) -> Generated:
         if call.request.kind is AssetKind.IMAGE:
@@ -123,7 +141,8 @@ class OpenAIProvider(PooledAdapter):
             reason = refusal if isinstance(refusal, str) else "content filter"
             raise ProviderError(
                 "provider.refused",
-                f"{self.name}: model refused: {reason[:300]}",
+                f"{self.name}: model refused: "
+                + redact_and_truncate(reason, self._secrets, _REFUSAL_CHARS),
                 refusal=True,
                 usage=usage,
             )
@@ -197,24 +216,22 @@ class OpenAIProvider(PooledAdapter):
         )
 
     async def _download(self, url: str, timeout_s: float) -> bytes:
-        """Fetch a result URL with no headers: it is often another host, owed no credentials."""
+        """Fetch a result URL with no credentials, as an untrusted destination (see _fetch)."""
         if not url.startswith(("https://", "http://")):
             raise bad_response(self.name, "image URL is not http(s)")
         if timeout_s <= 0:
             raise ProviderError(
                 "provider.timeout", f"{self.name}: no time left to fetch the image", retryable=True
             )
-        result = await send(
-            self._client,
-            "GET",
+        return await fetch_result(
+            self._results,
             url,
             provider=self.name,
             timeout_s=timeout_s,
             max_bytes=self.config.max_response_bytes,
-            secrets=self._secrets,
-            follow_redirects=True,
+            allow=self.config.result_url_allow,
+            resolver=self._resolver,
         )
-        return result.content
 
 
 def _json_format(schema_text: str | None, provider: str) -> dict[str, Any]:

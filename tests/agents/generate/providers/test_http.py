@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import socket
 import subprocess
 import sys
@@ -10,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -319,6 +322,103 @@ def test_an_echoed_key_never_reaches_the_error(server: ProviderServer, status: i
     for text in (str(error), repr(error), error.message, *map(str, error.args)):
         assert SECRET not in text
         assert "Bearer" not in text or "Bearer ***" in text
+
+
+def _key_forms(key: str) -> list[str]:
+    """The renderings a leak took in issue 12 #5/#8: raw, repr, JSON and URL escapes, base64."""
+    stripped = key.strip()
+    return [
+        key,
+        stripped,
+        repr(key)[1:-1],
+        repr(key.encode())[2:-1],
+        json.dumps(key)[1:-1],
+        quote(key, safe=""),
+        base64.b64encode(f"user:{stripped}".encode()).decode()[8:-4],
+    ]
+
+
+@pytest.mark.parametrize("key", ["sk-live-NEWLINE0123456789\n", "sk-live-ACCENT0123456789\u00e9"])
+def test_a_header_httpx_rejects_is_a_code_not_its_text(server: ProviderServer, key: str) -> None:
+    """httpx quotes a rejected header (with the key, escaped) in its error: none of it passes."""
+
+    async def call(client: httpx.AsyncClient) -> HttpResult:
+        return await send(
+            client,
+            "POST",
+            server.url + "/api",
+            provider="acme",
+            timeout_s=5.0,
+            headers={"Authorization": f"Bearer {key}"},
+            json_body={},
+            secrets=(key,),
+        )
+
+    with pytest.raises(ProviderError) as caught:
+        _run(call)
+    error = caught.value
+    assert (error.code, error.retryable) == ("provider.bad_header", False)
+    for text in (str(error), repr(error.args), error.message):
+        for form in _key_forms(key):
+            assert form not in text
+        assert "sk-live" not in text
+    assert server.requests == []
+
+
+def test_a_key_at_the_cut_is_redacted_before_the_message_is_cut(server: ProviderServer) -> None:
+    """The provider text is cut at 300 characters: the cut must not leave half a key behind."""
+    for padding in range(285, 300):
+        server.reset()
+        error = _error(server, Reply(status=400, json=openai_error("x" * padding + SECRET)))
+        assert SECRET[:8] not in error.message, padding
+        assert len(error.message) < 400
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        f"bad key {SECRET!r}",
+        f"bad header b'Bearer {SECRET}\\n'",
+        "bad key " + json.dumps(json.dumps(SECRET)),
+        f"callback https://x.example/?key={quote(SECRET, safe='')}",
+        "basic " + base64.b64encode(f"user:{SECRET}".encode()).decode(),
+    ],
+)
+def test_escaped_forms_of_a_key_are_redacted(server: ProviderServer, echo: str) -> None:
+    error = _error(server, Reply(status=401, json=openai_error(echo)))
+    assert error.code == "provider.auth"
+    for form in _key_forms(SECRET):
+        assert form not in error.message
+    assert "***" in error.message
+
+
+def test_connection_failures_carry_no_httpx_text() -> None:
+    """Only the exception class: httpx and httpcore texts may quote headers or the URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    async def call(client: httpx.AsyncClient) -> HttpResult:
+        return await send(
+            client,
+            "GET",
+            f"http://127.0.0.1:{port}/x?token={SECRET}",
+            provider="acme",
+            timeout_s=2.0,
+        )
+
+    with pytest.raises(ProviderError) as caught:
+        _run(call)
+    assert caught.value.code == "provider.connect"
+    assert caught.value.message == "acme: cannot reach 127.0.0.1 (ConnectError)"
+
+
+def test_the_shared_client_ignores_the_environment() -> None:
+    async def main() -> bool:
+        async with build_client() as client:
+            return client.trust_env
+
+    assert asyncio.run(main()) is False
 
 
 # --- JSON navigation -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from typing import Any
 
 import httpx
@@ -12,7 +13,9 @@ import pytest
 from PIL import Image
 from pydantic import SecretStr
 
+from agents.deliver.webhooks.ssrf import Resolver, system_resolver
 from agents.generate.providers._base import Generated, ProviderCall, ProviderError, Usage
+from agents.generate.providers._fetch import MAX_REDIRECTS
 from agents.generate.providers.openai import OpenAIConfig, OpenAIProvider
 from streams.records import AssetKind
 from tests.support.provider_calls import make_call
@@ -26,6 +29,8 @@ from tests.support.provider_server import (
 )
 
 KEY = "sk-proj-SECRETSECRET0123456789"
+#: Result URLs may reach the test server only because it is allow-listed, as an operator would.
+LOCAL = ("127.0.0.1",)
 CHAT = "/v1/chat/completions"
 IMAGES = "/v1/images/generations"
 SCHEMA = {
@@ -41,6 +46,7 @@ def _generate(
     call: ProviderCall,
     *,
     key: str | None = KEY,
+    resolver: Resolver = system_resolver,
     **config: Any,
 ) -> Generated:
     async def main() -> Generated:
@@ -48,6 +54,7 @@ def _generate(
             "openai-main",
             OpenAIConfig(base_url=server.url + "/v1/", **config),
             SecretStr(key) if key is not None else None,
+            resolver=resolver,
         )
         try:
             return await provider.generate(call)
@@ -327,6 +334,17 @@ def test_the_key_never_appears_in_errors(server: ProviderServer) -> None:
         assert "Authorization" not in error.message
 
 
+@pytest.mark.parametrize("padding", [0, 280, 290, 295])
+def test_refusal_text_is_redacted_before_it_is_cut(server: ProviderServer, padding: int) -> None:
+    """``message.refusal`` is provider text bound for the completion: scrubbed like the rest."""
+    refusal = "r" * padding + f"I will not use {KEY} or {json.dumps(KEY)}"
+    server.script("POST", CHAT, [Reply(json=openai_chat_response(None, refusal=refusal))])
+    error = _fails(server, make_call())
+    assert error.code == "provider.refused"
+    assert KEY[:10] not in error.message
+    assert len(error.message) < 400
+
+
 # --- images ----------------------------------------------------------------------------------
 
 
@@ -382,7 +400,9 @@ def test_image_url_result_is_fetched_without_credentials(server: ProviderServer)
     server.script("GET", "/files/img-1.png", [Reply(body=png, content_type="image/png")])
     payload = openai_image_response(f"{server.url}/files/img-1.png")
     server.script("POST", IMAGES, [Reply(json=payload)])
-    generated = _generate(server, make_call(AssetKind.IMAGE), image_response_format="url")
+    generated = _generate(
+        server, make_call(AssetKind.IMAGE), image_response_format="url", result_url_allow=LOCAL
+    )
 
     assert (generated.data, generated.media_type) == (png, "image/png")
     post, get = server.requests
@@ -396,7 +416,8 @@ def test_image_url_failures_are_provider_errors(server: ProviderServer) -> None:
     server.script("GET", "/files/gone.png", [Reply(status=404)])
     payload = openai_image_response(f"{server.url}/files/gone.png")
     server.script("POST", IMAGES, [Reply(json=payload)])
-    assert _fails(server, make_call(AssetKind.IMAGE)).code == "provider.bad_request"
+    error = _fails(server, make_call(AssetKind.IMAGE), result_url_allow=LOCAL)
+    assert error.code == "provider.bad_request"
 
 
 def test_oversized_image_url_is_too_large(server: ProviderServer) -> None:
@@ -405,8 +426,155 @@ def test_oversized_image_url_is_too_large(server: ProviderServer) -> None:
     server.script(
         "POST", IMAGES, [Reply(json=openai_image_response(f"{server.url}/files/big.png"))]
     )
-    error = _fails(server, make_call(AssetKind.IMAGE), max_response_bytes=50_000)
+    error = _fails(
+        server, make_call(AssetKind.IMAGE), max_response_bytes=50_000, result_url_allow=LOCAL
+    )
     assert error.code == "provider.too_large"
+
+
+# --- result URLs are untrusted destinations (issue 12 #9) ---------------------------------------
+
+SECRET_PAGE = b"<html>root password: hunter2-INTERNAL-SECRET</html>"
+
+
+def _image_at(server: ProviderServer, url: str) -> None:
+    server.script("POST", IMAGES, [Reply(json=openai_image_response(url))])
+
+
+def _serve_secret(internal: ProviderServer) -> str:
+    internal.script("GET", "/admin", [Reply(body=SECRET_PAGE, content_type="text/html")])
+    return f"{internal.url}/admin"
+
+
+def _assert_no_secret(error: ProviderError) -> None:
+    for text in (error.message, str(error), repr(error.args)):
+        assert b"hunter2" not in text.encode()
+        assert "INTERNAL-SECRET" not in text
+
+
+def test_an_image_url_on_a_private_host_is_never_fetched(
+    server: ProviderServer, internal: ProviderServer
+) -> None:
+    _image_at(server, _serve_secret(internal))
+    error = _fails(server, make_call(AssetKind.IMAGE))
+    assert (error.code, error.retryable) == ("provider.unsafe_url", False)
+    assert "ssrf.blocked_address" in error.message
+    assert internal.requests == []
+    _assert_no_secret(error)
+
+
+def test_the_allow_list_does_not_cover_other_private_hosts(
+    server: ProviderServer, internal: ProviderServer
+) -> None:
+    _image_at(server, _serve_secret(internal))  # 127.0.0.2, while only 127.0.0.1 is allowed
+    error = _fails(server, make_call(AssetKind.IMAGE), result_url_allow=LOCAL)
+    assert error.code == "provider.unsafe_url"
+    assert internal.requests == []
+
+
+def test_a_redirect_to_a_private_host_is_refused_at_that_hop(
+    server: ProviderServer, internal: ProviderServer
+) -> None:
+    secret_url = _serve_secret(internal)
+    server.script("GET", "/files/img.png", [Reply(status=302, headers={"Location": secret_url})])
+    _image_at(server, f"{server.url}/files/img.png")
+    error = _fails(server, make_call(AssetKind.IMAGE), result_url_allow=LOCAL)
+    assert error.code == "provider.unsafe_url"
+    assert [seen.path for seen in server.requests] == [IMAGES, "/files/img.png"]
+    assert internal.requests == []
+    _assert_no_secret(error)
+
+
+def test_redirects_to_allowed_hosts_are_followed_each_hop_checked(
+    server: ProviderServer,
+) -> None:
+    png = png_bytes(12, 12)
+    server.script("GET", "/files/a.png", [Reply(status=301, headers={"Location": "/files/b.png"})])
+    server.script("GET", "/files/b.png", [Reply(status=307, headers={"Location": "c.png"})])
+    server.script("GET", "/files/c.png", [Reply(body=png, content_type="image/png")])
+    _image_at(server, f"{server.url}/files/a.png")
+    generated = _generate(server, make_call(AssetKind.IMAGE), result_url_allow=LOCAL)
+    assert generated.data == png
+    assert [seen.path for seen in server.requests][1:] == [
+        "/files/a.png",
+        "/files/b.png",
+        "/files/c.png",
+    ]
+
+
+def test_a_redirect_loop_stops_after_the_limit(server: ProviderServer) -> None:
+    server.script("GET", "/files/loop.png", [Reply(status=302, headers={"Location": "loop.png"})])
+    _image_at(server, f"{server.url}/files/loop.png")
+    error = _fails(server, make_call(AssetKind.IMAGE), result_url_allow=LOCAL)
+    assert error.code == "provider.bad_response"
+    assert len(server.requests_to("/files/loop.png")) == MAX_REDIRECTS + 1
+
+
+@pytest.mark.parametrize("status", [200, 403, 404, 500])
+def test_a_result_page_body_is_never_quoted(server: ProviderServer, status: int) -> None:
+    server.script(
+        "GET", "/files/x.png", [Reply(status=status, body=SECRET_PAGE, content_type="text/html")]
+    )
+    _image_at(server, f"{server.url}/files/x.png")
+    error = _fails(server, make_call(AssetKind.IMAGE), result_url_allow=LOCAL)
+    assert error.code != "provider.unsafe_url"  # it was fetched: the body is what is at stake
+    _assert_no_secret(error)
+
+
+def test_the_connection_goes_to_the_address_the_guard_approved(server: ProviderServer) -> None:
+    """A name is resolved once, by the guard; the connection dials that address, not the name."""
+    png = png_bytes(9, 9)
+    server.script("GET", "/files/n.png", [Reply(body=png, content_type="image/png")])
+    port = server.url.rsplit(":", 1)[1]
+    _image_at(server, f"http://cdn.images.invalid:{port}/files/n.png")
+
+    async def resolve(host: str, port: int) -> list[str]:
+        assert host == "cdn.images.invalid"  # .invalid never resolves for real
+        return ["127.0.0.1"]
+
+    generated = _generate(
+        server, make_call(AssetKind.IMAGE), result_url_allow=LOCAL, resolver=resolve
+    )
+    assert generated.data == png
+    assert server.requests_to("/files/n.png")[0].headers["host"].startswith("cdn.images.invalid")
+
+
+def test_a_name_resolving_to_a_private_address_is_refused(
+    server: ProviderServer, internal: ProviderServer
+) -> None:
+    port = _serve_secret(internal).rsplit(":", 1)[1].split("/")[0]
+    _image_at(server, f"http://images.example.com:{port}/admin")
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.2"]
+
+    error = _fails(server, make_call(AssetKind.IMAGE), result_url_allow=LOCAL, resolver=resolve)
+    assert error.code == "provider.unsafe_url"
+    assert internal.requests == []
+
+
+def test_a_trickling_result_url_is_bounded_by_the_call_timeout(server: ProviderServer) -> None:
+    body = png_bytes() + b"\0" * 4000
+    slow = Reply(body=body, chunked=True, chunk_size=100, chunk_delay_s=0.1)  # ~4 s in all
+    server.script("GET", "/files/slow.png", [slow])
+    _image_at(server, f"{server.url}/files/slow.png")
+    started = time.monotonic()
+    error = _fails(server, make_call(AssetKind.IMAGE, timeout_s=0.8), result_url_allow=LOCAL)
+    assert (error.code, error.retryable) == ("provider.timeout", True)
+    assert time.monotonic() - started < 3.0
+
+
+def test_a_proxy_from_the_environment_is_ignored(
+    server: ProviderServer, internal: ProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """trust_env is off: HTTP(S)_PROXY must not see (or reroute) calls that carry the key."""
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(name, internal.url)
+    server.script("POST", CHAT, [Reply(json=openai_chat_response("hi"))])
+    assert _generate(server, make_call()).data == b"hi"
+    assert internal.requests == []
 
 
 @pytest.mark.parametrize(
