@@ -40,6 +40,8 @@ class CampaignSummary:
 
     request_ids: list[str]
     latest: dict[str, AssetCompleted] = field(default_factory=dict)
+    #: Ids without a completion that wait for a person in the review stage (not lost).
+    in_review: set[str] = field(default_factory=set)
     _wanted: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -58,7 +60,13 @@ class CampaignSummary:
         if previous is not None and previous.attempt >= completion.attempt:
             return False
         self.latest[rid] = completion
+        self.in_review.discard(rid)
         return True
+
+    def mark_in_review(self, request_ids: Iterable[str]) -> None:
+        """Record which ids wait in review (read from the review table), so they are not
+        reported as missing: they are held on purpose, until someone approves or rejects."""
+        self.in_review = {rid for rid in request_ids if rid in self._wanted} - set(self.latest)
 
     def add_all(self, completions: Iterable[AssetCompleted]) -> None:
         for completion in completions:
@@ -86,8 +94,18 @@ class CampaignSummary:
         return {s.value: counts.get(s.value, 0) for s in CompletionStatus}
 
     def missing(self) -> list[str]:
-        """Ids without a completion, in the campaign's order."""
-        return [rid for rid in self.request_ids if rid not in self.latest]
+        """Ids without a completion that are not waiting in review, in the campaign's order."""
+        return [
+            rid for rid in self.request_ids if rid not in self.latest and rid not in self.in_review
+        ]
+
+    def undelivered(self) -> list[str]:
+        """Completed ids whose latest completion is not DELIVERED, in the campaign's order."""
+        return [
+            rid
+            for rid in self.request_ids
+            if rid in self.latest and self.latest[rid].status is not CompletionStatus.DELIVERED
+        ]
 
     def line(self, elapsed: float | None = None) -> str:
         """One live status line: ``12/30 done  DELIVERED 10  REJECTED 2 ...  cost $0.0120``."""
@@ -96,9 +114,10 @@ class CampaignSummary:
         return f"{self.done}/{self.total} done  {statuses or '-'}  cost ${self.cost:.4f}{when}"
 
     def table(self) -> str:
-        """Counts by status, the cost, and how many are missing, as an aligned table."""
+        """Counts by status, the cost, and how many wait in review or are missing, aligned."""
         rows = [(status, str(count)) for status, count in self.by_status().items()]
-        rows.append(("MISSING", str(self.total - self.done)))
+        rows.append(("IN_REVIEW", str(len(self.in_review))))
+        rows.append(("MISSING", str(len(self.missing()))))
         rows.append(("cost (USD)", f"{self.cost:.6f}"))
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
@@ -111,6 +130,8 @@ class CampaignSummary:
             "completed": self.done,
             "by_status": self.by_status(),
             "cost": round(self.cost, 9),
+            "in_review_count": len(self.in_review),
+            "in_review": [rid for rid in self.request_ids if rid in self.in_review][:show_missing],
             "missing_count": len(missing),
             "missing": missing[:show_missing],
         }

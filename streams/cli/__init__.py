@@ -21,6 +21,7 @@ from streams.cli._webhooks import webhooks_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="assetline", prog_name="assetline")
 def cli() -> None:
     """assetline: generate, validate and deliver AI assets over Kafka."""
 

@@ -23,15 +23,17 @@ from streams.campaign import (
     parse_duration,
     read_segments,
 )
-from streams.cli._common import load_settings, run
+from streams.cli._common import EXIT_TIMEOUT, EXIT_UNDELIVERED, delivery_verdict, load_settings, run
+from streams.cli._review import load_items
 from streams.client import LineClient, open_completion_reader
 from streams.codecs import CodecError, Codecs
-from streams.records import GenerationRequest
+from streams.records import GenerationRequest, ReviewStatus
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
 
-#: Exit code when the deadline passed with requests outstanding (1 = error, 2 = usage).
-EXIT_DEADLINE = 3
+#: Exit code when the deadline passed with requests outstanding (1 = error, 2 = usage);
+#: EXIT_UNDELIVERED (4) when every request completed but not every one was DELIVERED.
+EXIT_DEADLINE = EXIT_TIMEOUT
 SHOW_MISSING = 5
 
 
@@ -150,6 +152,14 @@ async def _campaign(
         await _track(settings, summary, codecs, deadline, live)
     finally:
         live.close()
+    if not summary.complete:
+        # Held for a person is not lost: the review table says which of the rest wait there.
+        items = await load_items(settings, codecs)
+        summary.mark_in_review(
+            rid
+            for rid in summary.request_ids
+            if rid in items and items[rid].status is ReviewStatus.PENDING
+        )
     return summary, sent, seconds
 
 
@@ -203,8 +213,9 @@ def campaign(
 
     Request ids are <campaign_id>-<sha256(template + row)>, so re-running a campaign resubmits
     the same ids (the line keeps one completion each; --skip-completed submits only the ids
-    without one) and identical rows collapse. Exits 3 when
-    the deadline passes with requests outstanding, naming the first missing ids.
+    without one) and identical rows collapse. Exits 3 when the deadline passes with requests
+    outstanding (naming the first missing ids, and how many wait in review), and 4 when every
+    request completed but not all were DELIVERED.
     """
     started = time.monotonic()
     try:
@@ -257,12 +268,27 @@ def campaign(
             f"in {elapsed:.1f}s"
         )
         click.echo(summary.table())
-    if missing:
-        shown = ", ".join(missing[:SHOW_MISSING])
-        more = f" (and {len(missing) - SHOW_MISSING} more)" if len(missing) > SHOW_MISSING else ""
+    if missing or summary.in_review:
+        parts = []
+        if summary.in_review:
+            parts.append(
+                f"{len(summary.in_review)} waiting in review "
+                f"(assetline review list --campaign {plan.campaign_id})"
+            )
+        if missing:
+            shown = ", ".join(missing[:SHOW_MISSING])
+            more = (
+                f" (and {len(missing) - SHOW_MISSING} more)" if len(missing) > SHOW_MISSING else ""
+            )
+            parts.append(f"missing: {shown}{more}")
+        outstanding = len(missing) + len(summary.in_review)
         click.echo(
-            f"Error: deadline {deadline} passed with {len(missing)} of {summary.total} "
-            f"request(s) outstanding; missing: {shown}{more}",
+            f"Error: deadline {deadline} passed with {outstanding} of {summary.total} "
+            f"request(s) outstanding; " + "; ".join(parts),
             err=True,
         )
         ctx.exit(EXIT_DEADLINE)
+    verdict = delivery_verdict(plan.request_ids, summary.latest)
+    if verdict is not None:
+        click.echo(f"Error: {verdict[1]}", err=True)
+        ctx.exit(EXIT_UNDELIVERED)

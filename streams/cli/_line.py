@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import difflib
 import json
 import sys
 import uuid
@@ -14,23 +15,26 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from streams.cli._common import load_settings, run
+from streams.cli._common import delivery_verdict, fail, load_settings, run
 from streams.client import LineClient
 from streams.codecs import CodecError, Codecs, SingleObjectCodec
 from streams.deadletter import header_map
-from streams.records import AssetKind, Constraints, GenerationRequest
+from streams.records import AssetCompleted, AssetKind, Constraints, GenerationRequest, ModelSpec
 from streams.settings import Settings
+from streams.stage_graph import stages_help, unfed_warnings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
 
 
 @click.command()
-@click.option("--stages", default=None, help="Comma-separated subset of generate,validate,deliver.")
+@click.option("--stages", default=None, help=stages_help())
 @click.option("--web-port", type=int, default=None, help="Port for /metrics (0 disables).")
 def worker(stages: str | None, web_port: int | None) -> None:
     """Run the line's stages until stopped (creates missing topics first)."""
     from streams.worker import run_worker
 
     settings = load_settings(stages=stages, web_port=web_port)
+    for warning in unfed_warnings(settings.stages, TopicNames.with_prefix(settings.topic_prefix)):
+        click.echo(warning, err=True)
     try:
         run_worker(settings)
     except (KafkaError, ConnectionError, OSError) as exc:
@@ -85,7 +89,20 @@ def _requests_from_file(path: Path) -> list[GenerationRequest]:
 @click.option("--format", "fmt", default=None, help="png, jpeg or webp (images).")
 @click.option("--max-chars", type=int, default=None)
 @click.option("--count", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--brand-profile", default=None, help="Brand profile id to validate against.")
+@click.option("--alias", default=None, help="Model alias from the routing file.")
+@click.option("--callback-url", default=None, help="Webhook URL for this request's completion.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Wait this long for the completions; exit 3 if some have none, 4 if not all "
+    "were DELIVERED.",
+)
+@click.pass_context
 def submit(
+    ctx: click.Context,
     file_: Path | None,
     kind: str,
     tenant: str,
@@ -97,9 +114,18 @@ def submit(
     fmt: str | None,
     max_chars: int | None,
     count: int,
+    brand_profile: str | None,
+    alias: str | None,
+    callback_url: str | None,
+    wait: float | None,
 ) -> None:
     """Publish requests from a JSONL file, or one built from flags (--count times)."""
     settings = load_settings()
+    if file_ is not None and (brand_profile or alias or callback_url):
+        raise click.UsageError(
+            "--brand-profile, --alias and --callback-url build a request; "
+            "with --file, set them in the file"
+        )
     if file_ is not None:
         requests = _requests_from_file(file_)
     else:
@@ -110,6 +136,9 @@ def submit(
             "prompt_template": prompt,
             "variables": _parse_vars(variables),
             "constraints": Constraints(width=width, height=height, format=fmt, max_chars=max_chars),
+            "brand_profile_id": brand_profile,
+            "model": ModelSpec(alias=alias),
+            "callback_url": callback_url,
         }
         requests = []
         for _ in range(count):
@@ -118,17 +147,36 @@ def submit(
                 GenerationRequest(request_id=request_id, idempotency_key=request_id, **template)
             )
 
+    ids = [r.request_id for r in requests]
+
     async def go() -> int:
         async with LineClient(settings) as client:
             return await client.submit(requests)
 
     sent = run(go(), settings)
-    for request in requests:
-        click.echo(request.request_id)
+    for request_id in ids:
+        click.echo(request_id)
     click.echo(
         f"submitted {sent} request(s) to {TopicNames.with_prefix(settings.topic_prefix).requests}",
         err=True,
     )
+    if wait is None:
+        return
+
+    async def completions() -> dict[str, AssetCompleted]:
+        async with LineClient(settings) as client:
+            return await client.await_completions(
+                ids, timeout=wait, on_completion=lambda d: click.echo(completion_line(d))
+            )
+
+    verdict = delivery_verdict(ids, run(completions(), settings))
+    if verdict is not None:
+        fail(ctx, *verdict)
+
+
+def completion_line(done: AssetCompleted) -> str:
+    """``<request_id> <status> <location or reasons>``, as the example producers print it."""
+    return f"{done.request_id} {done.status.value} {done.location or '; '.join(done.reasons)}"
 
 
 def _resolve_topic(settings: Settings, topic: str) -> str:
@@ -136,8 +184,36 @@ def _resolve_topic(settings: Settings, topic: str) -> str:
     return getattr(names, topic, topic) if topic in names.__dataclass_fields__ else topic
 
 
-def render(topic: str, names: TopicNames, codecs: Codecs, value: bytes, headers: Any) -> str:
-    """One message as a JSON line; undecodable values are shown as base64 with the error."""
+def unknown_topic_error(asked: str, name: str, names: TopicNames, existing: set[str]) -> str:
+    """One line for a topic that does not exist: the closest name, then the line's topics.
+
+    Pure, so the wording is tested without a broker. The line's topics are offered in the
+    short form ``tail`` takes (``completed``); other topics only count, or are suggested
+    when one is closest.
+    """
+    short = {full: field for field, full in vars(names).items()}
+    line = sorted(short[t] for t in existing if t in short)
+    others = sorted(t for t in existing if t not in short and not t.startswith("__"))
+    close = difflib.get_close_matches(asked, line + others, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    listed = ", ".join(line) if line else "none yet (run 'assetline topics' or a worker)"
+    more = f" (and {len(others)} other topic(s))" if others else ""
+    return f"no topic {name!r}{hint} line topics: {listed}{more}"
+
+
+def render(
+    topic: str,
+    names: TopicNames,
+    codecs: Codecs,
+    value: bytes,
+    headers: Any,
+    key: bytes | None = None,
+) -> str:
+    """One message as a JSON line; undecodable values are shown as base64 with the error.
+
+    The key is shown too: on ``.deadletter`` it is the only readable trace of whose message
+    a malformed value was.
+    """
     by_topic: dict[str, SingleObjectCodec[Any]] = {
         names.requests: codecs.request,
         names.raw: codecs.raw,
@@ -151,7 +227,10 @@ def render(topic: str, names: TopicNames, codecs: Codecs, value: bytes, headers:
         names.webhooks: codecs.webhook_job,
     }
     codec = by_topic.get(topic)
-    out: dict[str, Any] = {"topic": topic}
+    out: dict[str, Any] = {
+        "topic": topic,
+        "key": None if key is None else key.decode("utf-8", "backslashreplace"),
+    }
     if codec is not None:
         try:
             out["value"] = codec.decode(value).model_dump(mode="json")
@@ -177,7 +256,6 @@ def tail(topic: str, from_beginning: bool, limit: int | None, timeout: float) ->
 
     async def go() -> int:
         consumer = AIOKafkaConsumer(
-            name,
             bootstrap_servers=settings.kafka_bootstrap,
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=False,
@@ -185,13 +263,19 @@ def tail(topic: str, from_beginning: bool, limit: int | None, timeout: float) ->
         await consumer.start()
         printed = 0
         try:
+            # Checked before subscribing: a consumer on a missing topic waits (and warns) for
+            # it to appear, which looked like a hang for a typo.
+            existing = await consumer.topics()
+            if name not in existing:
+                raise click.ClickException(unknown_topic_error(topic, name, names, existing))
+            consumer.subscribe([name])
             while limit is None or printed < limit:
                 batch = await consumer.getmany(timeout_ms=int(timeout * 1000))
                 if not batch:
                     break
                 for messages in batch.values():
                     for m in messages:
-                        click.echo(render(name, names, codecs, m.value, m.headers))
+                        click.echo(render(name, names, codecs, m.value, m.headers, m.key))
                         printed += 1
                         if limit is not None and printed >= limit:
                             return printed

@@ -37,6 +37,23 @@ def test_counts_cost_and_missing() -> None:
     assert "MISSING     2" in summary.table()
 
 
+def test_ids_waiting_in_review_are_in_review_not_missing() -> None:
+    summary = CampaignSummary(["a", "b", "c", "d"])
+    summary.add(done("a"))
+    summary.mark_in_review(["a", "b", "c", "elsewhere"])  # a completed already: not in review
+    assert summary.in_review == {"b", "c"}
+    assert summary.missing() == ["d"]
+    table = summary.table()
+    assert "IN_REVIEW   2" in table
+    assert "MISSING     1" in table
+    report = summary.report()
+    assert (report["in_review_count"], report["in_review"]) == (2, ["b", "c"])
+    assert (report["missing_count"], report["missing"]) == (1, ["d"])
+    summary.add(done("b", "REJECTED"))  # a reviewer decided: it completes
+    assert summary.in_review == {"c"}
+    assert summary.undelivered() == ["b"]
+
+
 def test_a_repeated_completion_counts_once_and_a_later_attempt_replaces_it() -> None:
     summary = CampaignSummary(["a"])
     assert summary.add(done("a", "FAILED", cost=1.0))
