@@ -18,11 +18,15 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from agents.deliver.sinks._base import SinkError
+from streams.redaction import redact, redact_and_truncate
 
 __all__ = ["PLACEHOLDERS", "HttpSink", "HttpSinkConfig", "render_url"]
 
 PLACEHOLDERS = frozenset({"tenant", "campaign_id", "request_id", "name"})
 _EXCERPT_CHARS = 200
+#: Only this much of an error body is looked at: the excerpt needs 200 characters, and a
+#: secret straddling the cut is still whole here, so it is masked before the cut.
+_EXCERPT_SCAN_CHARS = 16 * 1024
 
 
 class HttpSinkConfig(BaseModel):
@@ -139,7 +143,7 @@ class HttpSink:
     def _status_error(self, response: httpx.Response) -> SinkError:
         status = response.status_code
         what = f"{response.request.method} {response.url}: HTTP {status}"
-        excerpt = self._redact(response.text[:_EXCERPT_CHARS].strip())
+        excerpt = self._excerpt(response.text[:_EXCERPT_SCAN_CHARS])
         if excerpt:
             what = f"{what}: {excerpt}"
         if status == 429:
@@ -150,9 +154,15 @@ class HttpSink:
             return SinkError("sink.http.denied", f"access denied: {what}", retryable=False)
         return SinkError("sink.http.rejected", f"delivery rejected: {what}", retryable=False)
 
-    def _redact(self, text: str) -> str:
-        """Receivers that echo the request must not leak the auth value into our errors."""
-        if self.config.auth_value is None:
-            return text
-        secret = self.config.auth_value.get_secret_value()
-        return text.replace(secret, "**********") if secret else text
+    def _excerpt(self, text: str) -> str:
+        """The start of an error body, with the auth value masked in every form, then cut.
+
+        Receivers that echo the request must not leak the auth value into our errors; masking
+        after the cut would miss one cut in half.
+        """
+        secrets = []
+        if self.config.auth_value is not None:
+            secret = self.config.auth_value.get_secret_value()
+            # "Bearer tok..." echoed as just the token is still the secret
+            secrets = [secret, *secret.split(None, 1)[1:]]
+        return redact_and_truncate(" ".join(redact(text, secrets).split()), secrets, _EXCERPT_CHARS)

@@ -219,3 +219,18 @@ def test_paths_that_are_not_tenant_campaign_file_are_refused(path: str) -> None:
 def test_bad_configs_are_refused(fields: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         HttpSinkConfig(**fields)
+
+
+@pytest.mark.parametrize("padding", [150, 185, 190, 195, 199])
+def test_a_token_at_the_excerpt_cut_is_masked_before_the_cut(
+    receiver: ProviderServer, padding: int
+) -> None:
+    """Issue 12 #8: the excerpt was cut at 200 characters, then redacted: half a token leaked."""
+    echo = "e" * padding + f" you sent {TOKEN} and {TOKEN.split()[1]!r}"
+    receiver.script("PUT", "/upload/acme/spring/req-1.png", [Reply(status=400, body=echo.encode())])
+    with pytest.raises(SinkError) as caught:
+        write(sink_for(receiver))
+    message = str(caught.value)
+    assert caught.value.code == "sink.http.rejected"
+    assert "tok-nev" not in message
+    assert "e" * min(padding, 150) in message
