@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ import httpx
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import DefaultPartitioner
 from click.testing import CliRunner, Result
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
@@ -145,7 +147,11 @@ def _metric(port: int, name: str, **labels: str) -> float | None:
 
 async def _notify_committed_everything(settings: Settings) -> bool:
     """The notify group committed past every job on ``.webhooks`` (so a restart skips them)."""
-    topic = TopicNames.with_prefix(settings.topic_prefix).webhooks
+    return await _notify_committed(settings, TopicNames.with_prefix(settings.topic_prefix).webhooks)
+
+
+async def _notify_committed(settings: Settings, topic: str) -> bool:
+    """The notify group committed past every job on ``topic``."""
     ends = await _end_offsets(settings, topic)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
@@ -268,3 +274,85 @@ def test_a_worker_refuses_to_notify_without_the_disabled_topic(line_settings: Se
     )
     with pytest.raises(RuntimeError, match=r"\.webhooks\.disabled is missing"):
         asyncio.run(notifier._open_registry())
+
+
+def _same_partition_id(run: str, like: str, partitions: int) -> str:
+    """A request id whose records land on the same partition as ``like``'s (murmur2, as Kafka)."""
+    target = DefaultPartitioner()(like.encode(), list(range(partitions)), [])
+    for n in range(1000):
+        candidate = f"wh-{run}-soon{n}"
+        if DefaultPartitioner()(candidate.encode(), list(range(partitions)), []) == target:
+            return candidate
+    raise AssertionError("no request id for that partition")
+
+
+class _Calls:
+    """Answers one path from a list of replies (the last repeats) and notes when each call came."""
+
+    def __init__(self, *replies: Reply) -> None:
+        self.replies = replies
+        self.at: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, body: object) -> Reply:
+        with self._lock:
+            self.at.append(time.monotonic())
+            return self.replies[min(len(self.at), len(self.replies)) - 1]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self.at)
+
+
+def test_a_retry_due_later_than_the_poll_interval_stalls_nothing_and_crashes_nothing(
+    line_settings: Settings,
+    start_worker: Callable[[Settings], WorkerProcess],
+    receiver: ProviderServer,
+) -> None:
+    """Issue 12: the retry consumers slept in their poll loop until a job was due.
+
+    ``429`` with ``Retry-After`` longer than the max poll interval made the consumer leave its
+    group (``CommitFailedError``, the worker exited, the job ran twice), and another tenant's
+    retry due in a second waited behind it. Here the poll interval is 5 s, the slow receiver
+    asks for 15 s, and the other job sits on the same retry topic and partition behind it.
+    """
+    slow = _Calls(Reply(status=429, headers={"Retry-After": "15"}), Reply(status=204))
+    soon = _Calls(Reply(status=503, delay_s=1.0), Reply(status=204))
+    receiver.handle("POST", "/hooks/slow", slow)
+    receiver.handle("POST", "/hooks/soon", soon)
+    settings = line_settings.model_copy(
+        update={
+            "api_keys": {"webhooks": SecretStr(SECRET)},
+            "webhook_allow": ("127.0.0.1",),
+            "webhook_schedule_s": (0.0, 1.0, 60.0),  # 15 s and ~1 s both go to retry topic 1
+            "webhook_max_poll_interval_s": 5.0,
+            "stages": ("generate", "validate", "deliver", "review", "notify"),
+        }
+    )
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    run = uuid.uuid4().hex[:8]
+    first = _request(run, "slow", f"{receiver.url}/hooks/slow")
+    second = _request(run, "soon", f"{receiver.url}/hooks/soon")
+    other_id = _same_partition_id(run, first.request_id, settings.topic_partitions)
+    second = second.model_copy(update={"request_id": other_id, "idempotency_key": other_id})
+
+    worker = start_worker(settings)
+    asyncio.run(submit_requests(settings, [first]))
+    _wait(lambda: len(slow) == 1, 90, "the slow receiver's first call")
+    asyncio.run(submit_requests(settings, [second]))  # so its retry is written behind
+    _wait(lambda: len(soon) == 2, 60, "the second receiver's retry")
+    assert len(slow) == 1, "the soon job had to wait for the slow one"
+    assert soon.at[1] - soon.at[0] < 8, soon.at  # ~1 s of 503 and ~1 s of schedule
+    _wait(lambda: len(slow) == 2, 60, "the slow receiver's retry")
+    assert slow.at[1] - slow.at[0] >= 14, slow.at  # Retry-After honoured (within the schedule)
+
+    retry_topic = names.webhook_retry(1)
+    _wait(lambda: asyncio.run(_notify_committed(settings, retry_topic)), 30, "the retries' commit")
+    time.sleep(2.0)  # a re-read after a lost membership would call again now
+    assert (len(slow), len(soon)) == (2, 2)
+    assert worker.alive(), worker.log_tail()
+    log = worker.log_tail(10_000)
+    for sign in ("CommitFailedError", "Traceback", "crashed"):
+        assert sign not in log, log
+    dead = asyncio.run(read_to_end(settings.kafka_bootstrap, names.deadletter))
+    assert dead == []

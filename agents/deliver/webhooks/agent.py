@@ -1,11 +1,19 @@
 """The notify stage: completion webhooks, with the retry schedule kept in Kafka.
 
 The deliver stage writes one ``WebhookJob`` per target to ``.webhooks``. A job is tried once;
-a retryable failure is written to retry topic *n* (``.webhooks.retry.<n>``) due
-``schedule[n]`` seconds later. Every record in one retry topic waits the same delay, so they
-come due in the order they were written and one reader can sleep on each in turn; a restart
-resumes from the committed offsets. A job that fails for good (the schedule ran out, a final
-4xx, a refused destination) goes to ``.deadletter`` with the reason.
+a retryable failure is written, with its ``due_at``, to the retry topic whose delay fits
+(``.webhooks.retry.<n>`` holds jobs due about ``schedule[n]`` seconds after they were written,
+``Retry-After`` capped by the schedule's longest delay). A job that fails for good (the
+schedule ran out, a final 4xx, a refused destination) goes to ``.deadletter`` with the reason.
+
+No consumer ever sleeps in its poll loop: it keeps polling (so it stays in its group however
+far away a job is due), holds the jobs read in a due-time queue (pausing its partitions when
+``webhook_buffer`` of them wait), and runs each due job as its own task, at most
+``CONCURRENCY`` per consumer and ``webhook_origin_concurrency`` per receiver origin, so one
+slow receiver never delays another's jobs. A partition is committed only up to its first
+job not yet finished (delivered, dead-lettered, or durably written to a retry topic): a
+crash or a rebalance re-reads what was waiting, never loses it. A commit refused after a
+rebalance is logged and the jobs are re-read by whoever owns the partition next.
 
 A 410 Gone disables the endpoint for good: it is written to the compacted
 ``.webhooks.disabled`` topic, which every worker reads to its end before taking any job and
@@ -13,8 +21,8 @@ follows while running, so a restart or another worker does not call it again. An
 re-enables it with ``assetline webhooks enable`` (a tombstone).
 
 Webhooks are read by plain aiokafka consumers (group ``<app_id>-notify``), one per topic,
-outside Faust's shared fetch loop: a receiver that is slow, or a retry that sleeps for hours,
-must never hold up the delivery line, which shares that loop's back-pressure.
+outside Faust's shared fetch loop: a receiver that is slow, or a retry due in hours, must
+never hold up the delivery line, which shares that loop's back-pressure.
 """
 
 from __future__ import annotations
@@ -22,11 +30,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 from prometheus_client import Counter, Gauge
 
 from agents.deliver.webhooks.disabled import (
@@ -34,7 +57,9 @@ from agents.deliver.webhooks.disabled import (
     DisabledRecordError,
     encode_entry,
     redact_url,
+    url_origin,
 )
+from agents.deliver.webhooks.due import DueQueue, PartitionProgress
 from agents.deliver.webhooks.payload import event_payload
 from agents.deliver.webhooks.pinning import WebhookClient
 from agents.deliver.webhooks.schedule import RetrySchedule
@@ -50,8 +75,16 @@ if TYPE_CHECKING:
     from streams.app import Line
 
 STAGE = "notify"
-#: Immediate jobs run this many at a time; retry topics run one at a time (in due order).
+#: Due jobs one consumer (one topic) runs at a time.
 CONCURRENCY = 8
+#: The longest a consumer waits in ``getmany``: how late a job that came due may start.
+POLL_MS = 500
+#: A job whose result could not be written to Kafka is tried again this much later, doubling.
+WRITE_BACKOFF_S = 5.0
+MAX_WRITE_BACKOFF_S = 300.0
+#: Errors of a commit refused because the group moved on: the jobs are re-read, nothing lost.
+REBALANCED = (CommitFailedError, RebalanceInProgressError, IllegalGenerationError,
+              UnknownMemberIdError)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +111,7 @@ class Notifier:
         ]
         self._client: WebhookClient | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._origins: dict[str, _Gate] = {}
 
     async def run(self) -> None:
         async with contextlib.AsyncExitStack() as stack:
@@ -152,45 +186,64 @@ class Notifier:
             self.disabled_gauge.set(len(self.disabled))
 
     async def _consume(self, topic: str, concurrency: int) -> None:
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id=f"{self.settings.app_id}-{STAGE}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-        limit = asyncio.Semaphore(concurrency)
+        """Run one topic's consumer; an error restarts it (re-reading), never the worker."""
+        while True:
+            try:
+                await _Lane(self, topic, concurrency).run()
+            except KafkaError as exc:
+                log.warning("notify: consumer of %s stopped (%s); restarting in %g s",
+                            topic, type(exc).__name__, WRITE_BACKOFF_S)  # fmt: skip
+            except Exception:  # a bug here must not take every other stage down with it
+                log.exception("notify: consumer of %s crashed; restarting in %g s",
+                              topic, WRITE_BACKOFF_S)  # fmt: skip
+            await asyncio.sleep(WRITE_BACKOFF_S)
 
-        async def one(record: ConsumerRecord[bytes, bytes]) -> None:
-            async with limit:
-                await self._handle_safely(record)
+    @contextlib.asynccontextmanager
+    async def _origin_slot(self, url: str) -> AsyncIterator[None]:
+        """One of the ``webhook_origin_concurrency`` call slots of ``url``'s origin.
 
+        Shared by every consumer of this worker, so a slow receiver holds at most that many
+        calls whatever topics its jobs are on; a gate is dropped when nobody uses it.
+        """
+        origin = url_origin(url)
+        gate = self._origins.get(origin)
+        if gate is None:
+            gate = self._origins[origin] = _Gate(
+                asyncio.Semaphore(self.settings.webhook_origin_concurrency)
+            )
+        gate.users += 1
         try:
-            while True:
-                batches = await consumer.getmany(timeout_ms=500, max_records=concurrency * 4)
-                for tp, records in batches.items():
-                    await asyncio.gather(*(one(record) for record in records))
-                    await consumer.commit({tp: records[-1].offset + 1})
+            async with gate.slots:
+                yield
         finally:
-            await consumer.stop()
+            gate.users -= 1
+            if gate.users == 0:
+                del self._origins[origin]
 
-    async def _handle_safely(self, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _handle_safely(self, record: ConsumerRecord[bytes, bytes], job: WebhookJob) -> None:
         try:
-            await self._handle(record)
+            await self._call(record, job)
+        except KafkaError:
+            raise  # the broker, not the job: the consumer tries the job again later
         except Exception as exc:  # a bug for one job must not stop the others
             log.exception("notify: unexpected error; dead-lettering the job")
             await self._dead_letter(record, f"{STAGE}.crashed", f"{type(exc).__name__}: {exc}")
 
-    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> WebhookJob | CodecError:
         try:
-            job = self.codecs.webhook_job.decode(record.value or b"")
+            return self.codecs.webhook_job.decode(record.value or b"")
         except CodecError as exc:
-            await self._dead_letter(record, exc.code, str(exc))
+            return exc
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Decode and run one job now, whatever its ``due_at`` (the consumers wait for that)."""
+        job = self._decode(record)
+        if isinstance(job, CodecError):
+            await self._dead_letter(record, job.code, str(job))
             return
-        wait = (job.due_at - datetime.now(UTC)).total_seconds()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        await self._call(record, job)
+
+    async def _call(self, record: ConsumerRecord[bytes, bytes], job: WebhookJob) -> None:
         if job.url in self.disabled:
             self.calls.labels("disabled").inc()
             return
@@ -241,7 +294,7 @@ class Notifier:
     async def _retry(self, job: WebhookJob, delay_s: float) -> None:
         due = datetime.now(UTC) + timedelta(seconds=delay_s)
         again = job.model_copy(update={"delivery_attempt": job.delivery_attempt + 1, "due_at": due})
-        topic = self.retry_topics[min(job.delivery_attempt, len(self.retry_topics)) - 1]
+        topic = self.retry_topics[min(self.schedule.tier_for(delay_s), len(self.retry_topics)) - 1]
         assert self._producer is not None
         await self._producer.send_and_wait(
             topic,
@@ -267,6 +320,177 @@ class Notifier:
         await self._producer.send_and_wait(
             self.names.deadletter, key=record.key, value=record.value, headers=headers
         )
+
+
+@dataclass
+class _Gate:
+    """The call slots of one receiver origin, and how many jobs hold or wait for one."""
+
+    slots: asyncio.Semaphore
+    users: int = 0
+
+
+@dataclass(eq=False)
+class _Job:
+    """A job read by a consumer: where it came from, when it is due, whether it started."""
+
+    tp: TopicPartition
+    record: ConsumerRecord[bytes, bytes]
+    job: WebhookJob | CodecError
+    progress: PartitionProgress
+    started: bool = False
+    write_failures: int = 0
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class _Lane(ConsumerRebalanceListener):  # type: ignore[misc]
+    """One consumer of one webhook topic: polls without pause and runs jobs when they come due."""
+
+    def __init__(self, notifier: Notifier, topic: str, concurrency: int) -> None:
+        self.notifier = notifier
+        self.settings = notifier.settings
+        self.topic = topic
+        self.slots = asyncio.Semaphore(concurrency)
+        self.waiting: DueQueue[_Job] = DueQueue()
+        self.running: set[_Job] = set()
+        self.progress: dict[TopicPartition, PartitionProgress] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+        self._last_commit = 0.0
+
+    async def run(self) -> None:
+        settings = self.settings
+        poll_interval_ms = int(settings.webhook_max_poll_interval_s * 1000)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=f"{settings.app_id}-{STAGE}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=poll_interval_ms,
+            rebalance_timeout_ms=poll_interval_ms,  # as the Java client: time to finish calls
+            session_timeout_ms=int(settings.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
+        )
+        consumer.subscribe([self.topic], listener=self)
+        self.consumer = consumer
+        await consumer.start()
+        try:
+            while True:
+                await self._poll(consumer)
+        finally:
+            for item in list(self.running):
+                if item.task is not None:
+                    item.task.cancel()  # not committed: read again by whoever runs it next
+            await consumer.stop()
+
+    @property
+    def held(self) -> int:
+        return len(self.waiting) + len(self.running)
+
+    async def _poll(self, consumer: AIOKafkaConsumer) -> None:
+        """One turn: read what is there, start what is due, pause or resume, commit."""
+        now = time.time()
+        due = self.waiting.next_due()
+        wait_ms = POLL_MS if due is None else int(min(max(due - now, 0.0) * 1000, POLL_MS))
+        room = max(self.settings.webhook_buffer - self.held, 1)
+        batches = await consumer.getmany(timeout_ms=wait_ms, max_records=min(room, 500))
+        for tp, records in batches.items():
+            progress = self.progress.get(tp)
+            if progress is None:  # revoked while the batch was in flight
+                continue
+            for record in records:
+                progress.read(record.offset)
+                job = self.notifier._decode(record)
+                due_at = time.time() if isinstance(job, CodecError) else job.due_at.timestamp()
+                self.waiting.push(due_at, _Job(tp, record, job, progress))
+        for item in self.waiting.pop_due(time.time()):
+            self._start(item)
+        assigned = consumer.assignment()
+        if self.held >= self.settings.webhook_buffer:
+            consumer.pause(*assigned)
+        elif consumer.paused():
+            consumer.resume(*consumer.paused())
+        if time.monotonic() - self._last_commit >= self.settings.commit_interval_s:
+            self._last_commit = time.monotonic()
+            await self._commit(consumer, list(self.progress))
+
+    def _start(self, item: _Job) -> None:
+        self.running.add(item)
+        item.task = asyncio.create_task(self._run_job(item))
+
+    def _owns(self, item: _Job) -> bool:
+        return self.progress.get(item.tp) is item.progress
+
+    async def _run_job(self, item: _Job) -> None:
+        notifier, job = self.notifier, item.job
+        try:
+            if isinstance(job, CodecError):
+                item.started = True
+                await notifier._dead_letter(item.record, job.code, str(job))
+            else:
+                async with notifier._origin_slot(job.url), self.slots:
+                    if not self._owns(item):
+                        return  # the partition was revoked: its new owner re-reads the job
+                    item.started = True
+                    await notifier._handle_safely(item.record, job)
+            item.progress.finish(item.record.offset)
+        except KafkaError as exc:  # its result (retry, dead letter, 410) was not written
+            item.write_failures += 1
+            backoff = min(WRITE_BACKOFF_S * 2 ** (item.write_failures - 1), MAX_WRITE_BACKOFF_S)
+            log.warning("notify: could not write the result of %s[%s]@%s (%s); again in %g s",
+                        item.tp.topic, item.tp.partition, item.record.offset,
+                        type(exc).__name__, backoff)  # fmt: skip
+            if self._owns(item):  # not finished, so never committed past meanwhile
+                item.started = False
+                self.waiting.push(time.time() + backoff, item)
+        finally:
+            self.running.discard(item)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]) -> None:
+        """Commit each partition up to its first unfinished job; a refusal only means re-read."""
+        offsets: dict[TopicPartition, int] = {}
+        for tp in tps:
+            progress = self.progress.get(tp)
+            offset = None if progress is None else progress.to_commit()
+            if offset is not None:
+                offsets[tp] = offset
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except REBALANCED as exc:
+            log.warning("notify: commit on %s refused after a rebalance (%s); its jobs will be "
+                        "re-read", self.topic, type(exc).__name__)  # fmt: skip
+            return
+        except KafkaError as exc:
+            log.warning("notify: commit on %s failed (%s); tried again", self.topic,
+                        type(exc).__name__)  # fmt: skip
+            return
+        for tp, offset in offsets.items():
+            progress = self.progress.get(tp)
+            if progress is not None:
+                progress.committed = offset
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        """Let the calls already made finish and commit them; drop what had not started."""
+        gone = set(revoked)
+        self.waiting.remove(lambda item: item.tp in gone)
+        started: list[asyncio.Task[None]] = []
+        for item in list(self.running):
+            if item.tp in gone and item.task is not None:
+                if item.started:
+                    started.append(item.task)
+                else:
+                    item.task.cancel()
+        if started:  # each call has its deadline; the writes after it are quick
+            await asyncio.wait(started, timeout=self.settings.webhook_timeout_s + 5)
+        assert self.consumer is not None
+        await self._commit(self.consumer, [tp for tp in revoked if tp in self.progress])
+        for tp in revoked:
+            self.progress.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        for tp in assigned:
+            self.progress[tp] = PartitionProgress()
 
 
 def install(line: Line) -> None:

@@ -17,8 +17,9 @@ class RetrySchedule:
     """``delays[i]`` is the wait before attempt ``i + 1``; the schedule allows len(delays) tries.
 
     Each retry delay is spread by ``±jitter`` (a fraction) so that receivers coming back up
-    are not hit by every sender at once. ``Retry-After`` wins when it asks for longer, capped
-    at ``max_delay_s`` so a hostile header cannot park a delivery forever.
+    are not hit by every sender at once. ``Retry-After`` wins when it asks for longer, but
+    never beyond the schedule's longest delay (nor ``max_delay_s``): a receiver may slow its
+    retries down to the schedule's own pace, not park a delivery beyond it.
     """
 
     delays: tuple[float, ...] = SVIX_DELAYS
@@ -47,8 +48,26 @@ class RetrySchedule:
         base = self.delays[attempt]
         delay = base * (1 + self.uniform(-self.jitter, self.jitter)) if base else 0.0
         if retry_after_s is not None and retry_after_s > delay:
-            delay = retry_after_s
+            delay = min(retry_after_s, self.longest_delay_s)
         return min(max(delay, 0.0), self.max_delay_s)
+
+    @property
+    def longest_delay_s(self) -> float:
+        """The most a ``Retry-After`` can ask for: the schedule's longest delay."""
+        return max(self.delays)
+
+    def tier_for(self, delay_s: float) -> int:
+        """The retry topic (1-based tier) for a job due ``delay_s`` from now.
+
+        The last tier whose delay, shortened by the jitter, is not above ``delay_s``: each
+        retry topic holds jobs due about its own delay after they were written, so its
+        records come due roughly in the order they were read, whatever ``Retry-After`` said.
+        """
+        tier = 1
+        for index in range(1, len(self.delays)):
+            if self.delays[index] * (1 - self.jitter) <= delay_s:
+                tier = index
+        return tier
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

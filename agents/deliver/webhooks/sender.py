@@ -9,6 +9,7 @@ whether the schedule ran out, so the caller can dead-letter the event.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,20 +104,28 @@ async def send_once(
 ) -> AttemptResult:
     """POST once to the guard's approved addresses, without following redirects.
 
-    The response body is never read (it may be huge).
+    ``timeout_s`` bounds the whole call (connect, send, status line and headers, close), not
+    each read: httpx's own timeouts restart with every byte, so a receiver trickling its
+    headers a byte a second would hold the call for ever. The response body is never read
+    (it may be huge), and h11 bounds the head it buffers (100 KiB).
     """
     request_headers = {"content-type": "application/json", "user-agent": USER_AGENT, **headers}
     try:
-        async with client.post(
-            destination,
-            content=body,
-            headers=request_headers,
-            timeout=httpx.Timeout(timeout_s),
-        ) as response:
-            status = response.status_code
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+        async with asyncio.timeout(timeout_s):
+            async with client.post(
+                destination,
+                content=body,
+                headers=request_headers,
+                timeout=httpx.Timeout(timeout_s),
+            ) as response:
+                status = response.status_code
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
     except httpx.TimeoutException as exc:
         return AttemptResult(None, error_code="webhook.timeout", error_message=type(exc).__name__)
+    except TimeoutError:  # the deadline of the whole call
+        return AttemptResult(
+            None, error_code="webhook.timeout", error_message=f"no answer within {timeout_s:g} s"
+        )
     except httpx.TransportError as exc:
         # the class name only: httpx messages can carry the URL, and URLs can carry tokens
         return AttemptResult(None, error_code="webhook.connect", error_message=type(exc).__name__)
@@ -223,15 +232,22 @@ async def attempt_once(
     both check freshness and deduplicate. Used by :func:`deliver` and by the notify stage,
     which keeps the schedule in Kafka instead of in memory.
     """
+    started = time.monotonic()
     try:
-        destination = await check_destination(url, allow, resolver)
+        async with asyncio.timeout(timeout_s):  # a resolver that never answers is a timeout
+            destination = await check_destination(url, allow, resolver)
     except UnsafeDestination as exc:
         result = AttemptResult(None, error_code=exc.code, error_message=str(exc))
         if not exc.retryable:
             return Step(StepKind.REFUSED, result)
+    except TimeoutError:
+        result = AttemptResult(
+            None, error_code="webhook.timeout", error_message="the host did not resolve in time"
+        )
     else:
         headers = signed_headers(secret, msg_id, clock(), body)
-        result = await send_once(client, destination, body, headers, timeout_s)
+        left = max(timeout_s - (time.monotonic() - started), 0.001)  # one deadline per attempt
+        result = await send_once(client, destination, body, headers, left)
         verdict = result.verdict
         if verdict is AttemptVerdict.DELIVERED:
             return Step(StepKind.DELIVERED, result)

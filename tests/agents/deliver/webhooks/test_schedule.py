@@ -47,11 +47,34 @@ def test_real_jitter_stays_in_range() -> None:
 
 
 def test_retry_after_wins_only_when_longer_and_is_capped() -> None:
-    schedule = RetrySchedule(delays=(0, 5, 10), jitter=0, max_delay_s=60)
+    schedule = RetrySchedule(delays=(0, 5, 100), jitter=0, max_delay_s=60)
     assert schedule.next_delay(1, retry_after_s=30) == 30
     assert schedule.next_delay(1, retry_after_s=1) == 5
     assert schedule.next_delay(1, retry_after_s=10_000) == 60
     assert schedule.next_delay(3, retry_after_s=30) is None
+
+
+def test_retry_after_cannot_push_a_job_beyond_the_schedule() -> None:
+    """Issue 12: ``429`` with ``Retry-After: 330`` parked a job far beyond a 0/5/10 s schedule."""
+    schedule = RetrySchedule(delays=(0, 5, 10), jitter=0)
+    assert schedule.longest_delay_s == 10
+    assert schedule.next_delay(1, retry_after_s=330) == 10
+    assert schedule.next_delay(1, retry_after_s=86_400 * 365) == 10
+    assert schedule.next_delay(1, retry_after_s=7) == 7  # within the schedule: honoured
+    default = RetrySchedule(jitter=0)
+    assert default.next_delay(1, retry_after_s=330) == 330  # the default goes up to 10 h
+    assert default.next_delay(1, retry_after_s=10**9) == 36_000
+
+
+def test_a_job_goes_to_the_retry_tier_that_fits_its_delay() -> None:
+    schedule = RetrySchedule()  # 0, 5, 300, 1800, ... with ±20 %
+    assert schedule.tier_for(0) == 1
+    assert schedule.tier_for(4.0) == 1
+    assert schedule.tier_for(6.0) == 1
+    assert schedule.tier_for(240.0) == 2  # 300 s jittered down stays in the 300 s topic
+    assert schedule.tier_for(330.0) == 2  # a Retry-After of 330 s on attempt 1
+    assert schedule.tier_for(1500.0) == 3
+    assert schedule.tier_for(36_000.0) == 6
 
 
 def test_invalid_schedules_are_refused() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,9 @@ from agents.deliver.webhooks.payload import event_payload, webhook_id
 from agents.deliver.webhooks.pinning import WebhookClient
 from agents.deliver.webhooks.schedule import RetrySchedule
 from agents.deliver.webhooks.sender import (
+    StepKind,
     WebhookOutcome,
+    attempt_once,
     classify,
     deliver,
     send_once,
@@ -29,6 +32,7 @@ from tests.agents.deliver.webhooks._receiver import (
     Receiver,
     make_completion,
 )
+from tests.support.trickle_server import trickle_server
 
 ALLOW = ["127.0.0.1"]
 FAST = RetrySchedule(delays=(0, 0.05, 0.1), jitter=0)
@@ -161,10 +165,21 @@ def test_410_disables_the_endpoint_and_it_is_not_called_again(receiver: Receiver
 def test_retry_after_is_honoured_when_longer(receiver: Receiver) -> None:
     receiver.script(Answer(429, {"Retry-After": "7"}), Answer(503, {"Retry-After": "0"}))
     sleeps = Sleeps()
-    outcome = run_deliver(f"{receiver.url}/hook", sleeps)
+    schedule = RetrySchedule(delays=(0, 0.05, 0.1, 60), jitter=0)
+    outcome = run_deliver(f"{receiver.url}/hook", sleeps, schedule)
     assert outcome.delivered
     assert outcome.attempts == 3
     assert sleeps.delays == [7.0, 0.1]  # 7 s beats 0.05; 0 s loses to 0.1
+
+
+def test_retry_after_is_capped_by_the_schedule(receiver: Receiver) -> None:
+    """Issue 12: a receiver answering 429 with ``Retry-After: 330`` parked the job 330 s."""
+    later = (datetime.now(UTC) + timedelta(days=30)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    receiver.script(Answer(429, {"Retry-After": "330"}), Answer(503, {"Retry-After": later}))
+    sleeps = Sleeps()
+    outcome = run_deliver(f"{receiver.url}/hook", sleeps)
+    assert outcome.delivered
+    assert sleeps.delays == [0.1, 0.1]  # the schedule's longest delay, not 330 s or 30 days
 
 
 def test_redirects_are_not_followed(receiver: Receiver) -> None:
@@ -253,6 +268,52 @@ def test_send_once_times_out(receiver: Receiver) -> None:
     result = asyncio.run(go())
     assert result.status is None
     assert result.error_code == "webhook.timeout"
+
+
+def test_send_once_has_one_deadline_for_the_whole_call() -> None:
+    """Issue 12: headers trickled a byte a second kept a 2 s-timeout call alive over 25 s.
+
+    Every byte arrives well inside the per-read timeout; only a deadline on the whole call
+    ends it. Without one this call would last 4 kB x 0.3 s (the outer guard fails it at 15 s).
+    """
+    body = event_payload(make_completion())
+    headers = signed_headers(SECRET, "msg_t", datetime.now(UTC), body)
+
+    async def go(url: str) -> Any:
+        destination = await check_destination(f"{url}/hook", ALLOW)
+        async with WebhookClient() as client:
+            return await asyncio.wait_for(
+                send_once(client, destination, body, headers, 1.0), timeout=15
+            )
+
+    with trickle_server(interval_s=0.3) as server:
+        started = time.monotonic()
+        result = asyncio.run(go(server.url))
+        took = time.monotonic() - started
+        assert server.accepted == 1
+    assert result.status is None
+    assert result.error_code == "webhook.timeout"
+    assert took < 5, took  # 1 s deadline (plus slack for a busy machine), not per read
+
+
+def test_attempt_once_bounds_a_resolver_that_never_answers() -> None:
+    async def hangs(host: str, port: int) -> Sequence[str]:
+        await asyncio.sleep(3600)
+        return []
+
+    async def go() -> Any:
+        async with WebhookClient() as client:
+            return await asyncio.wait_for(
+                attempt_once(
+                    client, "https://hooks.example/x", SECRET, "msg_t", b"{}", 1, FAST, ALLOW,
+                    resolver=hangs, timeout_s=0.3,
+                ),
+                timeout=15,
+            )  # fmt: skip
+
+    step = asyncio.run(go())
+    assert step.kind is StepKind.RETRY
+    assert step.result.error_code == "webhook.timeout"
 
 
 @pytest.mark.parametrize(
