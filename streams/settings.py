@@ -115,7 +115,27 @@ class Settings(BaseSettings):
         description="Delay before each webhook attempt, in seconds (comma list); one retry "
         "topic per retry.",
     )
-    webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook call.")
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, description="Deadline of one whole webhook call (DNS, connect, headers)."
+    )
+    webhook_origin_concurrency: int = Field(
+        2,
+        ge=1,
+        description="Webhook calls in flight per receiver origin (scheme://host:port), so one "
+        "slow receiver cannot hold up the others.",
+    )
+    webhook_buffer: int = Field(
+        1000,
+        ge=1,
+        description="Webhook jobs one notify consumer holds while they wait to come due or run; "
+        "beyond it its partitions are paused (what waits is re-read after a restart).",
+    )
+    webhook_max_poll_interval_s: float = Field(
+        300.0,
+        gt=0,
+        description="max.poll.interval of the notify consumers; they poll without pause, "
+        "however long a job waits.",
+    )
 
     # Schema registry (Confluent wire format); unset = single-object encoding only, no registry
     schema_registry_url: str | None = Field(
