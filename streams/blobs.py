@@ -13,6 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from streams.atomic_file import write_atomic
+from streams.limits import ASSET_TOO_LARGE
 from streams.records import BlobRef
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -32,6 +33,12 @@ class BlobCorruptError(BlobError):
     code = "blob.corrupt"
 
 
+class BlobTooLargeError(BlobError):
+    """Over the caller's cap: refused before anything is hashed, written or read."""
+
+    code = ASSET_TOO_LARGE
+
+
 class LocalBlobStore:
     """Blobs under ``root/ab/cd/<sha256>``; reads resolve by hash only, never by the URI."""
 
@@ -46,7 +53,12 @@ class LocalBlobStore:
             raise BlobMissingError(f"not a sha256 address: {sha256[:80]!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
-    def put(self, data: bytes, media_type: str) -> BlobRef:
+    def put(self, data: bytes, media_type: str, *, max_bytes: int | None = None) -> BlobRef:
+        """Store ``data``; over ``max_bytes`` (an asset kind's cap) raises BlobTooLargeError."""
+        if max_bytes is not None and len(data) > max_bytes:
+            raise BlobTooLargeError(
+                f"{len(data)} bytes of {media_type} exceed the cap of {max_bytes} bytes"
+            )
         sha256 = hashlib.sha256(data).hexdigest()
         path = self.path_for(sha256)
         if not path.exists():
@@ -54,14 +66,20 @@ class LocalBlobStore:
         self._remember(sha256, data)
         return BlobRef(uri=path.as_uri(), sha256=sha256, size=len(data), media_type=media_type)
 
-    def get(self, ref: BlobRef) -> bytes:
-        """The blob's bytes, checked against its hash (a claim-check must not be trusted)."""
+    def get(self, ref: BlobRef, *, max_bytes: int | None = None) -> bytes:
+        """The blob's bytes, checked against its hash (a claim-check must not be trusted).
+
+        Over ``max_bytes`` (by the file's size, so before reading it) raises BlobTooLargeError.
+        """
         cached = self._cache.get(ref.sha256)
         if cached is not None:
+            self._check_size(len(cached), max_bytes, ref)
             self._cache.move_to_end(ref.sha256)
             return cached
         path = self.path_for(ref.sha256)
         try:
+            if max_bytes is not None:
+                self._check_size(path.stat().st_size, max_bytes, ref)
             data = path.read_bytes()
         except FileNotFoundError:
             raise BlobMissingError(f"blob {ref.sha256} is not in {self.root}") from None
@@ -69,6 +87,13 @@ class LocalBlobStore:
             raise BlobCorruptError(f"blob {ref.sha256} does not match its hash")
         self._remember(ref.sha256, data)
         return data
+
+    @staticmethod
+    def _check_size(size: int, max_bytes: int | None, ref: BlobRef) -> None:
+        if max_bytes is not None and size > max_bytes:
+            raise BlobTooLargeError(
+                f"blob {ref.sha256} is {size} bytes, over the cap of {max_bytes} bytes"
+            )
 
     def _remember(self, sha256: str, data: bytes) -> None:
         if len(data) > self._cache_bytes or sha256 in self._cache:

@@ -20,6 +20,7 @@ from agents.generate.routing.metrics import ProviderMetrics
 from agents.generate.routing.router import ModelRouter
 from agents.generate.routing.spend import SpendView, TableSpendBook
 from streams.client import open_topic_reader
+from streams.limits import AssetLimits
 from streams.stage import StageIO
 
 if TYPE_CHECKING:
@@ -44,8 +45,12 @@ def install(line: Line) -> None:
     # Rendering is CPU-bound; Pillow releases the GIL while encoding, so a few threads overlap
     # rendering with Kafka I/O without starving the event loop.
     renderers = ThreadPoolExecutor(settings.render_threads, thread_name_prefix="render")
+    limits = AssetLimits.from_settings(settings)
     offline = OfflineProvider(
-        max_pixels=settings.max_image_pixels, max_side=settings.max_image_side, executor=renderers
+        max_pixels=settings.max_image_pixels,
+        max_side=settings.max_image_side,
+        executor=renderers,
+        limits=limits,
     )
     config = load_routing(settings.routing_file)  # a bad file fails the start, loudly
     adapters = build_adapters(config, settings.api_keys, offline)
@@ -75,7 +80,9 @@ def install(line: Line) -> None:
                 )
                 if request is None:
                     continue
-                outcome = await generate_asset(request, router, fallbacks, line.blobs)
+                outcome = await generate_asset(
+                    request, router, fallbacks, line.blobs, limits=limits
+                )
                 raw = outcome.raw
                 for alert in outcome.alerts:
                     value = codecs.alert.encode(alert)

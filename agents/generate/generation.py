@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from agents.generate.providers._base import Generated
 from agents.generate.routing.fallback import FallbackAssets
 from agents.generate.routing.router import ModelRouter, RouteResult
-from streams.blobs import LocalBlobStore
+from streams.blobs import BlobTooLargeError, LocalBlobStore
+from streams.limits import AssetLimits
 from streams.records import Alert, GenerationError, GenerationRequest, RawAsset
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,13 @@ async def generate_asset(
     fallbacks: FallbackAssets,
     blobs: LocalBlobStore,
     clock: Callable[[], float] = time.perf_counter,
+    limits: AssetLimits | None = None,
 ) -> GenerationOutcome:
-    """Never raises for a bad request or failing providers: the error travels as a RawAsset."""
+    """Never raises for a bad request or failing providers: the error travels as a RawAsset.
+
+    An asset over its kind's cap (``limits``) is not stored: the error is ``asset.too_large``.
+    """
+    cap = (limits or AssetLimits()).for_kind(request.kind)
     start = clock()
     result: RouteResult | None = None
     try:
@@ -41,7 +47,10 @@ async def generate_asset(
                 generated, fallback = await fallbacks.render(result.alias, spec, request), True
         if generated is None:
             return GenerationOutcome(_failed(request, result, start, clock), result.alerts)
-        blob = blobs.put(generated.data, generated.media_type)
+        blob = blobs.put(generated.data, generated.media_type, max_bytes=cap)
+    except BlobTooLargeError as exc:
+        error = GenerationError(code=exc.code, message=str(exc), retryable=False)
+        return GenerationOutcome(_errored(request, result, error, start, clock), _alerts(result))
     except OSError as exc:
         log.exception("writing blob for %s failed", request.request_id)
         error = GenerationError(code="blob.write_failed", message=str(exc), retryable=True)

@@ -17,6 +17,7 @@ from agents.validate.deadline import CheckRunner
 from agents.validate.gateway import Gateway
 from agents.validate.metrics import GatewayMetrics, overdue_checks_gauge
 from agents.validate.policy import load_profiles
+from streams.limits import AssetLimits
 from streams.records import Disposition
 from streams.stage import StageIO
 
@@ -46,6 +47,7 @@ def install(line: Line) -> None:
         max_pixels=settings.max_image_pixels,
         detector=default_detector(),
         runner=CheckRunner(settings.check_timeout_s),
+        limits=AssetLimits.from_settings(settings),
     )
     metrics = GatewayMetrics.build(line.registry)
     overdue_checks_gauge(line.registry, gateway.runner)

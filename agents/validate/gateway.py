@@ -22,7 +22,8 @@ from agents.validate.policy import DEFAULT_POLICY, Policy, PolicyError, ProfileB
 from agents.validate.suite import verdict
 from agents.validate.triage import Triage, triage
 from agents.validate.validation import unreadable, validate_off_loop
-from streams.blobs import BlobError
+from streams.blobs import BlobError, BlobTooLargeError
+from streams.limits import AssetLimits
 from streams.records import BlobRef, RawAsset, ValidatedAsset, Verdict
 
 
@@ -60,6 +61,7 @@ class Gateway:
         detector: LanguageDetector | None = None,
         clock: Callable[[], float] = time.perf_counter,
         runner: CheckRunner | None = None,
+        limits: AssetLimits | None = None,
     ) -> None:
         for policy in book.policies.values():
             if policy.judge is not None and policy.judge.provider not in providers:
@@ -77,6 +79,7 @@ class Gateway:
         # Checks run on threads under a deadline, so a slow one never stalls the loop.
         self.runner = runner if runner is not None else CheckRunner()
         self._checks: dict[str, tuple[Check, ...]] = {}
+        self.limits = limits or AssetLimits()
 
     def checks_for(self, policy: Policy) -> tuple[Check, ...]:
         checks = self._checks.get(policy.label)
@@ -140,10 +143,27 @@ class Gateway:
             policy = DEFAULT_POLICY
         else:
             try:
-                data = fetch(raw.blob) if raw.blob is not None else None
+                data = self._read(raw, fetch)
             except BlobError as exc:
                 validated = unreadable(raw, exc.code, str(exc))
             else:
                 validated = await self.inspect(raw, data, policy)
         decision = triage(validated, policy)
         return validated.model_copy(update={"disposition": decision.disposition}), decision
+
+    def _read(self, raw: RawAsset, fetch: Callable[[BlobRef], bytes]) -> bytes | None:
+        """The blob's bytes, or BlobTooLargeError (``asset.too_large``) over the kind's cap.
+
+        Checked by the recorded size before reading and by the real size after, so an asset
+        too large is never parsed (a 900 MB JSON document took 16 s of the event loop).
+        """
+        if raw.blob is None:
+            return None
+        kind = raw.request.kind
+        refusal = self.limits.refusal(kind, raw.blob.size)
+        if refusal is None:
+            data = fetch(raw.blob)
+            refusal = self.limits.refusal(kind, len(data))
+            if refusal is None:
+                return data
+        raise BlobTooLargeError(refusal)

@@ -12,6 +12,7 @@ from streams.blobs import (
     BlobCorruptError,
     BlobError,
     BlobMissingError,
+    BlobTooLargeError,
     LocalBlobStore,
 )
 from streams.records import BlobRef
@@ -280,3 +281,26 @@ def test_root_is_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert store.root.is_absolute()
     ref = store.put(b"x", "text/plain")
     assert ref.uri.startswith((tmp_path.resolve() / "relative").as_uri())
+
+
+def test_put_over_the_cap_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """Issue 12 #4: the store holds each asset kind to its cap."""
+    store = LocalBlobStore(tmp_path / "blobs")
+    with pytest.raises(BlobTooLargeError) as caught:
+        store.put(b"x" * 101, "application/json", max_bytes=100)
+    assert caught.value.code == "asset.too_large"
+    assert isinstance(caught.value, BlobError)
+    assert files_under(tmp_path) == []
+    ref = store.put(b"x" * 100, "application/json", max_bytes=100)
+    assert ref.size == 100
+
+
+def test_get_over_the_cap_is_refused_by_the_file_size_before_reading(tmp_path: Path) -> None:
+    data = b"y" * 5000
+    ref = LocalBlobStore(tmp_path / "blobs").put(data, "text/plain")
+    fresh = LocalBlobStore(tmp_path / "blobs")  # nothing cached: the file would be read
+    with pytest.raises(BlobTooLargeError):
+        fresh.get(ref, max_bytes=4999)
+    assert fresh.get(ref, max_bytes=5000) == data
+    with pytest.raises(BlobTooLargeError):  # and when it comes from the cache
+        fresh.get(ref, max_bytes=10)

@@ -31,6 +31,7 @@ from agents.generate.routing.metrics import ProviderMetrics
 from agents.generate.routing.router import ModelRouter
 from streams.blobs import LocalBlobStore
 from streams.codecs import Codecs
+from streams.limits import AssetLimits
 from streams.records import AssetKind, Constraints, GenerationRequest, ModelSpec
 from tests.support.scripted_provider import ScriptedProvider
 
@@ -75,6 +76,7 @@ def run(
     req: GenerationRequest,
     config: RoutingConfig,
     blobs: LocalBlobStore,
+    limits: AssetLimits | None = None,
     **adapters: Any,
 ) -> GenerationOutcome:
     adapters.setdefault("offline", OFFLINE)
@@ -85,7 +87,7 @@ def run(
         ProviderMetrics.build(CollectorRegistry()),
     )
     fallbacks = FallbackAssets(config, OFFLINE)
-    return asyncio.run(generate_asset(req, router, fallbacks, blobs))
+    return asyncio.run(generate_asset(req, router, fallbacks, blobs, limits=limits))
 
 
 def test_the_default_alias_serves_offline_and_stores_the_blob(blobs: LocalBlobStore) -> None:
@@ -182,7 +184,7 @@ def test_a_bad_request_for_the_offline_provider_keeps_its_code(blobs: LocalBlobS
 def test_blob_write_failure_is_a_retryable_error(
     blobs: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(data: bytes, media_type: str) -> Any:
+    def refuse(data: bytes, media_type: str, **limits: Any) -> Any:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(blobs, "put", refuse)
@@ -191,6 +193,20 @@ def test_blob_write_failure_is_a_retryable_error(
     assert outcome.raw.error.code == "blob.write_failed"
     assert outcome.raw.error.retryable
     assert [a.code for a in outcome.raw.attempts] == [None]
+
+
+def test_an_asset_over_its_kinds_cap_is_not_stored(blobs: LocalBlobStore) -> None:
+    """Issue 12 #4: the blob store refuses an asset over the cap; the request fails with
+    asset.too_large (final: a retry would make the same bytes)."""
+    outcome = run(request(), routing(), blobs, AssetLimits(image=100), p=ScriptedProvider("p"))
+    error = outcome.raw.error
+    assert error is not None
+    assert error.code == "asset.too_large"
+    assert not error.retryable
+    assert "exceed the cap of 100 bytes" in error.message
+    assert not any(path.is_file() for path in blobs.root.rglob("*"))  # nothing written
+    same = run(request(), routing(), blobs, AssetLimits(image=10_000), p=ScriptedProvider("p"))
+    assert same.raw.blob is not None  # the same image under a larger cap is stored
 
 
 def test_latency_is_measured_with_the_injected_clock(blobs: LocalBlobStore) -> None:

@@ -17,6 +17,7 @@ from agents.validate.policy import DEFAULT_POLICY, Policy, PolicyError, ProfileB
 from agents.validate.policy.loader import build_policies
 from agents.validate.policy.profile import BrandProfile
 from streams.blobs import BlobMissingError
+from streams.limits import AssetLimits
 from streams.records import (
     AssetKind,
     BlobRef,
@@ -196,6 +197,37 @@ def test_a_blob_that_cannot_be_read_is_a_final_error() -> None:
     )
     assert validated.report.checks[0].code == "blob.missing"
     assert decision.disposition is Disposition.REJECTED
+
+
+@pytest.mark.parametrize("lie", [False, True])
+def test_an_asset_over_its_kinds_cap_is_a_final_error_and_never_parsed(lie: bool) -> None:
+    """Issue 12 #4: a 900 MB JSON document spent 16 s of the event loop in validation.
+
+    Refused by the recorded size before reading; a record that understates the size is
+    caught by the bytes' real size, still before any check parses them.
+    """
+    gateway = Gateway(book(), {"judge": ScriptedProvider("judge")}, limits=AssetLimits(json=1000))
+    data = b"[" + b'"x",' * 400 + b'"x"]'  # 1,605 bytes of valid JSON
+    asset = raw(AssetKind.JSON, data, "application/json", profile=None)
+    if lie:
+        assert asset.blob is not None
+        asset = asset.model_copy(update={"blob": asset.blob.model_copy(update={"size": 10})})
+    fetched: list[BlobRef] = []
+
+    def fetch(blob: BlobRef) -> bytes:
+        fetched.append(blob)
+        return data
+
+    validated, decision = asyncio.run(gateway.assess(asset, fetch))
+    assert validated.report.verdict is Verdict.ERROR
+    (check,) = validated.report.checks  # no check ran on the bytes
+    assert check.code == "asset.too_large"
+    assert "1605 bytes exceeds the cap of 1000 bytes" in check.message
+    assert decision.disposition is Disposition.REJECTED
+    assert len(fetched) == (1 if lie else 0)
+    small = raw(AssetKind.JSON, b"[]", "application/json", profile=None)
+    ok, _ = asyncio.run(gateway.assess(small, lambda blob: b"[]"))
+    assert ok.report.verdict is Verdict.PASS
 
 
 def test_a_judge_naming_a_provider_the_routing_file_lacks_fails_the_start() -> None:

@@ -18,6 +18,7 @@ from agents.generate.providers.offline.text import (
     compose_copy,
     trim_text,
 )
+from streams.limits import ASSET_TOO_LARGE
 
 _HEADLINE_KEYS: Final = frozenset({"title", "headline", "name", "subject", "heading"})
 _CTA_KEYS: Final = frozenset({"cta", "call_to_action", "calltoaction", "button", "action"})
@@ -51,6 +52,10 @@ class _SchemaTooLarge(Exception):
     """The schema asks for more than the hard limits allow (or for an infinite document)."""
 
 
+class _DocumentTooLarge(Exception):
+    """The document would exceed the JSON asset cap (``max_bytes``)."""
+
+
 @dataclass
 class _Context:
     """What schema-driven generation draws values from, and the node budget left."""
@@ -59,6 +64,8 @@ class _Context:
     copy: CopyParts
     root: Schema
     nodes_left: int = _MAX_NODES
+    #: Bytes of the document still allowed (strings and scalars counted as they are built).
+    bytes_left: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,8 @@ def _string_value(schema: Schema, ctx: _Context, slot: _Slot, seed: int, depth: 
     min_length = int(schema.get("minLength", 0))
     if min_length > _MAX_STRING:
         raise _SchemaTooLarge(f"minLength {min_length} exceeds {_MAX_STRING}")
+    if min_length > ctx.bytes_left:  # refuse before building it
+        raise _DocumentTooLarge("the document reached the size cap")
     fmt = schema.get("format")
     text = (_FORMAT_SAMPLES.get(fmt) if isinstance(fmt, str) else None) or _text_for(slot, ctx)
     if len(text) < min_length:
@@ -298,18 +307,79 @@ def _instance(schema: Any, ctx: _Context, slot: _Slot, seed: int, depth: int) ->
             first = _resolve_ref(branches[0], ctx) if isinstance(branches[0], Mapping) else {}
             return _instance({**base, **first}, ctx, slot, seed, depth + 1)
     builder = _BUILDERS.get(_schema_type(schema), _string_value)
-    return builder(schema, ctx, slot, seed, depth)
+    value = builder(schema, ctx, slot, seed, depth)
+    # Containers count their punctuation; their members counted themselves.
+    ctx.bytes_left -= len(value) + 2 if isinstance(value, str) else 2
+    if ctx.bytes_left < 0:
+        raise _DocumentTooLarge("the document reached the size cap")
+    return value
+
+
+def _min_size(schema: Any, ctx: _Context, depth: int, visits: list[int]) -> int:
+    """A lower bound of the bytes of any instance this generator builds for ``schema``.
+
+    Multiplies instead of iterating (``minItems`` x the item's minimum), so estimating a
+    900 MB document costs a handful of steps. Gives up (0) past the depth and visit limits:
+    building then stops on its own limits.
+    """
+    visits[0] -= 1
+    if visits[0] < 0 or depth > _MAX_DEPTH or not isinstance(schema, Mapping):
+        return 0
+    schema = _merge_all_of(_resolve_ref(schema, ctx), ctx)
+    if "const" in schema or isinstance(schema.get("enum"), list):
+        return 1
+    for combinator in ("oneOf", "anyOf"):
+        branches = schema.get(combinator)
+        if isinstance(branches, list) and branches:
+            base = {k: v for k, v in schema.items() if k != combinator}
+            first = _resolve_ref(branches[0], ctx) if isinstance(branches[0], Mapping) else {}
+            return _min_size({**base, **first}, ctx, depth + 1, visits)
+    kind = _schema_type(schema)
+    if kind == "object":
+        properties = schema.get("properties")
+        properties = properties if isinstance(properties, Mapping) else {}
+        extra = schema.get("additionalProperties", {})
+        required = {key for key in schema.get("required", []) if isinstance(key, str)}
+        return 2 + sum(
+            len(key) + 4 + _min_size(properties.get(key, extra), ctx, depth + 1, visits)
+            for key in required
+        )
+    if kind == "array":
+        count = _int(schema.get("minItems"))
+        prefix = schema.get("prefixItems")
+        prefix = prefix if isinstance(prefix, list) else []
+        head = prefix[:count]
+        size = 2 + sum(_min_size(sub, ctx, depth + 1, visits) + 1 for sub in head)
+        rest = count - len(head)
+        if rest > 0:
+            size += rest * (_min_size(schema.get("items", {}), ctx, depth + 1, visits) + 1)
+        return size
+    if kind == "string":
+        return 2 + _int(schema.get("minLength"))
+    return 1
+
+
+def _int(value: Any) -> int:
+    """A non-negative count keyword; anything else (a float, a string) reads as 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def render_json(
-    prompt: str, variables: Mapping[str, str], json_schema: str | None, seed: int
+    prompt: str,
+    variables: Mapping[str, str],
+    json_schema: str | None,
+    seed: int,
+    *,
+    max_bytes: int | None = None,
 ) -> str:
     """A JSON document: a copy object by default, or an instance of ``json_schema`` when given.
 
     Best effort for schemas: the common keywords are honoured, the rest (``pattern``, ``not``,
     ``if``/``then``) is not, and the validate stage has the final word. Raises
     :class:`ProviderError` ``provider.bad_constraints`` for a schema that is not JSON, is
-    malformed, or asks for a document beyond the hard size limits.
+    malformed, or asks for a document beyond the hard size limits, and ``asset.too_large``
+    when the document would exceed ``max_bytes``: refused from the schema's minimum size
+    before building, or as soon as the document being built reaches the cap.
     """
     copy = compose_copy(prompt, variables, seed)
     if json_schema is None:
@@ -321,10 +391,22 @@ def render_json(
             "variables": dict(sorted(variables.items())),
         }
         return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    cap = math.inf if max_bytes is None else max_bytes
     try:
         schema = json.loads(json_schema)
         root = schema if isinstance(schema, Mapping) else {}
-        document = _instance(schema, _Context(variables, copy, root), _Slot(""), seed, 0)
+        ctx = _Context(variables, copy, root, bytes_left=cap)
+        minimum = _min_size(schema, ctx, 0, [_MAX_NODES])
+        if minimum > cap:
+            raise ProviderError(
+                ASSET_TOO_LARGE,
+                f"json_schema asks for a document of at least {minimum} bytes; the cap is {cap}",
+            )
+        document = _instance(schema, ctx, _Slot(""), seed, 0)
+    except _DocumentTooLarge:
+        raise ProviderError(
+            ASSET_TOO_LARGE, f"the document for json_schema exceeds the cap of {cap} bytes"
+        ) from None
     except (ValueError, TypeError, _SchemaTooLarge) as exc:
         raise ProviderError(
             "provider.bad_constraints", f"cannot satisfy json_schema: {exc}"

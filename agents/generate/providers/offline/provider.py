@@ -27,6 +27,7 @@ from agents.generate.providers.offline.image import (
 )
 from agents.generate.providers.offline.json_document import render_json
 from agents.generate.providers.offline.text import render_copy
+from streams.limits import ASSET_TOO_LARGE, AssetLimits
 from streams.records import AssetKind, GenerationRequest
 
 __all__ = ["DEFAULT_VERSION", "OfflineProvider", "content_seed"]
@@ -87,11 +88,13 @@ class OfflineProvider:
         max_pixels: int = 40_000_000,
         max_side: int = 8192,
         executor: Executor | None = None,
+        limits: AssetLimits | None = None,
     ) -> None:
         if max_pixels < 1 or max_side < 1:
             raise ValueError("max_pixels and max_side must be positive")
         self.max_pixels = max_pixels
         self.max_side = max_side
+        self.limits = limits or AssetLimits()
         self._executor = executor
 
     async def generate(self, call: ProviderCall) -> Generated:
@@ -99,6 +102,9 @@ class OfflineProvider:
         version = self._version(call.model)
         media_type, job = self._plan(request, content_seed(request, version))
         data, usage = await self._run(job)
+        refusal = self.limits.refusal(request.kind, len(data))
+        if refusal is not None:  # the JSON builder stops early; this holds for every kind
+            raise ProviderError(ASSET_TOO_LARGE, refusal)
         return Generated(
             data=data, media_type=media_type, provider=self.name, model_version=version, usage=usage
         )
@@ -146,8 +152,10 @@ class OfflineProvider:
                 lambda: render_copy(prompt, variables, max_chars, seed, locale)
             )
         if request.kind is AssetKind.JSON:
-            schema = constraints.json_schema
-            return _JSON_MEDIA_TYPE, _text_job(lambda: render_json(prompt, variables, schema, seed))
+            schema, cap = constraints.json_schema, self.limits.json
+            return _JSON_MEDIA_TYPE, _text_job(
+                lambda: render_json(prompt, variables, schema, seed, max_bytes=cap)
+            )
         if request.kind is AssetKind.CODE:
             language = canonical_language(constraints.language)
             return CODE_MEDIA_TYPES[language], _text_job(

@@ -21,6 +21,7 @@ from agents.generate.providers._base import Generated, Provider, ProviderCall, P
 from agents.generate.providers.offline import OfflineProvider, content_seed
 from agents.generate.providers.offline import provider as provider_module
 from agents.generate.providers.offline.image import render_image
+from streams.limits import AssetLimits
 from streams.records import AssetKind, Constraints, GenerationRequest, ModelSpec
 
 PROMPT = "Autumn launch of ${product} for ${persona}"
@@ -367,3 +368,19 @@ def test_feedback_changes_the_seed_and_no_feedback_keeps_it() -> None:
     assert content_seed(plain, "offline-1") == content_seed(
         plain.model_copy(update={"attempt": 2}), "offline-1"
     )
+
+
+def test_an_asset_over_its_kinds_cap_is_refused() -> None:
+    """Issue 12 #4: caps per kind; the JSON builder gets its cap and stops before building."""
+    capped = OfflineProvider(limits=AssetLimits(text=10, json=1000, code=10, image=100))
+    for kind in (AssetKind.TEXT, AssetKind.CODE, AssetKind.IMAGE):
+        error = _error(_request(kind), capped)
+        assert error.code == "asset.too_large", kind
+        assert not error.retryable
+    schema = {"type": "array", "minItems": 10, "items": {"type": "string", "minLength": 100}}
+    error = _error(
+        _request(AssetKind.JSON, constraints={"json_schema": json.dumps(schema)}), capped
+    )
+    assert error.code == "asset.too_large"
+    assert "at least 1032 bytes" in str(error)  # refused from the schema, nothing built
+    assert _generate(_request(AssetKind.TEXT)).data  # the default caps leave room
