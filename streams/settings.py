@@ -6,6 +6,8 @@ uuid-named topics and temporary folders.
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,7 +21,10 @@ DEFAULT_STAGES = STAGES
 class Settings(BaseSettings):
     """Every knob of a worker, with defaults that run the demo on a local broker."""
 
-    model_config = SettingsConfigDict(env_prefix="ASSETLINE_", frozen=True, extra="ignore")
+    # hide_input_in_errors: a mistyped secret must not be echoed in the start-up error
+    model_config = SettingsConfigDict(
+        env_prefix="ASSETLINE_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     # Kafka
     kafka_bootstrap: str = Field(
@@ -53,10 +58,11 @@ class Settings(BaseSettings):
     routing_file: Path | None = Field(
         None, description="YAML/TOML routing config; unset = everything on the offline provider."
     )
-    api_keys: dict[str, SecretStr] = Field(
+    api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict,
         description="Secrets by name (provider API keys, destination credentials), as JSON: "
-        '{"openai": "sk-..."}. Never logged.',
+        '{"openai": "sk-..."}. Never logged; no control characters (a PEM key may hold '
+        "line breaks).",
     )
 
     # Validation gateway
@@ -198,6 +204,17 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=0, le=65535, description="Serves /metrics; 0 disables web.")
     log_level: str = Field("warn")
 
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _api_keys_shape(cls, value: object) -> object:
+        return parse_api_keys(value)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_clean(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        check_api_keys(value)
+        return value
+
     @field_validator("stages", mode="before")
     @classmethod
     def _split_stages(cls, value: object) -> object:
@@ -238,3 +255,69 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one stage is needed")
         return value
+
+
+_API_KEYS_SHAPE = 'a JSON object of name -> secret, e.g. {"openai": "sk-..."}'
+_JSON_TYPES: dict[type, str] = {
+    list: "an array",
+    tuple: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+
+
+def parse_api_keys(value: object) -> object:
+    """ASSETLINE_API_KEYS decoded and shape-checked; errors say what is wrong, never the value.
+
+    Pydantic's own messages quote the input, and a half-typed secret is still a secret.
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:  # its message holds a position, not the text
+            raise ValueError(
+                f"ASSETLINE_API_KEYS is not JSON ({exc.msg}: line {exc.lineno} column "
+                f"{exc.colno}); expected {_API_KEYS_SHAPE}"
+            ) from None
+    if not isinstance(value, dict):
+        raise ValueError(f"ASSETLINE_API_KEYS must be {_API_KEYS_SHAPE}, not {_json_type(value)}")
+    for name, secret in value.items():
+        if not isinstance(secret, str | SecretStr):
+            raise ValueError(
+                f"ASSETLINE_API_KEYS: the value of {name!r} must be a string, "
+                f"not {_json_type(secret)}"
+            )
+    return value
+
+
+def check_api_keys(keys: dict[str, SecretStr]) -> None:
+    """Refuse secrets with control characters, naming the key only.
+
+    A key pasted with its trailing newline is refused by HTTP at every call, and the error
+    text of the HTTP library quotes it (escaped) on its way into events. Line breaks are
+    allowed inside a PEM block only (the C2PA private key).
+    """
+    bad = sorted(name for name, secret in keys.items() if _unprintable(secret.get_secret_value()))
+    if bad:
+        raise ValueError(
+            "ASSETLINE_API_KEYS: the value of "
+            + ", ".join(repr(name) for name in bad)
+            + " holds a control character (a trailing newline or tab?); remove it"
+        )
+
+
+def _unprintable(secret: str) -> bool:
+    allowed = "\r\n" if secret.lstrip().startswith("-----BEGIN ") else ""
+    return any(
+        unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") and char not in allowed
+        for char in secret
+    )
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    return _JSON_TYPES.get(type(value), type(value).__name__)

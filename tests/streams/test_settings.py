@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -235,3 +236,70 @@ def test_settings_env_round_trip_ignores_kafka_bootstrap_of_the_parent(
     for key, value in settings_env(original).items():
         monkeypatch.setenv(key, value)
     assert Settings() == original
+
+
+# --- ASSETLINE_API_KEYS: refused with a reason, never echoed (issue 12 #5, #15) ---------------
+
+LEAKY = "sk-live-DO-NOT-ECHO-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (f'{{"openai": "{LEAKY}', "is not JSON"),
+        (f"openai={LEAKY}", "is not JSON"),
+        (f'["{LEAKY}"]', "not an array"),
+        (f'"{LEAKY}"', "not a string"),
+        (f'{{"openai": ["{LEAKY}"]}}', "the value of 'openai' must be a string, not an array"),
+        (f'{{"openai": {{"key": "{LEAKY}"}}}}', "must be a string, not an object"),
+        (f'{{"openai": "{LEAKY}\\n"}}', "the value of 'openai' holds a control character"),
+        (f'{{"openai": "\\t{LEAKY}"}}', "the value of 'openai' holds a control character"),
+        (f'{{"a": "ok-ok-ok-ok", "b": "{LEAKY}\\u0000"}}', "the value of 'b' holds"),
+    ],
+)
+def test_a_mistyped_api_keys_value_names_the_variable_not_the_secret(
+    monkeypatch: pytest.MonkeyPatch, raw: str, why: str
+) -> None:
+    monkeypatch.setenv("ASSETLINE_API_KEYS", raw)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    text = str(caught.value)
+    assert "ASSETLINE_API_KEYS" in text
+    assert why in text
+    assert "DO-NOT-ECHO" not in text
+    assert "DO-NOT-ECHO" not in repr(caught.value.errors(include_input=False))
+
+
+def test_the_cli_reports_a_bad_api_keys_value_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import click
+
+    from streams.cli._common import load_settings
+
+    monkeypatch.setenv("ASSETLINE_API_KEYS", f'{{"openai": "{LEAKY}\\n"}}')
+    with pytest.raises(click.ClickException) as caught:
+        load_settings()
+    message = caught.value.format_message()
+    assert "\n" not in message
+    assert "'openai'" in message
+    assert "control character" in message
+    assert "DO-NOT-ECHO" not in message
+
+
+def test_a_pem_private_key_may_hold_line_breaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    pem = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEG\r\n-----END PRIVATE KEY-----\n"
+    monkeypatch.setenv("ASSETLINE_API_KEYS", json.dumps({"c2pa": pem, "openai": LEAKY}))
+    keys = Settings().api_keys
+    assert keys["c2pa"].get_secret_value() == pem
+    assert keys["openai"].get_secret_value() == LEAKY
+    with pytest.raises(ValidationError, match="'c2pa' holds a control character"):
+        Settings(api_keys={"c2pa": pem.replace("\n", "\x1b", 1)})
+
+
+def test_other_settings_errors_do_not_echo_their_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSETLINE_TOPIC_PARTITIONS", "seven-DO-NOT-ECHO")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert "topic_partitions" in str(caught.value)
+    assert "DO-NOT-ECHO" not in str(caught.value)
