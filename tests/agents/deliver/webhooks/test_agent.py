@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, RebalanceInProgressError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import SecretStr
 
-from agents.deliver.webhooks.agent import Notifier
+from agents.deliver.webhooks.agent import Notifier, _Lane
 from agents.deliver.webhooks.disabled import (
     DisabledEndpoints,
     decode_record,
@@ -213,3 +215,160 @@ def test_catch_up_applies_every_record_up_to_the_end_before_returning(harness: H
     asyncio.run(notifier._catch_up(topic))  # type: ignore[arg-type]
     assert [url in notifier.disabled for url in gone] == [False, True, True]
     assert metric(harness.metrics, "disabled") == 2
+
+
+class FakeConsumer:
+    """Enough of a group consumer for one notify lane: scripted batches, recorded commits."""
+
+    def __init__(self, tp: TopicPartition, batches: list[list[Any]]) -> None:
+        self.tp = tp
+        self.batches = batches
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.refuse: list[Exception] = []
+        self._paused: set[TopicPartition] = set()
+
+    async def getmany(self, timeout_ms: int = 0, max_records: int | None = None) -> Any:
+        if self.batches and self.tp not in self._paused:
+            return {self.tp: self.batches.pop(0)}
+        await asyncio.sleep(min(timeout_ms, 50) / 1000)
+        return {}
+
+    def assignment(self) -> set[TopicPartition]:
+        return {self.tp}
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self._paused.update(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self._paused.difference_update(tps)
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self._paused)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.refuse:
+            raise self.refuse.pop(0)
+        self.commits.append(dict(offsets))
+
+
+def lane_for(harness: Harness, **settings: Any) -> _Lane:
+    notifier = harness.notifier
+    notifier.settings = notifier.settings.model_copy(update={"commit_interval_s": 0.01, **settings})
+    return _Lane(notifier, notifier.names.webhooks, 8)
+
+
+def due_record(notifier: Notifier, url: str, request_id: str, offset: int, in_s: float) -> Any:
+    job = WebhookJob(
+        webhook_id=f"msg_{request_id}",
+        url=url,
+        due_at=datetime.now(UTC) + timedelta(seconds=in_s),
+        completion=make_completion(request_id=request_id),
+    )
+    value = notifier.codecs.webhook_job.encode(job)
+    return ConsumerRecord(notifier.names.webhooks, 0, offset, 0, 0, request_id.encode(), value,
+                          None, 0, 0, ())  # fmt: skip
+
+
+async def poll_until(lane: _Lane, consumer: FakeConsumer, done: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        await lane._poll(consumer)  # type: ignore[arg-type]
+
+
+def test_a_job_due_later_neither_blocks_due_jobs_nor_is_committed_past(
+    harness: Harness, receiver: Receiver
+) -> None:
+    """Issue 12: the consumer slept on a job due in 330 s; a job due in 2 s waited behind it.
+
+    Offsets 0 and 2 are due now, offset 1 in an hour: 0 and 2 are called at once, and the
+    partition is committed up to 1 only, so a crash re-reads the waiting job instead of
+    losing it.
+    """
+    notifier = harness.notifier
+    tp = TopicPartition(notifier.names.webhooks, 0)
+    lane = lane_for(harness)
+    records = [
+        due_record(notifier, f"{receiver.url}/hooks/a", "r0", 0, 0),
+        due_record(notifier, f"{receiver.url}/hooks/later", "r1", 1, 3600),
+        due_record(notifier, f"{receiver.url}/hooks/b", "r2", 2, 0),
+    ]
+    consumer = FakeConsumer(tp, [records])
+
+    async def go() -> None:
+        async with WebhookClient() as client:
+            notifier._client = client
+            lane.consumer = consumer  # type: ignore[assignment]
+            await lane.on_partitions_assigned([tp])
+            started = time.monotonic()
+            await poll_until(lane, consumer, lambda: consumer.commits)
+            assert time.monotonic() - started < 5
+            await lane.on_partitions_revoked([tp])  # the hour-long job is dropped, not run
+            assert len(lane.waiting) == 0
+
+    asyncio.run(go())
+    assert sorted(seen.path for seen in receiver.received) == ["/hooks/a", "/hooks/b"]
+    assert consumer.commits == [{tp: 1}]  # never past the job still waiting
+
+
+def test_a_slow_receiver_holds_only_its_own_call_slots(
+    harness: Harness, receiver: Receiver
+) -> None:
+    """Ten jobs to a receiver that answers in 3 s must not hold up another receiver's job."""
+    notifier = harness.notifier
+    tp = TopicPartition(notifier.names.webhooks, 0)
+    lane = lane_for(harness, webhook_origin_concurrency=2)
+    slow = Receiver().start()
+    try:
+        slow.script(*[Answer(204, delay_s=3.0)] * 10)
+        records = [due_record(notifier, f"{slow.url}/hooks/slow", f"s{n}", n, 0) for n in range(10)]
+        records.append(due_record(notifier, f"{receiver.url}/hooks/fast", "f", 10, 0))
+        consumer = FakeConsumer(tp, [records])
+
+        async def go() -> float:
+            async with WebhookClient() as client:
+                notifier._client = client
+                lane.consumer = consumer  # type: ignore[assignment]
+                await lane.on_partitions_assigned([tp])
+                started = time.monotonic()
+                await poll_until(lane, consumer, lambda: receiver.received)
+                took = time.monotonic() - started
+                assert len(slow.received) <= 2  # its origin's two slots, no more
+                for item in list(lane.running):
+                    assert item.task is not None
+                    item.task.cancel()
+                await asyncio.sleep(0)
+                return took
+
+        took = asyncio.run(go())
+    finally:
+        slow.stop()
+    assert took < 2.5, took  # not behind the 3 s calls; 8 shared slots would all be taken
+
+
+def test_a_commit_refused_after_a_rebalance_is_a_re_read_not_a_crash(
+    harness: Harness, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 12: ``CommitFailedError`` escaped the notify loop and the whole worker exited."""
+    notifier = harness.notifier
+    tp = TopicPartition(notifier.names.webhooks, 0)
+    lane = lane_for(harness)
+    consumer = FakeConsumer(tp, [[due_record(notifier, f"{receiver.url}/hooks/a", "r0", 0, 0)]])
+    consumer.refuse = [CommitFailedError("rebalanced"), RebalanceInProgressError()]
+
+    async def go() -> None:
+        async with WebhookClient() as client:
+            notifier._client = client
+            lane.consumer = consumer  # type: ignore[assignment]
+            await lane.on_partitions_assigned([tp])
+            with caplog.at_level(logging.WARNING):
+                await poll_until(lane, consumer, lambda: consumer.commits)
+
+    asyncio.run(go())
+    refused = [
+        r.getMessage() for r in caplog.records if "refused after a rebalance" in r.getMessage()
+    ]
+    assert len(refused) == 2  # one line each, and the lane went on
+    assert "CommitFailedError" in refused[0]
+    assert consumer.commits == [{tp: 1}]  # committed once the group let it
+    assert len(receiver.received) == 1  # the job itself ran once
