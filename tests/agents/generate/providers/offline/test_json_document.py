@@ -118,3 +118,20 @@ def test_a_recursive_schema_still_ends_on_the_depth_limit() -> None:
     with pytest.raises(ProviderError) as caught:
         render_json("p", {}, json.dumps(schema), 7, max_bytes=2 * MIB)
     assert caught.value.code == "provider.bad_constraints"
+
+
+@pytest.mark.parametrize("length", [29, 10_000])
+def test_a_backtracking_pattern_is_never_run_by_the_builder(length: int) -> None:
+    """Issue 12 #3: the builder ignores ``pattern``/``patternProperties``, so ``^(a+)+$`` costs
+    nothing here (validation decides it, on RE2)."""
+    value = "a" * length + "!"
+    schema = {
+        "type": "object",
+        "required": ["v", value],
+        "properties": {"v": {"type": "string", "pattern": "^(a+)+$"}, value: {"const": value}},
+        "patternProperties": {"^(a|a)*$": {"type": "string", "pattern": "^(a+)+$"}},
+    }
+    started = time.perf_counter()
+    document = json.loads(render_json("p", {}, json.dumps(schema), 7, max_bytes=2 * MIB))
+    assert time.perf_counter() - started < 1.0
+    assert document[value] == value
