@@ -9,6 +9,8 @@ decode ``AssetCompleted`` itself.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -129,3 +131,46 @@ def test_java_and_node_requests_each_end_in_one_delivered_completion(
     assert not missing, f"no completion for {missing}; worker log:\n{worker.log_tail()}"
     for request_id, producer in by_id.items():
         _check_completion(producer, request_id, completions[request_id])
+
+
+def _clash(first: ProducerRun, second: ProducerRun, settings: Settings) -> None:
+    """``second`` reuses ``first``'s ids for other requests: it must not report first's
+    completions as its own (it did, exit 0), but say so and exit 4."""
+    run(first.command(settings), cwd=ROOT, timeout=AWAIT_S + 60)
+    done = subprocess.run(
+        second.command(settings),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=AWAIT_S + 60,
+        check=False,
+    )
+    assert done.returncode == 4, done.stdout + done.stderr
+    completions = [line for line in done.stdout.splitlines() if " " in line]
+    assert completions == [], done.stdout  # nothing printed as if it were ours
+    assert f"{first.run_id}-00000 completed for another request: kind" in done.stderr
+    assert f"(asked {json.dumps(second.kind) if second.language == 'node' else second.kind})" in (
+        done.stderr
+    )
+    assert "choose another --run" in done.stderr
+
+
+def test_a_producer_reusing_another_runs_ids_fails_instead_of_taking_its_results(
+    line_settings: Settings, start_worker: StartWorker
+) -> None:
+    java_command()
+    node_command()
+    asyncio.run(ensure_topics(line_settings.kafka_bootstrap, line_topic_specs(line_settings)))
+    start_worker(line_settings)
+    shared = f"demo-{uuid.uuid4().hex[:8]}"  # the README used to give both the same --run
+    _clash(
+        ProducerRun("java", "TEXT", 2, True, shared),
+        ProducerRun("node", "IMAGE", 2, True, shared),
+        line_settings,
+    )
+    other = f"demo-{uuid.uuid4().hex[:8]}"
+    _clash(
+        ProducerRun("node", "TEXT", 2, True, other),
+        ProducerRun("java", "IMAGE", 2, True, other),
+        line_settings,
+    )

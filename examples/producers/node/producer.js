@@ -14,6 +14,11 @@
 //
 // stdout carries only data (one request id per line, then one completion per line with
 // --await); kafkajs logs go to stderr.
+//
+// Without --run the ids get a random part, so two runs never share ids. With --await, a
+// completion counts only if it is for what this run asked (kind, tenant, campaign,
+// idempotency key): a request id another producer used first completes with *its* result.
+// Exit codes: 0 all DELIVERED, 3 timed out, 4 some not DELIVERED or not ours.
 'use strict';
 
 const fs = require('fs');
@@ -117,12 +122,22 @@ async function produce(kafka, topic, codec, requests) {
   return requests.map((r) => r.request_id);
 }
 
+/** What differs between a completion and the request it should answer (empty: it is ours). */
+function mismatches(request, completed) {
+  const fields = ['kind', 'tenant', 'campaign_id', 'idempotency_key'];
+  return fields
+    .filter((f) => completed[f] !== request[f])
+    .map((f) => `${f} ${JSON.stringify(completed[f])} (asked ${JSON.stringify(request[f])})`);
+}
+
 /**
  * Reads .completed from the beginning and prints "<request_id> <status> <location or reasons>"
  * for each wanted id. kafkajs has no group-less assign(), so a throwaway group id is used.
+ * Returns { timedOut, failed }: failed counts completions not DELIVERED or not for our request.
  */
-async function awaitCompletions(kafka, topic, codec, ids, timeoutMs) {
-  const wanted = new Set(ids);
+async function awaitCompletions(kafka, topic, codec, requests, timeoutMs) {
+  const wanted = new Map(requests.map((r) => [r.request_id, r]));
+  let failed = 0;
   const consumer = kafka.consumer({ groupId: `assetline-example-${crypto.randomUUID()}` });
   await consumer.connect();
   try {
@@ -140,11 +155,22 @@ async function awaitCompletions(kafka, topic, codec, ids, timeoutMs) {
           console.error(`skipping undecodable completion: ${err.message}`);
           return;
         }
-        if (completed && wanted.delete(completed.request_id)) {
+        const request = completed && wanted.get(completed.request_id);
+        if (!request) return;
+        wanted.delete(completed.request_id);
+        const wrong = mismatches(request, completed);
+        if (wrong.length > 0) {
+          // The line keeps one completion per request id: ours was dropped as a duplicate.
+          failed += 1;
+          console.error(
+            `${completed.request_id} completed for another request: ${wrong.join(', ')}; ` +
+              'its id was used before, choose another --run');
+        } else {
+          if (completed.status !== 'DELIVERED') failed += 1;
           const detail = completed.location ?? JSON.stringify(completed.reasons);
           process.stdout.write(`${completed.request_id} ${completed.status} ${detail}\n`);
-          if (wanted.size === 0) finish();
         }
+        if (wanted.size === 0) finish();
       },
     });
     await done;
@@ -152,7 +178,7 @@ async function awaitCompletions(kafka, topic, codec, ids, timeoutMs) {
   } finally {
     await consumer.disconnect();
   }
-  return wanted.size === 0;
+  return { timedOut: wanted.size > 0, failed };
 }
 
 function parseArgs(argv) {
@@ -185,7 +211,7 @@ async function main(argv) {
 
   const requestCodec = singleObjectCodec(loadType(path.join(schemas, 'generation_request.avsc')));
   const requests = buildRequests({
-    run: args.run ?? String(Date.now()),
+    run: args.run ?? `${Date.now()}-${crypto.randomBytes(4).toString('hex')}`,
     count: Number(args.count ?? 5),
     kind: args.kind ?? 'TEXT',
     tenant: args.tenant ?? 'acme',
@@ -196,9 +222,13 @@ async function main(argv) {
 
   if (args.await !== undefined) {
     const completedCodec = singleObjectCodec(loadType(path.join(schemas, 'asset_completed.avsc')));
-    const all = await awaitCompletions(
-      kafka, `${prefix}.completed`, completedCodec, ids, Number(args.await) * 1000);
-    if (!all) {
+    const { timedOut, failed } = await awaitCompletions(
+      kafka, `${prefix}.completed`, completedCodec, requests, Number(args.await) * 1000);
+    if (failed > 0) {
+      console.error(`${failed} of ${ids.length} request(s) not DELIVERED as asked`);
+      return 4;
+    }
+    if (timedOut) {
       console.error('timed out waiting for completions');
       return 3;
     }
@@ -216,4 +246,4 @@ if (require.main === module) {
   );
 }
 
-module.exports = { crc64Avro, fingerprint, singleObjectCodec, buildRequests };
+module.exports = { crc64Avro, fingerprint, singleObjectCodec, buildRequests, mismatches };

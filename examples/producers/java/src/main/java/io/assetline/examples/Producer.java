@@ -3,15 +3,15 @@ package io.assetline.examples;
 import java.io.File;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HexFormat;
-import java.util.LinkedHashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
-import java.util.Set;
 import java.util.concurrent.Future;
 import org.apache.avro.AvroRuntimeException;
 import org.apache.avro.Schema;
@@ -48,6 +48,11 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *
  * <p>stdout carries only data (one request id per line, then one completion per line with
  * {@code --await}); kafka-clients logs go to stderr.
+ *
+ * <p>Without {@code --run} the ids get a random part, so two runs never share ids. With {@code
+ * --await}, a completion counts only if it answers what this run asked (kind, tenant, campaign,
+ * idempotency key): a request id another producer used first completes with <em>its</em>
+ * result. Exit codes: 0 all DELIVERED, 3 timed out, 4 some not DELIVERED or not ours.
  */
 public final class Producer {
 
@@ -69,7 +74,7 @@ public final class Producer {
     List<GenericRecord> requests =
         buildRequests(
             requestSchema,
-            args.getOrDefault("run", Long.toString(System.currentTimeMillis())),
+            args.getOrDefault("run", defaultRun()),
             Integer.parseInt(args.getOrDefault("count", "5")),
             args.getOrDefault("kind", "TEXT"),
             args.getOrDefault("tenant", "acme"),
@@ -81,11 +86,45 @@ public final class Producer {
     if (args.containsKey("await")) {
       Schema completedSchema = parse(new File(schemas, "asset_completed.avsc"));
       Duration timeout = Duration.ofSeconds(Long.parseLong(args.get("await")));
-      if (!awaitCompletions(bootstrap, prefix + ".completed", completedSchema, ids, timeout)) {
+      Outcome outcome =
+          awaitCompletions(bootstrap, prefix + ".completed", completedSchema, requests, timeout);
+      if (outcome.failed() > 0) {
+        System.err.println(
+            outcome.failed() + " of " + ids.size() + " request(s) not DELIVERED as asked");
+        System.exit(4);
+      }
+      if (outcome.timedOut()) {
         System.err.println("timed out waiting for completions");
         System.exit(3);
       }
     }
+  }
+
+  /** A run id of its own: the time plus a random part, so two runs never share request ids. */
+  static String defaultRun() {
+    return System.currentTimeMillis() + "-" + HexFormat.of().formatHex(randomBytes(4));
+  }
+
+  static byte[] randomBytes(int count) {
+    byte[] bytes = new byte[count];
+    new SecureRandom().nextBytes(bytes);
+    return bytes;
+  }
+
+  /** How waiting ended: ids still without a completion, and completions that do not count. */
+  record Outcome(boolean timedOut, int failed) {}
+
+  /** What differs between a completion and the request it should answer (empty: it is ours). */
+  static List<String> mismatches(GenericRecord request, GenericRecord completed) {
+    List<String> out = new ArrayList<>();
+    for (String field : List.of("kind", "tenant", "campaign_id", "idempotency_key")) {
+      String asked = String.valueOf(request.get(field));
+      String got = String.valueOf(completed.get(field));
+      if (!asked.equals(got)) {
+        out.add(field + " " + got + " (asked " + asked + ")");
+      }
+    }
+    return out;
   }
 
   /** Requests with every required field set; fields with defaults in the schema are left to it. */
@@ -161,10 +200,12 @@ public final class Producer {
 
   /**
    * Reads {@code .completed} from the beginning of every partition (no consumer group, nothing
-   * committed) and prints {@code <request_id> <status> <location or reasons>} for each wanted id.
+   * committed) and prints {@code <request_id> <status> <location or reasons>} for each wanted id
+   * whose completion answers our request; one that answers another request goes to stderr.
    */
-  static boolean awaitCompletions(
-      String bootstrap, String topic, Schema schema, List<String> ids, Duration timeout) {
+  static Outcome awaitCompletions(
+      String bootstrap, String topic, Schema schema, List<GenericRecord> requests,
+      Duration timeout) {
     Properties props = new Properties();
     props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
@@ -177,7 +218,9 @@ public final class Producer {
     // decoder.addSchema(old): then Avro resolves it to the schema given here.
     BinaryMessageDecoder<GenericRecord> decoder =
         new BinaryMessageDecoder<>(GenericData.get(), schema);
-    Set<String> wanted = new LinkedHashSet<>(ids);
+    Map<String, GenericRecord> wanted = new LinkedHashMap<>();
+    requests.forEach(r -> wanted.put(r.get("request_id").toString(), r));
+    int failed = 0;
     long deadline = System.nanoTime() + timeout.toNanos();
     try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props)) {
       List<TopicPartition> partitions =
@@ -196,16 +239,30 @@ public final class Producer {
             continue;
           }
           String id = done.get("request_id").toString();
-          if (wanted.remove(id)) {
-            Object location = done.get("location");
-            Object detail = location != null ? location : done.get("reasons");
-            System.out.println(id + " " + done.get("status") + " " + detail);
-            System.out.flush();
+          GenericRecord request = wanted.remove(id);
+          if (request == null) {
+            continue;
           }
+          List<String> wrong = mismatches(request, done);
+          if (!wrong.isEmpty()) {
+            // The line keeps one completion per request id: ours was dropped as a duplicate.
+            failed++;
+            System.err.println(
+                id + " completed for another request: " + String.join(", ", wrong)
+                    + "; its id was used before, choose another --run");
+            continue;
+          }
+          if (!"DELIVERED".equals(done.get("status").toString())) {
+            failed++;
+          }
+          Object location = done.get("location");
+          Object detail = location != null ? location : done.get("reasons");
+          System.out.println(id + " " + done.get("status") + " " + detail);
+          System.out.flush();
         }
       }
     }
-    return wanted.isEmpty();
+    return new Outcome(!wanted.isEmpty(), failed);
   }
 
   /**
