@@ -398,10 +398,9 @@ class _Lane(ConsumerRebalanceListener):  # type: ignore[misc]
             if progress is None:  # revoked while the batch was in flight
                 continue
             for record in records:
-                progress.read(record.offset)
-                job = self.notifier._decode(record)
-                due_at = time.time() if isinstance(job, CodecError) else job.due_at.timestamp()
-                self.waiting.push(due_at, _Job(tp, record, job, progress))
+                if progress.read(record.offset):  # else it is already held
+                    job = self.notifier._decode(record)
+                    self.waiting.push(self._due(job), _Job(tp, record, job, progress))
         for item in self.waiting.pop_due(time.time()):
             self._start(item)
         assigned = consumer.assignment()
@@ -412,6 +411,19 @@ class _Lane(ConsumerRebalanceListener):  # type: ignore[misc]
         if time.monotonic() - self._last_commit >= self.settings.commit_interval_s:
             self._last_commit = time.monotonic()
             await self._commit(consumer, list(self.progress))
+
+    def _due(self, job: WebhookJob | CodecError) -> float:
+        """When to run ``job``: its ``due_at``, never later than the schedule allows from now.
+
+        A job cannot hold its partition's commits back for longer than the schedule's
+        longest delay (with jitter), whatever ``due_at`` it carries.
+        """
+        now = time.time()
+        if isinstance(job, CodecError):
+            return now
+        schedule = self.notifier.schedule
+        latest = now + schedule.longest_delay_s * (1 + schedule.jitter)
+        return min(job.due_at.timestamp(), latest)
 
     def _start(self, item: _Job) -> None:
         self.running.add(item)

@@ -32,10 +32,14 @@ class PartitionProgress:
         self._next: int | None = None
         self.committed: int | None = None
 
-    def read(self, offset: int) -> None:
-        if self._read and offset <= self._read[-1]:
-            raise ValueError(f"offset {offset} read out of order")
+    def read(self, offset: int) -> bool:
+        """Note ``offset`` as pending; False when it is not past the last one (read again)."""
+        if (self._read and offset <= self._read[-1]) or (
+            self._next is not None and offset < self._next
+        ):
+            return False
         self._read.append(offset)
+        return True
 
     def finish(self, offset: int) -> None:
         self._done.add(offset)

@@ -28,7 +28,8 @@ from agents.deliver.webhooks.disabled import (
     url_sha256,
 )
 from agents.deliver.webhooks.pinning import WebhookClient
-from streams.codecs import Codecs
+from agents.deliver.webhooks.schedule import RetrySchedule
+from streams.codecs import CodecError, Codecs
 from streams.deadletter import header_map
 from streams.records import WebhookJob
 from streams.settings import Settings
@@ -286,6 +287,7 @@ def test_a_job_due_later_neither_blocks_due_jobs_nor_is_committed_past(
     losing it.
     """
     notifier = harness.notifier
+    notifier.schedule = RetrySchedule(delays=(0, 5, 7200))
     tp = TopicPartition(notifier.names.webhooks, 0)
     lane = lane_for(harness)
     records = [
@@ -309,6 +311,20 @@ def test_a_job_due_later_neither_blocks_due_jobs_nor_is_committed_past(
     asyncio.run(go())
     assert sorted(seen.path for seen in receiver.received) == ["/hooks/a", "/hooks/b"]
     assert consumer.commits == [{tp: 1}]  # never past the job still waiting
+
+
+def test_no_job_waits_longer_than_the_schedule_allows(harness: Harness) -> None:
+    """A ``due_at`` far beyond the schedule would hold its partition's commits back for ever."""
+    notifier = harness.notifier
+    notifier.schedule = RetrySchedule(delays=(0, 5, 60), jitter=0.2)
+    lane = lane_for(harness)
+    far = notifier._decode(due_record(notifier, "https://h.example/x", "r", 0, 86_400 * 365))
+    soon = notifier._decode(due_record(notifier, "https://h.example/x", "r", 1, 30))
+    now = time.time()
+    assert not isinstance(far, CodecError)
+    assert not isinstance(soon, CodecError)
+    assert now + 71 < lane._due(far) < now + 73  # 60 s + 20 % jitter
+    assert lane._due(soon) == pytest.approx(soon.due_at.timestamp())
 
 
 def test_a_slow_receiver_holds_only_its_own_call_slots(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from agents.deliver.webhooks.due import DueQueue, PartitionProgress
 
 
@@ -43,11 +41,15 @@ def test_to_commit_only_moves_forward() -> None:
     assert progress.to_commit() == 6
 
 
-def test_offsets_must_be_read_in_order() -> None:
+def test_an_offset_read_again_is_not_held_twice() -> None:
     progress = PartitionProgress()
-    progress.read(3)
-    with pytest.raises(ValueError, match="out of order"):
-        progress.read(3)
+    assert progress.read(3)
+    assert not progress.read(3)
+    assert not progress.read(2)
+    progress.finish(3)
+    assert progress.committable() == 4
+    assert not progress.read(3)  # finished and gone from the pending list, still not again
+    assert progress.read(4)
 
 
 def test_due_queue_pops_what_is_due_soonest_first_and_equals_in_write_order() -> None:
