@@ -41,8 +41,10 @@ def run_worker(settings: Settings) -> None:
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)))
+    # The line first: it loads every configuration file, so a mistake there is reported (one
+    # line, ConfigError) before anything talks to Kafka or a topic is created.
     line = create_line(settings)
+    loop.run_until_complete(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)))
     if settings.schema_registry_url:  # Confluent writers need their schema ids before starting
         from streams.registry.registration import register_line_schemas
 

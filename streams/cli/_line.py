@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from streams.cli._common import delivery_verdict, fail, load_settings, run
 from streams.client import LineClient
 from streams.codecs import CodecError, Codecs, SingleObjectCodec
+from streams.config_files import ConfigError, one_line
 from streams.deadletter import header_map
 from streams.records import AssetCompleted, AssetKind, Constraints, GenerationRequest, ModelSpec
 from streams.settings import Settings
@@ -37,6 +38,8 @@ def worker(stages: str | None, web_port: int | None) -> None:
         click.echo(warning, err=True)
     try:
         run_worker(settings)
+    except ConfigError as exc:  # a configuration mistake: one line naming it, never a traceback
+        raise click.ClickException(one_line(str(exc))) from None
     except (KafkaError, ConnectionError, OSError) as exc:
         raise click.ClickException(
             f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"

@@ -13,9 +13,10 @@ from agents.generate.providers.http_image import HttpImageConfig, HttpImageProvi
 from agents.generate.providers.offline import OfflineProvider
 from agents.generate.providers.openai import OpenAIConfig, OpenAIProvider
 from agents.generate.routing.config import RoutingConfig
+from streams.config_files import ConfigError
 
 
-class MissingKeyError(ValueError):
+class MissingKeyError(ConfigError):
     """A provider names an API key that settings do not have; fails the worker's start."""
 
 

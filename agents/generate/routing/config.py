@@ -7,11 +7,9 @@ default routes everything to the offline provider, which is what the demo and CI
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agents.generate.providers._base import Usage
@@ -19,6 +17,13 @@ from agents.generate.providers.anthropic import AnthropicConfig
 from agents.generate.providers.http_image import HttpImageConfig
 from agents.generate.providers.offline.provider import DEFAULT_VERSION as OFFLINE_VERSION
 from agents.generate.providers.openai import OpenAIConfig
+from streams.config_files import (
+    ConfigError,
+    parse_config_text,
+    read_config_text,
+    validation_summary,
+)
+from streams.records import AssetKind
 
 #: Seconds: real image APIs take 20-120 s, so the default budget is generous.
 DEFAULT_LATENCY_BUDGET_MS: Final = 180_000
@@ -141,11 +146,28 @@ class Alias(_Strict):
     fallback: Fallback | None = None
 
 
-class Budgets(_Strict):
-    """Spend ceilings in USD, summed over every attempt of every request in the scope."""
+#: A spend ceiling in USD: finite and never negative (a negative one was silently accepted).
+Ceiling = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
-    tenants: dict[str, float] = Field(default_factory=dict)
-    campaigns: dict[str, float] = Field(default_factory=dict)
+
+class Budgets(_Strict):
+    """Spend ceilings in USD, summed over every attempt of every request in the scope.
+
+    ``default_tenant`` / ``default_campaign`` apply to each tenant / campaign the maps do not
+    name (each gets its own ceiling of that size), so a producer cannot escape every ceiling
+    by naming a campaign nobody budgeted. Unset = no ceiling, as before.
+    """
+
+    tenants: dict[str, Ceiling] = Field(default_factory=dict)
+    campaigns: dict[str, Ceiling] = Field(default_factory=dict)
+    default_tenant: Ceiling | None = Field(None, description="Ceiling of an unnamed tenant.")
+    default_campaign: Ceiling | None = Field(None, description="Ceiling of an unnamed campaign.")
+
+    def tenant_limit(self, tenant: str) -> float | None:
+        return self.tenants.get(tenant, self.default_tenant)
+
+    def campaign_limit(self, campaign_id: str) -> float | None:
+        return self.campaigns.get(campaign_id, self.default_campaign)
 
 
 class RetryDefaults(_Strict):
@@ -158,13 +180,25 @@ class RoutingConfig(_Strict):
     providers: dict[str, ProviderSpec]
     aliases: dict[str, Alias]
     default_alias: str = Field(description="Serves requests that name neither alias nor provider.")
+    default_aliases: dict[AssetKind, str] = Field(
+        default_factory=dict,
+        description="Per asset kind, the alias for requests that name neither alias nor "
+        "provider (e.g. IMAGE: hero-image); a kind not listed gets default_alias.",
+    )
     budgets: Budgets = Field(default_factory=Budgets)
     retry: RetryDefaults = Field(default_factory=RetryDefaults)
+
+    def default_alias_for(self, kind: AssetKind) -> str:
+        """An IMAGE request without an alias must not land on a chat model's alias."""
+        return self.default_aliases.get(kind, self.default_alias)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> RoutingConfig:
         if self.default_alias not in self.aliases:
             raise ValueError(f"default_alias {self.default_alias!r} is not among the aliases")
+        for kind, name in self.default_aliases.items():
+            if name not in self.aliases:
+                raise ValueError(f"default_aliases.{kind.value} {name!r} is not among the aliases")
         for name, alias in self.aliases.items():
             for entry in alias.chain:
                 if entry.provider not in self.providers:
@@ -187,36 +221,46 @@ def default_routing() -> RoutingConfig:
     )
 
 
-class RoutingFileError(ValueError):
-    """The routing file cannot be read or does not validate; the message says where."""
+class RoutingFileError(ConfigError):
+    """The routing file cannot be read or does not validate; the one-line message says where."""
 
 
-def parse_routing(text: str, suffix: str) -> RoutingConfig:
-    """Parse YAML (``.yaml``/``.yml``) or TOML (``.toml``) text."""
+ROUTING_SUFFIXES: Final = (".yaml", ".yml", ".toml")
+
+
+def parse_routing(text: str, suffix: str, source: str = "routing file") -> RoutingConfig:
+    """Parse YAML (``.yaml``/``.yml``) or TOML (``.toml``) text, through the safe reader."""
+    if suffix not in ROUTING_SUFFIXES:
+        raise RoutingFileError(f"{source}: must be .yaml, .yml or .toml, not {suffix!r}")
     try:
-        if suffix == ".toml":
-            data: Any = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        else:
-            raise RoutingFileError(f"routing file must be .yaml, .yml or .toml, not {suffix!r}")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise RoutingFileError(f"routing file does not parse: {exc}") from exc
+        data = parse_config_text(text, suffix, source)
+    except ConfigError as exc:
+        raise RoutingFileError(str(exc)) from None
     try:
         return RoutingConfig.model_validate(data)
     except ValidationError as exc:
-        raise RoutingFileError(f"routing file is invalid: {exc}") from exc
+        raise RoutingFileError(validation_summary(exc, source)) from None
+
+
+def routing_source(path: Path | None) -> str:
+    """How start-up errors name the routing in use."""
+    if path is None:
+        return "the built-in offline routing (ASSETLINE_ROUTING_FILE is not set)"
+    return f"routing file {path}"
 
 
 def load_routing(path: Path | None) -> RoutingConfig:
     """The file at ``path``, or the embedded offline default when no file is configured."""
     if path is None:
         return default_routing()
+    suffix = path.suffix.lower()
+    if suffix not in ROUTING_SUFFIXES:
+        raise RoutingFileError(f"{path}: routing file must be .yaml, .yml or .toml")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RoutingFileError(f"cannot read routing file {path}: {exc}") from exc
-    config = parse_routing(text, path.suffix.lower())
+        text = read_config_text(path)
+    except ConfigError as exc:
+        raise RoutingFileError(str(exc)) from None
+    config = parse_routing(text, suffix, str(path))
     return _resolve_fallback_paths(config, path.parent)
 
 

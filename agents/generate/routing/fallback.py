@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import mimetypes
 from dataclasses import dataclass
+from pathlib import Path
 
 from agents.generate.prompt import render_prompt
 from agents.generate.providers._base import Generated, ProviderCall
 from agents.generate.providers.offline import OfflineProvider
 from agents.generate.providers.offline.provider import DEFAULT_VERSION
 from agents.generate.routing.config import Fallback, RoutingConfig
+from streams.config_files import ConfigError
 from streams.records import GenerationRequest
 
 #: Provider name recorded on fallback assets, so no one mistakes one for a model's output.
@@ -36,6 +38,26 @@ def sniff_media_type(data: bytes, name: str) -> str:
     return guessed or "application/octet-stream"
 
 
+#: A fallback is one cached asset held in memory; anything bigger is a mistake (or /dev/zero).
+MAX_FALLBACK_BYTES = 64 << 20
+
+
+def _read_fallback(alias: str, path: Path) -> bytes:
+    """The file's bytes, or a one-line :class:`ConfigError` that fails the worker's start."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FALLBACK_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: fallback file of alias {alias!r} cannot be read: {exc.strerror or exc}"
+        ) from None
+    if len(data) > MAX_FALLBACK_BYTES:
+        raise ConfigError(
+            f"{path}: fallback file of alias {alias!r} is larger than {MAX_FALLBACK_BYTES} bytes"
+        )
+    return data
+
+
 @dataclass(frozen=True)
 class _Cached:
     data: bytes
@@ -51,7 +73,7 @@ class FallbackAssets:
             fallback = alias.fallback
             if fallback is None or fallback.file is None:
                 continue
-            data = fallback.file.read_bytes()
+            data = _read_fallback(name, fallback.file)
             media_type = fallback.media_type or sniff_media_type(data, fallback.file.name)
             self._files[name] = _Cached(data, media_type, f"file:{fallback.file.name}")
 

@@ -31,16 +31,29 @@ class Plan:
     fallback: Fallback | None
 
 
+def latency_budget(requested: int | None, ceiling: int) -> int:
+    """The request's ``latency_budget_ms`` may only lower the alias's, never raise it.
+
+    Unset, zero or negative means the alias's own budget. Without the cap one request could
+    hold a worker slot (and its provider connections) for up to 2**31 ms, about 24.8 days.
+    """
+    if requested is None or requested <= 0:
+        return ceiling
+    return min(requested, ceiling)
+
+
 def plan_for(request: GenerationRequest, config: RoutingConfig) -> Plan:
     """Alias -> its chain; provider (+ version) -> that one pinned model; neither -> default.
 
-    A pinned paid model must appear in some alias's chain, because that is where its price,
-    timeout and retries are configured; serving it unpriced would make budgets meaningless.
+    Neither means the routing file's default alias for the request's kind
+    (``default_aliases``), else ``default_alias``. A pinned paid model must appear in some
+    alias's chain, because that is where its price, timeout and retries are configured; serving
+    it unpriced would make budgets meaningless.
     """
     spec = request.model
     budget = request.latency_budget_ms
     if spec.alias is not None or spec.provider is None:
-        name = spec.alias if spec.alias is not None else config.default_alias
+        name = spec.alias if spec.alias is not None else config.default_alias_for(request.kind)
         alias = config.aliases.get(name)
         if alias is None:
             known = ", ".join(sorted(config.aliases))
@@ -55,7 +68,9 @@ def plan_for(request: GenerationRequest, config: RoutingConfig) -> Plan:
                     "routing.unknown_model",
                     f"alias {name!r} has no model {_describe(spec.provider, spec.version)}",
                 )
-        return Plan(name, tuple(chain), budget or alias.latency_budget_ms, alias.fallback)
+        return Plan(
+            name, tuple(chain), latency_budget(budget, alias.latency_budget_ms), alias.fallback
+        )
     provider = spec.provider
     if provider not in config.providers:
         known = ", ".join(sorted(config.providers))
@@ -67,10 +82,12 @@ def plan_for(request: GenerationRequest, config: RoutingConfig) -> Plan:
             if _matches(entry, provider, spec.version):
                 if spec.version is not None and entry.version is None:
                     entry = entry.model_copy(update={"version": spec.version})
-                return Plan(alias_name, (entry,), budget or alias.latency_budget_ms, None)
+                return Plan(
+                    alias_name, (entry,), latency_budget(budget, alias.latency_budget_ms), None
+                )
     if isinstance(config.providers[provider].adapter, OfflineConfig):
         entry = ChainEntry(provider=provider, model="offline", version=spec.version)
-        return Plan(None, (entry,), budget or DEFAULT_LATENCY_BUDGET_MS, None)
+        return Plan(None, (entry,), latency_budget(budget, DEFAULT_LATENCY_BUDGET_MS), None)
     raise RoutingError(
         "routing.unknown_model",
         f"model {_describe(provider, spec.version)} is not in any alias of the routing config, "

@@ -6,7 +6,7 @@ while the line runs is a dictionary lookup that cannot fail on a bad file.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -35,6 +35,8 @@ class ProfileBook:
     """Every resolved policy, keyed by (profile id, campaign id or None for the brand default)."""
 
     policies: Mapping[tuple[str, str | None], Policy] = field(default_factory=dict)
+    #: The file each profile id came from, so start-up errors can name it.
+    origins: Mapping[str, Path] = field(default_factory=dict)
 
     def resolve(self, profile_id: str | None, campaign_id: str) -> Policy | PolicyError:
         """The campaign's override when there is one, else the brand's policy.
@@ -59,6 +61,24 @@ class ProfileBook:
 
     def __len__(self) -> int:
         return len({pid for pid, _ in self.policies})
+
+    def require_judge_providers(self, providers: Collection[str], routing_source: str) -> None:
+        """Every judge names a provider of the routing file, or the start fails in one line.
+
+        The line names the profile file, the profile (and campaign), the provider and the
+        routing file, so the fix is obvious without a traceback.
+        """
+        for (profile_id, _campaign), policy in sorted(
+            self.policies.items(), key=lambda item: (item[0][0], item[0][1] or "")
+        ):
+            if policy.judge is None or policy.judge.provider in providers:
+                continue
+            origin = self.origins.get(profile_id, "brand profiles")
+            known = ", ".join(sorted(providers)) or "none"
+            raise ProfileFileError(
+                f"{origin}: profile {policy.label!r}: judge provider {policy.judge.provider!r} "
+                f"is not in {routing_source} (providers there: {known})"
+            )
 
 
 def parse_profile_text(text: str, suffix: str, source: str) -> dict[str, Any]:
@@ -125,4 +145,4 @@ def load_profiles(folder: Path | None) -> ProfileBook:
             )
         origins[profile_id] = path
         policies.update(found)
-    return ProfileBook(policies)
+    return ProfileBook(policies, origins)

@@ -16,6 +16,7 @@ from agents.generate.routing.config import (
     load_routing,
     parse_routing,
 )
+from streams.records import AssetKind
 
 YAML = """
 providers:
@@ -111,7 +112,7 @@ def test_no_file_means_everything_offline() -> None:
             ),
             "exactly one",
         ),
-        ("providers: [", "does not parse"),
+        ("providers: [", r"routing.yaml:1: not valid YAML"),
     ],
 )
 def test_invalid_files_fail_with_a_message_that_points_at_the_mistake(
@@ -147,3 +148,58 @@ def test_price_charges_each_unit_at_its_own_rate() -> None:
     assert price.cost(Usage(input_tokens=100, images=1)) == pytest.approx(0.09)
     assert Price().free
     assert not price.free
+
+
+def test_an_alias_bomb_in_the_routing_file_is_refused_at_once(tmp_path: Path) -> None:
+    """Before: accepted, and every call json-dumped 9**8 strings of a provider's ``params``."""
+    import time
+
+    rows = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    rows += [f"l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    params = "\n        params:\n" + "\n".join(" " * 10 + row for row in rows)
+    text = YAML.replace("        timeout_s: 20", "        timeout_s: 20" + params, 1)
+    path = tmp_path / "routing.yaml"
+    path.write_text(text)
+    started = time.perf_counter()
+    with pytest.raises(
+        RoutingFileError, match=r"routing\.yaml:\d+: not valid YAML: YAML anchor &l0"
+    ):
+        load_routing(path)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_a_key_written_twice_in_the_routing_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(YAML + "default_alias: offline\n")
+    with pytest.raises(RoutingFileError) as caught:
+        load_routing(path)
+    assert "not valid YAML: duplicate key 'default_alias' (first at line" in str(caught.value)
+    toml = tmp_path / "routing.toml"
+    toml.write_text('default_alias = "other"\n' + TOML)
+    with pytest.raises(RoutingFileError, match=r"routing\.toml:\d+: not valid TOML"):
+        load_routing(toml)
+
+
+def test_validation_errors_are_one_line_naming_file_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(YAML.replace("max_retries: 1", "max_retries: -1"))
+    with pytest.raises(RoutingFileError) as caught:
+        load_routing(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: aliases.copy-default.chain.0.max_retries: ")
+    assert "\n" not in message
+
+
+def test_default_aliases_per_kind_load_and_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(YAML + "default_aliases: {IMAGE: copy-default}\n")
+    config = load_routing(path)
+    assert config.default_alias_for(AssetKind.IMAGE) == "copy-default"
+    assert config.default_alias_for(AssetKind.TEXT) == "copy-default"
+    path.write_text(YAML + "default_aliases: {IMAGE: hero-image}\n")
+    with pytest.raises(RoutingFileError) as caught:
+        load_routing(path)
+    assert "default_aliases.IMAGE 'hero-image' is not among the aliases" in str(caught.value)
+    path.write_text(YAML + "default_aliases: {VIDEO: copy-default}\n")
+    with pytest.raises(RoutingFileError, match=r"default_aliases\.VIDEO\.\[key\]"):
+        load_routing(path)

@@ -309,6 +309,18 @@ def test_the_request_budget_bounds_retries_too() -> None:
     assert flaky.cancelled == 1
 
 
+def test_a_request_cannot_raise_the_alias_budget() -> None:
+    """Before: ``latency_budget_ms=2**31-1`` held the call for up to 24.8 days."""
+    slow = ScriptedProvider("slow", [Slow(30.0)])
+    h = Harness(config([entry("slow")], budget_ms=200), slow)
+    started = time.perf_counter()
+    result = h.route(request(latency_budget_ms=2**31 - 1))
+    assert time.perf_counter() - started < 0.2 + 0.5
+    assert result.error is not None
+    assert result.error.code == "budget_exceeded"
+    assert result.alerts[-1].details["budget_ms"] == "200"
+
+
 def test_a_per_call_timeout_is_a_retryable_failure() -> None:
     slow = ScriptedProvider("slow", [Slow(5.0)])
     fast = ScriptedProvider("fast")

@@ -179,3 +179,17 @@ def test_a_validation_error_is_one_line_naming_file_and_field(tmp_path: Path) ->
     assert message.startswith(f"{tmp_path / 'acme.yaml'}: max_attempts: ")
     assert message.endswith("(and 1 more)")
     assert "\n" not in message
+
+
+def test_a_judge_provider_missing_from_the_routing_file_is_one_line(tmp_path: Path) -> None:
+    judge = "{provider: primary, model: m, rubric: r}"
+    write(tmp_path, "acme.yaml", f"campaigns:\n  c1:\n    judge: {judge}\n")
+    write(tmp_path, "other.yaml", "max_attempts: 2\n")
+    book = load_profiles(tmp_path)
+    book.require_judge_providers({"offline", "primary"}, "routing file r.yaml")
+    with pytest.raises(ProfileFileError) as caught:
+        book.require_judge_providers({"offline", "openai"}, "routing file r.yaml")
+    assert str(caught.value) == (
+        f"{tmp_path / 'acme.yaml'}: profile 'acme/c1': judge provider 'primary' is not in "
+        "routing file r.yaml (providers there: offline, openai)"
+    )
