@@ -6,6 +6,10 @@ Other Python services (and the CLI, demo and benches) use :class:`LineClient`::
         await client.submit(requests)                   # bounded in-flight, returns count
         done = await client.await_completions(ids, timeout=60)
 
+A tenant whose tenants-file entry has a ``producer_secret`` passes that secret as
+``LineClient(settings, signing_secret=...)``: every request is then signed
+(:func:`streams.signing.sign_request`, header ``assetline-signature``).
+
 Sends are asynchronous: ``submit`` keeps at most ``max_in_flight`` unacknowledged messages,
 so submitting 100k requests holds a bounded number of futures (and of encoded bytes) instead
 of one per request, and a slow broker slows the caller down instead of growing memory.
@@ -23,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from streams.codecs import CodecError, Codecs
 from streams.records import AssetCompleted, GenerationRequest
 from streams.settings import Settings
+from streams.signing import sign_request
 from streams.topics import TopicNames
 
 #: Unacknowledged sends allowed at once; enough to fill many batches, few enough to stay small.
@@ -59,6 +64,7 @@ class LineClient:
         *,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         linger_ms: int | None = None,
+        signing_secret: str | bytes | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -66,6 +72,7 @@ class LineClient:
         self.codecs = codecs or Codecs.load()
         self.topics = TopicNames.with_prefix(settings.topic_prefix)
         self.max_in_flight = max_in_flight
+        self._signing_secret = signing_secret
         self._slots = asyncio.Semaphore(max_in_flight)
         # No compression: requests are small and CPU, not bandwidth, bounds a 2-core producer.
         self._producer = AIOKafkaProducer(
@@ -124,10 +131,12 @@ class LineClient:
             nonlocal sent
             await self._slots.acquire()
             try:
+                value = self.codecs.request.encode(request)
                 future = await self._producer.send(
                     self.topics.requests,
                     key=request.request_id.encode("utf-8"),
-                    value=self.codecs.request.encode(request),
+                    value=value,
+                    headers=self._headers(value),
                 )
             except BaseException:
                 self._slots.release()
@@ -157,6 +166,11 @@ class LineClient:
         if failures:
             raise SubmitError(len(failures), sent, failures[0]) from failures[0]
         return sent
+
+    def _headers(self, value: bytes) -> list[tuple[str, bytes]] | None:
+        if self._signing_secret is None:
+            return None
+        return [sign_request(value, self._signing_secret)]
 
     async def submit_one(self, request: GenerationRequest) -> None:
         """Publish one request and wait until the broker acknowledged it."""
@@ -192,9 +206,15 @@ class LineClient:
         )
         return {rid: latest_completion(events) for rid, events in seen.items()}
 
-    async def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
-        """Publish arbitrary bytes (replays, tests of bad input)."""
-        await self._producer.send_and_wait(topic, key=key, value=value)
+    async def send_raw(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Publish arbitrary bytes (replays, tests of bad input), with optional headers."""
+        await self._producer.send_and_wait(topic, key=key, value=value, headers=headers)
 
 
 async def await_completions(

@@ -65,6 +65,18 @@ class Settings(BaseSettings):
         "line breaks).",
     )
 
+    # Tenancy (agents/tenants.py)
+    tenants_file: Path | None = Field(
+        None,
+        description="YAML/TOML tenants: producer signing secret, allowed and default brand "
+        "profiles, webhook secret per tenant; unset = the request's tenant field is trusted.",
+    )
+    line_secret_name: str = Field(
+        "line",
+        description="Name in api_keys of the line's internal secret, which marks the requests "
+        "the line re-submits itself (re-generation, replay); required with a tenants file.",
+    )
+
     # Validation gateway
     profiles_dir: Path | None = Field(
         None,

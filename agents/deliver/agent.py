@@ -13,6 +13,7 @@ from agents.deliver.metadata.c2pa_manifest import load_c2pa_signing
 from agents.deliver.provenance import Labeller
 from agents.deliver.sinks.retry import RetryingSink
 from agents.deliver.webhooks.jobs import jobs_for
+from agents.tenants import load_tenancy
 from agents.validate.policy import load_profiles
 from streams.records import CompletionStatus
 from streams.stage import StageIO
@@ -32,6 +33,7 @@ def install(line: Line) -> None:
         settings.destinations_file, settings.api_keys, settings.delivery_dir
     )
     retry = destinations.retry
+    tenancy = load_tenancy(settings.tenants_file, settings.api_keys)  # callback secrets
     sinks = {
         name: RetryingSink(sink, retry.attempts, retry.base_delay_s, max_delay_s=retry.max_delay_s)
         for name, sink in destinations.sinks.items()
@@ -94,7 +96,7 @@ def install(line: Line) -> None:
                 # Webhook jobs go out before the ledger write: a crash in between re-sends them
                 # (same webhook-id, receivers deduplicate) instead of losing them.
                 hooks = destinations.webhooks_for(request.tenant, request.campaign_id)
-                for job in jobs_for(request, done, hooks):
+                for job in jobs_for(request, done, hooks, tenancy):
                     value = codecs.webhook_job.encode(job)
                     await io.send(topics.webhooks, request.request_id, value, "webhooks")
                 headers = completion_headers(done, source=source, dataschema=dataschema)

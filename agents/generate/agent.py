@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 from aiokafka.errors import KafkaError
 
-from agents.generate.generation import generate_asset
+from agents.generate.generation import generate_asset, refused
 from agents.generate.providers.offline import OfflineProvider
 from agents.generate.routing.adapters import build_adapters, close_adapters
 from agents.generate.routing.budget import BudgetGuard
@@ -19,9 +19,10 @@ from agents.generate.routing.fallback import FallbackAssets
 from agents.generate.routing.metrics import ProviderMetrics
 from agents.generate.routing.router import ModelRouter
 from agents.generate.routing.spend import SpendView, TableSpendBook
+from agents.tenants import Gatekeeper
 from streams.client import open_topic_reader
 from streams.limits import AssetLimits
-from streams.stage import StageIO
+from streams.stage import StageIO, message_headers
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -53,6 +54,7 @@ def install(line: Line) -> None:
         limits=limits,
     )
     config = load_routing(settings.routing_file)  # a bad file fails the start, loudly
+    gatekeeper = Gatekeeper.from_settings(settings)  # so does a bad tenants file
     adapters = build_adapters(config, settings.api_keys, offline)
     spend = line.app.Table(
         "spend",
@@ -79,6 +81,20 @@ def install(line: Line) -> None:
                     too_large="request.too_large",
                 )
                 if request is None:
+                    continue
+                value = event.message.value or b""
+                admission = gatekeeper.admit(request, value, message_headers(event.message))
+                refusal = admission.refusal
+                if refusal is not None and not refusal.authentic:
+                    # Never a completion: it would take the real request's ledger slot.
+                    await io.dead_letter(event, refusal.code, refusal.reason)
+                    continue
+                request = admission.request
+                if refusal is not None:
+                    raw = refused(request, refusal.code, refusal.reason)
+                    await io.send(
+                        line.topics.raw, request.request_id, codecs.raw.encode(raw), "raw.error"
+                    )
                     continue
                 outcome = await generate_asset(
                     request, router, fallbacks, line.blobs, limits=limits

@@ -74,6 +74,22 @@ async def generate_asset(
     return GenerationOutcome(raw, result.alerts)
 
 
+def refused(request: GenerationRequest, code: str, message: str) -> RawAsset:
+    """A request the line will not serve (say, a profile its tenant may not use): no call made.
+
+    It travels as an error so the request still ends in exactly one FAILED completion.
+    """
+    error = GenerationError(code=code, message=message, retryable=False)
+    return RawAsset(
+        request=request,
+        error=error,
+        provider=request.model.provider or "",
+        model_version=request.model.version or "",
+        latency_ms=0.0,
+        alias=request.model.alias,
+    )
+
+
 def _served_provider(result: RouteResult, generated: Generated) -> str:
     entry = result.served_by
     return entry.provider if entry is not None else generated.provider

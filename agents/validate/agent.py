@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from agents.generate.providers.offline import OfflineProvider
 from agents.generate.routing.adapters import build_adapters, close_adapters
 from agents.generate.routing.config import load_routing
+from agents.tenants import Gatekeeper
 from agents.validate.checks.terms import default_detector
 from agents.validate.deadline import CheckRunner
 from agents.validate.gateway import Gateway
@@ -51,6 +52,8 @@ def install(line: Line) -> None:
     )
     metrics = GatewayMetrics.build(line.registry)
     overdue_checks_gauge(line.registry, gateway.runner)
+    # Re-generations carry the line's origin mark: generate refuses attempt > 1 without one.
+    gatekeeper = Gatekeeper.from_settings(settings)
 
     @line.app.agent(topics.raw, name=STAGE, concurrency=settings.validate_concurrency)
     async def validate_stage(stream: Any) -> None:
@@ -64,7 +67,8 @@ def install(line: Line) -> None:
                 key = raw.request.request_id
                 if decision.retry is not None:
                     value = codecs.request.encode(decision.retry)
-                    await io.send(topics.requests, key, value, "requests")
+                    mark = [gatekeeper.mark(value)]
+                    await io.send(topics.requests, key, value, "requests", headers=mark)
                 value = codecs.validated.encode(validated)
                 if decision.disposition is Disposition.REVIEW:
                     await io.send(topics.review, key, value, "review")

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from streams.records import AssetCompleted, CompletionStatus
 from streams.settings import Settings
+from streams.signing import RequestMarker
 
 T = TypeVar("T")
 
@@ -65,6 +66,16 @@ def load_settings(**overrides: Any) -> Settings:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise click.ClickException(f"invalid setting {where}: {first['msg']}") from None
+
+
+def request_marker(settings: Settings) -> RequestMarker:
+    """The line's origin marker for re-submitted requests; a bad tenants file is one line."""
+    from agents.tenants import Gatekeeper, TenantsFileError
+
+    try:
+        return Gatekeeper.from_settings(settings)
+    except TenantsFileError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def run(coro: Coroutine[Any, Any, T], settings: Settings) -> T:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from streams.cli._common import load_settings, run
+from streams.cli._common import load_settings, request_marker, run
 from streams.codecs import Codecs
 from streams.dlq import (
     RedriveReport,
@@ -64,6 +64,11 @@ def _report_lines(report: RedriveReport) -> list[str]:
             lines.append(f"{where} -> {item.target} as is (no request to re-attempt)")
         elif item.outcome == "undecodable":
             lines.append(f"{where} skipped: still not a valid record for {item.target}")
+        elif item.outcome == "refused":
+            lines.append(
+                f"{where} skipped: request {item.request_id} is not admissible (forged attempt "
+                "or unsigned); the producer must send it again"
+            )
         else:
             lines.append(f"{where} skipped: no source topic in its headers (use --into)")
     return lines
@@ -109,6 +114,7 @@ def dlq_replay(
             into=target,
             generation=generation,
             dry_run=dry_run,
+            marker=request_marker(settings),
         )
 
     report = run(go(), settings)

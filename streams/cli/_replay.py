@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from aiokafka import AIOKafkaConsumer
 
-from streams.cli._common import load_settings, run
+from streams.cli._common import load_settings, request_marker, run
 from streams.codecs import Codecs
 from streams.replay.ranges import (
     PartitionRange,
@@ -96,6 +96,7 @@ def replay(
             Rewriter(Codecs.load()),
             generation=generation,
             dry_run=dry_run,
+            marker=request_marker(settings),
         )
         return report, ranges
 
@@ -109,6 +110,7 @@ def replay(
     click.echo(
         f"{verb} {t.written} of {t.read} record(s) from {report.source} into {report.target} "
         f"in {report.seconds:.2f}s (replay id {report.replay_id}); "
-        f"{t.undecodable} undecodable and {t.superseded} superseded skipped",
+        f"{t.undecodable} undecodable, {t.superseded} superseded and {t.refused} refused "
+        "(not admissible: forged attempt or unsigned) skipped",
         err=True,
     )

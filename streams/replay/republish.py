@@ -22,7 +22,14 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from streams.codecs import CodecError
 from streams.replay.ranges import PartitionRange
-from streams.replay.rewrite import RecordKind, Rewriter, generation_of, replay_headers
+from streams.replay.rewrite import (
+    RecordKind,
+    Rewriter,
+    generation_of,
+    replay_headers,
+    resubmission_marks,
+)
+from streams.signing import RequestMarker
 
 #: A fetch returns up to this many records; the replay loop handles them as one batch.
 FETCH_RECORDS = 10_000
@@ -42,6 +49,8 @@ class PartitionCounts:
     written: int = 0
     undecodable: int = 0
     superseded: int = 0
+    #: Requests the line would not have admitted (forged attempt, unsigned): never re-marked.
+    refused: int = 0
 
 
 @dataclass
@@ -60,6 +69,7 @@ class ReplayReport:
             out.written += c.written
             out.undecodable += c.undecodable
             out.superseded += c.superseded
+            out.refused += c.refused
         return out
 
 
@@ -135,11 +145,14 @@ async def republish(
     generation: int | None = None,
     dry_run: bool = False,
     replay_id: str | None = None,
+    marker: RequestMarker | None = None,
 ) -> ReplayReport:
     """Replay ``ranges`` of ``source`` into ``target``; a dry run reads and decodes only.
 
     Undecodable records are counted and skipped; so are records that already are at the
-    wanted generation (``superseded``).
+    wanted generation (``superseded``). Replayed requests carry ``marker``'s origin mark
+    (without one, generate refuses them as forged attempts); a source request the line
+    would not have admitted is counted as ``refused`` and skipped.
     """
     report = ReplayReport(replay_id or str(uuid.uuid4()), source, target, dry_run)
     report.partitions = {r.partition: PartitionCounts() for r in ranges}
@@ -181,6 +194,10 @@ async def republish(
                     if out.superseded:
                         counts.superseded += 1
                         continue
+                    marks = resubmission_marks(marker, kind, out, m.value or b"", m.headers)
+                    if marks is None:
+                        counts.refused += 1
+                        continue
                     counts.written += 1
                     if sender is not None:
                         headers = replay_headers(
@@ -191,6 +208,7 @@ async def republish(
                             replay_id=report.replay_id,
                             generation=generation_of(out.new_attempt),
                         )
+                        headers += marks
                         key = m.key if m.key is not None else out.request_id.encode("utf-8")
                         await sender.add(target, key, out.value, headers)
             if sender is not None:

@@ -17,7 +17,7 @@ new replay campaign over records that were already replayed.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
@@ -25,6 +25,7 @@ from typing import Final
 from streams.codecs import Codecs, RecordValidationError
 from streams.deadletter import HEADER_PREFIX as DLQ_PREFIX
 from streams.records import GenerationRequest
+from streams.signing import RequestMarker, without_marks
 from streams.topics import TopicNames
 
 #: Attempts of one generation; above the line's own maximum of 10 attempts.
@@ -89,6 +90,8 @@ class Rewritten:
     request_id: str
     old_attempt: int
     new_attempt: int
+    #: The embedded request as it was read (before the bump), for authenticity checks.
+    source: GenerationRequest | None = field(default=None, compare=False, repr=False)
 
     @property
     def superseded(self) -> bool:
@@ -128,7 +131,7 @@ class Rewriter:
             new = _bumped(request, generation)
             raw = validated.raw.model_copy(update={"request": new})
             out = codecs.validated.encode(validated.model_copy(update={"raw": raw}))
-        return Rewritten(out, request.request_id, request.attempt, new.attempt)
+        return Rewritten(out, request.request_id, request.attempt, new.attempt, request)
 
 
 def _bumped(request: GenerationRequest, generation: int | None) -> GenerationRequest:
@@ -158,7 +161,7 @@ def replay_headers(
     """
     kept = [
         (k, v)
-        for k, v in original or ()
+        for k, v in without_marks(original)  # the value changed: old marks no longer hold
         if not k.startswith(HEADER_PREFIX) and not k.startswith(DLQ_PREFIX)
     ]
     when = (now or datetime.now(UTC)).isoformat(timespec="milliseconds")
@@ -171,3 +174,24 @@ def replay_headers(
     if origin is not None:
         ours["origin"] = origin
     return kept + [(HEADER_PREFIX + k, v.encode("utf-8")) for k, v in ours.items()]
+
+
+def resubmission_marks(
+    marker: RequestMarker | None,
+    kind: RecordKind,
+    out: Rewritten,
+    source_value: bytes,
+    source_headers: Iterable[tuple[str, bytes]] | None,
+) -> list[tuple[str, bytes]] | None:
+    """The origin mark a replayed request needs, ``[]`` for other kinds, None to refuse it.
+
+    Only a request the line would have admitted is marked, so a replay cannot turn a forged
+    attempt or an unsigned request into one generate accepts. Without a ``marker`` nothing is
+    marked (generate then refuses replayed requests: attempt > 1 with no mark).
+    """
+    if kind is not RecordKind.REQUEST or marker is None:
+        return []
+    assert out.source is not None, "a rewritten request keeps its source"
+    if marker.authenticity(out.source, source_value, source_headers) is not None:
+        return None
+    return [marker.mark(out.value)]

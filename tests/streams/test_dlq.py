@@ -153,3 +153,50 @@ def test_plan_sends_other_topics_verbatim_and_honours_into() -> None:
     assert (item.outcome, item.target, value) == ("verbatim", "p.review.decisions", b"decision")
     item, _ = plan_one(letter, NAMES, rewriter, "scratch", None)
     assert item.target == "scratch"
+
+
+def test_a_redriven_request_carries_the_line_mark_generate_accepts() -> None:
+    from agents.tenants import Gatekeeper
+
+    codecs = Codecs.load()
+    gate = Gatekeeper(b"line")
+    letter = from_record(_record(0, 0, codecs.request.encode(_request()), code="generate.crashed"))
+    item, value = plan_one(letter, NAMES, Rewriter(codecs), None, None, gate)
+    assert item.outcome == "redriven"
+    assert value is not None
+    request = codecs.request.decode(value)
+    assert request.attempt == 1001
+    assert gate.authenticity(request, value, list(item.marks)) is None
+    # Without the mark generate would refuse the re-driven attempt as forged.
+    assert gate.authenticity(request, value, []) is not None
+
+
+def test_a_forged_attempt_is_never_redriven_with_the_lines_mark() -> None:
+    """Else ``dlq replay`` would launder a squatter's attempt=50 into an accepted 1050."""
+    from agents.tenants import ATTEMPT_FORGED, Gatekeeper
+
+    codecs = Codecs.load()
+    gate = Gatekeeper(b"line")
+    forged = codecs.request.encode(_request(attempt=50))
+    letter = from_record(_record(0, 0, forged, code=ATTEMPT_FORGED))
+    item, value = plan_one(letter, NAMES, Rewriter(codecs), None, None, gate)
+    assert (item.outcome, value, item.marks) == ("refused", None, ())
+    # A genuine re-generation that was parked keeps its original mark and is re-driven.
+    genuine = _record(
+        0,
+        1,
+        forged,
+        headers=deadletter_headers(
+            stage="generate",
+            code="generate.crashed",
+            reason="boom",
+            topic="p.requests",
+            partition=0,
+            offset=3,
+            original=[gate.mark(forged)],
+        ),
+    )
+    item, value = plan_one(from_record(genuine), NAMES, Rewriter(codecs), None, None, gate)
+    assert item.outcome == "redriven"
+    assert item.attempt == 1050
+    assert value is not None

@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from agents.deliver.destinations import WebhookRoute
 from agents.deliver.webhooks.payload import webhook_id
+from agents.tenants import Tenancy
 from streams.records import AssetCompleted, GenerationRequest, WebhookJob
+
+log = logging.getLogger(__name__)
 
 
 def jobs_for(
-    request: GenerationRequest, done: AssetCompleted, routes: Sequence[WebhookRoute]
+    request: GenerationRequest,
+    done: AssetCompleted,
+    routes: Sequence[WebhookRoute],
+    tenancy: Tenancy | None = None,
 ) -> list[WebhookJob]:
-    """One job per distinct URL, due now; the request's own callback uses the default secret."""
+    """One job per distinct URL, due now.
+
+    The request's own callback_url is chosen by whoever produced the request, so with a tenants
+    file it is signed with the tenant's own ``webhook_secret``, and a tenant without one gets no
+    callback: an event signed with a shared secret could be replayed to another tenant's
+    receiver, which would accept it. Without a tenants file (one trust domain) the default
+    secret signs it, as before.
+    """
     targets: dict[str, str | None] = {}
     if request.callback_url:
-        targets[request.callback_url] = None
+        allowed, secret = (
+            (True, None) if tenancy is None else tenancy.callback_secret(request.tenant)
+        )
+        if allowed:
+            targets[request.callback_url] = secret
+        else:
+            log.warning(
+                "request %s: tenant %r has no webhook_secret in the tenants file; its "
+                "callback_url is not called",
+                request.request_id,
+                request.tenant,
+            )
     for route in routes:
         targets.setdefault(route.url, route.secret)
     msg_id = webhook_id(done.request_id, done.attempt)

@@ -80,8 +80,8 @@ class BudgetGuard:
             return None
         tenant_scope, campaign_scope = scopes(request)
         limits = (
-            (tenant_scope, self.budgets.tenants.get(request.tenant)),
-            (campaign_scope, self.budgets.campaigns.get(request.campaign_id)),
+            (tenant_scope, self.budgets.tenant_limit(request.tenant)),
+            (campaign_scope, self.budgets.campaign_limit(request.campaign_id)),
         )
         for scope, limit in limits:
             if limit is None:

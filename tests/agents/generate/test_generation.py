@@ -224,3 +224,16 @@ def test_latency_is_measured_with_the_injected_clock(blobs: LocalBlobStore) -> N
         )
     )
     assert outcome.raw.latency_ms == pytest.approx(250.0)
+
+
+def test_a_refused_request_is_an_encodable_failed_raw_asset_without_a_call() -> None:
+    from agents.generate.generation import refused
+
+    raw = refused(request(brand_profile_id="globex"), "request.profile_forbidden", "not yours")
+    assert raw.error is not None
+    assert (raw.error.code, raw.error.retryable) == ("request.profile_forbidden", False)
+    assert raw.blob is None
+    assert raw.attempts == []
+    assert raw.cost == 0.0
+    codecs = Codecs.load()
+    assert codecs.raw.decode(codecs.raw.encode(raw)) == raw

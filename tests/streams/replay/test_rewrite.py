@@ -185,3 +185,39 @@ def test_replay_headers_name_the_origin_of_a_redriven_dead_letter() -> None:
     )
     assert out[HEADER_PREFIX + "source"] == b"p.deadletter/0/7"
     assert out[HEADER_PREFIX + "origin"] == b"p.requests/1/3"
+
+
+def test_replayed_requests_get_a_fresh_mark_and_unadmissible_ones_none(codecs: Codecs) -> None:
+    from agents.tenants import Gatekeeper
+    from streams.replay.rewrite import RecordKind, Rewriter, resubmission_marks
+
+    gate = Gatekeeper(b"line")
+    rewriter = Rewriter(codecs)
+    first = codecs.request.encode(_request())
+    out = rewriter.rewrite(RecordKind.REQUEST, first, None)
+    marks = resubmission_marks(gate, RecordKind.REQUEST, out, first, [])
+    assert marks == [gate.mark(out.value)]
+    # A squatter's attempt=50 on the topic is not replayed into an accepted attempt.
+    forged = codecs.request.encode(_request(attempt=50))
+    out = rewriter.rewrite(RecordKind.REQUEST, forged, None)
+    assert resubmission_marks(gate, RecordKind.REQUEST, out, forged, []) is None
+    # Other kinds never go to .requests: nothing to mark; no marker: nothing marked.
+    raw = codecs.raw.encode(_raw())
+    out = rewriter.rewrite(RecordKind.RAW, raw, None)
+    assert resubmission_marks(gate, RecordKind.RAW, out, raw, []) == []
+    assert resubmission_marks(None, RecordKind.REQUEST, out, raw, []) == []
+
+
+def test_replay_headers_drop_the_old_marks_of_a_rewritten_value() -> None:
+    from streams.signing import ORIGIN_HEADER, SIGNATURE_HEADER
+
+    out = replay_headers(
+        [(ORIGIN_HEADER, b"v1=old"), (SIGNATURE_HEADER, b"v1=old"), ("traceparent", b"t")],
+        source_topic="p.requests",
+        partition=0,
+        offset=1,
+        replay_id="x",
+        generation=1,
+        now=NOW,
+    )
+    assert [k for k, _ in out if not k.startswith("assetline.replay.")] == ["traceparent"]

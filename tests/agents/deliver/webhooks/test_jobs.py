@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from agents.deliver.destinations import WebhookRoute, load_destinations
 from agents.deliver.webhooks.jobs import jobs_for
 from agents.deliver.webhooks.payload import webhook_id
+from agents.tenants import Tenancy, parse_tenants, resolve
 from streams.records import AssetCompleted, AssetKind, CompletionStatus, GenerationRequest
 
 REQUEST = GenerationRequest(
@@ -41,6 +44,28 @@ def test_the_callback_and_every_matching_route_get_one_job_each() -> None:
     ]
     assert {j.webhook_id for j in jobs} == {webhook_id("r-1", 2)}
     assert all(j.delivery_attempt == 1 and j.due_at == DONE.completed_at for j in jobs)
+
+
+def _tenancy() -> Tenancy:
+    text = "tenants: {acme: {webhook_secret: acme-hooks}, globex: {}}"
+    return resolve(parse_tenants(text, ".yaml"), {"acme-hooks": SecretStr("k")})
+
+
+def test_with_a_tenants_file_the_callback_is_signed_with_the_tenants_own_secret() -> None:
+    """Not the shared default: acme's signed events are worthless at globex's receiver."""
+    jobs = jobs_for(REQUEST, DONE, [], _tenancy())
+    assert [(j.url, j.secret_name) for j in jobs] == [
+        ("https://hooks.example.com/r-1", "acme-hooks")
+    ]
+
+
+def test_a_tenant_without_a_webhook_secret_gets_no_callback_but_keeps_its_routes() -> None:
+    request = REQUEST.model_copy(update={"tenant": "globex"})
+    routes = [WebhookRoute(tenant="globex", url="https://cms.example.com/hook", secret="cms")]
+    jobs = jobs_for(request, DONE, routes, _tenancy())
+    assert [(j.url, j.secret_name) for j in jobs] == [("https://cms.example.com/hook", "cms")]
+    unknown = REQUEST.model_copy(update={"tenant": "mallory"})
+    assert jobs_for(unknown, DONE, [], _tenancy()) == []
 
 
 def test_no_callback_and_no_route_means_no_job() -> None:
