@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agents.generate.providers._base import Provider
 from agents.generate.providers.offline import OfflineProvider
 from agents.generate.routing.adapters import build_adapters, close_adapters
-from agents.generate.routing.config import load_routing
+from agents.generate.routing.config import load_routing, routing_source
 from agents.tenants import Gatekeeper
 from agents.validate.checks.terms import default_detector
 from agents.validate.deadline import CheckRunner
@@ -35,13 +36,13 @@ def install(line: Line) -> None:
     topics = line.topics
     book = load_profiles(settings.profiles_dir)  # a bad profile fails the start, loudly
     judged = any(policy.judge is not None for policy in book.policies.values())
-    # The judge reaches providers through the routing file, like generation does; no file,
-    # no judge providers (and a profile naming one fails the start).
-    providers = (
-        build_adapters(load_routing(settings.routing_file), settings.api_keys, OfflineProvider())
-        if judged
-        else {}
-    )
+    # The judge reaches providers through the routing file, like generation does; a profile
+    # naming a provider the file lacks fails the start in one line naming both files.
+    providers: dict[str, Provider] = {}
+    if judged:
+        routing = load_routing(settings.routing_file)
+        book.require_judge_providers(routing.providers, routing_source(settings.routing_file))
+        providers = build_adapters(routing, settings.api_keys, OfflineProvider())
     gateway = Gateway(
         book,
         providers,
