@@ -150,10 +150,6 @@ class Alias(_Strict):
 Ceiling = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
-#: A spend ceiling in USD: finite and never negative (a negative one was silently accepted).
-Ceiling = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-
-
 class Budgets(_Strict):
     """Spend ceilings in USD, summed over every attempt of every request in the scope.
 
@@ -174,7 +170,7 @@ class Budgets(_Strict):
         return self.campaigns.get(campaign_id, self.default_campaign)
 
 
-(_Strict):
+class RetryDefaults(_Strict):
     base_s: float = Field(0.5, ge=0)
     cap_s: float = Field(20.0, ge=0)
     max_retry_after_s: float = Field(60.0, ge=0)
