@@ -10,10 +10,12 @@ No consumer ever sleeps in its poll loop: it keeps polling (so it stays in its g
 far away a job is due), holds the jobs read in a due-time queue (pausing its partitions when
 ``webhook_buffer`` of them wait), and runs each due job as its own task, at most
 ``CONCURRENCY`` per consumer and ``webhook_origin_concurrency`` per receiver origin, so one
-slow receiver never delays another's jobs. A partition is committed only up to its first
-job not yet finished (delivered, dead-lettered, or durably written to a retry topic): a
-crash or a rebalance re-reads what was waiting, never loses it. A commit refused after a
-rebalance is logged and the jobs are re-read by whoever owns the partition next.
+slow receiver never delays another's jobs; a due job whose receiver already has a full
+backlog is written back to a retry topic uncalled (same attempt, due later) instead of
+filling the buffer. A partition is committed only up to its first job not yet finished
+(delivered, dead-lettered, or durably written to a retry topic): a crash or a rebalance
+re-reads what was waiting, never loses it. A commit refused after a rebalance is logged and
+the jobs are re-read by whoever owns the partition next.
 
 A 410 Gone disables the endpoint for good: it is written to the compacted
 ``.webhooks.disabled`` topic, which every worker reads to its end before taking any job and
@@ -79,6 +81,9 @@ STAGE = "notify"
 CONCURRENCY = 8
 #: The longest a consumer waits in ``getmany``: how late a job that came due may start.
 POLL_MS = 500
+#: Jobs one receiver origin may have running or waiting for a call slot, per slot; more are
+#: written back to a retry topic (same attempt, due later), so they never fill a consumer.
+BACKLOG_PER_SLOT = 8
 #: A job whose result could not be written to Kafka is tried again this much later, doubling.
 WRITE_BACKOFF_S = 5.0
 MAX_WRITE_BACKOFF_S = 300.0
@@ -291,9 +296,32 @@ class Notifier:
         log.warning("notify: endpoint %s (url_sha256 %s) answered %s; disabled",
                     entry.origin, entry.url_sha256, status)  # fmt: skip
 
+    def _deferral(self, url: str) -> float | None:
+        """Seconds to put off a due job whose receiver already has a full backlog, else None.
+
+        A slow receiver keeps ``webhook_origin_concurrency`` calls running and a bounded
+        queue waiting; a job beyond that goes back to a retry topic (durably, same attempt),
+        due about when the queue ahead of it will have drained, rather than filling the
+        consumer's buffer and so holding up every other receiver's jobs.
+        """
+        gate = self._origins.get(url_origin(url))
+        slots = self.settings.webhook_origin_concurrency
+        if gate is None or gate.users < BACKLOG_PER_SLOT * slots or not self.retry_topics:
+            return None
+        drain = gate.users / slots * self.settings.webhook_timeout_s
+        return min(max(drain, self.schedule.delays[1]), self.schedule.longest_delay_s)
+
+    async def _defer(self, job: WebhookJob, wait_s: float) -> None:
+        self.calls.labels("deferred").inc()
+        await self._write_back(job, wait_s, job.delivery_attempt)
+
     async def _retry(self, job: WebhookJob, delay_s: float) -> None:
+        await self._write_back(job, delay_s, job.delivery_attempt + 1)
+
+    async def _write_back(self, job: WebhookJob, delay_s: float, attempt: int) -> None:
+        """Write ``job`` as attempt ``attempt`` to the retry topic that fits ``delay_s``."""
         due = datetime.now(UTC) + timedelta(seconds=delay_s)
-        again = job.model_copy(update={"delivery_attempt": job.delivery_attempt + 1, "due_at": due})
+        again = job.model_copy(update={"delivery_attempt": attempt, "due_at": due})
         topic = self.retry_topics[min(self.schedule.tier_for(delay_s), len(self.retry_topics)) - 1]
         assert self._producer is not None
         await self._producer.send_and_wait(
@@ -438,6 +466,9 @@ class _Lane(ConsumerRebalanceListener):  # type: ignore[misc]
             if isinstance(job, CodecError):
                 item.started = True
                 await notifier._dead_letter(item.record, job.code, str(job))
+            elif (wait_s := notifier._deferral(job.url)) is not None:
+                item.started = True  # nothing is called: the job is written back, due later
+                await notifier._defer(job, wait_s)
             else:
                 async with notifier._origin_slot(job.url), self.slots:
                     if not self._owns(item):
@@ -508,7 +539,8 @@ class _Lane(ConsumerRebalanceListener):  # type: ignore[misc]
 def install(line: Line) -> None:
     calls = Counter(
         "assetline_webhook_calls",
-        "Webhook calls by result (delivered, retry, disabled, refused, final).",
+        "Webhook calls by result (delivered, retry, disabled, refused, final; deferred: "
+        "put off uncalled while its receiver's backlog is full).",
         ["result"],
         registry=line.registry,
     )

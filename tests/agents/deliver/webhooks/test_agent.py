@@ -388,3 +388,54 @@ def test_a_commit_refused_after_a_rebalance_is_a_re_read_not_a_crash(
     assert "CommitFailedError" in refused[0]
     assert consumer.commits == [{tp: 1}]  # committed once the group let it
     assert len(receiver.received) == 1  # the job itself ran once
+
+
+def test_jobs_beyond_a_slow_receivers_backlog_are_written_back_uncalled(
+    harness: Harness, receiver: Receiver
+) -> None:
+    """A burst for one slow receiver must not fill the consumer's buffer ahead of others' jobs.
+
+    One call slot, so a backlog of 8: the 9th and later due jobs go back to a retry topic with
+    the same attempt, due later, and their offsets count as finished.
+    """
+    settings = harness.notifier.settings.model_copy(
+        update={"webhook_schedule_s": (0.0, 5.0, 300.0), "webhook_origin_concurrency": 1}
+    )
+    notifier = Notifier(settings, harness.notifier.codecs, harness.notifier.calls)
+    notifier._producer = harness.producer  # type: ignore[assignment]
+    harness.notifier = notifier
+    tp = TopicPartition(notifier.names.webhooks, 0)
+    lane = lane_for(harness)
+    slow = Receiver().start()
+    try:
+        slow.script(*[Answer(204, delay_s=2.0)] * 20)
+        records = [due_record(notifier, f"{slow.url}/hooks/slow", f"s{n}", n, 0) for n in range(12)]
+        records.append(due_record(notifier, f"{receiver.url}/hooks/fast", "f", 12, 0))
+        consumer = FakeConsumer(tp, [records])
+
+        async def go() -> None:
+            async with WebhookClient() as client:
+                notifier._client = client
+                lane.consumer = consumer  # type: ignore[assignment]
+                await lane.on_partitions_assigned([tp])
+                started = time.monotonic()
+                await poll_until(lane, consumer, lambda: receiver.received)
+                assert time.monotonic() - started < 1.5
+                assert len(lane.running) == 8  # the slow receiver's backlog, nothing more
+                for item in list(lane.running):
+                    assert item.task is not None
+                    item.task.cancel()
+                await asyncio.sleep(0)
+
+        asyncio.run(go())
+    finally:
+        slow.stop()
+    deferred = [
+        notifier.codecs.webhook_job.decode(sent.value or b"") for sent in harness.producer.sent
+    ]
+    assert {sent.topic for sent in harness.producer.sent} == {notifier.retry_topics[0]}
+    assert sorted(job.completion.request_id for job in deferred) == ["s10", "s11", "s8", "s9"]
+    assert {job.delivery_attempt for job in deferred} == {1}  # not a failed attempt
+    assert all(job.due_at > datetime.now(UTC) + timedelta(seconds=4) for job in deferred)
+    assert metric(harness.metrics, "calls_total", result="deferred") == 4
+    assert len(slow.received) == 1
