@@ -28,7 +28,7 @@ def _split(text: str) -> tuple[dict[str, Any], str] | None:
         if line.rstrip("\r\n") in (FENCE, "..."):
             try:
                 found = yaml.safe_load("".join(lines[1:index]))
-            except yaml.YAMLError:
+            except (yaml.YAMLError, RecursionError):  # a hostile asset nests 3,000 deep
                 return None
             if found is None:
                 found = {}

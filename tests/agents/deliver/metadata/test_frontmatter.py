@@ -43,6 +43,7 @@ def test_existing_front_matter_is_kept(provenance: Provenance) -> None:
         "---\n- a list\n---\nbody\n",  # front matter that is not a mapping
         "---\ntitle: [unclosed\n---\nbody\n",  # does not parse
         "---\ntitle: no closing fence\nbody\n",
+        "---\na: " + "[" * 3000 + "]" * 3000 + "\n---\nbody\n",  # RecursionError before
     ],
 )
 def test_front_matter_we_cannot_extend_leaves_the_file_alone(
