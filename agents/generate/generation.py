@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from agents.generate.providers._base import Generated
 from agents.generate.routing.fallback import FallbackAssets
 from agents.generate.routing.router import ModelRouter, RouteResult
 from streams.blobs import BlobTooLargeError, LocalBlobStore
-from streams.limits import AssetLimits
-from streams.records import Alert, GenerationError, GenerationRequest, RawAsset
+from streams.limits import BAD_IMAGE_SIZE, AssetLimits
+from streams.records import Alert, AssetKind, GenerationError, GenerationRequest, RawAsset
+from streams.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,37 @@ async def generate_asset(
     clock: Callable[[], float] = time.perf_counter,
     limits: AssetLimits | None = None,
 ) -> GenerationOutcome:
+    """:func:`_generate`, then a last scrub of every configured secret from what it says.
+
+    Adapters redact at the source; this pass makes sure an exception text or an adapter bug
+    cannot be the one place a key reaches the raw record, its completion or an alert.
+    """
+    outcome = await _generate(request, router, fallbacks, blobs, clock, limits)
+    return scrub_outcome(outcome, provider_secrets(router))
+
+
+async def _generate(
+    request: GenerationRequest,
+    router: ModelRouter,
+    fallbacks: FallbackAssets,
+    blobs: LocalBlobStore,
+    clock: Callable[[], float],
+    limits: AssetLimits | None,
+) -> GenerationOutcome:
     """Never raises for a bad request or failing providers: the error travels as a RawAsset.
 
     An asset over its kind's cap (``limits``) is not stored: the error is ``asset.too_large``.
     """
     cap = (limits or AssetLimits()).for_kind(request.kind)
     start = clock()
+    if request.kind is AssetKind.IMAGE:  # before any provider: they forward sizes as given
+        constraints = request.constraints
+        problem = (limits or AssetLimits()).image_size_refusal(
+            constraints.width, constraints.height
+        )
+        if problem is not None:
+            error = GenerationError(code=BAD_IMAGE_SIZE, message=problem, retryable=False)
+            return GenerationOutcome(_errored(request, None, error, start, clock))
     result: RouteResult | None = None
     try:
         result = await router.route(request)
@@ -88,6 +114,41 @@ def refused(request: GenerationRequest, code: str, message: str) -> RawAsset:
         latency_ms=0.0,
         alias=request.model.alias,
     )
+
+
+def provider_secrets(router: ModelRouter) -> tuple[str, ...]:
+    """The keys and header values of the router's HTTP adapters (offline ones have none)."""
+    return tuple(
+        secret
+        for provider in router.providers.values()
+        for secret in getattr(provider, "secrets", ())
+    )
+
+
+def scrub_outcome(outcome: GenerationOutcome, secrets: Sequence[str]) -> GenerationOutcome:
+    """``outcome`` with every form of every secret masked in its messages and alerts."""
+    if not secrets:
+        return outcome
+    raw = outcome.raw
+    error = raw.error
+    if error is not None:
+        error = error.model_copy(update={"message": redact(error.message, secrets)})
+    attempts = [
+        attempt.model_copy(update={"message": redact(attempt.message, secrets)})
+        if attempt.message
+        else attempt
+        for attempt in raw.attempts
+    ]
+    alerts = [
+        alert.model_copy(
+            update={
+                "message": redact(alert.message, secrets),
+                "details": {key: redact(value, secrets) for key, value in alert.details.items()},
+            }
+        )
+        for alert in outcome.alerts
+    ]
+    return GenerationOutcome(raw.model_copy(update={"error": error, "attempts": attempts}), alerts)
 
 
 def _served_provider(result: RouteResult, generated: Generated) -> str:

@@ -48,6 +48,7 @@ from streams.records import (
     ModelSpec,
     ProviderAttempt,
 )
+from streams.redaction import redact_and_truncate
 
 __all__ = [
     "CODE_BAD_RESPONSE",
@@ -198,6 +199,7 @@ async def run_judge(
     for deterministic latency in tests.
     """
     call = build_call(subject, policy)
+    secrets = getattr(provider, "secrets", ())  # HTTP adapters: masked before any cut
     started = clock()
     try:
         async with asyncio.timeout(policy.timeout_s):
@@ -210,7 +212,9 @@ async def run_judge(
         result = CheckResult(
             code=CODE_ERROR,
             passed=False,
-            message=_clip(f"judge call failed ({error.code}): {error.message}", _MESSAGE_CHARS),
+            message=redact_and_truncate(
+                f"judge call failed ({error.code}): {error.message}", secrets, _MESSAGE_CHARS
+            ),
             measured=error.code,
         )
         return _failed(policy, started, clock, error.usage, error.code, result)
@@ -219,7 +223,9 @@ async def run_judge(
         result = CheckResult(
             code=CODE_ERROR,
             passed=False,
-            message=_clip(f"judge call crashed: {type(exc).__name__}: {exc}", _MESSAGE_CHARS),
+            message=redact_and_truncate(
+                f"judge call crashed: {type(exc).__name__}: {exc}", secrets, _MESSAGE_CHARS
+            ),
             measured="provider.crashed",
         )
         return _failed(policy, started, clock, Usage(), "provider.crashed", result)

@@ -35,3 +35,30 @@ def test_a_request_limit_that_leaves_no_room_for_its_records_is_refused() -> Non
     with pytest.raises(ValueError, match="max_request_bytes"):
         Settings(max_request_bytes=600_000, max_message_bytes=1_000_000)
     assert Settings(max_request_bytes=500_000, max_message_bytes=1_000_000)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "refused"),
+    [
+        (None, None, False),
+        (1, 1, False),
+        (8192, 4882, False),  # 39,993,344 pixels: just under the cap
+        (512, None, False),
+        (2147483647, -7, True),  # issue 12 #10
+        (0, 512, True),
+        (None, -1, True),
+        (8193, 1, True),
+        (8192, 8192, True),  # both sides allowed, the product is not
+    ],
+)
+def test_image_size_refusal(width: int | None, height: int | None, refused: bool) -> None:
+    limits = AssetLimits(image_pixels=40_000_000, image_side=8192)
+    assert (limits.image_size_refusal(width, height) is not None) is refused
+
+
+def test_image_limits_come_from_the_settings() -> None:
+    limits = AssetLimits.from_settings(Settings(max_image_pixels=100, max_image_side=20))
+    assert (limits.image_pixels, limits.image_side) == (100, 20)
+    assert limits.image_size_refusal(10, 10) is None
+    assert limits.image_size_refusal(11, 10) is not None
+    assert limits.image_size_refusal(21, 1) is not None

@@ -14,12 +14,27 @@ from agents.generate.providers._base import ProviderError
 from agents.generate.providers.offline.code import CODE_MEDIA_TYPES, canonical_language
 from streams.records import AssetKind, GenerationRequest
 
-__all__ = ["instructions", "media_type", "sniff_image", "strip_fence"]
+__all__ = ["check_image_size", "instructions", "media_type", "sniff_image", "strip_fence"]
 
 TEXT_MEDIA_TYPE: Final = "text/plain; charset=utf-8"
 JSON_MEDIA_TYPE: Final = "application/json"
 
 _FENCE: Final = re.compile(r"\A\s*```[^\n`]*\n(?P<body>.*?)\n?[ \t]*```\s*\Z", re.DOTALL)
+
+
+def check_image_size(request: GenerationRequest, provider: str) -> None:
+    """Refuse a non-positive width or height before it goes on the wire.
+
+    The generate stage already refuses sizes outside the configured caps before routing
+    (``AssetLimits.image_size_refusal``); this keeps an adapter safe when called directly.
+    """
+    for name in ("width", "height"):
+        side = getattr(request.constraints, name)
+        if side is not None and side < 1:
+            raise ProviderError(
+                "provider.bad_constraints",
+                f"{provider}: image {name} must be at least 1, got {side}",
+            )
 
 
 def code_language(request: GenerationRequest) -> str:

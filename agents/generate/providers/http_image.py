@@ -22,7 +22,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, model_validator
 
 from agents.generate.providers._base import Generated, ProviderCall, ProviderError, Usage
-from agents.generate.providers._content import sniff_image
+from agents.generate.providers._content import check_image_size, sniff_image
 from agents.generate.providers._http import (
     DEFAULT_MAX_RESPONSE_BYTES,
     PooledAdapter,
@@ -126,6 +126,7 @@ class HttpImageProvider(PooledAdapter):
         request = call.request
         if request.kind is not AssetKind.IMAGE:
             raise ProviderError("provider.unsupported", f"{self.name}: makes only images")
+        check_image_size(request, self.name)
         constraints = request.constraints
         body_variables: dict[str, str | int | None] = {
             "prompt": call.prompt,

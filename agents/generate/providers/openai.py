@@ -26,7 +26,13 @@ from agents.generate.providers._base import (
     ProviderError,
     Usage,
 )
-from agents.generate.providers._content import instructions, media_type, sniff_image, strip_fence
+from agents.generate.providers._content import (
+    check_image_size,
+    instructions,
+    media_type,
+    sniff_image,
+    strip_fence,
+)
 from agents.generate.providers._fetch import fetch_result
 from agents.generate.providers._http import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -164,6 +170,7 @@ class OpenAIProvider(PooledAdapter):
             raise ProviderError(
                 "provider.unsupported", f"{self.name}: image generation takes no attachments"
             )
+        check_image_size(call.request, self.name)
         started = time.monotonic()
         constraints = call.request.constraints
         size = (

@@ -175,10 +175,20 @@ def test_failure_without_fallback_keeps_the_cost_and_attempts(blobs: LocalBlobSt
 
 
 def test_a_bad_request_for_the_offline_provider_keeps_its_code(blobs: LocalBlobStore) -> None:
-    req = request(constraints=Constraints(width=0, height=10))
+    req = request(constraints=Constraints(width=10, height=10, format="tiff"))
     outcome = run(req, routing(), blobs, p=ScriptedProvider("p"))
     assert outcome.raw.error is not None
     assert outcome.raw.error.code == "provider.bad_constraints"
+
+
+def test_a_non_positive_image_size_is_refused_before_routing(blobs: LocalBlobStore) -> None:
+    """Issue 12 #10: checked once for every provider, before any of them is called."""
+    req = request(model=ModelSpec(alias="hero"), constraints=Constraints(width=0, height=10))
+    never = ScriptedProvider("p")
+    outcome = run(req, routing(), blobs, p=never)
+    assert outcome.raw.error is not None
+    assert outcome.raw.error.code == "request.bad_image_size"
+    assert never.calls == []
 
 
 def test_blob_write_failure_is_a_retryable_error(

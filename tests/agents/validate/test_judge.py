@@ -278,6 +278,28 @@ def test_a_crashing_provider_is_a_judge_error_not_an_exception() -> None:
     assert "KeyError" in outcome.result.message
 
 
+JUDGE_KEY = "sk-judge-NEWLINE-0123456789\n"
+
+
+class _LeakyCrashing:
+    """An adapter whose exception quotes its header the way httpx does (escaped)."""
+
+    name = "judge"
+    secrets = (JUDGE_KEY,)
+
+    async def generate(self, call: ProviderCall) -> Generated:
+        raise ValueError("x" * 933 + f"Illegal header value {f'Bearer {JUDGE_KEY}'.encode()!r}")
+
+
+def test_a_crash_text_holding_the_key_is_masked_before_it_is_cut() -> None:
+    """Issue 12 #5/#8: the key, escaped and cut at the message limit, never reaches a result."""
+    outcome = _judge(_LeakyCrashing(), _subject(), _policy())
+    assert outcome.result.code == "judge.error"
+    for text in (outcome.result.message, outcome.attempt.message or ""):
+        assert "sk-j" not in text  # the cut falls inside the key: not even its start
+        assert "***" in text
+
+
 # --- what is sent ----------------------------------------------------------------------------
 
 

@@ -276,3 +276,14 @@ def test_a_header_key_placeholder_needs_a_key() -> None:
     with pytest.raises(ValueError, match="api_key"):
         HttpImageProvider("sdxl", config, None)
     asyncio.run(HttpImageProvider("sdxl", HttpImageConfig(url="http://x"), None).aclose())
+
+
+@pytest.mark.parametrize(("width", "height"), [(2147483647, -7), (0, 64), (64, -1)])
+def test_a_non_positive_size_is_refused_without_a_call(
+    server: ProviderServer, width: int, height: int
+) -> None:
+    """Issue 12 #10: the template forwarded width=2147483647, height=-7 verbatim."""
+    server.script("POST", PATH, [Reply(body=png_bytes(), content_type="image/png")])
+    error = _fails(server, _image_call(width=width, height=height))
+    assert (error.code, error.retryable) == ("provider.bad_constraints", False)
+    assert server.requests == []

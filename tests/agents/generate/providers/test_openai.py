@@ -716,3 +716,10 @@ def test_image_generation_refuses_attachments_without_a_call(server: ProviderSer
     )
     assert _fails(server, call).code == "provider.unsupported"
     assert server.requests == []
+
+
+def test_a_non_positive_image_size_is_refused_without_a_call(server: ProviderServer) -> None:
+    server.script("POST", IMAGES, [Reply(json=openai_image_response(png_bytes()))])
+    error = _fails(server, make_call(AssetKind.IMAGE, width=2147483647, height=-7))
+    assert (error.code, error.retryable) == ("provider.bad_constraints", False)
+    assert server.requests == []
