@@ -228,7 +228,8 @@ class Gatekeeper:
         attempt = request.attempt
         if attempt < 1 or attempt >= MAX_ATTEMPT:
             return Refusal(ATTEMPT_INVALID, f"attempt {attempt} is outside 1..{MAX_ATTEMPT - 1}")
-        marked = line_marked(value, headers, self._secret)
+        # Only a later attempt can carry (or needs) the mark: first attempts skip the HMAC.
+        marked = attempt > 1 and line_marked(value, headers, self._secret)
         if attempt > 1 and not marked:
             return Refusal(
                 ATTEMPT_FORGED,

@@ -19,6 +19,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from agents.tenants import DEVELOPMENT_LINE_SECRET, Gatekeeper
 from streams.client import LineClient, open_topic_reader
 from streams.codecs import Codecs
 from streams.records import AssetKind, Constraints, GenerationRequest
@@ -78,7 +79,13 @@ async def bench(bootstrap: str, n: int, partitions: int) -> tuple[int, float, in
         finally:
             await consumer.stop()
         report = await republish(
-            bootstrap, names.requests, RecordKind.REQUEST, ranges, target, Rewriter(Codecs.load())
+            bootstrap,
+            names.requests,
+            RecordKind.REQUEST,
+            ranges,
+            target,
+            Rewriter(Codecs.load()),
+            marker=Gatekeeper(DEVELOPMENT_LINE_SECRET),  # as the CLI does: check, then mark
         )
         seconds = time.perf_counter() - started
         await _check_landed(bootstrap, target, n)
