@@ -135,9 +135,10 @@ class StageIO:
         try:
             while True:
                 try:
-                    await self.line.topics.deadletter.send(
+                    delivery = await self.line.topics.deadletter.send(
                         key=record.key, value=record.value, headers=record.headers
                     )
+                    await delivery  # acknowledged by the broker, not merely queued
                 except Exception as exc:
                     self._hold(message)
                     self._metrics.errors.labels(self.stage, "deadletter.send_failed").inc()

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from prometheus_client import CollectorRegistry
 
 from streams import stage
@@ -25,18 +25,28 @@ from tests.support.assets import make_request
 
 
 class RecordingTopic:
-    """Records sends; the first ``failures`` sends raise, as a broker refusal would."""
+    """Records sends, which Faust returns as a future of the broker's acknowledgement.
+
+    The first ``failures`` sends fail: odd ones raise at once (the producer refuses), even
+    ones through the returned future (the broker refuses).
+    """
 
     def __init__(self, failures: int = 0) -> None:
         self.sent: list[dict[str, Any]] = []
         self.failures = failures
         self.tries = 0
 
-    async def send(self, **kwargs: Any) -> None:
+    async def send(self, **kwargs: Any) -> asyncio.Future[None]:
         self.tries += 1
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.tries <= self.failures:
-            raise MessageSizeTooLargeError("refused")
+            if self.tries % 2:
+                raise MessageSizeTooLargeError("refused by the producer")
+            delivery.set_exception(KafkaTimeoutError("not acknowledged by the broker"))
+            return delivery
         self.sent.append(kwargs)
+        delivery.set_result(None)
+        return delivery
 
 
 class HoldingConsumer:
