@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from agents.deliver.layout import extension_for
 from agents.deliver.metadata.errors import MetadataError
 from agents.deliver.metadata.fields import DIGITAL_SOURCE_TYPE, Provenance
+from streams.config_files import ConfigError
 
 #: Label of our own assertion; reverse-DNS style as the C2PA spec asks of custom labels.
 PROVENANCE_LABEL = "io.assetline.provenance"
@@ -148,39 +149,40 @@ def load_c2pa_signing(
 
     The private key is read from ``api_keys[key_name]`` so it is never a plain setting. A
     missing key, a missing c2pa package, or a certificate/key/algorithm that cannot sign raises
-    ``ValueError`` here (a test signature is made), rather than failing every delivery later.
+    a one-line :class:`~streams.config_files.ConfigError` (a ``ValueError``) here (a test
+    signature is made), so the worker's start fails in one line, not every delivery later.
     """
     if cert_file is None:
         return None
     try:
         _import_c2pa()
     except ImportError as exc:
-        raise ValueError(
+        raise ConfigError(
             f"c2pa_cert_file is set but c2pa is not installed; {_INSTALL_HINT}"
         ) from exc
     alg = algorithm.strip().lower()
     if alg not in ALGORITHMS:
-        raise ValueError(f"c2pa_algorithm {algorithm!r} is not one of {sorted(ALGORITHMS)}")
+        raise ConfigError(f"c2pa_algorithm {algorithm!r} is not one of {sorted(ALGORITHMS)}")
     try:
         chain = cert_file.read_bytes()
     except OSError as exc:
-        raise ValueError(f"c2pa_cert_file {cert_file}: cannot read it ({exc.strerror})") from exc
+        raise ConfigError(f"c2pa_cert_file {cert_file}: cannot read it ({exc.strerror})") from exc
     if b"-----BEGIN CERTIFICATE-----" not in chain:
-        raise ValueError(f"c2pa_cert_file {cert_file}: no PEM certificate in it")
+        raise ConfigError(f"c2pa_cert_file {cert_file}: no PEM certificate in it")
     secret = api_keys.get(key_name)
     key = secret.get_secret_value() if secret is not None else ""
     if not key.strip():
-        raise ValueError(
+        raise ConfigError(
             f"c2pa_cert_file is set but api_keys has no {key_name!r} entry with the PEM "
             "private key (set it in ASSETLINE_API_KEYS, or name another with c2pa_key_secret)"
         )
     if tsa_url is not None and not tsa_url.startswith(("http://", "https://")):
-        raise ValueError("c2pa_tsa_url must be an http(s) URL")
+        raise ConfigError("c2pa_tsa_url must be an http(s) URL")
     signing = C2paSigning(chain, key.encode("utf-8"), alg, tsa_url)
     try:  # without the TSA: a start-up check should not depend on a remote service
         sign_c2pa(_probe_png(), "image/png", _PROBE, replace(signing, tsa_url=None))
     except MetadataError as exc:
-        raise ValueError(f"c2pa_cert_file {cert_file} with key {key_name!r}: {exc}") from None
+        raise ConfigError(f"c2pa_cert_file {cert_file} with key {key_name!r}: {exc}") from None
     return signing
 
 

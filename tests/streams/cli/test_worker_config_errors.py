@@ -124,6 +124,13 @@ def test_bad_configuration_files_are_one_line(
     assert expected in line
 
 
+def test_an_unreadable_c2pa_certificate_is_one_line(tmp_path: Path) -> None:
+    """Before: a ValueError traceback from the deliver stage's start-up."""
+    code, stderr = start_worker(tmp_path, c2pa_cert_file=str(tmp_path / "absent.pem"))
+    assert code != 0
+    assert "c2pa_cert_file" in one_error_line(stderr)
+
+
 @pytest.mark.integration
 def test_a_missing_api_key_is_one_line_on_the_real_broker(
     tmp_path: Path, kafka_bootstrap: str

@@ -36,6 +36,7 @@ from agents.deliver.metadata.c2pa_manifest import (
 )
 from agents.deliver.provenance import Labeller
 from agents.validate.policy import load_profiles
+from streams.config_files import ConfigError
 from streams.records import (
     AssetKind,
     BlobRef,
@@ -442,13 +443,13 @@ def test_loader_from_environment_settings(
 
 
 def test_loader_fails_clearly_on_a_missing_key_secret(cert_file: Path) -> None:
-    with pytest.raises(ValueError, match="api_keys has no 'c2pa' entry") as caught:
+    with pytest.raises(ConfigError, match="api_keys has no 'c2pa' entry") as caught:
         load_c2pa_signing(cert_file, {"openai": SecretStr("sk-123")})
     assert "sk-123" not in str(caught.value)
 
 
 def test_loader_fails_at_start_up_on_a_key_that_cannot_sign(cert_file: Path, pki: Pki) -> None:
-    with pytest.raises(ValueError, match="C2PA signing failed") as caught:
+    with pytest.raises(ConfigError, match="C2PA signing failed") as caught:
         load_c2pa_signing(cert_file, {"c2pa": SecretStr(pki.other_key.decode())})
     assert "PRIVATE KEY" not in str(caught.value)
 
@@ -463,16 +464,16 @@ def test_loader_fails_at_start_up_on_a_key_that_cannot_sign(cert_file: Path, pki
 def test_loader_rejects_bad_settings(
     cert_file: Path, pki: Pki, kwargs: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         load_c2pa_signing(cert_file, {"c2pa": SecretStr(pki.key.decode())}, **kwargs)
 
 
 def test_loader_rejects_a_file_without_a_certificate(tmp_path: Path, pki: Pki) -> None:
     path = tmp_path / "key-by-mistake.pem"
     path.write_bytes(pki.key)
-    with pytest.raises(ValueError, match="no PEM certificate"):
+    with pytest.raises(ConfigError, match="no PEM certificate"):
         load_c2pa_signing(path, {"c2pa": SecretStr(pki.key.decode())})
-    with pytest.raises(ValueError, match="cannot read it"):
+    with pytest.raises(ConfigError, match="cannot read it"):
         load_c2pa_signing(tmp_path / "missing.pem", {"c2pa": SecretStr(pki.key.decode())})
 
 
@@ -480,5 +481,5 @@ def test_loader_fails_clearly_without_the_extra(
     monkeypatch: pytest.MonkeyPatch, cert_file: Path, pki: Pki
 ) -> None:
     monkeypatch.setitem(sys.modules, "c2pa", None)
-    with pytest.raises(ValueError, match=r"c2pa is not installed.*assetline\[c2pa\]"):
+    with pytest.raises(ConfigError, match=r"c2pa is not installed.*assetline\[c2pa\]"):
         load_c2pa_signing(cert_file, {"c2pa": SecretStr(pki.key.decode())})
