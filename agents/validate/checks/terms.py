@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import groupby
 from typing import Any, ClassVar, Final, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -26,11 +27,14 @@ from agents.validate.checks._base import Check, Subject, result
 from agents.validate.checks.text import decode_utf8
 from agents.validate.checks.text_normalize import (
     SEPARATORS,
+    Skeleton,
     caseless,
     char_pattern,
     char_readings,
+    decode_markup,
     skeleton,
     skeleton_map,
+    visual_order,
 )
 from streams.records import AssetKind, CheckResult, GenerationRequest
 
@@ -42,6 +46,12 @@ _SPLIT_WORDS: Final = re.compile(f"{_SEP}+")
 #: Letters spaced out by up to this many separators still form a word (``f . r . e . e``);
 #: the bound keeps the regex linear on long runs of punctuation.
 _MAX_GAP: Final = 3
+_SEP_CHAR: Final = re.compile(_SEP)
+_SEP_RUN: Final = re.compile(f"{_SEP}{{1,{_MAX_GAP}}}")
+#: Between two letters of a word, and between the words of a phrase (possessive: see
+#: :func:`_term_regex`).
+_GAP: Final = f"{_SEP}{{0,{_MAX_GAP}}}+"
+_WORD_GAP: Final = f"{_SEP}*+"
 _ISO_639_1: Final = re.compile(r"^[a-z]{2}$")
 _LETTER: Final = re.compile(r"[^\W\d_]")
 #: Hits quoted in a failure message; the count in ``measured`` is always complete.
@@ -130,45 +140,60 @@ class _TermRegex:
     """One term's regex, split after its first character so terms can share that character."""
 
     first: str  # the skeleton character the term starts with
-    rest: str  # regex for everything after it, trailing boundary included
-    first_gap: str | None  # gap group names of the first and last word, when spaced out
-    last_gap: str | None
+    rest: str  # regex for everything after it
 
 
-def _term_regex(index: int, term_skeleton: str) -> _TermRegex:
-    """Regex parts of one term.
+def _term_regex(term_skeleton: str, *, repeats: bool = True, glued: bool = False) -> _TermRegex:
+    """Regex parts of one term; :meth:`TermMatcher._scan` tests the trailing word boundary.
 
-    Within a word, letters may be spaced out, but evenly: the first gap is captured and
-    repeated, so ``f r e e`` and ``f.r.e.e`` match and ``F. Ree`` does not. Words of a phrase
-    are separated by any run of separators. The trailing boundary only follows a letter or digit.
+    Within a word, each pair of letters may be spaced by up to :data:`_MAX_GAP` separators,
+    evenly or not (``f r e e``, ``fr ee``, ``f.r-e e``, ``**fr**ee``), and a letter may be
+    repeated (``freee``, ``ffree``), unless ``repeats`` is off (a term with digits: ``1000%`` is
+    not ``100%``). Words of a phrase are separated by any run of separators,
+    or none (``buynow``, ``riskfree`` for ``risk-free``). Every quantifier is possessive: a gap
+    is always followed by a letter, and a repeat only where the next letter cannot be read the
+    same way (``kill``'s ``i`` and ``ll`` both accept ``1``), so giving back never helps and
+    the scan stays linear.
+
+    ``glued`` is the form looked for inside words (``riskfree``): letters and words written
+    together, repeats bounded, as such a match may start anywhere.
     """
+    gap, word_gap = ("", "") if glued else (_GAP, _WORD_GAP)
+    more = f"{{0,{_MAX_WORD}}}+" if glued else "*+"
     words = [word for word in _SPLIT_WORDS.split(term_skeleton) if word]
+    runs = [[(char, len(list(group))) for char, group in groupby(word)] for word in words]
+    following = [*[char for word in runs for char, _ in word][1:], ""]
     parts: list[str] = []
-    gaps: list[str | None] = []
-    for position, word in enumerate(words):
-        chars = [char_pattern(char) for char in word]
-        if len(chars) == 1:
-            parts.append(chars[0])
-            gaps.append(None)
-            continue
-        gap = f"g{index}_{position}"
-        first_gap = f"(?P<{gap}>{_SEP}{{0,{_MAX_GAP}}})"
-        parts.append(chars[0] + first_gap + f"(?P={gap})".join(chars[1:]))
-        gaps.append(gap)
-    trail = r"(?![^\W_])" if words[-1][-1].isalnum() else ""
-    body = f"{_SEP}+".join(parts) + trail
+    position = 0
+    for word in runs:
+        pieces: list[str] = []
+        for char, count in word:
+            letter = char_pattern(char)
+            piece = letter + f"(?:{gap}{letter})" * (count - 1)
+            after = set(char_readings(following[position])) if following[position] else set()
+            if not repeats:
+                pass
+            elif not set(char_readings(char)) & after:
+                piece += letter + more
+            elif char not in after:  # 'kiill': repeat the i itself, never a 1 the ll may need
+                piece += re.escape(char) + more
+            pieces.append(piece)
+            position += 1
+        parts.append(gap.join(pieces))
+    body = word_gap.join(parts)
     first = words[0][0]
-    rest = body.removeprefix(char_pattern(first))
-    return _TermRegex(first, rest, gaps[0], gaps[-1])
+    return _TermRegex(first, body.removeprefix(char_pattern(first)))
 
 
-def _compile(terms: Sequence[tuple[int, _TermRegex]]) -> re.Pattern[str] | None:
+def _compile(
+    terms: Sequence[tuple[int, _TermRegex]], *, at_word_start: bool = True
+) -> re.Pattern[str] | None:
     """One regex for all terms: ``t<index>`` groups name the term that matched.
 
     Terms starting with a letter or digit (nearly all) sit behind one lookahead for their
-    possible first characters and one word-boundary test, then branch on the first character,
-    so most positions of a text are rejected in a single step: 20 terms scan 1 KB in ~20 us,
-    against ~650 us for a flat alternation.
+    possible first characters and, ``at_word_start``, one word-boundary test, then branch on
+    the first character, so most positions of a text are rejected in a single step: 20 terms
+    scan 1 KB in ~20 us, against ~650 us for a flat alternation.
     """
     by_first: dict[str, list[str]] = {}
     loose: list[str] = []
@@ -184,7 +209,8 @@ def _compile(terms: Sequence[tuple[int, _TermRegex]]) -> re.Pattern[str] | None:
         branches = "|".join(
             f"{char_pattern(first)}(?:{'|'.join(rests)})" for first, rests in by_first.items()
         )
-        alternatives.insert(0, f"(?=[{starts}])(?<![^\\W_])(?:{branches})")
+        boundary = r"(?<![^\W_])" if at_word_start else ""
+        alternatives.insert(0, f"(?=[{starts}]){boundary}(?:{branches})")
     return re.compile("|".join(alternatives)) if alternatives else None
 
 
@@ -201,69 +227,199 @@ def _single_char_at(text: str, index: int) -> bool:
     )
 
 
+def _continues_spaced_out(text: str, start: int, end: int) -> bool:
+    """``f r e e`` inside ``f r e e d o m`` or ``c a r e f r e e`` is part of another word."""
+    if _single_char_at(text, end - 1):
+        gap = _SEP_RUN.match(text, end)
+        if gap is not None and _single_char_at(text, gap.end()):
+            return True
+    if _single_char_at(text, start):
+        before = start
+        while before > 0 and start - before < _MAX_GAP and _SEP_CHAR.match(text, before - 1):
+            before -= 1
+        if before < start and _single_char_at(text, before - 1):
+            return True
+    return False
+
+
+#: ``he'll`` is not ``hell`` with a gap, nor ``can't`` ``cant``.
+_CONTRACTION: Final = re.compile(r"[^\W_]+['\u2019\u02bc](?:s|t|d|m|ll|re|ve)")
+
+#: Inflections stripped to find a word in the dictionary (``carefreeness`` -> ``carefree``).
+_SUFFIXES: Final = ("s", "es", "ed", "d", "ing", "ly", "ness", "er", "ers", "est", "ment")
+#: A part glued to a term must be a dictionary word this long to make a compound of it.
+_MIN_PART: Final = 3
+#: No dictionary word is longer; a longer token cannot be a compound of one (keeps scans linear).
+_MAX_WORD: Final = 40
+_TOKEN: Final = re.compile(r"[^\W_]+")
+_SUFFIX: Final = re.compile(f"[^\\W_]{{0,{_MAX_WORD + 1}}}")
+
+
+@cache
+def english_words() -> frozenset[str]:
+    """pyspellchecker's English word list (~160k words, ~0.4 s to load once)."""
+    from spellchecker import SpellChecker
+
+    return frozenset(SpellChecker(language="en", distance=1).word_frequency.keys())
+
+
+def _is_word(token: str) -> bool:
+    """A dictionary word, possibly inflected; ``1`` in a skeleton may be ``i`` or ``l``."""
+    if len(token) > _MAX_WORD:
+        return False
+    words = english_words()
+    spellings = {token.replace("1", "i"), token.replace("1", "l")} if "1" in token else {token}
+    for spelling in spellings:
+        if spelling in words:
+            return True
+        for suffix in _SUFFIXES:
+            stem = spelling.removesuffix(suffix)
+            if stem != spelling and len(stem) >= _MIN_PART and stem in words:
+                return True
+    return False
+
+
+def glued_term(token: str, start: int, end: int) -> bool:
+    """Whether ``token[start:end]``, a term glued inside ``token``, counts as the term.
+
+    The rule: a term glued to other words (``riskfree``, ``glutenfree``, ``freeshipping``) is
+    the term, unless the whole is itself a dictionary word (``carefree``, ``freedom``,
+    ``skillet``, ``carefreeness``). Letters that are no word of their own around the term
+    (``skillshare``: ``s`` + ``kill`` + ``share``) make another word, not a compound.
+    """
+    if _is_word(token):
+        return False
+    parts = [part for part in (token[:start], token[end:]) if part]
+    return all(len(part) >= _MIN_PART and _is_word(part) for part in parts)
+
+
+def _glued_hit(text: str, start: int, end: int) -> bool | int:
+    """Whether the match ``text[start:end]``, glued inside a token, is a hit (:func:`glued_term`).
+
+    Only the :data:`_MAX_WORD` characters either side can make it a compound, so this costs
+    the same however long the token is; deeper in a long token no compound can start, and the
+    answer is the index to resume from, the token's end.
+    """
+    prefix_start = start
+    while prefix_start > 0 and text[prefix_start - 1].isalnum():
+        if start - prefix_start >= _MAX_WORD:
+            rest = _TOKEN.match(text, end)
+            return end if rest is None else rest.end()
+        prefix_start -= 1
+    suffix = _SUFFIX.match(text, end)
+    if suffix is None or suffix.end() - end > _MAX_WORD:
+        return False
+    token = text[prefix_start : suffix.end()]
+    return glued_term(token, start - prefix_start, end - prefix_start)
+
+
 class TermMatcher:
-    """Finds every policy term in a text; compiles all terms into one regex at construction."""
+    """Finds every policy term in a text; compiles all terms into one regex at construction.
+
+    A text is read as written, after decoding markup (:func:`.decode_markup`), and, when it
+    holds a BiDi override, also as displayed (:func:`.visual_order`); a hit in either counts.
+    """
 
     def __init__(self, terms: Sequence[str]) -> None:
         self.terms = tuple(terms)
         # Longest first, so a phrase wins over a term it starts with ('free shipping', 'free').
         order = sorted(range(len(self.terms)), key=lambda i: -len(skeleton(self.terms[i])))
         regexes: list[tuple[int, _TermRegex]] = []
+        glued: list[tuple[int, _TermRegex]] = []
+        self._skeletons: dict[int, str] = {}
         for index in order:
             term_skeleton = skeleton(self.terms[index])
             if not any(char.isalnum() for char in term_skeleton):
                 raise ValueError(f"prohibited term {self.terms[index]!r} has no letters or digits")
-            regexes.append((index, _term_regex(index, term_skeleton)))
-        self._gaps = {index: (term.first_gap, term.last_gap) for index, term in regexes}
+            self._skeletons[index] = term_skeleton
+            numeric = any(char.isdigit() for char in self.terms[index])
+            regexes.append((index, _term_regex(term_skeleton, repeats=not numeric)))
+            glued.append((index, _term_regex(term_skeleton, repeats=not numeric, glued=True)))
         self._pattern = _compile(regexes)
+        self._glued = _compile(glued, at_word_start=False)
+        if self._pattern is not None:
+            english_words()  # load now, at policy load, not in the first check
+
+    def _is_hit(self, text: str, index: int, start: int, end: int) -> bool:
+        """A match of the word-start regex is a hit when it ends a word and is not part of a
+        longer spaced-out word or a contraction."""
+        term = self._skeletons[index]
+        if term[-1].isalnum() and _is_alnum_at(text, end):
+            return False
+        return not (
+            _continues_spaced_out(text, start, end)
+            or _CONTRACTION.fullmatch(text, start, end) is not None
+        )
 
     def _scan(self, text: str) -> list[tuple[int, int, int]]:
-        """(term index, start, end) of each hit in a skeleton, left to right."""
-        if self._pattern is None:
+        """(term index, start, end) of each hit in a skeleton, in order, none overlapping."""
+        if self._pattern is None or self._glued is None:
             return []
         hits: list[tuple[int, int, int]] = []
         position = 0
         while (match := self._pattern.search(text, position)) is not None:
             index = int(str(match.lastgroup)[1:])
             start, end = match.span()
-            if self._continues_spaced_out(text, match, index):
+            if self._is_hit(text, index, start, end):
+                hits.append((index, start, end))
+                position = max(end, start + 1)
+            else:
                 position = start + 1
-                continue
-            hits.append((index, start, end))
-            position = max(end, start + 1)
-        return hits
+        return sorted(hits + self._scan_glued(text, hits))
 
-    def _continues_spaced_out(self, text: str, match: re.Match[str], index: int) -> bool:
-        """``f r e e`` inside ``f r e e d o m`` or ``c a r e f r e e`` is part of another word."""
-        first_gap, last_gap = self._gaps[index]
-        start, end = match.span()
-        if last_gap is not None and (gap := match.group(last_gap)):
-            after = end + len(gap)
-            if text.startswith(gap, end) and _single_char_at(text, after):
-                return True
-        if first_gap is not None and (gap := match.group(first_gap)):
-            before = start - len(gap)
-            if text.startswith(gap, before) and _single_char_at(text, before - 1):
-                return True
-        return False
+    def _scan_glued(
+        self, text: str, hits: list[tuple[int, int, int]]
+    ) -> list[tuple[int, int, int]]:
+        """Terms glued inside a word (``riskfree``) that :func:`glued_term` counts."""
+        assert self._glued is not None
+        taken = [(start, end) for _, start, end in hits]
+        glued: list[tuple[int, int, int]] = []
+        position = 0
+        while (match := self._glued.search(text, position)) is not None:
+            index = int(str(match.lastgroup)[1:])
+            start, end = match.span()
+            term = self._skeletons[index]
+            inside = (term[0].isalnum() and _is_alnum_at(text, start - 1)) or (
+                term[-1].isalnum() and _is_alnum_at(text, end)
+            )
+            verdict: bool | int = False
+            if inside and not any(s < end and start < e for s, e in taken):
+                verdict = _glued_hit(text, start, end)
+            if verdict is True:
+                glued.append((index, start, end))
+                position = end
+            else:
+                position = max(int(verdict), start + 1)
+        return glued
 
-    def find(self, text: str) -> list[TermHit]:
-        """Every hit, quoting the source text; fast when there is none (the usual case)."""
-        if not self._scan(skeleton(text)):
+    def _find_in(self, source: str, view: Skeleton) -> list[TermHit]:
+        if not self._scan(skeleton(view.text)):
             return []
-        mapped = skeleton_map(text)
+        mapped = view.then(skeleton_map(view.text))
         hits = self._scan(mapped.text)
         if not hits:  # cluster-wise folding diverged (exotic compositions): quote the skeleton
-            folded = skeleton(text)
+            folded = skeleton(view.text)
             return [
                 TermHit(self.terms[index], folded[start:end], None)
                 for index, start, end in self._scan(folded)
             ]
-        found: list[TermHit] = []
-        for index, start, end in hits:
-            source_start, source_end = mapped.source_span(start, end)
-            found.append(TermHit(self.terms[index], text[source_start:source_end], source_start))
-        return found
+        return [
+            TermHit(self.terms[index], source[slice(*span)], span[0])
+            for index, start, end in hits
+            for span in (mapped.source_span(start, end),)
+        ]
+
+    def find(self, text: str) -> list[TermHit]:
+        """Every hit, quoting the source text; fast when there is none (the usual case)."""
+        decoded = decode_markup(text)
+        views = [decoded]
+        if (displayed := visual_order(decoded)) is not None:
+            views.append(displayed)
+        found: dict[tuple[str, str, int | None], TermHit] = {}
+        for view in views:
+            for hit in self._find_in(text, view):
+                found.setdefault((hit.term, hit.excerpt, hit.start), hit)
+        return sorted(found.values(), key=lambda hit: -1 if hit.start is None else hit.start)
 
 
 def _describe(hit: TermHit) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -20,6 +22,7 @@ from agents.validate.checks.terms import (
     TextProhibited,
     TextRequired,
     default_detector,
+    glued_term,
     requested_language,
     text_policy_checks,
 )
@@ -99,6 +102,40 @@ POSITIVES = [
     ("risk free trial", "risk-free", "risk free"),
     ("100% natural", "100% natural", "100% natural"),
     ("l00% NATURAL", "100% natural", "l00% NATURAL"),
+    # issue 12 item 11: each of these passed before
+    ("Get it fr\u00e9e today", "free", "fr\u00e9e"),  # precomposed accent
+    ("Get it fre\u0301e today", "free", "fre\u0301e"),  # combining accent
+    ("Get it \ua730\u0280\u1d07\u1d07 today", "free", "\ua730\u0280\u1d07\u1d07"),  # small caps
+    ("Get it \u0192ree today", "free", "\u0192ree"),  # f with hook
+    (
+        "Get it \U0001f1eb\U0001f1f7\U0001f1ea\U0001f1ea today",
+        "free",
+        "\U0001f1eb\U0001f1f7\U0001f1ea\U0001f1ea",
+    ),
+    ("Get it fr\u20ac\u20ac today", "free", "fr\u20ac\u20ac"),
+    ("FR\u20ac\u20ac", "free", "FR\u20ac\u20ac"),
+    ("Results 9uaranteed", "guaranteed", "9uaranteed"),
+    ("Get it fr ee today", "free", "fr ee"),  # uneven gaps
+    ("Get it f.r-e e today", "free", "f.r-e e"),  # mixed gaps
+    ("Get it fr-\nee today", "free", "fr-\nee"),  # hyphenated line break
+    ("F. Ree runs the shop", "free", "F. Ree"),  # the price of catching uneven gaps
+    ("Get it fr&#101;e today", "free", "fr&#101;e"),  # HTML entities
+    ("Get it fr&#x65;e today", "free", "fr&#x65;e"),
+    ("Get it fr&eacute;e today", "free", "fr&eacute;e"),
+    ("Get it fr&amp;#101;e today", "free", "fr&amp;#101;e"),  # encoded twice
+    ("Get it fr<b></b>ee today", "free", "fr<b></b>ee"),  # markup inside the word
+    ("Get it <i>fr</i>ee today", "free", "fr</i>ee"),
+    ("Get it fr<!-- x -->ee today", "free", "fr<!-- x -->ee"),
+    ("Get it **fr**ee today", "free", "fr**ee"),  # Markdown
+    ("Get it \u202eeerf\u202c today", "free", "eerf"),  # displayed as 'free'
+    ("Get it \u202eeerf today", "free", "eerf"),  # the override runs to the end
+    ("Get it freee today", "free", "freee"),  # repeated letters
+    ("Get it FFRREEEE today", "free", "FFRREEEE"),
+    ("kiill", "kill", "kiill"),
+    ("Get it fr%65e today", "free", "fr%65e"),  # percent-encoding
+    ("Get it fr%C3%A9e today", "free", "fr%C3%A9e"),  # ... of UTF-8
+    ("riskfree trial", "risk-free", "riskfree"),  # a phrase glued together
+    ("buynow", "buy now", "buynow"),
 ]
 
 #: (text) none of TERMS may be found in
@@ -111,17 +148,17 @@ NEGATIVES = [
     "f r e e d o m",
     "c a r e f r e e",
     "f.r.e.e.d.o.m",
-    "F. Ree runs the shop",  # uneven spacing is not a spaced-out word
-    "fr ee",
+    "fr ee dom".replace(" ", ""),  # 'freedom', glued back
     "buy nowhere",
-    "buynow",
     "skill",
     "killer",
+    "sk i ll",
     "fall",
     "fill",
-    "riskfree",
     "1000% natural",
-    "FR\u20ac\u20ac",  # euro signs are not leetspeak
+    "R&D, Q&A, AT&T, 50%off",
+    "\u202emodeerf\u202c",  # displays 'freedom'
+    "<b>free</b>dom",  # tags join: 'freedom'
     "",
 ]
 
@@ -210,6 +247,123 @@ def test_terms_are_compiled_once_per_check(monkeypatch: pytest.MonkeyPatch) -> N
 def test_long_separator_runs_stay_fast() -> None:
     hostile = ("f" + " " * 50) * 200 + "-" * 5000
     assert TermMatcher(TERMS).find(hostile) == []
+
+
+def test_hostile_repeats_and_markup_stay_linear() -> None:
+    """Repeats, gaps and markup decoding are possessive or bounded: no backtracking blow-up."""
+    matcher = TermMatcher((*TERMS, "eee", "e e e", "aaa bbb"))
+    hostile = [
+        "e" * 50_000 + "x",
+        "e " * 25_000 + "x",
+        "e." * 25_000,
+        "a" * 20_000 + " " * 20_000 + "b" * 20_000 + "x",
+        "&" * 20_000 + "&#1" * 10_000,
+        "<b" * 20_000 + "%6" * 20_000,
+        "\u202e" * 20_000 + "free",
+    ]
+    started = time.perf_counter()
+    for text in hostile:
+        matcher.find(text)
+    assert time.perf_counter() - started < 5  # each takes milliseconds; a blow-up takes hours
+
+
+#: Prohibited terms the ordinary corpus must not trip, short ones included.
+CORPUS_TERMS = (*TERMS, "hell", "cheap", "cure", "miracle", "act now", "click here", "win", "cant")
+ORDINARY_COPY = [
+    line
+    for line in (Path(__file__).parent / "data" / "ordinary_copy.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+]
+
+
+def test_ordinary_marketing_copy_has_no_false_positives() -> None:
+    assert len(ORDINARY_COPY) > 250
+    matcher = TermMatcher(CORPUS_TERMS)
+    flagged = {line: matcher.find(line) for line in ORDINARY_COPY}
+    assert {line: hits for line, hits in flagged.items() if hits} == {}
+    assert matcher.find("\n".join(ORDINARY_COPY)) == []
+
+
+def test_the_corpus_would_be_caught_once_a_term_is_slipped_in() -> None:
+    """The corpus test is not vacuous: the same lines fail with an obfuscated term added."""
+    matcher = TermMatcher(CORPUS_TERMS)
+    for line in ORDINARY_COPY[:50]:
+        hits = matcher.find(line + " Get it fr&#101;e!")
+        assert [(hit.term, hit.excerpt) for hit in hits] == [("free", "fr&#101;e")], line
+
+
+@pytest.mark.parametrize(
+    ("text", "excerpt"),
+    [
+        ("riskfree", "free"),
+        ("Hasslefree returns", "free"),
+        ("glutenfree bread", "free"),
+        ("freeshipping today", "free"),
+        ("worryfr33 delivery", "fr33"),
+        ("taxfreee", "freee"),
+    ],
+)
+def test_a_term_glued_to_another_word_is_found(text: str, excerpt: str) -> None:
+    hits = TermMatcher(("free",)).find(text)
+    assert [(hit.term, hit.excerpt) for hit in hits] == [("free", excerpt)]
+    assert hits[0].start == text.index(excerpt)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "carefree",  # a dictionary word
+        "carefreeness",  # ... inflected
+        "freedom",
+        "freestyle",
+        "freeway",
+        "freelance",
+        "Freeman",
+        "freepik",  # 'pik' is no word: another word, not free + something
+        "ofree",  # one letter is no word
+        "fr33dom",
+        "\u0192reedom",
+    ],
+)
+def test_ordinary_words_holding_a_term_are_not_compounds(text: str) -> None:
+    assert TermMatcher(("free",)).find(text) == []
+
+
+@pytest.mark.parametrize(
+    ("word", "start", "end", "glued"),
+    [
+        ("riskfree", 4, 8, True),
+        ("carefree", 4, 8, False),
+        ("skillshare", 1, 5, False),
+        ("killswitch", 0, 4, True),
+        ("freeshipping", 0, 4, True),
+        ("freeshippingfree", 12, 16, False),  # 'freeshipping' is no dictionary word
+    ],
+)
+def test_glued_term_rule(word: str, start: int, end: int, glued: bool) -> None:
+    assert glued_term(word, start, end) is glued
+
+
+@pytest.mark.parametrize(
+    "text", ["he'll", "He\u2019ll be there", "she'll", "can't", "we're", "it's"]
+)
+def test_contractions_are_not_spaced_out_terms(text: str) -> None:
+    assert TermMatcher(("hell", "cant", "were", "its")).find(text) == []
+
+
+def test_spaced_out_term_without_apostrophe_contraction_is_found() -> None:
+    hits = TermMatcher(("hell",)).find("h'ell and he'l'l")
+    assert [hit.excerpt for hit in hits] == ["h'ell", "he'l'l"]
+
+
+def test_a_bidi_override_is_read_both_as_stored_and_as_displayed() -> None:
+    text = "free \u202eeerf\u202c and \u202efree\u202c"
+    hits = TermMatcher(("free",)).find(text)
+    assert [(hit.excerpt, hit.start) for hit in hits] == [
+        ("free", 0),
+        ("eerf", 6),
+        ("free", 17),
+    ]
 
 
 # --- text.required -----------------------------------------------------------------------------

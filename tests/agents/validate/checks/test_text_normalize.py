@@ -12,9 +12,11 @@ from agents.validate.checks.text_normalize import (
     LEET,
     caseless,
     char_pattern,
+    decode_markup,
     skeleton,
     skeleton_map,
     translation_table,
+    visual_order,
 )
 
 
@@ -42,9 +44,16 @@ from agents.validate.checks.text_normalize import (
         ("h0t d34l5 70day", "hot deals today"),
         ("Stra\u00dfe", "strasse"),
         ("\u0130stanbul", "istanbul"),
-        ("caf\u00e9", "caf\u00e9"),  # accents are letters, not obfuscation
-        ("cafe\u0301", "caf\u00e9"),  # decomposed input composes first
+        ("caf\u00e9", "cafe"),  # accents fold: fr\u00e9e is free (issue 12 item 11)
+        ("cafe\u0301", "cafe"),  # decomposed input composes first, then folds
         ("\u0131", "i"),  # dotless i looks like i
+        ("\ua730\u0280\u1d07\u1d07", "free"),  # Latin small capitals
+        ("\u0192ree", "free"),  # f with hook
+        ("\U0001f1eb\U0001f1f7\U0001f1ea\U0001f1ea", "free"),  # regional indicators
+        ("FR\u20ac\u20ac", "free"),  # euro sign as e
+        ("9uaranteed", "guaranteed"),
+        ("\u00e6sop", "aesop"),
+        ("\u0434\u0436", "\u0434\u0436"),  # Cyrillic that resembles no Latin letter stays
     ],
 )
 def test_skeleton_folds_obfuscations(text: str, expected: str) -> None:
@@ -68,7 +77,17 @@ def test_one_and_bare_strokes_stay_ambiguous(text: str, expected: str) -> None:
 
 
 def test_leet_table_is_the_documented_one() -> None:
-    assert dict(LEET) == {"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+    assert dict(LEET) == {
+        "0": "o",
+        "3": "e",
+        "4": "a",
+        "5": "s",
+        "7": "t",
+        "9": "g",
+        "@": "a",
+        "$": "s",
+        "\u20ac": "e",
+    }
     assert "1" not in LEET
 
 
@@ -109,7 +128,7 @@ def test_skeleton_map_agrees_with_skeleton(text: str) -> None:
         ("Get \uff26\uff52\uff45\uff45 now", "free", "\uff26\uff52\uff45\uff45"),
         ("Get fr\u200bee now", "free", "fr\u200bee"),
         ("A Stra\u00dfe here", "strasse", "Stra\u00dfe"),
-        ("Un cafe\u0301 noir", "caf\u00e9", "cafe\u0301"),
+        ("Un cafe\u0301 noir", "cafe", "cafe\u0301"),
     ],
 )
 def test_skeleton_map_points_back_to_the_source(text: str, word: str, source: str) -> None:
@@ -147,3 +166,58 @@ def test_char_pattern(char: str, matches: list[str], rejects: list[str]) -> None
 )
 def test_caseless(text: str, expected: str) -> None:
     assert caseless(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "decoded", "word", "source"),
+    [
+        ("fr&#101;e", "free", "free", "fr&#101;e"),
+        ("fr&#X65;e", "free", "free", "fr&#X65;e"),
+        ("fr&eacute;e", "fr\u00e9e", "fr\u00e9e", "fr&eacute;e"),
+        ("fr&amp;#101;e", "free", "free", "fr&amp;#101;e"),
+        ("fr<b></b>ee <span class='x'>now</span>", "free now", "free", "fr<b></b>ee"),
+        ("a<br>b<p>c</p>", "a b c ", "b", "b"),
+        ("fr<!-- hidden -->ee", "free", "free", "fr<!-- hidden -->ee"),
+        ("fr%65e", "free", "free", "fr%65e"),
+        ("fr%C3%A9e", "fr\u00e9e", "fr\u00e9e", "fr%C3%A9e"),
+        ("20%AB off, R&D, Q&A, 5 < 6 > 4", "20%AB off, R&D, Q&A, 5 < 6 > 4", "R&D", "R&D"),
+    ],
+)
+def test_decode_markup_maps_back_to_the_source(
+    text: str, decoded: str, word: str, source: str
+) -> None:
+    view = decode_markup(text)
+    assert view.text == decoded
+    start = view.text.index(word)
+    begin, end = view.source_span(start, start + len(word))
+    assert text[begin:end] == source
+
+
+def test_decode_markup_is_free_for_plain_text() -> None:
+    view = decode_markup("nothing to decode here")
+    assert view.starts is None
+
+
+@pytest.mark.parametrize(
+    ("text", "displayed"),
+    [
+        ("a \u202eeerf\u202c b", "a free\u202e\u202c b"),
+        ("\u202eeerf", "free\u202e"),
+        ("x\u202eab\ncd", "xba\u202e\ncd"),  # a paragraph ends the override
+        ("\u202eab\u202bcd\u202cef\u202c!", "fe\u202cdc\u202bba\u202e\u202c!"),  # nesting
+    ],
+)
+def test_visual_order(text: str, displayed: str) -> None:
+    view = visual_order(decode_markup(text))
+    assert view is not None
+    assert view.text == displayed
+
+
+def test_visual_order_maps_back_to_the_source() -> None:
+    text = "go \u202eeer&#102;\u202c"
+    view = visual_order(decode_markup(text))
+    assert view is not None
+    start = view.text.index("free")
+    begin, end = view.source_span(start, start + 4)
+    assert text[begin:end] == "eer&#102;"
+    assert visual_order(decode_markup("no override")) is None
