@@ -106,7 +106,9 @@ def test_campaign_completes_with_counts_and_reruns_add_no_completions(
     args = [*_write(tmp_path, personas=10, failing=3), "--deadline", "75s", "--json"]
     worker = start_worker(line_settings)
     first = _campaign(line_settings, args)
-    assert first.exit_code == 0, first.output + worker.log_tail()
+    # Not all DELIVERED (3 FAILED): exit 4, not 0 as before, naming the counts and a reason.
+    assert first.exit_code == 4, first.output + worker.log_tail()
+    assert first.stderr.splitlines()[-1].startswith("Error: 27 of 30 delivered; 3 FAILED; e.g. ")
     report = json.loads(first.stdout.splitlines()[-1])
     assert (report["rows"], report["submitted"], report["missing_count"]) == (30, 30, 0)
 
@@ -118,7 +120,7 @@ def test_campaign_completes_with_counts_and_reruns_add_no_completions(
     assert report["cost"] == pytest.approx(sum(cost for *_, cost in completions))
 
     second = _campaign(line_settings, args)  # same template + rows: same ids, resubmitted
-    assert second.exit_code == 0, second.output
+    assert second.exit_code == 4, second.output
     again = json.loads(second.stdout.splitlines()[-1])
     assert again["by_status"] == report["by_status"]
     asyncio.run(_drained(line_settings, timeout=45))  # the resubmissions went all the way
@@ -127,7 +129,7 @@ def test_campaign_completes_with_counts_and_reruns_add_no_completions(
     assert {rid for rid, *_ in rerun} == {rid for rid, *_ in completions}
 
     third = _campaign(line_settings, [*args, "--skip-completed"])  # nothing left to generate
-    assert third.exit_code == 0, third.output
+    assert third.exit_code == 4, third.output
     skipped = json.loads(third.stdout.splitlines()[-1])
     assert skipped["submitted"] == 0
     assert skipped["by_status"] == report["by_status"]
@@ -154,3 +156,31 @@ def test_deadline_with_outstanding_requests_exits_3_and_names_them(
     again = _campaign(line_settings, [*args, "--deadline", "1s", "--skip-completed"])
     assert again.exit_code == 3, again.output
     assert "0 request(s) already completed: submitting 6" in again.stderr
+
+
+REVIEWED_PROFILE = """\
+id: strict
+max_attempts: 1   # no repair attempt: a failure goes straight to review
+review: true
+text: {required: ["Offer ends 31 March."]}
+"""
+
+
+def test_requests_waiting_in_review_are_reported_in_review_not_missing(
+    line_settings: Settings,
+    start_worker: Callable[[Settings], WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "strict.yaml").write_text(REVIEWED_PROFILE)
+    settings = line_settings.model_copy(update={"profiles_dir": profiles})
+    args = _write(tmp_path, personas=1, failing=0)  # 3 requests
+    (tmp_path / "template.yaml").write_text(TEMPLATE + "brand_profile_id: strict\n")
+    worker = start_worker(settings)
+    result = _campaign(settings, [*args, "--deadline", "40s", "--json"])
+    assert result.exit_code == 3, result.output + worker.log_tail()
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert (report["in_review_count"], report["missing_count"]) == (3, 0), worker.log_tail()
+    assert "3 waiting in review (assetline review list --campaign it-campaign)" in result.stderr
+    assert "missing:" not in result.stderr
