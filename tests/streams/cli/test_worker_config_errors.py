@@ -140,3 +140,22 @@ def test_a_missing_api_key_is_one_line_on_the_real_broker(
     )
     assert code != 0
     assert "provider 'openai' needs API key 'openai'" in one_error_line(stderr)
+
+
+@pytest.mark.parametrize(
+    ("api_keys", "why"),
+    [
+        ('{"openai": "sk-DO-NOT-ECHO-0123456789\\n"}', "'openai' holds a control character"),
+        ('{"openai": "sk-DO-NOT-ECHO-0123456789', "ASSETLINE_API_KEYS is not JSON"),
+        ('["sk-DO-NOT-ECHO-0123456789"]', "not an array"),
+    ],
+)
+def test_a_bad_api_keys_value_is_one_line_without_the_secret(
+    tmp_path: Path, api_keys: str, why: str
+) -> None:
+    """Issue 12 #5/#15: a newline key leaked into events; a mistyped value was echoed."""
+    code, stderr = start_worker(tmp_path, api_keys=api_keys)
+    assert code != 0
+    line = one_error_line(stderr)
+    assert why in line
+    assert "DO-NOT-ECHO" not in stderr
