@@ -9,21 +9,25 @@ committed past them: no completion, no dead letter. A JSON Schema asking for 9,0
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.client import await_completions
 from streams.codecs import Codecs
 from streams.deadletter import VALUE_PARKED, VALUE_SHA256, VALUE_SIZE, header_map, record_size
 from streams.records import AssetKind, Constraints, GenerationRequest
 from streams.settings import Settings
-from streams.topics import TopicNames
+from streams.topics import TopicNames, ensure_topics, line_topic_specs
 from streams.worker_process import WorkerProcess
 from tests.integration.helpers import mixed_requests, read_topic, submit_requests
 
@@ -128,3 +132,75 @@ def test_a_size_bomb_schema_ends_in_a_failed_completion_quickly(
     assert all(completions[r.request_id][0].status.value == "DELIVERED" for r in good)
     assert time.monotonic() - started < 60  # worker start included; was minutes and 3.5 GB
     assert worker.alive()
+
+
+def test_an_event_whose_dead_letter_cannot_be_written_is_never_committed_past(
+    line_settings: Settings, start_worker: StartWorker
+) -> None:
+    """The dead-letter topic refuses the dead letter (it takes 1,000 bytes at most): the
+    stage retries, later events are processed, but the committed offset stays at the poison
+    message until its dead letter is written; then it moves on. Before, the offset moved past
+    it at once and the message was gone."""
+    names = TopicNames.with_prefix(line_settings.topic_prefix)
+    specs = line_topic_specs(line_settings)
+    deadletter = next(s for s in specs if s.name == names.deadletter)
+    small = {**deadletter.config, "max.message.bytes": "1000"}
+    specs = [dataclasses.replace(s, config=small) if s is deadletter else s for s in specs]
+    good = [e.request for e in mixed_requests(20) if e.status == "DELIVERED"][:6]
+    poison = b"not avro " * 300  # 2,700 bytes: its dead letter is over the topic's limit
+
+    async def produce() -> None:
+        await ensure_topics(line_settings.kafka_bootstrap, specs)
+        producer = AIOKafkaProducer(bootstrap_servers=line_settings.kafka_bootstrap)
+        await producer.start()
+        try:  # all on partition 0, poison at offset 3
+            for key, value in [
+                *((r.request_id.encode(), CODECS.request.encode(r)) for r in good[:3]),
+                (b"poison", poison),
+                *((r.request_id.encode(), CODECS.request.encode(r)) for r in good[3:]),
+            ]:
+                await producer.send_and_wait(names.requests, value, key=key, partition=0)
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    worker = start_worker(line_settings)
+    ids = [r.request_id for r in good]
+    completions = asyncio.run(await_completions(line_settings, ids, timeout=120))
+    assert set(completions) == set(ids), worker.log_tail()  # the events after it ran
+
+    time.sleep(3 * line_settings.commit_interval_s + 1)
+    held = asyncio.run(_committed(line_settings, names.requests))
+    assert held == 3, f"committed {held}: must stop at the unwritten dead letter (offset 3)"
+    assert asyncio.run(read_topic(line_settings, names.deadletter, min_messages=0, timeout=2)) == []
+    assert "dead letter for" in worker.log_tail(200)
+
+    asyncio.run(_alter(line_settings, names.deadletter, deadletter.config))  # room again
+    dead = asyncio.run(read_topic(line_settings, names.deadletter, min_messages=1, timeout=60))
+    assert [m.value for m in dead] == [poison]  # type: ignore[attr-defined]
+    assert header_map(dead[0].headers)["assetline.dlq.error.code"] == "codec.malformed"  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while (committed := asyncio.run(_committed(line_settings, names.requests))) != 7:
+        assert time.monotonic() < deadline, f"committed offset stuck at {committed}"
+        time.sleep(0.5)
+    assert worker.alive()
+
+
+async def _committed(settings: Settings, topic: str) -> int | None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(settings.app_id)
+    finally:
+        await admin.close()
+    found = offsets.get(TopicPartition(topic, 0))
+    return found.offset if found is not None and found.offset >= 0 else None
+
+
+async def _alter(settings: Settings, topic: str, config: Mapping[str, str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, dict(config))])
+    finally:
+        await admin.close()
