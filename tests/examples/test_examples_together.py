@@ -19,6 +19,7 @@ from agents.generate.providers.offline import OfflineProvider
 from agents.generate.routing.adapters import build_adapters
 from agents.generate.routing.config import RoutingConfig, load_routing, parse_routing
 from agents.generate.routing.plan import plan_for
+from agents.tenants import TenantsFile
 from agents.validate.policy import ProfileBook, ProfileFileError, load_profiles
 from agents.validate.policy.loader import build_policies
 from streams.campaign.expand import expand, load_template, read_segments
@@ -41,6 +42,15 @@ def readme_yaml_blocks() -> list[tuple[str, dict[str, Any]]]:
     return blocks
 
 
+def kind_of(data: dict[str, Any]) -> str:
+    """Which configuration file a README block is, by its top-level keys."""
+    if "providers" in data:
+        return "routing"
+    if "tenants" in data:
+        return "tenants"
+    return "profile"
+
+
 def uncommented_judge(path: Path) -> str:
     """The profile with its commented-out ``judge:`` block switched on, as its comment says."""
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -59,7 +69,7 @@ def routings() -> dict[str, RoutingConfig]:
         for path in sorted((ROOT / "examples" / "routing").iterdir())
     }
     for name, data in readme_yaml_blocks():
-        if "providers" in data:
+        if kind_of(data) == "routing":
             found[name] = RoutingConfig.model_validate(data)
     return found
 
@@ -70,7 +80,7 @@ def profile_books(tmp_path: Path) -> dict[str, ProfileBook]:
         for folder in (ROOT / "examples" / "profiles", ROOT / "bench" / "profiles")
     }
     for name, data in readme_yaml_blocks():
-        if "providers" not in data:
+        if kind_of(data) == "profile":
             found[name] = ProfileBook(build_policies(data, name), {data["id"]: Path(name)})
     judged = tmp_path / "judged"
     judged.mkdir()
@@ -83,9 +93,13 @@ def keys_for(config: RoutingConfig) -> dict[str, SecretStr]:
     return {s.api_key: SecretStr("k") for s in config.providers.values() if s.api_key}
 
 
-def test_the_readme_has_one_routing_file_and_one_profile() -> None:
-    kinds = sorted("routing" if "providers" in d else "profile" for _, d in readme_yaml_blocks())
-    assert kinds == ["profile", "routing"]
+def test_the_readme_yaml_blocks_are_complete_valid_files() -> None:
+    kinds = sorted(kind_of(data) for _, data in readme_yaml_blocks())
+    assert kinds.count("routing") == 1
+    assert kinds.count("profile") == 1
+    for _name, data in readme_yaml_blocks():
+        if kind_of(data) == "tenants":
+            TenantsFile.model_validate(data)
 
 
 def test_every_profile_loads_with_every_routing_file(tmp_path: Path) -> None:
