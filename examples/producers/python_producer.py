@@ -7,7 +7,8 @@ Run it against the demo line (a broker and a worker on the default settings)::
     python examples/producers/python_producer.py
 
 Settings come from ``ASSETLINE_*`` variables (and ``KAFKA_BOOTSTRAP``), as for the worker, so
-the script talks to whichever line the worker serves. Exits 1 if a completion is missing.
+the script talks to whichever line the worker serves. Exits 0 only when every request was
+DELIVERED (1 if a completion is missing or says otherwise).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import hashlib
 import sys
 
 from streams.client import LineClient
-from streams.records import AssetKind, Constraints, GenerationRequest
+from streams.records import AssetKind, CompletionStatus, Constraints, GenerationRequest
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
 
@@ -59,7 +60,8 @@ async def main(timeout: float = 120.0) -> int:
                 f"{request.request_id}  {completion.status.value:<9}  "
                 f"cost ${completion.cost:.4f}  {completion.location or completion.reasons}"
             )
-    return 0 if len(done) == len(requests) else 1
+    delivered = [c for c in done.values() if c.status is CompletionStatus.DELIVERED]
+    return 0 if len(delivered) == len(requests) else 1
 
 
 if __name__ == "__main__":
