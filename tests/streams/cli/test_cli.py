@@ -118,7 +118,8 @@ def test_worker_with_some_stages_off_warns_one_line_each(no_broker: str) -> None
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert [line.split(":")[0] for line in lines] == ["warning", "warning", "Error"], lines
     assert "review is off" in lines[0]
-    assert "notify is off" in lines[1] and ".webhooks" in lines[1]
+    assert "notify is off" in lines[1]
+    assert ".webhooks" in lines[1]
 
 
 def test_unknown_topic_error_names_the_closest_and_the_line_topics() -> None:
@@ -127,11 +128,13 @@ def test_unknown_topic_error_names_the_closest_and_the_line_topics() -> None:
     line = unknown_topic_error("complete", "complete", names, existing)
     assert "\n" not in line
     assert line.startswith("no topic 'complete'; did you mean 'completed'? line topics: ")
-    assert "deadletter" in line and "review_items" in line
+    assert "deadletter" in line
+    assert "review_items" in line
     assert "__consumer_offsets" not in line
     assert line.endswith("(and 1 other topic(s))")
     nothing = unknown_topic_error("xyz", "xyz", names, set())
-    assert "none yet" in nothing and "did you mean" not in nothing
+    assert "none yet" in nothing
+    assert "did you mean" not in nothing
 
 
 def test_tail_shows_the_record_key() -> None:
@@ -179,7 +182,8 @@ def test_delivery_verdict_is_none_only_when_all_were_delivered() -> None:
     ids = ["a", "b", "c"]
     assert delivery_verdict(ids, {i: _done(i, "DELIVERED") for i in ids}) is None
     code, line = delivery_verdict(ids, {"a": _done("a", "DELIVERED")}) or (0, "")
-    assert code == EXIT_TIMEOUT and "2 of 3 request(s) got no completion in time: b, c" in line
+    assert code == EXIT_TIMEOUT
+    assert "2 of 3 request(s) got no completion in time: b, c" in line
     unknown = "policy.unknown_profile: unknown brand profile 'demo'"
     latest = {i: _done(i, "FAILED", unknown) for i in ids} | {"c": _done("c", "FALLBACK")}
     code, line = delivery_verdict(ids, latest) or (0, "")
