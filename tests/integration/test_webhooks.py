@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -153,14 +154,19 @@ async def _notify_committed_everything(settings: Settings) -> bool:
 async def _notify_committed(settings: Settings, topic: str) -> bool:
     """The notify group committed past every job on ``topic``."""
     ends = await _end_offsets(settings, topic)
+    done = {tp: meta.offset for tp, meta in (await _notify_commits(settings, topic)).items()}
+    return all(done.get(tp, 0) >= end for tp, end in ends.items())
+
+
+async def _notify_commits(settings: Settings, topic: str) -> dict[TopicPartition, Any]:
+    """What the notify group committed on ``topic``: offset and metadata per partition."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(f"{settings.app_id}-notify")
     finally:
         await admin.close()
-    done = {tp: meta.offset for tp, meta in committed.items()}
-    return all(done.get(tp, 0) >= end for tp, end in ends.items())
+    return {tp: meta for tp, meta in committed.items() if tp.topic == topic}
 
 
 async def _end_offsets(settings: Settings, topic: str) -> dict[TopicPartition, int]:
@@ -314,9 +320,11 @@ def test_a_retry_due_later_than_the_poll_interval_stalls_nothing_and_crashes_not
     ``429`` with ``Retry-After`` longer than the max poll interval made the consumer leave its
     group (``CommitFailedError``, the worker exited, the job ran twice), and another tenant's
     retry due in a second waited behind it. Here the poll interval is 5 s, the slow receiver
-    asks for 15 s, and the other job sits on the same retry topic and partition behind it.
+    asks for 40 s, and the other job sits on the same retry topic and partition behind it.
+    Then the worker is killed: the next one runs the job still waiting, on time, and not the
+    one already delivered after it.
     """
-    slow = _Calls(Reply(status=429, headers={"Retry-After": "15"}), Reply(status=204))
+    slow = _Calls(Reply(status=429, headers={"Retry-After": "40"}), Reply(status=204))
     soon = _Calls(Reply(status=503, delay_s=1.0), Reply(status=204))
     receiver.handle("POST", "/hooks/slow", slow)
     receiver.handle("POST", "/hooks/soon", soon)
@@ -324,7 +332,7 @@ def test_a_retry_due_later_than_the_poll_interval_stalls_nothing_and_crashes_not
         update={
             "api_keys": {"webhooks": SecretStr(SECRET)},
             "webhook_allow": ("127.0.0.1",),
-            "webhook_schedule_s": (0.0, 1.0, 60.0),  # 15 s and ~1 s both go to retry topic 1
+            "webhook_schedule_s": (0.0, 1.0, 60.0),  # 40 s and ~1 s both go to retry topic 1
             "webhook_max_poll_interval_s": 5.0,
             "stages": ("generate", "validate", "deliver", "review", "notify"),
         }
@@ -335,6 +343,7 @@ def test_a_retry_due_later_than_the_poll_interval_stalls_nothing_and_crashes_not
     second = _request(run, "soon", f"{receiver.url}/hooks/soon")
     other_id = _same_partition_id(run, first.request_id, settings.topic_partitions)
     second = second.model_copy(update={"request_id": other_id, "idempotency_key": other_id})
+    retry_topic = names.webhook_retry(1)
 
     worker = start_worker(settings)
     asyncio.run(submit_requests(settings, [first]))
@@ -343,16 +352,29 @@ def test_a_retry_due_later_than_the_poll_interval_stalls_nothing_and_crashes_not
     _wait(lambda: len(soon) == 2, 60, "the second receiver's retry")
     assert len(slow) == 1, "the soon job had to wait for the slow one"
     assert soon.at[1] - soon.at[0] < 8, soon.at  # ~1 s of 503 and ~1 s of schedule
-    _wait(lambda: len(slow) == 2, 60, "the slow receiver's retry")
-    assert slow.at[1] - slow.at[0] >= 14, slow.at  # Retry-After honoured (within the schedule)
 
-    retry_topic = names.webhook_retry(1)
-    _wait(lambda: asyncio.run(_notify_committed(settings, retry_topic)), 30, "the retries' commit")
-    time.sleep(2.0)  # a re-read after a lost membership would call again now
-    assert (len(slow), len(soon)) == (2, 2)
+    # committed at the waiting job, naming the delivered one after it as done
+    _wait(
+        lambda: any(
+            meta.metadata.startswith("done:")
+            for meta in asyncio.run(_notify_commits(settings, retry_topic)).values()
+        ),
+        30,
+        "the commit naming the finished job",
+    )
+    time.sleep(6.0)  # longer than the 5 s poll interval: a sleeping consumer left its group
     assert worker.alive(), worker.log_tail()
     log = worker.log_tail(10_000)
     for sign in ("CommitFailedError", "Traceback", "crashed"):
         assert sign not in log, log
+    worker.kill()
+
+    worker = start_worker(settings)
+    _wait(lambda: len(slow) == 2, 90, "the slow receiver's retry, by the next worker")
+    assert slow.at[1] - slow.at[0] >= 39, slow.at  # Retry-After honoured (within the schedule)
+    _wait(lambda: asyncio.run(_notify_committed(settings, retry_topic)), 30, "the retries' commit")
+    time.sleep(2.0)  # a stray second call would land now
+    assert (len(slow), len(soon)) == (2, 2)  # nothing ran twice across the crash
+    assert worker.alive(), worker.log_tail()
     dead = asyncio.run(read_to_end(settings.kafka_bootstrap, names.deadletter))
     assert dead == []

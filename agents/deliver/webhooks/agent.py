@@ -45,6 +45,7 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import (
     CommitFailedError,
     IllegalGenerationError,
@@ -61,7 +62,7 @@ from agents.deliver.webhooks.disabled import (
     redact_url,
     url_origin,
 )
-from agents.deliver.webhooks.due import DueQueue, PartitionProgress
+from agents.deliver.webhooks.due import DueQueue, PartitionProgress, decode_done
 from agents.deliver.webhooks.payload import event_payload
 from agents.deliver.webhooks.pinning import WebhookClient
 from agents.deliver.webhooks.schedule import RetrySchedule
@@ -116,6 +117,7 @@ class Notifier:
         ]
         self._client: WebhookClient | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
         self._origins: dict[str, _Gate] = {}
 
     async def run(self) -> None:
@@ -128,6 +130,10 @@ class Notifier:
             )
             await self._producer.start()
             stack.push_async_callback(self._producer.stop)
+            # reads the commit metadata of a partition newly assigned (jobs already finished)
+            self._admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+            await self._admin.start()
+            stack.push_async_callback(self._admin.close)
             registry = await self._open_registry()
             stack.push_async_callback(registry.stop)
             # every 410 any worker ever saw, before the first job: a restart must not call again
@@ -490,7 +496,7 @@ class _Lane(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def _commit(self, consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]) -> None:
         """Commit each partition up to its first unfinished job; a refusal only means re-read."""
-        offsets: dict[TopicPartition, int] = {}
+        offsets: dict[TopicPartition, tuple[int, str]] = {}
         for tp in tps:
             progress = self.progress.get(tp)
             offset = None if progress is None else progress.to_commit()
@@ -532,8 +538,36 @@ class _Lane(ConsumerRebalanceListener):  # type: ignore[misc]
             self.progress.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        """Start each partition afresh, skipping the jobs its last owner committed as done."""
+        finished = await self._finished_before(list(assigned))
         for tp in assigned:
-            self.progress[tp] = PartitionProgress()
+            self.progress[tp] = PartitionProgress(finished.get(tp, frozenset()))
+
+    async def _finished_before(
+        self, tps: list[TopicPartition]
+    ) -> dict[TopicPartition, frozenset[int]]:
+        """Offsets above each committed one that its committer had finished (commit metadata).
+
+        Without them (no admin client, or the look-up failed) every job from the committed
+        offset on runs again: at least once, as before.
+        """
+        admin = self.notifier._admin
+        if admin is None or not tps:
+            return {}
+        try:
+            committed = await admin.list_consumer_group_offsets(
+                f"{self.settings.app_id}-{STAGE}", partitions=tps
+            )
+        except KafkaError as exc:
+            log.warning("notify: could not read the commit metadata of %s (%s); jobs finished "
+                        "after the committed offset may run again", self.topic,
+                        type(exc).__name__)  # fmt: skip
+            return {}
+        return {
+            tp: decode_done(meta.offset, meta.metadata)
+            for tp, meta in committed.items()
+            if meta.offset >= 0
+        }
 
 
 def install(line: Line) -> None:

@@ -303,14 +303,16 @@ def test_a_job_due_later_neither_blocks_due_jobs_nor_is_committed_past(
             lane.consumer = consumer  # type: ignore[assignment]
             await lane.on_partitions_assigned([tp])
             started = time.monotonic()
-            await poll_until(lane, consumer, lambda: consumer.commits)
+            await poll_until(lane, consumer, lambda: {tp: (1, "done:1")} in consumer.commits)
             assert time.monotonic() - started < 5
             await lane.on_partitions_revoked([tp])  # the hour-long job is dropped, not run
             assert len(lane.waiting) == 0
 
     asyncio.run(go())
     assert sorted(seen.path for seen in receiver.received) == ["/hooks/a", "/hooks/b"]
-    assert consumer.commits == [{tp: 1}]  # never past the job still waiting
+    # never past the job still waiting; the one done after it is named for the next owner
+    assert consumer.commits[-1] == {tp: (1, "done:1")}
+    assert max(commit[tp][0] for commit in consumer.commits) == 1
 
 
 def test_no_job_waits_longer_than_the_schedule_allows(harness: Harness) -> None:
@@ -378,7 +380,7 @@ def test_a_commit_refused_after_a_rebalance_is_a_re_read_not_a_crash(
             lane.consumer = consumer  # type: ignore[assignment]
             await lane.on_partitions_assigned([tp])
             with caplog.at_level(logging.WARNING):
-                await poll_until(lane, consumer, lambda: consumer.commits)
+                await poll_until(lane, consumer, lambda: {tp: (1, "")} in consumer.commits)
 
     asyncio.run(go())
     refused = [
@@ -386,7 +388,7 @@ def test_a_commit_refused_after_a_rebalance_is_a_re_read_not_a_crash(
     ]
     assert len(refused) == 2  # one line each, and the lane went on
     assert "CommitFailedError" in refused[0]
-    assert consumer.commits == [{tp: 1}]  # committed once the group let it
+    assert consumer.commits[-1] == {tp: (1, "")}  # committed once the group let it
     assert len(receiver.received) == 1  # the job itself ran once
 
 
