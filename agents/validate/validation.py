@@ -89,5 +89,27 @@ def unreadable(raw: RawAsset, code: str, message: str) -> ValidatedAsset:
 def _validated(
     raw: RawAsset, outcome: Verdict, results: list[CheckResult], duration_ms: float
 ) -> ValidatedAsset:
-    report = ValidationReport(verdict=outcome, checks=results, duration_ms=duration_ms)
+    checks = [bounded(result) for result in results]
+    report = ValidationReport(verdict=outcome, checks=checks, duration_ms=duration_ms)
     return ValidatedAsset(raw=raw, report=report)
+
+
+#: A result's message and measured value are cut to this many characters: a validator may quote
+#: the whole asset (jsonschema's ``not`` and ``enum`` errors repr the instance), and the report
+#: travels in records capped at ``max_message_bytes`` (and into re-generation feedback).
+MAX_CHECK_TEXT: Final = 1000
+
+
+def bounded(result: CheckResult) -> CheckResult:
+    """``result`` with its message and measured value cut to :data:`MAX_CHECK_TEXT`."""
+
+    def cut(text: str) -> str:
+        if len(text) <= MAX_CHECK_TEXT:
+            return text
+        return f"{text[:MAX_CHECK_TEXT]}... ({len(text)} characters)"
+
+    message, measured = result.message, result.measured
+    if len(message) <= MAX_CHECK_TEXT and (measured is None or len(measured) <= MAX_CHECK_TEXT):
+        return result
+    update = {"message": cut(message), "measured": None if measured is None else cut(measured)}
+    return result.model_copy(update=update)

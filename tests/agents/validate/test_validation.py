@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -13,7 +14,8 @@ from pydantic import ValidationError
 
 from agents.validate.checks import default_checks
 from agents.validate.checks._base import Subject
-from agents.validate.validation import unreadable, validate
+from agents.validate.validation import MAX_CHECK_TEXT, bounded, unreadable, validate
+from streams.codecs import Codecs
 from streams.records import (
     AssetKind,
     BlobRef,
@@ -85,6 +87,8 @@ def test_good_image_passes_and_is_approved() -> None:
         "image.decodes",
         "image.format",
         "image.size",
+        "image.container",
+        "image.animated",
     ]
 
 
@@ -176,3 +180,19 @@ def test_validated_asset_round_trips_through_json() -> None:
     validated = validate(raw, data, default_checks())
     assert ValidatedAsset.model_validate_json(validated.model_dump_json()) == validated
     assert ValidatedAsset.model_validate_json(validated.model_dump_json()) == validated
+
+
+def test_a_check_quoting_the_whole_asset_is_cut_so_the_record_stays_small() -> None:
+    """Issue 12 #2: jsonschema's ``not`` error reprs the instance; a 1 MB document made a
+    1 MB message, and the validated record outgrew the producer's limit (no completion)."""
+    schema = {"type": "array", "items": {"type": "string"}, "not": {}}
+    document = json.dumps(["x" * 1000] * 1000).encode()  # 1 MB, under the 2 MiB JSON cap
+    raw = raw_with(document, AssetKind.JSON, "application/json", json_schema=json.dumps(schema))
+    validated = validate(raw, document, default_checks())
+    (failed,) = [c for c in validated.report.checks if not c.passed]
+    assert failed.code == "json.schema"
+    assert len(failed.message) <= MAX_CHECK_TEXT + 40
+    assert failed.message.endswith("characters)")
+    assert len(Codecs.load().validated.encode(validated)) < 64 * 1024
+    short = CheckResult(code="c", passed=False, message="m", measured="1")
+    assert bounded(short) is short
