@@ -38,7 +38,8 @@ def build_checks(
 
     All image checks share ``prober``, so each image is decoded once per suite.
     """
-    base = default_checks(prober.max_pixels, prober=prober)
+    animation = policy.image is not None and policy.image.allow_animation
+    base = default_checks(prober.max_pixels, prober=prober, allow_animation=animation)
     extra: list[Check] = []
     if policy.image is not None:
         extra.extend(image_policy_checks(policy.image, prober))

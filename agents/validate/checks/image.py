@@ -1,5 +1,10 @@
 """Image checks: does the asset decode, is it the requested format, is it the requested size.
 
+Before any decoder sees the bytes, the container's structure is checked (:mod:`.container`):
+a PNG with two IHDR chunks or data after IEND is refused as ``image.container`` and never
+decoded. Animated images (APNG, animated WebP) are refused as ``image.animated`` unless the
+brand allows them: every other pixel check reads the first frame only.
+
 Decoding is both the expensive and the dangerous step (decompression bombs), so the three checks
 share one :class:`ImageProber`. It reads the header first, refuses anything above its own pixel
 limit before a single pixel is decoded, decodes at most once per asset, and remembers the last
@@ -18,9 +23,12 @@ from typing import ClassVar, Final, cast
 from PIL import Image, ImageMath, UnidentifiedImageError
 
 from agents.validate.checks._base import Subject, result
+from agents.validate.checks.container import container_problem
 from streams.records import AssetKind, CheckResult
 
 DEFAULT_MAX_PIXELS: Final = 40_000_000
+#: Frames an allowed animation may have; each is decoded by the frame-aware checks.
+DEFAULT_MAX_FRAMES: Final = 64
 
 #: Formats the line accepts. Limiting ``Image.open`` to these also keeps untrusted bytes away
 #: from Pillow plugins that shell out or parse exotic containers (EPS, PDF, ...).
@@ -44,8 +52,10 @@ class ImageProbe:
 
     ``format``, the dimensions and ``mode`` (Pillow's) come from the header, so they are known even
     when the pixel data is broken or was never decoded; ``problem`` says why the image does not
-    decode. ``image`` is the decoded image, set only when it decoded; it is shared by every check
-    that uses this probe, so checks must treat it as read-only (no ``thumbnail``, ``paste``, ...).
+    decode, ``malformed`` why its container is refused (then it is not decoded at all), and
+    ``frames`` how many frames the header announces (1 for a still image). ``image`` is the
+    decoded image, set only when it decoded; it is shared by every check that uses this probe,
+    so checks must treat it as read-only (no ``thumbnail``, ``paste``, ``seek``, ...).
     """
 
     format: str | None = None
@@ -54,6 +64,8 @@ class ImageProbe:
     problem: str | None = None
     mode: str | None = None
     image: Image.Image | None = field(default=None, compare=False, repr=False)
+    malformed: str | None = None
+    frames: int = 1
 
     @property
     def decoded(self) -> bool:
@@ -83,29 +95,39 @@ def probe_image(
     ``Image.MAX_IMAGE_PIXELS`` is neither read nor changed. Pillow still applies its own hard
     limit inside ``Image.open``; when it fires it is reported as a bomb like ours. A decoded
     image is returned open on the probe; it reads from an in-memory buffer, so no file is held.
+    A malformed container (:func:`.container_problem`) never yields a decoded image: its
+    header facts remain, ``malformed`` says why, and a decoding problem, if any, comes first.
     """
+    malformed = container_problem(data)
     try:
         image = Image.open(io.BytesIO(data), formats=list(formats))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return ImageProbe(problem=f"refused as a decompression bomb: {exc}")
+        return ImageProbe(problem=f"refused as a decompression bomb: {exc}", malformed=malformed)
     except UnidentifiedImageError:
-        return ImageProbe(problem=f"not a {'/'.join(formats)} image")
+        return ImageProbe(problem=f"not a {'/'.join(formats)} image", malformed=malformed)
     except Exception as exc:  # any malformed header is a failed check, not a crash
-        return ImageProbe(problem=f"unreadable image header: {_describe(exc)}")
+        problem = f"unreadable image header: {_describe(exc)}"
+        return ImageProbe(problem=problem, malformed=malformed)
 
     try:
         probe = _decode(image, data, max_pixels)
     except BaseException:
         image.close()
         raise
+    if malformed is not None and probe.problem is None:
+        problem = f"refused, see image.container: {malformed}"
+        probe = replace(probe, problem=problem, image=None)
     if probe.image is None:  # only a decoded image stays open: the pixel checks read it
         image.close()
-    return probe
+    return replace(probe, malformed=malformed)
 
 
 def _decode(image: Image.Image, data: bytes, max_pixels: int) -> ImageProbe:
     width, height = image.size
-    header = ImageProbe(format=image.format, width=width, height=height, mode=image.mode)
+    frames = max(1, int(getattr(image, "n_frames", 1)))
+    header = ImageProbe(
+        format=image.format, width=width, height=height, mode=image.mode, frames=frames
+    )
     pixels = width * height
     if pixels > max_pixels:
         return replace(
@@ -296,6 +318,50 @@ class ImageSize:
 
     def _result(self, passed: bool, message: str, measured: str | None) -> CheckResult:
         return result(self.code, passed, message, measured)  # a new generation can fix a size
+
+
+@dataclass(frozen=True)
+class ImageContainer:
+    """``image.container``: the file's chunks or segments are laid out as its format demands."""
+
+    prober: ImageProber = field(default_factory=ImageProber)
+    code: ClassVar[str] = "image.container"
+    kinds: ClassVar[frozenset[AssetKind]] = _IMAGE
+
+    def __call__(self, subject: Subject) -> CheckResult:
+        probe = self.prober(subject.data)
+        if probe.malformed is not None:  # a new generation writes a new file
+            return result(self.code, False, probe.malformed)
+        return result(self.code, True, "container well formed (or not PNG, JPEG or WebP)")
+
+
+@dataclass(frozen=True)
+class ImageAnimation:
+    """``image.animated``: a still image, unless ``allow``; then at most ``max_frames`` frames.
+
+    The pixel checks (palette aside, which reads every frame) see the first frame only, so an
+    APNG or animated WebP would otherwise pass on a first frame chosen to pass.
+    """
+
+    prober: ImageProber = field(default_factory=ImageProber)
+    allow: bool = False
+    max_frames: int = DEFAULT_MAX_FRAMES
+    code: ClassVar[str] = "image.animated"
+    kinds: ClassVar[frozenset[AssetKind]] = _IMAGE
+
+    def __call__(self, subject: Subject) -> CheckResult:
+        probe = self.prober(subject.data)
+        frames = probe.frames
+        measured = str(frames)
+        if frames <= 1:
+            return result(self.code, True, "a still image", measured)
+        if not self.allow:
+            message = f"animated {probe.format} with {frames} frames; animation is not allowed"
+            return result(self.code, False, message, measured)
+        if frames > self.max_frames:
+            message = f"{frames} frames, above the limit of {self.max_frames}"
+            return result(self.code, False, message, measured)
+        return result(self.code, True, f"animation of {frames} frames allowed", measured)
 
 
 def _or_any(value: int | None) -> str:

@@ -63,6 +63,11 @@ class ImagePolicy(BaseModel):
     max_bytes: PositiveInt | None = None
     color_modes: list[str] | None = Field(None, min_length=1)
     transparency: Transparency = "allow"
+    allow_animation: bool = Field(
+        False,
+        description="Accept APNG/animated WebP (palette then checks every frame); "
+        "refused as image.animated otherwise.",
+    )
 
     @field_validator("aspect_ratio")
     @classmethod

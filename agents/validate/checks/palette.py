@@ -11,6 +11,7 @@ to Sharma, Wu & Dalal's published pairs and to coloraide's own result on random 
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -22,7 +23,14 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agents.validate.checks._base import Subject
-from agents.validate.checks.image import ImageProber, alpha_extrema, not_decoded_result, to_rgba
+from agents.validate.checks.image import (
+    DEFAULT_MAX_FRAMES,
+    ImageProbe,
+    ImageProber,
+    alpha_extrema,
+    not_decoded_result,
+    to_rgba,
+)
 from streams.records import AssetKind, CheckResult
 
 _IMAGE: Final = frozenset({AssetKind.IMAGE})
@@ -242,9 +250,44 @@ class BrandPalette:
         probe = self.prober(subject.data)
         if probe.image is None:
             return not_decoded_result(self.code, probe)
+        if probe.frames > 1:
+            return self._every_frame(subject.data, probe)
+        return self._judge(probe.image)
+
+    def _every_frame(self, data: bytes, probe: ImageProbe) -> CheckResult:
+        """An animation passes only if every frame does; the worst frame is reported.
+
+        Frames are decoded one at a time from a fresh reader (the probe's image is shared and
+        must not be seeked), within the same pixel budget as one still image and at most
+        :data:`DEFAULT_MAX_FRAMES` frames.
+        """
+        pixels = (probe.width or 0) * (probe.height or 0) * probe.frames
+        if probe.frames > DEFAULT_MAX_FRAMES or pixels > self.prober.max_pixels:
+            return CheckResult(
+                code=self.code,
+                passed=False,
+                message=f"{probe.frames} frames of {probe.dimensions} are too many to check "
+                f"(at most {DEFAULT_MAX_FRAMES} frames, {self.prober.max_pixels} pixels in all)",
+                measured=str(probe.frames),
+                repairable=True,
+            )
+        worst: tuple[float, int, CheckResult] | None = None
+        with Image.open(io.BytesIO(data), formats=[probe.format or ""]) as image:
+            for index in range(probe.frames):
+                image.seek(index)
+                verdict = self._judge(image.convert("RGBA"))
+                share = float(verdict.measured) if verdict.measured is not None else -1.0
+                if worst is None or share < worst[0]:
+                    worst = (share, index, verdict)
+        assert worst is not None
+        _, index, verdict = worst
+        where = f"frame {index + 1} of {probe.frames} (the worst): "
+        return verdict.model_copy(update={"message": where + verdict.message})
+
+    def _judge(self, image: Image.Image) -> CheckResult:
         p = self.policy
         ranked, total = _dominant_counts(
-            probe.image, p.quantize_colors, p.sample_side, p.ignore_transparent
+            image, p.quantize_colors, p.sample_side, p.ignore_transparent
         )
         if total == 0:
             return CheckResult(

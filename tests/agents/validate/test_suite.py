@@ -93,7 +93,13 @@ def test_verdict() -> None:
 def test_default_checks_cover_every_kind() -> None:
     codes = {kind: [c.code for c in default_checks() if kind in c.kinds] for kind in AssetKind}
     assert codes == {
-        AssetKind.IMAGE: ["image.decodes", "image.format", "image.size"],
+        AssetKind.IMAGE: [
+            "image.decodes",
+            "image.format",
+            "image.size",
+            "image.container",
+            "image.animated",
+        ],
         AssetKind.TEXT: ["text.not_empty", "text.max_chars"],
         AssetKind.JSON: ["json.parses", "json.schema"],
         AssetKind.CODE: ["json.parses", "json.schema", "code.syntax"],
@@ -118,6 +124,8 @@ def test_default_suite_decodes_an_image_once(monkeypatch: pytest.MonkeyPatch) ->
         ("image.decodes", True),
         ("image.format", True),
         ("image.size", True),
+        ("image.container", True),
+        ("image.animated", True),
     ]
     assert len(opened) == 1
 
