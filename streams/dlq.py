@@ -8,15 +8,19 @@ so re-driving the same message twice still ends in one completion per (request, 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from aiokafka import ConsumerRecord
 
 from streams.client import read_to_end
 from streams.codecs import CodecError
-from streams.deadletter import HEADER_PREFIX, header_map
+from streams.deadletter import HEADER_PREFIX, VALUE_PARKED, VALUE_SHA256, header_map
 from streams.replay.republish import BatchSender, open_producer
 from streams.replay.rewrite import (
     Rewriter,
@@ -158,7 +162,7 @@ class Redriven:
 
     letter: DeadLetter
     target: str | None
-    outcome: str  # "redriven", "verbatim", "undecodable", "no-source", "refused"
+    outcome: str  # "redriven", "verbatim", "undecodable", "no-source", "refused", "parked"
     request_id: str | None = None
     attempt: int | None = None
     #: The line's origin mark for a re-driven request (generate refuses attempt > 1 without).
@@ -207,6 +211,30 @@ def plan_one(
     return item, out.value
 
 
+def unparked(letter: DeadLetter) -> DeadLetter | None:
+    """``letter`` with its value read back when it was parked in the blob store for being too
+    large to travel (``assetline.dlq.value.parked``); ``None`` when that value cannot be read
+    here (another host's blob store, or gone). Only a blob-store file whose name and content
+    both match the recorded SHA-256 is read. A letter with nothing parked comes back as is.
+    """
+    h = header_map(letter.headers)
+    where = h.get(VALUE_PARKED)
+    if where is None:
+        return letter
+    sha256 = h.get(VALUE_SHA256, "")
+    url = urlparse(where)
+    path = Path(unquote(url.path))
+    if url.scheme != "file" or not sha256 or path.name != sha256:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        return None
+    return dataclasses.replace(letter, value=data)
+
+
 async def redrive(
     bootstrap: str,
     names: TopicNames,
@@ -225,7 +253,11 @@ async def redrive(
     report = RedriveReport(str(uuid.uuid4()), dry_run)
     planned: list[tuple[Redriven, bytes]] = []
     for letter in letters:
-        item, value = plan_one(letter, names, rewriter, into, generation, marker)
+        restored = unparked(letter)
+        if restored is None:
+            report.items.append(Redriven(letter, into or letter.source_topic, "parked"))
+            continue
+        item, value = plan_one(restored, names, rewriter, into, generation, marker)
         report.items.append(item)
         if value is not None:
             planned.append((item, value))

@@ -64,6 +64,11 @@ def _report_lines(report: RedriveReport) -> list[str]:
             lines.append(f"{where} -> {item.target} as is (no request to re-attempt)")
         elif item.outcome == "undecodable":
             lines.append(f"{where} skipped: still not a valid record for {item.target}")
+        elif item.outcome == "parked":
+            lines.append(
+                f"{where} skipped: its value was parked in a blob store not readable here "
+                "(run on the worker's host)"
+            )
         elif item.outcome == "refused":
             lines.append(
                 f"{where} skipped: request {item.request_id} is not admissible (forged attempt "

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from aiokafka import ConsumerRecord
 
+from streams.blobs import LocalBlobStore
 from streams.codecs import Codecs
-from streams.deadletter import deadletter_headers
-from streams.dlq import DeadLetter, from_record, parse_position, plan_one, select, table
+from streams.deadletter import deadletter_headers, fit_dead_letter
+from streams.dlq import (
+    DeadLetter,
+    from_record,
+    parse_position,
+    plan_one,
+    select,
+    table,
+    unparked,
+)
 from streams.records import GenerationRequest
 from streams.replay.rewrite import Rewriter
 from streams.topics import TopicNames
@@ -200,3 +210,48 @@ def test_a_forged_attempt_is_never_redriven_with_the_lines_mark() -> None:
     assert item.outcome == "redriven"
     assert item.attempt == 1050
     assert value is not None
+
+
+def _parked_letter(tmp_path: Path, value: bytes) -> DeadLetter:
+    """A dead letter whose too-large value the stage parked in its blob store."""
+    ref = LocalBlobStore(tmp_path / "blobs").put(value, "application/octet-stream")
+    original = deadletter_headers(
+        stage="generate",
+        code="request.too_large",
+        reason="value is 300000 bytes, over the limit of 262144",
+        topic="p.requests",
+        partition=0,
+        offset=3,
+    )
+    fitted = fit_dead_letter(b"r-1", value, original, limit=1000, park=lambda v: ref.uri)
+    assert fitted.value == b""
+    record = ConsumerRecord(
+        "p.deadletter", 0, 9, 0, 0, fitted.key, fitted.value, None, 0, 0, fitted.headers
+    )
+    return from_record(record)
+
+
+def test_a_parked_value_is_read_back_for_a_redrive(tmp_path: Path) -> None:
+    """Issue 12 #2: a dead letter too large to travel keeps its value in the blob store."""
+    long = _request().model_copy(update={"prompt_template": "hi " * 1000})
+    value = Codecs.load().request.encode(long)  # over the 1,000-byte limit below
+    letter = _parked_letter(tmp_path, value)
+    restored = unparked(letter)
+    assert restored is not None
+    assert restored.value == value
+    item, out = plan_one(restored, NAMES, Rewriter(Codecs.load()), None, None)
+    assert item.outcome == "redriven"
+    assert out is not None
+    assert unparked(from_record(_record(0, 1, b"plain"))) is not None  # nothing parked
+
+
+def test_a_parked_value_that_cannot_be_read_or_does_not_match_is_not_used(
+    tmp_path: Path,
+) -> None:
+    letter = _parked_letter(tmp_path, b"v" * 5000)
+    path = next(p for p in (tmp_path / "blobs").rglob("*") if p.is_file())
+    path.chmod(0o644)
+    path.write_bytes(b"tampered")
+    assert unparked(letter) is None
+    path.unlink()
+    assert unparked(letter) is None
