@@ -7,7 +7,8 @@ Other Python services (and the CLI, demo and benches) use :class:`LineClient`::
         done = await client.await_completions(ids, timeout=60)
 
 A tenant whose tenants-file entry has a ``producer_secret`` passes that secret as
-``LineClient(settings, signing_secret=...)``: every request is then signed
+``LineClient(settings, signing_secret=...)`` (or names it in ``ASSETLINE_PRODUCER_SECRET_NAME``,
+which the CLI's submit/campaign/demo commands use too): every request is then signed
 (:func:`streams.signing.sign_request`, header ``assetline-signature``).
 
 Sends are asynchronous: ``submit`` keeps at most ``max_in_flight`` unacknowledged messages,
@@ -43,6 +44,20 @@ class SubmitError(Exception):
         self.sent = sent
 
 
+def _configured_signing_secret(settings: Settings) -> str | None:
+    """The key named by ``producer_secret_name``; a name that is not set is an error, not a
+    silently unsigned stream of requests the line would dead-letter."""
+    name = settings.producer_secret_name
+    if name is None:
+        return None
+    secret = settings.api_keys.get(name)
+    if secret is None:
+        raise ValueError(
+            f"ASSETLINE_PRODUCER_SECRET_NAME names {name!r}, which is not set in ASSETLINE_API_KEYS"
+        )
+    return secret.get_secret_value()
+
+
 def latest_completion(events: Iterable[AssetCompleted]) -> AssetCompleted:
     """The completion that counts when a request has several (replays add later attempts)."""
     return max(events, key=lambda e: (e.attempt, e.completed_at))
@@ -72,7 +87,7 @@ class LineClient:
         self.codecs = codecs or Codecs.load()
         self.topics = TopicNames.with_prefix(settings.topic_prefix)
         self.max_in_flight = max_in_flight
-        self._signing_secret = signing_secret
+        self._signing_secret = signing_secret or _configured_signing_secret(settings)
         self._slots = asyncio.Semaphore(max_in_flight)
         # No compression: requests are small and CPU, not bandwidth, bounds a 2-core producer.
         self._producer = AIOKafkaProducer(

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         description="Name in api_keys of the line's internal secret, which marks the requests "
         "the line re-submits itself (re-generation, replay); required with a tenants file.",
     )
+    producer_secret_name: str | None = Field(
+        None,
+        description="Name in api_keys of the key this process signs the requests it submits "
+        "with (SDK, submit, campaign, demo): its tenant's producer_secret; unset = unsigned.",
+    )
 
     # Validation gateway
     profiles_dir: Path | None = Field(

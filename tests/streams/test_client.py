@@ -10,6 +10,7 @@ import pytest
 from streams.client import LineClient, SubmitError, latest_completion
 from streams.records import AssetCompleted, AssetKind, CompletionStatus, GenerationRequest
 from streams.settings import Settings
+from streams.signing import producer_signed, sign_request
 
 
 class FakeProducer:
@@ -18,12 +19,20 @@ class FakeProducer:
     def __init__(self) -> None:
         self.unacked: list[asyncio.Future[object]] = []
         self.sent: list[bytes] = []
+        self.records: list[tuple[bytes, list[tuple[str, bytes]] | None]] = []
         self.max_unacked = 0
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> asyncio.Future[object]:
+    async def send(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[object]:
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self.unacked.append(future)
         self.sent.append(key)
+        self.records.append((value, headers))
         self.max_unacked = max(self.max_unacked, sum(not f.done() for f in self.unacked))
         return future
 
@@ -53,8 +62,11 @@ def requests(n: int) -> list[GenerationRequest]:
     ]
 
 
-def client_with(fake: FakeProducer, max_in_flight: int) -> LineClient:
-    client = LineClient(Settings(topic_prefix="unit"), max_in_flight=max_in_flight)
+def client_with(
+    fake: FakeProducer, max_in_flight: int, settings: Settings | None = None, **kw: Any
+) -> LineClient:
+    settings = settings or Settings(topic_prefix="unit")
+    client = LineClient(settings, max_in_flight=max_in_flight, **kw)
     client._producer = fake  # type: ignore[assignment]
     return client
 
@@ -93,8 +105,10 @@ def test_a_failed_acknowledgement_raises_submit_error_and_stops_sending() -> Non
         client = client_with(fake, max_in_flight=4)
         original = fake.send
 
-        async def send_then_fail(topic: str, key: bytes, value: bytes) -> asyncio.Future[object]:
-            future = await original(topic, key, value)
+        async def send_then_fail(
+            topic: str, key: bytes, value: bytes, headers: Any = None
+        ) -> asyncio.Future[object]:
+            future = await original(topic, key, value, headers)
             if len(fake.unacked) >= 4:  # the window is full: the broker rejects from now on
                 asyncio.get_running_loop().call_soon(fake.ack_all, RuntimeError("broker said no"))
             return future
@@ -165,3 +179,47 @@ def test_latest_completion_prefers_the_highest_attempt() -> None:
 
     events = [done(2, CompletionStatus.DELIVERED), done(1, CompletionStatus.FAILED)]
     assert latest_completion(events).status is CompletionStatus.DELIVERED
+
+
+async def _submit_and_ack(
+    fake: FakeProducer, n: int, settings: Settings | None = None, **kw: Any
+) -> None:
+    client = client_with(fake, 8, settings, **kw)  # aiokafka wants a running loop
+    stop = asyncio.Event()
+    acker = asyncio.create_task(_acker(fake, stop))
+    await client.submit(requests(n))
+    stop.set()
+    await acker
+
+
+@pytest.mark.parametrize(
+    ("settings", "kw"),
+    [
+        (Settings(topic_prefix="unit"), {"signing_secret": "acme-key"}),
+        (
+            Settings(
+                topic_prefix="unit",
+                api_keys={"acme-producer": "acme-key"},
+                producer_secret_name="acme-producer",
+            ),
+            {},
+        ),
+    ],
+)
+def test_a_signing_client_signs_every_request_over_its_value_bytes(
+    settings: Settings, kw: dict[str, Any]
+) -> None:
+    fake = FakeProducer()
+    asyncio.run(_submit_and_ack(fake, 3, settings, **kw))
+    assert len(fake.records) == 3
+    for value, headers in fake.records:
+        assert headers == [sign_request(value, "acme-key")]
+        assert producer_signed(value, headers, "acme-key")
+
+
+def test_without_a_key_requests_go_unsigned_and_a_missing_named_key_is_an_error() -> None:
+    fake = FakeProducer()
+    asyncio.run(_submit_and_ack(fake, 2))
+    assert [headers for _, headers in fake.records] == [None, None]
+    with pytest.raises(ValueError, match="'nope', which is not set"):
+        LineClient(Settings(topic_prefix="unit", producer_secret_name="nope"))
