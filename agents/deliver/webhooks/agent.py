@@ -78,7 +78,7 @@ if TYPE_CHECKING:
     from streams.app import Line
 
 STAGE = "notify"
-#: Due jobs one consumer (one topic) runs at a time.
+#: Due jobs one consumer (one topic, retry topics too) runs at a time.
 CONCURRENCY = 8
 #: The longest a consumer waits in ``getmany``: how late a job that came due may start.
 POLL_MS = 500
@@ -141,8 +141,8 @@ class Notifier:
             log.info("notify: %d endpoint(s) disabled by 410 Gone", len(self.disabled))
             await asyncio.gather(
                 self._follow(registry),
-                self._consume(self.names.webhooks, CONCURRENCY),
-                *(self._consume(topic, 1) for topic in self.retry_topics),
+                self._consume(self.names.webhooks),
+                *(self._consume(topic) for topic in self.retry_topics),
             )
 
     async def _open_registry(self) -> AIOKafkaConsumer:
@@ -196,11 +196,11 @@ class Notifier:
         if self.disabled_gauge is not None:
             self.disabled_gauge.set(len(self.disabled))
 
-    async def _consume(self, topic: str, concurrency: int) -> None:
+    async def _consume(self, topic: str) -> None:
         """Run one topic's consumer; an error restarts it (re-reading), never the worker."""
         while True:
             try:
-                await _Lane(self, topic, concurrency).run()
+                await _Lane(self, topic, CONCURRENCY).run()
             except KafkaError as exc:
                 log.warning("notify: consumer of %s stopped (%s); restarting in %g s",
                             topic, type(exc).__name__, WRITE_BACKOFF_S)  # fmt: skip
