@@ -102,7 +102,8 @@ class PartitionProgress:
         offset = self.committable()
         if offset is None:
             return None
-        point = (offset, encode_done(offset, self._done))
+        # the previous owner's finished offsets not read yet must be handed on too
+        point = (offset, encode_done(offset, self._done | self._finished_before))
         if self.committed is not None and (point[0] < self.committed[0] or point == self.committed):
             return None
         return point

@@ -56,6 +56,19 @@ def test_the_next_owner_skips_what_the_last_one_finished() -> None:
     assert after.to_commit() == (12, "")
 
 
+def test_finished_offsets_not_read_yet_are_handed_on() -> None:
+    progress = PartitionProgress(decode_done(10, "done:5,6"))  # 15 and 16 were done
+    assert progress.read(10)
+    progress.finish(10)
+    assert progress.to_commit() == (11, "done:4,5")  # a commit now must not forget them
+    for offset in range(11, 15):
+        assert progress.read(offset)
+        progress.finish(offset)
+    assert not progress.read(15)
+    assert not progress.read(16)
+    assert progress.to_commit() == (17, "")
+
+
 def test_commits_only_move_forward() -> None:
     progress = PartitionProgress()
     progress.read(0)
