@@ -137,6 +137,8 @@ def test_settings_env_names_every_set_field_with_the_prefix() -> None:
         "ASSETLINE_C2PA_TSA_URL",
         "ASSETLINE_SCHEMA_REGISTRY_URL",
         "ASSETLINE_SCHEMA_REGISTRY_AUTH",
+        "ASSETLINE_TENANTS_FILE",
+        "ASSETLINE_PRODUCER_SECRET_NAME",
     }
     assert set(env) == {f"ASSETLINE_{name.upper()}" for name in Settings.model_fields} - unset
     assert env["ASSETLINE_STAGES"] == "generate,validate,deliver,review,notify"
@@ -188,6 +190,9 @@ def test_settings_env_round_trips_every_changed_knob(
         routing_file=tmp_path / "routing.yaml",
         profiles_dir=tmp_path / "profiles",
         destinations_file=tmp_path / "destinations.yaml",
+        tenants_file=tmp_path / "tenants.yaml",
+        line_secret_name="line-internal",
+        producer_secret_name="acme-producer",
         api_keys={"openai": SecretStr("sk-test-123"), "anthropic": SecretStr("ak-456")},
         c2pa_cert_file=tmp_path / "c2pa.pem",
         c2pa_key_secret="brand-c2pa",
