@@ -12,6 +12,7 @@ from agents.deliver.metadata.xmp import xml_safe
 ARTIST = 0x013B
 COPYRIGHT = 0x8298
 IMAGE_DESCRIPTION = 0x010E
+ORIENTATION = 0x0112
 
 _EXIF_HEADER = b"Exif\x00\x00"
 
@@ -22,20 +23,30 @@ def _value(text: str) -> str | bytes:
     return text if text.isascii() else text.encode("utf-8")
 
 
+def orientation(existing: bytes | None) -> int | None:
+    """The Orientation tag of an EXIF block (TIFF, with or without the ``Exif`` header)."""
+    if not existing:
+        return None
+    exif = Image.Exif()
+    try:
+        exif.load(existing)
+        value = exif.get(ORIENTATION)
+    except (SyntaxError, ValueError, KeyError, IndexError, OSError, struct.error):
+        return None
+    return value if isinstance(value, int) and 1 <= value <= 8 else None
+
+
 def exif_tiff(p: Provenance, existing: bytes | None = None) -> bytes:
     """TIFF-structured EXIF (no ``Exif\\0\\0`` header) with Artist, Copyright, Description.
 
-    Existing tags (notably Orientation, which changes how the pixels are shown) are kept; an
-    existing block Pillow cannot parse is replaced, since it was unreadable anyway.
+    Of an existing block only Orientation survives (it changes how the pixels are shown);
+    every other tag is dropped, so no foreign Copyright, UserComment ("not AI") or maker note
+    contradicts ours. A block Pillow cannot parse is dropped whole.
     """
     exif = Image.Exif()
-    if existing:
-        try:
-            exif.load(existing)
-        except (SyntaxError, ValueError, KeyError, IndexError, OSError, struct.error):
-            exif = Image.Exif()
-    for tag in (ARTIST, COPYRIGHT):
-        exif.pop(tag, None)
+    turned = orientation(existing)
+    if turned is not None:
+        exif[ORIENTATION] = turned
     if p.creator is not None:
         exif[ARTIST] = _value(p.creator)
     if p.copyright is not None:

@@ -1,4 +1,10 @@
-"""Provenance APP1 segments (EXIF and XMP) spliced into a JPEG; scan data is never touched."""
+"""Provenance APP1 segments (EXIF and XMP) spliced into a JPEG; scan data is never touched.
+
+Every metadata segment already in the file goes first: all APPn but JFIF (APP0), an ICC
+profile (APP2 ``ICC_PROFILE``) and Adobe's colour transform (APP14), which decoding needs,
+and every comment (COM). That removes foreign EXIF/XMP, IPTC (APP13), C2PA/JUMBF (APP11)
+and free-text claims, so only our provenance remains; an EXIF Orientation is carried over.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,16 @@ from agents.deliver.metadata.errors import MetadataError
 from agents.deliver.metadata.exif import exif_tiff
 from agents.deliver.metadata.fields import Provenance
 from agents.deliver.metadata.xmp import xmp_packet
+from agents.validate.checks.container import jpeg_problem
 
 SOI = b"\xff\xd8"
 APP0 = 0xE0
 APP1 = 0xE1
 SOS = 0xDA
+APP2 = 0xE2
+APP14 = 0xEE
+COM = 0xFE
+ICC_HEADER = b"ICC_PROFILE\x00"
 EXIF_HEADER = b"Exif\x00\x00"
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 XMP_EXTENSION_HEADER = b"http://ns.adobe.com/xmp/extension/\x00"
@@ -61,19 +72,25 @@ def _app1(payload: bytes, what: str) -> bytes:
     return struct.pack(">BBH", 0xFF, APP1, len(payload) + 2) + payload
 
 
-def _is_ours(marker: int, segment: bytes) -> bool:
-    if marker != APP1:
+def _is_metadata(marker: int, segment: bytes) -> bool:
+    """Comments and application segments, but those that change how the pixels decode."""
+    if marker == COM:
+        return True
+    if not APP0 <= marker <= 0xEF or marker in (APP0, APP14):
         return False
-    payload = segment[4:]
-    return payload.startswith((EXIF_HEADER, XMP_HEADER, XMP_EXTENSION_HEADER))
+    return not (marker == APP2 and segment[4:].startswith(ICC_HEADER))
 
 
 def stamp_jpeg(data: bytes, p: Provenance) -> bytes:
     """The JPEG with fresh EXIF and XMP APP1 segments after SOI and any APP0 (JFIF).
 
-    Existing EXIF tags are merged (Orientation survives); existing XMP, including extended
-    XMP that would point at it, is replaced, so stamping twice equals stamping once.
+    Every other metadata segment is dropped (see the module docstring); of an existing EXIF
+    block only Orientation survives. Stamping twice equals stamping once. A malformed JPEG
+    (two frame headers, data after EOI, ...) raises :class:`MetadataError`.
     """
+    problem = jpeg_problem(data)
+    if problem is not None:
+        raise MetadataError(problem)
     segments, rest = _segments(data)
     old_exif = next(
         (
@@ -83,7 +100,7 @@ def stamp_jpeg(data: bytes, p: Provenance) -> bytes:
         ),
         None,
     )
-    kept = [(m, s) for m, s in segments if not _is_ours(m, s)]
+    kept = [(m, s) for m, s in segments if not _is_metadata(m, s)]
     at = 0
     while at < len(kept) and kept[at][0] == APP0:
         at += 1

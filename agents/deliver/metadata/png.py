@@ -1,4 +1,10 @@
-"""Provenance text chunks spliced into a PNG; the image data chunks are copied byte for byte."""
+"""Provenance text chunks spliced into a PNG; the image data chunks are copied byte for byte.
+
+Every metadata chunk already in the file goes first: text of any keyword (a lower-case
+``copyright`` or a ``Comment: not AI`` would otherwise stand beside ours), ``eXIf`` (whose
+Copyright would contradict ours), ``caBX`` (a C2PA manifest for bytes that are about to
+change) and ``dSIG``. Only an EXIF Orientation survives, in a fresh ``eXIf`` of our own.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,15 @@ import zlib
 from collections.abc import Iterator
 
 from agents.deliver.metadata.errors import MetadataError
+from agents.deliver.metadata.exif import exif_tiff, orientation
 from agents.deliver.metadata.fields import Provenance
 from agents.deliver.metadata.xmp import xml_safe, xmp_packet
+from agents.validate.checks.container import png_problem
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XMP_KEYWORD = "XML:com.adobe.xmp"
-_TEXT_TYPES = {b"tEXt", b"iTXt", b"zTXt"}
-_PLAIN_KEYWORDS = {"Copyright", "Author", "Description", XMP_KEYWORD}
+#: Chunks that carry metadata or provenance claims; all are replaced by ours.
+METADATA_TYPES = frozenset({b"tEXt", b"iTXt", b"zTXt", b"eXIf", b"caBX", b"dSIG"})
 _OURS_PREFIX = "assetline:"
 _MAX_CHUNK = 2**31 - 1
 
@@ -43,11 +51,6 @@ def _chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
             return
         pos = end
     raise MetadataError("truncated PNG: no IEND chunk")
-
-
-def _keyword(data: bytes, start: int, end: int) -> str:
-    payload = data[start + 8 : end - 4]
-    return payload.split(b"\x00", 1)[0].decode("latin-1")
 
 
 def _chunk(ctype: bytes, payload: bytes) -> bytes:
@@ -89,23 +92,25 @@ def provenance_chunks(p: Provenance) -> bytes:
     return b"".join(out)
 
 
-def _ours(data: bytes, ctype: bytes, start: int, end: int) -> bool:
-    if ctype not in _TEXT_TYPES:
-        return False
-    keyword = _keyword(data, start, end)
-    return keyword in _PLAIN_KEYWORDS or keyword.startswith(_OURS_PREFIX)
-
-
 def stamp_png(data: bytes, p: Provenance) -> bytes:
-    """The PNG with provenance chunks right after IHDR, replacing any earlier ones.
+    """The PNG with provenance chunks right after IHDR, replacing every metadata chunk.
 
-    Text chunks we would write are dropped first, so stamping twice equals stamping once and a
-    re-stamp never leaves a stale value behind. Anything after IEND is dropped.
+    So stamping twice equals stamping once, and neither a re-stamp nor the file's history leaves
+    a stale or foreign value behind. A malformed PNG (two IHDR, data after IEND, ...; see
+    :func:`.png_problem`) raises :class:`MetadataError`: readers would disagree on it.
     """
+    problem = png_problem(data)
+    if problem is not None:
+        raise MetadataError(problem)
     kept: list[bytes] = []
+    foreign_exif: bytes | None = None
     for ctype, start, end in _chunks(data):
-        if not _ours(data, ctype, start, end):
+        if ctype == b"eXIf":
+            foreign_exif = data[start + 8 : end - 4]
+        if ctype not in METADATA_TYPES:
             kept.append(data[start:end])
         if ctype == b"IHDR":
             kept.append(provenance_chunks(p))
+    if orientation(foreign_exif) not in (None, 1):  # how pixels are shown is no claim: kept
+        kept.insert(2, _chunk(b"eXIf", exif_tiff(p, foreign_exif)))
     return SIGNATURE + b"".join(kept)

@@ -1,4 +1,8 @@
-"""Provenance EXIF and XMP chunks added to a WebP's RIFF container; the bitstream is copied."""
+"""Provenance EXIF and XMP chunks added to a WebP's RIFF container; the bitstream is copied.
+
+Existing EXIF, XMP and C2PA chunks are dropped first (only an EXIF Orientation carries
+over), so no foreign claim stands beside ours.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,15 @@ from agents.deliver.metadata.errors import MetadataError
 from agents.deliver.metadata.exif import exif_tiff
 from agents.deliver.metadata.fields import Provenance
 from agents.deliver.metadata.xmp import xmp_packet
+from agents.validate.checks.container import webp_problem
 
 FLAG_ICC = 0x20
 FLAG_ALPHA = 0x10
 FLAG_EXIF = 0x08
 FLAG_XMP = 0x04
 FLAG_ANIMATION = 0x02
+#: Chunks that carry metadata or provenance claims; all are replaced by ours.
+METADATA_CHUNKS = frozenset({b"EXIF", b"XMP ", b"C2PA"})
 _MAX_RIFF = 2**32 - 2
 
 
@@ -78,12 +85,16 @@ def stamp_webp(data: bytes, p: Provenance) -> bytes:
     """The WebP in extended format with fresh EXIF and XMP chunks at the end.
 
     A simple (VP8/VP8L-only) file gets a VP8X header; an extended one keeps its flags (alpha,
-    ICC, animation) and only gains the EXIF and XMP bits. Existing EXIF tags are merged.
+    ICC, animation) and only gains the EXIF and XMP bits. A malformed WebP (RIFF size wrong,
+    chunks repeated or misplaced) raises :class:`MetadataError`.
     """
+    problem = webp_problem(data)
+    if problem is not None:
+        raise MetadataError(problem)
     chunks = _chunks(data)
     old_exif = next((c for f, c in chunks if f == b"EXIF"), None)
     body = [_chunk(b"VP8X", _vp8x(chunks))]
-    body += [_chunk(f, c) for f, c in chunks if f not in (b"VP8X", b"EXIF", b"XMP ")]
+    body += [_chunk(f, c) for f, c in chunks if f != b"VP8X" and f not in METADATA_CHUNKS]
     body.append(_chunk(b"EXIF", exif_tiff(p, old_exif)))
     body.append(_chunk(b"XMP ", xmp_packet(p)))
     payload = b"WEBP" + b"".join(body)

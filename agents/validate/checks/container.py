@@ -163,8 +163,10 @@ def webp_problem(data: bytes) -> str | None:
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
         return "not a WebP: the RIFF/WEBP header is missing"
     (size,) = struct.unpack_from("<I", data, 4)
-    if 8 + size != len(data):
-        return f"malformed WebP: RIFF size {size} but {len(data) - 8} bytes follow"
+    if 8 + size > len(data):
+        return f"truncated WebP: RIFF size {size} but {len(data) - 8} bytes follow"
+    if 8 + size < len(data):
+        return f"malformed WebP: {len(data) - 8 - size} bytes after the RIFF chunk"
     chunks: list[bytes] = []
     flags = 0
     pos = 12
