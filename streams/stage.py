@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from aiokafka.errors import MessageSizeTooLargeError
 from pydantic import BaseModel
 
 from streams.codecs import AvroCodec, CodecError, UnknownSchemaIdError
@@ -56,6 +57,10 @@ class StageIO:
         start = time.perf_counter()
         try:
             yield
+        except MessageSizeTooLargeError as exc:
+            # An output derived from this event is over max_message_bytes: say so precisely.
+            log.error("%s: an output is too large; dead-lettering the event: %s", self.stage, exc)
+            await self.dead_letter(event, f"{self.stage}.output_too_large", str(exc))
         except Exception as exc:
             log.exception("%s: unexpected error; dead-lettering the event", self.stage)
             await self.dead_letter(event, f"{self.stage}.crashed", f"{type(exc).__name__}: {exc}")

@@ -223,3 +223,17 @@ def test_a_stage_stopped_while_its_dead_letter_is_unwritten_holds_the_event(
     asyncio.run(go())
     assert deadletter.sent == []
     assert the_event.message in io.line.app.consumer.held
+
+
+def test_an_output_too_large_to_send_is_dead_lettered_with_its_own_code() -> None:
+    io, deadletter, _ = make_io()
+
+    async def go() -> None:
+        async with io.handling(event(b"v")):
+            raise MessageSizeTooLargeError("The message is 1048700 bytes when serialized")
+
+    asyncio.run(go())
+    (sent,) = deadletter.sent
+    headers = header_map(sent["headers"])
+    assert headers["assetline.dlq.error.code"] == "generate.output_too_large"
+    assert "1048700 bytes" in headers["assetline.dlq.error.reason"]
