@@ -99,6 +99,19 @@ def test_policy_checks_are_added_to_the_request_constraint_checks() -> None:
     assert "palette.brand" not in [c.code for c in default]
 
 
+def test_animation_is_refused_unless_the_brand_image_policy_allows_it() -> None:
+    """Issue 12 item 12: image.animated is in every suite; a profile can allow animations."""
+    plain = build_checks(DEFAULT_POLICY, ImageProber(), None)
+    (refusing,) = [c for c in plain if c.code == "image.animated"]
+    assert refusing.allow is False  # type: ignore[attr-defined]
+    allowing_policy = Policy.model_validate(
+        {"id": "anim", "label": "anim", "image": {"allow_animation": True}}
+    )
+    allowing = build_checks(allowing_policy, ImageProber(), None)
+    (allowed,) = [c for c in allowing if c.code == "image.animated"]
+    assert allowed.allow is True  # type: ignore[attr-defined]
+
+
 def test_a_passing_text_is_judged_and_the_judge_cost_is_recorded() -> None:
     judge = ScriptedProvider("judge", [verdict_json("pass", "friendly")])
     gateway = Gateway(book(), {"judge": judge})

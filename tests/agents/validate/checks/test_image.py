@@ -13,6 +13,7 @@ from PIL import Image, ImageFile
 from agents.validate.checks._base import Subject
 from agents.validate.checks.image import (
     DEFAULT_MAX_PIXELS,
+    ImageAnimation,
     ImageDecodes,
     ImageFormat,
     ImageProber,
@@ -264,3 +265,38 @@ def test_image_checks_apply_to_images_only() -> None:
     for check in image_checks():
         assert check.kinds == frozenset({AssetKind.IMAGE})
     assert [c.code for c in image_checks()] == ["image.decodes", "image.format", "image.size"]
+
+
+# --- image.animated (issue 12 item 12) ------------------------------------------------------
+
+
+def animation(fmt: str, colors: tuple[str, ...] = ("red", "blue", "green")) -> bytes:
+    frames = [Image.new("RGB", (16, 12), color) for color in colors]
+    out = io.BytesIO()
+    frames[0].save(out, fmt, save_all=True, append_images=frames[1:], lossless=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_animated_images_are_refused_unless_allowed(fmt: str) -> None:
+    data = animation(fmt)
+    prober = ImageProber()
+    refused = ImageAnimation(prober)(subject(data))
+    assert refused.code == "image.animated"
+    assert not refused.passed
+    assert refused.repairable
+    assert refused.measured == "3"
+    assert f"animated {fmt} with 3 frames" in refused.message
+    assert ImageDecodes(prober)(subject(data)).passed  # it decodes: only the first frame
+    allowed = ImageAnimation(prober, allow=True)(subject(data))
+    assert allowed.passed
+    too_many = ImageAnimation(prober, allow=True, max_frames=2)(subject(data))
+    assert not too_many.passed
+    assert "above the limit of 2" in too_many.message
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "JPEG"])
+def test_still_images_pass_the_animation_check(fmt: str) -> None:
+    result = ImageAnimation()(subject(encode(fmt, 8, 8)))
+    assert result.passed
+    assert result.measured == "1"

@@ -417,3 +417,32 @@ def test_ciede2000_agrees_with_coloraide_on_random_colours() -> None:
 )
 def test_ciede2000_achromatic_branches_agree_with_coloraide(lab1: Lab, lab2: Lab) -> None:
     assert delta_e_2000(lab1, lab2) == pytest.approx(coloraide_2000(lab1, lab2), abs=1e-9)
+
+
+# --- animations: every frame counts (issue 12 item 12) ---------------------------------------
+
+
+def animated(fmt: str, *colors: tuple[int, int, int]) -> bytes:
+    frames = [Image.new("RGB", (16, 16), color) for color in colors]
+    out = io.BytesIO()
+    frames[0].save(out, fmt, save_all=True, append_images=frames[1:], lossless=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_an_off_brand_later_frame_fails_the_animation(fmt: str) -> None:
+    on_brand, near = (0x33, 0x66, 0xCC), (0x36, 0x66, 0xCC)  # WebP merges equal frames
+    data = animated(fmt, on_brand, near, (255, 0, 0))
+    result = check()(subject(data))
+    assert not result.passed
+    assert result.repairable
+    assert result.message.startswith("frame 3 of 3 (the worst): only 0.0%")
+    assert result.measured == "0.000"
+    assert check()(subject(animated(fmt, on_brand, near))).passed
+
+
+def test_too_many_frames_to_check_is_a_failure() -> None:
+    data = animated("PNG", *[(0x33, 0x66, 0xCC)] * 3)
+    result = BrandPalette(PalettePolicy(colors=[BRAND]), ImageProber(max_pixels=600))(subject(data))
+    assert not result.passed
+    assert "too many to check" in result.message
