@@ -14,6 +14,7 @@ from streams.codecs import Codecs, confluent_prefix
 from streams.deadletter import header_map
 from streams.metrics import StageMetrics
 from streams.records import AssetKind, GenerationRequest
+from streams.settings import Settings
 from streams.stage import StageIO
 
 REQUEST = GenerationRequest(
@@ -28,11 +29,16 @@ REQUEST = GenerationRequest(
 
 
 class Topic:
+    """Records sends; like Faust, returns a future of the broker's acknowledgement."""
+
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
 
-    async def send(self, **kwargs: Any) -> None:
+    async def send(self, **kwargs: Any) -> asyncio.Future[None]:
         self.sent.append(kwargs)
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivery.set_result(None)
+        return delivery
 
 
 class FakeResolver:
@@ -53,6 +59,8 @@ def make_io(resolver: bool) -> tuple[StageIO, Codecs, Topic, FakeResolver]:
     codecs = Codecs.load(plain.store, resolver=fake if resolver else None)
     deadletter = Topic()
     line = SimpleNamespace(
+        settings=Settings(),
+        app=SimpleNamespace(consumer=SimpleNamespace()),  # no hold/release: nothing held here
         metrics=StageMetrics.build(CollectorRegistry()),
         topics=SimpleNamespace(deadletter=deadletter),
         codecs=codecs,
