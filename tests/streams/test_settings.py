@@ -179,6 +179,7 @@ def test_settings_env_round_trips_every_changed_knob(
         webhook_timeout_s=3.0,
         webhook_origin_concurrency=3,
         webhook_buffer=50,
+        check_timeout_s=2.5,
         webhook_max_poll_interval_s=60.0,
         metadata_include_prompt=True,
         blob_dir=tmp_path / "blobs with space",
