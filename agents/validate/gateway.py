@@ -81,6 +81,10 @@ class Gateway:
         self.runner = runner if runner is not None else CheckRunner()
         self._checks: dict[str, tuple[Check, ...]] = {}
         self.limits = limits or AssetLimits()
+        for policy in book.policies.values():
+            # At start-up, not on the loop at the first asset: term regexes, the confusables
+            # table and the English word list behind text.prohibited take ~0.5 s to build.
+            self.checks_for(policy)
 
     def checks_for(self, policy: Policy) -> tuple[Check, ...]:
         checks = self._checks.get(policy.label)

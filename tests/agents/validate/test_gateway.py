@@ -12,6 +12,7 @@ from PIL import Image
 
 from agents.generate.providers._base import Generated, Usage
 from agents.validate.checks import ImageProber
+from agents.validate.checks.terms import english_words
 from agents.validate.gateway import Gateway, JudgeConfigError, build_checks
 from agents.validate.policy import DEFAULT_POLICY, Policy, PolicyError, ProfileBook
 from agents.validate.policy.loader import build_policies
@@ -97,6 +98,15 @@ def test_policy_checks_are_added_to_the_request_constraint_checks() -> None:
     assert {"palette.brand", "text.prohibited", "text.required"} <= set(codes)
     default = build_checks(DEFAULT_POLICY, ImageProber(), None)
     assert "palette.brand" not in [c.code for c in default]
+
+
+def test_checks_are_built_at_start_up_not_on_the_first_asset() -> None:
+    """The term regexes and the English word list load in the constructor, off the loop."""
+    english_words.cache_clear()
+    gateway = Gateway(book(), {"judge": ScriptedProvider("judge", [])})
+    assert english_words.cache_info().currsize == 1
+    policy = book().policies[("acme", None)]
+    assert gateway.checks_for(policy) is gateway.checks_for(policy)
 
 
 def test_animation_is_refused_unless_the_brand_image_policy_allows_it() -> None:
