@@ -246,6 +246,8 @@ def _continues_spaced_out(text: str, start: int, end: int) -> bool:
     return False
 
 
+#: Digits and what separates them in numbers: read as leetspeak, a price is no word.
+_NUMBER: Final = re.compile(r"[\d.,'\s]+")
 #: ``he'll`` is not ``hell`` with a gap, nor ``can't`` ``cant``.
 _CONTRACTION: Final = re.compile(r"[^\W_]+['\u2019\u02bc](?:s|t|d|m|ll|re|ve)")
 
@@ -407,11 +409,18 @@ class TermMatcher:
                 TermHit(self.terms[index], folded[start:end], None)
                 for index, start, end in self._scan(folded)
             ]
-        return [
+        found = [
             TermHit(self.terms[index], source[slice(*span)], span[0])
             for index, start, end in hits
             for span in (mapped.source_span(start, end),)
         ]
+        return [hit for hit in found if not self._just_a_number(hit)]
+
+    def _just_a_number(self, hit: TermHit) -> bool:
+        """``45.5`` read as ``ass`` is a number, unless the term itself has digits (``24/7``)."""
+        return _NUMBER.fullmatch(hit.excerpt) is not None and not any(
+            char.isdigit() for char in hit.term
+        )
 
     def find(self, text: str) -> list[TermHit]:
         """Every hit, quoting the source text; fast when there is none (the usual case)."""

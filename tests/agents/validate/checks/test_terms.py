@@ -344,6 +344,16 @@ def test_glued_term_rule(word: str, start: int, end: int, glued: bool) -> None:
     assert glued_term(word, start, end) is glued
 
 
+@pytest.mark.parametrize("text", ["455", "45.5", "4.55", "4 55", "1,455.50"])
+def test_numbers_are_not_leetspeak_words(text: str) -> None:
+    assert TermMatcher(("ass", "free")).find(text) == []
+    assert [hit.excerpt for hit in TermMatcher(("ass",)).find("a55 4ss")] == ["a55", "4ss"]
+
+
+def test_a_numeric_term_still_matches_numbers() -> None:
+    assert [hit.excerpt for hit in TermMatcher(("24/7",)).find("open 24/7")] == ["24/7"]
+
+
 @pytest.mark.parametrize(
     "text", ["he'll", "He\u2019ll be there", "she'll", "can't", "we're", "it's"]
 )
