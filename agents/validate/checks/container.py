@@ -48,11 +48,13 @@ def png_problem(data: bytes) -> str | None:
     One IHDR (13 bytes) first; one IEND last, empty, with nothing after it; IDAT chunks
     present and consecutive; PLTE and the other pre-IDAT chunks before them; no chunk the
     specification allows once appearing twice; no unknown critical chunk (a decoder must
-    refuse those, so readers would disagree about the image).
+    refuse those, so readers would disagree about the image); an APNG has the frames its
+    acTL announces.
     """
     if not data.startswith(PNG_SIGNATURE):
         return "not a PNG: the 8-byte signature is missing"
     seen: Counter[bytes] = Counter()
+    announced = 0
     pos = len(PNG_SIGNATURE)
     last = b""
     idat_done = False
@@ -84,6 +86,10 @@ def png_problem(data: bytes) -> str | None:
                 return f"malformed PNG: IDAT chunks are not consecutive (byte {pos})"
         elif last == b"IDAT":
             idat_done = True
+        if ctype == b"acTL":
+            if length != 8:
+                return f"malformed PNG: acTL is {length} bytes, not 8"
+            (announced,) = struct.unpack_from(">I", data, pos + 8)
         seen[ctype] += 1
         last = ctype
         if ctype == b"IEND":
@@ -97,6 +103,9 @@ def png_problem(data: bytes) -> str | None:
         return "truncated PNG: no IEND chunk"
     if not seen[b"IDAT"]:
         return "malformed PNG: no IDAT chunk"
+    if seen[b"acTL"] and announced != seen[b"fcTL"]:
+        # Readers that trust acTL and readers that count frames would show different images.
+        return f"malformed PNG: acTL announces {announced} frames, {seen[b'fcTL']} follow"
     return None
 
 

@@ -125,6 +125,19 @@ WELL_FORMED = {
 }
 
 
+def test_apng_announcing_fewer_frames_than_it_holds_is_refused() -> None:
+    """Pillow trusts acTL (one frame: a still image); a counting reader shows all three."""
+    data = animated("PNG")
+    at = data.index(b"acTL")
+    payload = struct.pack(">II", 1, 0)
+    lying = data[: at - 4] + chunk(b"acTL", payload) + data[at + 4 + 8 + 4 :]
+    with Image.open(io.BytesIO(lying)) as image:
+        assert getattr(image, "n_frames", 1) == 1
+    found = png_problem(lying)
+    assert found is not None
+    assert "acTL announces 1 frames, 3 follow" in found
+
+
 @pytest.mark.parametrize("name", list(WELL_FORMED))
 def test_well_formed_files_pass(name: str) -> None:
     assert container_problem(WELL_FORMED[name]) is None
