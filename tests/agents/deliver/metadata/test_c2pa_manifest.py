@@ -35,6 +35,7 @@ from agents.deliver.metadata.c2pa_manifest import (
     sign_c2pa,
 )
 from agents.deliver.provenance import Labeller
+from agents.validate.checks.container import container_problem
 from agents.validate.policy import load_profiles
 from streams.config_files import ConfigError
 from streams.records import (
@@ -292,6 +293,34 @@ def test_signed_image_validates_with_the_c2pa_reader(
     tampered = read(tamper_pixels(signed, original), media_type)
     assert tampered["validation_state"] == "Invalid"
     assert codes(tampered["validation_status"]) == [UNTRUSTED, "assertion.dataHash.mismatch"]
+
+
+@pytest.mark.parametrize(("fmt", "media_type", "params"), FORMATS)
+def test_a_signed_file_is_well_formed_and_a_restamp_drops_its_stale_manifest(
+    make_image: MakeImage,
+    provenance: Provenance,
+    other_provenance: Provenance,
+    signing: C2paSigning,
+    fmt: str,
+    media_type: str,
+    params: dict[str, Any],
+) -> None:
+    """Issue 12 item 12: a real C2PA manifest (PNG caBX, JPEG APP11 JUMBF, WebP C2PA chunk)
+    does not survive a new stamp, where its hash no longer holds and its claims are stale."""
+    signed = sign_c2pa(
+        stamp(make_image(fmt, **params), media_type, provenance).data,
+        media_type,
+        provenance,
+        signing,
+    )
+    assert container_problem(signed) is None  # what c2pa writes passes image.container
+    assert active(read(signed, media_type))
+    restamped = stamp(signed, media_type, other_provenance).data
+    assert b"c2pa" not in restamped
+    assert b"spring-sale" not in restamped  # the old campaign lived on only in the manifest
+    with pytest.raises(c2pa.C2paError):
+        read(restamped, media_type)
+    assert "req-43" in xmp_of(restamped)
 
 
 def test_ed25519_signing(make_image: MakeImage, provenance: Provenance) -> None:
