@@ -222,9 +222,12 @@ class Skeleton:
 
 
 #: Markup a renderer or browser turns into text or nothing: HTML comments, tags, character
-#: references, percent-encoded runs. Every repetition is bounded, so the scan stays linear.
+#: references, percent-encoded runs, JSON/JavaScript ``\uXXXX`` escapes (a JSON asset's
+#: ``"\u0066ree"`` is ``free`` to every reader). Every repetition is bounded, so the scan
+#: stays linear.
 _MARKUP: Final = re.compile(
     r"<!--[^>]{0,1000}?-->"
+    r"|\\u[0-9A-Fa-f]{4}(?:\\u[0-9A-Fa-f]{4})?"
     r"|</?(?P<tag>[A-Za-z][A-Za-z0-9]{0,15})(?:[\s/][^<>]{0,500})?>"
     r"|&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?"
     r"|(?:%[0-9A-Fa-f]{2})+"
@@ -246,10 +249,25 @@ def _decode_one(match: re.Match[str]) -> str:
         return " " if tag is not None and tag.lower() in _BLOCK_TAGS else ""
     if found.startswith("&"):
         return html.unescape(found)
+    if found.startswith("\\"):
+        return _unescape_json(found)
     try:
         return unquote(found, errors="strict")
     except UnicodeDecodeError:  # not UTF-8 underneath: ordinary text such as '20%AB'
         return found
+
+
+def _unescape_json(escapes: str) -> str:
+    """One or two ``\\uXXXX`` escapes (a surrogate pair is one character); a lone surrogate
+    cannot be text, so it stays as written."""
+    try:
+        decoded: str = json.loads(f'"{escapes}"')
+        decoded.encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        if len(escapes) == 12:  # two escapes that are no pair: each on its own
+            return _unescape_json(escapes[:6]) + _unescape_json(escapes[6:])
+        return escapes
+    return decoded
 
 
 def _decode_pass(view: Skeleton) -> Skeleton | None:
@@ -284,11 +302,11 @@ def decode_markup(text: str) -> Skeleton:
     """``text`` with HTML entities, tags and percent-encoding decoded, mapped to the source.
 
     ``fr&#101;e``, ``fr&eacute;e``, ``fr<b></b>ee`` and ``fr%65e`` all read ``free`` (then
-    ``frée`` folds in the skeleton); block tags read as a space. Text without ``&``, ``<`` or
-    ``%`` is returned as is, at no cost.
+    ``frée`` folds in the skeleton), as does ``\\u0066ree``; block tags read as a space. Text
+    without ``&``, ``<``, ``%`` or a backslash is returned as is, at no cost.
     """
     view = Skeleton(text)
-    if "&" not in text and "<" not in text and "%" not in text:
+    if "&" not in text and "<" not in text and "%" not in text and "\\" not in text:
         return view
     for _ in range(_MARKUP_PASSES):
         decoded = _decode_pass(view)

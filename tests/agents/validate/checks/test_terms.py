@@ -134,6 +134,7 @@ POSITIVES = [
     ("kiill", "kill", "kiill"),
     ("Get it fr%65e today", "free", "fr%65e"),  # percent-encoding
     ("Get it fr%C3%A9e today", "free", "fr%C3%A9e"),  # ... of UTF-8
+    ("Get it \\u0066ree today", "free", "\\u0066ree"),  # JSON/JavaScript escapes
     ("riskfree trial", "risk-free", "riskfree"),  # a phrase glued together
     ("buynow", "buy now", "buynow"),
 ]
@@ -224,6 +225,9 @@ def test_json_assets_are_scanned_as_raw_text() -> None:
     assert not result.passed
     assert "'free' as 'FR33'" in result.message
     assert check(subject(json.dumps({"freedom": True}), AssetKind.JSON)).passed
+    escaped = check(subject('{"badge": "\\u0066r\\u0065e shipping"}', AssetKind.JSON))
+    assert not escaped.passed
+    assert "'free' as '\\\\u0066r\\\\u0065e'" in escaped.message
 
 
 def test_invalid_utf8_is_a_repairable_failure() -> None:

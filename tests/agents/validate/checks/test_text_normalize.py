@@ -179,6 +179,9 @@ def test_caseless(text: str, expected: str) -> None:
         ("a<br>b<p>c</p>", "a b c ", "b", "b"),
         ("fr<!-- hidden -->ee", "free", "free", "fr<!-- hidden -->ee"),
         ("fr%65e", "free", "free", "fr%65e"),
+        ("fr\\u0065e", "free", "free", "fr\\u0065e"),
+        ("\\ud83c\\uddeb!", "\U0001f1eb!", "\U0001f1eb", "\\ud83c\\uddeb"),  # a pair
+        ("\\ud800 C:\\users", "\\ud800 C:\\users", "C:", "C:"),  # lone surrogate, a path
         ("fr%C3%A9e", "fr\u00e9e", "fr\u00e9e", "fr%C3%A9e"),
         ("20%AB off, R&D, Q&A, 5 < 6 > 4", "20%AB off, R&D, Q&A, 5 < 6 > 4", "R&D", "R&D"),
     ],
