@@ -28,6 +28,9 @@ _PNG_BEFORE_IDAT: Final = frozenset(
     | {b"hIST", b"tRNS", b"pHYs", b"sPLT"}
 )
 _MAX_PNG_CHUNK: Final = 2**31 - 1
+#: Far more than any encoder writes (8-64 KiB IDAT chunks); bounds the per-chunk Python loop
+#: against a file of millions of empty chunks.
+MAX_PNG_CHUNKS: Final = 100_000
 
 _JPEG_SOI: Final = b"\xff\xd8"
 _JPEG_EOI: Final = 0xD9
@@ -71,6 +74,8 @@ def png_problem(data: bytes) -> str | None:
         (crc,) = struct.unpack_from(">I", data, end - 4)
         if zlib.crc32(data[pos + 4 : end - 4]) != crc:
             return f"corrupt PNG: bad CRC in chunk {name} at byte {pos}"
+        if seen.total() >= MAX_PNG_CHUNKS:
+            return f"malformed PNG: more than {MAX_PNG_CHUNKS} chunks"
         if not seen and ctype != b"IHDR":
             return f"malformed PNG: the first chunk is {name}, not IHDR"
         if ctype == b"IHDR" and length != 13:

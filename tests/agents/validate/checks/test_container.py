@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import zlib
 from collections.abc import Callable
 
@@ -234,6 +235,15 @@ def test_webp_with_two_bitstreams_is_refused() -> None:
     found = webp_problem(doubled)
     assert found is not None
     assert "one bitstream chunk" in found
+
+
+def test_millions_of_empty_chunks_are_refused_quickly() -> None:
+    data = SIGNATURE + IHDR + chunk(b"zzZz", b"") * 2_000_000 + IDAT + IEND
+    started = time.perf_counter()
+    found = png_problem(data)
+    assert found is not None
+    assert "more than 100000 chunks" in found
+    assert time.perf_counter() - started < 5  # stops at the limit, not after 2 million
 
 
 def test_the_scan_is_linear_on_a_large_file() -> None:
