@@ -18,6 +18,7 @@ import pytest
 from streams.broker import LocalBroker, free_ports
 from streams.settings import Settings
 from streams.worker_process import WorkerProcess
+from tests.support.webhook_receiver import Receiver
 
 TESTCONTAINERS_KAFKA_IMAGE = "confluentinc/cp-kafka:8.0.0"  # Apache Kafka 4.0, KRaft
 
@@ -91,3 +92,13 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]
     for worker in started:
         with contextlib.suppress(Exception):
             worker.stop(timeout=15)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 that answers as each test scripts it."""
+    server = Receiver().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -14,7 +14,7 @@ from agents.deliver.metadata.errors import MetadataError
 from agents.deliver.metadata.exif import exif_tiff
 from agents.deliver.metadata.fields import Provenance
 from agents.deliver.metadata.xmp import xmp_packet
-from agents.validate.checks.container import jpeg_problem
+from agents.media.container import jpeg_problem
 
 SOI = b"\xff\xd8"
 APP0 = 0xE0

@@ -17,7 +17,7 @@ from agents.deliver.metadata.errors import MetadataError
 from agents.deliver.metadata.exif import exif_tiff, orientation
 from agents.deliver.metadata.fields import Provenance
 from agents.deliver.metadata.xmp import xml_safe, xmp_packet
-from agents.validate.checks.container import png_problem
+from agents.media.container import png_problem
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XMP_KEYWORD = "XML:com.adobe.xmp"

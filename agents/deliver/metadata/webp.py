@@ -12,7 +12,7 @@ from agents.deliver.metadata.errors import MetadataError
 from agents.deliver.metadata.exif import exif_tiff
 from agents.deliver.metadata.fields import Provenance
 from agents.deliver.metadata.xmp import xmp_packet
-from agents.validate.checks.container import webp_problem
+from agents.media.container import webp_problem
 
 FLAG_ICC = 0x20
 FLAG_ALPHA = 0x10

@@ -8,7 +8,6 @@ every worker through a compacted topic.
 
 from agents.deliver.webhooks.disabled import DisabledEndpoints, DisabledEntry, url_sha256
 from agents.deliver.webhooks.payload import event_payload, event_type, webhook_id
-from agents.deliver.webhooks.pinning import PinnedTransport, UnpinnedRequest, WebhookClient
 from agents.deliver.webhooks.schedule import RetrySchedule, parse_retry_after
 from agents.deliver.webhooks.sender import (
     AttemptResult,
@@ -17,7 +16,8 @@ from agents.deliver.webhooks.sender import (
     send_once,
 )
 from agents.deliver.webhooks.signing import InvalidSecret, signed_headers
-from agents.deliver.webhooks.ssrf import (
+from agents.egress.pinning import PinnedTransport, UnpinnedRequest, WebhookClient
+from agents.egress.ssrf import (
     Destination,
     UnsafeDestination,
     check_address,

@@ -64,9 +64,9 @@ from agents.deliver.webhooks.disabled import (
 )
 from agents.deliver.webhooks.due import DueQueue, PartitionProgress, decode_done
 from agents.deliver.webhooks.payload import event_payload
-from agents.deliver.webhooks.pinning import WebhookClient
 from agents.deliver.webhooks.schedule import RetrySchedule
 from agents.deliver.webhooks.sender import StepKind, attempt_once
+from agents.egress.pinning import WebhookClient
 from streams.client import open_topic_reader
 from streams.codecs import CodecError, Codecs
 from streams.deadletter import deadletter_headers

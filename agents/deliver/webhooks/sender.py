@@ -1,7 +1,7 @@
 """Deliver one completion webhook: guard, sign, POST, classify, retry on the schedule.
 
 Every attempt re-checks the SSRF guard (DNS may change between attempts) and connects only to
-the addresses that check approved (:mod:`~agents.deliver.webhooks.pinning`), is signed with a
+the addresses that check approved (:mod:`~agents.egress.pinning`), is signed with a
 fresh timestamp and the same ``webhook-id``, and never follows redirects. The outcome says
 whether the schedule ran out, so the caller can dead-letter the event.
 """
@@ -19,10 +19,10 @@ import httpx
 
 from agents.deliver.webhooks.disabled import DisabledEndpoints
 from agents.deliver.webhooks.payload import event_payload, webhook_id
-from agents.deliver.webhooks.pinning import WebhookClient
 from agents.deliver.webhooks.schedule import RetrySchedule, parse_retry_after
 from agents.deliver.webhooks.signing import signed_headers
-from agents.deliver.webhooks.ssrf import (
+from agents.egress.pinning import WebhookClient
+from agents.egress.ssrf import (
     Destination,
     Resolver,
     UnsafeDestination,

@@ -17,8 +17,8 @@ from typing import Final
 
 import httpx
 
-from agents.deliver.webhooks.pinning import PIN_EXTENSION, PinnedTransport
-from agents.deliver.webhooks.ssrf import (
+from agents.egress.pinning import PIN_EXTENSION, PinnedTransport
+from agents.egress.ssrf import (
     Resolver,
     UnsafeDestination,
     check_destination,

@@ -17,8 +17,8 @@ from typing import Any, Final, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr
 
-from agents.deliver.webhooks.pinning import PinnedTransport
-from agents.deliver.webhooks.ssrf import Resolver, system_resolver
+from agents.egress.pinning import PinnedTransport
+from agents.egress.ssrf import Resolver, system_resolver
 from agents.generate.providers._base import (
     Attachment,
     Generated,

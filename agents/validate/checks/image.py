@@ -22,8 +22,8 @@ from typing import ClassVar, Final, cast
 
 from PIL import Image, ImageMath, UnidentifiedImageError
 
+from agents.media.container import container_problem
 from agents.validate.checks._base import Subject, result
-from agents.validate.checks.container import container_problem
 from streams.records import AssetKind, CheckResult
 
 DEFAULT_MAX_PIXELS: Final = 40_000_000

@@ -35,7 +35,7 @@ from agents.deliver.metadata.c2pa_manifest import (
     sign_c2pa,
 )
 from agents.deliver.provenance import Labeller
-from agents.validate.checks.container import container_problem
+from agents.media.container import container_problem
 from agents.validate.policy import load_profiles
 from streams.config_files import ConfigError
 from streams.records import (

@@ -27,13 +27,13 @@ from agents.deliver.webhooks.disabled import (
     tombstone_key,
     url_sha256,
 )
-from agents.deliver.webhooks.pinning import WebhookClient
 from agents.deliver.webhooks.schedule import RetrySchedule
+from agents.egress.pinning import WebhookClient
 from streams.codecs import CodecError, Codecs
 from streams.deadletter import header_map
 from streams.records import WebhookJob
 from streams.settings import Settings
-from tests.agents.deliver.webhooks._receiver import SECRET, Answer, Receiver, make_completion
+from tests.support.webhook_receiver import SECRET, Answer, Receiver, make_completion
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 
 from agents.deliver.webhooks.payload import MAX_REASONS, event_payload, webhook_id
 from streams.records import CompletionStatus
-from tests.agents.deliver.webhooks._receiver import make_completion
+from tests.support.webhook_receiver import make_completion
 
 
 def test_webhook_id_is_stable_and_url_safe() -> None:

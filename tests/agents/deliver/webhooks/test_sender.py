@@ -13,7 +13,6 @@ import pytest
 from agents.deliver.webhooks import sender as sender_module
 from agents.deliver.webhooks.disabled import DisabledEndpoints
 from agents.deliver.webhooks.payload import event_payload, webhook_id
-from agents.deliver.webhooks.pinning import WebhookClient
 from agents.deliver.webhooks.schedule import RetrySchedule
 from agents.deliver.webhooks.sender import (
     StepKind,
@@ -24,15 +23,16 @@ from agents.deliver.webhooks.sender import (
     send_once,
 )
 from agents.deliver.webhooks.signing import signed_headers
-from agents.deliver.webhooks.ssrf import Destination, UnsafeDestination, check_destination
+from agents.egress.pinning import WebhookClient
+from agents.egress.ssrf import Destination, UnsafeDestination, check_destination
 from streams.broker import free_port
-from tests.agents.deliver.webhooks._receiver import (
+from tests.support.trickle_server import trickle_server
+from tests.support.webhook_receiver import (
     SECRET,
     Answer,
     Receiver,
     make_completion,
 )
-from tests.support.trickle_server import trickle_server
 
 ALLOW = ["127.0.0.1"]
 FAST = RetrySchedule(delays=(0, 0.05, 0.1), jitter=0)

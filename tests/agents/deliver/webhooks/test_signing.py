@@ -8,7 +8,7 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from agents.deliver.webhooks.signing import InvalidSecret, signed_headers
-from tests.agents.deliver.webhooks._receiver import SECRET
+from tests.support.webhook_receiver import SECRET
 
 BODY = b'{"type":"asset.completed","data":{"request_id":"r\xc3\xa9q"}}'
 

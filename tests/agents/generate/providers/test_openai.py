@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from pydantic import SecretStr
 
-from agents.deliver.webhooks.ssrf import Resolver, system_resolver
+from agents.egress.ssrf import Resolver, system_resolver
 from agents.generate.providers._base import Generated, ProviderCall, ProviderError, Usage
 from agents.generate.providers._fetch import MAX_REDIRECTS
 from agents.generate.providers.openai import OpenAIConfig, OpenAIProvider

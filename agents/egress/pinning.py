@@ -2,7 +2,7 @@
 
 Left alone, httpx resolves the host again when it connects, so a name could answer a public
 address to the guard and ``127.0.0.1`` to the connection (DNS rebinding). Here every request
-carries the guard's :class:`~agents.deliver.webhooks.ssrf.Destination` in a request extension;
+carries the guard's :class:`~agents.egress.ssrf.Destination` in a request extension;
 the transport refuses a request without one (or with one for another URL) and sends it through
 a connection pool whose network backend dials the approved addresses instead of the name. The
 request itself is untouched, so the Host header, TLS SNI and certificate verification all use
@@ -26,7 +26,7 @@ from types import TracebackType
 import httpcore
 import httpx
 
-from agents.deliver.webhooks.ssrf import Destination
+from agents.egress.ssrf import Destination
 
 #: The request extension that carries the guard's approval; httpcore ignores unknown keys.
 PIN_EXTENSION = "assetline.destination"

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from agents.deliver.webhooks.ssrf import (
+from agents.egress.ssrf import (
     Destination,
     Resolver,
     UnsafeDestination,

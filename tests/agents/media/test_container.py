@@ -15,14 +15,14 @@ from collections.abc import Callable
 import pytest
 from PIL import Image
 
-from agents.validate.checks import default_checks
-from agents.validate.checks._base import Subject
-from agents.validate.checks.container import (
+from agents.media.container import (
     container_problem,
     jpeg_problem,
     png_problem,
     webp_problem,
 )
+from agents.validate.checks import default_checks
+from agents.validate.checks._base import Subject
 from agents.validate.checks.image import ImageContainer, ImageDecodes, ImageProber
 from streams.records import AssetKind, Constraints, GenerationRequest
 

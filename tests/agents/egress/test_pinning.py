@@ -18,12 +18,6 @@ import httpx
 import pytest
 
 from agents.deliver.webhooks.payload import event_payload
-from agents.deliver.webhooks.pinning import (
-    PinnedBackend,
-    PinnedTransport,
-    UnpinnedRequest,
-    WebhookClient,
-)
 from agents.deliver.webhooks.schedule import RetrySchedule
 from agents.deliver.webhooks.sender import (
     StepKind,
@@ -33,9 +27,15 @@ from agents.deliver.webhooks.sender import (
     send_once,
 )
 from agents.deliver.webhooks.signing import signed_headers
-from agents.deliver.webhooks.ssrf import Destination
-from tests.agents.deliver.webhooks._receiver import SECRET, Answer, Receiver, make_completion
-from tests.agents.deliver.webhooks._tls import LocalCA
+from agents.egress.pinning import (
+    PinnedBackend,
+    PinnedTransport,
+    UnpinnedRequest,
+    WebhookClient,
+)
+from agents.egress.ssrf import Destination
+from tests.support.local_ca import LocalCA
+from tests.support.webhook_receiver import SECRET, Answer, Receiver, make_completion
 
 NAME = "hooks.example.test"
 ALLOW = ["127.0.0.1"]  # the address, not the name: the name must still be resolved and checked

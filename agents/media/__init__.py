@@ -1,0 +1,1 @@
+"""Media container formats, shared by validate (structure checks) and deliver (stamping)."""
