@@ -10,12 +10,15 @@ tenants:
     profiles: [acme]                 # brand profiles acme may name (empty: any)
     default_profile: acme            # used when a request names none, so omitting skips nothing
     webhook_secret: acme-webhooks    # signs acme's own callback_url webhooks
+    request_id_prefix: "acme/"       # acme's request ids must start with it
 ```
 
 a request of a tenant the file does not name is refused, a tenant with a ``producer_secret``
 must sign its requests (:mod:`streams.signing`), and a callback_url is signed with the tenant's
 own ``webhook_secret`` (no secret: no callback), so one tenant's signed events are worthless
-at another tenant's receiver.
+at another tenant's receiver. A ``request_id_prefix`` gives a tenant its own part of the id
+space: the ledger is keyed by request id alone, so without it a signed producer of one tenant
+could still take another tenant's id first (at attempt 1).
 
 Tenancy is used by generate (admission), validate (origin marks on re-generations), deliver
 (callback secrets) and the replay/dlq tools, so it lives here and not inside one stage.
@@ -53,10 +56,13 @@ ATTEMPT_FORGED: Final = "request.attempt_forged"
 UNKNOWN_TENANT: Final = "request.unknown_tenant"
 UNAUTHENTICATED: Final = "request.unauthenticated"
 PROFILE_FORBIDDEN: Final = "request.profile_forbidden"
+ID_OUTSIDE_NAMESPACE: Final = "request.id_outside_namespace"
 
 #: Refusals that say the record is not what it claims to be. They are dead-lettered (never a
 #: completion, which would take the request id's ledger slot) and never re-driven with a mark.
-NOT_AUTHENTIC: Final = frozenset({ATTEMPT_INVALID, ATTEMPT_FORGED, UNKNOWN_TENANT, UNAUTHENTICATED})
+NOT_AUTHENTIC: Final = frozenset(
+    {ATTEMPT_INVALID, ATTEMPT_FORGED, UNKNOWN_TENANT, UNAUTHENTICATED, ID_OUTSIDE_NAMESPACE}
+)
 
 
 class TenantsFileError(ConfigError):
@@ -78,6 +84,9 @@ class TenantSpec(BaseModel):
     webhook_secret: str | None = Field(
         None, description="Name in ASSETLINE_API_KEYS signing this tenant's callback_url hooks."
     )
+    request_id_prefix: str | None = Field(
+        None, min_length=1, description="The tenant's request ids must start with it."
+    )
 
     @model_validator(mode="after")
     def _default_is_allowed(self) -> TenantSpec:
@@ -92,6 +101,18 @@ class TenantsFile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     tenants: dict[str, TenantSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _namespaces_are_disjoint(self) -> TenantsFile:
+        """One tenant's prefix must not contain another's, or their id spaces would overlap."""
+        prefixes = {t: s.request_id_prefix for t, s in self.tenants.items() if s.request_id_prefix}
+        for a, pa in prefixes.items():
+            for b, pb in prefixes.items():
+                if a != b and pb.startswith(pa):
+                    raise ValueError(
+                        f"request_id_prefix {pb!r} of tenant {b!r} starts with {pa!r} of {a!r}"
+                    )
+        return self
 
 
 @dataclass(frozen=True)
@@ -237,8 +258,15 @@ class Gatekeeper:
             )
         if self.tenancy is None:
             return None
-        if self.tenancy.spec(request.tenant) is None:
+        spec = self.tenancy.spec(request.tenant)
+        if spec is None:
             return Refusal(UNKNOWN_TENANT, f"tenant {request.tenant!r} is not in the tenants file")
+        prefix = spec.request_id_prefix
+        if prefix is not None and not request.request_id.startswith(prefix):
+            return Refusal(
+                ID_OUTSIDE_NAMESPACE,
+                f"tenant {request.tenant!r}'s request ids start with {prefix!r}",
+            )
         secret = self.tenancy.producer_secrets.get(request.tenant)
         if (
             secret is not None

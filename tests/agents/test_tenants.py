@@ -11,6 +11,7 @@ from agents.tenants import (
     ATTEMPT_FORGED,
     ATTEMPT_INVALID,
     DEVELOPMENT_LINE_SECRET,
+    ID_OUTSIDE_NAMESPACE,
     PROFILE_FORBIDDEN,
     UNAUTHENTICATED,
     UNKNOWN_TENANT,
@@ -221,3 +222,29 @@ def test_a_tenants_file_requires_a_configured_line_secret(tmp_path: Path) -> Non
     assert line_secret(settings, gate.tenancy) == b"s3cret"
     # Without tenancy the public development value stands in (with a warning).
     assert line_secret(Settings(), None) == DEVELOPMENT_LINE_SECRET
+
+
+# --- id namespaces: one tenant cannot take another's request ids ---------------------------
+
+NAMESPACED_YAML = """
+tenants:
+  acme: {request_id_prefix: "acme/"}
+  globex: {request_id_prefix: "globex/"}
+"""
+
+
+def test_a_tenant_with_an_id_prefix_cannot_send_ids_outside_it() -> None:
+    gate = Gatekeeper(LINE, resolve(parse_tenants(NAMESPACED_YAML, ".yaml"), KEYS))
+    own = request(request_id="acme/spring-1")
+    assert gate.admit(own, encoded(own), []).refusal is None
+    for rid in ("globex/spring-1", "spring-1", "acme", "Acme/spring-1"):
+        squat = request(request_id=rid)
+        refusal = gate.admit(squat, encoded(squat), []).refusal
+        assert refusal is not None, rid
+        assert (refusal.code, refusal.authentic) == (ID_OUTSIDE_NAMESPACE, False)
+
+
+def test_overlapping_id_prefixes_are_refused_at_load() -> None:
+    text = 'tenants:\n  a: {request_id_prefix: "x"}\n  b: {request_id_prefix: "x/b"}\n'
+    with pytest.raises(TenantsFileError, match="starts with"):
+        parse_tenants(text, ".yaml")
