@@ -125,11 +125,14 @@ def test_webhooks_are_signed_retried_from_kafka_and_dead_lettered(
     assert SECRET not in worker.log_tail(10_000)
 
 
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def _wait(
+    condition: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            log = f"\nworker log:\n{worker.log_tail(20_000)}" if worker is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{log}")
         time.sleep(0.2)
 
 
@@ -347,9 +350,20 @@ def test_a_retry_due_later_than_the_poll_interval_stalls_nothing_and_crashes_not
 
     worker = start_worker(settings)
     asyncio.run(submit_requests(settings, [first]))
-    _wait(lambda: len(slow) == 1, 90, "the slow receiver's first call")
+    try:
+        _wait(lambda: len(slow) == 1, 90, "the slow receiver's first call", worker)
+    except AssertionError as exc:
+        seen = {
+            topic: len(asyncio.run(read_to_end(settings.kafka_bootstrap, topic)))
+            for topic in (names.requests, names.raw, names.approved, names.completed)
+        }
+        seen[names.webhooks] = len(
+            asyncio.run(read_to_end(settings.kafka_bootstrap, names.webhooks))
+        )
+        commits = asyncio.run(_notify_commits(settings, names.webhooks))
+        raise AssertionError(f"records per topic {seen}, notify commits {commits}\n{exc}") from None
     asyncio.run(submit_requests(settings, [second]))  # so its retry is written behind
-    _wait(lambda: len(soon) == 2, 60, "the second receiver's retry")
+    _wait(lambda: len(soon) == 2, 60, "the second receiver's retry", worker)
     assert len(slow) == 1, "the soon job had to wait for the slow one"
     assert soon.at[1] - soon.at[0] < 8, soon.at  # ~1 s of 503 and ~1 s of schedule
 
@@ -370,7 +384,7 @@ def test_a_retry_due_later_than_the_poll_interval_stalls_nothing_and_crashes_not
     worker.kill()
 
     worker = start_worker(settings)
-    _wait(lambda: len(slow) == 2, 90, "the slow receiver's retry, by the next worker")
+    _wait(lambda: len(slow) == 2, 90, "the slow receiver's retry, by the next worker", worker)
     assert slow.at[1] - slow.at[0] >= 39, slow.at  # Retry-After honoured (within the schedule)
     _wait(lambda: asyncio.run(_notify_committed(settings, retry_topic)), 30, "the retries' commit")
     time.sleep(2.0)  # a stray second call would land now

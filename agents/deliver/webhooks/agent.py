@@ -88,6 +88,8 @@ BACKLOG_PER_SLOT = 8
 #: A job whose result could not be written to Kafka is tried again this much later, doubling.
 WRITE_BACKOFF_S = 5.0
 MAX_WRITE_BACKOFF_S = 300.0
+#: How long a newly assigned partition waits for its previous owner's commit metadata.
+COMMIT_METADATA_TIMEOUT_S = 5.0
 #: Errors of a commit refused because the group moved on: the jobs are re-read, nothing lost.
 REBALANCED = (CommitFailedError, RebalanceInProgressError, IllegalGenerationError,
               UnknownMemberIdError)  # fmt: skip
@@ -429,8 +431,13 @@ class _Lane(ConsumerRebalanceListener):  # type: ignore[misc]
         batches = await consumer.getmany(timeout_ms=wait_ms, max_records=min(room, 500))
         for tp, records in batches.items():
             progress = self.progress.get(tp)
-            if progress is None:  # revoked while the batch was in flight
-                continue
+            if progress is None:
+                if tp in consumer.assignment():
+                    # Assigned, but its listener is still reading the commit metadata: aiokafka
+                    # fetches meanwhile. Dropping the batch would lose it for this owner's whole
+                    # tenure (the position moved past it), so rewind and read it again later.
+                    consumer.seek(tp, records[0].offset)
+                continue  # else revoked while the batch was in flight: its new owner reads it
             for record in records:
                 if progress.read(record.offset):  # else it is already held
                     job = self.notifier._decode(record)
@@ -555,10 +562,13 @@ class _Lane(ConsumerRebalanceListener):  # type: ignore[misc]
         if admin is None or not tps:
             return {}
         try:
-            committed = await admin.list_consumer_group_offsets(
-                f"{self.settings.app_id}-{STAGE}", partitions=tps
-            )
-        except KafkaError as exc:
+            # bounded: this runs inside the rebalance callback, and a look-up that never
+            # answers would keep the lane from fetching anything at all
+            async with asyncio.timeout(COMMIT_METADATA_TIMEOUT_S):
+                committed = await admin.list_consumer_group_offsets(
+                    f"{self.settings.app_id}-{STAGE}", partitions=tps
+                )
+        except (KafkaError, TimeoutError) as exc:
             log.warning("notify: could not read the commit metadata of %s (%s); jobs finished "
                         "after the committed offset may run again", self.topic,
                         type(exc).__name__)  # fmt: skip

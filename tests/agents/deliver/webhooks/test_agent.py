@@ -227,15 +227,24 @@ class FakeConsumer:
         self.commits: list[dict[TopicPartition, int]] = []
         self.refuse: list[Exception] = []
         self._paused: set[TopicPartition] = set()
+        self.seeks: list[tuple[TopicPartition, int]] = []
+        self.fetched: list[Any] = []
 
     async def getmany(self, timeout_ms: int = 0, max_records: int | None = None) -> Any:
         if self.batches and self.tp not in self._paused:
-            return {self.tp: self.batches.pop(0)}
+            batch = self.batches.pop(0)
+            self.fetched.extend(batch)
+            return {self.tp: batch}
         await asyncio.sleep(min(timeout_ms, 50) / 1000)
         return {}
 
     def assignment(self) -> set[TopicPartition]:
         return {self.tp}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Like aiokafka: the records from ``offset`` on are fetched again."""
+        self.seeks.append((tp, offset))
+        self.batches.insert(0, [r for r in self.fetched if r.offset >= offset])
 
     def pause(self, *tps: TopicPartition) -> None:
         self._paused.update(tps)
@@ -313,6 +322,34 @@ def test_a_job_due_later_neither_blocks_due_jobs_nor_is_committed_past(
     # never past the job still waiting; the one done after it is named for the next owner
     assert consumer.commits[-1] == {tp: (1, "done:1")}
     assert max(commit[tp][0] for commit in consumer.commits) == 1
+
+
+def test_a_batch_fetched_before_the_assignment_listener_finished_is_read_again(
+    harness: Harness, receiver: Receiver
+) -> None:
+    """aiokafka fetches while ``on_partitions_assigned`` still awaits the commit metadata.
+
+    The lane dropped such a batch as "revoked", and the consumer's position had moved past it:
+    the job was never called while that worker lived (seen as a flaky integration test: a
+    webhook job sat on ``.webhooks`` for minutes). Now the partition is rewound instead.
+    """
+    notifier = harness.notifier
+    tp = TopicPartition(notifier.names.webhooks, 0)
+    lane = lane_for(harness)
+    record = due_record(notifier, f"{receiver.url}/hooks/early", "r0", 0, 0)
+    consumer = FakeConsumer(tp, [[record]])
+
+    async def go() -> None:
+        async with WebhookClient() as client:
+            notifier._client = client
+            lane.consumer = consumer  # type: ignore[assignment]
+            await lane._poll(consumer)  # type: ignore[arg-type]  # listener not done yet
+            assert consumer.seeks == [(tp, 0)]
+            await lane.on_partitions_assigned([tp])
+            await poll_until(lane, consumer, lambda: {tp: (1, "")} in consumer.commits)
+
+    asyncio.run(go())
+    assert [seen.path for seen in receiver.received] == ["/hooks/early"]
 
 
 def test_no_job_waits_longer_than_the_schedule_allows(harness: Harness) -> None:
