@@ -46,10 +46,10 @@ from streams.records import (
     ReviewStatus,
 )
 from streams.settings import Settings
-from streams.topics import TopicNames, ensure_topics, line_topic_specs
+from streams.topics import TopicNames
 from streams.worker import settings_env
 from streams.worker_process import WorkerProcess
-from tests.integration.helpers import read_topic
+from tests.integration.helpers import read_topic, submit_requests
 from tests.support.provider_server import (
     ProviderServer,
     Reply,
@@ -170,12 +170,6 @@ def _request(run: str, name: str, kind: AssetKind, profile: str = "acme") -> Gen
     )
 
 
-async def _submit(settings: Settings, requests: list[GenerationRequest]) -> None:
-    await ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings))
-    async with LineClient(settings) as client:
-        await client.submit(requests)
-
-
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     return {
@@ -230,7 +224,7 @@ def test_campaign_is_repaired_reviewed_and_completed_once_each(
     requests = [_request(run, name, kind) for name, kind in plan.items()]
     requests.append(_request(run, "unknown-profile", AssetKind.TEXT, profile="globex"))
     ids = {r.request_id.removeprefix(f"gw-{run}-"): r.request_id for r in requests}
-    asyncio.run(_submit(settings, requests))
+    asyncio.run(submit_requests(settings, requests))
     worker = start_worker(settings)
 
     # Everything but the two stubborn ones completes on its own.

@@ -24,11 +24,11 @@ import pytest
 from PIL import Image, PngImagePlugin
 from pydantic import SecretStr
 
-from streams.client import LineClient, await_completions
+from streams.client import await_completions
 from streams.records import AssetKind, CompletionStatus, Constraints, GenerationRequest, ModelSpec
 from streams.settings import Settings
-from streams.topics import ensure_topics, line_topic_specs
 from streams.worker_process import WorkerProcess
+from tests.integration.helpers import submit_requests
 from tests.support.provider_server import (
     ProviderServer,
     Reply,
@@ -161,12 +161,6 @@ def _request(run: str, name: str, kind: AssetKind) -> GenerationRequest:
     )
 
 
-async def _submit(settings: Settings, requests: list[GenerationRequest]) -> None:
-    await ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings))
-    async with LineClient(settings) as client:
-        await client.submit(requests)
-
-
 def test_hostile_assets_are_caught_and_foreign_provenance_is_stripped(
     line_settings: Settings,
     start_worker: Callable[[Settings], WorkerProcess],
@@ -188,7 +182,7 @@ def test_hostile_assets_are_caught_and_foreign_provenance_is_stripped(
     run = uuid.uuid4().hex[:8]
     requests = [_request(run, name, AssetKind.TEXT) for name in TEXTS]
     requests += [_request(run, name, AssetKind.IMAGE) for name in IMAGES]
-    asyncio.run(_submit(settings, requests))
+    asyncio.run(submit_requests(settings, requests))
     worker = start_worker(settings)
 
     ids = [r.request_id for r in requests]

@@ -20,13 +20,13 @@ from urllib.parse import quote
 import pytest
 from pydantic import SecretStr
 
-from streams.client import LineClient, await_completions
+from streams.client import await_completions
 from streams.codecs import Codecs
 from streams.records import AssetKind, CompletionStatus, Constraints, GenerationRequest, ModelSpec
 from streams.settings import Settings
-from streams.topics import TopicNames, ensure_topics, line_topic_specs
+from streams.topics import TopicNames
 from streams.worker_process import WorkerProcess
-from tests.integration.helpers import read_topic
+from tests.integration.helpers import read_topic, submit_requests
 from tests.support.provider_server import (
     ProviderServer,
     Reply,
@@ -82,12 +82,6 @@ def _request(run: str, name: str, kind: AssetKind, alias: str, **size: int) -> G
     )
 
 
-async def _submit(settings: Settings, requests: list[GenerationRequest]) -> None:
-    await ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings))
-    async with LineClient(settings) as client:
-        await client.submit(requests)
-
-
 def _key_forms() -> list[str]:
     return [
         API_KEY,
@@ -124,7 +118,7 @@ def test_hostile_provider_answers_leak_nothing(
     image = _request(run, "url", AssetKind.IMAGE, "hero", width=64, height=64)
     text = _request(run, "echo", AssetKind.TEXT, "copy")
     bomb = _request(run, "bomb", AssetKind.IMAGE, "hero", width=2147483647, height=-7)
-    asyncio.run(_submit(settings, [image, text, bomb]))
+    asyncio.run(submit_requests(settings, [image, text, bomb]))
     worker = start_worker(settings)
 
     ids = [image.request_id, text.request_id, bomb.request_id]

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 from pydantic import SecretStr
 
-from streams.client import LineClient, await_completions
+from streams.client import await_completions
 from streams.codecs import Codecs
 from streams.records import (
     AlertKind,
@@ -33,9 +33,9 @@ from streams.records import (
     ModelSpec,
 )
 from streams.settings import Settings
-from streams.topics import TopicNames, ensure_topics, line_topic_specs
+from streams.topics import TopicNames
 from streams.worker_process import WorkerProcess
-from tests.integration.helpers import read_topic
+from tests.integration.helpers import read_topic, submit_requests
 from tests.support.provider_server import (
     ProviderServer,
     Reply,
@@ -135,12 +135,6 @@ def _requests(count: int) -> list[GenerationRequest]:
     return out
 
 
-async def _submit(settings: Settings, requests: list[GenerationRequest]) -> None:
-    await ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings))
-    async with LineClient(settings) as client:
-        await client.submit(requests)
-
-
 def test_half_failing_primary_still_gives_one_completion_each(
     line_settings: Settings,
     start_worker: Callable[[Settings], WorkerProcess],
@@ -156,7 +150,7 @@ def test_half_failing_primary_still_gives_one_completion_each(
         update={"routing_file": routing, "api_keys": {"primary": SecretStr(API_KEY)}}
     )
     requests = _requests(100)
-    asyncio.run(_submit(settings, requests))
+    asyncio.run(submit_requests(settings, requests))
     worker = start_worker(settings)
 
     ids = [r.request_id for r in requests]
