@@ -32,13 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from streams.config_files import (
     ConfigError,
-    parse_config_text,
+    parse_config_model,
     read_config_text,
-    validation_summary,
 )
 from streams.records import GenerationRequest
 from streams.replay.rewrite import MAX_ATTEMPT
@@ -139,14 +138,7 @@ class Tenancy:
 
 def parse_tenants(text: str, suffix: str, source: str = "tenants file") -> TenantsFile:
     """Read with the line's safe config parser (no YAML aliases, no duplicate keys)."""
-    try:
-        data = parse_config_text(text, suffix, source)
-    except ConfigError as exc:
-        raise TenantsFileError(str(exc)) from None
-    try:
-        return TenantsFile.model_validate(data)
-    except ValidationError as exc:
-        raise TenantsFileError(validation_summary(exc, source)) from None
+    return parse_config_model(text, suffix, source, TenantsFile, TenantsFileError)
 
 
 def resolve(config: TenantsFile, api_keys: Mapping[str, SecretStr]) -> Tenancy:

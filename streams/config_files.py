@@ -17,10 +17,10 @@ import re
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node
@@ -69,6 +69,23 @@ def validation_summary(exc: ValidationError, source: str) -> str:
     where = ".".join(str(part) for part in first["loc"]) or "(top level)"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return one_line(f"{source}: {where}: {first['msg']}{more}")
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse_config_model(
+    text: str, suffix: str, source: str, model: type[Model], error: type[ConfigError]
+) -> Model:
+    """Parse through the safe reader and validate into ``model``; any failure is one ``error``."""
+    try:
+        data = parse_config_text(text, suffix, source)
+    except ConfigError as exc:
+        raise error(str(exc)) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise error(validation_summary(exc, source)) from None
 
 
 def read_config_text(path: Path, *, max_bytes: int = MAX_CONFIG_BYTES) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.generate.providers._base import Usage
 from agents.generate.providers.anthropic import AnthropicConfig
@@ -19,9 +19,8 @@ from agents.generate.providers.offline.provider import DEFAULT_VERSION as OFFLIN
 from agents.generate.providers.openai import OpenAIConfig
 from streams.config_files import (
     ConfigError,
-    parse_config_text,
+    parse_config_model,
     read_config_text,
-    validation_summary,
 )
 from streams.records import AssetKind
 
@@ -232,14 +231,7 @@ def parse_routing(text: str, suffix: str, source: str = "routing file") -> Routi
     """Parse YAML (``.yaml``/``.yml``) or TOML (``.toml``) text, through the safe reader."""
     if suffix not in ROUTING_SUFFIXES:
         raise RoutingFileError(f"{source}: must be .yaml, .yml or .toml, not {suffix!r}")
-    try:
-        data = parse_config_text(text, suffix, source)
-    except ConfigError as exc:
-        raise RoutingFileError(str(exc)) from None
-    try:
-        return RoutingConfig.model_validate(data)
-    except ValidationError as exc:
-        raise RoutingFileError(validation_summary(exc, source)) from None
+    return parse_config_model(text, suffix, source, RoutingConfig, RoutingFileError)
 
 
 def routing_source(path: Path | None) -> str:
