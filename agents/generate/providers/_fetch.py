@@ -25,7 +25,7 @@ from agents.egress.ssrf import (
     system_resolver,
 )
 from agents.generate.providers._base import ProviderError
-from agents.generate.providers._http import parse_retry_after
+from agents.generate.providers._http import error_for_status
 
 __all__ = ["MAX_REDIRECTS", "fetch_result"]
 
@@ -144,22 +144,4 @@ def _status_error(provider: str, response: httpx.Response) -> ProviderError:
     """The status only: the body of a page we were not meant to see is never quoted."""
     status = response.status_code
     message = f"{provider}: fetching the result URL gave HTTP {status}"
-    if status == 429:
-        return ProviderError(
-            "provider.rate_limited",
-            message,
-            retryable=True,
-            retry_after_s=parse_retry_after(response.headers),
-            status=status,
-        )
-    if status >= 500:
-        return ProviderError(
-            "provider.unavailable",
-            message,
-            retryable=True,
-            retry_after_s=parse_retry_after(response.headers),
-            status=status,
-        )
-    if status == 408:
-        return ProviderError("provider.timeout", message, retryable=True, status=status)
-    return ProviderError("provider.bad_request", message, status=status)
+    return error_for_status(message, status, response.headers)

@@ -366,6 +366,11 @@ def _status_error(
     message = redact(f"{provider}: HTTP {status} {reason}".rstrip(), secrets) + detail
     if is_refusal is not None and is_refusal(status, parsed):
         return ProviderError("provider.refused", message, refusal=True, status=status)
+    return error_for_status(message, status, headers)
+
+
+def error_for_status(message: str, status: int, headers: httpx.Headers) -> ProviderError:
+    """The code and retry hint an HTTP error status means, for any provider call or fetch."""
     if status == 429:
         return ProviderError(
             "provider.rate_limited",
