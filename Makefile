@@ -38,7 +38,7 @@ check: install ## Lint, type-check, and verify schemas match the models
 	$(BIN)/mypy
 	$(BIN)/assetline schemas check
 
-schemas: install ## Regenerate schemas/*.avsc from streams/records.py
+schemas: install ## Regenerate schemas/*.avsc from schemas/records.py
 	$(BIN)/assetline schemas export
 
 bench: install ## Benchmark the whole line (N=10000 by default) and print a table

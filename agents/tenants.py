@@ -34,13 +34,13 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from schemas.attempts import MAX_ATTEMPT
+from schemas.records import GenerationRequest
 from streams.config_files import (
     ConfigError,
     parse_config_model,
     read_config_text,
 )
-from streams.records import GenerationRequest
-from streams.replay.rewrite import MAX_ATTEMPT
 from streams.settings import Settings
 from streams.signing import line_marked, origin_mark, producer_signed
 

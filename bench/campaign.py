@@ -21,12 +21,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from streams.campaign import CampaignSummary, Segment, expand
-from streams.client import LineClient, open_completion_reader
+from assetline.campaign import CampaignSummary, Segment, expand
+from assetline.client import LineClient, open_completion_reader
+from assetline.dev.child_worker import WorkerProcess
 from streams.codecs import CodecError, Codecs
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
-from streams.worker_process import WorkerProcess
 
 TEMPLATE: dict[str, Any] = {
     "tenant": "bench",

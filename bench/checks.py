@@ -33,10 +33,12 @@ from typing import Any
 
 from PIL import Image
 
-from agents.generate.prompt import render_prompt
-from agents.generate.providers._base import ProviderCall
-from agents.generate.providers.offline import OfflineProvider
-from agents.generate.providers.openai import OpenAIConfig, OpenAIProvider
+from agents.inference.prompt import render_prompt
+from agents.inference.providers.base import ProviderCall
+from agents.inference.providers.offline import OfflineProvider
+from agents.inference.providers.openai import OpenAIConfig, OpenAIProvider
+from agents.policy import Policy, ProfileBook
+from agents.policy.loader import build_policies
 from agents.validate.checks import Check, Subject
 from agents.validate.checks.image import ImageProber
 from agents.validate.checks.image_policy import ImagePolicy, image_policy_checks
@@ -45,9 +47,7 @@ from agents.validate.checks.structured import CodeSyntax, JsonSchema
 from agents.validate.checks.terms import TextPolicy, default_detector, text_policy_checks
 from agents.validate.gateway import Gateway
 from agents.validate.judge import JudgePolicy, run_judge
-from agents.validate.policy import Policy, ProfileBook
-from agents.validate.policy.loader import build_policies
-from streams.records import AssetKind, BlobRef, Constraints, GenerationRequest, RawAsset
+from schemas.records import AssetKind, BlobRef, Constraints, GenerationRequest, RawAsset
 from tests.support.provider_server import Reply, openai_chat_response, provider_server
 
 TERMS = [

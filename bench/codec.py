@@ -15,8 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.records import AssetKind, Constraints, GenerationRequest
 from streams.codecs import Codecs
-from streams.records import AssetKind, Constraints, GenerationRequest
 
 TARGET_DECODES = 100_000
 

@@ -23,18 +23,17 @@ import httpx
 from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
-from agents.deliver.delivery import deliver_approved
+from agents.deliver.deliver_one import deliver_approved
 from agents.deliver.provenance import Labeller
 from agents.deliver.sinks import FilesystemSink, Sink
 from agents.deliver.sinks.http import HttpSink, HttpSinkConfig
 from agents.deliver.sinks.s3 import S3Config, S3Sink
-from agents.generate.prompt import render_prompt
-from agents.generate.providers._base import ProviderCall
-from agents.generate.providers.offline import OfflineProvider
-from agents.validate.policy import ProfileBook
-from streams.blobs import LocalBlobStore
-from streams.broker import free_port
-from streams.records import (
+from agents.inference.prompt import render_prompt
+from agents.inference.providers.base import ProviderCall
+from agents.inference.providers.offline import OfflineProvider
+from agents.policy import ProfileBook
+from assetline.dev.broker import free_port
+from schemas.records import (
     AssetKind,
     CompletionStatus,
     Constraints,
@@ -44,6 +43,7 @@ from streams.records import (
     ValidationReport,
     Verdict,
 )
+from streams.blobs import LocalBlobStore
 from tests.support.provider_server import Reply, provider_server
 
 

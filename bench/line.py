@@ -26,12 +26,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.broker import LocalBroker, free_ports
-from streams.client import LineClient, await_completions, open_completion_reader
-from streams.records import AssetKind, Constraints, GenerationRequest, utc_now
+from assetline.client import LineClient, await_completions, open_completion_reader
+from assetline.dev.broker import LocalBroker, free_ports
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import AssetKind, Constraints, GenerationRequest, utc_now
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
-from streams.worker_process import WorkerProcess
 
 
 def requests_for(run: str, n: int, brand: str | None = None) -> list[GenerationRequest]:

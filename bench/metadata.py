@@ -32,10 +32,10 @@ from PIL import Image, PngImagePlugin
 from agents.deliver.metadata import Provenance, stamp, xmp_packet
 from agents.deliver.metadata.c2pa_manifest import C2paSigning, sign_c2pa
 from agents.deliver.metadata.exif import exif_tiff
-from agents.generate.prompt import render_prompt
-from agents.generate.providers._base import ProviderCall
-from agents.generate.providers.offline import OfflineProvider
-from streams.records import AssetKind, Constraints, GenerationRequest
+from agents.inference.prompt import render_prompt
+from agents.inference.providers.base import ProviderCall
+from agents.inference.providers.offline import OfflineProvider
+from schemas.records import AssetKind, Constraints, GenerationRequest
 
 PROVENANCE = Provenance(
     copyright="© 2026 ACME Corp",

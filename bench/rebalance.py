@@ -16,11 +16,11 @@ import os
 import tempfile
 from pathlib import Path
 
+from assetline.client import LineClient, await_completions
+from assetline.dev.broker import LocalBroker, free_ports
+from assetline.dev.child_worker import WorkerProcess
 from bench.line import requests_for, settings_for, stamp, warm_up
-from streams.broker import LocalBroker, free_ports
-from streams.client import LineClient, await_completions
 from streams.topics import ensure_topics, line_topic_specs
-from streams.worker_process import WorkerProcess
 
 
 async def trial(bootstrap: str, root: Path, n: int) -> tuple[int, int]:

@@ -20,12 +20,13 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from agents.tenants import DEVELOPMENT_LINE_SECRET, Gatekeeper
-from streams.client import LineClient, open_topic_reader
+from assetline.client import LineClient
+from assetline.replay.ranges import OffsetBound, partitions_of, resolve
+from assetline.replay.republish import republish
+from assetline.replay.rewrite import RecordKind, Rewriter
+from schemas.records import AssetKind, Constraints, GenerationRequest
 from streams.codecs import Codecs
-from streams.records import AssetKind, Constraints, GenerationRequest
-from streams.replay.ranges import OffsetBound, partitions_of, resolve
-from streams.replay.republish import republish
-from streams.replay.rewrite import RecordKind, Rewriter
+from streams.kafka import open_topic_reader
 from streams.settings import Settings
 from streams.topics import TopicNames, TopicSpec, ensure_topics
 

@@ -38,12 +38,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from agents.generate.prompt import render_prompt
-from agents.generate.providers._base import Generated, Provider, ProviderCall, Usage
-from agents.generate.providers.openai import OpenAIConfig, OpenAIProvider
-from agents.generate.routing.breaker import BreakerState
-from agents.generate.routing.budget import BudgetGuard, MemorySpendBook
-from agents.generate.routing.config import (
+from agents.inference.prompt import render_prompt
+from agents.inference.providers.base import Generated, Provider, ProviderCall, Usage
+from agents.inference.providers.openai import OpenAIConfig, OpenAIProvider
+from agents.inference.routing.breaker import BreakerState
+from agents.inference.routing.budget import BudgetGuard, MemorySpendBook
+from agents.inference.routing.config import (
     Alias,
     BreakerConfig,
     ChainEntry,
@@ -53,9 +53,9 @@ from agents.generate.routing.config import (
     RetryDefaults,
     RoutingConfig,
 )
-from agents.generate.routing.metrics import ProviderMetrics
-from agents.generate.routing.router import ModelRouter, RouteResult
-from streams.records import AssetKind, Constraints, GenerationRequest, ModelSpec
+from agents.inference.routing.metrics import ProviderMetrics
+from agents.inference.routing.router import ModelRouter, RouteResult
+from schemas.records import AssetKind, Constraints, GenerationRequest, ModelSpec
 from tests.support.provider_server import (
     ProviderServer,
     Reply,

@@ -1,6 +1,6 @@
 """The Avro contracts (``*.avsc``): assetline's public API for producers and consumers.
 
-Files are generated from :mod:`streams.records` by ``assetline schemas export``; a test fails if
+Files are generated from :mod:`schemas.records` by ``assetline schemas export``; a test fails if
 a committed file drifts from its model. They ship as package data so an installed worker finds
 them without the source tree.
 """

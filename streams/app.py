@@ -1,11 +1,13 @@
-"""The Faust app factory: one ``create_line(settings)`` builds the app and wires the stages.
+"""The Faust app factory: ``create_line(settings, stages)`` builds the app and installs stages.
 
 No module-level ``app``: everything a stage needs travels in the :class:`Line` it is given, so
-tests build as many isolated lines as they like.
+tests build as many isolated lines as they like. The runtime knows no stage: the caller (the
+composition root, :mod:`assetline.worker`) passes the installers of the stages to run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from streams.blobs import LocalBlobStore
 from streams.codecs import Codecs
 from streams.metrics import StageMetrics
+from streams.registry import codecs_for_settings
 from streams.safe_consumer import SafeTransport
 from streams.settings import Settings
 from streams.topics import TopicNames
@@ -51,6 +54,10 @@ class Line:
     blobs: LocalBlobStore
     registry: CollectorRegistry
     metrics: StageMetrics
+
+
+#: What a stage offers the runtime: subscribe its agents (and tables, pages) on the line.
+StageInstaller = Callable[[Line], None]
 
 
 class LineApp(faust.App):
@@ -91,8 +98,13 @@ def create_faust_app(settings: Settings) -> faust.App:
     )
 
 
-def create_line(settings: Settings, *, registry: CollectorRegistry | None = None) -> Line:
-    """Build the app with the stages named in ``settings.stages``."""
+def create_line(
+    settings: Settings,
+    stages: Sequence[StageInstaller],
+    *,
+    registry: CollectorRegistry | None = None,
+) -> Line:
+    """Build the app and install ``stages`` on it, in order."""
     app = create_faust_app(settings)
     names = TopicNames.with_prefix(settings.topic_prefix)
 
@@ -127,33 +139,15 @@ def create_line(settings: Settings, *, registry: CollectorRegistry | None = None
         settings=settings,
         app=app,
         topics=topics,
-        codecs=Codecs.for_settings(settings),
+        codecs=codecs_for_settings(settings),
         blobs=LocalBlobStore(settings.blob_dir, cache_bytes=settings.blob_cache_bytes),
         registry=registry,
         metrics=StageMetrics.build(registry),
     )
-    _install_stages(line)
+    for install in stages:
+        install(line)
     _install_metrics_page(line)
     return line
-
-
-def _install_stages(line: Line) -> None:
-    # Imported here: agents depend on streams, and streams only reaches agents at wiring time.
-    from agents.deliver.agent import install as install_deliver
-    from agents.deliver.webhooks.agent import install as install_notify
-    from agents.generate.agent import install as install_generate
-    from agents.review.agent import install as install_review
-    from agents.validate.agent import install as install_validate
-
-    installers = {
-        "generate": install_generate,
-        "validate": install_validate,
-        "deliver": install_deliver,
-        "review": install_review,
-        "notify": install_notify,
-    }
-    for stage in line.settings.stages:
-        installers[stage](line)
 
 
 def _install_metrics_page(line: Line) -> None:

@@ -12,9 +12,9 @@ import re
 from collections import OrderedDict
 from pathlib import Path
 
+from schemas.records import BlobRef
 from streams.atomic_file import write_atomic
 from streams.limits import ASSET_TOO_LARGE
-from streams.records import BlobRef
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from streams.records import AssetKind
+from schemas.records import AssetKind
 
 if TYPE_CHECKING:
     from streams.settings import Settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -338,3 +338,24 @@ def _json_type(value: object) -> str:
     if isinstance(value, dict):
         return "an object"
     return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``ASSETLINE_*`` variables that rebuild ``settings`` in another process."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        key = f"ASSETLINE_{name.upper()}"
+        if value is None:
+            continue  # unset optional knob: the child's default is None too
+        if isinstance(value, list):  # tuples (stages) are comma-separated, as parsed
+            env[key] = ",".join(map(str, value))
+        elif isinstance(value, dict):  # JSON, as pydantic-settings parses complex fields
+            env[key] = json.dumps(_revealed(getattr(settings, name)))
+        else:
+            env[key] = str(value)
+    return env
+
+
+def _revealed(mapping: dict[str, Any]) -> dict[str, Any]:
+    """Secrets in clear, for the child process's environment only (never logged)."""
+    return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in mapping.items()}

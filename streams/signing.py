@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
-    from streams.records import GenerationRequest
+    from schemas.records import GenerationRequest
 
 SIGNATURE_HEADER: Final = "assetline-signature"
 ORIGIN_HEADER: Final = "assetline.origin"

@@ -101,7 +101,7 @@ class TopicMismatchError(RuntimeError):
 def line_topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic a worker needs; all line topics share one partition count on purpose."""
     names = TopicNames.with_prefix(settings.topic_prefix)
-    # The producers' max_request_size is the same number (streams.app, streams.client).
+    # The producers' max_request_size is the same number (streams.app, assetline.client).
     size = {"max.message.bytes": str(settings.max_message_bytes)}
     retention = {
         "cleanup.policy": "delete",

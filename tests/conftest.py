@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import LocalBroker, free_ports
+from assetline.dev.broker import LocalBroker, free_ports
+from assetline.dev.child_worker import WorkerProcess
 from streams.settings import Settings
-from streams.worker_process import WorkerProcess
 from tests.support.webhook_receiver import Receiver
 
 TESTCONTAINERS_KAFKA_IMAGE = "confluentinc/cp-kafka:8.0.0"  # Apache Kafka 4.0, KRaft

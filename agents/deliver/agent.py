@@ -6,17 +6,17 @@ from typing import TYPE_CHECKING, Any
 
 from agents.deliver.cloudevents import completion_headers, data_schema, event_source
 from agents.deliver.completion import completion, ends_request, status_for_unapproved
-from agents.deliver.delivery import deliver_approved
+from agents.deliver.deliver_one import deliver_approved
 from agents.deliver.destinations import load_destinations
 from agents.deliver.ledger import LedgerTable, already_completed
 from agents.deliver.metadata.c2pa_manifest import load_c2pa_signing
 from agents.deliver.provenance import Labeller
 from agents.deliver.sinks.retry import RetryingSink
-from agents.deliver.webhooks.jobs import jobs_for
+from agents.deliver.webhook_jobs import jobs_for
+from agents.policy import load_profiles
 from agents.tenants import load_tenancy
-from agents.validate.policy import load_profiles
-from streams.records import CompletionStatus
-from streams.stage import StageIO
+from schemas.records import CompletionStatus
+from streams.stage_io import StageIO
 
 if TYPE_CHECKING:
     from streams.app import Line

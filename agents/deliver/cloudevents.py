@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from streams.records import AssetCompleted
+from schemas.records import AssetCompleted
 
 SPEC_VERSION: Final = "1.0"
 EVENT_TYPE: Final = "io.assetline.asset.completed.v1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from streams.records import (
+from schemas.records import (
     AssetCompleted,
     CompletionStatus,
     Disposition,

@@ -13,8 +13,8 @@ from typing import Any
 
 import faust
 
+from schemas.records import AssetCompleted
 from streams.codecs import CodecError
-from streams.records import AssetCompleted
 
 
 def already_completed(

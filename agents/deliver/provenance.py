@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from agents.deliver.metadata import Stamped, provenance_for, stamp
 from agents.deliver.metadata.c2pa_manifest import C2paSigning, c2pa_media_type, sign_c2pa
-from agents.validate.policy import PolicyError, ProfileBook
-from streams.records import ValidatedAsset
+from agents.policy import PolicyError, ProfileBook
+from schemas.records import ValidatedAsset
 
 
 @dataclass(frozen=True)

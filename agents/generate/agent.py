@@ -10,19 +10,19 @@ from typing import TYPE_CHECKING, Any
 import faust
 from aiokafka.errors import KafkaError
 
-from agents.generate.generation import generate_asset, refused
-from agents.generate.providers.offline import OfflineProvider
-from agents.generate.routing.adapters import build_adapters, close_adapters
-from agents.generate.routing.budget import BudgetGuard
-from agents.generate.routing.config import load_routing
-from agents.generate.routing.fallback import FallbackAssets
-from agents.generate.routing.metrics import ProviderMetrics
-from agents.generate.routing.router import ModelRouter
-from agents.generate.routing.spend import SpendView, TableSpendBook
+from agents.generate.generate_one import generate_asset, refused
+from agents.inference.providers.offline import OfflineProvider
+from agents.inference.routing.adapters import build_adapters, close_adapters
+from agents.inference.routing.budget import BudgetGuard
+from agents.inference.routing.config import load_routing
+from agents.inference.routing.fallback import FallbackAssets
+from agents.inference.routing.metrics import ProviderMetrics
+from agents.inference.routing.router import ModelRouter
+from agents.inference.routing.spend import SpendView, TableSpendBook
 from agents.tenants import Gatekeeper
-from streams.client import open_topic_reader
+from streams.kafka import open_topic_reader
 from streams.limits import AssetLimits
-from streams.stage import StageIO, message_headers
+from streams.stage_io import StageIO, message_headers
 
 if TYPE_CHECKING:
     from streams.app import Line

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import Counter, Gauge
 
 from agents.review.queue import Decided, decide, enqueue
-from streams.records import ReviewItem, ReviewStatus
-from streams.stage import StageIO
+from schemas.records import ReviewItem, ReviewStatus
+from streams.stage_io import StageIO
 
 if TYPE_CHECKING:
     from streams.app import Line

@@ -1,6 +1,6 @@
 """The review queue's rules as pure functions: what enters it, and what a decision does.
 
-The agent stores :class:`~streams.records.ReviewItem` values in a table keyed by request id and
+The agent stores :class:`~schemas.records.ReviewItem` values in a table keyed by request id and
 publishes whatever :func:`decide` returns; keeping decided items (instead of deleting them) is
 what lets a repeated decision be told apart from a decision about something never queued.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
 
-from streams.records import (
+from schemas.records import (
     Disposition,
     ReviewAction,
     ReviewDecision,

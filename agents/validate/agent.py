@@ -9,19 +9,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agents.generate.providers._base import Provider
-from agents.generate.providers.offline import OfflineProvider
-from agents.generate.routing.adapters import build_adapters, close_adapters
-from agents.generate.routing.config import load_routing, routing_source
+from agents.inference.providers.base import Provider
+from agents.inference.providers.offline import OfflineProvider
+from agents.inference.routing.adapters import build_adapters, close_adapters
+from agents.inference.routing.config import load_routing, routing_source
+from agents.policy import load_profiles
 from agents.tenants import Gatekeeper
 from agents.validate.checks.terms import default_detector
 from agents.validate.deadline import CheckRunner
 from agents.validate.gateway import Gateway
 from agents.validate.metrics import GatewayMetrics, overdue_checks_gauge
-from agents.validate.policy import load_profiles
+from schemas.records import Disposition
 from streams.limits import AssetLimits
-from streams.records import Disposition
-from streams.stage import StageIO
+from streams.stage_io import StageIO
 
 if TYPE_CHECKING:
     from streams.app import Line

@@ -27,7 +27,7 @@ from typing import Final
 
 from agents.validate.checks._base import Check, Subject
 from agents.validate.suite import run_check
-from streams.records import CheckResult
+from schemas.records import CheckResult
 
 logger = logging.getLogger(__name__)
 

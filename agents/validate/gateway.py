@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-from agents.generate.providers._base import Provider
+from agents.inference.providers.base import Provider
+from agents.policy import DEFAULT_POLICY, Policy, PolicyError, ProfileBook
 from agents.validate.checks import Check, Subject, default_checks
 from agents.validate.checks.image import DEFAULT_MAX_PIXELS, ImageProber
 from agents.validate.checks.image_policy import image_policy_checks
@@ -18,13 +19,12 @@ from agents.validate.checks.palette import BrandPalette
 from agents.validate.checks.terms import LanguageDetector, text_policy_checks
 from agents.validate.deadline import CheckRunner
 from agents.validate.judge import JudgeOutcome, applies, run_judge
-from agents.validate.policy import DEFAULT_POLICY, Policy, PolicyError, ProfileBook
 from agents.validate.suite import verdict
 from agents.validate.triage import Triage, triage
-from agents.validate.validation import unreadable, validate_off_loop
+from agents.validate.validate_one import unreadable, validate_off_loop
+from schemas.records import BlobRef, RawAsset, ValidatedAsset, Verdict
 from streams.blobs import BlobError, BlobTooLargeError
 from streams.limits import AssetLimits
-from streams.records import BlobRef, RawAsset, ValidatedAsset, Verdict
 
 
 class JudgeConfigError(ValueError):

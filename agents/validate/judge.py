@@ -29,7 +29,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.generate.providers._base import (
+from agents.inference.providers.base import (
     Attachment,
     Generated,
     Provider,
@@ -37,10 +37,10 @@ from agents.generate.providers._base import (
     ProviderError,
     Usage,
 )
-from agents.generate.routing.config import Price
+from agents.inference.routing.config import Price
 from agents.validate.checks._base import Subject
 from agents.validate.checks.structured import json_pointer, parse_json
-from streams.records import (
+from schemas.records import (
     AssetKind,
     CheckResult,
     Constraints,

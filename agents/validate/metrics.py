@@ -6,9 +6,9 @@ from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from agents.generate.routing.metrics import CALL_SECONDS_BUCKETS
+from agents.inference.routing.metrics import CALL_SECONDS_BUCKETS
 from agents.validate.deadline import CheckRunner
-from streams.records import ProviderAttempt, ValidatedAsset
+from schemas.records import ProviderAttempt, ValidatedAsset
 
 
 class GatewayMetrics(NamedTuple):

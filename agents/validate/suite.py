@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from agents.validate.checks._base import Check, Subject
-from streams.records import CheckResult, Verdict
+from schemas.records import CheckResult, Verdict
 
 logger = logging.getLogger(__name__)
 

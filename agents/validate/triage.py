@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from agents.validate.policy import Policy
-from streams.records import (
+from agents.policy import Policy
+from schemas.attempts import attempt_in_generation
+from schemas.records import (
     CheckResult,
     Disposition,
     GenerationRequest,
     ValidatedAsset,
     Verdict,
 )
-from streams.replay.rewrite import attempt_in_generation
 
 #: Feedback lines are prompt text sent to a model: long check messages are cut to this.
 MAX_FEEDBACK_CHARS: Final = 400

@@ -17,8 +17,8 @@ import asyncio
 import hashlib
 import sys
 
-from streams.client import LineClient
-from streams.records import AssetKind, CompletionStatus, Constraints, GenerationRequest
+from assetline.client import LineClient
+from schemas.records import AssetKind, CompletionStatus, Constraints, GenerationRequest
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
 

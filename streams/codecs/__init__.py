@@ -8,9 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import schemas
+from schemas.records import (
+    Alert,
+    AssetCompleted,
+    GenerationRequest,
+    RawAsset,
+    ReviewDecision,
+    ReviewItem,
+    ValidatedAsset,
+    WebhookJob,
+)
 from streams.codecs._codec import AvroCodec, SingleObjectCodec, WireFormat
 from streams.codecs._confluent import (
     VALUE_SCHEMA_ID_HEADER,
@@ -34,19 +44,6 @@ from streams.codecs._single_object import (
     schema_fingerprint,
     split_frame,
 )
-from streams.records import (
-    Alert,
-    AssetCompleted,
-    GenerationRequest,
-    RawAsset,
-    ReviewDecision,
-    ReviewItem,
-    ValidatedAsset,
-    WebhookJob,
-)
-
-if TYPE_CHECKING:
-    from streams.settings import Settings
 
 __all__ = [
     "HEADER_SIZE",
@@ -89,7 +86,7 @@ TOPIC_CONTRACTS: dict[str, str] = {
 
 
 class SchemaResolver(Protocol):
-    """Fetches a Confluent registry id's writer schema into the store (see streams.registry)."""
+    """Fetches a Confluent registry id's writer schema into the store (:mod:`streams.registry`)."""
 
     async def ensure_known(self, schema_id: int) -> None: ...
 
@@ -155,18 +152,6 @@ class Codecs:
             review_item=codec("review_item", ReviewItem),
             webhook_job=codec("webhook_job", WebhookJob),
             resolver=resolver,
-        )
-
-    @classmethod
-    def for_settings(cls, settings: Settings) -> Codecs:
-        """The worker's codecs: configured framings, and a registry resolver if one is set."""
-        from streams.registry import resolver_from_settings  # the registry needs the store
-
-        store = SchemaStore()
-        return cls.load(
-            store,
-            wire_formats=settings.wire_format_by_topic,
-            resolver=resolver_from_settings(settings, store),
         )
 
     def by_field(self, field: str) -> AvroCodec[Any]:

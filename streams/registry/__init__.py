@@ -5,7 +5,7 @@ Only built when ``schema_registry_url`` is set; otherwise the line needs no regi
 
 from __future__ import annotations
 
-from streams.codecs import SchemaStore
+from streams.codecs import Codecs, SchemaStore
 from streams.registry.client import BearerAuth, RegisteredSchema, RegistryClient, make_auth
 from streams.registry.resolver import RegistryResolver
 from streams.registry.strategy import SubjectStrategy, record_fullname, subject_name
@@ -18,6 +18,7 @@ __all__ = [
     "RegistryResolver",
     "SubjectStrategy",
     "client_from_settings",
+    "codecs_for_settings",
     "make_auth",
     "record_fullname",
     "resolver_from_settings",
@@ -46,3 +47,16 @@ def client_from_settings(settings: Settings) -> RegistryClient | None:
 def resolver_from_settings(settings: Settings, store: SchemaStore) -> RegistryResolver | None:
     client = client_from_settings(settings)
     return None if client is None else RegistryResolver(client, store)
+
+
+def codecs_for_settings(settings: Settings) -> Codecs:
+    """The worker's codecs: configured framings, and a registry resolver if one is set.
+
+    Here rather than on :class:`Codecs`, so the registry depends on the codecs and not both ways.
+    """
+    store = SchemaStore()
+    return Codecs.load(
+        store,
+        wire_formats=settings.wire_format_by_topic,
+        resolver=resolver_from_settings(settings, store),
+    )

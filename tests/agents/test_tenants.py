@@ -23,9 +23,9 @@ from agents.tenants import (
     parse_tenants,
     resolve,
 )
+from schemas.attempts import MAX_ATTEMPT
+from schemas.records import AssetKind, GenerationRequest
 from streams.codecs import Codecs
-from streams.records import AssetKind, GenerationRequest
-from streams.replay.rewrite import MAX_ATTEMPT
 from streams.settings import Settings
 from streams.signing import sign_request
 

@@ -16,8 +16,8 @@ from typing import Any
 import avro.schema
 import pytest
 
+from schemas.records import AssetCompleted, AssetKind, CompletionStatus
 from streams.codecs import Codecs, schema_fingerprint
-from streams.records import AssetCompleted, AssetKind, CompletionStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = sorted((ROOT / "schemas").glob("*.avsc"))

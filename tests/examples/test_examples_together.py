@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from agents.generate.providers.offline import OfflineProvider
-from agents.generate.routing.adapters import build_adapters
-from agents.generate.routing.config import RoutingConfig, load_routing, parse_routing
-from agents.generate.routing.plan import plan_for
+from agents.inference.providers.offline import OfflineProvider
+from agents.inference.routing.adapters import build_adapters
+from agents.inference.routing.config import RoutingConfig, load_routing, parse_routing
+from agents.inference.routing.plan import plan_for
+from agents.policy import ProfileBook, ProfileFileError, load_profiles
+from agents.policy.loader import build_policies
 from agents.tenants import TenantsFile
-from agents.validate.policy import ProfileBook, ProfileFileError, load_profiles
-from agents.validate.policy.loader import build_policies
-from streams.campaign.expand import expand, load_template, read_segments
+from assetline.campaign.expand import expand, load_template, read_segments
+from schemas.records import AssetKind
 from streams.config_files import parse_config_text
-from streams.records import AssetKind
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

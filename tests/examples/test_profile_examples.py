@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from agents.validate.policy import PolicyError, load_profiles
-from agents.validate.policy.loader import build_policies
+from agents.policy import PolicyError, load_profiles
+from agents.policy.loader import build_policies
 
 ROOT = Path(__file__).parents[2]
 

@@ -12,12 +12,11 @@ from types import ModuleType
 
 import pytest
 
-from streams.client import LineClient
+from assetline.client import LineClient
+from schemas.records import AssetCompleted, CompletionStatus
 from streams.codecs import Codecs
-from streams.records import AssetCompleted, CompletionStatus
-from streams.settings import Settings
+from streams.settings import Settings, settings_env
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
-from streams.worker import settings_env
 
 pytestmark = pytest.mark.integration
 

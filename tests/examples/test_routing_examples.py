@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.generate.providers.offline import OfflineProvider
-from agents.generate.routing.adapters import MissingKeyError, build_adapters
-from agents.generate.routing.config import load_routing
+from agents.inference.providers.offline import OfflineProvider
+from agents.inference.routing.adapters import MissingKeyError, build_adapters
+from agents.inference.routing.config import load_routing
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "routing").glob("*.*"))
 

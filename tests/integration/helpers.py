@@ -8,8 +8,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from streams.client import LineClient, open_topic_reader
-from streams.records import AssetKind, Constraints, GenerationRequest, ModelSpec
+from assetline.client import LineClient
+from schemas.records import AssetKind, Constraints, GenerationRequest, ModelSpec
+from streams.kafka import open_topic_reader
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from streams.client import LineClient, await_completions
-from streams.records import AssetKind, CompletionStatus, Constraints, GenerationRequest, ModelSpec
+from assetline.client import LineClient, await_completions
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import AssetKind, CompletionStatus, Constraints, GenerationRequest, ModelSpec
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
-from streams.worker_process import WorkerProcess
 from tests.support.provider_server import (
     ProviderServer,
     Reply,
@@ -81,7 +81,7 @@ def test_two_workers_share_one_campaign_budget(
     asyncio.run(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)))
     first = start_worker(settings)
     _wait_ready(first)
-    (port,) = __import__("streams.broker", fromlist=["free_ports"]).free_ports(1)
+    (port,) = __import__("assetline.dev.broker", fromlist=["free_ports"]).free_ports(1)
     second = start_worker(settings.model_copy(update={"web_port": port}))
     _wait_ready(second)
     time.sleep(3)  # let the group settle on two members before the requests arrive

@@ -14,14 +14,13 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from click.testing import CliRunner, Result
 
-from streams.campaign import expand, load_template, read_segments
-from streams.cli import cli
-from streams.client import open_topic_reader, read_to_end
+from assetline.campaign import expand, load_template, read_segments
+from assetline.cli import cli
+from assetline.dev.child_worker import WorkerProcess
 from streams.codecs import Codecs
-from streams.settings import Settings
+from streams.kafka import open_topic_reader, read_to_end
+from streams.settings import Settings, settings_env
 from streams.topics import TopicNames
-from streams.worker import settings_env
-from streams.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from streams.broker import free_port
-from streams.cli import cli
-from streams.client import LineClient
-from streams.settings import Settings
+from assetline.cli import cli
+from assetline.client import LineClient
+from assetline.dev.broker import free_port
+from assetline.dev.child_worker import WorkerProcess
+from streams.settings import Settings, settings_env
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
-from streams.worker import settings_env
-from streams.worker_process import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +48,7 @@ def _assetline(
     env: dict[str, str], *args: str, timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "assetline.cli", *args],
         env=env,
         capture_output=True,
         text=True,

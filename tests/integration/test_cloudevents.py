@@ -9,11 +9,11 @@ import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
 
 from agents.deliver.cloudevents import EVENT_TYPE
-from streams.client import await_completions
+from assetline.client import await_completions
+from assetline.dev.child_worker import WorkerProcess
 from streams.codecs import Codecs
 from streams.settings import Settings
 from streams.topics import TopicNames
-from streams.worker_process import WorkerProcess
 from tests.integration.helpers import mixed_requests, read_topic, submit_requests
 
 pytestmark = pytest.mark.integration

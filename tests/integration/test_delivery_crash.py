@@ -21,8 +21,9 @@ import pytest
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
-from streams.client import await_completions
-from streams.records import (
+from assetline.client import await_completions
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import (
     AssetCompleted,
     AssetKind,
     CompletionStatus,
@@ -30,7 +31,6 @@ from streams.records import (
     GenerationRequest,
 )
 from streams.settings import Settings
-from streams.worker_process import WorkerProcess
 from tests.integration.helpers import submit_requests
 from tests.support.provider_server import ProviderServer, Reply, provider_server
 from tests.support.s3_server import moto_s3

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from streams.broker import free_port
-from streams.client import await_completions
-from streams.deadletter import header_map
-from streams.records import AssetKind, CompletionStatus, Constraints, GenerationRequest
+from assetline.client import await_completions
+from assetline.dev.broker import free_port
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import AssetKind, CompletionStatus, Constraints, GenerationRequest
+from streams.dead_letters import header_map
 from streams.settings import Settings
 from streams.topics import TopicNames
-from streams.worker_process import WorkerProcess
 from tests.integration.helpers import read_topic, submit_requests
 from tests.support.s3_server import moto_s3
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.client import await_completions
+from assetline.client import await_completions
+from assetline.dev.child_worker import WorkerProcess
 from streams.settings import Settings
 from streams.topics import TopicNames
-from streams.worker_process import WorkerProcess
 from tests.integration.helpers import mixed_requests, submit_requests
 
 pytestmark = pytest.mark.integration

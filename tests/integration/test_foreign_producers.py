@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from streams.client import await_completions
-from streams.records import AssetCompleted
+from assetline.client import await_completions
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import AssetCompleted
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
-from streams.worker_process import WorkerProcess
 from tests.examples._producers import ROOT, SCHEMAS, java_command, node_command, run
 
 pytestmark = pytest.mark.integration

@@ -28,13 +28,12 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from agents.generate.prompt import FEEDBACK_HEADER
-from streams.cli import cli
-from streams.cli._review import load_items
-from streams.client import LineClient, await_completions
-from streams.codecs import Codecs
-from streams.deadletter import header_map
-from streams.records import (
+from agents.inference.prompt import FEEDBACK_HEADER
+from assetline.cli import cli
+from assetline.cli._review import load_items
+from assetline.client import LineClient, await_completions
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import (
     AssetKind,
     CompletionStatus,
     Constraints,
@@ -45,10 +44,10 @@ from streams.records import (
     ReviewItem,
     ReviewStatus,
 )
-from streams.settings import Settings
+from streams.codecs import Codecs
+from streams.dead_letters import header_map
+from streams.settings import Settings, settings_env
 from streams.topics import TopicNames
-from streams.worker import settings_env
-from streams.worker_process import WorkerProcess
 from tests.integration.helpers import read_topic, submit_requests
 from tests.support.provider_server import (
     ProviderServer,

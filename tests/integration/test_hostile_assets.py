@@ -24,10 +24,10 @@ import pytest
 from PIL import Image, PngImagePlugin
 from pydantic import SecretStr
 
-from streams.client import await_completions
-from streams.records import AssetKind, CompletionStatus, Constraints, GenerationRequest, ModelSpec
+from assetline.client import await_completions
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import AssetKind, CompletionStatus, Constraints, GenerationRequest, ModelSpec
 from streams.settings import Settings
-from streams.worker_process import WorkerProcess
 from tests.integration.helpers import submit_requests
 from tests.support.provider_server import (
     ProviderServer,

@@ -23,13 +23,14 @@ from typing import Any
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 
-from streams.client import LineClient, open_topic_reader
+from assetline.client import LineClient
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import AssetCompleted, GenerationRequest
 from streams.codecs import Codecs
-from streams.deadletter import header_map
-from streams.records import AssetCompleted, GenerationRequest
+from streams.dead_letters import header_map
+from streams.kafka import open_topic_reader
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
-from streams.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -20,12 +20,12 @@ from urllib.parse import quote
 import pytest
 from pydantic import SecretStr
 
-from streams.client import await_completions
+from assetline.client import await_completions
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import AssetKind, CompletionStatus, Constraints, GenerationRequest, ModelSpec
 from streams.codecs import Codecs
-from streams.records import AssetKind, CompletionStatus, Constraints, GenerationRequest, ModelSpec
 from streams.settings import Settings
 from streams.topics import TopicNames
-from streams.worker_process import WorkerProcess
 from tests.integration.helpers import read_topic, submit_requests
 from tests.support.provider_server import (
     ProviderServer,

@@ -22,9 +22,9 @@ import pytest
 from PIL import Image
 from pydantic import SecretStr
 
-from streams.client import await_completions
-from streams.codecs import Codecs
-from streams.records import (
+from assetline.client import await_completions
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import (
     AlertKind,
     AssetKind,
     CompletionStatus,
@@ -32,9 +32,9 @@ from streams.records import (
     GenerationRequest,
     ModelSpec,
 )
+from streams.codecs import Codecs
 from streams.settings import Settings
 from streams.topics import TopicNames
-from streams.worker_process import WorkerProcess
 from tests.integration.helpers import read_topic, submit_requests
 from tests.support.provider_server import (
     ProviderServer,

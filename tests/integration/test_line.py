@@ -13,13 +13,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.client import LineClient, await_completions
+from assetline.client import LineClient, await_completions
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import AssetCompleted
 from streams.codecs import Codecs
-from streams.deadletter import header_map
-from streams.records import AssetCompleted
+from streams.dead_letters import header_map
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
-from streams.worker_process import WorkerProcess
 from tests.integration.helpers import mixed_requests, read_topic, submit_requests
 
 pytestmark = pytest.mark.integration

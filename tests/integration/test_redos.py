@@ -16,8 +16,9 @@ from collections.abc import Callable
 
 import pytest
 
-from streams.client import LineClient
-from streams.records import (
+from assetline.client import LineClient
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import (
     AssetCompleted,
     AssetKind,
     CompletionStatus,
@@ -25,7 +26,6 @@ from streams.records import (
     GenerationRequest,
 )
 from streams.settings import Settings
-from streams.worker_process import WorkerProcess
 from tests.integration.helpers import submit_requests
 
 pytestmark = pytest.mark.integration

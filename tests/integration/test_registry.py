@@ -16,13 +16,13 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from pydantic import SecretStr
 
 import schemas
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import AssetKind, CompletionStatus, GenerationRequest
 from streams.codecs import Codecs, SchemaStore
-from streams.deadletter import header_map
-from streams.records import AssetKind, CompletionStatus, GenerationRequest
+from streams.dead_letters import header_map
 from streams.registry import RegistryClient, RegistryResolver, make_auth
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
-from streams.worker_process import WorkerProcess
 from tests.integration.helpers import read_topic
 from tests.support.registry_server import RegistryServer
 

@@ -21,6 +21,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 import schemas
+from schemas.records import GenerationRequest
 from streams.codecs import (
     TOPIC_CONTRACTS,
     Codecs,
@@ -29,7 +30,6 @@ from streams.codecs import (
     UnknownSchemaIdError,
     WireFormat,
 )
-from streams.records import GenerationRequest
 from streams.registry import (
     RegistryClient,
     RegistryResolver,

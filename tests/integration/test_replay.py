@@ -16,14 +16,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from click.testing import CliRunner, Result
 
-from streams.cli import cli
-from streams.client import LineClient, read_to_end
+from assetline.cli import cli
+from assetline.client import LineClient
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import AssetKind, Constraints, GenerationRequest
 from streams.codecs import Codecs
-from streams.deadletter import deadletter_headers, header_map
-from streams.records import AssetKind, Constraints, GenerationRequest
+from streams.dead_letters import deadletter_headers, header_map
+from streams.kafka import read_to_end
 from streams.settings import Settings
 from streams.topics import TopicNames, TopicSpec, ensure_topics, line_topic_specs
-from streams.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

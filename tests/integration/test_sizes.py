@@ -22,13 +22,13 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from streams.client import await_completions
+from assetline.client import await_completions
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import AssetKind, Constraints, GenerationRequest
 from streams.codecs import Codecs
-from streams.deadletter import VALUE_PARKED, VALUE_SHA256, VALUE_SIZE, header_map, record_size
-from streams.records import AssetKind, Constraints, GenerationRequest
+from streams.dead_letters import VALUE_PARKED, VALUE_SHA256, VALUE_SIZE, header_map, record_size
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
-from streams.worker_process import WorkerProcess
 from tests.integration.helpers import mixed_requests, read_topic, submit_requests
 
 pytestmark = pytest.mark.integration

@@ -11,14 +11,15 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from agents.tenants import ATTEMPT_FORGED, ATTEMPT_INVALID, UNAUTHENTICATED, UNKNOWN_TENANT
-from streams.client import LineClient, await_completions, read_to_end
+from assetline.client import LineClient, await_completions
+from assetline.dev.child_worker import WorkerProcess
+from schemas.attempts import MAX_ATTEMPT
+from schemas.records import AssetKind, Constraints, GenerationRequest
 from streams.codecs import Codecs
-from streams.deadletter import header_map
-from streams.records import AssetKind, Constraints, GenerationRequest
-from streams.replay.rewrite import MAX_ATTEMPT
+from streams.dead_letters import header_map
+from streams.kafka import read_to_end
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
-from streams.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -30,16 +30,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
-from agents.deliver.webhooks.agent import Notifier
-from agents.deliver.webhooks.disabled import decode_record, url_sha256
-from streams.cli import cli
-from streams.client import LineClient, await_completions, open_topic_reader, read_to_end
+from agents.notify.agent import Notifier
+from agents.notify.disabled import decode_record, url_sha256
+from assetline.cli import cli
+from assetline.client import LineClient, await_completions
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import AssetKind, Constraints, GenerationRequest
 from streams.codecs import Codecs
-from streams.deadletter import header_map
-from streams.records import AssetKind, Constraints, GenerationRequest
+from streams.dead_letters import header_map
+from streams.kafka import open_topic_reader, read_to_end
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
-from streams.worker_process import WorkerProcess
 from tests.integration.helpers import read_topic, submit_requests
 from tests.support.provider_server import ProviderServer, Reply, provider_server
 

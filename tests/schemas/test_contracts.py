@@ -13,10 +13,10 @@ import fastavro
 import pytest
 from pydantic import BaseModel, Field
 
+import assetline.cli._schemas as schemas_cli
 import schemas
-import streams.cli._schemas as schemas_cli
-from streams.avro_schema import AvroInt, SchemaGenerationError, avro_schema, avro_schema_json
-from streams.records import NAMESPACE, TOP_LEVEL
+from schemas.avro_schema import AvroInt, SchemaGenerationError, avro_schema, avro_schema_json
+from schemas.records import NAMESPACE, TOP_LEVEL
 
 SCHEMA_DIR = Path(schemas.__file__).parent
 AVSC_FILES = sorted(SCHEMA_DIR.glob("*.avsc"))
@@ -71,7 +71,7 @@ def test_every_avsc_parses(path: Path) -> None:
 def test_committed_file_is_exactly_what_the_model_generates(name: str) -> None:
     text = (SCHEMA_DIR / schemas.FILES[name]).read_text(encoding="utf-8")
     assert text == avro_schema_json(MODELS[name]), (
-        f"schemas/{schemas.FILES[name]} drifted from streams.records.{name}: "
+        f"schemas/{schemas.FILES[name]} drifted from schemas.records.{name}: "
         "run 'assetline schemas export'"
     )
     assert committed(name) == avro_schema(MODELS[name])

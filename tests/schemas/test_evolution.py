@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 import schemas
-from streams.codecs import Codecs, SchemaStore, SingleObjectCodec
-from streams.records import (
+from schemas.records import (
     AssetCompleted,
     AssetKind,
     CompletionStatus,
@@ -23,6 +22,7 @@ from streams.records import (
     GenerationRequest,
     RawAsset,
 )
+from streams.codecs import Codecs, SchemaStore, SingleObjectCodec
 
 V1 = Path(schemas.__file__).parent / "releases" / "0.1.0"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from schemas.records import BlobRef
 from streams.blobs import (
     BlobCorruptError,
     BlobError,
@@ -15,7 +16,6 @@ from streams.blobs import (
     BlobTooLargeError,
     LocalBlobStore,
 )
-from streams.records import BlobRef
 
 
 def sha(data: bytes) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from schemas.records import AssetKind
 from streams.limits import ASSET_TOO_LARGE, AssetLimits
-from streams.records import AssetKind
 from streams.settings import Settings
 
 

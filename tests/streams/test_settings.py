@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from streams.settings import DEFAULT_STAGES, STAGES, Settings
-from streams.worker import settings_env
+from streams.settings import DEFAULT_STAGES, STAGES, Settings, settings_env
 
 
 @pytest.fixture(autouse=True)
@@ -290,7 +289,7 @@ def test_the_cli_reports_a_bad_api_keys_value_in_one_line(
 ) -> None:
     import click
 
-    from streams.cli._common import load_settings
+    from assetline.cli._common import load_settings
 
     monkeypatch.setenv("ASSETLINE_API_KEYS", f'{{"openai": "{LEAKY}\\n"}}')
     with pytest.raises(click.ClickException) as caught:

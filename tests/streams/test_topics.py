@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from assetline.client import LineClient
 from streams.app import create_faust_app
-from streams.client import LineClient
 from streams.settings import Settings
 from streams.topics import TopicNames, TopicSpec, line_topic_specs
 

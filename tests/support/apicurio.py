@@ -2,7 +2,7 @@
 
 Apicurio publishes its server on Maven Central as ``io.apicurio:apicurio-registry-app`` with an
 ``all`` classifier (``tar.gz``): a Quarkus runner jar plus its ``lib/``. Like
-:mod:`streams.broker._local` does for Kafka, :func:`fetch` resolves it once with ``mvn`` into
+:mod:`assetline.dev.broker._local` does for Kafka, :func:`fetch` resolves it once with ``mvn`` into
 ``<home>/.cache/apicurio/<version>/app`` (a marker written last; an interrupted fetch is redone)
 and :class:`ApicurioRegistry` runs it with the local ``java`` on a free loopback port, with its
 default in-memory H2 storage, until stopped. Its Confluent-compatible API is at
@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from streams.broker import assetline_home, file_lock, free_port
+from assetline.dev.broker import assetline_home, file_lock, free_port
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from streams.records import (
+from schemas.records import (
     AssetKind,
     BlobRef,
     CheckResult,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agents.generate.providers._base import ProviderCall
-from streams.records import AssetKind, Constraints, GenerationRequest
+from agents.inference.providers.base import ProviderCall
+from schemas.records import AssetKind, Constraints, GenerationRequest
 
 __all__ = ["make_call"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import botocore.session
 from moto.server import ThreadedMotoServer
 
-from streams.broker import free_port
+from assetline.dev.broker import free_port
 
 ACCESS_KEY_ID = "AKIATEST"
 SECRET_ACCESS_KEY = "test-secret"

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agents.generate.providers._base import Generated, ProviderCall, ProviderError, Usage
+from agents.inference.providers.base import Generated, ProviderCall, ProviderError, Usage
 
 
 @dataclass(frozen=True)

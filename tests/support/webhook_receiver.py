@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from streams.records import AssetCompleted, AssetKind, CompletionStatus
+from schemas.records import AssetCompleted, AssetKind, CompletionStatus
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

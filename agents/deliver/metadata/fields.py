@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from agents.generate.prompt import render_prompt
-from streams.records import ReviewAction, ValidatedAsset
+from agents.inference.prompt import render_prompt
+from schemas.records import ReviewAction, ValidatedAsset
 
 #: IPTC NewsCode for "created by a trained model": what C2PA/IPTC readers look for.
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"

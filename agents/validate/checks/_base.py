@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from streams.records import AssetKind, CheckResult, GenerationRequest
+from schemas.records import AssetKind, CheckResult, GenerationRequest
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from PIL import Image, ImageMath, UnidentifiedImageError
 
 from agents.media.container import container_problem
 from agents.validate.checks._base import Subject, result
-from streams.records import AssetKind, CheckResult
+from schemas.records import AssetKind, CheckResult
 
 DEFAULT_MAX_PIXELS: Final = 40_000_000
 #: Frames an allowed animation may have; each is decoded by the frame-aware checks.

@@ -24,7 +24,7 @@ from agents.validate.checks.image import (
     alpha_extrema,
     not_decoded_result,
 )
-from streams.records import AssetKind, CheckResult
+from schemas.records import AssetKind, CheckResult
 
 _IMAGE: Final = frozenset({AssetKind.IMAGE})
 

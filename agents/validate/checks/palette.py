@@ -31,7 +31,7 @@ from agents.validate.checks.image import (
     not_decoded_result,
     to_rgba,
 )
-from streams.records import AssetKind, CheckResult
+from schemas.records import AssetKind, CheckResult
 
 _IMAGE: Final = frozenset({AssetKind.IMAGE})
 _HEX: Final = re.compile(r"^#[0-9a-fA-F]{6}$")

@@ -27,7 +27,7 @@ from referencing.exceptions import Unresolvable
 
 from agents.validate.checks._base import Subject, result
 from agents.validate.checks.text import decode_utf8
-from streams.records import AssetKind, CheckResult, GenerationRequest
+from schemas.records import AssetKind, CheckResult, GenerationRequest
 
 try:  # libyaml's parser is several times faster; PyYAML may be built without it
     from yaml import CSafeLoader as _YamlLoader

@@ -40,7 +40,7 @@ from agents.validate.checks.text_normalize import (
     skeleton_map,
     visual_order,
 )
-from streams.records import AssetKind, CheckResult, GenerationRequest
+from schemas.records import AssetKind, CheckResult, GenerationRequest
 
 _TEXT: Final = frozenset({AssetKind.TEXT})
 _TEXT_OR_JSON: Final = frozenset({AssetKind.TEXT, AssetKind.JSON})

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from agents.validate.checks._base import Subject
-from streams.records import AssetKind, CheckResult
+from schemas.records import AssetKind, CheckResult
 
 _TEXT: Final = frozenset({AssetKind.TEXT})
 

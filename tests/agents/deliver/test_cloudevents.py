@@ -13,8 +13,8 @@ from agents.deliver.cloudevents import (
     data_schema,
     event_source,
 )
+from schemas.records import AssetCompleted, AssetKind, CompletionStatus
 from streams.codecs import Codecs
-from streams.records import AssetCompleted, AssetKind, CompletionStatus
 
 DONE = AssetCompleted(
     request_id="req-42",

@@ -13,8 +13,7 @@ from agents.deliver.completion import (
     stage_timings,
     status_for_unapproved,
 )
-from streams.codecs import Codecs
-from streams.records import (
+from schemas.records import (
     AssetKind,
     BlobRef,
     CheckResult,
@@ -30,6 +29,7 @@ from streams.records import (
     ValidationReport,
     Verdict,
 )
+from streams.codecs import Codecs
 from tests.support.assets import failed, make_request, make_validated, passed
 
 CREATED = datetime(2024, 5, 17, 9, 0, 0, tzinfo=UTC)

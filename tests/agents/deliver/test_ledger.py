@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from agents.deliver.ledger import already_completed
+from schemas.records import AssetCompleted, AssetKind, CompletionStatus
 from streams.codecs import Codecs
-from streams.records import AssetCompleted, AssetKind, CompletionStatus
 
 CODEC = Codecs.load().completed
 

@@ -17,16 +17,6 @@ import httpcore
 import httpx
 import pytest
 
-from agents.deliver.webhooks.payload import event_payload
-from agents.deliver.webhooks.schedule import RetrySchedule
-from agents.deliver.webhooks.sender import (
-    StepKind,
-    WebhookOutcome,
-    attempt_once,
-    deliver,
-    send_once,
-)
-from agents.deliver.webhooks.signing import signed_headers
 from agents.egress.pinning import (
     PinnedBackend,
     PinnedTransport,
@@ -34,6 +24,16 @@ from agents.egress.pinning import (
     WebhookClient,
 )
 from agents.egress.ssrf import Destination
+from agents.notify.payload import event_payload
+from agents.notify.schedule import RetrySchedule
+from agents.notify.sender import (
+    StepKind,
+    WebhookOutcome,
+    attempt_once,
+    deliver,
+    send_once,
+)
+from agents.notify.signing import signed_headers
 from tests.support.local_ca import LocalCA
 from tests.support.webhook_receiver import SECRET, Answer, Receiver, make_completion
 

@@ -24,7 +24,7 @@ from agents.media.container import (
 from agents.validate.checks import default_checks
 from agents.validate.checks._base import Subject
 from agents.validate.checks.image import ImageContainer, ImageDecodes, ImageProber
-from streams.records import AssetKind, Constraints, GenerationRequest
+from schemas.records import AssetKind, Constraints, GenerationRequest
 
 
 def chunk(ctype: bytes, payload: bytes) -> bytes:

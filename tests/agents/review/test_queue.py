@@ -11,7 +11,7 @@ from agents.review.queue import (
     enqueue,
     failed_checks,
 )
-from streams.records import (
+from schemas.records import (
     Disposition,
     ReviewAction,
     ReviewDecision,

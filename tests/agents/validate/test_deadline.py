@@ -12,14 +12,14 @@ from typing import ClassVar, TypeVar
 
 import pytest
 
+from agents.policy import DEFAULT_POLICY, ProfileBook
 from agents.validate.checks import default_checks
 from agents.validate.checks._base import Subject
 from agents.validate.deadline import CHECK_TIMEOUT, CheckRunner
 from agents.validate.gateway import Gateway
-from agents.validate.policy import DEFAULT_POLICY, ProfileBook
 from agents.validate.triage import triage
-from agents.validate.validation import validate_off_loop
-from streams.records import (
+from agents.validate.validate_one import validate_off_loop
+from schemas.records import (
     AssetKind,
     BlobRef,
     CheckResult,

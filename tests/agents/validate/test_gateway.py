@@ -10,16 +10,14 @@ import json
 import pytest
 from PIL import Image
 
-from agents.generate.providers._base import Generated, Usage
+from agents.inference.providers.base import Generated, Usage
+from agents.policy import DEFAULT_POLICY, Policy, PolicyError, ProfileBook
+from agents.policy.loader import build_policies
+from agents.policy.profile import BrandProfile
 from agents.validate.checks import ImageProber
 from agents.validate.checks.terms import english_words
 from agents.validate.gateway import Gateway, JudgeConfigError, build_checks
-from agents.validate.policy import DEFAULT_POLICY, Policy, PolicyError, ProfileBook
-from agents.validate.policy.loader import build_policies
-from agents.validate.policy.profile import BrandProfile
-from streams.blobs import BlobMissingError
-from streams.limits import AssetLimits
-from streams.records import (
+from schemas.records import (
     AssetKind,
     BlobRef,
     Constraints,
@@ -29,6 +27,8 @@ from streams.records import (
     ValidationReport,
     Verdict,
 )
+from streams.blobs import BlobMissingError
+from streams.limits import AssetLimits
 from tests.support.scripted_provider import ScriptedProvider
 
 PROFILE = {

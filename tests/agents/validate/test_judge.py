@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from agents.generate.providers._base import Generated, Provider, ProviderCall
-from agents.generate.providers.anthropic import AnthropicConfig, AnthropicProvider
-from agents.generate.providers.openai import OpenAIConfig, OpenAIProvider
-from agents.generate.routing.config import Price
+from agents.inference.providers.anthropic import AnthropicConfig, AnthropicProvider
+from agents.inference.providers.base import Generated, Provider, ProviderCall
+from agents.inference.providers.openai import OpenAIConfig, OpenAIProvider
+from agents.inference.routing.config import Price
 from agents.validate.checks._base import Subject
 from agents.validate.judge import (
     MAX_ASSET_CHARS,
@@ -25,7 +25,7 @@ from agents.validate.judge import (
     applies,
     run_judge,
 )
-from streams.records import AssetKind, GenerationRequest
+from schemas.records import AssetKind, GenerationRequest
 from tests.support.provider_server import (
     ProviderServer,
     Reply,

@@ -11,7 +11,7 @@ from PIL import Image
 from agents.validate.checks import default_checks
 from agents.validate.checks._base import Check, Subject
 from agents.validate.suite import run_suite, verdict
-from streams.records import AssetKind, CheckResult, Constraints, GenerationRequest, Verdict
+from schemas.records import AssetKind, CheckResult, Constraints, GenerationRequest, Verdict
 
 
 def subject(kind: AssetKind, data: bytes, **constraints: object) -> Subject:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agents.generate.prompt import FEEDBACK_HEADER, render_prompt
-from agents.validate.policy import DEFAULT_POLICY, Policy
+from agents.inference.prompt import FEEDBACK_HEADER, render_prompt
+from agents.policy import DEFAULT_POLICY, Policy
 from agents.validate.triage import MAX_FEEDBACK_CHARS, feedback_lines, triage
-from streams.records import Disposition, Verdict
+from schemas.records import Disposition, Verdict
 from tests.support.assets import failed, make_request, make_validated, passed
 
 BRAND = Policy(id="acme", max_attempts=3, review=True, label="acme")
@@ -61,7 +61,7 @@ def test_attempts_exhausted_go_to_review() -> None:
 
 
 def test_a_replayed_attempt_gets_the_same_repairs_as_the_original() -> None:
-    # Replays carry attempts 1001, 2001, ... (streams/replay/rewrite.py): still repairable.
+    # Replays carry attempts 1001, 2001, ... (assetline/replay/rewrite.py): still repairable.
     first = make_validated([failed("palette.brand")], request=make_request(attempt=1001))
     decision = triage(first, BRAND)
     assert decision.disposition is Disposition.REGENERATE

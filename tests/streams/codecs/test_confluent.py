@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from schemas.records import AssetKind, GenerationRequest
 from streams.codecs import (
     HEADER_SIZE,
     VALUE_SCHEMA_ID_HEADER,
@@ -19,7 +20,6 @@ from streams.codecs import (
     confluent_prefix,
     split_confluent,
 )
-from streams.records import AssetKind, GenerationRequest
 
 #: Fixed, so two calls build equal records (the default is "now", which can tick in between).
 CREATED = datetime(2024, 5, 17, 9, 30, 15, 123000, tzinfo=UTC)

@@ -17,8 +17,8 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 import schemas
+from schemas.records import GenerationRequest
 from streams.codecs import Codecs, SchemaStore, WireFormat
-from streams.records import GenerationRequest
 from streams.registry import RegistryClient, RegistryResolver, make_auth
 from streams.registry.registration import register_schemas
 from streams.topics import TopicNames

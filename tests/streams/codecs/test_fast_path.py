@@ -17,19 +17,7 @@ import pytest
 from fastavro.utils import generate_many
 
 import schemas
-from streams.codecs import (
-    HEADER_SIZE,
-    MAGIC,
-    AvroCodec,
-    CodecError,
-    Codecs,
-    MalformedMessageError,
-    RecordValidationError,
-    SchemaStore,
-    _fast,
-)
-from streams.codecs._fast import FastReader, fast_reader
-from streams.records import (
+from schemas.records import (
     Alert,
     AlertKind,
     AssetCompleted,
@@ -45,6 +33,18 @@ from streams.records import (
     ReviewStatus,
     WebhookJob,
 )
+from streams.codecs import (
+    HEADER_SIZE,
+    MAGIC,
+    AvroCodec,
+    CodecError,
+    Codecs,
+    MalformedMessageError,
+    RecordValidationError,
+    SchemaStore,
+    _fast,
+)
+from streams.codecs._fast import FastReader, fast_reader
 from tests.support.assets import failed, make_request, make_validated, passed
 
 AT = datetime(2024, 5, 17, 9, 30, 15, 123000, tzinfo=UTC)

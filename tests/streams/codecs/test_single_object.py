@@ -12,21 +12,7 @@ import pytest
 from pydantic import ValidationError, field_validator
 
 import schemas
-from streams.codecs import (
-    HEADER_SIZE,
-    MAGIC,
-    CodecError,
-    Codecs,
-    MalformedMessageError,
-    RecordValidationError,
-    SchemaStore,
-    SingleObjectCodec,
-    UnknownSchemaError,
-    fingerprint_as_long,
-    schema_fingerprint,
-    split_frame,
-)
-from streams.records import (
+from schemas.records import (
     AssetCompleted,
     AssetKind,
     AvroModel,
@@ -41,6 +27,20 @@ from streams.records import (
     ValidatedAsset,
     ValidationReport,
     Verdict,
+)
+from streams.codecs import (
+    HEADER_SIZE,
+    MAGIC,
+    CodecError,
+    Codecs,
+    MalformedMessageError,
+    RecordValidationError,
+    SchemaStore,
+    SingleObjectCodec,
+    UnknownSchemaError,
+    fingerprint_as_long,
+    schema_fingerprint,
+    split_frame,
 )
 
 CREATED = datetime(2024, 5, 17, 9, 30, 15, 123000, tzinfo=UTC)

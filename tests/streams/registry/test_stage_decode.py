@@ -10,12 +10,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 import schemas
+from schemas.records import AssetKind, GenerationRequest
 from streams.codecs import Codecs, confluent_prefix
-from streams.deadletter import header_map
+from streams.dead_letters import header_map
 from streams.metrics import StageMetrics
-from streams.records import AssetKind, GenerationRequest
 from streams.settings import Settings
-from streams.stage import StageIO
+from streams.stage_io import StageIO
 
 REQUEST = GenerationRequest(
     request_id="r-1",

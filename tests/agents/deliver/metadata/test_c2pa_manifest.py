@@ -36,9 +36,8 @@ from agents.deliver.metadata.c2pa_manifest import (
 )
 from agents.deliver.provenance import Labeller
 from agents.media.container import container_problem
-from agents.validate.policy import load_profiles
-from streams.config_files import ConfigError
-from streams.records import (
+from agents.policy import load_profiles
+from schemas.records import (
     AssetKind,
     BlobRef,
     GenerationRequest,
@@ -47,6 +46,7 @@ from streams.records import (
     ValidationReport,
     Verdict,
 )
+from streams.config_files import ConfigError
 from streams.settings import Settings
 
 MakeImage = Callable[..., bytes]

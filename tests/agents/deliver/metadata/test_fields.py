@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 from agents.deliver.metadata import DIGITAL_SOURCE_TYPE, provenance_for
 from agents.deliver.metadata.fields import iso_utc
-from agents.generate.prompt import render_prompt
-from streams.records import (
+from agents.inference.prompt import render_prompt
+from schemas.records import (
     AssetKind,
     BlobRef,
     GenerationRequest,

@@ -28,7 +28,7 @@ from pydantic import SecretStr, ValidationError
 from agents.deliver.layout import delivery_path
 from agents.deliver.sinks import S3Config, S3Sink, Sink, SinkError
 from agents.deliver.sinks.s3 import object_url, put_headers, sign
-from streams.broker import free_port
+from assetline.dev.broker import free_port
 from tests.support.provider_server import ProviderServer, Reply, provider_server
 
 BUCKET = "assets"

@@ -21,7 +21,7 @@ from agents.validate.checks.image import (
     image_checks,
     probe_image,
 )
-from streams.records import AssetKind, Constraints, GenerationRequest
+from schemas.records import AssetKind, Constraints, GenerationRequest
 
 
 def request(**constraints: object) -> GenerationRequest:

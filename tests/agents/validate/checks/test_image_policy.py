@@ -23,7 +23,7 @@ from agents.validate.checks.image_policy import (
     image_policy_checks,
     parse_aspect_ratio,
 )
-from streams.records import AssetKind, CheckResult, GenerationRequest
+from schemas.records import AssetKind, CheckResult, GenerationRequest
 
 REQUEST = GenerationRequest(
     request_id="r-1",

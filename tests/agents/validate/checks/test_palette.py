@@ -25,7 +25,7 @@ from agents.validate.checks.palette import (
     rgb_to_hex,
     srgb_to_lab,
 )
-from streams.records import AssetKind, CheckResult, GenerationRequest
+from schemas.records import AssetKind, CheckResult, GenerationRequest
 
 REQUEST = GenerationRequest(
     request_id="r-1",

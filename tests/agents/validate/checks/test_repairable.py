@@ -19,7 +19,7 @@ from agents.validate.checks import (
     TextMaxChars,
     TextNotEmpty,
 )
-from streams.records import AssetKind, CheckResult, Constraints, GenerationRequest
+from schemas.records import AssetKind, CheckResult, Constraints, GenerationRequest
 
 
 def subject(kind: AssetKind, data: bytes, **constraints: object) -> Subject:

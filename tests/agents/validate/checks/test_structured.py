@@ -18,7 +18,7 @@ from agents.validate.checks.structured import (
     SyntaxIssue,
     json_pointer,
 )
-from streams.records import AssetKind, CheckResult, Constraints, GenerationRequest
+from schemas.records import AssetKind, CheckResult, Constraints, GenerationRequest
 
 CATALOG_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -26,7 +26,7 @@ from agents.validate.checks.terms import (
     requested_language,
     text_policy_checks,
 )
-from streams.records import AssetKind, Constraints, GenerationRequest
+from schemas.records import AssetKind, Constraints, GenerationRequest
 
 ENGLISH = (
     "Our new trail shoes grip every rock and root. The cushioned sole keeps you comfortable on "

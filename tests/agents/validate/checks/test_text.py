@@ -6,7 +6,7 @@ import pytest
 
 from agents.validate.checks._base import Subject
 from agents.validate.checks.text import TextMaxChars, TextNotEmpty, decode_utf8
-from streams.records import AssetKind, Constraints, GenerationRequest
+from schemas.records import AssetKind, Constraints, GenerationRequest
 
 
 def subject(data: bytes, max_chars: int | None = None) -> Subject:

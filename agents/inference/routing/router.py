@@ -1,0 +1,408 @@
+"""The model router: one request through its alias's chain of pinned models.
+
+Per rung: cost pre-check, rate limit, circuit breaker, the call, retries with full-jitter
+backoff (honouring ``Retry-After``), then failover to the next rung. A refusal stops the
+request (routing around a content policy is not the router's call to make). The whole thing
+runs under the request's latency budget, which cancels the call in flight when it runs out.
+
+Every call made or skipped becomes a :class:`ProviderAttempt`, so the completion event
+explains itself; what to alert on comes back as :class:`Alert` records for the agent to
+publish. Nothing here raises for a provider's or a request's fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from agents.inference.prompt import render_prompt
+from agents.inference.providers.base import Generated, Provider, ProviderCall, ProviderError, Usage
+from agents.inference.routing.backoff import RetryPolicy
+from agents.inference.routing.breaker import BreakerState, CircuitBreaker
+from agents.inference.routing.budget import BudgetGuard, BudgetViolation, estimate_usage
+from agents.inference.routing.config import ChainEntry, RoutingConfig
+from agents.inference.routing.metrics import BREAKER_STATE_VALUES, ProviderMetrics
+from agents.inference.routing.plan import Plan, RoutingError, plan_for
+from agents.inference.routing.rate_limit import RateLimitTimeout, TokenBucket
+from schemas.records import Alert, AlertKind, GenerationRequest, ProviderAttempt
+
+log = logging.getLogger(__name__)
+
+#: Error codes of the router's own verdicts (the adapters' codes are ``provider.*``).
+BUDGET_EXCEEDED = "budget_exceeded"
+COST_BUDGET_EXCEEDED = "cost_budget_exceeded"
+BREAKER_OPEN = "breaker.open"
+RATE_LIMITED_LOCALLY = "ratelimit.wait_exceeds_budget"
+
+
+@dataclass
+class RouteResult:
+    """What happened to one request: served, or why not; plus the audit trail and alerts."""
+
+    request: GenerationRequest
+    alias: str | None
+    attempts: list[ProviderAttempt] = field(default_factory=list)
+    cost: float = 0.0
+    generated: Generated | None = None
+    served_by: ChainEntry | None = None
+    error: ProviderError | None = None
+    alerts: list[Alert] = field(default_factory=list)
+    fallback_allowed: bool = False
+
+    @property
+    def last_provider(self) -> str:
+        return self.attempts[-1].provider if self.attempts else ""
+
+    @property
+    def last_model(self) -> str:
+        return self.attempts[-1].model if self.attempts else ""
+
+
+@dataclass
+class _InFlight:
+    entry: ChainEntry
+    started: float
+
+
+@dataclass
+class _Run:
+    request: GenerationRequest
+    plan: Plan
+    prompt: str
+    deadline: float
+    result: RouteResult
+    in_flight: _InFlight | None = None
+    blocked: BudgetViolation | None = None
+
+
+class ModelRouter:
+    """Routes requests for one worker; breakers and buckets are per provider and shared."""
+
+    def __init__(
+        self,
+        config: RoutingConfig,
+        providers: Mapping[str, Provider],
+        guard: BudgetGuard,
+        metrics: ProviderMetrics,
+        *,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        missing = sorted(set(config.providers) - set(providers))
+        if missing:
+            raise ValueError(f"no adapter built for provider(s) {missing}")
+        self.config = config
+        self.providers = dict(providers)
+        self.guard = guard
+        self.metrics = metrics
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._clock = clock
+        self._sleep = sleep
+        self._pending_alerts: list[Alert] = []
+        self.breakers = {
+            name: CircuitBreaker(
+                name,
+                failure_threshold=spec.breaker.failure_threshold,
+                reset_after_s=spec.breaker.reset_after_s,
+                clock=clock,
+                on_change=self._breaker_changed,
+            )
+            for name, spec in config.providers.items()
+        }
+        self.buckets = {
+            name: TokenBucket(spec.rate_limit.per_second, spec.rate_limit.burst, clock=clock)
+            for name, spec in config.providers.items()
+            if spec.rate_limit is not None
+        }
+        for name in self.breakers:
+            metrics.breaker_state.labels(name).set(0)
+
+    async def route(self, request: GenerationRequest) -> RouteResult:
+        try:
+            plan = plan_for(request, self.config)
+        except RoutingError as exc:
+            result = RouteResult(request, request.model.alias)
+            result.error = ProviderError(exc.code, exc.message)
+            return result
+        budget_s = plan.latency_budget_ms / 1000.0
+        run = _Run(
+            request,
+            plan,
+            render_prompt(request),
+            self._clock() + budget_s,
+            RouteResult(request, plan.alias, fallback_allowed=plan.fallback is not None),
+        )
+        timeout = asyncio.timeout(budget_s)
+        try:
+            async with timeout:
+                await self._run_chain(run)
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            self._budget_killed(run, budget_s)
+        else:
+            self._finish(run)
+        run.result.alerts[:0] = self._drain_alerts()
+        return run.result
+
+    # --- the chain ---------------------------------------------------------------------------
+
+    async def _run_chain(self, run: _Run) -> None:
+        result = run.result
+        for entry in run.plan.chain:
+            if await self._try_entry(run, entry):
+                return
+            if result.error is not None and result.error.refusal:
+                return
+
+    async def _try_entry(self, run: _Run, entry: ChainEntry) -> bool:
+        """True when this rung served the request; False means: fail over (or stop)."""
+        policy = RetryPolicy(
+            max_retries=entry.max_retries,
+            base_s=self.config.retry.base_s,
+            cap_s=self.config.retry.cap_s,
+            max_retry_after_s=self.config.retry.max_retry_after_s,
+        )
+        breaker = self.breakers[entry.provider]
+        for retry in range(entry.max_retries + 1):
+            estimate = entry.price.cost(estimate_usage(entry, run.request, run.prompt))
+            violation = self.guard.check(run.request, estimate)
+            if violation is not None:
+                run.blocked = violation
+                self._skip(run, entry, COST_BUDGET_EXCEEDED, violation.message)
+                return False
+            bucket = self.buckets.get(entry.provider)
+            if bucket is not None:
+                try:
+                    await bucket.acquire(max_wait_s=self._remaining(run))
+                except RateLimitTimeout:
+                    self._skip(run, entry, RATE_LIMITED_LOCALLY, "rate limit wait exceeds budget")
+                    return False
+            if not breaker.allow():
+                self._skip(
+                    run,
+                    entry,
+                    BREAKER_OPEN,
+                    f"circuit open; next probe in {breaker.retry_in_s():.1f}s",
+                )
+                return False
+            outcome = await self._call(run, entry, breaker)
+            if isinstance(outcome, Generated):
+                run.result.generated = outcome
+                run.result.served_by = entry
+                run.result.error = None
+                return True
+            run.result.error = outcome
+            if outcome.refusal or not outcome.retryable or retry == entry.max_retries:
+                return False
+            delay = policy.delay(retry, outcome.retry_after_s, self._rng)
+            if delay >= self._remaining(run):
+                return False  # failing over now beats sleeping into the latency budget
+            await self._sleep(delay)
+        return False
+
+    async def _call(
+        self, run: _Run, entry: ChainEntry, breaker: CircuitBreaker
+    ) -> Generated | ProviderError:
+        provider = self.providers[entry.provider]
+        call = ProviderCall(
+            request=run.request,
+            prompt=run.prompt,
+            model=entry.wire_model,
+            timeout_s=max(0.001, min(entry.timeout_s, self._remaining(run))),
+            max_output_tokens=entry.max_output_tokens,
+            params=entry.params,
+        )
+        started = self._clock()
+        run.in_flight = _InFlight(entry, started)
+        outcome: Generated | ProviderError
+        try:
+            try:
+                async with asyncio.timeout(entry.timeout_s):
+                    outcome = await provider.generate(call)
+            except TimeoutError:
+                outcome = ProviderError(
+                    "provider.timeout", f"no answer within {entry.timeout_s:g} s", retryable=True
+                )
+            except ProviderError as exc:
+                outcome = exc
+            except Exception as exc:  # an adapter bug must not stop the line
+                log.exception("provider %s crashed", entry.provider)
+                outcome = ProviderError("provider.crashed", f"{type(exc).__name__}: {exc}")
+        except asyncio.CancelledError:
+            breaker.release()  # cancelled by the budget: no verdict on the provider's health
+            raise
+        run.in_flight = None
+        elapsed = self._clock() - started
+        self._record(run, entry, outcome, elapsed)
+        if isinstance(outcome, Generated) or outcome.refusal:
+            breaker.record_success()
+        elif outcome.retryable or outcome.code == "provider.auth":
+            breaker.record_failure()
+        else:
+            breaker.record_success()  # it answered; the request was the problem
+        return outcome
+
+    # --- bookkeeping -------------------------------------------------------------------------
+
+    def _record(
+        self, run: _Run, entry: ChainEntry, outcome: Generated | ProviderError, elapsed: float
+    ) -> None:
+        usage = outcome.usage
+        cost = entry.price.cost(usage)
+        self.guard.charge(run.request, cost)
+        run.result.cost += cost
+        labels = (entry.provider, entry.model)
+        m = self.metrics
+        m.seconds.labels(*labels).observe(elapsed)
+        m.cost.labels(*labels).inc(cost)
+        m.tokens.labels(*labels, "input").inc(usage.input_tokens)
+        m.tokens.labels(*labels, "output").inc(usage.output_tokens)
+        m.images.labels(*labels).inc(usage.images)
+        if isinstance(outcome, Generated):
+            m.requests.labels(*labels, "ok").inc()
+            code = message = None
+        else:
+            m.requests.labels(*labels, "refused" if outcome.refusal else "error").inc()
+            m.errors.labels(*labels, outcome.code).inc()
+            code, message = outcome.code, outcome.message
+        run.result.attempts.append(_attempt(entry, code, message, elapsed * 1000.0, cost, usage))
+
+    def _skip(self, run: _Run, entry: ChainEntry, code: str, message: str) -> None:
+        self.metrics.errors.labels(entry.provider, entry.model, code).inc()
+        run.result.attempts.append(_attempt(entry, code, message, 0.0, 0.0, Usage()))
+
+    def _budget_killed(self, run: _Run, budget_s: float) -> None:
+        result = run.result
+        elapsed_ms = (self._clock() - (run.deadline - budget_s)) * 1000.0
+        if run.in_flight is not None:
+            entry = run.in_flight.entry
+            call_ms = (self._clock() - run.in_flight.started) * 1000.0
+            self.metrics.errors.labels(entry.provider, entry.model, BUDGET_EXCEEDED).inc()
+            result.attempts.append(
+                _attempt(
+                    entry, BUDGET_EXCEEDED, "cancelled by the latency budget", call_ms, 0.0, Usage()
+                )
+            )
+        message = (
+            f"latency budget of {run.plan.latency_budget_ms} ms exhausted after "
+            f"{elapsed_ms:.0f} ms ({len(result.attempts)} attempt(s))"
+        )
+        result.generated = None
+        result.error = ProviderError(BUDGET_EXCEEDED, message)
+        result.fallback_allowed = False
+        self.metrics.budget_kills.labels(run.plan.alias or "", "latency").inc()
+        result.alerts.append(
+            self._alert(
+                AlertKind.LATENCY_BUDGET_EXCEEDED,
+                message,
+                run,
+                {"budget_ms": str(run.plan.latency_budget_ms), "elapsed_ms": f"{elapsed_ms:.1f}"},
+            )
+        )
+
+    def _finish(self, run: _Run) -> None:
+        """Turn an exhausted chain into its final verdict."""
+        result = run.result
+        if result.generated is not None:
+            return
+        alias = run.plan.alias or ""
+        if result.error is not None and result.error.refusal:
+            result.fallback_allowed = False
+            return
+        if run.blocked is not None:
+            result.error = ProviderError(COST_BUDGET_EXCEEDED, run.blocked.message)
+            result.fallback_allowed = False
+            self.metrics.budget_kills.labels(alias, "cost").inc()
+            details = {
+                "scope": run.blocked.scope,
+                "limit_usd": f"{run.blocked.limit:.6f}",
+                "spent_usd": f"{run.blocked.spent:.6f}",
+                "estimate_usd": f"{run.blocked.estimate:.6f}",
+            }
+            result.alerts.append(
+                self._alert(AlertKind.COST_BUDGET_EXCEEDED, run.blocked.message, run, details)
+            )
+            return
+        failed = [a for a in result.attempts if a.code is not None]
+        summary = "; ".join(f"{a.provider}/{a.model}: {a.code}" for a in failed)
+        last = result.error
+        if last is None:  # every rung was skipped (breaker open, rate limit)
+            last_attempt = failed[-1]
+            last = ProviderError(last_attempt.code or BREAKER_OPEN, last_attempt.message or "")
+        if len(run.plan.chain) > 1 or len(failed) > 1:
+            message = f"all providers of alias {alias!r} failed ({summary}); last: {last.message}"
+            last = ProviderError(last.code, message, retryable=last.retryable)
+        result.error = last
+        if result.fallback_allowed:
+            self.metrics.fallbacks.labels(alias).inc()
+        result.alerts.append(
+            self._alert(
+                AlertKind.ALL_PROVIDERS_FAILED,
+                last.message,
+                run,
+                {"fallback": str(result.fallback_allowed).lower(), "attempts": str(len(failed))},
+            )
+        )
+
+    def _remaining(self, run: _Run) -> float:
+        return max(0.0, run.deadline - self._clock())
+
+    def _alert(self, kind: AlertKind, message: str, run: _Run, details: dict[str, str]) -> Alert:
+        request = run.request
+        provider = run.result.last_provider or None
+        return Alert(
+            alert_id=str(uuid.uuid4()),
+            kind=kind,
+            message=message,
+            request_id=request.request_id,
+            tenant=request.tenant,
+            campaign_id=request.campaign_id,
+            alias=run.plan.alias,
+            provider=provider,
+            details=details,
+        )
+
+    def _breaker_changed(self, name: str, state: BreakerState) -> None:
+        self.metrics.breaker_state.labels(name).set(BREAKER_STATE_VALUES[state.value.lower()])
+        if state is BreakerState.OPEN:
+            log.warning("circuit breaker of provider %s opened", name)
+            self._pending_alerts.append(
+                Alert(
+                    alert_id=str(uuid.uuid4()),
+                    kind=AlertKind.BREAKER_OPENED,
+                    message=f"circuit breaker of provider {name!r} opened",
+                    provider=name,
+                )
+            )
+
+    def _drain_alerts(self) -> list[Alert]:
+        alerts, self._pending_alerts = self._pending_alerts, []
+        return alerts
+
+
+def _attempt(
+    entry: ChainEntry,
+    code: str | None,
+    message: str | None,
+    latency_ms: float,
+    cost: float,
+    usage: Usage,
+) -> ProviderAttempt:
+    return ProviderAttempt(
+        provider=entry.provider,
+        model=entry.wire_model,
+        code=code,
+        message=message,
+        latency_ms=round(latency_ms, 3),
+        cost=cost,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        images=usage.images,
+    )

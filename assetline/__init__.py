@@ -1,0 +1,1 @@
+"""assetline: the face of the line for people and other services."""

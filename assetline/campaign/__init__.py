@@ -1,0 +1,32 @@
+"""Campaign fan-out: one request template x a segments file -> many requests with stable ids.
+
+Pure functions only (no Kafka): :mod:`.expand` reads and expands the inputs, :mod:`.ids`
+derives the ids, :mod:`.progress` summarises completions. ``assetline campaign`` wires them to
+the line.
+"""
+
+from assetline.campaign.expand import (
+    Campaign,
+    CampaignInputError,
+    Segment,
+    expand,
+    load_template,
+    read_segments,
+)
+from assetline.campaign.ids import canonical_json, request_id_for, row_digest, template_digest
+from assetline.campaign.progress import CampaignSummary, parse_duration
+
+__all__ = [
+    "Campaign",
+    "CampaignInputError",
+    "CampaignSummary",
+    "Segment",
+    "canonical_json",
+    "expand",
+    "load_template",
+    "parse_duration",
+    "read_segments",
+    "request_id_for",
+    "row_digest",
+    "template_digest",
+]

@@ -1,0 +1,48 @@
+"""``assetline`` command line: broker, worker, submit, campaign, tail, replay, dlq, demo, schemas,
+topics, review, webhooks.
+
+Every command turns expected failures (bad arguments, no broker) into one line on stderr and a
+non-zero exit; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import click
+
+from assetline.cli._broker import broker
+from assetline.cli._campaign import campaign
+from assetline.cli._demo import demo
+from assetline.cli._dlq import dlq_group
+from assetline.cli._line import submit, tail, topics, worker
+from assetline.cli._replay import replay
+from assetline.cli._review import review_group
+from assetline.cli._schemas import schemas_group
+from assetline.cli._webhooks import webhooks_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="assetline", prog_name="assetline")
+def cli() -> None:
+    """assetline: generate, validate and deliver AI assets over Kafka."""
+
+
+cli.add_command(broker)
+cli.add_command(campaign)
+cli.add_command(worker)
+cli.add_command(submit)
+cli.add_command(tail)
+cli.add_command(topics)
+cli.add_command(demo)
+cli.add_command(schemas_group)
+cli.add_command(review_group)
+cli.add_command(replay)
+cli.add_command(dlq_group)
+cli.add_command(webhooks_group)
+
+
+def main() -> None:
+    cli(prog_name="assetline")
+
+
+if __name__ == "__main__":
+    main()

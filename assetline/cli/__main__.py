@@ -1,0 +1,3 @@
+from assetline.cli import main
+
+main()

@@ -1,0 +1,39 @@
+"""The composition root: a line is the runtime plus the stages; a worker runs one.
+
+``build_line`` is the only place that joins :mod:`streams` (which knows no stage) with the
+stage registry of :mod:`agents`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from agents.stages import installers_for
+from streams.app import Line, create_line
+from streams.registry.registration import register_line_schemas
+from streams.settings import Settings
+from streams.topics import ensure_topics, line_topic_specs
+
+
+def build_line(settings: Settings, *, registry: CollectorRegistry | None = None) -> Line:
+    """The Faust app with the stages named in ``settings.stages`` installed."""
+    return create_line(settings, installers_for(settings.stages), registry=registry)
+
+
+def run_worker(settings: Settings) -> None:
+    """Blocks until the worker is stopped (SIGINT/SIGTERM)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    # The line first: it loads every configuration file, so a mistake there is reported (one
+    # line, ConfigError) before anything talks to Kafka or a topic is created.
+    line = build_line(settings)
+    loop.run_until_complete(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)))
+    if settings.schema_registry_url:  # Confluent writers need their schema ids before starting
+        loop.run_until_complete(register_line_schemas(line))
+    options: dict[str, Any] = {"loglevel": settings.log_level, "quiet": True, "loop": loop}
+    worker = faust.Worker(line.app, **options)
+    worker.execute_from_commandline()

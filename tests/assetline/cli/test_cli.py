@@ -1,0 +1,191 @@
+"""The command line: expected failures are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from assetline.cli import cli
+from assetline.cli._common import EXIT_TIMEOUT, EXIT_UNDELIVERED, delivery_verdict
+from assetline.cli._line import render, unknown_topic_error
+from assetline.dev.broker import free_port
+from schemas.records import AssetCompleted, AssetKind, CompletionStatus
+from streams.codecs import Codecs
+from streams.settings import STAGES
+from streams.topics import TopicNames
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+@pytest.fixture
+def no_broker(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point every command at a port where nothing listens."""
+    for name in ("KAFKA_BOOTSTRAP", "ASSETLINE_KAFKA_BOOTSTRAP"):
+        monkeypatch.delenv(name, raising=False)
+    bootstrap = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("ASSETLINE_KAFKA_BOOTSTRAP", bootstrap)
+    return bootstrap
+
+
+def _one_line_error(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert "Traceback" not in output
+    assert lines[0].startswith("Error: ")
+    return lines[0]
+
+
+def test_help_lists_the_commands() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for command in ("broker", "worker", "submit", "tail", "demo", "schemas", "topics"):
+        assert command in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["submit", "--kind", "TEXT"],
+        ["tail", "completed", "--timeout", "1"],
+        ["topics"],
+        ["worker", "--stages", ",".join(STAGES)],
+    ],
+)
+def test_missing_broker_is_a_one_line_error(no_broker: str, args: list[str]) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    line = _one_line_error(result.output)
+    assert no_broker in line
+
+
+def test_bad_variable_is_a_usage_error(no_broker: str) -> None:
+    result = CliRunner().invoke(cli, ["submit", "--var", "no-equals-sign"])
+    assert result.exit_code == 2
+    assert "expected name=value" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_stage_is_a_one_line_error(no_broker: str) -> None:
+    result = CliRunner().invoke(cli, ["worker", "--stages", "generate,paint"])
+    assert result.exit_code == 1
+    assert "unknown stage" in _one_line_error(result.output)
+
+
+def test_bad_request_file_names_the_line(no_broker: str, tmp_path: Path) -> None:
+    good = {"tenant": "t", "campaign_id": "c", "kind": "TEXT", "prompt_template": "hi"}
+    path = tmp_path / "requests.jsonl"
+    path.write_text(json.dumps(good) + "\n" + '{"tenant": "t", "kind": "PAINTING"}\n')
+    result = CliRunner().invoke(cli, ["submit", "--file", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:2: not a valid request" in _one_line_error(result.output)
+
+
+def test_schemas_check_passes_on_the_committed_tree() -> None:
+    result = CliRunner().invoke(cli, ["schemas", "check"])
+    assert result.exit_code == 0, result.output
+    assert "match" in result.output
+
+
+def test_broker_status_without_a_broker_exits_non_zero(tmp_path: Path) -> None:
+    port, controller = free_port(), free_port()
+    args = ["broker", "status", "--root", str(tmp_path), "--port", str(port)]
+    result = CliRunner().invoke(cli, [*args, "--controller-port", str(controller)])
+    assert result.exit_code == 1
+    assert "running=False" in result.output
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("assetline, version ")
+
+
+def test_worker_help_and_readme_list_every_stage() -> None:
+    help_text = " ".join(CliRunner().invoke(cli, ["worker", "--help"]).output.split())
+    assert ",".join(STAGES) in help_text
+    worker_lines = [line for line in README.read_text().splitlines() if "assetline worker" in line]
+    assert worker_lines, "the README shows how to run a worker"
+    for line in worker_lines:
+        if "--stages" in line:
+            assert ",".join(STAGES) in line, line
+
+
+def test_worker_with_some_stages_off_warns_one_line_each(no_broker: str) -> None:
+    result = CliRunner().invoke(cli, ["worker", "--stages", "generate,validate,deliver"])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert [line.split(":")[0] for line in lines] == ["warning", "warning", "Error"], lines
+    assert "review is off" in lines[0]
+    assert "notify is off" in lines[1]
+    assert ".webhooks" in lines[1]
+
+
+def test_unknown_topic_error_names_the_closest_and_the_line_topics() -> None:
+    names = TopicNames.with_prefix("assetline")
+    existing = {*names.all(), "orders", "__consumer_offsets"}
+    line = unknown_topic_error("complete", "complete", names, existing)
+    assert "\n" not in line
+    assert line.startswith("no topic 'complete'; did you mean 'completed'? line topics: ")
+    assert "deadletter" in line
+    assert "review_items" in line
+    assert "__consumer_offsets" not in line
+    assert line.endswith("(and 1 other topic(s))")
+    nothing = unknown_topic_error("xyz", "xyz", names, set())
+    assert "none yet" in nothing
+    assert "did you mean" not in nothing
+
+
+def test_tail_shows_the_record_key() -> None:
+    names = TopicNames.with_prefix("p")
+    out = json.loads(render(names.deadletter, names, Codecs.load(), b"junk", [], b"r-7"))
+    assert out["key"] == "r-7"
+    assert out["value_base64"] == "anVuaw=="
+    assert json.loads(render(names.deadletter, names, Codecs.load(), b"", [], None))["key"] is None
+
+
+def test_submit_request_flags_do_not_mix_with_a_file(no_broker: str, tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text("")
+    result = CliRunner().invoke(cli, ["submit", "--file", str(path), "--alias", "x"])
+    assert result.exit_code == 2
+    assert "with --file" in result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "flags"),
+    [
+        ("submit", ("--brand-profile", "--callback-url", "--alias", "--wait")),
+        ("demo", ("--bootstrap", "--port")),
+    ],
+)
+def test_flags_exist(command: str, flags: tuple[str, ...]) -> None:
+    help_text = CliRunner().invoke(cli, [command, "--help"]).output
+    for flag in flags:
+        assert flag in help_text
+
+
+def _done(rid: str, status: str, reason: str = "") -> AssetCompleted:
+    return AssetCompleted(
+        request_id=rid,
+        idempotency_key=rid,
+        tenant="t",
+        campaign_id="c",
+        kind=AssetKind.TEXT,
+        status=CompletionStatus(status),
+        reasons=[reason] if reason else [],
+    )
+
+
+def test_delivery_verdict_is_none_only_when_all_were_delivered() -> None:
+    ids = ["a", "b", "c"]
+    assert delivery_verdict(ids, {i: _done(i, "DELIVERED") for i in ids}) is None
+    code, line = delivery_verdict(ids, {"a": _done("a", "DELIVERED")}) or (0, "")
+    assert code == EXIT_TIMEOUT
+    assert "2 of 3 request(s) got no completion in time: b, c" in line
+    unknown = "policy.unknown_profile: unknown brand profile 'demo'"
+    latest = {i: _done(i, "FAILED", unknown) for i in ids} | {"c": _done("c", "FALLBACK")}
+    code, line = delivery_verdict(ids, latest) or (0, "")
+    assert code == EXIT_UNDELIVERED
+    assert line == f"0 of 3 delivered; 2 FAILED, 1 FALLBACK; e.g. a: {unknown}"

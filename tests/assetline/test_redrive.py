@@ -1,0 +1,257 @@
+"""Reading dead letters back: headers, filters, the table, and where each is re-driven."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiokafka import ConsumerRecord
+
+from assetline.redrive import (
+    DeadLetter,
+    from_record,
+    parse_position,
+    plan_one,
+    select,
+    table,
+    unparked,
+)
+from assetline.replay.rewrite import Rewriter
+from schemas.records import GenerationRequest
+from streams.blobs import LocalBlobStore
+from streams.codecs import Codecs
+from streams.dead_letters import deadletter_headers, fit_dead_letter
+from streams.topics import TopicNames
+
+NAMES = TopicNames.with_prefix("p")
+
+
+def _record(
+    partition: int,
+    offset: int,
+    value: bytes,
+    *,
+    code: str = "codec.malformed",
+    source: str = "p.requests",
+    minute: int = 0,
+    key: bytes | None = b"r-1",
+    headers: list[tuple[str, bytes]] | None = None,
+) -> ConsumerRecord[bytes, bytes]:
+    if headers is None:
+        headers = deadletter_headers(
+            stage="generate",
+            code=code,
+            reason="not Avro single-object encoding (expected C3 01, got 6e6f)",
+            topic=source,
+            partition=2,
+            offset=17,
+            original=[("traceparent", b"t")],
+            now=datetime(2025, 1, 1, 0, minute, tzinfo=UTC),
+        )
+    return ConsumerRecord(
+        "p.deadletter", partition, offset, 0, 0, key, value, None, 0, len(value), headers
+    )
+
+
+def _request(attempt: int = 1) -> GenerationRequest:
+    return GenerationRequest(
+        request_id="r-1",
+        idempotency_key="r-1",
+        tenant="acme",
+        campaign_id="c",
+        kind="TEXT",
+        prompt_template="hi",
+        attempt=attempt,
+    )
+
+
+def test_from_record_reads_the_headers_back() -> None:
+    d = from_record(_record(1, 5, b"bad"))
+    assert (d.partition, d.offset, d.stage, d.code) == (1, 5, "generate", "codec.malformed")
+    assert d.time == "2025-01-01T00:00:00.000+00:00"
+    assert d.source == "p.requests/2/17"
+    assert d.reason.startswith("not Avro")
+    assert (d.key, d.value) == (b"r-1", b"bad")
+
+
+def test_a_message_without_dlq_headers_reads_as_empty() -> None:
+    d = from_record(_record(0, 0, b"x", headers=[]))
+    assert (d.code, d.source_topic, d.source_partition, d.source_offset) == ("", "", None, None)
+
+
+def _letters() -> list[DeadLetter]:
+    return [
+        from_record(_record(0, 3, b"a", code="codec.malformed", minute=3)),
+        from_record(_record(1, 3, b"b", code="deliver.sink_failed", minute=1)),
+        from_record(_record(1, 4, b"c", code="codec.malformed", minute=2)),
+    ]
+
+
+def test_select_by_code_and_offset_oldest_first() -> None:
+    letters = _letters()
+    assert [d.value for d in select(letters)] == [b"b", b"c", b"a"]
+    assert [d.value for d in select(letters, codes=["codec.malformed"])] == [b"c", b"a"]
+    assert [d.value for d in select(letters, positions=[(None, 3)])] == [b"b", b"a"]
+    assert [d.value for d in select(letters, positions=[(0, 3)])] == [b"a"]
+    assert [d.value for d in select(letters, limit=1)] == [b"b"]
+    assert select(letters, codes=["nope"]) == []
+
+
+@pytest.mark.parametrize(("text", "expected"), [("12", (None, 12)), ("2:12", (2, 12))])
+def test_parse_position(text: str, expected: tuple[int | None, int]) -> None:
+    assert parse_position(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "x", "1:", ":3", "a:3", "-1"])
+def test_parse_position_refuses_junk(text: str) -> None:
+    with pytest.raises(ValueError, match="OFFSET"):
+        parse_position(text)
+
+
+def test_table_has_one_row_per_letter_and_truncates_reasons() -> None:
+    out = table(_letters(), reason_width=20).splitlines()
+    assert out[0].split() == ["offset", "time", "stage", "code", "key", "reason", "source"]
+    assert len(out) == 4
+    for cell in ("0:3", "codec.malformed", "r-1", "p.requests/2/17"):
+        assert cell in out[1]
+    assert "not Avro single-obj…" in out[1]
+    assert "(expected" not in out[1]
+
+
+def test_table_shows_the_record_key_even_without_one_or_with_control_characters() -> None:
+    letters = [
+        from_record(_record(0, 1, b"a", key=None)),
+        from_record(_record(0, 2, b"b", key=b"evil\nkey")),
+    ]
+    out = table(letters).splitlines()
+    assert len(out) == 3  # a newline in a key does not break the table
+    assert out[1].split()[4] == "-"
+    assert "evil\\nkey" in out[2]
+
+
+def test_plan_a_valid_request_as_a_new_attempt_to_its_source() -> None:
+    codecs = Codecs.load()
+    letter = from_record(_record(0, 0, codecs.request.encode(_request())))
+    item, value = plan_one(letter, NAMES, Rewriter(codecs), None, None)
+    assert (item.outcome, item.target, item.request_id, item.attempt) == (
+        "redriven",
+        "p.requests",
+        "r-1",
+        1001,
+    )
+    assert value is not None
+    assert codecs.request.decode(value).attempt == 1001
+    # The same dead letter planned again gets the same attempt: the ledger keeps one completion.
+    again, _ = plan_one(letter, NAMES, Rewriter(codecs), None, None)
+    assert again.attempt == 1001
+
+
+def test_plan_skips_what_still_does_not_decode_and_what_has_no_source() -> None:
+    rewriter = Rewriter(Codecs.load())
+    item, value = plan_one(from_record(_record(0, 0, b"bad")), NAMES, rewriter, None, None)
+    assert (item.outcome, value) == ("undecodable", None)
+    bare = from_record(_record(0, 1, b"x", headers=[]))
+    item, value = plan_one(bare, NAMES, rewriter, None, None)
+    assert (item.outcome, item.target, value) == ("no-source", None, None)
+
+
+def test_plan_sends_other_topics_verbatim_and_honours_into() -> None:
+    rewriter = Rewriter(Codecs.load())
+    letter = from_record(_record(0, 0, b"decision", source="p.review.decisions"))
+    item, value = plan_one(letter, NAMES, rewriter, None, None)
+    assert (item.outcome, item.target, value) == ("verbatim", "p.review.decisions", b"decision")
+    item, _ = plan_one(letter, NAMES, rewriter, "scratch", None)
+    assert item.target == "scratch"
+
+
+def test_a_redriven_request_carries_the_line_mark_generate_accepts() -> None:
+    from agents.tenants import Gatekeeper
+
+    codecs = Codecs.load()
+    gate = Gatekeeper(b"line")
+    letter = from_record(_record(0, 0, codecs.request.encode(_request()), code="generate.crashed"))
+    item, value = plan_one(letter, NAMES, Rewriter(codecs), None, None, gate)
+    assert item.outcome == "redriven"
+    assert value is not None
+    request = codecs.request.decode(value)
+    assert request.attempt == 1001
+    assert gate.authenticity(request, value, list(item.marks)) is None
+    # Without the mark generate would refuse the re-driven attempt as forged.
+    assert gate.authenticity(request, value, []) is not None
+
+
+def test_a_forged_attempt_is_never_redriven_with_the_lines_mark() -> None:
+    """Else ``dlq replay`` would launder a squatter's attempt=50 into an accepted 1050."""
+    from agents.tenants import ATTEMPT_FORGED, Gatekeeper
+
+    codecs = Codecs.load()
+    gate = Gatekeeper(b"line")
+    forged = codecs.request.encode(_request(attempt=50))
+    letter = from_record(_record(0, 0, forged, code=ATTEMPT_FORGED))
+    item, value = plan_one(letter, NAMES, Rewriter(codecs), None, None, gate)
+    assert (item.outcome, value, item.marks) == ("refused", None, ())
+    # A genuine re-generation that was parked keeps its original mark and is re-driven.
+    genuine = _record(
+        0,
+        1,
+        forged,
+        headers=deadletter_headers(
+            stage="generate",
+            code="generate.crashed",
+            reason="boom",
+            topic="p.requests",
+            partition=0,
+            offset=3,
+            original=[gate.mark(forged)],
+        ),
+    )
+    item, value = plan_one(from_record(genuine), NAMES, Rewriter(codecs), None, None, gate)
+    assert item.outcome == "redriven"
+    assert item.attempt == 1050
+    assert value is not None
+
+
+def _parked_letter(tmp_path: Path, value: bytes) -> DeadLetter:
+    """A dead letter whose too-large value the stage parked in its blob store."""
+    ref = LocalBlobStore(tmp_path / "blobs").put(value, "application/octet-stream")
+    original = deadletter_headers(
+        stage="generate",
+        code="request.too_large",
+        reason="value is 300000 bytes, over the limit of 262144",
+        topic="p.requests",
+        partition=0,
+        offset=3,
+    )
+    fitted = fit_dead_letter(b"r-1", value, original, limit=1000, park=lambda v: ref.uri)
+    assert fitted.value == b""
+    record = ConsumerRecord(
+        "p.deadletter", 0, 9, 0, 0, fitted.key, fitted.value, None, 0, 0, fitted.headers
+    )
+    return from_record(record)
+
+
+def test_a_parked_value_is_read_back_for_a_redrive(tmp_path: Path) -> None:
+    """Issue 12 #2: a dead letter too large to travel keeps its value in the blob store."""
+    long = _request().model_copy(update={"prompt_template": "hi " * 1000})
+    value = Codecs.load().request.encode(long)  # over the 1,000-byte limit below
+    letter = _parked_letter(tmp_path, value)
+    restored = unparked(letter)
+    assert restored is not None
+    assert restored.value == value
+    item, out = plan_one(restored, NAMES, Rewriter(Codecs.load()), None, None)
+    assert item.outcome == "redriven"
+    assert out is not None
+    assert unparked(from_record(_record(0, 1, b"plain"))) is not None  # nothing parked
+
+
+def test_a_parked_value_that_cannot_be_read_or_does_not_match_is_not_used(
+    tmp_path: Path,
+) -> None:
+    letter = _parked_letter(tmp_path, b"v" * 5000)
+    path = next(p for p in (tmp_path / "blobs").rglob("*") if p.is_file())
+    path.chmod(0o644)
+    path.write_bytes(b"tampered")
+    assert unparked(letter) is None
+    path.unlink()
+    assert unparked(letter) is None

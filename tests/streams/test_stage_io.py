@@ -1,0 +1,239 @@
+"""StageIO: what every agent does around its pure function (decode, dead-letter, guard)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+from prometheus_client import CollectorRegistry
+
+from schemas.records import BlobRef
+from streams import stage_io
+from streams.blobs import LocalBlobStore
+from streams.codecs import Codecs
+from streams.dead_letters import VALUE_PARKED, VALUE_SHA256, VALUE_SIZE, header_map
+from streams.metrics import StageMetrics
+from streams.settings import Settings
+from streams.stage_io import StageIO
+from tests.support.assets import make_request
+
+
+class RecordingTopic:
+    """Records sends, which Faust returns as a future of the broker's acknowledgement.
+
+    The first ``failures`` sends fail: odd ones raise at once (the producer refuses), even
+    ones through the returned future (the broker refuses).
+    """
+
+    def __init__(self, failures: int = 0) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.failures = failures
+        self.tries = 0
+
+    async def send(self, **kwargs: Any) -> asyncio.Future[None]:
+        self.tries += 1
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.tries <= self.failures:
+            if self.tries % 2:
+                raise MessageSizeTooLargeError("refused by the producer")
+            delivery.set_exception(KafkaTimeoutError("not acknowledged by the broker"))
+            return delivery
+        self.sent.append(kwargs)
+        delivery.set_result(None)
+        return delivery
+
+
+class HoldingConsumer:
+    """The two SafeConsumer methods a stage calls, recording what is held."""
+
+    def __init__(self) -> None:
+        self.held: list[Any] = []
+
+    def hold(self, message: Any) -> None:
+        self.held.append(message)
+
+    def release(self, message: Any) -> None:
+        self.held = [m for m in self.held if m is not message]
+
+
+def make_io(
+    failures: int = 0, *, blob_dir: Path | None = None, max_message_bytes: int = 1024 * 1024
+) -> tuple[StageIO, RecordingTopic, CollectorRegistry]:
+    registry = CollectorRegistry()
+    deadletter = RecordingTopic(failures)
+    line = SimpleNamespace(
+        settings=Settings(max_message_bytes=max_message_bytes, max_request_bytes=1024),
+        metrics=StageMetrics.build(registry),
+        topics=SimpleNamespace(deadletter=deadletter),
+        blobs=LocalBlobStore(blob_dir or Path(tempfile.mkdtemp())),
+        app=SimpleNamespace(consumer=HoldingConsumer()),
+    )
+    return StageIO(line, "generate"), deadletter, registry  # type: ignore[arg-type]
+
+
+def event(value: bytes | None, headers: Any = None) -> SimpleNamespace:
+    message = SimpleNamespace(
+        topic="t.requests", partition=2, offset=41, key=b"k", value=value, headers=headers
+    )
+    return SimpleNamespace(message=message)
+
+
+def test_undecodable_value_is_dead_lettered_with_its_origin() -> None:
+    io, deadletter, registry = make_io()
+    result = asyncio.run(io.decode(Codecs.load().request, event(b"junk", [("trace", b"abc")])))
+    assert result is None
+    (sent,) = deadletter.sent
+    assert sent["key"] == b"k"
+    assert sent["value"] == b"junk"
+    headers = header_map(sent["headers"])
+    assert headers["trace"] == "abc"
+    assert headers["assetline.dlq.error.code"] == "codec.malformed"
+    assert headers["assetline.dlq.source.topic"] == "t.requests"
+    assert headers["assetline.dlq.source.partition"] == "2"
+    assert headers["assetline.dlq.source.offset"] == "41"
+    errors = registry.get_sample_value(
+        "assetline_stage_errors_total", {"stage": "generate", "code": "codec.malformed"}
+    )
+    assert errors == 1.0
+
+
+def test_null_value_is_dead_lettered_not_crashing() -> None:
+    io, deadletter, _ = make_io()
+    assert asyncio.run(io.decode(Codecs.load().request, event(None))) is None
+    assert len(deadletter.sent) == 1
+
+
+def test_unexpected_exception_is_dead_lettered_and_swallowed() -> None:
+    io, deadletter, registry = make_io()
+
+    async def go() -> None:
+        async with io.handling(event(b"v", {"h": b"1"})):
+            raise KeyError("boom")
+
+    asyncio.run(go())
+    (sent,) = deadletter.sent
+    headers = header_map(sent["headers"])
+    assert headers["assetline.dlq.error.code"] == "generate.crashed"
+    assert "KeyError" in headers["assetline.dlq.error.reason"]
+    assert headers["h"] == "1"
+    assert registry.get_sample_value("assetline_stage_events_in_total", {"stage": "generate"}) == 1
+    assert registry.get_sample_value("assetline_stage_seconds_count", {"stage": "generate"}) == 1
+
+
+def test_cancellation_is_not_swallowed() -> None:
+    io, deadletter, _ = make_io()
+
+    async def go() -> None:
+        async with io.handling(event(b"v")):
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(go())
+    assert deadletter.sent == []
+
+
+def test_a_request_over_the_size_limit_is_dead_lettered_before_decoding() -> None:
+    """Issue 12 #2: a near-1 MB request made every derived record too large to send."""
+    io, deadletter, registry = make_io()
+    value = Codecs.load().request.encode(make_request()) + b"x" * 2000  # not even decodable
+    result = asyncio.run(
+        io.decode(
+            Codecs.load().request, event(value), max_bytes=1024, too_large="request.too_large"
+        )
+    )
+    assert result is None
+    (sent,) = deadletter.sent
+    assert sent["value"] == value  # fits the producer's limit, so kept as is
+    headers = header_map(sent["headers"])
+    assert headers["assetline.dlq.error.code"] == "request.too_large"
+    assert str(len(value)) in headers["assetline.dlq.error.reason"]
+    count = registry.get_sample_value(
+        "assetline_stage_errors_total", {"stage": "generate", "code": "request.too_large"}
+    )
+    assert count == 1.0
+
+
+def test_a_request_within_the_limit_decodes() -> None:
+    io, deadletter, _ = make_io()
+    request = make_request()
+    value = Codecs.load().request.encode(request)
+    decoded = asyncio.run(io.decode(Codecs.load().request, event(value), max_bytes=len(value)))
+    assert decoded == request
+    assert deadletter.sent == []
+
+
+def test_a_dead_letter_over_the_producer_limit_parks_its_value_in_the_blob_store(
+    tmp_path: Path,
+) -> None:
+    """Issue 12 #2: the dead-letter send of a too-large original failed the same way."""
+    io, deadletter, _ = make_io(blob_dir=tmp_path, max_message_bytes=64 * 1024)
+    value = bytes(range(256)) * 400  # 100 KiB
+    asyncio.run(io.dead_letter(event(value), "generate.crashed", "MessageSizeTooLargeError"))
+    (sent,) = deadletter.sent
+    assert sent["value"] == b""
+    headers = header_map(sent["headers"])
+    digest = hashlib.sha256(value).hexdigest()
+    assert headers[VALUE_SIZE] == str(len(value))
+    assert headers[VALUE_SHA256] == digest
+    assert headers[VALUE_PARKED].startswith("file://")
+    assert headers["assetline.dlq.error.code"] == "generate.crashed"
+    ref = BlobRef(uri=headers[VALUE_PARKED], sha256=digest, size=len(value), media_type="x")
+    assert LocalBlobStore(tmp_path).get(ref) == value
+
+
+def test_a_failed_dead_letter_send_is_retried_never_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 12 #2: the event was acknowledged although its dead letter was never written."""
+    monkeypatch.setattr(stage_io, "DEADLETTER_RETRY_S", (0.01, 0.02))
+    io, deadletter, registry = make_io(failures=3)
+    the_event = event(b"v")
+    asyncio.run(io.dead_letter(the_event, "codec.malformed", "junk"))
+    assert deadletter.tries == 4
+    assert len(deadletter.sent) == 1
+    assert io.line.app.consumer.held == []  # released once written
+    failed = registry.get_sample_value(
+        "assetline_stage_errors_total", {"stage": "generate", "code": "deadletter.send_failed"}
+    )
+    assert failed == 3.0
+
+
+def test_a_stage_stopped_while_its_dead_letter_is_unwritten_holds_the_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cancelled mid-retry (shutdown, rebalance): Faust would acknowledge the event; the
+    consumer is told to hold it instead, so its offset is never committed."""
+    monkeypatch.setattr(stage_io, "DEADLETTER_RETRY_S", (0.01, 0.02))
+    io, deadletter, _ = make_io(failures=10**9)
+    the_event = event(b"v")
+
+    async def go() -> None:
+        task = asyncio.ensure_future(io.dead_letter(the_event, "codec.malformed", "junk"))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())
+    assert deadletter.sent == []
+    assert the_event.message in io.line.app.consumer.held
+
+
+def test_an_output_too_large_to_send_is_dead_lettered_with_its_own_code() -> None:
+    io, deadletter, _ = make_io()
+
+    async def go() -> None:
+        async with io.handling(event(b"v")):
+            raise MessageSizeTooLargeError("The message is 1048700 bytes when serialized")
+
+    asyncio.run(go())
+    (sent,) = deadletter.sent
+    headers = header_map(sent["headers"])
+    assert headers["assetline.dlq.error.code"] == "generate.output_too_large"
+    assert "1048700 bytes" in headers["assetline.dlq.error.reason"]
