@@ -1,4 +1,8 @@
-"""The four event contracts of the line, as typed pydantic models.
+"""The line's event contracts, as typed pydantic models.
+
+Eight top-level records travel on the topics (``schemas.FILES`` names their ``.avsc`` files):
+``GenerationRequest``, ``RawAsset``, ``ValidatedAsset``, ``AssetCompleted``, ``Alert``,
+``ReviewDecision``, ``ReviewItem`` and ``WebhookJob``; the other models here are parts of them.
 
 These models are the single source of truth: the Avro schemas in ``schemas/*.avsc`` (the public
 API that other languages use) are generated from them by :mod:`schemas.avro_schema`
