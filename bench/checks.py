@@ -39,14 +39,15 @@ from agents.inference.providers.offline import OfflineProvider
 from agents.inference.providers.openai import OpenAIConfig, OpenAIProvider
 from agents.policy import Policy, ProfileBook
 from agents.policy.loader import build_policies
+from agents.policy.rules import ImagePolicy, JudgePolicy, PalettePolicy, TextPolicy
 from agents.validate.checks import Check, Subject
 from agents.validate.checks.image import ImageProber
-from agents.validate.checks.image_policy import ImagePolicy, image_policy_checks
-from agents.validate.checks.palette import BrandPalette, PalettePolicy
+from agents.validate.checks.image_policy import image_policy_checks
+from agents.validate.checks.palette import BrandPalette
 from agents.validate.checks.structured import CodeSyntax, JsonSchema
-from agents.validate.checks.terms import TextPolicy, default_detector, text_policy_checks
+from agents.validate.checks.terms import default_detector, text_policy_checks
 from agents.validate.gateway import Gateway
-from agents.validate.judge import JudgePolicy, run_judge
+from agents.validate.judge import run_judge
 from schemas.records import AssetKind, BlobRef, Constraints, GenerationRequest, RawAsset
 from tests.support.provider_server import Reply, openai_chat_response, provider_server
 

@@ -12,10 +12,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.validate.checks.image_policy import ImagePolicy
-from agents.validate.checks.palette import PalettePolicy
-from agents.validate.checks.terms import TextPolicy
-from agents.validate.judge import JudgePolicy
+from agents.policy.rules import ImagePolicy, JudgePolicy, PalettePolicy, TextPolicy
 
 
 class Policy(BaseModel):

@@ -8,14 +8,10 @@ so an asset is decoded once however many rules apply.
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field
-from typing import ClassVar, Final, Literal
+from typing import ClassVar, Final
 
-from PIL import ImageMode
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
-
+from agents.policy.rules import ImagePolicy, parse_aspect_ratio
 from agents.validate.checks._base import Check, Subject, result
 from agents.validate.checks.image import (
     FORMAT_NAMES,
@@ -27,109 +23,6 @@ from agents.validate.checks.image import (
 from schemas.records import AssetKind, CheckResult
 
 _IMAGE: Final = frozenset({AssetKind.IMAGE})
-
-#: ``16:9``, ``4:3``, ``1.91`` or ``1.91:1``: positive numbers, no signs or exponents.
-_RATIO: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?::\s*(\d+(?:\.\d+)?)\s*)?$")
-
-ImageFormatName = Literal["png", "jpeg", "webp"]
-Transparency = Literal["allow", "forbid", "require"]
-
-
-def parse_aspect_ratio(text: str) -> float:
-    """``"16:9"`` -> 1.777..., ``"1.91"`` -> 1.91; ValueError for anything else."""
-    match = _RATIO.match(text)
-    if match is None:
-        raise ValueError(f"aspect_ratio {text!r} is not 'W:H' or a decimal such as '1.91'")
-    width, height = float(match.group(1)), float(match.group(2) or 1)
-    if width <= 0 or height <= 0 or not math.isfinite(width / height):
-        raise ValueError(f"aspect_ratio {text!r} must be positive on both sides")
-    return width / height
-
-
-class ImagePolicy(BaseModel):
-    """What a brand accepts in an image; every unset field is 'no rule'."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    formats: list[ImageFormatName] | None = Field(None, min_length=1)
-    width: PositiveInt | None = None
-    height: PositiveInt | None = None
-    min_width: PositiveInt | None = None
-    max_width: PositiveInt | None = None
-    min_height: PositiveInt | None = None
-    max_height: PositiveInt | None = None
-    aspect_ratio: str | None = None
-    aspect_tolerance: float = Field(0.01, ge=0, lt=1, description="Relative, 0.01 = 1%.")
-    max_bytes: PositiveInt | None = None
-    color_modes: list[str] | None = Field(None, min_length=1)
-    transparency: Transparency = "allow"
-    allow_animation: bool = Field(
-        False,
-        description="Accept APNG/animated WebP (palette then checks every frame); "
-        "refused as image.animated otherwise.",
-    )
-
-    @field_validator("aspect_ratio")
-    @classmethod
-    def _ratio_parses(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_aspect_ratio(value)
-        return value
-
-    @field_validator("color_modes")
-    @classmethod
-    def _modes_exist(cls, value: list[str] | None) -> list[str] | None:
-        for mode in value or ():
-            try:
-                ImageMode.getmode(mode)
-            except KeyError:
-                message = f"{mode!r} is not a Pillow image mode (e.g. RGB, RGBA, L, P)"
-                raise ValueError(message) from None
-        return value
-
-    @model_validator(mode="after")
-    def _satisfiable(self) -> ImagePolicy:
-        """Refuse rules no image can meet; they would reject every asset, repairably, forever."""
-        for axis in ("width", "height"):
-            exact, low, high = (
-                getattr(self, name) for name in (axis, f"min_{axis}", f"max_{axis}")
-            )
-            if low is not None and high is not None and low > high:
-                raise ValueError(f"min_{axis} {low} is above max_{axis} {high}")
-            if exact is not None and (
-                (low is not None and exact < low) or (high is not None and exact > high)
-            ):
-                raise ValueError(f"{axis} {exact} is outside min_{axis}/max_{axis}")
-        ratio = self.aspect_value
-        if ratio is not None and self.width is not None and self.height is not None:
-            off = abs(self.width / self.height / ratio - 1)
-            if off > self.aspect_tolerance:
-                raise ValueError(
-                    f"{self.width}x{self.height} contradicts aspect_ratio {self.aspect_ratio}"
-                )
-        if self.transparency == "require" and self.formats == ["jpeg"]:
-            raise ValueError("transparency 'require' cannot be met by JPEG, which has no alpha")
-        return self
-
-    @property
-    def aspect_value(self) -> float | None:
-        """The aspect ratio as width / height."""
-        return None if self.aspect_ratio is None else parse_aspect_ratio(self.aspect_ratio)
-
-    @property
-    def constrains_dimensions(self) -> bool:
-        """True when any exact or bounding size rule is set."""
-        return any(
-            value is not None
-            for value in (
-                self.width,
-                self.height,
-                self.min_width,
-                self.max_width,
-                self.min_height,
-                self.max_height,
-            )
-        )
 
 
 @dataclass(frozen=True)

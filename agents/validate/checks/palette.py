@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import io
 import math
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import ClassVar, Final
 
 from coloraide import Color
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agents.policy.rules import HEX_COLOR, PalettePolicy
 from agents.validate.checks._base import Subject
 from agents.validate.checks.image import (
     DEFAULT_MAX_FRAMES,
@@ -34,7 +33,6 @@ from agents.validate.checks.image import (
 from schemas.records import AssetKind, CheckResult
 
 _IMAGE: Final = frozenset({AssetKind.IMAGE})
-_HEX: Final = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 #: Pixels less than half opaque count as transparent: their stored colour barely shows.
 VISIBLE_ALPHA: Final = 128
@@ -43,31 +41,9 @@ RGB = tuple[int, int, int]
 Lab = tuple[float, float, float]
 
 
-class PalettePolicy(BaseModel):
-    """A brand palette and how strictly an image must keep to it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    colors: list[str] = Field(min_length=1, description="Brand colours as '#RRGGBB'.")
-    max_delta_e: float = Field(10.0, ge=0, allow_inf_nan=False)
-    min_share: float = Field(0.8, ge=0, le=1)
-    quantize_colors: int = Field(8, ge=1, le=256)
-    sample_side: int = Field(64, ge=1, le=1024)
-    ignore_transparent: bool = True
-
-    @field_validator("colors")
-    @classmethod
-    def _hex_colors(cls, value: list[str]) -> list[str]:
-        """Lower-cased, so messages and comparisons see one spelling."""
-        for color in value:
-            if not _HEX.match(color):
-                raise ValueError(f"{color!r} is not a '#RRGGBB' colour")
-        return [color.lower() for color in value]
-
-
 def hex_to_rgb(color: str) -> RGB:
     """``"#ff8800"`` -> ``(255, 136, 0)``."""
-    if not _HEX.match(color):
+    if not HEX_COLOR.match(color):
         raise ValueError(f"{color!r} is not a '#RRGGBB' colour")
     return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
 

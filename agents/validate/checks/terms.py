@@ -1,7 +1,7 @@
 """Brand text policy: prohibited terms, required disclaimers, length bounds, language.
 
-Prohibited terms are matched on skeletons (:mod:`.text_normalize`), so fullwidth ``Free``,
-Cyrillic ``fr\\u0435\\u0435``, ``frée``, ``ꜰʀᴇᴇ``, ``fr33``, ``fr€€``, ``fr&#101;e``,
+Prohibited terms are matched on skeletons (:mod:`agents.policy.text_normalize`), so fullwidth
+``Free``, Cyrillic ``fr\\u0435\\u0435``, ``frée``, ``ꜰʀᴇᴇ``, ``fr33``, ``fr€€``, ``fr&#101;e``,
 ``fr<b></b>ee``, ``fr%65e``, a BiDi override showing ``free``, ``f r e e``, ``fr ee``,
 ``freee`` all count as ``free``. Word boundaries keep ``freedom`` clean; a term glued inside a
 word counts when the word is no dictionary word but is made of the term and dictionary words
@@ -25,11 +25,8 @@ from functools import cache
 from itertools import groupby
 from typing import Any, ClassVar, Final, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from agents.validate.checks._base import Check, Subject, result
-from agents.validate.checks.text import decode_utf8
-from agents.validate.checks.text_normalize import (
+from agents.policy.rules import ISO_639_1, TextPolicy
+from agents.policy.text_normalize import (
     SEPARATORS,
     Skeleton,
     caseless,
@@ -40,6 +37,8 @@ from agents.validate.checks.text_normalize import (
     skeleton_map,
     visual_order,
 )
+from agents.validate.checks._base import Check, Subject, result
+from agents.validate.checks.text import decode_utf8
 from schemas.records import AssetKind, CheckResult, GenerationRequest
 
 _TEXT: Final = frozenset({AssetKind.TEXT})
@@ -56,75 +55,9 @@ _SEP_RUN: Final = re.compile(f"{_SEP}{{1,{_MAX_GAP}}}")
 #: :func:`_term_regex`).
 _GAP: Final = f"{_SEP}{{0,{_MAX_GAP}}}+"
 _WORD_GAP: Final = f"{_SEP}*+"
-_ISO_639_1: Final = re.compile(r"^[a-z]{2}$")
 _LETTER: Final = re.compile(r"[^\W\d_]")
 #: Hits quoted in a failure message; the count in ``measured`` is always complete.
 MAX_QUOTED_HITS: Final = 10
-
-
-def _check_phrases(values: list[str], what: str) -> list[str]:
-    for value in values:
-        if not value.strip():
-            raise ValueError(f"{what} entries must not be blank")
-    return values
-
-
-class TextPolicy(BaseModel):
-    """What a brand demands of text; every unset field is 'no rule'."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    prohibited: list[str] = Field(
-        default_factory=list, description="Terms and phrases that must not appear (obfuscated)."
-    )
-    required: list[str] = Field(
-        default_factory=list,
-        description="Disclaimers that must appear; compared ignoring case and whitespace.",
-    )
-    min_chars: int | None = Field(None, ge=0, description="Minimum length in code points.")
-    max_chars: int | None = Field(None, ge=0, description="Maximum length in code points.")
-    language: str | None = Field(
-        None,
-        description="ISO 639-1 code the text must be in; unset uses constraints.language.",
-    )
-    min_language_confidence: float = Field(
-        0.5, ge=0, le=1, description="Detector confidence the language needs to pass."
-    )
-
-    @field_validator("prohibited")
-    @classmethod
-    def _terms_match_something(cls, value: list[str]) -> list[str]:
-        """A term without letters or digits would match everywhere or nowhere; refuse it."""
-        for term in _check_phrases(value, "prohibited"):
-            if not any(char.isalnum() for char in skeleton(term)):
-                raise ValueError(f"prohibited term {term!r} has no letters or digits")
-        return value
-
-    @field_validator("required")
-    @classmethod
-    def _required_not_blank(cls, value: list[str]) -> list[str]:
-        return _check_phrases(value, "required")
-
-    @field_validator("language")
-    @classmethod
-    def _iso_639_1(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        code = value.strip().lower()
-        if not _ISO_639_1.match(code):
-            raise ValueError(f"language {value!r} is not an ISO 639-1 code such as 'en'")
-        return code
-
-    @model_validator(mode="after")
-    def _satisfiable(self) -> TextPolicy:
-        """``min_chars > max_chars`` would reject every text, repairably, forever."""
-        if (
-            self.min_chars is not None
-            and self.max_chars is not None
-            and self.min_chars > self.max_chars
-        ):
-            raise ValueError(f"min_chars {self.min_chars} is above max_chars {self.max_chars}")
-        return self
 
 
 # --- text.prohibited ---------------------------------------------------------------------------
@@ -603,7 +536,7 @@ class TextLanguage:
     def __post_init__(self) -> None:
         if self.language is not None:
             language = self.language.strip().lower()
-            if not _ISO_639_1.match(language):
+            if not ISO_639_1.match(language):
                 raise ValueError(f"language {self.language!r} is not an ISO 639-1 code")
             object.__setattr__(self, "language", language)
 
@@ -611,7 +544,7 @@ class TextLanguage:
         expected = self.language or requested_language(subject.request)
         if expected is None:
             return result(self.code, True, "no language constraint")
-        if not _ISO_639_1.match(expected):
+        if not ISO_639_1.match(expected):
             return result(
                 self.code,
                 False,

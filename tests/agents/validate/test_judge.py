@@ -16,15 +16,9 @@ from agents.inference.providers.anthropic import AnthropicConfig, AnthropicProvi
 from agents.inference.providers.base import Generated, Provider, ProviderCall
 from agents.inference.providers.openai import OpenAIConfig, OpenAIProvider
 from agents.inference.routing.config import Price
+from agents.policy.rules import JudgePolicy
 from agents.validate.checks._base import Subject
-from agents.validate.judge import (
-    MAX_ASSET_CHARS,
-    VERDICT_SCHEMA,
-    JudgeOutcome,
-    JudgePolicy,
-    applies,
-    run_judge,
-)
+from agents.validate.judge import MAX_ASSET_CHARS, VERDICT_SCHEMA, JudgeOutcome, applies, run_judge
 from schemas.records import AssetKind, GenerationRequest
 from tests.support.provider_server import (
     ProviderServer,

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageFile
 from pydantic import ValidationError
 
+from agents.policy.rules import ImagePolicy, parse_aspect_ratio
 from agents.validate.checks._base import Subject
 from agents.validate.checks.image import ImageProber, alpha_extrema, probe_image, to_rgba
 from agents.validate.checks.image_policy import (
@@ -18,10 +19,8 @@ from agents.validate.checks.image_policy import (
     ImageDimensions,
     ImageFormats,
     ImageMaxBytes,
-    ImagePolicy,
     ImageTransparency,
     image_policy_checks,
-    parse_aspect_ratio,
 )
 from schemas.records import AssetKind, CheckResult, GenerationRequest
 

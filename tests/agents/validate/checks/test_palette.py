@@ -12,13 +12,13 @@ from coloraide import Color
 from PIL import Image, ImageFile
 from pydantic import ValidationError
 
+from agents.policy.rules import PalettePolicy
 from agents.validate.checks import palette
 from agents.validate.checks._base import Subject
 from agents.validate.checks.image import ImageProber
 from agents.validate.checks.palette import (
     BrandPalette,
     Lab,
-    PalettePolicy,
     delta_e_2000,
     dominant_colors,
     hex_to_rgb,

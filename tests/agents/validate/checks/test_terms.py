@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from agents.policy.rules import TextPolicy
 from agents.validate.checks._base import Subject
 from agents.validate.checks.terms import (
     MAX_QUOTED_HITS,
@@ -18,7 +19,6 @@ from agents.validate.checks.terms import (
     TermMatcher,
     TextLanguage,
     TextLength,
-    TextPolicy,
     TextProhibited,
     TextRequired,
     default_detector,

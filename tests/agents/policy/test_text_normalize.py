@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from agents.validate.checks.text_normalize import (
+from agents.policy.text_normalize import (
     AMBIGUOUS,
     LEET,
     caseless,
