@@ -17,9 +17,14 @@ import asyncio
 import hashlib
 import sys
 
-from assetline.client import LineClient
-from schemas.records import AssetKind, CompletionStatus, Constraints, GenerationRequest
-from streams.settings import Settings
+from assetline import (
+    AssetKind,
+    CompletionStatus,
+    Constraints,
+    GenerationRequest,
+    LineClient,
+    Settings,
+)
 from streams.topics import ensure_topics, line_topic_specs
 
 
