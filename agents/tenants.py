@@ -67,6 +67,8 @@ NOT_AUTHENTIC: Final = frozenset(
 class TenantsFileError(ConfigError):
     """The tenants file cannot be read, does not validate, or names a secret that is not set."""
 
+    code = "config.tenants_file"
+
 
 class TenantSpec(BaseModel):
     """One tenant's credentials and what it may use; secrets are names in api_keys."""

@@ -25,6 +25,7 @@ from types import TracebackType
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from schemas.errors import AssetlineError
 from schemas.records import AssetCompleted, GenerationRequest
 from streams.codecs import CodecError, Codecs
 from streams.kafka import open_topic_reader
@@ -36,8 +37,10 @@ from streams.topics import TopicNames
 DEFAULT_MAX_IN_FLIGHT = 4096
 
 
-class SubmitError(Exception):
+class SubmitError(AssetlineError):
     """Some requests were not acknowledged by the broker; ``failed`` says how many."""
+
+    code = "submit.not_acknowledged"
 
     def __init__(self, failed: int, sent: int, first: BaseException) -> None:
         super().__init__(f"{failed} of {sent} request(s) were not acknowledged: {first}")

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Union, get_args, get_or
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined, core_schema
 
+from schemas.errors import AssetlineError
+
 if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler
     from pydantic.fields import FieldInfo
@@ -53,8 +55,10 @@ AvroInt: Final = _AvroIntMarker()
 AvroSchema = dict[str, Any] | list[Any] | str
 
 
-class SchemaGenerationError(TypeError):
+class SchemaGenerationError(AssetlineError, TypeError):
     """A model uses a Python type that has no Avro mapping here."""
+
+    code = "schema.no_avro_mapping"
 
 
 def avro_schema(model: type[BaseModel]) -> dict[str, Any]:

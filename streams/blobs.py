@@ -12,6 +12,7 @@ import re
 from collections import OrderedDict
 from pathlib import Path
 
+from schemas.errors import AssetlineError
 from schemas.records import BlobRef
 from streams.atomic_file import write_atomic
 from streams.limits import ASSET_TOO_LARGE
@@ -19,7 +20,7 @@ from streams.limits import ASSET_TOO_LARGE
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class BlobError(Exception):
+class BlobError(AssetlineError):
     """A blob cannot be read back as it was written."""
 
     code = "blob.error"

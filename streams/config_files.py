@@ -25,6 +25,8 @@ from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node
 
+from schemas.errors import AssetlineError
+
 __all__ = [
     "CONFIG_SUFFIXES",
     "MAX_CONFIG_BYTES",
@@ -46,11 +48,13 @@ CONFIG_SUFFIXES: Final = (".yaml", ".yml", ".toml", ".json")
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
 
 
-class ConfigError(ValueError):
+class ConfigError(AssetlineError, ValueError):
     """A configuration file or setting is wrong. ``str()`` is one line: where, then what.
 
     The worker's start-up prints exactly this line and exits non-zero, never a traceback.
     """
+
+    code = "config.invalid"
 
 
 def one_line(text: str) -> str:
@@ -215,7 +219,11 @@ def _parse_toml(text: str, source: str) -> Any:
         raise ConfigError(one_line(f"{where}: not valid TOML: {problem}")) from None
 
 
-class _DuplicateJsonKey(Exception):
+class _DuplicateJsonKey(AssetlineError):
+    """A JSON object names a key twice; turned into a ConfigError naming the key."""
+
+    code = "config.duplicate_key"
+
     def __init__(self, key: str) -> None:
         self.key = key
 

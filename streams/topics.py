@@ -17,6 +17,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from schemas.errors import AssetlineError
 from streams.settings import Settings
 
 
@@ -94,8 +95,10 @@ class TopicSpec:
     config: Mapping[str, str] = field(default_factory=dict)
 
 
-class TopicMismatchError(RuntimeError):
+class TopicMismatchError(AssetlineError, RuntimeError):
     """An existing topic has a partition count the line cannot work with."""
+
+    code = "topics.mismatch"
 
 
 def line_topic_specs(settings: Settings) -> list[TopicSpec]:

@@ -135,6 +135,8 @@ class DestinationsConfig(_Strict):
 class DestinationsFileError(ConfigError):
     """The destinations file is missing, malformed, or names a secret that is not set."""
 
+    code = "config.destinations_file"
+
 
 @dataclass(frozen=True)
 class Destinations:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
+from schemas.errors import AssetlineError
+
 EXTENSIONS = {
     "image/png": "png",
     "image/jpeg": "jpg",
@@ -27,7 +29,7 @@ EXTENSIONS = {
 MAX_COMPONENT_BYTES = 200
 
 
-class UnsafeNameError(ValueError):
+class UnsafeNameError(AssetlineError, ValueError):
     """A name cannot be made into a safe path component."""
 
     code = "deliver.unsafe_name"

@@ -27,6 +27,7 @@ import httpcore
 import httpx
 
 from agents.egress.ssrf import Destination
+from schemas.errors import AssetlineError
 
 #: The request extension that carries the guard's approval; httpcore ignores unknown keys.
 PIN_EXTENSION = "assetline.destination"
@@ -52,8 +53,10 @@ _ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
 )
 
 
-class UnpinnedRequest(RuntimeError):
+class UnpinnedRequest(AssetlineError, RuntimeError):
     """A request reached the pinned transport without the guard's approval for its URL (a bug)."""
+
+    code = "egress.unpinned_request"
 
 
 @contextlib.contextmanager

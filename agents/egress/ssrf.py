@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from schemas.errors import AssetlineError
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -73,8 +75,10 @@ SPECIAL_NETWORKS: tuple[tuple[Network, str], ...] = tuple(
 )
 
 
-class UnsafeDestination(Exception):
+class UnsafeDestination(AssetlineError):
     """A webhook URL we will not call; ``code`` is stable, ``retryable`` only for DNS hiccups."""
+
+    code = "ssrf.refused"
 
     def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)

@@ -19,11 +19,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from schemas.errors import AssetlineError
+
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
-class DisabledRecordError(ValueError):
+class DisabledRecordError(AssetlineError, ValueError):
     """A record of the disabled-endpoints topic that does not follow its format."""
+
+    code = "webhook.bad_disabled_record"
 
 
 def url_sha256(url: str) -> str:

@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
+from schemas.errors import AssetlineError
 
-class InvalidSecret(ValueError):
+
+class InvalidSecret(AssetlineError, ValueError):
     """The secret is not ``whsec_`` + base64; the message never contains the secret."""
 
     code = "webhook.invalid_secret"

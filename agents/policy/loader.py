@@ -29,6 +29,8 @@ UNKNOWN_PROFILE: Final = "policy.unknown_profile"
 class ProfileFileError(ConfigError):
     """A profile file (or a campaign override in it) is not a valid profile."""
 
+    code = "config.profile_file"
+
 
 @dataclass(frozen=True)
 class ProfileBook:

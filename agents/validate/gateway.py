@@ -22,13 +22,16 @@ from agents.validate.judge import JudgeOutcome, applies, run_judge
 from agents.validate.suite import verdict
 from agents.validate.triage import Triage, triage
 from agents.validate.validate_one import unreadable, validate_off_loop
+from schemas.errors import AssetlineError
 from schemas.records import BlobRef, RawAsset, ValidatedAsset, Verdict
 from streams.blobs import BlobError, BlobTooLargeError
 from streams.limits import AssetLimits
 
 
-class JudgeConfigError(ValueError):
+class JudgeConfigError(AssetlineError, ValueError):
     """A profile's judge names a provider the routing file does not define."""
+
+    code = "config.judge"
 
 
 def build_checks(

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from assetline.campaign.ids import request_id_for, template_digest
+from schemas.errors import AssetlineError
 from schemas.records import GenerationRequest
 from streams.config_files import ConfigError, parse_config_text, read_config_text
 
@@ -45,8 +46,10 @@ _CAMPAIGN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 _VARIABLE = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
 
 
-class CampaignInputError(ValueError):
+class CampaignInputError(AssetlineError, ValueError):
     """A template or segments file the campaign cannot use; the message says where and why."""
+
+    code = "campaign.bad_input"
 
 
 @dataclass(frozen=True)

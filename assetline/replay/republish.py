@@ -23,6 +23,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from assetline.replay.ranges import PartitionRange
 from assetline.replay.rewrite import RecordKind, Rewriter, replay_headers, resubmission_marks
 from schemas.attempts import generation_of
+from schemas.errors import AssetlineError
 from streams.codecs import CodecError
 from streams.signing import RequestMarker
 
@@ -32,8 +33,10 @@ FETCH_RECORDS = 10_000
 IDLE_TIMEOUT_S = 15.0
 
 
-class ReplayStalledError(KafkaError):  # type: ignore[misc]
+class ReplayStalledError(AssetlineError, KafkaError):  # type: ignore[misc]
     """The broker stopped returning records before the range end (say, retention deleted it)."""
+
+    code = "replay.stalled"
 
 
 @dataclass

@@ -10,11 +10,14 @@ from collections.abc import Container
 from dataclasses import dataclass
 
 from assetline.replay.rewrite import REPLAYABLE, RecordKind, kind_of
+from schemas.errors import AssetlineError
 from streams.topics import TopicNames
 
 
-class TopicChoiceError(ValueError):
+class TopicChoiceError(AssetlineError, ValueError):
     """A source or target a replay must not use; the message says why and what would work."""
+
+    code = "replay.bad_topic"
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,10 @@ Every error names a stable ``code`` that the dead-letter headers carry.
 
 from __future__ import annotations
 
+from schemas.errors import AssetlineError
 
-class CodecError(Exception):
+
+class CodecError(AssetlineError):
     """Root of the codec errors."""
 
     code = "codec.error"

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.errors import AssetlineError
+
 try:
     import cavro  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # optional accelerator: without it every body goes through fastavro
@@ -30,8 +32,10 @@ _SAFE_PRIMITIVES = frozenset({"boolean", "int", "long", "double", "string"})
 _SAFE_LOGICAL = {"timestamp-millis": "long"}
 
 
-class _Unsafe(Exception):
+class _Unsafe(AssetlineError):
     """The schema uses a type the fast path is not proven for."""
+
+    code = "codec.fast_path_unproven"
 
 
 def _fullname(schema: dict[str, Any], namespace: str | None) -> tuple[str, str | None]:

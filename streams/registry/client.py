@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
+from schemas.errors import AssetlineError
 from streams.codecs import RegistryError, UnknownSchemaIdError
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -177,8 +178,10 @@ class RegistryClient:
         return body
 
 
-class _NotFound(Exception):
-    pass
+class _NotFound(AssetlineError):
+    """The registry answered 404; each caller turns it into its own answer."""
+
+    code = "registry.not_found"
 
 
 def _message(response: httpx.Response) -> str:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from schemas.errors import AssetlineError
 
-class MetadataError(ValueError):
+
+class MetadataError(AssetlineError, ValueError):
     """The bytes are not a well-formed file of the claimed type, or metadata does not fit."""
+
+    code = "deliver.metadata"

@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Protocol
 
+from schemas.errors import AssetlineError
 
-class SinkError(Exception):
+
+class SinkError(AssetlineError):
     """A destination refused or failed the write; ``code`` goes into the completion reasons."""
+
+    code = "deliver.failed"
 
     def __init__(self, code: str, message: str, *, retryable: bool = True) -> None:
         super().__init__(message)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from schemas.errors import AssetlineError
 from schemas.records import GenerationRequest
 
 
@@ -80,7 +81,7 @@ class Generated:
     usage: Usage = field(default_factory=Usage)
 
 
-class ProviderError(Exception):
+class ProviderError(AssetlineError):
     """A provider could not produce the asset; ``code`` is stable and goes into events.
 
     - ``retryable``: the same call may succeed later (429, 5xx, timeouts, broken responses);
@@ -92,6 +93,8 @@ class ProviderError(Exception):
     Messages must never contain credentials: adapters build them from response bodies and
     status lines only.
     """
+
+    code = "provider.error"
 
     def __init__(
         self,

@@ -19,6 +19,8 @@ from streams.config_files import ConfigError
 class MissingKeyError(ConfigError):
     """A provider names an API key that settings do not have; fails the worker's start."""
 
+    code = "config.missing_key"
+
 
 def build_adapters(
     config: RoutingConfig,

@@ -223,6 +223,8 @@ def default_routing() -> RoutingConfig:
 class RoutingFileError(ConfigError):
     """The routing file cannot be read or does not validate; the one-line message says where."""
 
+    code = "config.routing_file"
+
 
 ROUTING_SUFFIXES: Final = (".yaml", ".yml", ".toml")
 

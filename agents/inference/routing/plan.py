@@ -11,11 +11,14 @@ from agents.inference.routing.config import (
     OfflineConfig,
     RoutingConfig,
 )
+from schemas.errors import AssetlineError
 from schemas.records import GenerationRequest
 
 
-class RoutingError(Exception):
+class RoutingError(AssetlineError):
     """The request names something the routing config does not have; final for the request."""
+
+    code = "routing.error"
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

@@ -11,9 +11,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from schemas.errors import AssetlineError
 
-class RateLimitTimeout(Exception):
+
+class RateLimitTimeout(AssetlineError):
     """Getting a token would take longer than the caller is willing to wait."""
+
+    code = "ratelimit.wait_exceeds_budget"
 
     def __init__(self, wait_s: float, max_wait_s: float) -> None:
         super().__init__(f"rate limit: next token in {wait_s:.3f}s, may wait {max_wait_s:.3f}s")

@@ -27,6 +27,7 @@ from referencing.exceptions import Unresolvable
 
 from agents.validate.checks._base import Subject, result
 from agents.validate.checks.text import decode_utf8
+from schemas.errors import AssetlineError
 from schemas.records import AssetKind, CheckResult, GenerationRequest
 
 try:  # libyaml's parser is several times faster; PyYAML may be built without it
@@ -118,8 +119,10 @@ class JsonParses:
         )
 
 
-class UnsupportedPattern(Exception):
+class UnsupportedPattern(AssetlineError):
     """A schema regex RE2 cannot run (lookaround, backreferences): the request must change."""
+
+    code = "constraints.unsupported_pattern"
 
 
 _RE2_OPTIONS: Final = re2.Options()

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from schemas.errors import AssetlineError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
@@ -48,8 +50,10 @@ _STORAGE_TOOL = "kafka.tools.StorageTool"
 _LOG_TAIL_LINES = 40
 
 
-class BrokerError(Exception):
+class BrokerError(AssetlineError):
     """The local broker could not be fetched, started, reached or stopped."""
+
+    code = "broker.error"
 
 
 def assetline_home() -> Path:

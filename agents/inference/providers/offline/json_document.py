@@ -18,6 +18,7 @@ from agents.inference.providers.offline.text import (
     compose_copy,
     trim_text,
 )
+from schemas.errors import AssetlineError
 from streams.limits import ASSET_TOO_LARGE
 
 _HEADLINE_KEYS: Final = frozenset({"title", "headline", "name", "subject", "heading"})
@@ -48,12 +49,16 @@ _FORMAT_SAMPLES: Final[Mapping[str, str]] = {
 Schema = Mapping[str, Any]
 
 
-class _SchemaTooLarge(Exception):
+class _SchemaTooLarge(AssetlineError):
     """The schema asks for more than the hard limits allow (or for an infinite document)."""
 
+    code = "provider.bad_constraints"
 
-class _DocumentTooLarge(Exception):
+
+class _DocumentTooLarge(AssetlineError):
     """The document would exceed the JSON asset cap (``max_bytes``)."""
+
+    code = ASSET_TOO_LARGE
 
 
 @dataclass
