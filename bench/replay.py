@@ -21,12 +21,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from agents.tenants import DEVELOPMENT_LINE_SECRET, Gatekeeper
 from assetline.client import LineClient
-from assetline.replay.ranges import OffsetBound, partitions_of, resolve
+from assetline.replay.ranges import OffsetBound, resolve
 from assetline.replay.republish import republish
 from assetline.replay.rewrite import RecordKind, Rewriter
 from schemas.records import AssetKind, Constraints, GenerationRequest
 from streams.codecs import Codecs
-from streams.kafka import open_topic_reader
+from streams.kafka import open_topic_reader, partitions_of
 from streams.settings import Settings
 from streams.topics import TopicNames, TopicSpec, ensure_topics
 

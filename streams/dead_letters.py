@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from streams.blobs import LocalBlobStore
+
 HEADER_PREFIX = "assetline.dlq."
 #: Set when the original value was too large to travel: where it is parked (a blob URI).
 VALUE_PARKED = HEADER_PREFIX + "value.parked"
@@ -29,6 +31,8 @@ HEADERS_DROPPED = HEADER_PREFIX + "headers.dropped"
 KEY_TRUNCATED = HEADER_PREFIX + "key.truncated"
 #: An oversized key is cut to this many bytes (it only picks the partition here).
 KEY_KEEP = 256
+#: Media type of a dead-letter value parked in the blob store (opaque bytes, as received).
+PARKED_MEDIA_TYPE = "application/octet-stream"
 
 Headers = list[tuple[str, bytes]]
 log = logging.getLogger(__name__)
@@ -126,3 +130,45 @@ def fit_dead_letter(
         excess = record_size(key, value, headers) - limit
         value = value[: max(0, len(value) - excess)]
     return DeadLetterRecord(key, value, headers)
+
+
+def dead_letter_record(
+    *,
+    stage: str,
+    code: str,
+    reason: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes,
+    original: Iterable[tuple[str, bytes]],
+    limit: int,
+    park: Callable[[bytes], str] | None,
+    logger: logging.Logger,
+) -> DeadLetterRecord:
+    """The dead letter of one message, logged, labelled and fitted: what every stage writes.
+
+    One place for the warning line, the ``assetline.dlq.`` headers (:func:`deadletter_headers`)
+    and the shrinking to ``limit`` (:func:`fit_dead_letter`; ``park`` is usually
+    :func:`park_value` on the line's blob store), so the Faust stages (``StageIO``) and the
+    notify stage's own producer cannot drift apart. Sending, and what to do when the send
+    fails, stays with the caller: each guards its offsets its own way. ``logger`` is the
+    caller's, so log lines keep their source.
+    """
+    logger.warning("%s: dead-lettering %s[%s]@%s: %s", stage, topic, partition, offset, reason)
+    headers = deadletter_headers(
+        stage=stage,
+        code=code,
+        reason=reason,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        original=original,
+    )
+    return fit_dead_letter(key, value, headers, limit=limit, park=park)
+
+
+def park_value(blobs: LocalBlobStore, value: bytes) -> str:
+    """Store a dead-letter value too large to travel; its blob URI goes in a header."""
+    return blobs.put(value, PARKED_MEDIA_TYPE).uri

@@ -1,12 +1,18 @@
-"""Kafka helpers every layer shares: group-less readers of a whole topic.
+"""Kafka helpers every layer shares: group-less readers of a whole topic, and topic probes.
 
-One home for "read a topic to its end" and "open a reader on every partition", so stages, the
-SDK and the operator tools do not each grow their own loop.
+One home for "read a topic to its end", "open a reader on every partition", "which partitions
+has it" and "does it exist", so stages, the SDK and the operator tools do not each grow their
+own loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
 async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
@@ -16,20 +22,34 @@ async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, 
     """
     consumer = await open_topic_reader(bootstrap, topic)
     try:
-        tps = list(consumer.assignment())
-        ends = await consumer.end_offsets(tps)
         records: list[ConsumerRecord[bytes, bytes]] = []
-        left = {tp for tp in tps if ends[tp] > await consumer.position(tp)}
-        while left:
-            batches = await consumer.getmany(*left, timeout_ms=1000)
-            for messages in batches.values():
+        async for batch in batches_to_end(consumer):
+            for messages in batch.values():
                 records.extend(messages)
-            for tp in list(left):
-                if await consumer.position(tp) >= ends[tp]:
-                    left.discard(tp)
         return records
     finally:
         await consumer.stop()
+
+
+async def batches_to_end(consumer: Any, *, timeout_ms: int = 1000) -> AsyncIterator[Batch]:
+    """``getmany`` batches of ``consumer``'s assigned partitions up to their end offsets now.
+
+    The loop behind :func:`read_to_end`, for a caller that must not hold a whole topic in
+    memory or keeps following the topic afterwards on the same reader. Only partitions still
+    behind are fetched; a batch may be empty (a poll that timed out). ``consumer`` is an
+    assigned :class:`aiokafka.AIOKafkaConsumer` (or anything with its offset methods).
+    """
+    tps = list(consumer.assignment())
+    ends = await consumer.end_offsets(tps)
+    behind = set(tps)
+    while True:
+        for tp in list(behind):
+            if await consumer.position(tp) >= ends[tp]:
+                behind.discard(tp)
+        if not behind:
+            return
+        batch: Batch = await consumer.getmany(*behind, timeout_ms=timeout_ms)
+        yield batch
 
 
 async def open_topic_reader(bootstrap: str, topic: str) -> AIOKafkaConsumer:
@@ -38,11 +58,30 @@ async def open_topic_reader(bootstrap: str, topic: str) -> AIOKafkaConsumer:
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
+    tps = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    return consumer
+
+
+async def partitions_of(consumer: Any, topic: str) -> list[int]:
+    """Partition ids of ``topic``; a fresh consumer knows only the topics it has asked about."""
     partitions = consumer.partitions_for_topic(topic)
     if not partitions:
         await consumer._client.force_metadata_update()
         partitions = consumer.partitions_for_topic(topic) or set()
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    return consumer
+    return sorted(partitions)
+
+
+async def topic_exists(bootstrap: str, topic: str) -> bool:
+    """Whether the broker has ``topic``, asked by a short-lived consumer.
+
+    Asked before reading or subscribing: a consumer of a missing topic waits (and warns) for
+    it to appear instead of saying so.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return topic in await consumer.topics()
+    finally:
+        await consumer.stop()

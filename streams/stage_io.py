@@ -16,7 +16,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from pydantic import BaseModel
 
 from streams.codecs import AvroCodec, CodecError, UnknownSchemaIdError
-from streams.dead_letters import deadletter_headers, fit_dead_letter
+from streams.dead_letters import dead_letter_record, park_value
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
 
-#: Media type of a dead-letter value parked in the blob store (opaque bytes, as received).
-PARKED_MEDIA_TYPE = "application/octet-stream"
 #: Backoff between attempts to write a dead letter: first delay, cap.
 DEADLETTER_RETRY_S = (0.5, 30.0)
 
@@ -105,35 +103,25 @@ class StageIO:
         """Park the event's message on the dead-letter topic; returns only once it is written.
 
         The record is shrunk to fit the producer's limit (value parked in the blob store, see
-        :func:`streams.dead_letters.fit_dead_letter`). A send that still fails is retried with
+        :func:`streams.dead_letters.dead_letter_record`). A send that still fails is retried with
         backoff, and the message is held so no offset is committed past it even if this task
         is cancelled: after a restart the event is processed (and dead-lettered) again.
         """
         message = event.message
         self._metrics.errors.labels(self.stage, code).inc()
-        log.warning(
-            "%s: dead-lettering %s[%s]@%s: %s",
-            self.stage,
-            message.topic,
-            message.partition,
-            message.offset,
-            reason,
-        )
-        headers = deadletter_headers(
+        record = dead_letter_record(
             stage=self.stage,
             code=code,
             reason=reason,
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,
+            key=message.key,
+            value=message.value or b"",
             original=message_headers(message),
-        )
-        record = fit_dead_letter(
-            message.key,
-            message.value or b"",
-            headers,
             limit=self.line.settings.max_message_bytes,
             park=self._park,
+            logger=log,
         )
         sent = False
         delay, cap = DEADLETTER_RETRY_S
@@ -171,8 +159,7 @@ class StageIO:
         self._metrics.events_out.labels(self.stage, "deadletter").inc()
 
     def _park(self, value: bytes) -> str:
-        """Store a dead-letter value too large to travel; its blob URI goes in a header."""
-        return self.line.blobs.put(value, PARKED_MEDIA_TYPE).uri
+        return park_value(self.line.blobs, value)
 
     def _hold(self, message: Any) -> None:
         """Ask the consumer never to acknowledge ``message`` (see SafeConsumer.hold)."""

@@ -36,6 +36,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import (
@@ -68,9 +69,10 @@ from agents.notify.payload import event_payload
 from agents.notify.schedule import RetrySchedule
 from agents.notify.sender import StepKind, attempt_once
 from schemas.records import WebhookJob
+from streams.blobs import LocalBlobStore
 from streams.codecs import CodecError, Codecs
-from streams.dead_letters import deadletter_headers
-from streams.kafka import open_topic_reader
+from streams.dead_letters import dead_letter_record, park_value
+from streams.kafka import batches_to_end, open_topic_reader, topic_exists
 from streams.settings import Settings
 from streams.topics import TopicNames
 
@@ -106,11 +108,14 @@ class Notifier:
         codecs: Codecs,
         calls: Counter,
         disabled_gauge: Gauge | None = None,
+        blobs: LocalBlobStore | None = None,
     ) -> None:
         self.settings = settings
         self.codecs = codecs
         self.calls = calls
         self.disabled_gauge = disabled_gauge
+        #: where an oversize dead-letter value is parked (None: it is truncated instead)
+        self.blobs = blobs
         self.schedule = RetrySchedule(delays=tuple(settings.webhook_schedule_s))
         self.disabled = DisabledEndpoints()
         self.names = TopicNames.with_prefix(settings.topic_prefix)
@@ -153,29 +158,15 @@ class Notifier:
         Every worker reads all of it: a 410 seen by any worker applies to all of them.
         """
         topic = self.names.webhooks_disabled
-        probe = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False
-        )
-        await probe.start()
-        try:
-            exists = topic in await probe.topics()
-        finally:
-            await probe.stop()
-        if not exists:  # without it a restart would call every disabled endpoint again
+        if not await topic_exists(self.settings.kafka_bootstrap, topic):
+            # without it a restart would call every disabled endpoint again
             raise RuntimeError(f"topic {topic} is missing; create it with 'assetline topics'")
         return await open_topic_reader(self.settings.kafka_bootstrap, topic)
 
     async def _catch_up(self, registry: AIOKafkaConsumer) -> None:
         """Apply ``.webhooks.disabled`` up to its end offsets as of now."""
-        partitions = list(registry.assignment())
-        ends = await registry.end_offsets(partitions)
-        behind = set(partitions)
-        while behind:
-            for tp in list(behind):
-                if await registry.position(tp) >= ends[tp]:
-                    behind.discard(tp)
-            if behind:
-                self._apply(await registry.getmany(*behind, timeout_ms=1000))
+        async for batch in batches_to_end(registry):
+            self._apply(batch)
 
     async def _follow(self, registry: AIOKafkaConsumer) -> None:
         """Apply what other workers (410s) and operators (re-enables) write from now on."""
@@ -341,20 +332,30 @@ class Notifier:
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], code: str, reason: str
     ) -> None:
-        log.warning("notify: dead-lettering %s[%s]@%s: %s", record.topic, record.partition,
-                    record.offset, reason)  # fmt: skip
-        headers = deadletter_headers(
+        """Park ``record`` on ``.deadletter``, fitted like every stage's (oversize value parked).
+
+        A failed send raises: the lane keeps the job unfinished and writes it again later.
+        """
+        dead = dead_letter_record(
             stage=STAGE,
             code=code,
             reason=reason,
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
+            key=record.key,
+            value=record.value or b"",
             original=list(record.headers or ()),
+            limit=self.settings.max_message_bytes,
+            park=None if self.blobs is None else partial(park_value, self.blobs),
+            logger=log,
         )
         assert self._producer is not None
         await self._producer.send_and_wait(
-            self.names.deadletter, key=record.key, value=record.value, headers=headers
+            self.names.deadletter,
+            key=dead.key,
+            value=None if record.value is None else dead.value,  # null stays null, not b""
+            headers=dead.headers,
         )
 
 
@@ -593,7 +594,7 @@ def install(line: Line) -> None:
         "Endpoints disabled by a 410 Gone, as this worker knows them.",
         registry=line.registry,
     )
-    notifier = Notifier(line.settings, line.codecs, calls, disabled)
+    notifier = Notifier(line.settings, line.codecs, calls, disabled, line.blobs)
 
     async def notify(app: Any) -> None:
         await notifier.run()

@@ -10,13 +10,13 @@ from assetline.replay.ranges import (
     PartitionRange,
     RangeError,
     parse_bound,
-    partitions_of,
     resolve,
 )
 from assetline.replay.republish import ReplayReport, republish
 from assetline.replay.rewrite import Rewriter
 from assetline.replay.topics import TopicChoiceError, choose
 from streams.codecs import Codecs
+from streams.kafka import partitions_of
 from streams.topics import TopicNames
 
 

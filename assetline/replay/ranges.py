@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from aiokafka import TopicPartition
 
@@ -105,15 +105,6 @@ class OffsetLookup(Protocol):
     async def offsets_for_times(
         self, timestamps: dict[TopicPartition, int]
     ) -> dict[TopicPartition, object | None]: ...
-
-
-async def partitions_of(consumer: Any, topic: str) -> list[int]:
-    """Partition ids of ``topic``; a fresh consumer knows only the topics it has asked about."""
-    partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
-        await consumer._client.force_metadata_update()
-        partitions = consumer.partitions_for_topic(topic) or set()
-    return sorted(partitions)
 
 
 async def _wanted(

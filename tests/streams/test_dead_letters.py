@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
 
+import pytest
+
+from streams.blobs import LocalBlobStore
 from streams.dead_letters import (
     HEADER_PREFIX,
     HEADERS_DROPPED,
     KEY_TRUNCATED,
+    PARKED_MEDIA_TYPE,
     VALUE_PARKED,
     VALUE_SHA256,
     VALUE_SIZE,
     VALUE_TRUNCATED,
     DeadLetterRecord,
+    dead_letter_record,
     deadletter_headers,
     fit_dead_letter,
     header_map,
+    park_value,
     record_size,
 )
 
@@ -186,3 +196,61 @@ def test_record_size_is_what_the_producer_checks() -> None:
         DefaultRecordBatchBuilder.estimate_size_in_bytes(b"k", b"v" * 10, sample)
     )
     assert record_size(None, None, [("no-value", None)]) > 0  # type: ignore[list-item]
+
+
+# dead_letter_record: the one builder StageIO and the notify stage share (issue 13 #4)
+
+
+def _record(caplog: pytest.LogCaptureFixture, **overrides: Any) -> DeadLetterRecord:
+    args: dict[str, Any] = {
+        "stage": "notify",
+        "code": "webhook.no_secret",
+        "reason": "no secret 'x' in api_keys",
+        "topic": "line.webhooks",
+        "partition": 3,
+        "offset": 42,
+        "key": b"r-1",
+        "value": b"job",
+        "original": [("trace", b"abc")],
+        "limit": LIMIT,
+        "park": _no_park,
+        "logger": logging.getLogger("caller"),
+    }
+    args.update(overrides)
+    with caplog.at_level(logging.WARNING, logger="caller"):
+        return dead_letter_record(**args)
+
+
+def test_dead_letter_record_logs_as_the_caller_and_carries_the_usual_headers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dead = _record(caplog)
+    assert (dead.key, dead.value) == (b"r-1", b"job")
+    (line,) = [r for r in caplog.records if r.name == "caller"]
+    assert line.levelno == logging.WARNING
+    assert line.getMessage() == (
+        "notify: dead-lettering line.webhooks[3]@42: no secret 'x' in api_keys"
+    )
+    read = header_map(dead.headers)
+    assert dead.headers[0] == ("trace", b"abc")  # the original headers first
+    assert read[HEADER_PREFIX + "stage"] == "notify"
+    assert read[HEADER_PREFIX + "error.code"] == "webhook.no_secret"
+    assert read[HEADER_PREFIX + "source.topic"] == "line.webhooks"
+    assert read[HEADER_PREFIX + "source.partition"] == "3"
+    assert read[HEADER_PREFIX + "source.offset"] == "42"
+    assert VALUE_SIZE not in read  # it fits: nothing was shrunk
+
+
+def test_dead_letter_record_over_the_limit_parks_the_value_in_the_blob_store(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    blobs = LocalBlobStore(tmp_path)
+    value = b"x" * (LIMIT + 1)
+    dead = _record(caplog, value=value, park=lambda v: park_value(blobs, v))
+    assert dead.value == b""
+    read = header_map(dead.headers)
+    parked = Path(unquote(urlparse(read[VALUE_PARKED]).path))
+    assert parked.read_bytes() == value
+    assert read[VALUE_SHA256] == hashlib.sha256(value).hexdigest()
+    assert record_size(dead.key, dead.value, dead.headers) <= LIMIT
+    assert PARKED_MEDIA_TYPE == "application/octet-stream"

@@ -11,7 +11,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
@@ -30,8 +32,9 @@ from agents.notify.disabled import (
 )
 from agents.notify.schedule import RetrySchedule
 from schemas.records import WebhookJob
+from streams.blobs import LocalBlobStore
 from streams.codecs import CodecError, Codecs
-from streams.dead_letters import header_map
+from streams.dead_letters import VALUE_PARKED, header_map, record_size
 from streams.settings import Settings
 from tests.support.webhook_receiver import SECRET, Answer, Receiver, make_completion
 
@@ -171,6 +174,26 @@ def test_dead_letter_reasons_and_logs_carry_no_query_string(
     ours = [r.getMessage() for r in caplog.records if not r.name.startswith("aiohttp")]
     assert any("disabled" in message for message in ours)
     assert not [message for message in ours if "t0k3n" in message]
+
+
+def test_a_dead_letter_over_the_limit_is_fitted_like_every_stage_and_null_stays_null(
+    harness: Harness, tmp_path: Path
+) -> None:
+    notifier, producer = harness.notifier, harness.producer
+    notifier.blobs = LocalBlobStore(tmp_path)
+    topic = notifier.names.webhooks
+    huge = b"\x00" * (notifier.settings.max_message_bytes + 1)  # not a job: dead-lettered
+    handle(notifier, record(topic, b"k", huge, 7), record(topic, b"k", None, 8))
+    big, null = producer.sent
+    assert big.topic == null.topic == "t.deadletter"
+    read = header_map(big.headers)
+    assert big.value == b""
+    assert Path(unquote(urlparse(read[VALUE_PARKED]).path)).read_bytes() == huge
+    assert read["assetline.dlq.stage"] == "notify"
+    assert read["assetline.dlq.source.offset"] == "7"
+    assert record_size(big.key, big.value, big.headers) <= notifier.settings.max_message_bytes
+    assert null.value is None
+    assert header_map(null.headers)["assetline.dlq.source.offset"] == "8"
 
 
 class FakeRegistryTopic:
