@@ -14,11 +14,15 @@ from typing import Protocol
 
 from aiokafka import TopicPartition
 
+from schemas.errors import AssetlineError
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class RangeError(ValueError):
+class RangeError(AssetlineError, ValueError):
     """A bound that cannot be understood, or a partition the topic does not have."""
+
+    code = "replay.bad_range"
 
 
 @dataclass(frozen=True)
