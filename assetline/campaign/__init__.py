@@ -1,8 +1,9 @@
 """Campaign fan-out: one request template x a segments file -> many requests with stable ids.
 
-Pure functions only (no Kafka): :mod:`.expand` reads and expands the inputs, :mod:`.ids`
-derives the ids, :mod:`.progress` summarises completions. ``assetline campaign`` wires them to
-the line.
+Pure functions (no Kafka): :mod:`.expand` reads and expands the inputs, :mod:`.ids` derives
+the ids, :mod:`.progress` summarises completions. :mod:`.track` follows a campaign on the line
+(completions, review table); it is not imported here, so the pure part loads without Kafka.
+``assetline campaign`` wires them to the terminal.
 """
 
 from assetline.campaign.expand import (

@@ -1,8 +1,9 @@
 """``assetline campaign``: expand a template x segments, submit, and track to the deadline.
 
-The work is in :mod:`assetline.campaign` (pure) and :class:`assetline.client.LineClient`; this
-module only wires them to the terminal: a progress bar while submitting, a live status line
-while waiting, a summary at the end, and exit code 3 when the deadline passed first.
+The work is in :mod:`assetline.campaign` (expansion, progress, and following the line in
+:mod:`assetline.campaign.track`) and :class:`assetline.client.LineClient`; this module only
+wires them to the terminal: a progress bar while submitting, a live status line while
+waiting, a summary at the end, and exit code 3 when the deadline passed first.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from assetline.campaign import (
     parse_duration,
     read_segments,
 )
+from assetline.campaign.track import (
+    follow_completions,
+    mark_waiting_in_review,
+    without_completion,
+)
 from assetline.cli._common import (
     EXIT_TIMEOUT,
     EXIT_UNDELIVERED,
@@ -30,10 +36,9 @@ from assetline.cli._common import (
     load_settings,
     run,
 )
-from assetline.cli._review import load_items
-from assetline.client import LineClient, open_completion_reader
-from schemas.records import GenerationRequest, ReviewStatus
-from streams.codecs import CodecError, Codecs
+from assetline.client import LineClient
+from schemas.records import GenerationRequest
+from streams.codecs import Codecs
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
 
@@ -71,46 +76,6 @@ class _Live:
             click.echo("", err=True)
 
 
-async def _track(
-    settings: Settings,
-    summary: CampaignSummary,
-    codecs: Codecs,
-    deadline: float,
-    live: _Live | None,
-) -> None:
-    """Read ``.completed`` from the beginning until every id completed or the deadline passed.
-
-    The history up to now is always read to its end, even past the deadline, so an id is
-    only called missing when it truly has no completion (e.g. on a re-run of a campaign).
-    A deadline already passed therefore reads just that history.
-    """
-    consumer = await open_completion_reader(settings)
-    try:
-        partitions = list(consumer.assignment())
-        ends = await consumer.end_offsets(partitions)
-        caught_up = False
-        while not summary.complete:
-            if not caught_up:
-                positions = [await consumer.position(tp) for tp in partitions]
-                caught_up = all(p >= ends[tp] for p, tp in zip(positions, partitions, strict=True))
-            if caught_up and time.monotonic() >= deadline:
-                break
-            batches = await consumer.getmany(timeout_ms=500)
-            for messages in batches.values():
-                for message in messages:
-                    key = message.key.decode("utf-8", "replace") if message.key else None
-                    if key is not None and not summary.wants(key):
-                        continue  # someone else's completion: skip decoding it
-                    try:
-                        summary.add(codecs.completed.decode(message.value))
-                    except CodecError:
-                        continue
-            if live is not None:
-                live.tick()
-    finally:
-        await consumer.stop()
-
-
 async def _submit(
     settings: Settings, requests: list[GenerationRequest], rate: float | None
 ) -> tuple[int, float]:
@@ -140,9 +105,7 @@ async def _campaign(
     summary = CampaignSummary(plan.request_ids)
     requests = plan.requests
     if skip_completed:
-        # A re-run after a partial failure: only what has no completion yet costs a generation.
-        await _track(settings, summary, codecs, time.monotonic(), None)
-        requests = [r for r in plan.requests if r.request_id not in summary.latest]
+        requests = await without_completion(settings, plan, summary, codecs)
         click.echo(
             f"{summary.done} request(s) already completed: submitting {len(requests)}", err=True
         )
@@ -155,17 +118,12 @@ async def _campaign(
         return None, sent, seconds
     live = _Live(summary, started)
     try:
-        await _track(settings, summary, codecs, deadline, live)
+        await follow_completions(settings, summary, codecs, deadline, live.tick)
     finally:
         live.close()
     if not summary.complete:
         # Held for a person is not lost: the review table says which of the rest wait there.
-        items = await load_items(settings, codecs)
-        summary.mark_in_review(
-            rid
-            for rid in summary.request_ids
-            if rid in items and items[rid].status is ReviewStatus.PENDING
-        )
+        await mark_waiting_in_review(settings, summary, codecs)
     return summary, sent, seconds
 
 

@@ -30,9 +30,9 @@ from pydantic import SecretStr
 
 from agents.inference.prompt import FEEDBACK_HEADER
 from assetline.cli import cli
-from assetline.cli._review import load_items
 from assetline.client import LineClient, await_completions
 from assetline.dev.child_worker import WorkerProcess
+from assetline.review import load_items
 from schemas.records import (
     AssetKind,
     CompletionStatus,

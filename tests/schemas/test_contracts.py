@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +12,6 @@ import fastavro
 import pytest
 from pydantic import BaseModel, Field
 
-import assetline.cli._schemas as schemas_cli
 import schemas
 from schemas.avro_schema import AvroInt, SchemaGenerationError, avro_schema, avro_schema_json
 from schemas.records import NAMESPACE, TOP_LEVEL
@@ -184,73 +182,6 @@ def test_every_field_added_with_a_default_keeps_backward_compatibility() -> None
         assert fields[f"GenerationRequest.{optional}"]["default"] is None
     assert fields["GenerationRequest.attempt"]["default"] == 1
     assert fields["GenerationRequest.variables"]["default"] == {}
-
-
-# --- drift detection (assetline schemas check) -------------------------------------------------
-
-
-@pytest.fixture
-def schema_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the committed schemas that drifted() reads instead of the real folder."""
-    folder = tmp_path / "schemas"
-    folder.mkdir()
-    for path in AVSC_FILES:
-        shutil.copy2(path, folder / path.name)
-    monkeypatch.setattr(schemas_cli, "_schema_dir", lambda: folder)
-    return folder
-
-
-def test_committed_tree_has_no_drift() -> None:
-    assert schemas_cli.drifted() == {}
-
-
-def test_copy_of_the_tree_has_no_drift(schema_copy: Path) -> None:
-    assert schemas_cli.drifted() == {}
-
-
-def test_a_changed_doc_is_drift(schema_copy: Path) -> None:
-    path = schema_copy / "raw_asset.avsc"
-    path.write_text(
-        path.read_text(encoding="utf-8").replace("Set when generation failed.", "Set on failure."),
-        encoding="utf-8",
-    )
-    drift = schemas_cli.drifted()
-    assert list(drift) == ["raw_asset.avsc"]
-    assert drift["raw_asset.avsc"] == avro_schema_json(MODELS["RawAsset"])
-    assert (SCHEMA_DIR / "raw_asset.avsc").read_text(encoding="utf-8") == drift["raw_asset.avsc"]
-
-
-def test_a_removed_field_and_a_missing_file_are_drift(schema_copy: Path) -> None:
-    path = schema_copy / "asset_completed.avsc"
-    schema = json.loads(path.read_text(encoding="utf-8"))
-    schema["fields"] = [f for f in schema["fields"] if f["name"] != "reasons"]
-    path.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
-    (schema_copy / "generation_request.avsc").unlink()
-    assert set(schemas_cli.drifted()) == {"asset_completed.avsc", "generation_request.avsc"}
-
-
-def test_whitespace_only_change_is_drift_too(schema_copy: Path) -> None:
-    """The file must be byte-identical, so diffs of the public API stay reviewable."""
-    path = schema_copy / "validated_asset.avsc"
-    path.write_text(path.read_text(encoding="utf-8").rstrip("\n"), encoding="utf-8")
-    assert list(schemas_cli.drifted()) == ["validated_asset.avsc"]
-
-
-def test_export_then_check_repairs_drift(schema_copy: Path) -> None:
-    from click.testing import CliRunner
-
-    (schema_copy / "raw_asset.avsc").write_text("{}", encoding="utf-8")
-    runner = CliRunner()
-    failed = runner.invoke(schemas_cli.schemas_group, ["check"])
-    assert failed.exit_code != 0
-    assert "raw_asset.avsc" in failed.output
-    exported = runner.invoke(schemas_cli.schemas_group, ["export"])
-    assert exported.exit_code == 0
-    assert "wrote schemas/raw_asset.avsc" in exported.output
-    assert schemas_cli.drifted() == {}
-    ok = runner.invoke(schemas_cli.schemas_group, ["check"])
-    assert ok.exit_code == 0
-    assert "schemas match the models" in ok.output
 
 
 # --- generation rules --------------------------------------------------------------------------

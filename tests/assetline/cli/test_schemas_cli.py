@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 import schemas
-from assetline.cli import _schemas as schemas_cli
 from assetline.cli import cli
+from schemas import catalog
 
 ROOT = Path(schemas.__file__).parent
 
@@ -58,19 +58,10 @@ def test_a_removed_contract_breaks(tmp_path: Path) -> None:
     assert "contract removed" in result.output
 
 
-def test_latest_release_compares_versions_numerically(tmp_path: Path) -> None:
-    for name in ("0.9.0", "0.10.0", "0.2.1", "notes"):
-        (tmp_path / name).mkdir()
-    latest = schemas_cli.latest_release(tmp_path)
-    assert latest is not None
-    assert latest.name == "0.10.0"
-    assert schemas_cli.latest_release(tmp_path / "notes") is None
-
-
 def test_release_snapshots_the_contracts_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(schemas_cli, "_releases_dir", lambda: tmp_path)
+    monkeypatch.setattr(catalog, "releases_dir", lambda: tmp_path)
     first = CliRunner().invoke(cli, ["schemas", "release", "1.2.3"])
     assert first.exit_code == 0, first.output
     written = sorted(p.name for p in (tmp_path / "1.2.3").glob("*.avsc"))
@@ -81,3 +72,23 @@ def test_release_snapshots_the_contracts_once(
     bad = CliRunner().invoke(cli, ["schemas", "release", "next"])
     assert bad.exit_code != 0
     assert "must look like 1.2.3" in bad.output
+
+
+def test_export_then_check_repairs_drift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "schemas"
+    folder.mkdir()
+    for path in ROOT.glob("*.avsc"):
+        (folder / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(catalog, "schema_dir", lambda: folder)
+    (folder / "raw_asset.avsc").write_text("{}", encoding="utf-8")
+    runner = CliRunner()
+    failed = runner.invoke(cli, ["schemas", "check"])
+    assert failed.exit_code != 0
+    assert "raw_asset.avsc" in failed.output
+    exported = runner.invoke(cli, ["schemas", "export"])
+    assert exported.exit_code == 0
+    assert exported.output == "wrote schemas/raw_asset.avsc\n"
+    assert catalog.drifted() == {}
+    ok = runner.invoke(cli, ["schemas", "check"])
+    assert ok.exit_code == 0
+    assert "schemas match the models" in ok.output

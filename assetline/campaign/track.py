@@ -1,0 +1,83 @@
+"""Following a campaign on the line: its completions, and which of the rest wait in review.
+
+Reads ``.completed`` from the beginning with a group-less reader (so a re-run sees the
+completions of the first run) and the review table; ``assetline campaign`` calls these and
+prints the progress.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from assetline.campaign.expand import Campaign
+from assetline.campaign.progress import CampaignSummary
+from assetline.client import open_completion_reader
+from assetline.review import load_items
+from schemas.records import GenerationRequest, ReviewStatus
+from streams.codecs import CodecError, Codecs
+from streams.settings import Settings
+
+
+async def follow_completions(
+    settings: Settings,
+    summary: CampaignSummary,
+    codecs: Codecs,
+    deadline: float,
+    on_progress: Callable[[], None] | None = None,
+) -> None:
+    """Read ``.completed`` from the beginning until every id completed or the deadline passed.
+
+    The history up to now is always read to its end, even past the deadline (a
+    ``time.monotonic()`` value), so an id is only called missing when it truly has no
+    completion (e.g. on a re-run of a campaign). A deadline already passed therefore reads
+    just that history. ``on_progress`` is called after every poll (about twice a second).
+    """
+    consumer = await open_completion_reader(settings)
+    try:
+        partitions = list(consumer.assignment())
+        ends = await consumer.end_offsets(partitions)
+        caught_up = False
+        while not summary.complete:
+            if not caught_up:
+                positions = [await consumer.position(tp) for tp in partitions]
+                caught_up = all(p >= ends[tp] for p, tp in zip(positions, partitions, strict=True))
+            if caught_up and time.monotonic() >= deadline:
+                break
+            batches = await consumer.getmany(timeout_ms=500)
+            for messages in batches.values():
+                for message in messages:
+                    key = message.key.decode("utf-8", "replace") if message.key else None
+                    if key is not None and not summary.wants(key):
+                        continue  # someone else's completion: skip decoding it
+                    try:
+                        summary.add(codecs.completed.decode(message.value))
+                    except CodecError:
+                        continue
+            if on_progress is not None:
+                on_progress()
+    finally:
+        await consumer.stop()
+
+
+async def without_completion(
+    settings: Settings, plan: Campaign, summary: CampaignSummary, codecs: Codecs
+) -> list[GenerationRequest]:
+    """The plan's requests that have no completion yet (the history is read into ``summary``).
+
+    For a re-run after a partial failure: only these cost a generation.
+    """
+    await follow_completions(settings, summary, codecs, time.monotonic())
+    return [r for r in plan.requests if r.request_id not in summary.latest]
+
+
+async def mark_waiting_in_review(
+    settings: Settings, summary: CampaignSummary, codecs: Codecs
+) -> None:
+    """Record which ids without a completion wait for a person: held, not lost."""
+    items = await load_items(settings, codecs)
+    summary.mark_in_review(
+        rid
+        for rid in summary.request_ids
+        if rid in items and items[rid].status is ReviewStatus.PENDING
+    )
