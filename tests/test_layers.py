@@ -30,10 +30,8 @@ Rules checked:
    ``__init__``), which is exactly the case that breaks at import time. Every strongly connected
    component of more than one module is reported with the edges that close it.
 
-Each failure names ``file:line -> imported module``. Violations found when this test was written
-are listed in ``KNOWN_VIOLATIONS`` (file, module) until they are fixed; the list can only shrink.
-The checker itself is tested on small synthetic trees below, so a rule that silently stopped
-matching would fail too.
+Each failure names ``file:line -> imported module``. The checker itself is tested on small
+synthetic trees below, so a rule that silently stopped matching would fail too.
 """
 
 from __future__ import annotations
@@ -262,27 +260,6 @@ def _report(problems: Iterable[object]) -> str:
     return f"{len(listed)} problem(s):\n" + "\n".join(listed)
 
 
-#: Violations in today's tree, reported to the lead and waiting for a fix, as (importing file,
-#: imported module): the test stays green for these and fails when one is fixed but still
-#: listed here, so the list only shrinks. Add nothing to it.
-KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
-    {
-        # deliver computes the webhook-id of the jobs it starts with notify's payload helper.
-        ("agents/deliver/webhook_jobs.py", "agents.notify.payload"),
-    }
-)
-
-
-def _unexpected(
-    problems: Iterable[Problem], known: frozenset[tuple[str, str]] = KNOWN_VIOLATIONS
-) -> tuple[list[Problem], set[tuple[str, str]]]:
-    """Problems not in ``known``, and the known ones that no longer occur."""
-    problems = list(problems)
-    found = {(p.imp.path.as_posix(), p.imp.module) for p in problems}
-    new = [p for p in problems if (p.imp.path.as_posix(), p.imp.module) not in known]
-    return new, set(known) - found
-
-
 # --- the real tree -----------------------------------------------------------------------------
 
 
@@ -307,9 +284,8 @@ def test_each_layer_imports_only_the_layers_below(
 
 
 def test_stages_do_not_import_each_other(project: tuple[list[Import], frozenset[str]]) -> None:
-    new, fixed = _unexpected(stage_violations(project[0]))
-    assert not new, _report(new)
-    assert not fixed, f"fixed, remove from KNOWN_VIOLATIONS: {sorted(fixed)}"
+    problems = stage_violations(project[0])
+    assert not problems, _report(problems)
 
 
 def test_no_import_cycles(project: tuple[list[Import], frozenset[str]]) -> None:
@@ -448,16 +424,6 @@ def test_checker_allows_an_init_re_exporting_its_submodules(tmp_path: Path) -> N
         "agents.notify.signing:"
     )
     assert "agents/notify/signing.py:1 -> agents.notify" in problems[0]
-
-
-def test_known_violations_only_shrink() -> None:
-    """A listed violation is tolerated; an unlisted one fails; a fixed but listed one fails."""
-    listed = Problem("r", Import("agents.a.x", Path("agents/a/x.py"), 3, "agents.b.y"))
-    other = Problem("r", Import("agents.a.x", Path("agents/a/x.py"), 4, "agents.c.z"))
-    known = frozenset({("agents/a/x.py", "agents.b.y"), ("agents/gone.py", "agents.b.y")})
-    new, fixed = _unexpected([listed, other], known)
-    assert new == [other]
-    assert fixed == {("agents/gone.py", "agents.b.y")}
 
 
 def test_checker_handles_deep_chains(tmp_path: Path) -> None:

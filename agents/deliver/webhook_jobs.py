@@ -6,9 +6,9 @@ import logging
 from collections.abc import Sequence
 
 from agents.deliver.destinations import WebhookRoute
-from agents.notify.payload import webhook_id
 from agents.tenants import Tenancy
 from schemas.records import AssetCompleted, GenerationRequest, WebhookJob
+from schemas.webhook_event import webhook_id
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from agents.egress.ssrf import (
     check_destination,
 )
 from agents.notify.disabled import DisabledEndpoints, DisabledEntry, url_sha256
-from agents.notify.payload import event_payload, event_type, webhook_id
 from agents.notify.schedule import RetrySchedule, parse_retry_after
 from agents.notify.sender import (
     AttemptResult,
@@ -23,6 +22,7 @@ from agents.notify.sender import (
     send_once,
 )
 from agents.notify.signing import InvalidSecret, signed_headers
+from schemas.webhook_event import event_payload, event_type, webhook_id
 
 __all__ = [
     "AttemptResult",

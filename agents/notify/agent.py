@@ -65,10 +65,10 @@ from agents.notify.disabled import (
     url_origin,
 )
 from agents.notify.due import DueQueue, PartitionProgress, decode_done
-from agents.notify.payload import event_payload
 from agents.notify.schedule import RetrySchedule
 from agents.notify.sender import StepKind, attempt_once
 from schemas.records import WebhookJob
+from schemas.webhook_event import event_payload
 from streams.blobs import LocalBlobStore
 from streams.codecs import CodecError, Codecs
 from streams.dead_letters import dead_letter_record, park_value

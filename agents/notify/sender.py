@@ -26,10 +26,10 @@ from agents.egress.ssrf import (
     system_resolver,
 )
 from agents.notify.disabled import DisabledEndpoints
-from agents.notify.payload import event_payload, webhook_id
 from agents.notify.schedule import RetrySchedule, parse_retry_after
 from agents.notify.signing import signed_headers
 from schemas.records import AssetCompleted
+from schemas.webhook_event import event_payload, webhook_id
 
 USER_AGENT = "assetline-webhooks/1"
 Sleep = Callable[[float], Awaitable[object]]

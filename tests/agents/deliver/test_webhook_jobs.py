@@ -8,7 +8,7 @@ from pydantic import SecretStr
 
 from agents.deliver.destinations import WebhookRoute, load_destinations
 from agents.deliver.webhook_jobs import jobs_for
-from agents.notify.payload import webhook_id
+from schemas.webhook_event import webhook_id
 from agents.tenants import Tenancy, parse_tenants, resolve
 from schemas.records import AssetCompleted, AssetKind, CompletionStatus, GenerationRequest
 

@@ -24,7 +24,7 @@ from agents.egress.pinning import (
     WebhookClient,
 )
 from agents.egress.ssrf import Destination
-from agents.notify.payload import event_payload
+from schemas.webhook_event import event_payload
 from agents.notify.schedule import RetrySchedule
 from agents.notify.sender import (
     StepKind,

@@ -14,7 +14,7 @@ from agents.egress.pinning import WebhookClient
 from agents.egress.ssrf import Destination, UnsafeDestination, check_destination
 from agents.notify import sender as sender_module
 from agents.notify.disabled import DisabledEndpoints
-from agents.notify.payload import event_payload, webhook_id
+from schemas.webhook_event import event_payload, webhook_id
 from agents.notify.schedule import RetrySchedule
 from agents.notify.sender import (
     StepKind,

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from agents.notify.payload import MAX_REASONS, event_payload, webhook_id
+from schemas.webhook_event import MAX_REASONS, event_payload, webhook_id
 from schemas.records import CompletionStatus
 from tests.support.webhook_receiver import make_completion
 

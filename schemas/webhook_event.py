@@ -1,4 +1,8 @@
-"""What a completion webhook says: a small JSON event that links the asset, never inlines it."""
+"""What a completion webhook says: a small JSON event that links the asset, never inlines it.
+
+A contract with every webhook receiver (like the ``.avsc`` files are with consumers): the deliver
+stage derives each job's ``webhook-id`` from it and the notify stage sends its body.
+"""
 
 from __future__ import annotations
 
