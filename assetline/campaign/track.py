@@ -16,6 +16,7 @@ from assetline.client import open_completion_reader
 from assetline.review import load_items
 from schemas.records import GenerationRequest, ReviewStatus
 from streams.codecs import CodecError, Codecs
+from streams.kafka import Batch, batches_to_end
 from streams.settings import Settings
 
 
@@ -35,29 +36,32 @@ async def follow_completions(
     """
     consumer = await open_completion_reader(settings)
     try:
-        partitions = list(consumer.assignment())
-        ends = await consumer.end_offsets(partitions)
-        caught_up = False
-        while not summary.complete:
-            if not caught_up:
-                positions = [await consumer.position(tp) for tp in partitions]
-                caught_up = all(p >= ends[tp] for p, tp in zip(positions, partitions, strict=True))
-            if caught_up and time.monotonic() >= deadline:
-                break
-            batches = await consumer.getmany(timeout_ms=500)
-            for messages in batches.values():
-                for message in messages:
-                    key = message.key.decode("utf-8", "replace") if message.key else None
-                    if key is not None and not summary.wants(key):
-                        continue  # someone else's completion: skip decoding it
-                    try:
-                        summary.add(codecs.completed.decode(message.value))
-                    except CodecError:
-                        continue
+        if not summary.complete:
+            async for batch in batches_to_end(consumer, timeout_ms=500):
+                _add(summary, codecs, batch)
+                if on_progress is not None:
+                    on_progress()
+                if summary.complete:
+                    break
+        while not summary.complete and time.monotonic() < deadline:
+            _add(summary, codecs, await consumer.getmany(timeout_ms=500))
             if on_progress is not None:
                 on_progress()
     finally:
         await consumer.stop()
+
+
+def _add(summary: CampaignSummary, codecs: Codecs, batch: Batch) -> None:
+    """The campaign's completions of one poll; others' are skipped undecoded."""
+    for messages in batch.values():
+        for message in messages:
+            key = message.key.decode("utf-8", "replace") if message.key else None
+            if key is not None and not summary.wants(key):
+                continue  # someone else's completion: skip decoding it
+            try:
+                summary.add(codecs.completed.decode(message.value))
+            except CodecError:
+                continue
 
 
 async def without_completion(

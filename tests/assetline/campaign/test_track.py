@@ -53,7 +53,7 @@ class FakeReader:
     async def position(self, tp: Any) -> int:
         return self.position_now
 
-    async def getmany(self, timeout_ms: int) -> dict[Any, list[Any]]:
+    async def getmany(self, *tps: Any, timeout_ms: int) -> dict[Any, list[Any]]:
         self.polls += 1
         batch, self.history = self.history, []
         if not batch:
