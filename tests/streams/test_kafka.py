@@ -14,6 +14,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 
 from streams import kafka
 from streams.kafka import batches_to_end, partitions_of, read_to_end, topic_exists
+from tests.support.topic_reader import FakeReader
 
 P0, P1 = TopicPartition("t", 0), TopicPartition("t", 1)
 
@@ -24,48 +25,12 @@ def rec(tp: TopicPartition, offset: int) -> ConsumerRecord[bytes, bytes]:
     )
 
 
-class FakeReader:
-    """An assigned group-less reader: ``getmany`` hands out one record of the first lagging
-    partition asked for, or an empty batch every other call (a poll that timed out)."""
-
-    def __init__(self, records: dict[TopicPartition, list[Any]]) -> None:
-        self.records = records
-        self.positions = dict.fromkeys(records, 0)
-        self.asked: list[tuple[TopicPartition, ...]] = []
-        self.stopped = False
-        self._idle = False
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self.records)
-
-    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: len(self.records[tp]) for tp in tps}
-
-    async def position(self, tp: TopicPartition) -> int:
-        return self.positions[tp]
-
-    async def getmany(self, *tps: TopicPartition, timeout_ms: int = 0) -> dict[Any, list[Any]]:
-        self.asked.append(tps)
-        self._idle = not self._idle
-        if self._idle:
-            return {}
-        for tp in sorted(tps):
-            at = self.positions[tp]
-            if at < len(self.records[tp]):
-                self.positions[tp] = at + 1
-                return {tp: [self.records[tp][at]]}
-        return {}
-
-    async def stop(self) -> None:
-        self.stopped = True
-
-
 async def _collect(reader: FakeReader) -> list[dict[Any, list[Any]]]:
     return [batch async for batch in batches_to_end(reader)]
 
 
 def test_batches_stop_at_the_end_offsets_as_of_the_call_and_fetch_only_what_lags() -> None:
-    reader = FakeReader({P0: [rec(P0, 0)], P1: [rec(P1, 0), rec(P1, 1)]})
+    reader = FakeReader({P0: [rec(P0, 0)], P1: [rec(P1, 0), rec(P1, 1)]}, idle_polls=True)
     batches = asyncio.run(_collect(reader))
     got = [r.offset for batch in batches for rs in batch.values() for r in rs]
     assert sorted(got) == [0, 0, 1]

@@ -36,6 +36,7 @@ from streams.blobs import LocalBlobStore
 from streams.codecs import CodecError, Codecs
 from streams.dead_letters import VALUE_PARKED, header_map, record_size
 from streams.settings import Settings
+from tests.support.topic_reader import FakeReader
 from tests.support.webhook_receiver import SECRET, Answer, Receiver, make_completion
 
 
@@ -196,38 +197,13 @@ def test_a_dead_letter_over_the_limit_is_fitted_like_every_stage_and_null_stays_
     assert header_map(null.headers)["assetline.dlq.source.offset"] == "8"
 
 
-class FakeRegistryTopic:
-    """Enough of a group-less consumer for ``_catch_up``: one record per ``getmany`` call."""
-
-    def __init__(self, records: dict[TopicPartition, list[Any]]) -> None:
-        self.records = records
-        self.positions = dict.fromkeys(records, 0)
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self.records)
-
-    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: len(self.records[tp]) for tp in tps}
-
-    async def position(self, tp: TopicPartition) -> int:
-        return self.positions[tp]
-
-    async def getmany(self, *tps: TopicPartition, timeout_ms: int = 0) -> dict[Any, list[Any]]:
-        for tp in tps or tuple(self.records):
-            at = self.positions[tp]
-            if at < len(self.records[tp]):
-                self.positions[tp] = at + 1
-                return {tp: [self.records[tp][at]]}
-        return {}
-
-
 def test_catch_up_applies_every_record_up_to_the_end_before_returning(harness: Harness) -> None:
     notifier = harness.notifier
     gone = [f"https://hooks.example/{n}?token=x" for n in range(3)]
     p0, p1 = TopicPartition("t.webhooks.disabled", 0), TopicPartition("t.webhooks.disabled", 1)
     entries = [encode_entry(notifier.disabled.disable(url, "m")) for url in gone]
     notifier.disabled = DisabledEndpoints()  # forget them: only the topic may tell
-    topic = FakeRegistryTopic(
+    topic = FakeReader(
         {
             p0: [
                 record(p0.topic, *entries[0], 0),
