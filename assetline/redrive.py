@@ -284,3 +284,32 @@ async def redrive(
     finally:
         await producer.stop()
     return report
+
+
+def report_lines(report: RedriveReport) -> list[str]:
+    """One line per dead letter of ``report``: where it went, or why it was skipped."""
+    lines = []
+    for item in report.items:
+        d = item.letter
+        where = f"{d.partition}:{d.offset} ({d.code or 'no code'})"
+        if item.outcome == "redriven":
+            lines.append(
+                f"{where} -> {item.target} request {item.request_id} attempt {item.attempt}"
+            )
+        elif item.outcome == "verbatim":
+            lines.append(f"{where} -> {item.target} as is (no request to re-attempt)")
+        elif item.outcome == "undecodable":
+            lines.append(f"{where} skipped: still not a valid record for {item.target}")
+        elif item.outcome == "parked":
+            lines.append(
+                f"{where} skipped: its value was parked in a blob store not readable here "
+                "(run on the worker's host)"
+            )
+        elif item.outcome == "refused":
+            lines.append(
+                f"{where} skipped: request {item.request_id} is not admissible (forged attempt "
+                "or unsigned); the producer must send it again"
+            )
+        else:
+            lines.append(f"{where} skipped: no source topic in its headers (use --into)")
+    return lines

@@ -63,6 +63,8 @@ Exception tree (class, code)::
     ├── ReviewError                      review.refused
     │   ├── NoReviewItemError            review.no_item
     │   └── AlreadyDecidedError          review.already_decided
+    ├── RequestFileError                 submit.bad_request_file
+    ├── UnknownTopicError                tail.unknown_topic
     └── DisabledTopicMissingError        webhook.disabled_topic_missing
 
 Where each is defined (module, classes)::
@@ -106,6 +108,8 @@ Where each is defined (module, classes)::
     assetline.replay.topics                           TopicChoiceError
     assetline.review                                  ReviewError, NoReviewItemError,
                                                       AlreadyDecidedError
+    assetline.submit                                  RequestFileError
+    assetline.tail                                    UnknownTopicError
     assetline.webhooks                                DisabledTopicMissingError
 """
 

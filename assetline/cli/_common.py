@@ -10,6 +10,7 @@ import click
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import ValidationError
 
+from agents.tenants import Gatekeeper, TenantsFileError
 from schemas.records import AssetCompleted, CompletionStatus
 from streams.settings import Settings
 from streams.signing import RequestMarker
@@ -70,8 +71,6 @@ def load_settings(**overrides: Any) -> Settings:
 
 def request_marker(settings: Settings) -> RequestMarker:
     """The line's origin marker for re-submitted requests; a bad tenants file is one line."""
-    from agents.tenants import Gatekeeper, TenantsFileError
-
     try:
         return Gatekeeper.from_settings(settings)
     except TenantsFileError as exc:

@@ -1,82 +1,39 @@
-"""``assetline demo``: broker + worker + a demo campaign, end to end, then tidy up."""
+"""``assetline demo``: broker + worker + a demo campaign, end to end, then tidy up.
+
+The pieces are in :mod:`assetline.dev` (the broker, the worker process, the demo campaign);
+this module starts them in order, prints, and stops what it started.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
 from assetline.cli._common import delivery_verdict, fail, load_settings, run
-from assetline.client import LineClient, await_completions, open_completion_reader
-from assetline.dev.broker import BrokerError, LocalBroker, assetline_home
+from assetline.dev.broker import BrokerError, LocalBroker
 from assetline.dev.child_worker import WorkerProcess
-from assetline.dev.demo import DEMO_PROFILE, DEMO_PROFILE_ID, demo_requests, summary_table
-from schemas.records import AssetCompleted, CompletionStatus, GenerationRequest
-from streams.settings import Settings
+from assetline.dev.demo import (
+    delivered_count,
+    demo_requests,
+    demo_run_dir,
+    quiet_leader_elections,
+    run_demo_campaign,
+    summary_table,
+    uses_external_broker,
+    write_demo_profiles,
+)
+from schemas.records import AssetCompleted
 from streams.topics import ensure_topics, line_topic_specs
 
-#: aiokafka loggers that report a partition whose leader is still being elected, retried
-#: (and then fine) a moment after the demo created its topics.
-ELECTION_LOGGERS = ("aiokafka.consumer.fetcher", "aiokafka.producer.sender", "aiokafka.conn")
+
+def _echo_submitted(count: int) -> None:
+    click.echo(f"submitted {count} requests; waiting for completions ...")
 
 
-class _LeaderElectionNoise(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "NotLeaderForPartition" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def quiet_leader_elections() -> Iterator[None]:
-    """Drop aiokafka's NotLeaderForPartitionError lines while fresh topics elect leaders.
-
-    The client retries them by itself; printed, they looked like the demo failing. Every
-    other aiokafka message still gets through.
-    """
-    noise = _LeaderElectionNoise()
-    loggers = [logging.getLogger(name) for name in ELECTION_LOGGERS]
-    for logger in loggers:
-        logger.addFilter(noise)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(noise)
-
-
-def demo_profiles(run_dir: Path) -> Path:
-    """A profiles folder holding only the demo's own brand profile.
-
-    Always this one, whatever ``ASSETLINE_PROFILES_DIR`` says: the user's folder does not
-    have the ``demo`` profile the requests name, and then the demo delivered nothing.
-    """
-    profiles = run_dir / "profiles"
-    profiles.mkdir(parents=True, exist_ok=True)
-    (profiles / f"{DEMO_PROFILE_ID}.yaml").write_text(DEMO_PROFILE, encoding="utf-8")
-    return profiles
-
-
-async def run_campaign(
-    settings: Settings, requests: list[GenerationRequest], timeout: float
-) -> dict[str, list[AssetCompleted]]:
-    reader = await open_completion_reader(settings)
-    try:
-        async with LineClient(settings) as client:
-            await client.submit(requests)
-        click.echo(f"submitted {len(requests)} requests; waiting for completions ...")
-        return await await_completions(
-            settings,
-            [r.request_id for r in requests],
-            timeout=timeout,
-            consumer=reader,
-            on_completion=lambda d: click.echo(f"  {d.status.value:<9} {d.request_id}"),
-        )
-    finally:
-        await reader.stop()
+def _echo_completion(done: AssetCompleted) -> None:
+    click.echo(f"  {done.status.value:<9} {done.request_id}")
 
 
 @click.command()
@@ -105,14 +62,9 @@ def demo(
     4: some completed otherwise).
     """
     settings = load_settings(kafka_bootstrap=bootstrap)
-    external = bool(
-        bootstrap
-        or os.environ.get("KAFKA_BOOTSTRAP")
-        or os.environ.get("ASSETLINE_KAFKA_BOOTSTRAP")
-    )
     broker: LocalBroker | None = None
     started_broker = False
-    if not external:
+    if not uses_external_broker(bootstrap):
         broker = LocalBroker(port=port, controller_port=port + 1)
         started_broker = not broker.status().answering
         click.echo("starting local Kafka broker ..." if started_broker else "using running broker")
@@ -121,13 +73,13 @@ def demo(
         except BrokerError as exc:
             raise click.ClickException(str(exc)) from None
         settings = settings.model_copy(update={"kafka_bootstrap": local})
-    run_dir = assetline_home() / "var" / "demo"
+    run_dir = demo_run_dir()
     if settings.profiles_dir is not None:
         click.echo(
             f"using the demo's own brand profile ({settings.profiles_dir} from "
             "ASSETLINE_PROFILES_DIR is not used)"
         )
-    settings = settings.model_copy(update={"profiles_dir": demo_profiles(run_dir)})
+    settings = settings.model_copy(update={"profiles_dir": write_demo_profiles(run_dir)})
     worker = WorkerProcess(settings, log_path=run_dir / "worker.log")
     requests = demo_requests(run_id=time.strftime("demo-%Y%m%d-%H%M%S"))
     started = time.perf_counter()
@@ -136,7 +88,16 @@ def demo(
             run(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)), settings)
             worker.start()
             click.echo(f"worker pid {worker.pid} (log: {worker.log_path})")
-            completions = run(run_campaign(settings, requests, timeout), settings)
+            completions = run(
+                run_demo_campaign(
+                    settings,
+                    requests,
+                    timeout,
+                    on_submitted=_echo_submitted,
+                    on_completion=_echo_completion,
+                ),
+                settings,
+            )
     finally:
         worker.stop()
         if broker is not None and started_broker and not keep_broker:
@@ -144,11 +105,8 @@ def demo(
     elapsed = time.perf_counter() - started
     click.echo("")
     click.echo(summary_table(requests, completions))
-    delivered = sum(
-        1 for done in completions.values() if done[-1].status is CompletionStatus.DELIVERED
-    )
     click.echo(
-        f"\n{delivered}/{len(requests)} delivered in {elapsed:.1f}s; "
+        f"\n{delivered_count(completions)}/{len(requests)} delivered in {elapsed:.1f}s; "
         f"files under {Path(settings.delivery_dir).resolve()}"
     )
     ids = [r.request_id for r in requests]

@@ -10,6 +10,7 @@ from assetline.redrive import (
     parse_position,
     read_deadletters,
     redrive,
+    report_lines,
     select,
     table,
 )
@@ -49,34 +50,6 @@ def dlq_list(codes: tuple[str, ...], limit: int | None, width: int) -> None:
         return
     click.echo(table(chosen, width))
     click.echo(f"{len(chosen)} of {len(letters)} dead letter(s) shown", err=True)
-
-
-def _report_lines(report: RedriveReport) -> list[str]:
-    lines = []
-    for item in report.items:
-        d = item.letter
-        where = f"{d.partition}:{d.offset} ({d.code or 'no code'})"
-        if item.outcome == "redriven":
-            lines.append(
-                f"{where} -> {item.target} request {item.request_id} attempt {item.attempt}"
-            )
-        elif item.outcome == "verbatim":
-            lines.append(f"{where} -> {item.target} as is (no request to re-attempt)")
-        elif item.outcome == "undecodable":
-            lines.append(f"{where} skipped: still not a valid record for {item.target}")
-        elif item.outcome == "parked":
-            lines.append(
-                f"{where} skipped: its value was parked in a blob store not readable here "
-                "(run on the worker's host)"
-            )
-        elif item.outcome == "refused":
-            lines.append(
-                f"{where} skipped: request {item.request_id} is not admissible (forged attempt "
-                "or unsigned); the producer must send it again"
-            )
-        else:
-            lines.append(f"{where} skipped: no source topic in its headers (use --into)")
-    return lines
 
 
 @dlq_group.command(name="replay")
@@ -123,7 +96,7 @@ def dlq_replay(
         )
 
     report = run(go(), settings)
-    for line in _report_lines(report):
+    for line in report_lines(report):
         click.echo(line)
     sent = report.count("redriven") + report.count("verbatim")
     skipped = len(report.items) - sent

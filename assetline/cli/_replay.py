@@ -3,45 +3,15 @@
 from __future__ import annotations
 
 import click
-from aiokafka import AIOKafkaConsumer
 
 from assetline.cli._common import load_settings, request_marker, run
-from assetline.replay.ranges import (
-    PartitionRange,
-    RangeError,
-    parse_bound,
-    resolve,
-)
-from assetline.replay.republish import ReplayReport, republish
+from assetline.replay.plan import plan_replay
+from assetline.replay.ranges import PartitionRange, RangeError, parse_bound
+from assetline.replay.republish import ReplayReport, report_table, republish
 from assetline.replay.rewrite import Rewriter
-from assetline.replay.topics import TopicChoiceError, choose
+from assetline.replay.topics import TopicChoiceError
 from streams.codecs import Codecs
-from streams.kafka import partitions_of
 from streams.topics import TopicNames
-
-
-def report_table(report: ReplayReport, ranges: list[PartitionRange]) -> str:
-    """Counts per source partition, then the totals."""
-    by_partition = {r.partition: r for r in ranges}
-    wrote = "would write" if report.dry_run else "written"
-    rows: list[tuple[str, ...]] = [
-        ("partition", "from", "to", "read", wrote, "undecodable", "superseded")
-    ]
-    for p, c in sorted(report.partitions.items()):
-        r = by_partition[p]
-        rows.append(
-            tuple(
-                str(v) for v in (p, r.start, r.stop, c.read, c.written, c.undecodable, c.superseded)
-            )
-        )
-    t = report.total()
-    rows.append(
-        ("total", "", "", str(t.read), str(t.written), str(t.undecodable), str(t.superseded))
-    )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows
-    )
 
 
 @click.command()
@@ -78,27 +48,21 @@ def replay(
         raise click.BadParameter(str(exc), param_hint="--from/--to") from None
 
     async def go() -> tuple[ReplayReport, list[PartitionRange]]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-        await consumer.start()
-        try:
-            existing = await consumer.topics()
-            chosen = choose(names, topic, into, existing)
-            partitions = await partitions_of(consumer, chosen.source)
-            ranges = await resolve(consumer, chosen.source, partitions, start, stop, partition)
-        finally:
-            await consumer.stop()
+        plan = await plan_replay(
+            settings.kafka_bootstrap, names, topic, into, start, stop, partition
+        )
         report = await republish(
             settings.kafka_bootstrap,
-            chosen.source,
-            chosen.kind,
-            ranges,
-            chosen.target,
+            plan.topics.source,
+            plan.topics.kind,
+            plan.ranges,
+            plan.topics.target,
             Rewriter(Codecs.load()),
             generation=generation,
             dry_run=dry_run,
             marker=request_marker(settings),
         )
-        return report, ranges
+        return report, plan.ranges
 
     try:
         report, ranges = run(go(), settings)

@@ -1,15 +1,29 @@
 """The demo campaign: personas x locales x {image, copy}, run through a real line.
 
 The requests name the embedded ``demo`` brand profile, so the demo runs the validation gateway
-too: image rules, prohibited terms, and the copy's language against its locale.
+too: image rules, prohibited terms, and the copy's language against its locale. ``assetline
+demo`` starts a broker and a worker, calls :func:`run_demo_campaign` and prints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Iterable, Sequence
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 
-from schemas.records import AssetCompleted, AssetKind, Constraints, GenerationRequest
+from assetline.client import LineClient, await_completions, open_completion_reader
+from assetline.dev.broker import assetline_home
+from schemas.records import (
+    AssetCompleted,
+    AssetKind,
+    CompletionStatus,
+    Constraints,
+    GenerationRequest,
+)
+from streams.settings import Settings
 
 PERSONAS = ("trail runner", "urban gardener", "retro gamer")
 LOCALES = ("en-GB", "de-DE")
@@ -101,3 +115,91 @@ def summary_table(
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(line.rstrip() for line in lines)
+
+
+#: aiokafka loggers that report a partition whose leader is still being elected, retried
+#: (and then fine) a moment after the demo created its topics.
+ELECTION_LOGGERS = ("aiokafka.consumer.fetcher", "aiokafka.producer.sender", "aiokafka.conn")
+
+
+class _LeaderElectionNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "NotLeaderForPartition" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_leader_elections() -> Iterator[None]:
+    """Drop aiokafka's NotLeaderForPartitionError lines while fresh topics elect leaders.
+
+    The client retries them by itself; printed, they looked like the demo failing. Every
+    other aiokafka message still gets through.
+    """
+    noise = _LeaderElectionNoise()
+    loggers = [logging.getLogger(name) for name in ELECTION_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(noise)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(noise)
+
+
+def uses_external_broker(bootstrap: str | None) -> bool:
+    """Whether the demo runs on a Kafka it was given (flag or environment), not its own."""
+    return bool(
+        bootstrap
+        or os.environ.get("KAFKA_BOOTSTRAP")
+        or os.environ.get("ASSETLINE_KAFKA_BOOTSTRAP")
+    )
+
+
+def demo_run_dir() -> Path:
+    """Where the demo keeps its brand profile and worker log."""
+    return assetline_home() / "var" / "demo"
+
+
+def write_demo_profiles(run_dir: Path) -> Path:
+    """A profiles folder holding only the demo's own brand profile.
+
+    Always this one, whatever ``ASSETLINE_PROFILES_DIR`` says: the user's folder does not
+    have the ``demo`` profile the requests name, and then the demo delivered nothing.
+    """
+    profiles = run_dir / "profiles"
+    profiles.mkdir(parents=True, exist_ok=True)
+    (profiles / f"{DEMO_PROFILE_ID}.yaml").write_text(DEMO_PROFILE, encoding="utf-8")
+    return profiles
+
+
+async def run_demo_campaign(
+    settings: Settings,
+    requests: list[GenerationRequest],
+    timeout: float,
+    *,
+    on_submitted: Callable[[int], None],
+    on_completion: Callable[[AssetCompleted], None],
+) -> dict[str, list[AssetCompleted]]:
+    """Submit ``requests`` and wait up to ``timeout`` seconds for their completions.
+
+    The completion reader opens before the first request is sent, so no completion can
+    slip past it.
+    """
+    reader = await open_completion_reader(settings)
+    try:
+        async with LineClient(settings) as client:
+            await client.submit(requests)
+        on_submitted(len(requests))
+        return await await_completions(
+            settings,
+            [r.request_id for r in requests],
+            timeout=timeout,
+            consumer=reader,
+            on_completion=on_completion,
+        )
+    finally:
+        await reader.stop()
+
+
+def delivered_count(completions: dict[str, list[AssetCompleted]]) -> int:
+    """How many requests ended DELIVERED (their latest completion)."""
+    return sum(1 for done in completions.values() if done[-1].status is CompletionStatus.DELIVERED)

@@ -231,3 +231,27 @@ async def republish(
             await producer.stop()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def report_table(report: ReplayReport, ranges: list[PartitionRange]) -> str:
+    """Counts per source partition, then the totals."""
+    by_partition = {r.partition: r for r in ranges}
+    wrote = "would write" if report.dry_run else "written"
+    rows: list[tuple[str, ...]] = [
+        ("partition", "from", "to", "read", wrote, "undecodable", "superseded")
+    ]
+    for p, c in sorted(report.partitions.items()):
+        r = by_partition[p]
+        rows.append(
+            tuple(
+                str(v) for v in (p, r.start, r.stop, c.read, c.written, c.undecodable, c.superseded)
+            )
+        )
+    t = report.total()
+    rows.append(
+        ("total", "", "", str(t.read), str(t.written), str(t.undecodable), str(t.superseded))
+    )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )

@@ -10,9 +10,12 @@ from aiokafka import ConsumerRecord
 
 from assetline.redrive import (
     DeadLetter,
+    Redriven,
+    RedriveReport,
     from_record,
     parse_position,
     plan_one,
+    report_lines,
     select,
     table,
     unparked,
@@ -255,3 +258,26 @@ def test_a_parked_value_that_cannot_be_read_or_does_not_match_is_not_used(
     assert unparked(letter) is None
     path.unlink()
     assert unparked(letter) is None
+
+
+def test_report_lines_say_where_each_went_or_why_not() -> None:
+    letter = from_record(_record(1, 7, b"x"))
+    report = RedriveReport("rid", dry_run=False)
+    report.items += [
+        Redriven(letter, "p.requests", "redriven", request_id="r-1", attempt=1002),
+        Redriven(letter, "p.review.decisions", "verbatim"),
+        Redriven(letter, "p.requests", "undecodable"),
+        Redriven(letter, "p.requests", "parked"),
+        Redriven(letter, "p.requests", "refused", request_id="r-1"),
+        Redriven(letter, None, "no-source"),
+    ]
+    assert report_lines(report) == [
+        "1:7 (codec.malformed) -> p.requests request r-1 attempt 1002",
+        "1:7 (codec.malformed) -> p.review.decisions as is (no request to re-attempt)",
+        "1:7 (codec.malformed) skipped: still not a valid record for p.requests",
+        "1:7 (codec.malformed) skipped: its value was parked in a blob store not readable "
+        "here (run on the worker's host)",
+        "1:7 (codec.malformed) skipped: request r-1 is not admissible (forged attempt or "
+        "unsigned); the producer must send it again",
+        "1:7 (codec.malformed) skipped: no source topic in its headers (use --into)",
+    ]

@@ -10,12 +10,9 @@ from click.testing import CliRunner
 
 from assetline.cli import cli
 from assetline.cli._common import EXIT_TIMEOUT, EXIT_UNDELIVERED, delivery_verdict
-from assetline.cli._line import render, unknown_topic_error
 from assetline.dev.broker import free_port
 from schemas.records import AssetCompleted, AssetKind, CompletionStatus
-from streams.codecs import Codecs
 from streams.settings import STAGES
-from streams.topics import TopicNames
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 
@@ -120,29 +117,6 @@ def test_worker_with_some_stages_off_warns_one_line_each(no_broker: str) -> None
     assert "review is off" in lines[0]
     assert "notify is off" in lines[1]
     assert ".webhooks" in lines[1]
-
-
-def test_unknown_topic_error_names_the_closest_and_the_line_topics() -> None:
-    names = TopicNames.with_prefix("assetline")
-    existing = {*names.all(), "orders", "__consumer_offsets"}
-    line = unknown_topic_error("complete", "complete", names, existing)
-    assert "\n" not in line
-    assert line.startswith("no topic 'complete'; did you mean 'completed'? line topics: ")
-    assert "deadletter" in line
-    assert "review_items" in line
-    assert "__consumer_offsets" not in line
-    assert line.endswith("(and 1 other topic(s))")
-    nothing = unknown_topic_error("xyz", "xyz", names, set())
-    assert "none yet" in nothing
-    assert "did you mean" not in nothing
-
-
-def test_tail_shows_the_record_key() -> None:
-    names = TopicNames.with_prefix("p")
-    out = json.loads(render(names.deadletter, names, Codecs.load(), b"junk", [], b"r-7"))
-    assert out["key"] == "r-7"
-    assert out["value_base64"] == "anVuaw=="
-    assert json.loads(render(names.deadletter, names, Codecs.load(), b"", [], None))["key"] is None
 
 
 def test_submit_request_flags_do_not_mix_with_a_file(no_broker: str, tmp_path: Path) -> None:

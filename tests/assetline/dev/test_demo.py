@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from pathlib import Path
 
+import pytest
 import yaml
 
 from agents.inference.prompt import render_prompt
@@ -13,8 +16,17 @@ from agents.policy import PolicyError, ProfileBook
 from agents.policy.loader import build_policies
 from agents.validate.checks.terms import default_detector
 from agents.validate.gateway import Gateway
-from assetline.dev.demo import DEMO_PROFILE, DEMO_PROFILE_ID, demo_requests, summary_table
-from schemas.records import BlobRef, RawAsset, Verdict
+from assetline.dev.demo import (
+    DEMO_PROFILE,
+    DEMO_PROFILE_ID,
+    delivered_count,
+    demo_requests,
+    quiet_leader_elections,
+    summary_table,
+    uses_external_broker,
+    write_demo_profiles,
+)
+from schemas.records import AssetCompleted, BlobRef, CompletionStatus, RawAsset, Verdict
 
 
 def test_every_demo_asset_passes_the_demo_profile_including_language() -> None:
@@ -67,3 +79,53 @@ def test_summary_table_shows_the_attempt() -> None:
         "ms",
     ]
     assert "MISSING" in table
+
+
+def test_leader_election_noise_is_dropped_only_while_quieted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = logging.getLogger("aiokafka.consumer.fetcher")
+    with caplog.at_level(logging.WARNING, logger="aiokafka"), quiet_leader_elections():
+        log.warning("NotLeaderForPartitionError for topic p.raw")
+        log.warning("something else")
+    log.warning("NotLeaderForPartitionError after the demo")
+    assert [r.getMessage() for r in caplog.records] == [
+        "something else",
+        "NotLeaderForPartitionError after the demo",
+    ]
+
+
+def test_the_demo_profile_is_written_whatever_folder_was_configured(tmp_path: Path) -> None:
+    profiles = write_demo_profiles(tmp_path / "run")
+    assert [p.name for p in profiles.iterdir()] == [f"{DEMO_PROFILE_ID}.yaml"]
+    assert (profiles / f"{DEMO_PROFILE_ID}.yaml").read_text(encoding="utf-8") == DEMO_PROFILE
+
+
+def test_a_given_bootstrap_flag_or_variable_means_no_local_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.delenv("ASSETLINE_KAFKA_BOOTSTRAP", raising=False)
+    assert not uses_external_broker(None)
+    assert uses_external_broker("kafka:9092")
+    monkeypatch.setenv("ASSETLINE_KAFKA_BOOTSTRAP", "kafka:9092")
+    assert uses_external_broker(None)
+
+
+def test_delivered_counts_the_latest_completion_of_each_request() -> None:
+    def done(rid: str, status: CompletionStatus) -> AssetCompleted:
+        return AssetCompleted(
+            request_id=rid,
+            idempotency_key=rid,
+            tenant="acme",
+            campaign_id="c",
+            kind="TEXT",
+            status=status,
+        )
+
+    completions = {
+        "a": [done("a", CompletionStatus.DELIVERED)],
+        "b": [done("b", CompletionStatus.DELIVERED), done("b", CompletionStatus.REJECTED)],
+        "c": [done("c", CompletionStatus.FALLBACK)],
+    }
+    assert delivered_count(completions) == 1
