@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from schemas.webhook_event import MAX_REASONS, event_payload, webhook_id
 from schemas.records import CompletionStatus
+from schemas.webhook_event import MAX_REASONS, event_payload, webhook_id
 from tests.support.webhook_receiver import make_completion
 
 

@@ -8,9 +8,9 @@ from pydantic import SecretStr
 
 from agents.deliver.destinations import WebhookRoute, load_destinations
 from agents.deliver.webhook_jobs import jobs_for
-from schemas.webhook_event import webhook_id
 from agents.tenants import Tenancy, parse_tenants, resolve
 from schemas.records import AssetCompleted, AssetKind, CompletionStatus, GenerationRequest
+from schemas.webhook_event import webhook_id
 
 REQUEST = GenerationRequest(
     request_id="r-1",

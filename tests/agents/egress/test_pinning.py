@@ -24,7 +24,6 @@ from agents.egress.pinning import (
     WebhookClient,
 )
 from agents.egress.ssrf import Destination
-from schemas.webhook_event import event_payload
 from agents.notify.schedule import RetrySchedule
 from agents.notify.sender import (
     StepKind,
@@ -34,6 +33,7 @@ from agents.notify.sender import (
     send_once,
 )
 from agents.notify.signing import signed_headers
+from schemas.webhook_event import event_payload
 from tests.support.local_ca import LocalCA
 from tests.support.webhook_receiver import SECRET, Answer, Receiver, make_completion
 

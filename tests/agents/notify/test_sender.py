@@ -14,7 +14,6 @@ from agents.egress.pinning import WebhookClient
 from agents.egress.ssrf import Destination, UnsafeDestination, check_destination
 from agents.notify import sender as sender_module
 from agents.notify.disabled import DisabledEndpoints
-from schemas.webhook_event import event_payload, webhook_id
 from agents.notify.schedule import RetrySchedule
 from agents.notify.sender import (
     StepKind,
@@ -26,6 +25,7 @@ from agents.notify.sender import (
 )
 from agents.notify.signing import signed_headers
 from assetline.dev.broker import free_port
+from schemas.webhook_event import event_payload, webhook_id
 from tests.support.trickle_server import trickle_server
 from tests.support.webhook_receiver import (
     SECRET,
