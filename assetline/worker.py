@@ -33,7 +33,9 @@ def run_worker(settings: Settings) -> None:
     line = build_line(settings)
     loop.run_until_complete(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)))
     if settings.schema_registry_url:  # Confluent writers need their schema ids before starting
-        loop.run_until_complete(register_line_schemas(line))
+        loop.run_until_complete(
+            register_line_schemas(line.codecs, line.topics.names, settings.subject_strategy)
+        )
     options: dict[str, Any] = {"loglevel": settings.log_level, "quiet": True, "loop": loop}
     worker = faust.Worker(line.app, **options)
     worker.execute_from_commandline()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from streams.codecs import TOPIC_CONTRACTS, Codecs
@@ -11,9 +10,6 @@ from streams.registry.client import RegistryClient
 from streams.registry.resolver import RegistryResolver
 from streams.registry.strategy import SubjectStrategy, subject_name
 from streams.topics import TopicNames
-
-if TYPE_CHECKING:
-    from streams.app import Line
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +33,14 @@ async def register_schemas(
     return ids
 
 
-async def register_line_schemas(line: Line) -> dict[str, int]:
-    """The worker start-up hook: a no-op unless the line has a registry."""
-    resolver = line.codecs.resolver
+async def register_line_schemas(
+    codecs: Codecs, names: TopicNames, strategy: SubjectStrategy | str
+) -> dict[str, int]:
+    """The worker start-up hook: a no-op unless the codecs have a registry."""
+    resolver = codecs.resolver
     if not isinstance(resolver, RegistryResolver):
         return {}
-    ids = await register_schemas(
-        line.codecs,
-        resolver.client,
-        line.topics.names,
-        line.settings.subject_strategy,
-    )
+    ids = await register_schemas(codecs, resolver.client, names, strategy)
     where = urlsplit(resolver.client.base_url)
     # host and port only: an operator may have put credentials or a token into the URL
     log.info("registered %d subjects at %s://%s", len(ids), where.scheme, where.hostname)
