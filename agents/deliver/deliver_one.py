@@ -5,13 +5,20 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from pathlib import PurePosixPath
 
 from agents.deliver.completion import completion, fallback_reasons
-from agents.deliver.layout import UnsafeNameError, delivery_path, sidecar_path
+from agents.deliver.layout import (
+    UnsafeNameError,
+    candidate_paths,
+    delivery_path,
+    sidecar_path,
+)
 from agents.deliver.metadata import MetadataError, Stamped
-from agents.deliver.sinks import Sink, SinkError
+from agents.deliver.sinks import PATH_TAKEN, Sink, SinkError
 from schemas.records import AssetCompleted, CompletionStatus, ValidatedAsset
 from streams.blobs import BlobError, LocalBlobStore
+from streams.codecs import CodecError
 
 Label = Callable[[ValidatedAsset, bytes], Stamped]
 
@@ -21,14 +28,65 @@ def unlabelled(validated: ValidatedAsset, data: bytes) -> Stamped:
     return Stamped(data=data, sidecar=None)
 
 
+def earlier_completion(
+    entry: bytes | None, decode: Callable[[bytes], AssetCompleted]
+) -> AssetCompleted | None:
+    """The request's completion in the ledger, or None (none yet, or not decodable here)."""
+    if entry is None:
+        return None
+    try:
+        return decode(entry)
+    except CodecError:
+        return None
+
+
+async def write_version(
+    sink: Sink,
+    asset: PurePosixPath,
+    data: bytes,
+    media_type: str,
+    earlier: AssetCompleted | None = None,
+) -> tuple[PurePosixPath, str]:
+    """Put ``data`` at the asset's name, or at its version when that name holds other bytes.
+
+    Returns the path used and the sink's location. ``earlier`` (the request's last completion
+    in the ledger) steers the choice for destinations that cannot tell what they hold; see
+    :func:`agents.deliver.layout.candidate_paths`. Only a 2**-64 accident (two assets of one
+    request sharing a version name) leaves no name free, and that is a ``deliver.path_taken``
+    failure, never an overwrite.
+    """
+    sha256 = hashlib.sha256(data).hexdigest()
+    delivered = earlier if earlier is not None and earlier.sha256 is not None else None
+    paths = candidate_paths(
+        asset,
+        sha256,
+        delivered.sha256 if delivered else None,
+        delivered.location if delivered else None,
+    )
+    for path in paths[:-1]:
+        try:
+            return path, await sink.create(path, data, media_type)
+        except SinkError as exc:
+            if exc.code != PATH_TAKEN:
+                raise
+    return paths[-1], await sink.create(paths[-1], data, media_type)
+
+
 async def deliver_approved(
-    validated: ValidatedAsset, blobs: LocalBlobStore, sink: Sink, label: Label = unlabelled
+    validated: ValidatedAsset,
+    blobs: LocalBlobStore,
+    sink: Sink,
+    label: Label = unlabelled,
+    earlier: AssetCompleted | None = None,
 ) -> AssetCompleted:
     """Label the asset and write it to its place; any failure is a FAILED completion.
 
     An asset whose container cannot be labelled is not delivered unlabelled: provenance is
     part of what a delivery promises, so that is a failure with the reason, like a sink error.
-    The completion's sha256 is of the delivered bytes, label included.
+    The completion's sha256 is of the delivered bytes, label included, and its location is the
+    exact version holding them: other bytes for the same request (a replay, a re-drive) go to
+    a version (:func:`write_version`) and never replace what an earlier completion describes.
+    The sidecar goes beside the version it describes.
     """
     start = time.perf_counter()
     raw = validated.raw
@@ -40,7 +98,9 @@ async def deliver_approved(
             request.tenant, request.campaign_id, request.request_id, raw.blob.media_type
         )
         labelled = label(validated, blobs.get(raw.blob))
-        location = await sink.write(path, labelled.data, raw.blob.media_type)
+        path, location = await write_version(
+            sink, path, labelled.data, raw.blob.media_type, earlier
+        )
         if labelled.sidecar is not None:
             await sink.write(sidecar_path(path), labelled.sidecar, "application/json")
     except MetadataError as exc:

@@ -1,12 +1,13 @@
 """Delivery destinations behind one small interface."""
 
-from agents.deliver.sinks._base import Sink, SinkError
+from agents.deliver.sinks._base import PATH_TAKEN, Sink, SinkError
 from agents.deliver.sinks.filesystem import FilesystemSink
 from agents.deliver.sinks.http import HttpSink, HttpSinkConfig
 from agents.deliver.sinks.retry import write_with_retry
 from agents.deliver.sinks.s3 import S3Config, S3Sink
 
 __all__ = [
+    "PATH_TAKEN",
     "FilesystemSink",
     "HttpSink",
     "HttpSinkConfig",

@@ -7,6 +7,9 @@ from typing import Protocol
 
 from schemas.errors import AssetlineError
 
+#: The :class:`SinkError` code of :meth:`Sink.create` finding other bytes at the path.
+PATH_TAKEN = "deliver.path_taken"
+
 
 class SinkError(AssetlineError):
     """A destination refused or failed the write; ``code`` goes into the completion reasons."""
@@ -19,7 +22,22 @@ class SinkError(AssetlineError):
         self.retryable = retryable
 
 
+def path_taken(path: PurePosixPath) -> SinkError:
+    """The error of a :meth:`Sink.create` whose path already holds different bytes."""
+    return SinkError(PATH_TAKEN, f"{path} already holds different bytes", retryable=False)
+
+
 class Sink(Protocol):
     """Writes must be idempotent: delivering the same bytes twice leaves one object."""
 
-    async def write(self, path: PurePosixPath, data: bytes, media_type: str) -> str: ...
+    async def write(self, path: PurePosixPath, data: bytes, media_type: str) -> str:
+        """Put ``data`` at ``path``, replacing what is there (sidecars); return the location."""
+        ...
+
+    async def create(self, path: PurePosixPath, data: bytes, media_type: str) -> str:
+        """Like :meth:`write`, but never replace different bytes: raise :data:`PATH_TAKEN`.
+
+        Assets go through here, so the file an earlier completion's sha256 describes stays
+        what it describes; the same bytes again are a success at the same location.
+        """
+        ...

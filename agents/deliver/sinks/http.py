@@ -3,12 +3,18 @@
 The URL placeholders carry the delivery layout's safe names (the same names the file and
 object-key sinks use), percent-encoded once more for the URL: a receiver that decodes its path
 once sees exactly those names, which hold no '/' and never start with '.', so no producer-chosen
-name can climb out of the template's path. The path is also the ``Idempotency-Key``, so a
-receiver can fold a retried delivery into the first one.
+name can climb out of the template's path.
+
+The ``Idempotency-Key`` is per content: the hex SHA-256 of ``<path>\n<hex sha256 of the bytes>``
+(:func:`idempotency_key`). A retry of the same bytes keeps its key, so a receiver can fold it
+into the first call; different bytes for the same name never reuse a key. An asset is PUT with
+``If-None-Match: *`` (RFC 9110): a receiver that honours it answers 412 when the name already
+holds something, and the asset goes to its version name instead of replacing it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import string
 from pathlib import PurePosixPath
 from typing import Literal, Self
@@ -17,10 +23,10 @@ from urllib.parse import quote, urljoin, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from agents.deliver.sinks._base import SinkError
+from agents.deliver.sinks._base import SinkError, path_taken
 from streams.redaction import redact, redact_and_truncate
 
-__all__ = ["PLACEHOLDERS", "HttpSink", "HttpSinkConfig", "render_url"]
+__all__ = ["PLACEHOLDERS", "HttpSink", "HttpSinkConfig", "idempotency_key", "render_url"]
 
 PLACEHOLDERS = frozenset({"tenant", "campaign_id", "request_id", "name"})
 _EXCERPT_CHARS = 200
@@ -72,7 +78,12 @@ class HttpSinkConfig(BaseModel):
 
 
 def render_url(template: str, path: PurePosixPath) -> str:
-    """The URL for a ``tenant/campaign/request_id.ext`` delivery path."""
+    """The URL for a ``tenant/campaign/request_id.ext`` delivery path.
+
+    ``{request_id}`` is the name without its last extension: a version's
+    (``r.<sha256[:16]>.png``) keeps its content mark, so a template without ``{name}`` still
+    never sends two versions (or an asset and its sidecar) to one URL.
+    """
     parts = path.parts
     if path.is_absolute() or len(parts) != 3 or any(p in ("", ".", "..") for p in parts):
         raise SinkError(
@@ -91,6 +102,15 @@ def render_url(template: str, path: PurePosixPath) -> str:
     return template.format(**{key: quote(value, safe="") for key, value in values.items()})
 
 
+def idempotency_key(path: PurePosixPath, data: bytes) -> str:
+    """One key per (delivery path, content): a retry keeps it, other bytes never share it.
+
+    Hashed so its length is bounded whatever the names: receivers commonly cap keys (255).
+    """
+    content = hashlib.sha256(data).hexdigest()
+    return hashlib.sha256(f"{path}\n{content}".encode()).hexdigest()
+
+
 class HttpSink:
     """Sends each asset in one request; 2xx is delivered, anything else a :class:`SinkError`."""
 
@@ -102,10 +122,24 @@ class HttpSink:
         return f"HttpSink(method={self.config.method!r}, url={self.config.url!r})"
 
     async def write(self, path: PurePosixPath, data: bytes, media_type: str) -> str:
+        return await self._deliver(path, data, media_type, exclusive=False)
+
+    async def create(self, path: PurePosixPath, data: bytes, media_type: str) -> str:
+        """A PUT with ``If-None-Match: *``; 412 means the name is taken (see the module).
+
+        A POST names nothing (the receiver does), so it is sent as :meth:`write` sends it.
+        """
+        return await self._deliver(path, data, media_type, exclusive=self.config.method == "PUT")
+
+    async def _deliver(
+        self, path: PurePosixPath, data: bytes, media_type: str, *, exclusive: bool
+    ) -> str:
         url = render_url(self.config.url, path)
         headers = dict(self.config.headers)
         headers["Content-Type"] = media_type
-        headers["Idempotency-Key"] = str(path)
+        headers["Idempotency-Key"] = idempotency_key(path, data)
+        if exclusive:
+            headers["If-None-Match"] = "*"
         if self.config.auth_header is not None and self.config.auth_value is not None:
             headers[self.config.auth_header] = self.config.auth_value.get_secret_value()
         if self._client is not None:
@@ -113,6 +147,8 @@ class HttpSink:
         else:
             async with httpx.AsyncClient() as client:
                 response = await self._send(client, url, headers, data)
+        if exclusive and response.status_code == 412:
+            raise path_taken(path)
         if not response.is_success:
             raise self._status_error(response)
         final = str(response.url)

@@ -81,3 +81,13 @@ class RetryingSink:
             self.sleep,
             max_delay_s=self.max_delay_s,
         )
+
+    async def create(self, path: PurePosixPath, data: bytes, media_type: str) -> str:
+        """:meth:`Sink.create`, retried the same way; a taken path is final, not retried."""
+        return await write_with_retry(
+            lambda: self.sink.create(path, data, media_type),
+            self.attempts,
+            self.base_delay_s,
+            self.sleep,
+            max_delay_s=self.max_delay_s,
+        )

@@ -4,6 +4,11 @@ botocore only signs; httpx carries the bytes, so the sink shares the project's H
 its timeouts. Every PUT carries Content-MD5 and an SHA-256 checksum so the store refuses bytes
 that changed on the way, and the object's ``x-amz-meta-sha256`` lets a repeated delivery of the
 same bytes end at a HEAD instead of a second upload.
+
+Assets go through :meth:`S3Sink.create`, which never replaces an object holding other bytes
+(bucket versioning is not something the line can count on): the HEAD tells, and the PUT
+carries ``If-None-Match: *`` so a store that supports conditional writes refuses a racing
+writer too (412), after which the HEAD decides again.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
 from botocore.credentials import Credentials  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from agents.deliver.sinks._base import SinkError
+from agents.deliver.sinks._base import SinkError, path_taken
 
 __all__ = [
     "S3Config",
@@ -187,33 +192,73 @@ class S3Sink:
         media_type: str,
         metadata: Mapping[str, str] = _NO_METADATA,
     ) -> str:
+        return await self._deliver(path, data, media_type, metadata, exclusive=False)
+
+    async def create(
+        self,
+        path: PurePosixPath,
+        data: bytes,
+        media_type: str,
+        metadata: Mapping[str, str] = _NO_METADATA,
+    ) -> str:
+        """Like :meth:`write`, but an object with other bytes at the key is left alone."""
+        return await self._deliver(path, data, media_type, metadata, exclusive=True)
+
+    async def _deliver(
+        self,
+        path: PurePosixPath,
+        data: bytes,
+        media_type: str,
+        metadata: Mapping[str, str],
+        *,
+        exclusive: bool,
+    ) -> str:
         key = object_key(self.config, path)
         headers = put_headers(data, media_type, metadata)
+        if exclusive:
+            headers["If-None-Match"] = "*"
         url = object_url(self.config, key)
         if self._client is not None:
-            await self._put_unless_present(self._client, url, key, data, headers)
+            await self._put_unless_present(self._client, url, path, key, data, headers)
         else:
             async with httpx.AsyncClient() as client:
-                await self._put_unless_present(client, url, key, data, headers)
+                await self._put_unless_present(client, url, path, key, data, headers)
         return f"s3://{self.config.bucket}/{key}"
 
     async def _put_unless_present(
         self,
         client: httpx.AsyncClient,
         url: str,
+        path: PurePosixPath,
         key: str,
         data: bytes,
         headers: Mapping[str, str],
     ) -> None:
-        head = await self._send(client, "HEAD", url, key, {}, b"")
-        wanted = headers[f"x-amz-meta-{SHA256_META}"]
-        if head.status_code == 200 and head.headers.get(f"x-amz-meta-{SHA256_META}") == wanted:
+        exclusive = "If-None-Match" in headers
+        held = await self._held(client, url, key, headers)
+        if held == "same":
             return
-        if head.status_code not in (200, 404):
-            raise _status_error(head, key)
+        if held == "other" and exclusive:
+            raise path_taken(path)
         put = await self._send(client, "PUT", url, key, headers, data)
+        if exclusive and put.status_code == 412:  # a writer got there between HEAD and PUT
+            if await self._held(client, url, key, headers) == "same":
+                return
+            raise path_taken(path)
         if not put.is_success:
             raise _status_error(put, key)
+
+    async def _held(
+        self, client: httpx.AsyncClient, url: str, key: str, headers: Mapping[str, str]
+    ) -> Literal["same", "other", "none"]:
+        """What the key holds: these bytes (by their ``x-amz-meta-sha256``), others, nothing."""
+        head = await self._send(client, "HEAD", url, key, {}, b"")
+        if head.status_code == 404:
+            return "none"
+        if head.status_code != 200:
+            raise _status_error(head, key)
+        wanted = headers[f"x-amz-meta-{SHA256_META}"]
+        return "same" if head.headers.get(f"x-amz-meta-{SHA256_META}") == wanted else "other"
 
     async def _send(
         self,

@@ -6,16 +6,18 @@ import asyncio
 import hashlib
 import io
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
 from PIL import Image
 
-from agents.deliver.deliver_one import deliver_approved
+from agents.deliver.completion import completion
+from agents.deliver.deliver_one import deliver_approved, earlier_completion, unlabelled
 from agents.deliver.provenance import Labeller
-from agents.deliver.sinks import FilesystemSink
+from agents.deliver.sinks import FilesystemSink, Sink
 from agents.policy import ProfileBook, load_profiles
 from schemas.records import (
+    AssetCompleted,
     AssetKind,
     BlobRef,
     CompletionStatus,
@@ -26,6 +28,7 @@ from schemas.records import (
     Verdict,
 )
 from streams.blobs import LocalBlobStore
+from streams.codecs import CodecError
 
 
 def approved(blob: BlobRef, tenant: str = "acme") -> ValidatedAsset:
@@ -163,3 +166,142 @@ def test_an_image_that_cannot_be_labelled_is_not_delivered(tmp_path: Path) -> No
     assert done.status is CompletionStatus.FAILED
     assert done.reasons[0].startswith("deliver.metadata: ")
     assert not (tmp_path / "out" / "acme" / "spring" / "r-1.png").exists()
+
+
+# -- versions: replays never overwrite (issue 14 part 6) ---------------------------------------
+
+
+def _at_attempt(asset: ValidatedAsset, attempt: int) -> ValidatedAsset:
+    request = asset.raw.request.model_copy(update={"attempt": attempt})
+    return asset.model_copy(update={"raw": asset.raw.model_copy(update={"request": request})})
+
+
+def _file(done: AssetCompleted) -> Path:
+    assert done.location is not None
+    return Path(unquote(urlparse(done.location).path))
+
+
+def _deliver(
+    asset: ValidatedAsset,
+    blobs: LocalBlobStore,
+    sink: Sink,
+    label: Labeller | None = None,
+    earlier: AssetCompleted | None = None,
+) -> AssetCompleted:
+    done = asyncio.run(deliver_approved(asset, blobs, sink, label or unlabelled, earlier))
+    assert done.status is CompletionStatus.DELIVERED, done.reasons
+    return done
+
+
+def test_a_replay_with_other_bytes_gets_a_version_and_the_first_file_stays(
+    tmp_path: Path,
+) -> None:
+    """The stamp carries the attempt, so a replayed image is other bytes than the first."""
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    asset = _branded(blobs.put(_png(), "image/png"), AssetKind.IMAGE)
+    sink, label = FilesystemSink(tmp_path / "out"), Labeller(_book(tmp_path))
+
+    first = _deliver(asset, blobs, sink, label)
+    replayed = _deliver(_at_attempt(asset, 1001), blobs, sink, label, earlier=first)
+
+    folder = (tmp_path / "out" / "acme" / "spring").resolve()
+    assert replayed.sha256 != first.sha256
+    assert replayed.sha256 is not None
+    assert _file(first) == folder / "r-1.png"  # the first delivery's path is unchanged
+    assert _file(replayed) == folder / f"r-1.{replayed.sha256[:16]}.png"
+    for done in (first, replayed):
+        assert hashlib.sha256(_file(done).read_bytes()).hexdigest() == done.sha256
+
+
+def test_the_same_bytes_again_stay_in_place_without_a_version(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    asset = approved(blobs.put(b"same copy", "text/plain"))
+    sink = FilesystemSink(tmp_path / "out")
+
+    first = _deliver(asset, blobs, sink)
+    again = _deliver(asset, blobs, sink)  # a redelivery after a crash: nothing in the ledger
+    replayed = _deliver(_at_attempt(asset, 1001), blobs, sink, earlier=first)
+
+    assert again.location == replayed.location == first.location
+    assert [p.name for p in (tmp_path / "out" / "acme" / "spring").iterdir()] == ["r-1.txt"]
+
+
+def test_other_bytes_without_a_ledger_entry_still_do_not_overwrite(tmp_path: Path) -> None:
+    """The destination itself refuses (the ledger may not know: another worker, a lost disk)."""
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    sink = FilesystemSink(tmp_path / "out")
+    first = _deliver(approved(blobs.put(b"first copy", "text/plain")), blobs, sink)
+    second = _deliver(approved(blobs.put(b"second copy", "text/plain")), blobs, sink)
+
+    assert second.location != first.location
+    assert _file(first).read_bytes() == b"first copy"
+    assert _file(second).read_bytes() == b"second copy"
+    assert _file(second).name == f"r-1.{hashlib.sha256(b'second copy').hexdigest()[:16]}.txt"
+
+
+def test_a_sidecar_follows_its_version(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    sink, label = FilesystemSink(tmp_path / "out"), Labeller(_book(tmp_path))
+    first = _deliver(_branded(blobs.put(b"v1", "text/plain"), AssetKind.TEXT), blobs, sink, label)
+    asset = _at_attempt(_branded(blobs.put(b"v2", "text/plain"), AssetKind.TEXT), 1001)
+    second = _deliver(asset, blobs, sink, label, earlier=first)
+
+    for done, attempt in ((first, 1), (second, 1001)):
+        sidecar = _file(done).with_name(_file(done).name + ".json")
+        assert json.loads(sidecar.read_text())["attempt"] == attempt
+
+
+class _Overwriting:
+    """A destination that cannot refuse anything (an HTTP receiver ignoring If-None-Match)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[PurePosixPath, bytes] = {}
+
+    async def write(self, path: PurePosixPath, data: bytes, media_type: str) -> str:
+        self.objects[path] = data
+        return f"mem:///{path}"
+
+    async def create(self, path: PurePosixPath, data: bytes, media_type: str) -> str:
+        return await self.write(path, data, media_type)
+
+
+def test_the_ledger_keeps_a_blind_destination_from_overwriting(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    sink = _Overwriting()
+    a = approved(blobs.put(b"A", "text/plain"))
+    b = _at_attempt(approved(blobs.put(b"B", "text/plain")), 1001)
+
+    first = _deliver(a, blobs, sink)
+    second = _deliver(b, blobs, sink, earlier=first)
+    third = _deliver(_at_attempt(b, 2001), blobs, sink, earlier=second)  # B again
+
+    base = PurePosixPath("acme/spring/r-1.txt")
+    assert sink.objects[base] == b"A"
+    assert first.location == f"mem:///{base}"
+    assert second.location == third.location != first.location
+    assert len(sink.objects) == 2
+
+
+def test_an_earlier_failure_names_no_bytes(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    ref = blobs.put(b"x", "text/plain")
+    failed = completion(approved(ref), CompletionStatus.FAILED, reasons=["stage.crashed"])
+    done = _deliver(
+        _at_attempt(approved(ref), 2), blobs, FilesystemSink(tmp_path / "out"), None, failed
+    )
+    assert _file(done).name == "r-1.txt"
+
+
+def test_earlier_completion_decodes_the_ledger_entry_or_gives_none() -> None:
+    def decode(value: bytes) -> AssetCompleted:
+        if value == b"bad":
+            raise CodecError("not avro")
+        return AssetCompleted.model_validate_json(value)
+
+    done = completion(
+        approved(BlobRef(uri="file:///b", sha256="a" * 64, size=1, media_type="text/plain")),
+        CompletionStatus.DELIVERED,
+    )
+    assert earlier_completion(None, decode) is None
+    assert earlier_completion(b"bad", decode) is None
+    assert earlier_completion(done.model_dump_json().encode(), decode) == done

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 from pathlib import Path, PurePosixPath
 
 import pytest
 
 from agents.deliver.layout import delivery_path
-from agents.deliver.sinks import FilesystemSink, Sink, SinkError
+from agents.deliver.sinks import PATH_TAKEN, FilesystemSink, Sink, SinkError
 
 
 def write(sink: FilesystemSink, path: str | PurePosixPath, data: bytes) -> str:
@@ -23,6 +24,7 @@ def files_under(root: Path) -> list[Path]:
 def test_is_a_sink() -> None:
     sink: Sink = FilesystemSink(Path("unused"))
     assert callable(sink.write)
+    assert callable(sink.create)
 
 
 def test_writes_below_the_root_and_returns_a_file_uri(tmp_path: Path) -> None:
@@ -169,3 +171,101 @@ def test_target_resolves_inside_the_root(tmp_path: Path) -> None:
     target = sink.target(PurePosixPath("t/c/r.png"))
     assert target == tmp_path.resolve() / "t" / "c" / "r.png"
     assert target.is_relative_to(sink.root)
+
+
+# -- create: never replace other bytes (issue 14 part 6) ---------------------------------------
+
+
+def create(sink: FilesystemSink, path: str, data: bytes) -> str:
+    return asyncio.run(sink.create(PurePosixPath(path), data, "image/png"))
+
+
+def test_create_writes_a_new_file_readable_by_others(tmp_path: Path) -> None:
+    sink = FilesystemSink(tmp_path)
+    location = create(sink, "t/c/r.png", b"first")
+    target = tmp_path / "t" / "c" / "r.png"
+    assert target.read_bytes() == b"first"
+    assert location == target.resolve().as_uri()
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert files_under(tmp_path) == [target]  # the temporary file is gone
+
+
+def test_create_of_the_same_bytes_again_leaves_the_file_alone(tmp_path: Path) -> None:
+    sink = FilesystemSink(tmp_path)
+    first = create(sink, "t/c/r.png", b"same")
+    target = tmp_path / "t" / "c" / "r.png"
+    before = target.stat()
+    assert create(sink, "t/c/r.png", b"same") == first
+    assert target.stat().st_ino == before.st_ino
+    assert files_under(tmp_path) == [target]
+
+
+@pytest.mark.parametrize("other", [b"diff", b"a different size"])
+def test_create_refuses_to_replace_other_bytes(tmp_path: Path, other: bytes) -> None:
+    sink = FilesystemSink(tmp_path)
+    create(sink, "t/c/r.png", b"same")
+    with pytest.raises(SinkError) as info:
+        create(sink, "t/c/r.png", other)
+    assert info.value.code == PATH_TAKEN
+    assert info.value.retryable is False
+    assert (tmp_path / "t" / "c" / "r.png").read_bytes() == b"same"
+    assert files_under(tmp_path) == [tmp_path / "t" / "c" / "r.png"]
+
+
+def test_create_losing_a_race_compares_instead_of_replacing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer's file appears between the check and the link: link(2) refuses it."""
+    sink = FilesystemSink(tmp_path)
+    target = tmp_path / "t" / "c" / "r.png"
+    real_link = os.link
+
+    def racing_link(src: str, dst: str) -> None:
+        target.write_bytes(b"theirs")
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", racing_link)
+    with pytest.raises(SinkError) as info:
+        create(sink, "t/c/r.png", b"mine!!")
+    assert info.value.code == PATH_TAKEN
+    assert target.read_bytes() == b"theirs"
+    target.write_bytes(b"mine!!")  # and a racer with the same bytes is a success
+    assert create(sink, "t/c/r.png", b"mine!!") == target.resolve().as_uri()
+    assert files_under(tmp_path) == [target]
+
+
+def test_create_without_hard_links_falls_back_to_a_checked_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(src: str, dst: str) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    sink = FilesystemSink(tmp_path)
+    create(sink, "t/c/r.png", b"first")
+    with pytest.raises(SinkError) as info:
+        create(sink, "t/c/r.png", b"other")
+    assert info.value.code == PATH_TAKEN
+    assert (tmp_path / "t" / "c" / "r.png").read_bytes() == b"first"
+    assert files_under(tmp_path) == [tmp_path / "t" / "c" / "r.png"]
+
+
+def test_create_on_a_full_disk_is_a_retryable_write_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(src: str, dst: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "link", full_disk)
+    with pytest.raises(SinkError, match="No space left") as info:
+        create(FilesystemSink(tmp_path), "t/c/r.png", b"data")
+    assert info.value.code == "deliver.write_failed"
+    assert info.value.retryable is True
+    assert files_under(tmp_path) == []
+
+
+def test_create_refuses_unsafe_paths(tmp_path: Path) -> None:
+    with pytest.raises(SinkError) as info:
+        create(FilesystemSink(tmp_path / "root"), "../escape.png", b"evil")
+    assert info.value.code == "deliver.unsafe_path"
+    assert files_under(tmp_path) == []

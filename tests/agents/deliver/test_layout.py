@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from pathlib import PurePosixPath
 
@@ -10,11 +11,15 @@ import pytest
 from agents.deliver.layout import (
     EXTENSIONS,
     MAX_COMPONENT_BYTES,
+    VERSION_DIGITS,
     UnsafeNameError,
+    candidate_paths,
     delivery_path,
     extension_for,
+    names_version,
     safe_component,
     sidecar_path,
+    version_path,
 )
 
 
@@ -176,3 +181,64 @@ def test_no_asset_path_equals_any_sidecar_path() -> None:
     assert not assets & sidecars
     # and distinct (request, media type) pairs still get distinct files
     assert len(assets) == len({(i, extension_for(m)) for i, m in itertools.product(ids, media)})
+
+
+# -- versions (issue 14 part 6) ----------------------------------------------------------------
+
+SHA_A = hashlib.sha256(b"first asset").hexdigest()
+SHA_B = hashlib.sha256(b"replayed asset").hexdigest()
+
+
+def test_a_version_is_named_by_its_content_beside_the_first_delivery() -> None:
+    asset = delivery_path("acme", "spring", "req.1", "image/png")
+    version = version_path(asset, SHA_B)
+    assert version == PurePosixPath(f"acme/spring/req%2E1.{SHA_B[:16]}.png")
+    assert version.parent == asset.parent
+    assert version_path(asset, SHA_B.upper()) == version  # the same bytes, the same name
+    assert version_path(asset, SHA_A) != version
+    assert VERSION_DIGITS == 16
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "z" * 64, "../" + "a" * 61])
+def test_a_version_needs_a_hex_digest(bad: str) -> None:
+    with pytest.raises(ValueError, match="SHA-256"):
+        version_path(PurePosixPath("t/c/r.png"), bad)
+
+
+def test_versions_never_land_on_assets_or_sidecars() -> None:
+    ids = ["r", "r.txt", "r.json", "a.b", ".r", f"r.{SHA_A[:16]}"]
+    media = [*EXTENSIONS, "application/octet-stream"]
+    assets = {delivery_path("t", "c", i, m) for i, m in itertools.product(ids, media)}
+    versions = {version_path(a, sha) for a in assets for sha in (SHA_A, SHA_B)}
+    sidecars = {sidecar_path(p) for p in assets | versions}
+    assert not versions & assets
+    assert not versions & sidecars
+    assert not assets & sidecars
+    assert len(versions) == 2 * len(assets)
+
+
+def test_first_delivery_tries_the_plain_name_then_the_version() -> None:
+    asset = PurePosixPath("t/c/r.png")
+    assert candidate_paths(asset, SHA_A) == [asset, version_path(asset, SHA_A)]
+
+
+def test_the_same_bytes_as_the_earlier_completion_try_the_plain_name_first() -> None:
+    asset = PurePosixPath("t/c/r.png")
+    found = candidate_paths(asset, SHA_A, SHA_A, "file:///d/t/c/r.png")
+    assert found == [asset, version_path(asset, SHA_A)]
+
+
+def test_other_bytes_than_the_earlier_completion_go_straight_to_a_version() -> None:
+    """A receiver that cannot refuse (no If-None-Match) is never asked to replace the first."""
+    asset = PurePosixPath("t/c/r.png")
+    assert candidate_paths(asset, SHA_B, SHA_A, "https://dam/t/c/r.png") == [
+        version_path(asset, SHA_B)
+    ]
+
+
+def test_bytes_that_were_delivered_as_a_version_go_back_to_that_version() -> None:
+    asset = PurePosixPath("t/c/r.png")
+    earlier = f"s3://bucket/t/c/r.{SHA_B[:16]}.png"
+    assert names_version(earlier, SHA_B)
+    assert not names_version(earlier, SHA_A)
+    assert candidate_paths(asset, SHA_B, SHA_B, earlier) == [version_path(asset, SHA_B)]

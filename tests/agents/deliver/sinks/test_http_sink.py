@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 from collections.abc import Iterator
 from pathlib import PurePosixPath
@@ -11,8 +12,16 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from agents.deliver.layout import delivery_path
-from agents.deliver.sinks import HttpSink, HttpSinkConfig, Sink, SinkError, write_with_retry
+from agents.deliver.layout import delivery_path, version_path
+from agents.deliver.sinks import (
+    PATH_TAKEN,
+    HttpSink,
+    HttpSinkConfig,
+    Sink,
+    SinkError,
+    write_with_retry,
+)
+from agents.deliver.sinks.http import idempotency_key
 from tests.support.provider_server import ProviderServer, Reply, provider_server
 
 TOKEN = "Bearer tok-never-shown"
@@ -44,6 +53,7 @@ def write(sink: HttpSink, path: PurePosixPath = PATH, data: bytes = b"png bytes"
 def test_is_a_sink(receiver: ProviderServer) -> None:
     sink: Sink = sink_for(receiver)
     assert callable(sink.write)
+    assert callable(sink.create)
 
 
 def test_sends_bytes_type_auth_extra_headers_and_idempotency_key(
@@ -59,7 +69,8 @@ def test_sends_bytes_type_auth_extra_headers_and_idempotency_key(
     assert seen.headers["content-type"] == "image/png"
     assert seen.headers["authorization"] == TOKEN
     assert seen.headers["x-line"] == "assetline"
-    assert seen.headers["idempotency-key"] == "acme/spring/req-1.png"
+    assert seen.headers["idempotency-key"] == idempotency_key(PATH, b"\x00\x01 image")
+    assert "if-none-match" not in seen.headers  # write replaces (sidecars); create does not
     assert location == receiver.url + "/upload/acme/spring/req-1.png"
 
 
@@ -234,3 +245,105 @@ def test_a_token_at_the_excerpt_cut_is_masked_before_the_cut(
     assert caught.value.code == "sink.http.rejected"
     assert "tok-nev" not in message
     assert "e" * min(padding, 150) in message
+
+
+# -- per-content keys and versions (issue 14 part 6) -------------------------------------------
+
+
+def create(sink: HttpSink, path: PurePosixPath = PATH, data: bytes = b"png bytes") -> str:
+    return asyncio.run(sink.create(path, data, "image/png"))
+
+
+def test_the_idempotency_key_is_per_content_and_per_path() -> None:
+    key = idempotency_key(PATH, b"one")
+    content = hashlib.sha256(b"one").hexdigest()
+    assert key == hashlib.sha256(f"{PATH}\n{content}".encode()).hexdigest()
+    assert idempotency_key(PATH, b"one") == key  # a retry keeps its key
+    assert idempotency_key(PATH, b"two") != key  # other bytes never reuse it
+    assert idempotency_key(PurePosixPath("acme/spring/req-2.png"), b"one") != key
+    assert len(key) == 64  # bounded, whatever the names
+
+
+def test_a_retry_of_the_same_bytes_keeps_its_key_and_other_bytes_get_another(
+    receiver: ProviderServer,
+) -> None:
+    receiver.script("PUT", "/upload/acme/spring/req-1.png", [Reply(status=503), Reply(status=201)])
+    sink = sink_for(receiver)
+
+    async def no_sleep(delay: float) -> None:
+        return None
+
+    asyncio.run(write_with_retry(lambda: sink.write(PATH, b"one", "image/png"), 3, 0.1, no_sleep))
+    write(sink, data=b"two")
+
+    keys = [seen.headers["idempotency-key"] for seen in receiver.requests]
+    assert keys[0] == keys[1] == idempotency_key(PATH, b"one")
+    assert keys[2] == idempotency_key(PATH, b"two") != keys[0]
+
+
+def test_create_puts_with_if_none_match(receiver: ProviderServer) -> None:
+    receiver.script("PUT", "/upload/acme/spring/req-1.png", [Reply(status=201)])
+
+    location = create(sink_for(receiver), data=b"first")
+
+    [seen] = receiver.requests
+    assert seen.headers["if-none-match"] == "*"
+    assert seen.headers["idempotency-key"] == idempotency_key(PATH, b"first")
+    assert seen.body == b"first"
+    assert location == receiver.url + "/upload/acme/spring/req-1.png"
+
+
+def test_a_412_means_the_name_is_taken_and_is_not_retried(receiver: ProviderServer) -> None:
+    receiver.script("PUT", "/upload/acme/spring/req-1.png", [Reply(status=412)])
+    sink = sink_for(receiver)
+
+    async def no_sleep(delay: float) -> None:
+        return None
+
+    with pytest.raises(SinkError) as caught:
+        asyncio.run(
+            write_with_retry(lambda: sink.create(PATH, b"b", "image/png"), 4, 0.1, no_sleep)
+        )
+
+    assert caught.value.code == PATH_TAKEN
+    assert caught.value.retryable is False
+    assert len(receiver.requests) == 1
+
+
+def test_a_version_goes_to_its_own_url_with_its_own_key(receiver: ProviderServer) -> None:
+    data = b"replayed bytes"
+    version = version_path(PATH, hashlib.sha256(data).hexdigest())
+    url_path = f"/upload/acme/spring/{version.name}"
+    receiver.script("PUT", url_path, [Reply(status=201)])
+
+    location = create(sink_for(receiver), path=version, data=data)
+
+    [seen] = receiver.requests
+    assert seen.path == url_path
+    assert seen.headers["idempotency-key"] == idempotency_key(version, data)
+    assert location == receiver.url + url_path
+
+
+def test_request_id_placeholder_keeps_a_versions_content_mark(receiver: ProviderServer) -> None:
+    """A template without {name} still sends the first delivery and a version to two URLs."""
+    version = version_path(PATH, "ab" * 32)
+    sink = sink_for(receiver, url=receiver.url + "/by-id/{request_id}")
+    receiver.script("PUT", "/by-id/req-1", [Reply(status=201)])
+    receiver.script("PUT", f"/by-id/req-1.{'ab' * 8}", [Reply(status=201)])
+
+    create(sink)
+    create(sink, path=version, data=b"other")
+
+    assert [seen.path for seen in receiver.requests] == ["/by-id/req-1", f"/by-id/req-1.{'ab' * 8}"]
+
+
+def test_a_post_create_sends_no_precondition(receiver: ProviderServer) -> None:
+    """A POST names nothing, the receiver does: If-None-Match: * would mean nothing there."""
+    receiver.script("POST", "/ingest", [Reply(status=201, headers={"Location": "/assets/7"})])
+
+    location = create(sink_for(receiver, url=receiver.url + "/ingest", method="POST"))
+
+    [seen] = receiver.requests
+    assert "if-none-match" not in seen.headers
+    assert seen.headers["idempotency-key"] == idempotency_key(PATH, b"png bytes")
+    assert location == receiver.url + "/assets/7"

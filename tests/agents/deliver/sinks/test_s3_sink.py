@@ -25,8 +25,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 from pydantic import SecretStr, ValidationError
 
-from agents.deliver.layout import delivery_path
-from agents.deliver.sinks import S3Config, S3Sink, Sink, SinkError
+from agents.deliver.layout import delivery_path, version_path
+from agents.deliver.sinks import PATH_TAKEN, S3Config, S3Sink, Sink, SinkError
 from agents.deliver.sinks.s3 import object_url, put_headers, sign
 from assetline.dev.broker import free_port
 from tests.support.provider_server import ProviderServer, Reply, provider_server
@@ -122,6 +122,7 @@ def run_write(
 def test_is_a_sink(store: Store) -> None:
     sink: Sink = S3Sink(store.config())
     assert callable(sink.write)
+    assert callable(sink.create)
 
 
 def test_writes_the_object_with_type_metadata_and_checksums(store: Store) -> None:
@@ -392,3 +393,102 @@ def test_bad_configs_are_refused(changes: dict[str, Any]) -> None:
     fields.update(changes)
     with pytest.raises(ValidationError):
         S3Config(**fields)
+
+
+# -- create: never replace an object holding other bytes (issue 14 part 6) ---------------------
+
+
+def run_create(
+    config: S3Config,
+    path: PurePosixPath,
+    data: bytes,
+    recorder: Callable[[httpx.Request], Any] | None = None,
+) -> str:
+    async def go() -> str:
+        hooks: dict[str, list[Callable[..., Any]]] = {"request": [recorder]} if recorder else {}
+        async with httpx.AsyncClient(event_hooks=hooks) as client:
+            return await S3Sink(config, client).create(path, data, "image/png")
+
+    return asyncio.run(go())
+
+
+def stored_body(store: Store, key: str) -> bytes:
+    body: bytes = store.admin.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return body
+
+
+def test_create_puts_a_new_object_conditionally(store: Store) -> None:
+    path = PurePosixPath("acme/create/req-1.png")
+    recorder = Recorder()
+
+    location = run_create(store.config(), path, b"first", recorder)
+
+    assert location == f"s3://{BUCKET}/{path}"
+    assert recorder.methods() == ["HEAD", "PUT"]
+    assert recorder.requests[-1].headers["If-None-Match"] == "*"
+    assert stored_body(store, str(path)) == b"first"
+
+
+def test_create_of_the_same_bytes_is_a_head(store: Store) -> None:
+    path = PurePosixPath("acme/create/req-2.png")
+    run_create(store.config(), path, b"same")
+    recorder = Recorder()
+
+    assert run_create(store.config(), path, b"same", recorder) == f"s3://{BUCKET}/{path}"
+    assert recorder.methods() == ["HEAD"]
+
+
+def test_create_leaves_an_object_with_other_bytes_alone(store: Store) -> None:
+    path = PurePosixPath("acme/create/req-3.png")
+    run_create(store.config(), path, b"first")
+    recorder = Recorder()
+
+    with pytest.raises(SinkError) as caught:
+        run_create(store.config(), path, b"replayed", recorder)
+
+    assert caught.value.code == PATH_TAKEN
+    assert caught.value.retryable is False
+    assert recorder.methods() == ["HEAD"]
+    assert stored_body(store, str(path)) == b"first"
+
+
+@pytest.mark.parametrize(("theirs", "taken"), [(b"theirs", True), (b"mine", False)])
+def test_create_racing_another_writer_is_refused_by_the_store(
+    store: Store, theirs: bytes, taken: bool
+) -> None:
+    """The object appears between the HEAD and the PUT: the store's 412 stops the PUT."""
+    path = PurePosixPath(f"acme/race/req-{theirs.decode()}.png")
+    recorder = Recorder()
+
+    async def race(request: httpx.Request) -> None:
+        await recorder(request)
+        if request.method == "PUT" and recorder.methods().count("PUT") == 1:
+            store.admin.put_object(
+                Bucket=BUCKET,
+                Key=str(path),
+                Body=theirs,
+                Metadata={"sha256": hashlib.sha256(theirs).hexdigest()},
+            )
+
+    if taken:
+        with pytest.raises(SinkError) as caught:
+            run_create(store.config(), path, b"mine", race)
+        assert caught.value.code == PATH_TAKEN
+    else:
+        assert run_create(store.config(), path, b"mine", race) == f"s3://{BUCKET}/{path}"
+    assert recorder.methods() == ["HEAD", "PUT", "HEAD"]
+    assert stored_body(store, str(path)) == theirs
+
+
+def test_create_and_write_keep_their_sha256_metadata(store: Store) -> None:
+    """A version is a plain object: its own key, its own checksum, nothing to overwrite."""
+    first = delivery_path("acme", "versions", "req", "image/png")
+    data = b"second asset"
+    version = version_path(first, hashlib.sha256(data).hexdigest())
+    run_create(store.config(), first, b"first asset")
+    run_create(store.config(), version, data)
+
+    assert stored_body(store, str(first)) == b"first asset"
+    stored = store.admin.get_object(Bucket=BUCKET, Key=str(version))
+    assert stored["Body"].read() == data
+    assert stored["Metadata"]["sha256"] == hashlib.sha256(data).hexdigest()
