@@ -63,6 +63,8 @@ class AlertKind(StrEnum):
     COST_BUDGET_EXCEEDED = "COST_BUDGET_EXCEEDED"
     BREAKER_OPENED = "BREAKER_OPENED"
     ALL_PROVIDERS_FAILED = "ALL_PROVIDERS_FAILED"
+    # added with the deadline watchdog: a request open past its deadline was completed FAILED
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 
 
 class Verdict(StrEnum):
