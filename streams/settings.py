@@ -126,6 +126,32 @@ class Settings(BaseSettings):
         "(and no network call per asset).",
     )
 
+    # Deadlines (agents/deliver/watchdog.py): no request stays open for good
+    request_deadline_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How long a request without a latency budget may stay open, from its "
+        "created_at (or when its latest attempt was written, if later); the deliver stage's "
+        "watchdog then completes it FAILED deadline_exceeded and raises an alert. Keep it "
+        "well under topic_retention_ms.",
+    )
+    deadline_slack_s: float = Field(
+        300.0,
+        ge=0,
+        description="Added to a request's own latency_budget_ms (which bounds generation only) "
+        "to make its deadline: time for queueing, validation and delivery.",
+    )
+    review_deadline_s: float = Field(
+        3 * 24 * 3600.0,
+        gt=0,
+        description="How long a request may wait for a person in review, from when it entered "
+        "review; replaces the request's deadline while it waits. Keep it under "
+        "topic_retention_ms (the watchdog re-reads .review after a restart).",
+    )
+    deadline_check_interval_s: float = Field(
+        10.0, gt=0, description="How often the watchdog looks for requests past their deadline."
+    )
+
     # Webhooks
     webhook_secret_name: str = Field(
         "webhooks", description="Name in api_keys of the default Standard Webhooks secret."

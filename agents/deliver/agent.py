@@ -12,6 +12,7 @@ from agents.deliver.ledger import LedgerTable, already_completed
 from agents.deliver.metadata.c2pa_manifest import load_c2pa_signing
 from agents.deliver.provenance import Labeller
 from agents.deliver.sinks.retry import RetryingSink
+from agents.deliver.watchdog_task import install_watchdog
 from agents.deliver.webhook_jobs import jobs_for
 from agents.policy import load_profiles
 from agents.tenants import load_tenancy
@@ -60,6 +61,7 @@ def install(line: Line) -> None:
         partitions=settings.topic_partitions,
     )
     line.app.tables.add(ledger)
+    install_watchdog(line, ledger)  # requests open past their deadline end FAILED
     source = event_source(settings.topic_prefix)
     dataschema = data_schema(codecs.completed.fingerprint)
     sources = line.app.topic(
