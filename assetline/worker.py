@@ -7,6 +7,7 @@ stage registry of :mod:`agents`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import faust
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from agents.stages import installers_for
 from streams.app import Line, create_line
+from streams.log_limits import install_log_limits
 from streams.registry.registration import register_line_schemas
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
@@ -22,6 +24,19 @@ from streams.topics import ensure_topics, line_topic_specs
 def build_line(settings: Settings, *, registry: CollectorRegistry | None = None) -> Line:
     """The Faust app with the stages named in ``settings.stages`` installed."""
     return create_line(settings, installers_for(settings.stages), registry=registry)
+
+
+class _Worker(faust.Worker):
+    """Faust's worker with :mod:`streams.log_limits` on its log handlers (quiet outages)."""
+
+    def __init__(self, *args: Any, log_repeat_interval_s: float, **kwargs: Any) -> None:
+        self._log_repeat_interval_s = log_repeat_interval_s
+        super().__init__(*args, **kwargs)
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        # mode's hook, called once the root handlers exist (they are replaced before it).
+        super().on_setup_root_logger(logger, level)
+        install_log_limits(logger, interval_s=self._log_repeat_interval_s, loop=self.loop)
 
 
 def run_worker(settings: Settings) -> None:
@@ -37,5 +52,5 @@ def run_worker(settings: Settings) -> None:
             register_line_schemas(line.codecs, line.topics.names, settings.subject_strategy)
         )
     options: dict[str, Any] = {"loglevel": settings.log_level, "quiet": True, "loop": loop}
-    worker = faust.Worker(line.app, **options)
+    worker = _Worker(line.app, log_repeat_interval_s=settings.log_repeat_interval_s, **options)
     worker.execute_from_commandline()

@@ -246,6 +246,13 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1")
     web_port: int = Field(6066, ge=0, le=65535, description="Serves /metrics; 0 disables web.")
     log_level: str = Field("warn")
+    log_repeat_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="A repeated log line (same cause: for Kafka client errors, same message "
+        "and error type) is written once per this interval with '(N similar in the last Xs)'; "
+        "a broker outage is one WARNING when it starts and one INFO when it ends.",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -200,6 +200,7 @@ def test_settings_env_round_trips_every_changed_knob(
         web_host="0.0.0.0",
         web_port=0,
         log_level="info",
+        log_repeat_interval_s=12.5,
         routing_file=tmp_path / "routing.yaml",
         profiles_dir=tmp_path / "profiles",
         destinations_file=tmp_path / "destinations.yaml",
