@@ -247,7 +247,7 @@ class Watchdog:
         request = await self._decode(self.line.codecs.request, value, headers)
         if request is None:
             return
-        refusal = self.gatekeeper.admit(request, value, headers).refusal
+        refusal = self.gatekeeper.authenticity(request, value, headers)
         if refusal is not None and not refusal.authentic:
             return  # dead-lettered, never completed: a timeout would take the real slot
         if self._done(request.request_id, request.attempt):

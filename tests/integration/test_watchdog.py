@@ -4,8 +4,9 @@ A worker runs generate and deliver only, so every generated asset piles up on ``
 request is stuck for real. The test plays validate for two of them: it approves one (which
 completes DELIVERED before its deadline) and sends one to review (which must wait for the long
 review deadline, not the line default). The third stays stuck and must end FAILED
-``deadline_exceeded`` with one alert; a restart of the worker in between must not complete
-anything twice, and the marks it commits must cover everything settled.
+``deadline_exceeded`` with one alert; a forged one (dead-lettered by generate) is never ended;
+a restart of the worker in between must not complete anything twice, and the marks it commits
+must cover everything settled.
 """
 
 from __future__ import annotations
@@ -120,6 +121,9 @@ def test_stuck_requests_end_failed_once_finished_and_reviewed_ones_are_left_alon
     names = TopicNames.with_prefix(settings.topic_prefix)
     run = uuid.uuid4().hex[:8]
     normal, stuck, reviewed = f"ok-{run}", f"stuck-{run}", f"review-{run}"
+    # attempt 2 without the line's origin mark: dead-lettered by generate, never completed,
+    # so never timed out either (a completion would take the real request's ledger slot)
+    forged = _request(f"forged-{run}").model_copy(update={"attempt": 2})
 
     worker = start_worker(settings)
     # The normal request: generated, then approved as validate would, before its deadline.
@@ -134,7 +138,7 @@ def test_stuck_requests_end_failed_once_finished_and_reviewed_ones_are_left_alon
 
     # The stuck one, and one that waits for a person.
     submitted = time.time()
-    asyncio.run(submit_requests(settings, [_request(stuck), _request(reviewed)]))
+    asyncio.run(submit_requests(settings, [_request(stuck), _request(reviewed), forged]))
     raw = asyncio.run(_raw_of(settings, reviewed, timeout=30))
     waiting = ValidatedAsset(
         raw=raw,
@@ -170,6 +174,9 @@ def test_stuck_requests_end_failed_once_finished_and_reviewed_ones_are_left_alon
     counts = {rid: len(events) for rid, events in everything.items()}
     assert counts == {rid: 1 for rid in ids}, second.log_tail(200)
     assert everything[normal][0].status is CompletionStatus.DELIVERED
+    assert forged.request_id not in asyncio.run(
+        await_completions(settings, [forged.request_id], timeout=2)
+    )
 
     alerts = [
         CODECS.alert.decode(m.value)  # type: ignore[attr-defined]
@@ -184,4 +191,4 @@ def test_stuck_requests_end_failed_once_finished_and_reviewed_ones_are_left_alon
     # Everything is settled, so the committed marks are the ends: a restart reads nothing old.
     marks = asyncio.run(_marks(settings))
     assert all(mark == end for mark, end in marks.values()), marks
-    assert sum(end for _, end in marks.values()) >= 4  # 3 requests + 1 review record
+    assert sum(end for _, end in marks.values()) >= 5  # 4 requests + 1 review record
