@@ -8,7 +8,8 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from agents.deliver.sinks import SinkError, write_with_retry
+from agents.deliver.sinks import PATH_TAKEN, SinkError, write_with_retry
+from agents.deliver.sinks._base import path_taken
 from agents.deliver.sinks.retry import RetryingSink, backoff_cap
 
 
@@ -122,6 +123,9 @@ class _Flaky:
             raise self.errors.pop(0)
         return f"mem://{path}"
 
+    async def create(self, path: PurePosixPath, data: bytes, media_type: str) -> str:
+        return "created " + await self.write(path, data, media_type)
+
 
 def test_retrying_sink_retries_retryable_failures_then_lands() -> None:
     slept: list[float] = []
@@ -144,3 +148,27 @@ def test_retrying_sink_gives_up_at_once_on_a_final_failure() -> None:
     with pytest.raises(SinkError, match="400"):
         asyncio.run(sink.write(PurePosixPath("a/b.png"), b"x", "image/png"))
     assert flaky.calls == 1
+
+
+def test_retrying_sink_create_retries_but_a_taken_path_is_final() -> None:
+    """A name holding other bytes will not be free next time: no retry, the caller moves on."""
+
+    async def sleep(seconds: float) -> None:
+        return None
+
+    flaky = _Flaky(SinkError("sink.s3.unavailable", "503"))
+    sink = RetryingSink(flaky, 4, 0.5, sleep=sleep)
+    assert asyncio.run(sink.create(PurePosixPath("a/b.png"), b"x", "image/png")) == (
+        "created mem://a/b.png"
+    )
+    assert flaky.calls == 2
+
+    taken = _Flaky(path_taken(PurePosixPath("a/b.png")))
+    with pytest.raises(SinkError) as caught:
+        asyncio.run(
+            RetryingSink(taken, 4, 0.5, sleep=sleep).create(
+                PurePosixPath("a/b.png"), b"x", "image/png"
+            )
+        )
+    assert caught.value.code == PATH_TAKEN
+    assert taken.calls == 1
