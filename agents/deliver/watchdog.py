@@ -33,9 +33,10 @@ superseded by a later record, or never to be completed: not decodable, not authe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from schemas.attempts import MAX_ATTEMPT, REPLAY_STRIDE, generation_of
 from schemas.records import (
@@ -55,6 +56,8 @@ from streams.codecs import CodecError
 
 #: The reason code of a request completed because it was open past its deadline.
 REASON = "deadline_exceeded"
+
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,22 @@ class OpenSet:
         first_request = next(iter(self._by_request.values()), requests_position)
         first_review = next(iter(self._by_review.values()), review_position)
         return Marks(min(first_request, requests_position), min(first_review, review_position))
+
+
+def caught_up(
+    positions: Mapping[K, int], ends: Mapping[K, int], previous_ends: Mapping[K, int]
+) -> bool:
+    """Whether readers at ``positions`` have read what a timeout decision needs.
+
+    A reader is far enough when it reached the end offsets of the previous check (or of this
+    one, on a quiet topic): under steady traffic it is never exactly at the end, but one still
+    behind the previous check's ends is catching up (a start, a restart) and may not have read
+    yet that a request moved to review or got a new attempt.
+    """
+    return all(
+        position >= min(ends[key], previous_ends.get(key, ends[key]))
+        for key, position in positions.items()
+    )
 
 
 def _utc(ts: float) -> str:

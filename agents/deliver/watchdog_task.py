@@ -39,6 +39,7 @@ from agents.deliver.watchdog import (
     Marks,
     OpenRequest,
     OpenSet,
+    caught_up,
     completed_attempt,
     deadline_alert,
     timeout_from_request,
@@ -293,10 +294,7 @@ class Watchdog:
         for partition, open_set in list(self.sets.items()):
             requests, review, _ = self._tps(partition)
             positions = {tp: await reader.position(tp) for tp in (requests, review)}
-            caught_up = all(
-                positions[tp] >= min(ends[tp], self._ends.get(tp, ends[tp])) for tp in positions
-            )
-            if caught_up:
+            if caught_up(positions, ends, self._ends):
                 for rid, entry in open_set.due(now, MAX_TIMEOUTS):
                     await self._time_out(fetcher, partition, open_set, rid, entry, now)
             marks = open_set.marks(positions[requests], positions[review])

@@ -12,6 +12,7 @@ from agents.deliver.watchdog import (
     Marks,
     OpenRequest,
     OpenSet,
+    caught_up,
     closing_attempt,
     completed_attempt,
     deadline_alert,
@@ -170,6 +171,17 @@ def test_due_lists_the_oldest_first_up_to_a_limit_and_skips_timed_out() -> None:
 
 def test_marks_of_an_empty_set_are_the_reader_positions() -> None:
     assert OpenSet().marks(requests_position=42, review_position=7) == Marks(42, 7)
+
+
+def test_a_reader_behind_the_previous_checks_end_is_not_caught_up() -> None:
+    # quiet topic: at the end now
+    assert caught_up({"req": 10, "rev": 3}, {"req": 10, "rev": 3}, {})
+    # steady traffic: past what the previous check saw, behind the end now: fine
+    assert caught_up({"req": 15}, {"req": 20}, {"req": 14})
+    # catching up after a start: behind both
+    assert not caught_up({"req": 5, "rev": 3}, {"req": 20, "rev": 3}, {"req": 14, "rev": 3})
+    # first check of a partition: only the end now counts
+    assert not caught_up({"req": 5}, {"req": 20}, {})
 
 
 # what a timeout writes
