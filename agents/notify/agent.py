@@ -409,8 +409,8 @@ class _Lane(ConsumerRebalanceListener):  # type: ignore[misc]
         )
         consumer.subscribe([self.topic], listener=self)
         self.consumer = consumer
-        await consumer.start()
-        try:
+        try:  # a start that fails (broker down) must stop it too, or it leaks every retry
+            await consumer.start()
             while True:
                 await self._poll(consumer)
         finally:
