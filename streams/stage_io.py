@@ -8,15 +8,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from aiokafka.errors import MessageSizeTooLargeError
 from pydantic import BaseModel
 
 from streams.codecs import AvroCodec, CodecError, UnknownSchemaIdError
 from streams.dead_letters import dead_letter_record, park_value
+from streams.redaction import redact, redact_and_truncate
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -26,6 +27,38 @@ log = logging.getLogger(__name__)
 
 #: Backoff between attempts to write a dead letter: first delay, cap.
 DEADLETTER_RETRY_S = (0.5, 30.0)
+
+#: Reason code of the FAILED completion that ends a request whose event crashed a stage.
+STAGE_CRASHED: Final = "stage.crashed"
+#: The crash text in that completion (``<stage>: <Exception>: <text>``) is cut to this length.
+MAX_CRASH_MESSAGE: Final = 500
+#: ``events_out`` output label counting the crash outcomes a stage emitted.
+CRASH_OUTPUT: Final = "crash_completion"
+#: ``errors`` code counting crash outcomes that could not be emitted (the dead letter remains).
+CRASH_OUTCOME_FAILED: Final = "stage.crash_outcome_failed"
+
+#: Emits the terminal outcome of a crashed event's request, given the crash message; returns
+#: False when there was nothing left to emit (say, the request already completed).
+CrashOutcome = Callable[[str], Awaitable[bool]]
+
+
+class CrashGuard:
+    """What ends an event's request if handling the event crashes (see :meth:`StageIO.handling`).
+
+    A stage arms it once it knows a request it may complete (decoded, and admitted where that
+    applies), and disarms it once the request has been handed on (a re-generation, a review
+    item): from then on something else ends the request, and a crash completion would be a
+    second one. Unarmed, a crash is only dead-lettered, as for undecodable bytes.
+    """
+
+    def __init__(self, on_crash: CrashOutcome | None = None) -> None:
+        self.on_crash = on_crash
+
+    def arm(self, on_crash: CrashOutcome) -> None:
+        self.on_crash = on_crash
+
+    def disarm(self) -> None:
+        self.on_crash = None
 
 
 def message_headers(message: Any) -> list[tuple[str, bytes]]:
@@ -45,25 +78,83 @@ class StageIO:
         self._metrics = line.metrics
 
     @asynccontextmanager
-    async def handling(self, event: Any) -> AsyncIterator[None]:
-        """Time one event; an unexpected exception parks it on the dead-letter topic.
+    async def handling(
+        self, event: Any, on_crash: CrashOutcome | None = None
+    ) -> AsyncIterator[CrashGuard]:
+        """Time one event; an unexpected exception parks it on the dead-letter topic, then
+        ends its request through the guard's ``on_crash`` (:class:`CrashGuard`), if armed.
 
         A bug triggered by one odd input must not stop the agent for every later input;
-        the event is kept (with the exception in its headers) for a person to look at.
+        the event is kept (with the exception in its headers) for a person to look at, and
+        its request still ends in one completion (``stage.crashed``) so nobody waits forever.
         """
         self._metrics.events_in.labels(self.stage).inc()
         start = time.perf_counter()
+        guard = CrashGuard(on_crash)
         try:
-            yield
+            yield guard
         except MessageSizeTooLargeError as exc:
             # An output derived from this event is over max_message_bytes: say so precisely.
             log.error("%s: an output is too large; dead-lettering the event: %s", self.stage, exc)
-            await self.dead_letter(event, f"{self.stage}.output_too_large", str(exc))
+            reason = self._describe(exc, with_type=False)
+            await self.dead_letter(event, f"{self.stage}.output_too_large", reason)
+            await self._end_crashed(event, guard, exc)
         except Exception as exc:
             log.exception("%s: unexpected error; dead-lettering the event", self.stage)
-            await self.dead_letter(event, f"{self.stage}.crashed", f"{type(exc).__name__}: {exc}")
+            await self.dead_letter(event, f"{self.stage}.crashed", self._describe(exc))
+            await self._end_crashed(event, guard, exc)
         finally:
             self._metrics.seconds.labels(self.stage).observe(time.perf_counter() - start)
+
+    def crash_message(self, exc: BaseException) -> str:
+        """``<stage>: <Exception>: <text>``, redacted, bounded and valid UTF-8, for a record."""
+        text = f"{self.stage}: {self._describe(exc)}"
+        return redact_and_truncate(text, self._secrets(), MAX_CRASH_MESSAGE)
+
+    def _secrets(self) -> list[str]:
+        keys = getattr(self.line.settings, "api_keys", None) or {}
+        return [secret.get_secret_value() for secret in keys.values()]
+
+    def _describe(self, exc: BaseException, *, with_type: bool = True) -> str:
+        """The exception as redacted text that can always be encoded: an exception may quote a
+        lone surrogate (undecodable input), which a header or an Avro string would refuse."""
+        try:
+            text = str(exc)
+        except Exception:  # a broken __str__ must not break the dead letter
+            text = "<unprintable>"
+        if with_type:
+            text = f"{type(exc).__name__}: {text}"
+        return redact(text.encode("utf-8", "backslashreplace").decode("utf-8"), self._secrets())
+
+    async def _end_crashed(self, event: Any, guard: CrashGuard, exc: BaseException) -> None:
+        """Run the armed crash outcome; a failure in it is logged and counted, never raised.
+
+        The dead letter is already written, so nothing is lost if this fails. While it runs
+        the event is held: a stage stopped midway commits no offset past it, and after the
+        restart the event is dead-lettered and completed again (the ledger keeps one).
+        """
+        on_crash = guard.on_crash
+        if on_crash is None:
+            return
+        message = event.message
+        self._hold(message)
+        try:
+            emitted = await on_crash(self.crash_message(exc))
+        except Exception:
+            self._release(message)
+            self._metrics.errors.labels(self.stage, CRASH_OUTCOME_FAILED).inc()
+            log.exception(
+                "%s: the request of the crashed event %s[%s]@%s could not be ended; its dead "
+                "letter keeps it for a re-drive",
+                self.stage,
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+            return
+        self._release(message)
+        if emitted:
+            self._metrics.events_out.labels(self.stage, CRASH_OUTPUT).inc()
 
     async def decode(
         self,

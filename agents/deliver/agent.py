@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from agents.deliver.cloudevents import completion_headers, data_schema, event_source
-from agents.deliver.completion import completion, ends_request, status_for_unapproved
-from agents.deliver.deliver_one import deliver_approved, earlier_completion
+from agents.deliver.completion import completion, crashed, ends_request, status_for_unapproved
+from agents.deliver.deliver_one import deliver_approved
 from agents.deliver.destinations import load_destinations
 from agents.deliver.ledger import LedgerTable, already_completed
 from agents.deliver.metadata.c2pa_manifest import load_c2pa_signing
 from agents.deliver.provenance import Labeller
 from agents.deliver.sinks.retry import RetryingSink
-from agents.deliver.watchdog_task import install_watchdog
 from agents.deliver.webhook_jobs import jobs_for
 from agents.policy import load_profiles
 from agents.tenants import load_tenancy
-from schemas.records import CompletionStatus
-from streams.stage_io import StageIO
+from schemas.records import CompletionStatus, ValidatedAsset
+from streams.stage_io import CrashOutcome, StageIO
 
 if TYPE_CHECKING:
     from streams.app import Line
 
 STAGE = "deliver"
+
+log = logging.getLogger(__name__)
 
 
 def install(line: Line) -> None:
@@ -61,7 +63,6 @@ def install(line: Line) -> None:
         partitions=settings.topic_partitions,
     )
     line.app.tables.add(ledger)
-    install_watchdog(line, ledger)  # requests open past their deadline end FAILED
     source = event_source(settings.topic_prefix)
     dataschema = data_schema(codecs.completed.fingerprint)
     sources = line.app.topic(
@@ -71,10 +72,35 @@ def install(line: Line) -> None:
         value_serializer="raw",
     )
 
+    def ends_crashed(validated: ValidatedAsset) -> CrashOutcome:
+        """A crash ends the request here: FAILED (``stage.crashed``), through the ledger."""
+
+        async def publish(message: str) -> bool:
+            request = validated.raw.request
+            key = request.request_id.encode("utf-8")
+            if already_completed(ledger.get(key), request.attempt, codecs.completed.decode):
+                return False  # completed before the crash: one completion is the promise
+            done = crashed(validated, message)
+            try:
+                hooks = destinations.webhooks_for(request.tenant, request.campaign_id)
+                for job in jobs_for(request, done, hooks, tenancy):
+                    value = codecs.webhook_job.encode(job)
+                    await io.send(topics.webhooks, request.request_id, value, "webhooks")
+            except Exception:  # the completion matters more; the dead letter keeps the event
+                line.metrics.errors.labels(STAGE, "webhooks.not_queued").inc()
+                log.exception("deliver: webhooks of crashed %s not queued", request.request_id)
+            headers = completion_headers(done, source=source, dataschema=dataschema)
+            ledger.publish(key, codecs.completed.encode(done), headers)  # -> .completed
+            line.metrics.completions.labels(done.status.value).inc()
+            line.metrics.events_out.labels(STAGE, "completed").inc()
+            return True
+
+        return publish
+
     @line.app.agent(sources, name=STAGE)
     async def deliver(stream: Any) -> None:
         async for event in stream.events():
-            async with io.handling(event):
+            async with io.handling(event) as crash:
                 validated = await io.decode(codecs.validated, event)
                 if validated is None:
                     continue
@@ -83,15 +109,13 @@ def install(line: Line) -> None:
                     continue  # the request lives on: a new attempt, or a person, will end it
                 request = validated.raw.request
                 key = request.request_id.encode("utf-8")
-                entry = ledger.get(key)
-                if already_completed(entry, request.attempt, codecs.completed.decode):
+                if already_completed(ledger.get(key), request.attempt, codecs.completed.decode):
                     line.metrics.duplicates.labels(STAGE).inc()
                     continue
+                crash.arm(ends_crashed(validated))
                 if event.message.topic == topics.names.approved:
                     sink = sinks[destinations.name_for(request.tenant, request.campaign_id)]
-                    # The last completion says which bytes the request's name already holds.
-                    earlier = earlier_completion(entry, codecs.completed.decode)
-                    done = await deliver_approved(validated, line.blobs, sink, label, earlier)
+                    done = await deliver_approved(validated, line.blobs, sink, label)
                     if done.status is CompletionStatus.FAILED:
                         # An approved asset that did not land is kept for a re-drive.
                         code, _, reason = done.reasons[0].partition(": ")

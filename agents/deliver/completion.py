@@ -13,6 +13,7 @@ from schemas.records import (
     Verdict,
     utc_now,
 )
+from streams.stage_io import STAGE_CRASHED
 
 
 def reasons_of(validated: ValidatedAsset) -> list[str]:
@@ -86,6 +87,14 @@ def completion(
         completed_at=done,
         review=validated.review,
     )
+
+
+def crashed(validated: ValidatedAsset, message: str) -> AssetCompleted:
+    """The FAILED completion of a request whose deliver step crashed (reason ``stage.crashed``).
+
+    Nothing was delivered as far as the line knows, so no location or hash is claimed.
+    """
+    return completion(validated, CompletionStatus.FAILED, reasons=[f"{STAGE_CRASHED}: {message}"])
 
 
 def ends_request(validated: ValidatedAsset) -> bool:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 from aiokafka.errors import KafkaError
 
-from agents.generate.generate_one import generate_asset, refused
+from agents.generate.generate_one import crashed, generate_asset, refused
 from agents.inference.providers.offline import OfflineProvider
 from agents.inference.routing.adapters import build_adapters, close_adapters
 from agents.inference.routing.budget import BudgetGuard
@@ -20,9 +20,10 @@ from agents.inference.routing.metrics import ProviderMetrics
 from agents.inference.routing.router import ModelRouter
 from agents.inference.routing.spend import SpendView, TableSpendBook
 from agents.tenants import Gatekeeper
+from schemas.records import GenerationRequest
 from streams.kafka import open_topic_reader
 from streams.limits import AssetLimits
-from streams.stage_io import StageIO, message_headers
+from streams.stage_io import CrashOutcome, StageIO, message_headers
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -70,10 +71,20 @@ def install(line: Line) -> None:
     )
     fallbacks = FallbackAssets(config, offline)
 
+    def ends_crashed(request: GenerationRequest, cost: float = 0.0) -> CrashOutcome:
+        """A crash from here on ends the request FAILED (``stage.crashed``) through deliver."""
+
+        async def publish(message: str) -> bool:
+            value = codecs.validated.encode(crashed(request, message, cost=cost))
+            await io.send(line.topics.rejected, request.request_id, value, "rejected")
+            return True
+
+        return publish
+
     @line.app.agent(line.topics.requests, name=STAGE, concurrency=settings.generate_concurrency)
     async def generate(stream: Any) -> None:
         async for event in stream.events():
-            async with io.handling(event):
+            async with io.handling(event) as crash:
                 request = await io.decode(
                     codecs.request,
                     event,
@@ -90,6 +101,7 @@ def install(line: Line) -> None:
                     await io.dead_letter(event, refusal.code, refusal.reason)
                     continue
                 request = admission.request
+                crash.arm(ends_crashed(request))  # admitted: a crash still completes it
                 if refusal is not None:
                     raw = refused(request, refusal.code, refusal.reason)
                     await io.send(
@@ -100,6 +112,7 @@ def install(line: Line) -> None:
                     request, router, fallbacks, line.blobs, limits=limits
                 )
                 raw = outcome.raw
+                crash.arm(ends_crashed(request, raw.cost))
                 for alert in outcome.alerts:
                     value = codecs.alert.encode(alert)
                     await io.send(line.topics.alerts, alert.alert_id, value, "alerts")

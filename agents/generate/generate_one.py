@@ -10,10 +10,22 @@ from dataclasses import dataclass, field
 from agents.inference.providers.base import Generated
 from agents.inference.routing.fallback import FallbackAssets
 from agents.inference.routing.router import ModelRouter, RouteResult
-from schemas.records import Alert, AssetKind, GenerationError, GenerationRequest, RawAsset
+from schemas.records import (
+    Alert,
+    AssetKind,
+    CheckResult,
+    Disposition,
+    GenerationError,
+    GenerationRequest,
+    RawAsset,
+    ValidatedAsset,
+    ValidationReport,
+    Verdict,
+)
 from streams.blobs import BlobTooLargeError, LocalBlobStore
 from streams.limits import BAD_IMAGE_SIZE, AssetLimits
 from streams.redaction import redact
+from streams.stage_io import STAGE_CRASHED
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +126,20 @@ def refused(request: GenerationRequest, code: str, message: str) -> RawAsset:
         latency_ms=0.0,
         alias=request.model.alias,
     )
+
+
+def crashed(request: GenerationRequest, message: str, *, cost: float = 0.0) -> ValidatedAsset:
+    """The final record of a request whose generate step crashed: ERROR, disposition REJECTED.
+
+    It goes straight to ``.rejected``, so the deliver stage ends the request in one FAILED
+    completion with reason ``stage.crashed`` (webhooks included) while the event waits on the
+    dead-letter topic for a person. Built from the decoded request only, never from what the
+    providers returned: that may be what could not be encoded. ``cost`` is what was spent.
+    """
+    raw = refused(request, STAGE_CRASHED, message).model_copy(update={"cost": cost})
+    check = CheckResult(code=STAGE_CRASHED, passed=False, message=message)
+    report = ValidationReport(verdict=Verdict.ERROR, checks=[check])
+    return ValidatedAsset(raw=raw, report=report, disposition=Disposition.REJECTED)
 
 
 def provider_secrets(router: ModelRouter) -> tuple[str, ...]:

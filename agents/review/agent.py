@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
 
-from agents.review.queue import Decided, decide, enqueue
-from schemas.records import ReviewItem, ReviewStatus
-from streams.stage_io import StageIO
+from agents.review.queue import Decided, crashed, decide, enqueue
+from schemas.records import ReviewItem, ReviewStatus, ValidatedAsset
+from streams.stage_io import CrashOutcome, StageIO
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -63,20 +63,32 @@ def install(line: Line) -> None:
         registry=line.registry,
     ).set_function(pending)
 
+    def ends_crashed(asset: ValidatedAsset) -> CrashOutcome:
+        """A crash ends the request FAILED (``stage.crashed``) through deliver."""
+
+        async def publish(message: str) -> bool:
+            value = codecs.validated.encode(crashed(asset, message))
+            await io.send(topics.rejected, asset.raw.request.request_id, value, "rejected")
+            return True
+
+        return publish
+
     @line.app.agent(sources, name=STAGE)
     async def review(stream: Any) -> None:
         async for event in stream.events():
-            async with io.handling(event):
+            async with io.handling(event) as crash:
                 if event.message.topic == topics.names.review:
                     asset = await io.decode(codecs.validated, event)
                     if asset is None:
                         continue
+                    crash.arm(ends_crashed(asset))
                     key = asset.raw.request.request_id.encode("utf-8")
                     item = enqueue(stored(key), asset)
                     if item is None:
                         line.metrics.duplicates.labels(STAGE).inc()
                         continue
                     items[key] = codecs.review_item.encode(item)
+                    crash.disarm()  # queued: a person ends it now
                     line.metrics.events_out.labels(STAGE, "pending").inc()
                     continue
                 decision = await io.decode(codecs.review_decision, event)
@@ -91,7 +103,10 @@ def install(line: Line) -> None:
                         f"({decision.request_id!r}), got {event.message.key!r}",
                     )
                     continue
-                outcome = decide(stored(key), decision)
+                item = stored(key)
+                if item is not None:  # no item, no request to end: dead letter only
+                    crash.arm(ends_crashed(item.asset))
+                outcome = decide(item, decision)
                 if not isinstance(outcome, Decided):
                     await io.dead_letter(event, outcome.code, outcome.reason)
                     continue

@@ -12,14 +12,17 @@ from datetime import datetime
 from typing import Final, Literal
 
 from schemas.records import (
+    CheckResult,
     Disposition,
     ReviewAction,
     ReviewDecision,
     ReviewItem,
     ReviewStatus,
     ValidatedAsset,
+    Verdict,
     utc_now,
 )
+from streams.stage_io import STAGE_CRASHED
 
 NOT_PENDING: Final = "review.not_pending"
 ALREADY_DECIDED: Final = "review.already_decided"
@@ -95,6 +98,22 @@ def _apply(item: ReviewItem, decision: ReviewDecision, *, repeat: bool) -> Decid
     status = ReviewStatus.APPROVED if approve else ReviewStatus.REJECTED
     stored = item.model_copy(update={"status": status, "decision": decision})
     return Decided(stored, asset, "approved" if approve else "rejected", repeat)
+
+
+def crashed(asset: ValidatedAsset, message: str) -> ValidatedAsset:
+    """The final record of an asset whose review step crashed: ERROR, disposition REJECTED.
+
+    Published to ``.rejected`` so the deliver stage ends the request FAILED with
+    ``stage.crashed`` as its first reason; the report's other results, costs and judge calls
+    are kept, so the completion still says what the request cost. No reviewer is recorded.
+    """
+    check = CheckResult(code=STAGE_CRASHED, passed=False, message=message)
+    report = asset.report.model_copy(
+        update={"verdict": Verdict.ERROR, "checks": [check, *asset.report.checks]}
+    )
+    return asset.model_copy(
+        update={"report": report, "disposition": Disposition.REJECTED, "review": None}
+    )
 
 
 def failed_checks(item: ReviewItem) -> list[str]:

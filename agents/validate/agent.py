@@ -19,9 +19,10 @@ from agents.validate.checks.terms import default_detector
 from agents.validate.deadline import CheckRunner
 from agents.validate.gateway import Gateway
 from agents.validate.metrics import GatewayMetrics, overdue_checks_gauge
-from schemas.records import Disposition
+from agents.validate.validate_one import crashed
+from schemas.records import Disposition, RawAsset
 from streams.limits import AssetLimits
-from streams.stage_io import StageIO
+from streams.stage_io import CrashOutcome, StageIO
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -56,13 +57,24 @@ def install(line: Line) -> None:
     # Re-generations carry the line's origin mark: generate refuses attempt > 1 without one.
     gatekeeper = Gatekeeper.from_settings(settings)
 
+    def ends_crashed(raw: RawAsset) -> CrashOutcome:
+        """A crash ends the request FAILED (``stage.crashed``) through deliver."""
+
+        async def publish(message: str) -> bool:
+            value = codecs.validated.encode(crashed(raw, message))
+            await io.send(topics.rejected, raw.request.request_id, value, "rejected")
+            return True
+
+        return publish
+
     @line.app.agent(topics.raw, name=STAGE, concurrency=settings.validate_concurrency)
     async def validate_stage(stream: Any) -> None:
         async for event in stream.events():
-            async with io.handling(event):
+            async with io.handling(event) as crash:
                 raw = await io.decode(codecs.raw, event)
                 if raw is None:
                     continue
+                crash.arm(ends_crashed(raw))
                 validated, decision = await gateway.assess(raw, line.blobs.get)
                 metrics.observe(validated)
                 key = raw.request.request_id
@@ -70,9 +82,11 @@ def install(line: Line) -> None:
                     value = codecs.request.encode(decision.retry)
                     mark = [gatekeeper.mark(value)]
                     await io.send(topics.requests, key, value, "requests", headers=mark)
+                    crash.disarm()  # the next attempt carries the request on
                 value = codecs.validated.encode(validated)
                 if decision.disposition is Disposition.REVIEW:
                     await io.send(topics.review, key, value, "review")
+                    crash.disarm()  # a person ends it now
                 if decision.disposition is Disposition.APPROVED:
                     await io.send(topics.approved, key, value, "approved")
                 else:

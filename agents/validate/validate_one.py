@@ -14,11 +14,13 @@ from agents.validate.checks._base import Check, Subject
 from agents.validate.suite import run_suite, verdict
 from schemas.records import (
     CheckResult,
+    Disposition,
     RawAsset,
     ValidatedAsset,
     ValidationReport,
     Verdict,
 )
+from streams.stage_io import STAGE_CRASHED
 
 #: Codes of the ERROR results that validate() itself produces when there is nothing to judge.
 MISSING_DATA: Final = "validate.missing_data"
@@ -84,6 +86,16 @@ def unreadable(raw: RawAsset, code: str, message: str) -> ValidatedAsset:
     """The blob could not be read back (e.g. ``blob.missing``): ERROR, since nothing was judged."""
     result = CheckResult(code=code, passed=False, message=message)
     return _validated(raw, Verdict.ERROR, [result], 0.0)
+
+
+def crashed(raw: RawAsset, message: str) -> ValidatedAsset:
+    """The final record of a raw asset whose validation crashed: ERROR, disposition REJECTED.
+
+    Published to ``.rejected`` so the deliver stage ends the request FAILED (``stage.crashed``)
+    while the event waits on the dead-letter topic for a person.
+    """
+    validated = unreadable(raw, STAGE_CRASHED, message)
+    return validated.model_copy(update={"disposition": Disposition.REJECTED})
 
 
 def _validated(

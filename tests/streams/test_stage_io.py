@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from schemas.records import BlobRef
 from streams import stage_io
@@ -20,7 +21,7 @@ from streams.codecs import Codecs
 from streams.dead_letters import VALUE_PARKED, VALUE_SHA256, VALUE_SIZE, header_map
 from streams.metrics import StageMetrics
 from streams.settings import Settings
-from streams.stage_io import StageIO
+from streams.stage_io import CRASH_OUTCOME_FAILED, CRASH_OUTPUT, MAX_CRASH_MESSAGE, StageIO
 from tests.support.assets import make_request
 
 
@@ -237,3 +238,143 @@ def test_an_output_too_large_to_send_is_dead_lettered_with_its_own_code() -> Non
     headers = header_map(sent["headers"])
     assert headers["assetline.dlq.error.code"] == "generate.output_too_large"
     assert "1048700 bytes" in headers["assetline.dlq.error.reason"]
+
+
+def test_an_armed_crash_ends_the_request_after_the_dead_letter() -> None:
+    """Issue 14 #1: a crash used to leave the request open until a person re-drove it."""
+    io, deadletter, registry = make_io()
+    the_event = event(b"v")
+    seen: list[tuple[str, int, list[Any]]] = []
+
+    async def end(message: str) -> bool:
+        held = list(io.line.app.consumer.held)
+        seen.append((message, len(deadletter.sent), held))
+        return True
+
+    async def go() -> None:
+        async with io.handling(the_event) as crash:
+            crash.arm(end)
+            raise KeyError("boom")
+
+    asyncio.run(go())
+    ((message, letters_before, held),) = seen
+    assert message == "generate: KeyError: 'boom'"
+    assert letters_before == 1  # the dead letter is written first
+    assert held == [the_event.message]  # no offset commits past it while the outcome is sent
+    assert io.line.app.consumer.held == []
+    assert (
+        registry.get_sample_value(
+            "assetline_stage_events_out_total", {"stage": "generate", "output": CRASH_OUTPUT}
+        )
+        == 1.0
+    )
+
+
+def test_on_crash_can_be_given_up_front_and_a_disarmed_guard_only_dead_letters() -> None:
+    io, deadletter, _ = make_io()
+    calls: list[str] = []
+
+    async def end(message: str) -> bool:
+        calls.append(message)
+        return True
+
+    async def go(disarm: bool) -> None:
+        async with io.handling(event(b"v"), on_crash=end) as crash:
+            if disarm:
+                crash.disarm()  # say, the request was handed on to a new attempt
+            raise RuntimeError("bug")
+
+    asyncio.run(go(disarm=False))
+    asyncio.run(go(disarm=True))
+    assert calls == ["generate: RuntimeError: bug"]
+    assert len(deadletter.sent) == 2
+
+
+def test_a_failing_crash_outcome_is_counted_and_never_raised() -> None:
+    io, deadletter, registry = make_io()
+    the_event = event(b"v")
+
+    async def end(message: str) -> bool:
+        raise ConnectionError("broker gone")
+
+    async def go() -> None:
+        async with io.handling(the_event, on_crash=end):
+            raise KeyError("boom")
+
+    asyncio.run(go())
+    assert len(deadletter.sent) == 1  # the dead letter keeps the event
+    assert io.line.app.consumer.held == []
+    failed = registry.get_sample_value(
+        "assetline_stage_errors_total", {"stage": "generate", "code": CRASH_OUTCOME_FAILED}
+    )
+    assert failed == 1.0
+    assert (
+        registry.get_sample_value(
+            "assetline_stage_events_out_total", {"stage": "generate", "output": CRASH_OUTPUT}
+        )
+        is None
+    )
+
+
+def test_nothing_left_to_emit_is_not_counted_as_a_crash_completion() -> None:
+    io, _, registry = make_io()
+
+    async def already_done(message: str) -> bool:
+        return False
+
+    async def go() -> None:
+        async with io.handling(event(b"v"), on_crash=already_done):
+            raise KeyError("boom")
+
+    asyncio.run(go())
+    assert (
+        registry.get_sample_value(
+            "assetline_stage_events_out_total", {"stage": "generate", "output": CRASH_OUTPUT}
+        )
+        is None
+    )
+
+
+def test_an_output_too_large_also_ends_the_request() -> None:
+    io, deadletter, _ = make_io()
+    calls: list[str] = []
+
+    async def end(message: str) -> bool:
+        calls.append(message)
+        return True
+
+    async def go() -> None:
+        async with io.handling(event(b"v"), on_crash=end):
+            raise MessageSizeTooLargeError("The message is 1048700 bytes when serialized")
+
+    asyncio.run(go())
+    (message,) = calls
+    assert message.startswith("generate: MessageSizeTooLargeError: ")
+    headers = header_map(deadletter.sent[0]["headers"])
+    assert headers["assetline.dlq.error.code"] == "generate.output_too_large"
+
+
+def test_the_crash_message_is_redacted_bounded_and_encodable() -> None:
+    """An exception text may quote a key, a huge input, or a lone surrogate from bad bytes."""
+    io, deadletter, _ = make_io()
+    key = "sk-live-" + "a" * 24
+    io.line.settings = io.line.settings.model_copy(update={"api_keys": {"p": SecretStr(key)}})
+    calls: list[str] = []
+
+    async def end(message: str) -> bool:
+        calls.append(message)
+        return True
+
+    async def go() -> None:
+        async with io.handling(event(b"v"), on_crash=end):
+            raise ValueError(f"bad key {key} for \ud800 " + "x" * 5000)
+
+    asyncio.run(go())
+    (message,) = calls
+    assert key not in message
+    assert "***" in message
+    assert len(message) <= MAX_CRASH_MESSAGE
+    message.encode("utf-8")  # no lone surrogate left
+    reason = header_map(deadletter.sent[0]["headers"])["assetline.dlq.error.reason"]
+    assert key not in reason
+    assert "\\ud800" in reason

@@ -8,6 +8,7 @@ import pytest
 
 from agents.deliver.completion import (
     completion,
+    crashed,
     ends_request,
     reasons_of,
     stage_timings,
@@ -238,3 +239,14 @@ def test_reviewer_rejection_leads_the_reasons_and_is_recorded() -> None:
     done = completion(asset, CompletionStatus.REJECTED)
     assert done.reasons == ["review.rejected: by bo: no", "text.prohibited: found 'free'"]
     assert done.review == decision
+
+
+def test_a_crashed_delivery_is_failed_with_the_crash_as_its_reason() -> None:
+    """Issue 14 #1: an approved asset whose deliver step crashed still ends its request."""
+    done = crashed(validated(checks=[PASSED]), "deliver: KeyError: 'bucket'")
+    assert done.status is CompletionStatus.FAILED
+    assert done.reasons == ["stage.crashed: deliver: KeyError: 'bucket'"]
+    assert (done.location, done.sha256, done.media_type) == (None, None, None)
+    assert done.attempt == 3
+    assert done.cost == 0.25
+    Codecs.load().completed.encode(done)

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 from prometheus_client import CollectorRegistry
 
-from agents.generate.generate_one import GenerationOutcome, generate_asset
+from agents.deliver.completion import completion, ends_request, status_for_unapproved
+from agents.generate.generate_one import GenerationOutcome, crashed, generate_asset
 from agents.inference.providers.base import ProviderError
 from agents.inference.providers.offline import OfflineProvider
 from agents.inference.routing.budget import BudgetGuard, MemorySpendBook
@@ -29,10 +30,19 @@ from agents.inference.routing.config import (
 from agents.inference.routing.fallback import FALLBACK_PROVIDER, FallbackAssets
 from agents.inference.routing.metrics import ProviderMetrics
 from agents.inference.routing.router import ModelRouter
-from schemas.records import AssetKind, Constraints, GenerationRequest, ModelSpec
+from schemas.records import (
+    AssetKind,
+    CompletionStatus,
+    Constraints,
+    Disposition,
+    GenerationRequest,
+    ModelSpec,
+    Verdict,
+)
 from streams.blobs import LocalBlobStore
 from streams.codecs import Codecs
 from streams.limits import AssetLimits
+from streams.stage_io import STAGE_CRASHED
 from tests.support.scripted_provider import ScriptedProvider
 
 OFFLINE = OfflineProvider()
@@ -247,3 +257,21 @@ def test_a_refused_request_is_an_encodable_failed_raw_asset_without_a_call() -> 
     assert raw.cost == 0.0
     codecs = Codecs.load()
     assert codecs.raw.decode(codecs.raw.encode(raw)) == raw
+
+
+def test_a_crashed_generation_is_a_final_error_that_deliver_completes_failed() -> None:
+    """Issue 14 #1: the record generate publishes to ``.rejected`` when its step crashed."""
+    req = request(kind=AssetKind.TEXT)
+    asset = crashed(req, "generate: RecordValidationError: cannot encode", cost=0.25)
+    assert asset.disposition is Disposition.REJECTED
+    assert asset.report.verdict is Verdict.ERROR
+    assert asset.raw.request == req
+    assert asset.raw.blob is None
+    assert asset.raw.error is not None
+    assert asset.raw.error.code == STAGE_CRASHED
+    Codecs.load().validated.encode(asset)  # it travels on .rejected
+    assert ends_request(asset)
+    done = completion(asset, status_for_unapproved(asset))
+    assert done.status is CompletionStatus.FAILED
+    assert done.reasons == ["stage.crashed: generate: RecordValidationError: cannot encode"]
+    assert done.cost == 0.25  # what was spent before the crash is still reported

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from agents.deliver.completion import completion, status_for_unapproved
 from agents.review.queue import (
     ALREADY_DECIDED,
     NOT_PENDING,
     Decided,
     Refused,
+    crashed,
     decide,
     enqueue,
     failed_checks,
 )
 from schemas.records import (
+    CompletionStatus,
     Disposition,
     ReviewAction,
     ReviewDecision,
     ReviewItem,
     ReviewStatus,
+    Verdict,
 )
+from streams.codecs import Codecs
+from streams.stage_io import STAGE_CRASHED
 from tests.support.assets import failed, make_request, make_validated
 
 
@@ -95,3 +101,18 @@ def test_repeated_decision_republishes_and_a_conflicting_one_is_refused() -> Non
     assert other.code == ALREADY_DECIDED
     assert "approved by ana" in other.reason
     assert "REJECT by bo" in other.reason
+
+
+def test_a_crashed_review_step_is_a_final_error_with_the_crash_first() -> None:
+    """Issue 14 #1: the record review publishes to ``.rejected`` when its step crashed."""
+    queued = item()
+    asset = queued.asset.model_copy(update={"review": decision(ReviewAction.APPROVE)})
+    ended = crashed(asset, "review: KeyError: 'x'")
+    assert ended.disposition is Disposition.REJECTED
+    assert ended.report.verdict is Verdict.ERROR
+    assert ended.review is None  # no person decided this
+    assert [c.code for c in ended.report.checks] == [STAGE_CRASHED, "palette.brand"]
+    Codecs.load().validated.encode(ended)
+    done = completion(ended, status_for_unapproved(ended))
+    assert done.status is CompletionStatus.FAILED
+    assert done.reasons[0] == "stage.crashed: review: KeyError: 'x'"

@@ -12,14 +12,23 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
+from agents.deliver.completion import completion, ends_request, status_for_unapproved
 from agents.validate.checks import default_checks
 from agents.validate.checks._base import Subject
-from agents.validate.validate_one import MAX_CHECK_TEXT, bounded, unreadable, validate
+from agents.validate.validate_one import (
+    MAX_CHECK_TEXT,
+    bounded,
+    crashed,
+    unreadable,
+    validate,
+)
 from schemas.records import (
     AssetKind,
     BlobRef,
     CheckResult,
+    CompletionStatus,
     Constraints,
+    Disposition,
     GenerationError,
     GenerationRequest,
     RawAsset,
@@ -27,6 +36,7 @@ from schemas.records import (
     Verdict,
 )
 from streams.codecs import Codecs
+from streams.stage_io import STAGE_CRASHED
 
 
 def request(kind: AssetKind, **constraints: object) -> GenerationRequest:
@@ -196,3 +206,23 @@ def test_a_check_quoting_the_whole_asset_is_cut_so_the_record_stays_small() -> N
     assert len(Codecs.load().validated.encode(validated)) < 64 * 1024
     short = CheckResult(code="c", passed=False, message="m", measured="1")
     assert bounded(short) is short
+
+
+def test_a_crashed_validation_is_a_final_error_that_deliver_completes_failed() -> None:
+    """Issue 14 #1: the record validate publishes to ``.rejected`` when its step crashed."""
+    raw = raw_with(b"copy", AssetKind.TEXT, "text/plain").model_copy(update={"cost": 0.5})
+    asset = crashed(raw, "validate: OverflowError: int too large to convert to float")
+    assert asset.raw == raw
+    assert asset.disposition is Disposition.REJECTED
+    assert asset.report.verdict is Verdict.ERROR
+    (check,) = asset.report.checks
+    assert (check.code, check.passed) == (STAGE_CRASHED, False)
+    Codecs.load().validated.encode(asset)
+    assert ends_request(asset)
+    done = completion(asset, status_for_unapproved(asset))
+    assert done.status is CompletionStatus.FAILED
+    assert done.sha256 is None  # nothing was delivered
+    assert done.reasons == [
+        "stage.crashed: validate: OverflowError: int too large to convert to float"
+    ]
+    assert done.cost == 0.5
