@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from agents.deliver.cloudevents import completion_headers, data_schema, event_source
 from agents.deliver.completion import completion, crashed, ends_request, status_for_unapproved
-from agents.deliver.deliver_one import deliver_approved
+from agents.deliver.deliver_one import deliver_approved, earlier_completion
 from agents.deliver.destinations import load_destinations
 from agents.deliver.ledger import LedgerTable, already_completed
 from agents.deliver.metadata.c2pa_manifest import load_c2pa_signing
 from agents.deliver.provenance import Labeller
 from agents.deliver.sinks.retry import RetryingSink
+from agents.deliver.watchdog_task import install_watchdog
 from agents.deliver.webhook_jobs import jobs_for
 from agents.policy import load_profiles
 from agents.tenants import load_tenancy
@@ -63,6 +64,7 @@ def install(line: Line) -> None:
         partitions=settings.topic_partitions,
     )
     line.app.tables.add(ledger)
+    install_watchdog(line, ledger)  # requests open past their deadline end FAILED
     source = event_source(settings.topic_prefix)
     dataschema = data_schema(codecs.completed.fingerprint)
     sources = line.app.topic(
@@ -109,13 +111,16 @@ def install(line: Line) -> None:
                     continue  # the request lives on: a new attempt, or a person, will end it
                 request = validated.raw.request
                 key = request.request_id.encode("utf-8")
-                if already_completed(ledger.get(key), request.attempt, codecs.completed.decode):
+                entry = ledger.get(key)
+                if already_completed(entry, request.attempt, codecs.completed.decode):
                     line.metrics.duplicates.labels(STAGE).inc()
                     continue
                 crash.arm(ends_crashed(validated))
                 if event.message.topic == topics.names.approved:
                     sink = sinks[destinations.name_for(request.tenant, request.campaign_id)]
-                    done = await deliver_approved(validated, line.blobs, sink, label)
+                    # The last completion says which bytes the request's name already holds.
+                    earlier = earlier_completion(entry, codecs.completed.decode)
+                    done = await deliver_approved(validated, line.blobs, sink, label, earlier)
                     if done.status is CompletionStatus.FAILED:
                         # An approved asset that did not land is kept for a re-drive.
                         code, _, reason = done.reasons[0].partition(": ")
