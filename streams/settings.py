@@ -212,6 +212,12 @@ class Settings(BaseSettings):
     blob_dir: Path = Field(Path("var/blobs"), description="Content-addressed blob store root.")
     delivery_dir: Path = Field(Path("var/delivery"), description="Filesystem delivery root.")
     data_dir: Path = Field(Path("var/worker"), description="Faust data dir (tables, state).")
+    ledger_store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb",
+        description="Where the deliver ledger lives: 'rocksdb' on disk under data_dir (a "
+        "restart reads only completions newer than its stored offset; give each worker "
+        "process its own data_dir), or 'memory' (every start re-reads all of .completed).",
+    )
     blob_cache_bytes: int = Field(256 * 1024 * 1024, ge=0, description="In-memory blob cache.")
 
     # Limits

@@ -10,15 +10,22 @@ deliver stage use ``.completed`` itself as its exactly-once ledger.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.errors import AssetlineError
 from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: DescribeConfigs' source of a config set on the topic itself (not a broker default).
+_DYNAMIC_TOPIC_CONFIG = 1
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,8 @@ class TopicSpec:
     partitions: int
     replication: int
     config: Mapping[str, str] = field(default_factory=dict)
+    #: Configs an existing topic must have too: :func:`ensure_topics` alters it to ``config``.
+    enforced: tuple[str, ...] = ()
 
 
 class TopicMismatchError(AssetlineError, RuntimeError):
@@ -114,8 +123,26 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
     specs = [
         TopicSpec(name, settings.topic_partitions, settings.topic_replication, retention)
         for name in names.all()
-        if name not in (names.deadletter, *names.compacted())
+        if name not in (names.deadletter, names.completed, *names.compacted())
     ]
+    # The completions are the deliver ledger's changelog (agents/deliver/ledger.py), so they
+    # are compacted: a request's latest completion is kept for good, and a replay or a
+    # redelivery years later still finds it. min.compaction.lag.ms keeps every completion,
+    # superseded or not, readable as an event stream for the line's retention, as before.
+    # An existing topic with delete retention is altered (it would forget completions).
+    specs.append(
+        TopicSpec(
+            names.completed,
+            settings.topic_partitions,
+            settings.topic_replication,
+            {
+                "cleanup.policy": "compact",
+                "min.compaction.lag.ms": str(settings.topic_retention_ms),
+                **size,
+            },
+            enforced=("cleanup.policy",),
+        )
+    )
     specs.append(
         TopicSpec(
             names.deadletter,
@@ -172,9 +199,85 @@ async def ensure_topics(
             created = [s.name for s in missing]
         described = await _wait_ready(admin, [s.name for s in specs], timeout)
         _check_partitions(specs, described)
+        await _enforce_configs(admin, [s for s in specs if s.enforced], bootstrap, timeout)
         return created
     finally:
         await admin.close()
+
+
+async def _enforce_configs(
+    admin: AIOKafkaAdminClient, specs: list[TopicSpec], bootstrap: str, timeout: float
+) -> list[str]:
+    """Alter existing topics whose enforced configs differ; returns the names altered.
+
+    aiokafka has only the legacy AlterConfigs, which replaces every config set on the topic,
+    so the topic's own configs are read first and sent back with the line's on top. A broker
+    that refuses (no ALTER_CONFIGS permission) stops the worker with the command to run.
+    """
+    if not specs:
+        return []
+    resources = [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs]
+    current = _topic_configs(await admin.describe_configs(resources))
+    altered: list[str] = []
+    for spec in specs:
+        have = current.get(spec.name, {})
+        values = {k: value for k, (value, _) in have.items()}
+        wrong = {k: values.get(k) for k in spec.enforced if values.get(k) != spec.config[k]}
+        if not wrong:
+            continue
+        own = {
+            k: value
+            for k, (value, source) in have.items()
+            if source == _DYNAMIC_TOPIC_CONFIG and value is not None
+        }
+        configs = {**own, **spec.config}
+        responses = await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=configs)]
+        )
+        errors = [r for response in responses for r in response.resources if r[0] != 0]
+        if errors:
+            wanted = ",".join(f"{k}={spec.config[k]}" for k in spec.config)
+            raise TopicMismatchError(
+                f"{spec.name} has {_show(wrong)} and the line could not alter it "
+                f"({errors[0][1] or f'error code {errors[0][0]}'}); run: kafka-configs.sh "
+                f"--bootstrap-server {bootstrap} --alter --entity-type topics --entity-name "
+                f"{spec.name} --add-config {wanted}"
+            )
+        log.warning("Altered %s: %s -> %s", spec.name, _show(wrong), _show(spec.config))
+        altered.append(spec.name)
+    if altered:
+        await _wait_configs(admin, [s for s in specs if s.name in altered], timeout)
+    return altered
+
+
+async def _wait_configs(admin: AIOKafkaAdminClient, specs: list[TopicSpec], timeout: float) -> None:
+    """Until the broker reports the altered configs (KRaft applies them a moment later)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    resources = [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs]
+    while True:
+        current = _topic_configs(await admin.describe_configs(resources))
+        if all(
+            current[s.name].get(k, (None, 0))[0] == s.config[k] for s in specs for k in s.enforced
+        ):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TopicMismatchError(f"altered topic configs not applied after {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+def _topic_configs(responses: list[Any]) -> dict[str, dict[str, tuple[str | None, int]]]:
+    """DescribeConfigs (v1+) answers -> topic -> config name -> (value, source)."""
+    configs: dict[str, dict[str, tuple[str | None, int]]] = {}
+    for response in responses:
+        for error_code, message, _type, name, entries in response.resources:
+            if error_code != 0:
+                raise TopicMismatchError(f"could not read the configs of {name}: {message}")
+            configs[name] = {entry[0]: (entry[1], entry[3]) for entry in entries}
+    return configs
+
+
+def _show(configs: Mapping[str, object]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in configs.items())
 
 
 def _create_errors(response: object) -> dict[str, str]:

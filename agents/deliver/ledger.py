@@ -4,6 +4,21 @@ The ledger is a Faust table whose changelog *is* the ``.completed`` topic: writi
 into the table is what publishes it, and recovering the table after a crash re-reads exactly the
 completions that reached Kafka. So a redelivered approved/rejected event finds its completion
 already in the ledger, whether the crash came before or after the offset commit.
+
+Durability (issue 14). The ledger has to outlive topic retention and must not make start-up
+grow with history. Two changes do that, and neither adds a second write:
+
+- ``.completed`` is compacted (``streams.topics``): the latest completion per request is kept
+  forever, and ``min.compaction.lag.ms`` = the line's retention keeps every completion readable
+  as an event stream for as long as delete retention used to. A separate compacted ledger topic
+  was rejected: publishing would then be two sends (the completion and the ledger record), and
+  a crash between them loses or doubles a completion.
+- The table lives on disk (``ASSETLINE_LEDGER_STORE=rocksdb``, Faust's RocksDB store with the
+  rocksdict driver, as :class:`streams.acked_store.AckedRocksDBStore`), with the changelog
+  offset it holds: a restart reads only the completions written after that offset, whatever
+  the history. Only a worker with empty local state (new machine, lost disk) reads the whole
+  compacted topic. Values stay the full ``AssetCompleted`` bytes, because they are the records
+  of ``.completed``.
 """
 
 from __future__ import annotations
@@ -12,9 +27,30 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+from faust.types import FutureMessage
 
 from schemas.records import AssetCompleted
+from streams.acked_store import AckedRocksDBStore
 from streams.codecs import CodecError
+
+#: RocksDB sizing for the ledger: small values looked up one key at a time. Faust's defaults
+#: (2 GiB block cache, 3 x 64 MiB write buffers, per partition) suit big aggregation tables.
+ROCKSDB_OPTIONS: dict[str, Any] = {
+    "driver": "rocksdict",
+    "write_buffer_size": 16 << 20,
+    "max_write_buffer_number": 2,
+    "target_file_size_base": 32 << 20,
+    "block_cache_size": 32 << 20,
+    "max_open_files": 256,
+}
+
+
+def ledger_storage(store: str) -> dict[str, Any]:
+    """The ``store``/``options`` arguments of the ledger table for ``ASSETLINE_LEDGER_STORE``."""
+    if store == "memory":
+        return {"store": "memory://"}
+    # A path, not "rocksdb://": an empty yarl URL is falsy, and Faust then takes the app's store.
+    return {"store": "rocksdb:completions", "options": dict(ROCKSDB_OPTIONS)}
 
 
 def already_completed(
@@ -43,6 +79,34 @@ class LedgerTable(faust.Table[bytes, bytes]):
     """
 
     _next_headers: list[tuple[str, bytes]] | None = None
+
+    def _new_store_by_url(self, url: Any) -> Any:
+        """Faust's RocksDB store, but one that writes to disk only what Kafka acknowledged."""
+        if str(url).startswith("rocksdb:"):
+            return AckedRocksDBStore(
+                url,
+                self.app,
+                self,
+                table_name=self.name,
+                key_type=self.key_type,
+                key_serializer=self.key_serializer,
+                value_serializer=self.value_serializer,
+                value_type=self.value_type,
+                loop=self.loop,
+                options=self.options,
+            )
+        return super()._new_store_by_url(url)
+
+    def _on_changelog_sent(self, fut: FutureMessage) -> None:
+        """The completion is in ``.completed``: only now may it reach the disk store."""
+        store = self.data
+        if not isinstance(store, AckedRocksDBStore):
+            super()._on_changelog_sent(fut)
+            return
+        stored = fut.result()
+        message = fut.message
+        partition = stored.topic_partition.partition
+        store.acknowledge(partition, message.key, message.value, stored.offset)
 
     def publish(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         """``self[key] = value``, with ``headers`` on the changelog record it writes."""

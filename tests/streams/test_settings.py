@@ -188,6 +188,7 @@ def test_settings_env_round_trips_every_changed_knob(
         blob_dir=tmp_path / "blobs with space",
         delivery_dir=tmp_path / "delivery",
         data_dir=tmp_path / "worker",
+        ledger_store="memory",
         blob_cache_bytes=0,
         max_image_pixels=1_000_000,
         max_image_side=1024,

@@ -88,9 +88,26 @@ def test_deadletter_keeps_messages_longer() -> None:
     assert deadletter.config == {"cleanup.policy": "delete", "retention.ms": "9000", **size}
     for compacted in ("line.spend", "line.review.items", "line.webhooks.disabled"):
         assert specs.pop(compacted).config == {"cleanup.policy": "compact", **size}
-    assert len(specs) == 15  # 9 line topics and 6 webhook retry topics
+    assert specs.pop("line.completed").config == {
+        "cleanup.policy": "compact",  # the ledger's changelog (test below)
+        "min.compaction.lag.ms": "1000",
+        **size,
+    }
+    assert len(specs) == 14  # 8 line topics and 6 webhook retry topics
     for spec in specs.values():
         assert spec.config == {"cleanup.policy": "delete", "retention.ms": "1000", **size}
+
+
+def test_completions_are_compacted_and_kept_whole_for_the_line_retention() -> None:
+    """The ledger outlives retention: the latest completion per request is never deleted, and
+    every completion stays an event for at least the line's retention before compaction."""
+    (completed,) = [s for s in line_topic_specs(settings()) if s.name == "line.completed"]
+    assert completed.config["cleanup.policy"] == "compact"
+    assert completed.config["min.compaction.lag.ms"] == "1000"  # topic_retention_ms
+    assert "retention.ms" not in completed.config
+    assert completed.enforced == ("cleanup.policy",)  # an old delete topic is altered
+    others = [s for s in line_topic_specs(settings()) if s.name != "line.completed"]
+    assert all(s.enforced == () for s in others)
 
 
 def test_every_topic_takes_exactly_what_the_producers_may_send(tmp_path: Path) -> None:

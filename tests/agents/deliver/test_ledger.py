@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from faust.stores.memory import Store as MemoryStore
+from faust.types import TP
 
-from agents.deliver.ledger import already_completed
+from agents.deliver.ledger import LedgerTable, already_completed, ledger_storage
 from schemas.records import AssetCompleted, AssetKind, CompletionStatus
+from streams.acked_store import AckedRocksDBStore
+from streams.app import create_faust_app
 from streams.codecs import Codecs
+from streams.settings import Settings
 
 CODEC = Codecs.load().completed
 
@@ -64,3 +70,32 @@ def test_decode_is_the_one_given() -> None:
     data = previous(5)
     assert already_completed(data, 6, decode) is False
     assert seen == [data]
+
+
+def ledger_on(store: str, data_dir: Path) -> LedgerTable:
+    app = create_faust_app(Settings(kafka_bootstrap="127.0.0.1:1", data_dir=data_dir))
+    return LedgerTable(
+        app,
+        name="completions",
+        changelog_topic=app.topic("x.completed", key_serializer="raw", value_serializer="raw"),
+        key_type=bytes,
+        value_type=bytes,
+        partitions=3,
+        **ledger_storage(store),
+    )
+
+
+def test_rocksdb_ledger_is_on_disk_under_the_data_dir_and_writes_only_acked_values(
+    tmp_path: Path,
+) -> None:
+    store = ledger_on("rocksdb", tmp_path).data
+    assert isinstance(store, AckedRocksDBStore)
+    assert store.partition_path(2).is_relative_to(tmp_path)
+    assert store.partition_path(2).name == "completions-2.db"
+    assert store.rocksdb_options.block_cache_size == 32 << 20  # not Faust's 2 GiB
+
+
+def test_memory_ledger_is_faust_own_store(tmp_path: Path) -> None:
+    store = ledger_on("memory", tmp_path).data
+    assert type(store) is MemoryStore
+    assert store.persisted_offset(TP("x.completed", 0)) is None  # every start re-reads it all
