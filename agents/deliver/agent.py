@@ -9,7 +9,7 @@ from agents.deliver.cloudevents import completion_headers, data_schema, event_so
 from agents.deliver.completion import completion, crashed, ends_request, status_for_unapproved
 from agents.deliver.deliver_one import deliver_approved, earlier_completion
 from agents.deliver.destinations import load_destinations
-from agents.deliver.ledger import LedgerTable, already_completed
+from agents.deliver.ledger import LedgerTable, already_completed, ledger_storage
 from agents.deliver.metadata.c2pa_manifest import load_c2pa_signing
 from agents.deliver.provenance import Labeller
 from agents.deliver.sinks.retry import RetryingSink
@@ -62,6 +62,7 @@ def install(line: Line) -> None:
         key_type=bytes,
         value_type=bytes,
         partitions=settings.topic_partitions,
+        **ledger_storage(settings.ledger_store),  # on disk: restarts read only what is new
     )
     line.app.tables.add(ledger)
     install_watchdog(line, ledger)  # requests open past their deadline end FAILED
