@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 
 import pytest
 
-from streams.log_limits import LogLimiter
+from streams.log_limits import LogLimiter, install_log_limits
 
 
 class FakeClock:
@@ -105,6 +106,33 @@ def test_other_loggers_fold_only_exact_repeats(setup: tuple[LogLimiter, Capture]
         "request r-2 failed: provider.timeout",
         "request r-9 failed: provider.timeout",
     ]
+
+
+def test_object_addresses_do_not_make_a_new_cause(setup: tuple[LogLimiter, Capture]) -> None:
+    _, out = setup
+    for address in ("0x7f5318641cd0", "0x7f5318643e10", "0x7f53185b5190"):
+        APP.error("Unclosed AIOKafkaConsumer\nconsumer: <AIOKafkaConsumer object at %s>", address)
+    assert len(out.lines) == 1
+
+
+def test_our_own_connection_warnings_are_one_cause_during_an_outage(
+    setup: tuple[LogLimiter, Capture], clock: FakeClock
+) -> None:
+    limiter, out = setup
+    for _ in range(3):  # every 5 s, each topic's consumer fails to start again
+        clock.now += 5.0
+        for topic in ("hooks", "hooks.retry.1", "hooks.retry.2"):
+            APP.warning("consumer of %s stopped (%s); restarting", topic, "KafkaConnectionError")
+        limiter.tick()
+    assert limiter.in_outage
+    assert [m for _, _, m in out.lines] == [
+        "Kafka unreachable (consumer of hooks stopped (KafkaConnectionError); restarting); the "
+        "worker keeps retrying and shows only the first line of each client error until Kafka "
+        "answers again",
+        "consumer of hooks stopped (KafkaConnectionError); restarting",
+    ]
+    APP.warning("consumer of %s stopped (%s); restarting", "hooks", "UnknownTopicOrPartition")
+    assert out.lines[-1][2] == "consumer of hooks stopped (UnknownTopicOrPartition); restarting"
 
 
 def test_an_outage_is_one_warning_and_its_end_one_info(
@@ -225,3 +253,29 @@ def test_a_record_seen_by_two_handlers_is_decided_once(clock: FakeClock) -> None
     assert limiter.filter(record), "the second handler must not count it as a repeat"
     again = logging.LogRecord("app", logging.ERROR, __file__, 1, "boom", None, None)
     assert not limiter.filter(again)
+
+
+def test_install_puts_one_limiter_on_every_handler_and_ticks_it() -> None:
+    logger = logging.getLogger("test.log_limits.install")
+    first, second = Capture(), Capture()
+    logger.addHandler(first)
+    logger.addHandler(second)
+    loop = asyncio.new_event_loop()
+    try:
+        limiter = install_log_limits(logger, interval_s=7.0, loop=loop, tick_s=0.0)
+        assert first.filters == [limiter] == second.filters
+        assert limiter.interval_s == 7.0
+        ticked: list[None] = []
+        limiter.tick = lambda: ticked.append(None)  # type: ignore[method-assign]
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.run_until_complete(asyncio.sleep(0))
+        assert ticked, "the limiter is ticked on the worker's loop"
+    finally:
+        loop.close()
+        logger.removeHandler(first)
+        logger.removeHandler(second)
+
+
+def test_settings_must_make_sense() -> None:
+    with pytest.raises(ValueError, match="interval_s"):
+        LogLimiter(interval_s=0)
