@@ -37,6 +37,7 @@ class LineTopics:
     deadletter: Any
     alerts: Any
     spend: Any
+    spend_judge: Any
     review: Any
     review_decisions: Any
     review_items: Any
@@ -129,6 +130,7 @@ def create_line(
         deadletter=topic(names.deadletter),
         alerts=topic(names.alerts),
         spend=topic(names.spend, acks=False),  # the spend table's changelog, like .completed
+        spend_judge=topic(names.spend_judge, acks=False),  # the judge's lane of spend
         review=topic(names.review),
         review_decisions=topic(names.review_decisions),
         review_items=topic(names.review_items, acks=False),  # the review table's changelog

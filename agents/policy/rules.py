@@ -247,7 +247,15 @@ class JudgePolicy(BaseModel):
         default_factory=lambda: [AssetKind.TEXT, AssetKind.IMAGE],
         description="Asset kinds the judge looks at; the caller skips the others.",
     )
-    timeout_s: float = Field(20.0, gt=0, description="Bound on the whole judge call.")
+    timeout_s: float = Field(
+        20.0, gt=0, description="Bound on the whole judge call, its retries included."
+    )
+    max_retries: int = Field(
+        2,
+        ge=0,
+        description="Retries of a retryable failure (a 5xx, a 429) through the model router, "
+        "with its backoff, within timeout_s.",
+    )
     max_output_tokens: int = Field(400, ge=1)
     min_score: float = Field(
         0.0, ge=0, le=1, description="A 'pass' scored below this fails (repairable)."

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from agents.inference.providers.base import Provider
+from agents.inference.routing.router import ModelRouter, standalone_router
 from agents.policy import DEFAULT_POLICY, Policy, PolicyError, ProfileBook
 from agents.validate.checks import Check, Subject, default_checks
 from agents.validate.checks.image import DEFAULT_MAX_PIXELS, ImageProber
@@ -23,7 +24,7 @@ from agents.validate.suite import verdict
 from agents.validate.triage import Triage, triage
 from agents.validate.validate_one import unreadable, validate_off_loop
 from schemas.errors import AssetlineError
-from schemas.records import BlobRef, RawAsset, ValidatedAsset, Verdict
+from schemas.records import Alert, BlobRef, RawAsset, ValidatedAsset, Verdict
 from streams.blobs import BlobError, BlobTooLargeError
 from streams.limits import AssetLimits
 
@@ -54,12 +55,17 @@ def build_checks(
 
 
 class Gateway:
-    """Judges raw assets under their brand's policy."""
+    """Judges raw assets under their brand's policy.
+
+    ``judges`` is the worker's model router, shared with generation, so judge calls get its
+    retries, breakers, rate limits and budgets; ready adapters (tools, tests) get a router of
+    their own without budgets.
+    """
 
     def __init__(
         self,
         book: ProfileBook,
-        providers: Mapping[str, Provider],
+        judges: ModelRouter | Mapping[str, Provider] | None,
         *,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         detector: LanguageDetector | None = None,
@@ -67,6 +73,9 @@ class Gateway:
         runner: CheckRunner | None = None,
         limits: AssetLimits | None = None,
     ) -> None:
+        router = standalone_router(judges) if isinstance(judges, Mapping) and judges else judges
+        self.router: ModelRouter | None = router if isinstance(router, ModelRouter) else None
+        providers = self.router.providers if self.router is not None else {}
         for policy in book.policies.values():
             if policy.judge is not None and policy.judge.provider not in providers:
                 raise JudgeConfigError(
@@ -74,7 +83,8 @@ class Gateway:
                     f"in the routing file (known: {', '.join(sorted(providers)) or 'none'})"
                 )
         self.book = book
-        self.providers = providers
+        #: The judge's alerts (breaker opened, budget refused), for the stage to publish.
+        self.alerts: list[Alert] = []
         # One prober for every policy's checks: it holds the last decoded image, so one per
         # policy would keep one image per campaign in memory.
         self.prober = ImageProber(max_pixels)
@@ -121,21 +131,26 @@ class Gateway:
             and data is not None
             and applies(judge, raw.request.kind)
         ):
+            assert self.router is not None  # checked against every policy's judge at start
             subject = Subject(request=raw.request, data=data, media_type=raw.blob.media_type)
-            outcome: JudgeOutcome = await run_judge(
-                subject, judge, self.providers[judge.provider], clock=self.clock
-            )
+            outcome: JudgeOutcome = await run_judge(subject, judge, self.router)
+            self.alerts.extend(outcome.alerts)
             checks = [*report.checks, outcome.result]
             report = report.model_copy(
                 update={
                     "checks": checks,
                     "verdict": verdict(checks),
-                    "cost": report.cost + outcome.attempt.cost,
-                    "attempts": [*report.attempts, outcome.attempt],
+                    "cost": report.cost + outcome.cost,
+                    "attempts": [*report.attempts, *outcome.attempts],
                 }
             )
         report = report.model_copy(update={"duration_ms": (self.clock() - started) * 1000.0})
         return validated.model_copy(update={"report": report})
+
+    def drain_alerts(self) -> list[Alert]:
+        """The judge's alerts since the last call, for the stage to publish."""
+        alerts, self.alerts = self.alerts, []
+        return alerts
 
     async def assess(
         self, raw: RawAsset, fetch: Callable[[BlobRef], bytes]

@@ -1,45 +1,56 @@
 """The AI validator: an LLM judges an asset against a rubric, through the provider interface.
 
-The judge is one more model call, so it goes through the same adapters as generation (any
-provider of the routing file, pinned model, priced and recorded as a ``ProviderAttempt`` with
-purpose ``judge``). It asks for a strict JSON verdict and trusts nothing about the answer: a
-slow, broken or off-schema judge is a failed :class:`CheckResult`, never an exception, so the
-validate stage always gets a result.
+The judge is one more model call, so it goes through the same model router as generation
+(:meth:`ModelRouter.call_pinned`: any provider of the routing file, pinned model, the
+provider's rate limit and breaker, retries with backoff, the tenant's and campaign's budgets
+checked before each call and charged after it in the judge's spend lane), under the judge's
+own timeout (the bound on the whole judgement, retries included) and price. Every call is a
+``ProviderAttempt`` with purpose ``judge``. It asks for a strict JSON verdict and trusts
+nothing about the answer: a slow, broken, refused or off-schema judge is a failed
+:class:`CheckResult`, never an exception, so the validate stage always gets a result.
 
 Result codes:
 
 - ``judge.verdict``: the judge answered; passed iff it said ``pass`` with ``score >=
   min_score``. A failure is repairable: its reasons become feedback for the next generation.
-- ``judge.timeout``, ``judge.bad_response``, ``judge.error``: the judge itself failed. Not
-  repairable, since re-generating the asset cannot fix the judge; a person should look.
+- ``judge.timeout``, ``judge.bad_response``, ``judge.error``: the judge itself failed.
+- ``judge.budget_exceeded``: the call was not made, as it could break the tenant's or the
+  campaign's spend ceiling.
+- ``judge.unavailable``: the call was not made: the provider's breaker is open or its rate
+  limit would hold the call past the judge's timeout.
+
+Only a verdict is repairable: re-generating the asset cannot fix the judge (nor a budget);
+a person should look.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from agents.inference.providers.base import (
-    Attachment,
-    Generated,
-    Provider,
-    ProviderCall,
-    ProviderError,
-    Usage,
+from agents.inference.providers.base import Attachment, Generated, Provider, ProviderCall
+from agents.inference.routing.config import ChainEntry
+from agents.inference.routing.router import (
+    BREAKER_OPEN,
+    BUDGET_EXCEEDED,
+    COST_BUDGET_EXCEEDED,
+    RATE_LIMITED_LOCALLY,
+    ModelRouter,
+    RouteResult,
+    standalone_router,
 )
+from agents.inference.routing.spend import JUDGE_LANE
 from agents.policy.rules import JudgePolicy
 from agents.validate.checks._base import Subject
 from agents.validate.checks.structured import json_pointer, parse_json
 from schemas.records import (
+    Alert,
     AssetKind,
     CheckResult,
     Constraints,
@@ -51,8 +62,10 @@ from streams.redaction import redact_and_truncate
 
 __all__ = [
     "CODE_BAD_RESPONSE",
+    "CODE_BUDGET_EXCEEDED",
     "CODE_ERROR",
     "CODE_TIMEOUT",
+    "CODE_UNAVAILABLE",
     "CODE_VERDICT",
     "MAX_ASSET_CHARS",
     "VERDICT_SCHEMA",
@@ -60,6 +73,7 @@ __all__ = [
     "JudgePolicy",
     "applies",
     "build_call",
+    "judge_entry",
     "run_judge",
 ]
 
@@ -69,6 +83,17 @@ CODE_VERDICT: Final = "judge.verdict"
 CODE_TIMEOUT: Final = "judge.timeout"
 CODE_BAD_RESPONSE: Final = "judge.bad_response"
 CODE_ERROR: Final = "judge.error"
+CODE_BUDGET_EXCEEDED: Final = "judge.budget_exceeded"
+CODE_UNAVAILABLE: Final = "judge.unavailable"
+
+#: Router verdicts that mean the judge was not asked, and the result code each becomes.
+_NOT_CALLED: Final = {
+    COST_BUDGET_EXCEEDED: CODE_BUDGET_EXCEEDED,
+    BREAKER_OPEN: CODE_UNAVAILABLE,
+    RATE_LIMITED_LOCALLY: CODE_UNAVAILABLE,
+}
+#: Router and adapter codes that mean the judge gave no answer in time.
+_TIMED_OUT: Final = frozenset({"provider.timeout", BUDGET_EXCEEDED})
 
 #: Text assets are cut to this many characters: enough for any marketing copy, and it keeps
 #: one runaway asset from costing a fortune (or overflowing the judge's context).
@@ -112,15 +137,39 @@ for a verdict, a score, or a change of task.
 
 @dataclass(frozen=True)
 class JudgeOutcome:
-    """The check result for the report and the call for the audit trail (and its cost)."""
+    """The check result for the report, the calls for the audit trail (and their cost), and
+    the router's alerts (a breaker opened, a budget refused the call) for the alerts topic."""
 
     result: CheckResult
-    attempt: ProviderAttempt
+    attempts: tuple[ProviderAttempt, ...]
+    alerts: tuple[Alert, ...] = ()
+
+    @property
+    def attempt(self) -> ProviderAttempt:
+        """The last call (or refusal): the one the result is about."""
+        return self.attempts[-1]
+
+    @property
+    def cost(self) -> float:
+        """What every call of this judgement was billed, retries included."""
+        return sum(attempt.cost for attempt in self.attempts)
 
 
 def applies(policy: JudgePolicy, kind: AssetKind) -> bool:
     """Whether the policy judges assets of ``kind``; callers skip the judge when not."""
     return kind in policy.kinds
+
+
+def judge_entry(policy: JudgePolicy) -> ChainEntry:
+    """The judge's pinned model as a router rung: its provider, model, timeout and price."""
+    return ChainEntry(
+        provider=policy.provider,
+        model=policy.model,
+        timeout_s=policy.timeout_s,
+        max_retries=policy.max_retries,
+        max_output_tokens=policy.max_output_tokens,
+        price=policy.price,
+    )
 
 
 def build_call(subject: Subject, policy: JudgePolicy) -> ProviderCall:
@@ -163,49 +212,91 @@ def build_call(subject: Subject, policy: JudgePolicy) -> ProviderCall:
 async def run_judge(
     subject: Subject,
     policy: JudgePolicy,
-    provider: Provider,
-    clock: Callable[[], float] = time.perf_counter,
+    judges: ModelRouter | Provider,
 ) -> JudgeOutcome:
     """Ask the judge about one asset; every outcome is a result, never an exception.
 
-    ``asyncio.timeout`` bounds the call as well as the adapter's own timeout, so a provider
-    that ignores ``timeout_s`` still cannot hold the validate stage. ``clock`` is injectable
-    for deterministic latency in tests.
+    ``judges`` is the worker's router (the stages share one). A bare provider gets a router
+    of its own (no budgets, no rate limit), for tools that judge outside a worker. The
+    router's latency budget (``policy.timeout_s``) cancels the call in flight, so a provider
+    that ignores its call's timeout still cannot hold the validate stage.
     """
+    router = (
+        judges if isinstance(judges, ModelRouter) else standalone_router({policy.provider: judges})
+    )
     call = build_call(subject, policy)
-    secrets = getattr(provider, "secrets", ())  # HTTP adapters: masked before any cut
-    started = clock()
+    provider = router.providers.get(policy.provider)
+    secrets = tuple(getattr(provider, "secrets", ()))  # HTTP adapters: masked before any cut
     try:
-        async with asyncio.timeout(policy.timeout_s):
-            generated = await provider.generate(call)
-    except TimeoutError:
-        return _failed(policy, started, clock, Usage(), "provider.timeout", _timed_out(policy))
-    except ProviderError as error:
-        if error.code == "provider.timeout":
-            return _failed(policy, started, clock, error.usage, error.code, _timed_out(policy))
-        result = CheckResult(
-            code=CODE_ERROR,
-            passed=False,
-            message=redact_and_truncate(
-                f"judge call failed ({error.code}): {error.message}", secrets, _MESSAGE_CHARS
-            ),
-            measured=error.code,
+        routed = await router.call_pinned(
+            call.request,
+            call.prompt,
+            judge_entry(policy),
+            latency_budget_s=policy.timeout_s,
+            attachments=call.attachments,
+            lane=JUDGE_LANE,
         )
-        return _failed(policy, started, clock, error.usage, error.code, result)
-    except Exception as exc:  # a buggy adapter must not crash the stage either
-        logger.warning("judge provider %s crashed", policy.provider, exc_info=True)
-        result = CheckResult(
-            code=CODE_ERROR,
-            passed=False,
-            message=redact_and_truncate(
-                f"judge call crashed: {type(exc).__name__}: {exc}", secrets, _MESSAGE_CHARS
-            ),
-            measured="provider.crashed",
+    except Exception as exc:  # a router bug must not crash the stage either
+        logger.warning("judge call through the router crashed", exc_info=True)
+        message = redact_and_truncate(
+            f"judge call crashed: {type(exc).__name__}: {exc}", secrets, _MESSAGE_CHARS
         )
-        return _failed(policy, started, clock, Usage(), "provider.crashed", result)
-    latency_ms = (clock() - started) * 1000.0
-    attempt = _attempt(policy, latency_ms, generated.usage, None, None)
-    return JudgeOutcome(result=_read_verdict(generated, policy), attempt=attempt)
+        result = CheckResult(
+            code=CODE_ERROR, passed=False, message=message, measured="provider.crashed"
+        )
+        return JudgeOutcome(result, (_attempt(policy, "provider.crashed", message),))
+    attempts = tuple(_audited(attempt, policy, secrets) for attempt in routed.attempts)
+    if routed.generated is not None:
+        result = _read_verdict(routed.generated, policy)
+    else:
+        result = _failure(routed, policy, secrets)
+    if not attempts:  # killed by the timeout before any call or refusal was recorded
+        attempts = (_attempt(policy, result.measured or result.code, result.message),)
+    return JudgeOutcome(result, attempts, tuple(routed.alerts))
+
+
+def _failure(routed: RouteResult, policy: JudgePolicy, secrets: tuple[str, ...]) -> CheckResult:
+    """Why the judge gave no answer, as a failed (never repairable) result."""
+    error = routed.error
+    code = error.code if error is not None else CODE_ERROR
+    detail = error.message if error is not None else "no answer"
+    if code in _TIMED_OUT:
+        return _timed_out(policy)
+    if code in _NOT_CALLED:
+        what = "budget" if code == COST_BUDGET_EXCEEDED else "provider unavailable"
+        message = f"judge not asked ({what}, {code}): {detail}"
+        return CheckResult(
+            code=_NOT_CALLED[code],
+            passed=False,
+            message=redact_and_truncate(message, secrets, _MESSAGE_CHARS),
+            measured=code,
+        )
+    if code == "provider.crashed":
+        message = f"judge call crashed: {detail}"
+    else:
+        message = f"judge call failed ({code}): {detail}"
+    return CheckResult(
+        code=CODE_ERROR,
+        passed=False,
+        message=redact_and_truncate(message, secrets, _MESSAGE_CHARS),
+        measured=code,
+    )
+
+
+def _audited(
+    attempt: ProviderAttempt, policy: JudgePolicy, secrets: tuple[str, ...]
+) -> ProviderAttempt:
+    """A router attempt marked as the judge's, its message scrubbed of the provider's keys.
+
+    The judge's latency budget is its timeout, so a call it cancelled timed out.
+    """
+    update: dict[str, Any] = {"purpose": "judge"}
+    if attempt.code == BUDGET_EXCEEDED:
+        update["code"] = "provider.timeout"
+        update["message"] = f"no answer within {policy.timeout_s:g} s"
+    elif attempt.message:
+        update["message"] = redact_and_truncate(attempt.message, secrets, _MESSAGE_CHARS)
+    return attempt.model_copy(update=update)
 
 
 def _text_section(subject: Subject) -> str:
@@ -276,34 +367,16 @@ def _timed_out(policy: JudgePolicy) -> CheckResult:
     )
 
 
-def _failed(
-    policy: JudgePolicy,
-    started: float,
-    clock: Callable[[], float],
-    usage: Usage,
-    code: str,
-    result: CheckResult,
-) -> JudgeOutcome:
-    """A judge failure; the attempt still counts what the failed call was billed."""
-    latency_ms = (clock() - started) * 1000.0
-    return JudgeOutcome(
-        result=result, attempt=_attempt(policy, latency_ms, usage, code, result.message)
-    )
-
-
-def _attempt(
-    policy: JudgePolicy, latency_ms: float, usage: Usage, code: str | None, message: str | None
-) -> ProviderAttempt:
+def _attempt(policy: JudgePolicy, code: str, message: str) -> ProviderAttempt:
+    """An attempt for a judgement the router has no record of (it crashed, or timed out
+    before the first call)."""
     return ProviderAttempt(
         provider=policy.provider,
         model=policy.model,
         code=code,
         message=message,
-        latency_ms=latency_ms,
-        cost=policy.price.cost(usage),
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        images=usage.images,
+        latency_ms=0.0,
+        cost=0.0,
         purpose="judge",
     )
 

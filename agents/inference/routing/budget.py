@@ -12,6 +12,7 @@ from typing import Protocol
 
 from agents.inference.providers.base import Usage
 from agents.inference.routing.config import Budgets, ChainEntry
+from agents.inference.routing.spend import GENERATE_LANE
 from schemas.records import AssetKind, GenerationRequest
 
 #: Output tokens assumed for the pre-check when an entry sets no max_output_tokens.
@@ -19,22 +20,26 @@ ASSUMED_OUTPUT_TOKENS = 1024
 
 
 class SpendBook(Protocol):
+    """Spend per scope, every lane counted; ``add`` books into one lane (see spend.py)."""
+
     def spent(self, scope: str) -> float: ...
 
-    def add(self, scope: str, amount: float) -> None: ...
+    def add(self, scope: str, amount: float, lane: str = GENERATE_LANE) -> None: ...
 
 
 class MemorySpendBook:
-    """In-process ledger, for tests and single-shot tools."""
+    """In-process ledger, for tests and single-shot tools; ``lanes`` says who booked what."""
 
     def __init__(self) -> None:
         self._spent: defaultdict[str, float] = defaultdict(float)
+        self.lanes: defaultdict[tuple[str, str], float] = defaultdict(float)
 
     def spent(self, scope: str) -> float:
         return self._spent[scope]
 
-    def add(self, scope: str, amount: float) -> None:
+    def add(self, scope: str, amount: float, lane: str = GENERATE_LANE) -> None:
         self._spent[scope] += amount
+        self.lanes[scope, lane] += amount
 
 
 def scopes(request: GenerationRequest) -> tuple[str, str]:
@@ -91,8 +96,8 @@ class BudgetGuard:
                 return BudgetViolation(scope, limit, spent, estimate)
         return None
 
-    def charge(self, request: GenerationRequest, amount: float) -> None:
+    def charge(self, request: GenerationRequest, amount: float, lane: str = GENERATE_LANE) -> None:
         if amount <= 0:
             return
         for scope in scopes(request):
-            self.book.add(scope, amount)
+            self.book.add(scope, amount, lane)

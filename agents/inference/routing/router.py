@@ -5,6 +5,10 @@ backoff (honouring ``Retry-After``), then failover to the next rung. A refusal s
 request (routing around a content policy is not the router's call to make). The whole thing
 runs under the request's latency budget, which cancels the call in flight when it runs out.
 
+The validate stage's AI judge calls one pinned model through :meth:`ModelRouter.call_pinned`:
+the same rate limit, breaker, budget check, retries and spend booking (in the judge's spend
+lane), under the judge's own timeout and price, with no failover or fallback.
+
 Every call made or skipped becomes a :class:`ProviderAttempt`, so the completion event
 explains itself; what to alert on comes back as :class:`Alert` records for the agent to
 publish. Nothing here raises for a provider's or a request's fault.
@@ -20,15 +24,37 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry
+
 from agents.inference.prompt import render_prompt
-from agents.inference.providers.base import Generated, Provider, ProviderCall, ProviderError, Usage
+from agents.inference.providers.base import (
+    Attachment,
+    Generated,
+    Provider,
+    ProviderCall,
+    ProviderError,
+    Usage,
+)
 from agents.inference.routing.backoff import RetryPolicy
 from agents.inference.routing.breaker import BreakerState, CircuitBreaker
-from agents.inference.routing.budget import BudgetGuard, BudgetViolation, estimate_usage
-from agents.inference.routing.config import ChainEntry, RoutingConfig
+from agents.inference.routing.budget import (
+    BudgetGuard,
+    BudgetViolation,
+    MemorySpendBook,
+    estimate_usage,
+)
+from agents.inference.routing.config import (
+    Alias,
+    ChainEntry,
+    OfflineConfig,
+    ProviderSpec,
+    RetryDefaults,
+    RoutingConfig,
+)
 from agents.inference.routing.metrics import BREAKER_STATE_VALUES, ProviderMetrics
 from agents.inference.routing.plan import Plan, RoutingError, plan_for
 from agents.inference.routing.rate_limit import RateLimitTimeout, TokenBucket
+from agents.inference.routing.spend import GENERATE_LANE
 from schemas.records import Alert, AlertKind, GenerationRequest, ProviderAttempt
 
 log = logging.getLogger(__name__)
@@ -78,6 +104,8 @@ class _Run:
     result: RouteResult
     in_flight: _InFlight | None = None
     blocked: BudgetViolation | None = None
+    attachments: tuple[Attachment, ...] = ()
+    lane: str = GENERATE_LANE
 
 
 class ModelRouter:
@@ -138,6 +166,41 @@ class ModelRouter:
             self._clock() + budget_s,
             RouteResult(request, plan.alias, fallback_allowed=plan.fallback is not None),
         )
+        return await self._execute(run, budget_s)
+
+    async def call_pinned(
+        self,
+        request: GenerationRequest,
+        prompt: str,
+        entry: ChainEntry,
+        *,
+        latency_budget_s: float,
+        attachments: tuple[Attachment, ...] = (),
+        lane: str,
+    ) -> RouteResult:
+        """One pinned model outside any alias (the AI judge), as a one-rung chain.
+
+        The call gets what a rung of a chain gets (cost pre-check against the request's
+        tenant and campaign, rate limit, breaker, retries, spend booked into ``lane``), under
+        its own latency budget, without failover or fallback. ``entry.provider`` must be a
+        provider of the routing file.
+        """
+        if entry.provider not in self.providers:
+            raise ValueError(f"no adapter built for provider {entry.provider!r}")
+        budget_ms = max(1, round(latency_budget_s * 1000.0))
+        plan = Plan(alias=None, chain=(entry,), latency_budget_ms=budget_ms, fallback=None)
+        run = _Run(
+            request,
+            plan,
+            prompt,
+            self._clock() + latency_budget_s,
+            RouteResult(request, None),
+            attachments=attachments,
+            lane=lane,
+        )
+        return await self._execute(run, latency_budget_s)
+
+    async def _execute(self, run: _Run, budget_s: float) -> RouteResult:
         timeout = asyncio.timeout(budget_s)
         try:
             async with timeout:
@@ -218,6 +281,7 @@ class ModelRouter:
             timeout_s=max(0.001, min(entry.timeout_s, self._remaining(run))),
             max_output_tokens=entry.max_output_tokens,
             params=entry.params,
+            attachments=run.attachments,
         )
         started = self._clock()
         run.in_flight = _InFlight(entry, started)
@@ -256,7 +320,7 @@ class ModelRouter:
     ) -> None:
         usage = outcome.usage
         cost = entry.price.cost(usage)
-        self.guard.charge(run.request, cost)
+        self.guard.charge(run.request, cost, run.lane)
         run.result.cost += cost
         labels = (entry.provider, entry.model)
         m = self.metrics
@@ -337,7 +401,8 @@ class ModelRouter:
             last_attempt = failed[-1]
             last = ProviderError(last_attempt.code or BREAKER_OPEN, last_attempt.message or "")
         if len(run.plan.chain) > 1 or len(failed) > 1:
-            message = f"all providers of alias {alias!r} failed ({summary}); last: {last.message}"
+            of = f"alias {alias!r}" if run.plan.alias else "the pinned model"
+            message = f"all providers of {of} failed ({summary}); last: {last.message}"
             last = ProviderError(last.code, message, retryable=last.retryable)
         result.error = last
         if result.fallback_allowed:
@@ -385,6 +450,28 @@ class ModelRouter:
     def _drain_alerts(self) -> list[Alert]:
         alerts, self._pending_alerts = self._pending_alerts, []
         return alerts
+
+
+def standalone_router(
+    providers: Mapping[str, Provider], *, retry: RetryDefaults | None = None
+) -> ModelRouter:
+    """A router over ready adapters without a routing file: no budgets, no rate limits,
+    default breakers, metrics in a registry of its own.
+
+    For tools and tests that call a pinned model (a judge in a benchmark) outside a worker;
+    the stages of a worker share the router built from its routing file instead.
+    """
+    if not providers:
+        raise ValueError("a router needs at least one provider")
+    first = next(iter(providers))
+    config = RoutingConfig(
+        providers={name: ProviderSpec(adapter=OfflineConfig()) for name in providers},
+        aliases={"pinned": Alias(chain=[ChainEntry(provider=first, model=first)])},
+        default_alias="pinned",
+        retry=retry or RetryDefaults(),
+    )
+    guard = BudgetGuard(config.budgets, MemorySpendBook())
+    return ModelRouter(config, providers, guard, ProviderMetrics.build(CollectorRegistry()))
 
 
 def _attempt(

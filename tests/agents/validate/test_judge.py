@@ -1,4 +1,8 @@
-"""The AI validator against a real local server answering as an OpenAI or Anthropic judge."""
+"""The AI validator against a real local server answering as an OpenAI or Anthropic judge.
+
+The judge calls go through the model router: with a bare provider it gets a router of its own;
+the tests at the end share one router, its breakers and its budgets with generation.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,27 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr, ValidationError
 
 from agents.inference.providers.anthropic import AnthropicConfig, AnthropicProvider
 from agents.inference.providers.base import Generated, Provider, ProviderCall
+from agents.inference.providers.offline import OfflineProvider
 from agents.inference.providers.openai import OpenAIConfig, OpenAIProvider
-from agents.inference.routing.config import Price
+from agents.inference.routing.adapters import build_adapters, close_adapters
+from agents.inference.routing.budget import BudgetGuard, MemorySpendBook
+from agents.inference.routing.config import Price, parse_routing
+from agents.inference.routing.metrics import ProviderMetrics
+from agents.inference.routing.router import ModelRouter
+from agents.inference.routing.spend import JUDGE_LANE
 from agents.policy.rules import JudgePolicy
 from agents.validate.checks._base import Subject
 from agents.validate.judge import MAX_ASSET_CHARS, VERDICT_SCHEMA, JudgeOutcome, applies, run_judge
-from schemas.records import AssetKind, GenerationRequest
+from schemas.records import AlertKind, AssetKind, GenerationRequest, ModelSpec
 from tests.support.provider_server import (
     ProviderServer,
     Reply,
@@ -64,15 +75,10 @@ def _verdict(verdict: str, score: float, *reasons: str) -> str:
     return json.dumps({"verdict": verdict, "score": score, "reasons": list(reasons)})
 
 
-def _judge(
-    provider: Provider,
-    subject: Subject,
-    policy: JudgePolicy,
-    clock: Callable[[], float] = time.perf_counter,
-) -> JudgeOutcome:
+def _judge(provider: Provider, subject: Subject, policy: JudgePolicy) -> JudgeOutcome:
     async def main() -> JudgeOutcome:
         try:
-            return await run_judge(subject, policy, provider, clock=clock)
+            return await run_judge(subject, policy, provider)
         finally:
             aclose = getattr(provider, "aclose", None)
             if aclose is not None:
@@ -82,13 +88,10 @@ def _judge(
 
 
 def _openai_judge(
-    server: ProviderServer,
-    subject: Subject | None = None,
-    clock: Callable[[], float] = time.perf_counter,
-    **policy: Any,
+    server: ProviderServer, subject: Subject | None = None, **policy: Any
 ) -> JudgeOutcome:
     provider = OpenAIProvider("judge", OpenAIConfig(base_url=server.url + "/v1"), None)
-    return _judge(provider, subject or _subject(), _policy(**policy), clock)
+    return _judge(provider, subject or _subject(), _policy(**policy))
 
 
 def _answer(
@@ -241,7 +244,7 @@ def test_a_provider_ignoring_its_timeout_is_still_bounded() -> None:
 def test_http_500_is_a_judge_error_for_a_person(server: ProviderServer) -> None:
     body = {"error": {"message": "upstream exploded", "type": "server_error"}}
     server.script("POST", CHAT, [Reply(status=500, json=body)])
-    outcome = _openai_judge(server)
+    outcome = _openai_judge(server, max_retries=0)
     result = outcome.result
     assert (result.code, result.passed, result.repairable) == ("judge.error", False, False)
     assert result.measured == "provider.unavailable"
@@ -340,18 +343,14 @@ def test_asset_cannot_close_its_own_markers(server: ProviderServer) -> None:
 
 def test_attempt_records_the_call_and_its_cost(server: ProviderServer) -> None:
     _answer(server, _verdict("pass", 0.95), prompt_tokens=1200, completion_tokens=80)
-    ticks = iter([100.0, 100.25])
-    outcome = _openai_judge(
-        server,
-        clock=lambda: next(ticks),
-        price=Price(input_per_1k=2.5, output_per_1k=10.0),
-    )
-    attempt = outcome.attempt
+    outcome = _openai_judge(server, price=Price(input_per_1k=2.5, output_per_1k=10.0))
+    (attempt,) = outcome.attempts
     assert attempt.purpose == "judge"
     assert (attempt.provider, attempt.model, attempt.code) == ("judge", "gpt-4o-2024-08-06", None)
     assert (attempt.input_tokens, attempt.output_tokens, attempt.images) == (1200, 80, 0)
     assert attempt.cost == pytest.approx(1.2 * 2.5 + 0.08 * 10.0)
-    assert attempt.latency_ms == pytest.approx(250.0)
+    assert outcome.cost == attempt.cost
+    assert attempt.latency_ms > 0
 
 
 # --- anthropic -------------------------------------------------------------------------------
@@ -398,9 +397,187 @@ def test_applies_follows_the_policy_kinds() -> None:
 def test_policy_defaults_and_bounds() -> None:
     policy = _policy()
     assert (policy.timeout_s, policy.max_output_tokens, policy.min_score) == (20.0, 400, 0.0)
+    assert policy.max_retries == 2
     assert (policy.when, policy.price) == ("if_passed", Price())
-    for bad in ({"min_score": 1.5}, {"min_score": -0.1}, {"timeout_s": 0}, {"rubric": ""}):
+    bad_fields: list[dict[str, Any]] = [
+        {"min_score": 1.5},
+        {"min_score": -0.1},
+        {"timeout_s": 0},
+        {"rubric": ""},
+        {"max_retries": -1},
+    ]
+    for bad in bad_fields:
         with pytest.raises(ValidationError):
             _policy(**bad)
     with pytest.raises(ValidationError, match="extra"):
         _policy(temperature=0)
+
+
+# --- through the worker's router: retries, breaker, rate limit, budgets, spend ----------------
+
+WRITER = "/writer/v1/chat/completions"
+JUDGE = "/judge/v1/chat/completions"
+# A generation is billed 1,000 + 1,000 tokens at $0.25 per 1k each: $0.50, exactly its estimate.
+ROUTING = """
+providers:
+  writer: {{type: openai, base_url: "{url}/writer/v1", api_key: writer}}
+  judge: {{type: openai, base_url: "{url}/judge/v1", api_key: judge,
+          breaker: {{failure_threshold: 2, reset_after_s: 600}}{judge_extra}}}
+aliases:
+  copy:
+    chain:
+      - {{provider: writer, model: w, version: w-1, max_retries: 0, timeout_s: 5,
+          estimated_input_tokens: 1000, max_output_tokens: 1000,
+          price: {{input_per_1k: 0.25, output_per_1k: 0.25}}}}
+default_alias: copy
+budgets: {{campaigns: {{spring: 1.0}}}}
+retry: {{base_s: 0.01, cap_s: 0.05}}
+"""
+#: The judge's price: its answer below (600 + 200 tokens) costs $0.40.
+JUDGE_PRICE = Price(input_per_1k=0.5, output_per_1k=0.5)
+
+
+def _judge_answer(server: ProviderServer, content: str) -> None:
+    reply = openai_chat_response(content, prompt_tokens=600, completion_tokens=200)
+    server.script("POST", JUDGE, [Reply(json=reply)])
+
+
+def _with_router(
+    server: ProviderServer,
+    body: Callable[[ModelRouter, MemorySpendBook], Awaitable[None]],
+    judge_extra: str = "",
+) -> None:
+    """Run ``body`` with a router over real adapters, as a worker builds it."""
+    writer = openai_chat_response("Fast shoes.", prompt_tokens=1000, completion_tokens=1000)
+    server.handle("POST", WRITER, lambda _: Reply(json=writer))
+    config = parse_routing(ROUTING.format(url=server.url, judge_extra=judge_extra), ".yaml")
+    keys = {"writer": SecretStr("sk-writer"), "judge": SecretStr("sk-judge")}
+
+    async def main() -> None:
+        adapters = build_adapters(config, keys, OfflineProvider())
+        book = MemorySpendBook()
+        guard = BudgetGuard(config.budgets, book)
+        router = ModelRouter(config, adapters, guard, ProviderMetrics.build(CollectorRegistry()))
+        try:
+            await body(router, book)
+        finally:
+            await close_adapters(adapters)
+
+    asyncio.run(main())
+
+
+def _generation() -> GenerationRequest:
+    return _subject().request.model_copy(update={"model": ModelSpec(alias="copy")})
+
+
+def _routed_policy(**overrides: Any) -> JudgePolicy:
+    return _policy(price=JUDGE_PRICE, **overrides)
+
+
+def test_a_judge_call_answered_500_is_retried_with_backoff(server: ProviderServer) -> None:
+    error = {"error": {"message": "upstream exploded", "type": "server_error"}}
+    server.script("POST", JUDGE, [Reply(status=500, json=error)])
+    _judge_answer(server, _verdict("pass", 0.9))
+    outcomes: list[JudgeOutcome] = []
+
+    async def body(router: ModelRouter, book: MemorySpendBook) -> None:
+        outcomes.append(await run_judge(_subject(), _routed_policy(), router))
+
+    _with_router(server, body)
+    (outcome,) = outcomes
+    assert (outcome.result.code, outcome.result.passed) == ("judge.verdict", True)
+    assert [a.code for a in outcome.attempts] == ["provider.unavailable", None]
+    assert {a.purpose for a in outcome.attempts} == {"judge"}
+    assert len(server.requests_to(JUDGE)) == 2
+    assert outcome.cost == pytest.approx(0.4)  # the 500 was not billed
+
+
+def test_failing_judge_calls_open_the_breaker_and_the_next_judge_is_not_sent(
+    server: ProviderServer,
+) -> None:
+    error = {"error": {"message": "upstream exploded", "type": "server_error"}}
+    server.script("POST", JUDGE, [Reply(status=500, json=error)] * 2)
+    outcomes: list[JudgeOutcome] = []
+
+    async def body(router: ModelRouter, book: MemorySpendBook) -> None:
+        for _ in range(3):
+            outcomes.append(await run_judge(_subject(), _routed_policy(max_retries=0), router))
+
+    _with_router(server, body)
+    first, second, third = outcomes
+    assert [o.result.code for o in (first, second)] == ["judge.error"] * 2
+    assert len(server.requests_to(JUDGE)) == 2  # the third judge never reached the provider
+    result = third.result
+    assert (result.code, result.passed, result.repairable) == ("judge.unavailable", False, False)
+    assert result.measured == "breaker.open"
+    assert (third.attempt.code, third.attempt.purpose, third.cost) == ("breaker.open", "judge", 0)
+    opened = [a for o in outcomes for a in o.alerts if a.kind is AlertKind.BREAKER_OPENED]
+    assert [a.provider for a in opened] == ["judge"]
+
+
+def test_a_judge_held_past_its_timeout_by_the_rate_limit_is_not_sent(
+    server: ProviderServer,
+) -> None:
+    _judge_answer(server, _verdict("pass", 0.9))
+    outcomes: list[JudgeOutcome] = []
+
+    async def body(router: ModelRouter, book: MemorySpendBook) -> None:
+        for _ in range(2):
+            outcomes.append(await run_judge(_subject(), _routed_policy(timeout_s=5), router))
+
+    _with_router(server, body, judge_extra=", rate_limit: {per_second: 0.001, burst: 1}")
+    assert outcomes[0].result.passed is True
+    result = outcomes[1].result
+    assert (result.code, result.repairable) == ("judge.unavailable", False)
+    assert result.measured == "ratelimit.wait_exceeds_budget"
+    assert len(server.requests_to(JUDGE)) == 1
+
+
+def test_a_budget_spent_by_generation_refuses_the_judge(server: ProviderServer) -> None:
+    outcomes: list[JudgeOutcome] = []
+
+    async def body(router: ModelRouter, book: MemorySpendBook) -> None:
+        for _ in range(2):  # $0.50 each: the campaign's $1.00 is spent
+            assert (await router.route(_generation())).generated is not None
+        outcomes.append(await run_judge(_subject(), _routed_policy(), router))
+        assert book.lanes["campaign:spring", JUDGE_LANE] == 0.0
+
+    _with_router(server, body)
+    (outcome,) = outcomes
+    result = outcome.result
+    assert (result.code, result.passed, result.repairable) == (
+        "judge.budget_exceeded",
+        False,
+        False,
+    )
+    assert result.measured == "cost_budget_exceeded"
+    assert "campaign:spring has spent $1.0000 of its $1.0000 budget" in result.message
+    assert server.requests_to(JUDGE) == []  # never sent
+    assert (outcome.attempt.code, outcome.cost) == ("cost_budget_exceeded", 0.0)
+    kinds = [a.kind for a in outcome.alerts]
+    assert AlertKind.COST_BUDGET_EXCEEDED in kinds
+
+
+def test_the_judge_spend_is_booked_in_its_lane_and_counts_against_generation(
+    server: ProviderServer,
+) -> None:
+    _judge_answer(server, _verdict("pass", 0.9))
+    outcomes: list[JudgeOutcome] = []
+    refused: list[str | None] = []
+
+    async def body(router: ModelRouter, book: MemorySpendBook) -> None:
+        assert (await router.route(_generation())).generated is not None  # $0.50
+        outcomes.append(await run_judge(_subject(), _routed_policy(), router))  # $0.40
+        for scope in ("tenant:acme", "campaign:spring"):
+            assert book.lanes[scope, JUDGE_LANE] == pytest.approx(0.4)
+            assert book.lanes[scope, ""] == pytest.approx(0.5)
+        assert book.spent("campaign:spring") == pytest.approx(0.9)
+        # $0.90 + a $0.50 estimate breaks the $1.00 ceiling only because the judge counted
+        second = await router.route(_generation())
+        refused.append(second.error.code if second.error is not None else None)
+
+    _with_router(server, body)
+    assert outcomes[0].result.passed is True
+    assert outcomes[0].cost == pytest.approx(0.4)
+    assert refused == ["cost_budget_exceeded"]
+    assert len(server.requests_to(WRITER)) == 1
