@@ -40,6 +40,7 @@ class TopicNames:
     deadletter: str
     alerts: str
     spend: str
+    spend_judge: str
     review: str
     review_decisions: str
     review_items: str
@@ -57,6 +58,7 @@ class TopicNames:
             deadletter=f"{prefix}.deadletter",
             alerts=f"{prefix}.alerts",
             spend=f"{prefix}.spend",
+            spend_judge=f"{prefix}.spend.judge",
             review=f"{prefix}.review",
             review_decisions=f"{prefix}.review.decisions",
             review_items=f"{prefix}.review.items",
@@ -67,7 +69,7 @@ class TopicNames:
     def compacted(self) -> tuple[str, ...]:
         """Topics whose latest value per key is all that matters: table changelogs, and the
         endpoints disabled by a 410 Gone (read whole by every notify worker at start)."""
-        return (self.spend, self.review_items, self.webhooks_disabled)
+        return (self.spend, self.spend_judge, self.review_items, self.webhooks_disabled)
 
     def all(self) -> tuple[str, ...]:
         return (
@@ -79,6 +81,7 @@ class TopicNames:
             self.alerts,
             self.deadletter,
             self.spend,
+            self.spend_judge,
             self.review,
             self.review_decisions,
             self.review_items,

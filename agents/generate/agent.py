@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import faust
-from aiokafka.errors import KafkaError
-
 from agents.generate.generate_one import crashed, generate_asset, refused
-from agents.inference.providers.offline import OfflineProvider
-from agents.inference.routing.adapters import build_adapters, close_adapters
-from agents.inference.routing.budget import BudgetGuard
-from agents.inference.routing.config import load_routing
 from agents.inference.routing.fallback import FallbackAssets
-from agents.inference.routing.metrics import ProviderMetrics
-from agents.inference.routing.router import ModelRouter
-from agents.inference.routing.spend import SpendView, TableSpendBook
+from agents.inference.routing.spend import GENERATE_LANE
+from agents.inference.worker import book_lane, worker_inference
 from agents.tenants import Gatekeeper
 from schemas.records import GenerationRequest
-from streams.kafka import open_topic_reader
 from streams.limits import AssetLimits
 from streams.stage_io import CrashOutcome, StageIO, message_headers
 
@@ -33,43 +22,18 @@ STAGE = "generate"
 log = logging.getLogger(__name__)
 
 
-def _current_partition() -> int:
-    event = faust.current_event()
-    if event is None:
-        raise RuntimeError("spend can only be booked while an event is being processed")
-    return int(event.message.partition)
-
-
 def install(line: Line) -> None:
     settings = line.settings
     io = StageIO(line, STAGE)
     codecs = line.codecs
-    # Rendering is CPU-bound; Pillow releases the GIL while encoding, so a few threads overlap
-    # rendering with Kafka I/O without starving the event loop.
-    renderers = ThreadPoolExecutor(settings.render_threads, thread_name_prefix="render")
     limits = AssetLimits.from_settings(settings)
-    offline = OfflineProvider(
-        max_pixels=settings.max_image_pixels,
-        max_side=settings.max_image_side,
-        executor=renderers,
-        limits=limits,
-    )
-    config = load_routing(settings.routing_file)  # a bad file fails the start, loudly
+    # One router and spend ledger per worker, shared with the validate stage's judge (built
+    # here or by validate); a bad routing file or a missing key fails the start, loudly.
+    inference = worker_inference(line)
+    book_lane(line, GENERATE_LANE)
     gatekeeper = Gatekeeper.from_settings(settings)  # so does a bad tenants file
-    adapters = build_adapters(config, settings.api_keys, offline)
-    spend = line.app.Table(
-        "spend",
-        changelog_topic=line.topics.spend,
-        key_type=str,
-        value_type=float,
-        partitions=settings.topic_partitions,
-    )
-    view = SpendView()
-    book = TableSpendBook(spend, settings.topic_partitions, _current_partition, view.totals)
-    router = ModelRouter(
-        config, adapters, BudgetGuard(config.budgets, book), ProviderMetrics.build(line.registry)
-    )
-    fallbacks = FallbackAssets(config, offline)
+    router = inference.router
+    fallbacks = FallbackAssets(inference.config, inference.offline)
 
     def ends_crashed(request: GenerationRequest, cost: float = 0.0) -> CrashOutcome:
         """A crash from here on ends the request FAILED (``stage.crashed``) through deliver."""
@@ -118,25 +82,3 @@ def install(line: Line) -> None:
                     await io.send(line.topics.alerts, alert.alert_id, value, "alerts")
                 output = "raw" if raw.error is None else "raw.error"
                 await io.send(line.topics.raw, request.request_id, codecs.raw.encode(raw), output)
-
-    @line.app.task  # type: ignore[untyped-decorator]
-    async def follow_spend() -> None:
-        """Other workers' spend, so a budget holds across the whole group, not per worker."""
-        while True:
-            try:
-                reader = await open_topic_reader(settings.kafka_bootstrap, line.topics.names.spend)
-                try:
-                    while True:
-                        batch = await reader.getmany(timeout_ms=500)
-                        for records in batch.values():
-                            view.apply((r.key, r.value) for r in records)
-                finally:
-                    await reader.stop()
-            except KafkaError as exc:
-                log.warning("spend follower lost the broker (%s); reconnecting", exc)
-                await asyncio.sleep(1.0)
-
-    @line.app.on_before_shutdown.connect
-    async def _close_pools(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        await close_adapters(adapters)
-        renderers.shutdown(wait=False)

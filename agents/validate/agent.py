@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agents.inference.providers.base import Provider
-from agents.inference.providers.offline import OfflineProvider
-from agents.inference.routing.adapters import build_adapters, close_adapters
-from agents.inference.routing.config import load_routing, routing_source
+from agents.inference.routing.config import routing_source
+from agents.inference.routing.router import ModelRouter
+from agents.inference.routing.spend import JUDGE_LANE
+from agents.inference.worker import book_lane, worker_inference
 from agents.policy import load_profiles
 from agents.tenants import Gatekeeper
 from agents.validate.checks.terms import default_detector
@@ -37,16 +37,21 @@ def install(line: Line) -> None:
     topics = line.topics
     book = load_profiles(settings.profiles_dir)  # a bad profile fails the start, loudly
     judged = any(policy.judge is not None for policy in book.policies.values())
-    # The judge reaches providers through the routing file, like generation does; a profile
-    # naming a provider the file lacks fails the start in one line naming both files.
-    providers: dict[str, Provider] = {}
+    # The judge calls providers through the worker's model router, shared with generation
+    # (retries, breakers, rate limits, budgets), and books its spend in the judge's lane of
+    # the spend ledger; a profile naming a provider the routing file lacks fails the start
+    # in one line naming both files.
+    router: ModelRouter | None = None
     if judged:
-        routing = load_routing(settings.routing_file)
-        book.require_judge_providers(routing.providers, routing_source(settings.routing_file))
-        providers = build_adapters(routing, settings.api_keys, OfflineProvider())
+        inference = worker_inference(line)
+        book.require_judge_providers(
+            inference.config.providers, routing_source(settings.routing_file)
+        )
+        book_lane(line, JUDGE_LANE)
+        router = inference.router
     gateway = Gateway(
         book,
-        providers,
+        router,
         max_pixels=settings.max_image_pixels,
         detector=default_detector(),
         runner=CheckRunner(settings.check_timeout_s),
@@ -76,6 +81,9 @@ def install(line: Line) -> None:
                     continue
                 crash.arm(ends_crashed(raw))
                 validated, decision = await gateway.assess(raw, line.blobs.get)
+                for alert in gateway.drain_alerts():  # the judge's breaker or budget
+                    alert_value = codecs.alert.encode(alert)
+                    await io.send(topics.alerts, alert.alert_id, alert_value, "alerts")
                 metrics.observe(validated)
                 key = raw.request.request_id
                 if decision.retry is not None:
@@ -91,7 +99,3 @@ def install(line: Line) -> None:
                     await io.send(topics.approved, key, value, "approved")
                 else:
                     await io.send(topics.rejected, key, value, "rejected")
-
-    @line.app.on_before_shutdown.connect
-    async def _close_judges(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        await close_adapters(providers)

@@ -35,13 +35,14 @@ def test_all_lists_every_topic_once_in_line_order() -> None:
         "p.alerts",
         "p.deadletter",
         "p.spend",
+        "p.spend.judge",
         "p.review",
         "p.review.decisions",
         "p.review.items",
         "p.webhooks",
         "p.webhooks.disabled",
     )
-    assert len(set(names.all())) == 13
+    assert len(set(names.all())) == 14
     assert set(names.all()) == {getattr(names, f.name) for f in dataclasses.fields(names)}
 
 
@@ -86,7 +87,12 @@ def test_deadletter_keeps_messages_longer() -> None:
     deadletter = specs.pop("line.deadletter")
     size = {"max.message.bytes": "1048576"}
     assert deadletter.config == {"cleanup.policy": "delete", "retention.ms": "9000", **size}
-    for compacted in ("line.spend", "line.review.items", "line.webhooks.disabled"):
+    for compacted in (
+        "line.spend",
+        "line.spend.judge",
+        "line.review.items",
+        "line.webhooks.disabled",
+    ):
         assert specs.pop(compacted).config == {"cleanup.policy": "compact", **size}
     assert specs.pop("line.completed").config == {
         "cleanup.policy": "compact",  # the ledger's changelog (test below)
