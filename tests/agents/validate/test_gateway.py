@@ -10,7 +10,7 @@ import json
 import pytest
 from PIL import Image
 
-from agents.inference.providers.base import Generated, Usage
+from agents.inference.providers.base import Generated, ProviderError, Usage
 from agents.policy import DEFAULT_POLICY, Policy, PolicyError, ProfileBook
 from agents.policy.loader import build_policies
 from agents.policy.profile import BrandProfile
@@ -18,6 +18,7 @@ from agents.validate.checks import ImageProber
 from agents.validate.checks.terms import english_words
 from agents.validate.gateway import Gateway, JudgeConfigError, build_checks
 from schemas.records import (
+    AlertKind,
     AssetKind,
     BlobRef,
     Constraints,
@@ -120,6 +121,40 @@ def test_animation_is_refused_unless_the_brand_image_policy_allows_it() -> None:
     allowing = build_checks(allowing_policy, ImageProber(), None)
     (allowed,) = [c for c in allowing if c.code == "image.animated"]
     assert allowed.allow is True  # type: ignore[attr-defined]
+
+
+def test_a_retried_judge_puts_every_call_and_its_cost_in_the_report() -> None:
+    """The judge goes through the router: a 503 is retried, both calls are in the audit trail."""
+    busy = ProviderError("provider.unavailable", "busy", retryable=True, usage=Usage(500, 0))
+    judge = ScriptedProvider("judge", [busy, verdict_json("pass")])
+    gateway = Gateway(book(), {"judge": judge})
+    data = b"Trail shoes that grip. Terms apply."
+    verdict, failed, report = inspect(gateway, raw(AssetKind.TEXT, data, "text/plain"), data)
+    assert (verdict, failed) == (Verdict.PASS, [])
+    assert len(judge.calls) == 2
+    assert [(a.purpose, a.code) for a in report.attempts] == [
+        ("judge", "provider.unavailable"),
+        ("judge", None),
+    ]
+    assert report.cost == pytest.approx(0.5 + (1.0 + 1.0))  # the billed failure counts too
+
+
+def test_the_judge_breaker_alert_is_handed_to_the_stage_once() -> None:
+    down = ProviderError("provider.unavailable", "down", retryable=True)
+    judge = {**PROFILE["judge"], "max_retries": 0}  # type: ignore[dict-item]
+    gateway = Gateway(
+        book({**PROFILE, "judge": judge}), {"judge": ScriptedProvider("judge", [down])}
+    )
+    data = b"Trail shoes that grip. Terms apply."
+    for _ in range(5):  # the default breaker opens after 5 consecutive failures
+        verdict, failed, _ = inspect(gateway, raw(AssetKind.TEXT, data, "text/plain"), data)
+        assert (verdict, failed) == (Verdict.FAIL, ["judge.error"])
+    alerts = gateway.drain_alerts()
+    assert [a.kind for a in alerts].count(AlertKind.BREAKER_OPENED) == 1
+    assert gateway.drain_alerts() == []
+    _, failed, report = inspect(gateway, raw(AssetKind.TEXT, data, "text/plain"), data)
+    assert failed == ["judge.unavailable"]
+    assert report.attempts[-1].code == "breaker.open"
 
 
 def test_a_passing_text_is_judged_and_the_judge_cost_is_recorded() -> None:
