@@ -42,6 +42,7 @@ class LineTopics:
     review_decisions: Any
     review_items: Any
     webhooks: Any
+    generations: Any
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,8 @@ def create_line(
         review_decisions=topic(names.review_decisions),
         review_items=topic(names.review_items, acks=False),  # the review table's changelog
         webhooks=topic(names.webhooks),
+        # The finished-generations table's changelog (agents/generate/finished.py).
+        generations=topic(names.generations, acks=False),
     )
     registry = registry if registry is not None else CollectorRegistry()
     line = Line(

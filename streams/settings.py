@@ -49,6 +49,19 @@ class Settings(BaseSettings):
         DEFAULT_STAGES, description="Which stages this worker runs (all of them by default)."
     )
     generate_concurrency: int = Field(4, ge=1, description="Requests generated at once.")
+    generation_reuse: bool = Field(
+        True,
+        description="Record each finished generation durably before emitting it and reuse it "
+        "when a crash brings the request round again, so a finished provider call is never "
+        "paid twice; off = call the provider again.",
+    )
+    generation_record_retention_ms: int = Field(
+        24 * 3600 * 1000,
+        ge=60_000,
+        description="How long a finished generation is kept for reuse (retention of "
+        "<prefix>.generations and of the worker's in-memory copy, about 0.9 KB per request): "
+        "well above the longest a worker may stay down with requests uncommitted.",
+    )
     render_threads: int = Field(2, ge=1, description="Threads for CPU-bound rendering.")
     validate_concurrency: int = Field(
         4, ge=1, description="Assets validated at once (an AI judge call waits on the network)."

@@ -46,6 +46,7 @@ class TopicNames:
     review_items: str
     webhooks: str
     webhooks_disabled: str
+    generations: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -64,6 +65,7 @@ class TopicNames:
             review_items=f"{prefix}.review.items",
             webhooks=f"{prefix}.webhooks",
             webhooks_disabled=f"{prefix}.webhooks.disabled",
+            generations=f"{prefix}.generations",
         )
 
     def compacted(self) -> tuple[str, ...]:
@@ -87,6 +89,7 @@ class TopicNames:
             self.review_items,
             self.webhooks,
             self.webhooks_disabled,
+            self.generations,
         )
 
     def webhook_retry(self, tier: int) -> str:
@@ -126,7 +129,7 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
     specs = [
         TopicSpec(name, settings.topic_partitions, settings.topic_replication, retention)
         for name in names.all()
-        if name not in (names.deadletter, names.completed, *names.compacted())
+        if name not in (names.deadletter, names.generations, names.completed, *names.compacted())
     ]
     # The completions are the deliver ledger's changelog (agents/deliver/ledger.py), so they
     # are compacted: a request's latest completion is kept for good, and a replay or a
@@ -163,6 +166,20 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
                   retention)
         for tier in range(1, len(settings.webhook_schedule_s))
     )  # fmt: skip
+    # Finished generations (one key per request and attempt), kept for reuse after a crash:
+    # compacted, and deleted after a retention well above any redelivery window.
+    specs.append(
+        TopicSpec(
+            names.generations,
+            settings.topic_partitions,
+            settings.topic_replication,
+            {
+                "cleanup.policy": "compact,delete",
+                "retention.ms": str(settings.generation_record_retention_ms),
+                **size,
+            },
+        )
+    )
     # Only the latest value per key matters (a spend total, a review item, a disabled endpoint).
     specs.extend(
         TopicSpec(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from agents.generate.generate_one import crashed, generate_asset, refused
+from agents.generate.finished import REUSED_HEADER, Eviction, GenerationRecords, Reuse, ReuseMetrics
+from agents.generate.generate_one import GenerationOutcome, crashed, generate_asset, refused
 from agents.inference.routing.fallback import FallbackAssets
 from agents.inference.routing.spend import GENERATE_LANE
 from agents.inference.worker import book_lane, worker_inference
@@ -18,6 +21,8 @@ if TYPE_CHECKING:
     from streams.app import Line
 
 STAGE = "generate"
+#: How often records past their retention are dropped from memory.
+EVICTION_INTERVAL_S = 300.0
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,32 @@ def install(line: Line) -> None:
     gatekeeper = Gatekeeper.from_settings(settings)  # so does a bad tenants file
     router = inference.router
     fallbacks = FallbackAssets(inference.config, inference.offline)
+    records: GenerationRecords | None = None
+    reuse: Reuse | None = None
+    reuse_metrics = ReuseMetrics.build(line.registry)
+    if settings.generation_reuse:
+        records = GenerationRecords(
+            line.app,
+            name="generations",
+            beacon=line.app.tables.beacon,
+            changelog_topic=line.topics.generations,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.topic_partitions,
+        )
+        line.app.tables.add(records)
+        reuse = Reuse(records, reuse_metrics)
+
+    async def generate_once(request: Any, value: bytes) -> tuple[GenerationOutcome, bool]:
+        """The recorded outcome of this (request, attempt) if there is one, else a new one,
+        recorded (and acknowledged) before the caller emits it. True when reused."""
+
+        def generate() -> Awaitable[GenerationOutcome]:
+            return generate_asset(request, router, fallbacks, line.blobs, limits=limits)
+
+        if reuse is None:
+            return await generate(), False
+        return await reuse.outcome(request, value, generate)
 
     def ends_crashed(request: GenerationRequest, cost: float = 0.0) -> CrashOutcome:
         """A crash from here on ends the request FAILED (``stage.crashed``) through deliver."""
@@ -72,13 +103,23 @@ def install(line: Line) -> None:
                         line.topics.raw, request.request_id, codecs.raw.encode(raw), "raw.error"
                     )
                     continue
-                outcome = await generate_asset(
-                    request, router, fallbacks, line.blobs, limits=limits
-                )
+                outcome, reused = await generate_once(request, value)
                 raw = outcome.raw
                 crash.arm(ends_crashed(request, raw.cost))
                 for alert in outcome.alerts:
-                    value = codecs.alert.encode(alert)
-                    await io.send(line.topics.alerts, alert.alert_id, value, "alerts")
+                    encoded = codecs.alert.encode(alert)
+                    await io.send(line.topics.alerts, alert.alert_id, encoded, "alerts")
                 output = "raw" if raw.error is None else "raw.error"
-                await io.send(line.topics.raw, request.request_id, codecs.raw.encode(raw), output)
+                headers = [(REUSED_HEADER, b"true")] if reused else None
+                await io.send(
+                    line.topics.raw, request.request_id, codecs.raw.encode(raw), output, headers
+                )
+
+    if records is not None:
+        table = records
+
+        @line.app.timer(interval=EVICTION_INTERVAL_S)  # type: ignore[untyped-decorator]
+        async def evict_old_generations() -> None:
+            """Bound the table's memory like the changelog's retention bounds a restart."""
+            eviction = Eviction(table.data, settings.generation_record_retention_ms)
+            reuse_metrics.evicted.inc(await eviction.sweep(int(time.time() * 1000)))

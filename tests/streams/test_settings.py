@@ -169,6 +169,8 @@ def test_settings_env_round_trips_every_changed_knob(
         producer_linger_ms=0,
         stages=("validate", "deliver"),
         generate_concurrency=9,
+        generation_reuse=False,
+        generation_record_retention_ms=3_600_000,
         render_threads=3,
         validate_concurrency=7,
         stamp_metadata=False,
