@@ -8,6 +8,7 @@ wrong is a result in the report; nothing here raises for a bad asset or a bad ju
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 
 from agents.inference.providers.base import Provider
@@ -27,6 +28,9 @@ from schemas.errors import AssetlineError
 from schemas.records import Alert, BlobRef, RawAsset, ValidatedAsset, Verdict
 from streams.blobs import BlobError, BlobTooLargeError
 from streams.limits import AssetLimits
+
+#: Undrained judge alerts kept by a gateway (the validate stage drains them after each asset).
+MAX_PENDING_ALERTS = 1_000
 
 
 class JudgeConfigError(AssetlineError, ValueError):
@@ -83,8 +87,9 @@ class Gateway:
                     f"in the routing file (known: {', '.join(sorted(providers)) or 'none'})"
                 )
         self.book = book
-        #: The judge's alerts (breaker opened, budget refused), for the stage to publish.
-        self.alerts: list[Alert] = []
+        #: The judge's alerts (breaker opened, budget refused), for the stage to publish; a
+        #: tool that never drains them keeps only the latest.
+        self.alerts: deque[Alert] = deque(maxlen=MAX_PENDING_ALERTS)
         # One prober for every policy's checks: it holds the last decoded image, so one per
         # policy would keep one image per campaign in memory.
         self.prober = ImageProber(max_pixels)
@@ -149,7 +154,8 @@ class Gateway:
 
     def drain_alerts(self) -> list[Alert]:
         """The judge's alerts since the last call, for the stage to publish."""
-        alerts, self.alerts = self.alerts, []
+        alerts = list(self.alerts)
+        self.alerts.clear()
         return alerts
 
     async def assess(
