@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from agents.inference.providers.base import ProviderError, Usage
+from agents.inference.providers.base import Attachment, ProviderError, Usage
 from agents.inference.routing.budget import BudgetGuard, MemorySpendBook
 from agents.inference.routing.config import (
     Alias,
@@ -415,3 +415,58 @@ def test_a_rate_limit_wait_longer_than_the_budget_fails_over() -> None:
     second = h.route()
     assert codes(second) == ["ratelimit.wait_exceeds_budget", None]
     assert len(limited.calls) == 1
+
+
+# --- a pinned call (the AI judge) -------------------------------------------------------------
+
+
+def pinned(h: Harness, rung: ChainEntry, **kw: Any) -> RouteResult:
+    kw.setdefault("latency_budget_s", 5.0)
+    kw.setdefault("lane", "judge")
+    return asyncio.run(h.router.call_pinned(request(), "Judge this.", rung, **kw))
+
+
+def test_a_pinned_call_is_retried_sent_with_its_attachments_and_booked_in_its_lane() -> None:
+    writer = ScriptedProvider("writer")
+    judge = ScriptedProvider("judge", [err(), served("judge", Usage(1000, 500))])
+    cfg = config([entry("writer"), entry("judge")], backoff_base_s=0.01)
+    h = Harness(cfg, writer, judge)
+    image = Attachment(b"\x89PNG", "image/png")
+    rung = entry("judge", timeout_s=3.0, max_output_tokens=400, price=PAID)
+    result = pinned(h, rung, attachments=(image,))
+
+    assert result.generated is not None
+    assert result.alias is None
+    assert codes(result) == ["provider.unavailable", None]
+    assert len(h.slept) == 1  # backed off once
+    assert writer.calls == []  # a pinned call never fails over to the alias's chain
+    call = judge.calls[-1]
+    assert (call.prompt, call.attachments, call.max_output_tokens) == ("Judge this.", (image,), 400)
+    assert call.timeout_s <= 3.0
+    assert result.cost == pytest.approx(1.0 + 1.0)
+    assert h.book.lanes["campaign:spring", "judge"] == pytest.approx(2.0)
+    assert h.book.lanes["tenant:acme", "judge"] == pytest.approx(2.0)
+    assert h.book.lanes["campaign:spring", ""] == 0.0
+    assert h.metric("assetline_provider_cost_usd_total", provider="judge", model="judge-model") == 2
+
+
+def test_a_pinned_call_is_refused_by_a_budget_spent_by_generation() -> None:
+    writer = ScriptedProvider("writer", [served("writer", Usage(1000, 0))])
+    judge = ScriptedProvider("judge")
+    budgets = Budgets(campaigns={"spring": 1.0})
+    # the judge is a provider of the routing file; generation is served by the writer
+    rungs = [entry("writer", price=PAID, max_output_tokens=1), entry("judge")]
+    h = Harness(config(rungs, budgets=budgets), writer, judge)
+    assert h.route().generated is not None  # $1.00: the ceiling is reached
+    result = pinned(h, entry("judge", price=PAID))
+    assert result.generated is None
+    assert result.error is not None
+    assert result.error.code == "cost_budget_exceeded"
+    assert judge.calls == []
+    assert AlertKind.COST_BUDGET_EXCEEDED in [a.kind for a in result.alerts]
+
+
+def test_a_pinned_call_to_an_unknown_provider_is_a_programming_error() -> None:
+    h = Harness(config([entry("writer")]), ScriptedProvider("writer"))
+    with pytest.raises(ValueError, match="no adapter built for provider 'judge'"):
+        pinned(h, entry("judge"))
