@@ -17,6 +17,7 @@ import io
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from aiohttp import web
 from PIL import Image
 
 __all__ = [
+    "Call",
     "ProviderServer",
     "Reply",
     "SeenRequest",
@@ -71,6 +73,23 @@ class SeenRequest:
     json: Any  # None when the body is empty or not JSON
 
 
+@dataclass(frozen=True)
+class Call:
+    """One request's whole life on the server (monotonic clock), for chaos checks.
+
+    ``answered`` is False when the client was gone before the reply went out (a worker killed
+    while waiting): such a call was in flight, not finished.
+    """
+
+    method: str
+    path: str
+    json: Any
+    status: int
+    started: float
+    ended: float
+    answered: bool
+
+
 Handler = Callable[[Any], Reply]
 
 
@@ -84,6 +103,7 @@ class ProviderServer:
         self._last: dict[tuple[str, str], Reply] = {}
         self._handlers: dict[tuple[str, str], Handler] = {}
         self._seen: list[SeenRequest] = []
+        self._calls: list[Call] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -124,6 +144,12 @@ class ProviderServer:
         with self._lock:
             return list(self._seen)
 
+    @property
+    def calls(self) -> list[Call]:
+        """Every request that has been answered (or whose client left), in order of ending."""
+        with self._lock:
+            return list(self._calls)
+
     def requests_to(self, path: str) -> list[SeenRequest]:
         return [seen for seen in self.requests if seen.path == path]
 
@@ -134,6 +160,7 @@ class ProviderServer:
             self._last.clear()
             self._handlers.clear()
             self._seen.clear()
+            self._calls.clear()
 
     async def _serve(self, sock: socket.socket) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -144,6 +171,7 @@ class ProviderServer:
         self._runner = runner
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
         body = await request.read()
         try:
             parsed = json.loads(body) if body else None
@@ -172,7 +200,14 @@ class ProviderServer:
             reply = handler(parsed)
         if reply is None:
             reply = Reply(status=404, json={"error": {"message": f"no script for {key}"}})
-        return await _respond(request, reply)
+        response = await _respond(request, reply)
+        transport = request.transport
+        answered = transport is not None and not transport.is_closing()
+        call = Call(request.method, request.path, parsed, reply.status, started,
+                    time.monotonic(), answered)  # fmt: skip
+        with self._lock:
+            self._calls.append(call)
+        return response
 
 
 async def _respond(request: web.Request, reply: Reply) -> web.StreamResponse:

@@ -37,6 +37,7 @@ class Received:
     body: bytes
     verified: bool
     payload: Any  # the verified JSON, None when verification failed
+    status: int = 0  # what the receiver answered
 
 
 class Receiver:
@@ -103,8 +104,9 @@ class Receiver:
         except WebhookVerificationError:
             payload, verified = None, False
         with self._lock:
-            self._seen.append(Received(request.path, headers, body, verified, payload))
             answer = self._answers.pop(0) if self._answers else Answer()
+            status = answer.status if verified else 401
+            self._seen.append(Received(request.path, headers, body, verified, payload, status))
         if not verified:
             return web.Response(status=401, text="bad signature")
         if answer.delay_s:
