@@ -157,13 +157,18 @@ def test_a_slow_primary_times_out_and_fails_over(server: ProviderServer) -> None
 
 
 def test_the_latency_budget_cancels_a_hanging_http_call(server: ProviderServer) -> None:
-    server.handle("POST", PRIMARY, lambda body: Reply(json=openai_chat_response("x"), delay_s=5))
+    """The call is cut at the budget, long before the server would answer.
+
+    How late the cut is belongs to ``bench.routing`` (budget kill lateness); here only that it
+    happens at all, with a margin no loaded machine needs.
+    """
+    server.handle("POST", PRIMARY, lambda body: Reply(json=openai_chat_response("x"), delay_s=30))
     started = time.perf_counter()
     (result,) = route_all(config(server, budget=300))
     elapsed = time.perf_counter() - started
     assert result.error is not None
     assert result.error.code == "budget_exceeded"
-    assert 0.3 <= elapsed < 0.3 + 0.5
+    assert 0.3 <= elapsed < 10
 
 
 def test_malformed_json_from_the_primary_is_retried_then_failed_over(
