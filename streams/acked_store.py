@@ -22,6 +22,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+import rocksdict
 from faust.stores import rocksdb
 from faust.streams import current_event
 from faust.types import TP, CollectionT
@@ -103,9 +104,9 @@ class AckedRocksDBStore(rocksdb.Store):
         db.write(batch)
 
     def _write_batch(self) -> Any:
-        if self.use_rocksdict:
-            return rocksdb.rocksdict.WriteBatch(raw_mode=True)
-        return rocksdb.rocksdb.WriteBatch()  # pragma: no cover - python-rocksdb not installed
+        if not self.use_rocksdict:  # python-rocksdb (RocksDB 6) is not a dependency
+            raise RuntimeError("the acked store needs the rocksdict driver")
+        return rocksdict.WriteBatch(raw_mode=True)
 
     def revoke_partitions(self, table: CollectionT, tps: set[TP]) -> None:
         """Close the databases of revoked partitions (Faust only drops them).
