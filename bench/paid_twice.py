@@ -19,7 +19,8 @@ any more) the worker is ``kill -9``'d, a new one started, and every completion a
   unrecorded    (reuse on) calls answered before the kill whose generation was not recorded
                 before it (from the ``.generations`` timestamps): the worker had not read the
                 answer, or not had the record acknowledged: still in flight for the line;
-  recorded+rep  (reuse on) repeated ids recorded before the kill: finished calls paid twice.
+  recorded+rep  (reuse on) repeated ids recorded before the kill: finished calls paid twice;
+  unrec. max s  (reuse on) how long before the kill the oldest unrecorded answer was sent.
 
 Target: repeated <= calls unfinished at the kill (in flight + unrecorded), recorded+rep = 0,
 0 lost and 0 duplicate completions. Also measured from the ``.generations`` topic: bytes per
@@ -134,6 +135,7 @@ class Trial:
     answered_then_repeated: int
     answered_unrecorded: int | None
     recorded_then_repeated: int | None
+    unrecorded_max_s: float | None
     lost: int
     doubled: int
     reused_headers: int
@@ -265,6 +267,7 @@ async def trial(
             recorded_at[rid] = min(recorded_at.get(rid, stamp / 1000), stamp / 1000)
     recorded = {rid for rid, when in recorded_at.items() if when <= killed_at}
     reuse = mode == "on"
+    lags = [killed_at - (first_call[rid] + args.latency) for rid in answered - recorded]
     return Trial(
         mode=mode,
         requests=args.n,
@@ -278,6 +281,7 @@ async def trial(
         answered_then_repeated=len(repeated & answered),
         answered_unrecorded=len(answered - recorded) if reuse else None,
         recorded_then_repeated=len(repeated & recorded) if reuse else None,
+        unrecorded_max_s=round(max(lags), 2) if reuse and lags else None,
         lost=len(ids) - len(seen),
         doubled=sum(len(v) - 1 for v in seen.values()),
         reused_headers=reused,
@@ -299,6 +303,7 @@ COLUMNS = (
     ("answered+rep", "answered_then_repeated"),
     ("unrecorded", "answered_unrecorded"),
     ("recorded+rep", "recorded_then_repeated"),
+    ("unrec. max s", "unrecorded_max_s"),
     ("lost", "lost"),
     ("doubled", "doubled"),
     ("reused", "reused_headers"),
