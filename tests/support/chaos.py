@@ -117,19 +117,33 @@ def request_id_of(body: Any) -> str:
     return text.split(RID_MARK, 1)[1].split()[0] if RID_MARK in text else "?"
 
 
-def paid_twice(server: ProviderServer) -> int:
-    """Calls started after a successful call for the same request had been answered."""
+def paid_twice(server: ProviderServer) -> dict[str, float]:
+    """Calls started after a successful call for the same request had been answered.
+
+    Request id -> when (monotonic) that first successful call was answered; one entry per
+    repeated call.
+    """
     calls = [c for c in server.calls if c.path == CHAT]
     finished: dict[str, float] = {}
     for call in calls:
         if call.status == 200 and call.answered:
             rid = request_id_of(call.json)
             finished[rid] = min(finished.get(rid, call.ended), call.ended)
-    return sum(
-        1
-        for call in calls
-        if (rid := request_id_of(call.json)) in finished and call.started > finished[rid]
-    )
+    repeated: dict[str, float] = {}
+    for call in calls:
+        rid = request_id_of(call.json)
+        if rid in finished and call.started > finished[rid]:
+            repeated[f"{rid}#{len(repeated)}"] = finished[rid]
+    return repeated
+
+
+def paid_twice_note(repeated: dict[str, float], faults: list[float]) -> str:
+    """How long before the next fault each repeated call's first answer came (a diagnosis)."""
+    gaps = []
+    for answered in repeated.values():
+        after = [f - answered for f in faults if f >= answered]
+        gaps.append(f"{min(after):.2f}s" if after else "after the last fault")
+    return f"paid twice: first answer came {', '.join(gaps)} before the next fault"
 
 
 def routing_file(path: Path, base_url: str) -> Path:
@@ -430,6 +444,7 @@ async def run_scenario(env: Env, scenario: str) -> Result:
     follower = asyncio.create_task(follow(settings, traffic, stop_following))
     started = time.monotonic()
     fault_at = started
+    faults: list[float] = []
     notes: list[str] = []
 
     async def idle(seconds: float) -> None:
@@ -449,6 +464,7 @@ async def run_scenario(env: Env, scenario: str) -> Result:
                 if slot in workers.running:
                     workers.kill(slot)
                     fault_at = time.monotonic()
+                    faults.append(fault_at)
                     env.log(f"  kill: round {r + 1}, slot {slot} kill -9'd and restarted")
                     workers.start(slot)
             await feeder
@@ -458,11 +474,13 @@ async def run_scenario(env: Env, scenario: str) -> Result:
             feeder = asyncio.create_task(feed(settings, items, profile.feed_s, traffic))
             await idle(profile.feed_s / 3)
             workers.start(2)
+            faults.append(time.monotonic())
             env.log("  rebalance: slot 2 joined")
             await idle(profile.feed_s / 3)
-            workers.stop(0)
             fault_at = time.monotonic()
-            env.log("  rebalance: slot 0 left")
+            faults.append(fault_at)
+            await asyncio.to_thread(workers.stop, 0)  # SIGTERM: a clean leave
+            env.log(f"  rebalance: slot 0 left in {time.monotonic() - fault_at:.1f}s")
             await feeder
         else:
             assert env.broker is not None
@@ -474,6 +492,7 @@ async def run_scenario(env: Env, scenario: str) -> Result:
             while len(traffic.done_at) < wanted and time.monotonic() < deadline:
                 await idle(0.5)
             fault_at = time.monotonic()
+            faults.append(fault_at)
             env.log(f"  broker: stopping it with {len(traffic.done_at)} completions in")
             await asyncio.to_thread(env.broker.down)
             stopped_at = time.monotonic()
@@ -507,12 +526,15 @@ async def run_scenario(env: Env, scenario: str) -> Result:
     checked = await check_topics(settings, traffic, env, received_before)
     notes.extend(checked.pop("notes"))
     notes.extend(workers.self_exits)
+    repeated = paid_twice(env.provider)
+    if repeated:
+        notes.append(paid_twice_note(repeated, faults))
     return Result(
         scenario=scenario,
         profile=profile.name,
         requests=len(traffic.requests),
         kills=workers.kills,
-        paid_twice=paid_twice(env.provider),
+        paid_twice=len(repeated),
         poison=len(traffic.poison),
         recovery_s=round(recovery, 1),
         self_exits=len(workers.self_exits),
