@@ -580,7 +580,12 @@ async def check_topics(
     lost = sorted(rid for rid in ids if per_generation[(rid, 0)] == 0)
     doubled = sum(count - 1 for (rid, _), count in per_generation.items() if rid in ids)
     if lost:
-        notes.append(f"lost: {lost[:10]}")
+        where = {
+            (m.key or b"").decode("utf-8", "replace"): m.partition
+            for m in await read_to_end(bootstrap, names.requests)
+        }
+        parts = sorted({where.get(rid, -1) for rid in lost})
+        notes.append(f"lost on .requests partition(s) {parts}: {lost[:10]}")
 
     poison_keys = {p.key for p in traffic.poison}
     dead: set[str] = set()
