@@ -41,6 +41,10 @@ consumer, where offsets are decided:
    and with concurrent agents an event still in progress can be passed by later ones.
    -> :meth:`SafeConsumer._new_offset` commits only the consecutive run that starts at the
    committed offset and ends before the lowest event still being processed.
+   "Still being processed" means unacknowledged messages that are not marked acked:
+   ``Consumer.ack`` leaves a second copy of an already-acknowledged offset in
+   ``_unacked_messages`` (marked acked). Measured in the kill chaos scenario: a partition's
+   commit stuck at an offset whose events were all done, for minutes, until a rebalance.
 8. A stream acknowledges its event when the agent body raises or is cancelled, so an event
    whose dead letter could not be written was committed past and lost.
    -> :meth:`SafeConsumer.hold` keeps such a message unacknowledged (no commit passes it)
@@ -175,7 +179,11 @@ class SafeConsumer(Consumer):
         self._fill_gaps(tp, acked)
         acked.sort()
         committed = self._committed_offset[tp]
-        in_progress = [m.offset for m in self._unacked_messages if m.tp == tp]
+        # An acknowledged message is done even while it is still in the set: Faust discards
+        # it only when its offset was not acknowledged before, so a second copy of an event
+        # (fetched again by a seek or rewind) stays there, acked, until a wait_empty cleans up.
+        # Counted as in progress, it held the commit (and the head-hole rewind) forever.
+        in_progress = [m.offset for m in self._unacked_messages if m.tp == tp and not m.acked]
         start = committed if committed is not None else min([acked[0], *in_progress])
         stale = [offset for offset in acked if offset < start]
         if stale:

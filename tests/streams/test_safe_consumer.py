@@ -19,12 +19,19 @@ from streams.safe_consumer import SafeConsumer
 TP = ("requests", 0)
 
 
-def state(committed: int | None, acked: list[int], in_progress: tuple[int, ...] = ()) -> Any:
+def state(
+    committed: int | None,
+    acked: list[int],
+    in_progress: tuple[int, ...] = (),
+    acked_copies: tuple[int, ...] = (),
+) -> Any:
+    messages = [SimpleNamespace(tp=TP, offset=o, acked=False) for o in in_progress]
+    messages += [SimpleNamespace(tp=TP, offset=o, acked=True) for o in acked_copies]
     fake = SimpleNamespace(
         _acked=defaultdict(list, {TP: list(acked)}),
         _acked_index=defaultdict(set, {TP: set(acked)}),
         _committed_offset=defaultdict(lambda: None, {TP: committed}),
-        _unacked_messages=[SimpleNamespace(tp=TP, offset=o) for o in in_progress],
+        _unacked_messages=messages,
         _gap=defaultdict(IntervalTree),
     )
     fake._fill_gaps = lambda tp, acked: SafeConsumer._fill_gaps(fake, tp, acked)  # type: ignore[arg-type]
@@ -69,6 +76,18 @@ def test_never_passes_an_event_still_being_processed() -> None:
     assert new_offset(fake) is None
     fake = state(committed=10, acked=[10, 11, 13, 14], in_progress=(12,))
     assert new_offset(fake) == 12
+
+
+def test_an_acked_second_copy_left_in_the_unacked_set_does_not_hold_the_commit() -> None:
+    """Faust's ``ack`` marks a second copy of an already-acknowledged offset acked but leaves
+    it in ``_unacked_messages``. Seen in the kill chaos scenario: committed 139, 139-147 all
+    acknowledged, copies of 139/143/144/146/147 left in the set, and no commit for minutes."""
+    fake = state(committed=139, acked=list(range(139, 148)), acked_copies=(139, 143, 144))
+    assert new_offset(fake) == 148
+    # A stale acked copy must not pass for "in progress" at a head hole either: refetch.
+    fake = state(committed=5, acked=[6, 7], acked_copies=(5,))
+    assert new_offset(fake) is None
+    assert fake.rewinds == [(TP, 5)]
 
 
 def test_stale_acknowledgements_below_the_committed_offset_are_dropped() -> None:
