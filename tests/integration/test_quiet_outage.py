@@ -128,10 +128,11 @@ def test_a_broker_outage_is_a_few_lines_and_the_worker_completes_afterwards(
     assert sum("Kafka unreachable (" in line for line in outage) == 1, shown
     assert sum("Kafka reachable again" in line for line in outage) == 1, shown
     assert "Logging error" not in shown
-    # the first line of the cause that floods (~200 a second) is there, once (the outage
-    # WARNING may quote the same error as its cause: it is not a repeat of the client's line)
+    # the first line of the cause that floods (~200 a second) is there, not its repeats: one
+    # line per error type it comes with (refused connect, closed connection); the outage WARNING
+    # may quote one of them as its cause and is not counted
     client_lines = [line for line in outage if "Kafka unreachable (" not in line]
-    assert sum("Unable connect to node" in line for line in client_lines) == 1, shown
+    assert 1 <= sum("Unable connect to node" in line for line in client_lines) <= 2, shown
 
     _delivered(settings, _requests(f"{uid}-after", 3))
     assert worker.alive(), worker.log_tail()
