@@ -55,7 +55,12 @@ from schemas.records import AssetCompleted, AssetKind, Constraints, GenerationRe
 from streams.kafka import open_topic_reader, read_to_end
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
-from tests.support.provider_server import ProviderServer, Reply, openai_chat_response
+from tests.support.provider_server import (
+    ProviderServer,
+    Reply,
+    local_routing_file,
+    openai_chat_response,
+)
 
 CHAT = "/chat/completions"
 RID_MARK = "rid="
@@ -84,23 +89,7 @@ class CallLog:
 
 def routing_file(path: Path, base_url: str) -> Path:
     """One OpenAI-shaped provider, no retries, a rung timeout far above its latency."""
-    path.write_text(
-        f"""providers:
-  local:
-    type: openai
-    base_url: {base_url}
-    breaker: {{failure_threshold: 1000000, reset_after_s: 30}}
-aliases:
-  copy:
-    latency_budget_ms: 120000
-    chain:
-      - {{provider: local, model: bench-model, version: bench-model-1, timeout_s: 60,
-         max_retries: 0, max_output_tokens: 64,
-         price: {{input_per_1k: 0.00015, output_per_1k: 0.0006}}}}
-default_alias: copy
-"""
-    )
-    return path
+    return local_routing_file(path, base_url, model="bench-model", timeout_s=60, max_retries=0)
 
 
 def requests_for(run: str, n: int) -> list[GenerationRequest]:

@@ -34,7 +34,13 @@ from streams.dead_letters import header_map
 from streams.kafka import read_to_end
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
-from tests.support.provider_server import ProviderServer, Reply, openai_chat_response, openai_error
+from tests.support.provider_server import (
+    ProviderServer,
+    Reply,
+    local_routing_file,
+    openai_chat_response,
+    openai_error,
+)
 from tests.support.webhook_receiver import SECRET, Answer, Receiver
 
 CHAT = "/chat/completions"
@@ -148,24 +154,14 @@ def paid_twice_note(repeated: dict[str, float], faults: list[float]) -> str:
 
 def routing_file(path: Path, base_url: str) -> Path:
     """One OpenAI-shaped provider; 500s retried twice; a breaker that 10% errors never open."""
-    path.write_text(
-        f"""providers:
-  local:
-    type: openai
-    base_url: {base_url}
-    breaker: {{failure_threshold: 1000000, reset_after_s: 30}}
-aliases:
-  copy:
-    latency_budget_ms: 120000
-    chain:
-      - {{provider: local, model: chaos-model, version: chaos-model-1, timeout_s: 30,
-         max_retries: 2, max_output_tokens: 64,
-         price: {{input_per_1k: 0.00015, output_per_1k: 0.0006}}}}
-default_alias: copy
-retry: {{base_s: 0.2, cap_s: 1.0, max_retry_after_s: 5.0}}
-"""
+    return local_routing_file(
+        path,
+        base_url,
+        model="chaos-model",
+        timeout_s=30,
+        max_retries=2,
+        retry="{base_s: 0.2, cap_s: 1.0, max_retry_after_s: 5.0}",
     )
-    return path
 
 
 # -- traffic --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -337,3 +338,35 @@ def anthropic_message(
 def anthropic_error(type: str, message: str) -> dict[str, Any]:
     """An Anthropic error body."""
     return {"type": "error", "error": {"type": type, "message": message}}
+
+
+def local_routing_file(
+    path: Path,
+    base_url: str,
+    *,
+    model: str,
+    timeout_s: float,
+    max_retries: int,
+    retry: str | None = None,
+) -> Path:
+    """A routing file with one OpenAI-shaped provider at ``base_url`` and a breaker that never
+    opens: what benches and the chaos suite point a worker at. ``retry`` is the YAML flow
+    mapping of the file's ``retry:`` section, if any."""
+    retry_line = f"retry: {retry}\n" if retry is not None else ""
+    path.write_text(
+        f"""providers:
+  local:
+    type: openai
+    base_url: {base_url}
+    breaker: {{failure_threshold: 1000000, reset_after_s: 30}}
+aliases:
+  copy:
+    latency_budget_ms: 120000
+    chain:
+      - {{provider: local, model: {model}, version: {model}-1, timeout_s: {timeout_s:g},
+         max_retries: {max_retries}, max_output_tokens: 64,
+         price: {{input_per_1k: 0.00015, output_per_1k: 0.0006}}}}
+default_alias: copy
+{retry_line}"""
+    )
+    return path
