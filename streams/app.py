@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from streams.blobs import LocalBlobStore
+from streams.bulk_restore import LineTableManager
 from streams.codecs import Codecs
 from streams.metrics import StageMetrics
 from streams.registry import codecs_for_settings
@@ -92,6 +93,9 @@ def create_faust_app(settings: Settings) -> faust.App:
         # itself, where the stage sees it, never later by the broker after the commit.
         producer_max_request_size=settings.max_message_bytes,
         table_standby_replicas=0,
+        # Tables on an acked RocksDB store (the ledger) with empty local state are loaded in
+        # bulk before Faust's recovery reads their changelog (streams.bulk_restore).
+        TableManager=LineTableManager,
         web_enabled=settings.web_port != 0,
         web_bind=settings.web_host,
         web_host=settings.web_host,

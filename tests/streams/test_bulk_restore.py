@@ -1,0 +1,227 @@
+"""The bulk loader: a changelog read straight into an acked RocksDB store (issue 14, part 4).
+
+Histories are written straight to a topic of the real broker; the loader reads them into the
+store's RocksDB databases, which are then read back key by key with the stored offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import faust
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust.types import TP
+
+import streams.bulk_restore as bulk_restore
+from streams.acked_store import AckedRocksDBStore
+from streams.app import create_faust_app
+from streams.bulk_restore import BulkRecovery, bulk_load, consumer_config
+from streams.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+History = list[tuple[bytes, bytes | None]]
+
+
+def history(n: int) -> History:
+    """n records over n // 3 keys: every key written three times, every fifth key then deleted."""
+    keys = max(1, n // 3)
+    records: History = [(f"r-{i % keys:05d}".encode(), f"v{i}".encode()) for i in range(n)]
+    for i in range(0, keys, 5):
+        records.append((f"r-{i:05d}".encode(), None))
+    return records
+
+
+def final_state(records: Iterable[tuple[bytes, bytes | None]]) -> dict[bytes, bytes | None]:
+    state: dict[bytes, bytes | None] = {}
+    for key, value in records:
+        state[key] = value
+    return state
+
+
+async def write_history(bootstrap: str, topic: str, partition: int, records: History) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10)
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(topic, key=key, value=value, partition=partition)
+            for key, value in records
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+def make_store(data_dir: Path, bootstrap: str, topic: str) -> AckedRocksDBStore:
+    """An acked store on a table whose changelog is ``topic``, as the ledger builds it."""
+    app = create_faust_app(Settings(kafka_bootstrap=bootstrap, app_id="bulk", data_dir=data_dir))
+    table: faust.Table[bytes, bytes] = faust.Table(
+        app,
+        name="completions",
+        changelog_topic=app.topic(topic, key_serializer="raw", value_serializer="raw"),
+        key_type=bytes,
+        value_type=bytes,
+        partitions=3,
+        options={"driver": "rocksdict", "block_cache_size": 1 << 20},
+    )
+    store = AckedRocksDBStore(
+        "rocksdb://",
+        app,
+        table,
+        table_name=table.name,
+        key_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        value_type=bytes,
+        options=table.options,
+    )
+    table._data = store
+    return store
+
+
+def on_disk(store: AckedRocksDBStore, partition: int) -> dict[bytes, bytes]:
+    db = store._db_for_partition(partition)
+    return {k: v for k, v in db.items() if k != store.offset_key}
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"bulk-{uuid.uuid4().hex[:12]}.completed"
+
+
+def test_a_history_is_loaded_whole_with_its_last_offset(
+    kafka_bootstrap: str, tmp_path: Path, topic: str
+) -> None:
+    records = history(3_000)
+    asyncio.run(write_history(kafka_bootstrap, topic, 1, records))
+    store = make_store(tmp_path, kafka_bootstrap, topic)
+    store._db_for_partition(1)
+    config = consumer_config(store.app)
+
+    loaded = asyncio.run(bulk_load(store, {TP(topic, 1)}, config, min_records=1, batch_records=700))
+
+    load = loaded[TP(topic, 1)]
+    assert load.complete
+    assert (load.start, load.end, load.records) == (0, len(records), len(records))
+    expected = {k: v for k, v in final_state(records).items() if v is not None}
+    assert on_disk(store, 1) == expected  # every key, tombstoned ones gone
+    assert len(expected) < len(final_state(records))  # the history does delete some
+    assert store.persisted_offset(TP(topic, 1)) == len(records) - 1
+
+
+def test_a_short_tail_is_left_to_faust(kafka_bootstrap: str, tmp_path: Path, topic: str) -> None:
+    asyncio.run(write_history(kafka_bootstrap, topic, 0, history(30)))
+    store = make_store(tmp_path, kafka_bootstrap, topic)
+    store._db_for_partition(0)
+    config = consumer_config(store.app)
+    loaded = asyncio.run(bulk_load(store, {TP(topic, 0)}, config, min_records=100))
+    assert loaded == {}
+    assert on_disk(store, 0) == {}
+    assert store.persisted_offset(TP(topic, 0)) is None
+
+
+class Killed(Exception):
+    """The worker died."""
+
+
+class CrashingStore(AckedRocksDBStore):
+    """Dies (like a killed worker) when it is about to write its third batch."""
+
+    batches = 0
+
+    def restore_batch(self, *args, **kwargs) -> bool:  # type: ignore[no-untyped-def]
+        self.batches += 1
+        if self.batches == 3:
+            raise Killed("killed mid-load")
+        return bool(super().restore_batch(*args, **kwargs))
+
+
+class RevokedStore(AckedRocksDBStore):
+    """Loses its partitions (a rebalance) just before the first batch is written."""
+
+    def restore_batch(self, partition: int, *args, **kwargs) -> bool:  # type: ignore[no-untyped-def]
+        self.revoke_partitions(
+            self.table, {TP(self.table.changelog_topic.get_topic_name(), partition)}
+        )
+        return bool(super().restore_batch(partition, *args, **kwargs))
+
+
+def test_a_load_cut_short_leaves_a_prefix_and_the_next_one_resumes(
+    kafka_bootstrap: str, tmp_path: Path, topic: str
+) -> None:
+    records = history(2_000)
+    asyncio.run(write_history(kafka_bootstrap, topic, 2, records))
+    first = make_store(tmp_path, kafka_bootstrap, topic)
+    first.__class__ = CrashingStore
+    first._db_for_partition(2)
+    config = consumer_config(first.app)
+    with pytest.raises(Killed):
+        asyncio.run(bulk_load(first, {TP(topic, 2)}, config, min_records=1, batch_records=500))
+
+    # Two batches of (at least) 500 reached the disk, each with its offset: a prefix.
+    stored = first.persisted_offset(TP(topic, 2))
+    assert stored is not None
+    assert 999 <= stored < len(records) - 1
+    prefix = {k: v for k, v in final_state(records[: stored + 1]).items() if v is not None}
+    assert on_disk(first, 2) == prefix
+    first.revoke_partitions(first.table, {TP(topic, 2)})  # closes the database
+
+    again = make_store(tmp_path, kafka_bootstrap, topic)
+    again._db_for_partition(2)
+    loaded = asyncio.run(bulk_load(again, {TP(topic, 2)}, config, min_records=1, batch_records=500))
+    load = loaded[TP(topic, 2)]
+    assert load.complete
+    assert load.start == stored + 1
+    assert load.records == len(records) - stored - 1
+    expected = {k: v for k, v in final_state(records).items() if v is not None}
+    assert on_disk(again, 2) == expected
+    assert again.persisted_offset(TP(topic, 2)) == len(records) - 1
+
+
+def test_a_partition_revoked_during_the_load_is_not_written(
+    kafka_bootstrap: str, tmp_path: Path, topic: str
+) -> None:
+    asyncio.run(write_history(kafka_bootstrap, topic, 1, history(300)))
+    store = make_store(tmp_path, kafka_bootstrap, topic)
+    store.__class__ = RevokedStore
+    store._db_for_partition(1)
+    config = consumer_config(store.app)
+    loaded = asyncio.run(bulk_load(store, {TP(topic, 1)}, config, min_records=1, batch_records=50))
+    assert loaded[TP(topic, 1)].records == 0
+    assert not loaded[TP(topic, 1)].complete
+    assert 1 not in store._dbs  # not opened again either
+    assert on_disk(store, 1) == {}
+    assert store.persisted_offset(TP(topic, 1)) is None
+
+
+def test_recovery_starts_reading_where_the_bulk_load_ended(
+    kafka_bootstrap: str, tmp_path: Path, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the worker runs: the bulk load inside Faust's recovery, before reading starts."""
+    records = history(900)
+    asyncio.run(write_history(kafka_bootstrap, topic, 0, records))
+    store = make_store(tmp_path, kafka_bootstrap, topic)
+    store._db_for_partition(0)
+    recovery = store.app.tables.recovery  # type: ignore[attr-defined]
+    assert isinstance(recovery, BulkRecovery)
+    tp = TP(topic, 0)
+    recovery.tp_to_table[tp] = store.table
+    destination: dict[TP, int | None] = {tp: None}  # no stored offset: Faust reads it all
+
+    monkeypatch.setattr(bulk_restore, "MIN_RECORDS", 100)  # the worker's is 10,000
+    asyncio.run(recovery._bulk_load({tp}, destination, "active"))
+
+    assert destination[tp] == len(records) - 1
+    assert store.persisted_offset(tp) == len(records) - 1
+    assert not recovery.signal_recovery_start.is_set()  # done: no second round
