@@ -68,6 +68,9 @@ from faust.utils.functional import consecutive_numbers
 
 #: At most one rewind per partition in this many seconds (commits run about every second).
 REWIND_INTERVAL_S = 5.0
+#: An event in progress this long at the head of its partition is reported (once): it holds
+#: every later commit of the partition, so a stuck handler shows as growing redelivery.
+STALLED_AFTER_S = 60.0
 
 
 class SafeConsumer(Consumer):
@@ -86,6 +89,8 @@ class SafeConsumer(Consumer):
         #: Messages that must not be acknowledged (item 8), by identity; strong references,
         #: because Faust tracks unacknowledged messages in a WeakSet.
         self._held: dict[int, Any] = {}
+        #: Partition -> (offset in progress at its head, since when, reported yet).
+        self._head_in_progress: dict[Any, tuple[int, float, bool]] = {}
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -185,6 +190,7 @@ class SafeConsumer(Consumer):
         # Counted as in progress, it held the commit (and the head-hole rewind) forever.
         in_progress = [m.offset for m in self._unacked_messages if m.tp == tp and not m.acked]
         start = committed if committed is not None else min([acked[0], *in_progress])
+        self._note_head(tp, start if start in in_progress else None)
         stale = [offset for offset in acked if offset < start]
         if stale:
             acked[: len(stale)] = []
@@ -207,6 +213,25 @@ class SafeConsumer(Consumer):
         new_offset: int = batch[-1] + 1
         return new_offset
 
+    def _note_head(self, tp: TP, offset: int | None) -> None:
+        """Report (once) an event in progress at the committed offset for ``STALLED_AFTER_S``:
+        no commit of its partition passes it, so a stuck handler shows as growing lag."""
+        if offset is None:
+            self._head_in_progress.pop(tp, None)
+            return
+        now = time.monotonic()
+        seen = self._head_in_progress.get(tp)
+        if seen is None or seen[0] != offset:
+            self._head_in_progress[tp] = (offset, now, False)
+        elif not seen[2] and now - seen[1] >= STALLED_AFTER_S:
+            self._head_in_progress[tp] = (offset, seen[1], True)
+            self.log.warning(
+                "event %s@%s has been in progress for %.0fs: no commit passes it until it ends",
+                tp,
+                offset,
+                now - seen[1],
+            )
+
     def _request_rewind(self, tp: TP, offset: int) -> None:
         now = time.monotonic()
         if now - self._last_rewind.get(tp, float("-inf")) < REWIND_INTERVAL_S:
@@ -220,6 +245,7 @@ class SafeConsumer(Consumer):
     def _start_rewind(self, tp: TP, offset: int) -> None:
         """Fetch ``tp`` again from ``offset``; the fetch loop drops its events until then."""
         self._rewinding.add(tp)
+        self._suspected_gaps.pop(tp, None)  # a jump seen before this rewind proves nothing
         self._read_offset[tp] = offset - 1 if offset else None
         task = asyncio.ensure_future(self._rewind(tp, offset))
         self._rewind_tasks.add(task)  # keep a reference until it is done
@@ -266,6 +292,8 @@ class SafeConsumer(Consumer):
                         continue
                     await self._deliver(message, callback)
                     last_read[tp] = message.offset
+                    # Only a jump seen again right after its own refetch is a real gap.
+                    self._suspected_gaps.pop(tp, None)
             except self.consumer_stopped_errors:
                 if self.transport.app.should_stop:
                     return
@@ -283,6 +311,12 @@ class SafeConsumer(Consumer):
         if self._suspected_gaps.get(tp) == jump:
             del self._suspected_gaps[tp]
             if self.app.topics.acks_enabled_for(message.topic):
+                self.log.warning(
+                    "offsets %s-%s on %s are not there (seen twice): counted as done",
+                    last + 1,
+                    message.offset - 1,
+                    tp,
+                )
                 await self._add_gap(tp, last + 1, message.offset)
             return True
         self._suspected_gaps[tp] = jump

@@ -36,6 +36,10 @@ def state(
     )
     fake._fill_gaps = lambda tp, acked: SafeConsumer._fill_gaps(fake, tp, acked)  # type: ignore[arg-type]
     fake._new_offset = lambda tp: SafeConsumer._new_offset(fake, tp)  # type: ignore[arg-type]
+    fake._head_in_progress = {}
+    fake.warnings = []
+    fake.log = SimpleNamespace(warning=lambda *args: fake.warnings.append(args[0] % args[1:]))
+    fake._note_head = lambda tp, offset: SafeConsumer._note_head(fake, tp, offset)  # type: ignore[arg-type]
     fake.rewinds = []
     fake._request_rewind = lambda tp, offset: fake.rewinds.append((tp, offset))
     return fake
@@ -231,3 +235,38 @@ def test_a_clear_while_suspended_leaves_the_refetch_to_the_rebalance_seek() -> N
     fake.app.flow_control.clear()
     assert fake.queue.qsize() == 0
     assert fake.rewinds == []
+
+
+def test_reports_an_event_that_holds_its_partition_once(monkeypatch: Any) -> None:
+    """An event in progress at the committed offset for a minute is reported, once."""
+    from streams import safe_consumer
+
+    clock = [1000.0]
+    monkeypatch.setattr(safe_consumer.time, "monotonic", lambda: clock[0])
+    fake = state(committed=5, acked=[6, 7], in_progress=(5,))
+    assert new_offset(fake) is None
+    clock[0] += safe_consumer.STALLED_AFTER_S - 1
+    assert new_offset(fake) is None
+    assert fake.warnings == []
+    clock[0] += 2
+    new_offset(fake)
+    new_offset(fake)
+    assert len(fake.warnings) == 1
+    assert "@5 has been in progress for 61s" in fake.warnings[0]
+    assert fake.rewinds == []  # in progress is not dropped: no refetch
+
+
+def test_a_new_head_restarts_the_stall_clock(monkeypatch: Any) -> None:
+    from streams import safe_consumer
+
+    clock = [0.0]
+    monkeypatch.setattr(safe_consumer.time, "monotonic", lambda: clock[0])
+    fake = state(committed=5, acked=[6], in_progress=(5,))
+    new_offset(fake)
+    clock[0] += safe_consumer.STALLED_AFTER_S / 2
+    fake2 = state(committed=6, acked=[7], in_progress=(6,))
+    fake2._head_in_progress = fake._head_in_progress
+    new_offset(fake2)
+    clock[0] += safe_consumer.STALLED_AFTER_S / 2 + 1
+    new_offset(fake2)
+    assert fake2.warnings == []  # offset 6 has been at the head for half the time only

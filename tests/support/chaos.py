@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 
 from assetline.client import LineClient, open_completion_reader
@@ -413,7 +415,8 @@ def line_settings(env: Env, scenario: str) -> Settings:
         webhook_schedule_s=profile.webhook_schedule,
         webhook_max_poll_interval_s=profile.max_poll_interval_s,
         max_request_bytes=MAX_REQUEST_BYTES,
-        log_level="warn",
+        # ASSETLINE_CHAOS_LOG_LEVEL=info shows SafeConsumer's refetch and gap INFO lines.
+        log_level=os.environ.get("ASSETLINE_CHAOS_LOG_LEVEL", "warn"),
     )
 
 
@@ -541,6 +544,49 @@ async def run_scenario(env: Env, scenario: str) -> Result:
     )
 
 
+async def trace_lost(settings: Settings, lost: list[str]) -> list[str]:
+    """Where each lost request got to: its offsets on every stage topic, and each consumer
+    group's committed offset on its ``.requests`` partition (the clue to who passed it)."""
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    bootstrap = settings.kafka_bootstrap
+    seen: dict[str, list[str]] = {rid: [] for rid in lost}
+    home: dict[str, TopicPartition] = {}
+    for topic in (
+        names.requests,
+        names.generations,
+        names.raw,
+        names.approved,
+        names.rejected,
+        names.deadletter,
+    ):
+        short = topic.removeprefix(f"{settings.topic_prefix}.")
+        for message in await read_to_end(bootstrap, topic):
+            key = (message.key or b"").decode("utf-8", "replace")
+            for rid in lost:
+                if rid in key:
+                    seen[rid].append(f"{short}[{message.partition}]@{message.offset}")
+                    if topic == names.requests:
+                        home.setdefault(rid, TopicPartition(topic, message.partition))
+    committed: dict[str, dict[TopicPartition, int]] = {}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        for group in (settings.app_id, f"{settings.app_id}-watchdog"):
+            with contextlib.suppress(Exception):
+                offsets = await admin.list_consumer_group_offsets(group)
+                committed[group] = {tp: meta.offset for tp, meta in offsets.items()}
+    finally:
+        await admin.close()
+    lines = []
+    for rid in lost:
+        tp = home.get(rid)
+        marks = ", ".join(
+            f"{group} committed {offsets.get(tp)}" for group, offsets in committed.items()
+        )
+        lines.append(f"  {rid}: {' '.join(seen[rid]) or 'nowhere'}; {marks}")
+    return lines
+
+
 def delivered_hooks(env: Env, since: int) -> set[str]:
     return {
         seen.headers.get("webhook-id", "")
@@ -582,6 +628,7 @@ async def check_topics(
         }
         parts = sorted({where.get(rid, -1) for rid in lost})
         notes.append(f"lost on .requests partition(s) {parts}: {lost[:10]}")
+        notes.extend(await trace_lost(settings, lost[:10]))
 
     poison_keys = {p.key for p in traffic.poison}
     dead: set[str] = set()
