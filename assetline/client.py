@@ -29,6 +29,7 @@ from schemas.errors import AssetlineError
 from schemas.records import AssetCompleted, GenerationRequest
 from streams.codecs import CodecError, Codecs
 from streams.kafka import open_topic_reader
+from streams.kafka_security import client_kwargs, start_client
 from streams.settings import Settings
 from streams.signing import sign_request
 from streams.topics import TopicNames
@@ -95,7 +96,7 @@ class LineClient:
         self._slots = asyncio.Semaphore(max_in_flight)
         # No compression: requests are small and CPU, not bandwidth, bounds a 2-core producer.
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **client_kwargs(settings),
             linger_ms=settings.producer_linger_ms if linger_ms is None else linger_ms,
             max_batch_size=512 * 1024,
             acks="all",
@@ -104,7 +105,8 @@ class LineClient:
         )
 
     async def __aenter__(self) -> LineClient:
-        await self._producer.start()
+        # a wrong password or certificate is one KafkaUnreachable line, not a retry loop
+        await start_client(self._producer, self.settings)
         return self
 
     async def __aexit__(
@@ -277,4 +279,4 @@ async def await_completions(
 async def open_completion_reader(settings: Settings) -> AIOKafkaConsumer:
     """A group-less consumer on every partition of ``.completed``, from the beginning."""
     topic = TopicNames.with_prefix(settings.topic_prefix).completed
-    return await open_topic_reader(settings.kafka_bootstrap, topic)
+    return await open_topic_reader(settings, topic)

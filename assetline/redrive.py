@@ -24,6 +24,7 @@ from schemas.attempts import generation_of
 from streams.codecs import CodecError
 from streams.dead_letters import HEADER_PREFIX, VALUE_PARKED, VALUE_SHA256, header_map
 from streams.kafka import read_to_end
+from streams.settings import Settings
 from streams.signing import RequestMarker
 from streams.topics import TopicNames
 
@@ -147,8 +148,8 @@ def table(letters: Sequence[DeadLetter], reason_width: int = 60) -> str:
     )
 
 
-async def read_deadletters(bootstrap: str, names: TopicNames) -> list[DeadLetter]:
-    return [from_record(r) for r in await read_to_end(bootstrap, names.deadletter)]
+async def read_deadletters(kafka: Settings | str, names: TopicNames) -> list[DeadLetter]:
+    return [from_record(r) for r in await read_to_end(kafka, names.deadletter)]
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ def unparked(letter: DeadLetter) -> DeadLetter | None:
 
 
 async def redrive(
-    bootstrap: str,
+    kafka: Settings | str,
     names: TopicNames,
     letters: Sequence[DeadLetter],
     rewriter: Rewriter,
@@ -258,7 +259,7 @@ async def redrive(
             planned.append((item, value))
     if dry_run or not planned:
         return report
-    producer = open_producer(bootstrap)
+    producer = open_producer(kafka)
     await producer.start()
     try:
         sender = BatchSender(producer)

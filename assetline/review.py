@@ -42,7 +42,7 @@ async def load_items(settings: Settings, codecs: Codecs) -> dict[str, ReviewItem
     """The latest item per request id; deleted (tombstoned) and undecodable entries skipped."""
     topic = TopicNames.with_prefix(settings.topic_prefix).review_items
     items: dict[str, ReviewItem] = {}
-    for record in await read_to_end(settings.kafka_bootstrap, topic):
+    for record in await read_to_end(settings, topic):
         if record.key is None:
             continue
         key = record.key.decode("utf-8", errors="replace")

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from schemas.errors import AssetlineError
 from streams.codecs import CodecError, Codecs, SingleObjectCodec
 from streams.dead_letters import header_map
+from streams.kafka_security import client_kwargs
 from streams.settings import Settings
 from streams.topics import TopicNames
 
@@ -110,7 +111,7 @@ async def tail_topic(
     """
     names = TopicNames.with_prefix(settings.topic_prefix)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_kwargs(settings),
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
     )

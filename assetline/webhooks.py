@@ -19,6 +19,7 @@ from agents.notify.disabled import (
 )
 from schemas.errors import AssetlineError
 from streams.kafka import read_to_end, topic_exists
+from streams.kafka_security import client_kwargs
 from streams.settings import Settings
 from streams.topics import TopicNames
 
@@ -33,12 +34,12 @@ async def load_disabled(settings: Settings) -> DisabledEndpoints:
     """The disabled endpoints as the topic says now; malformed records are skipped."""
     registry = DisabledEndpoints()
     topic = TopicNames.with_prefix(settings.topic_prefix).webhooks_disabled
-    if not await topic_exists(settings.kafka_bootstrap, topic):
+    if not await topic_exists(settings, topic):
         raise DisabledTopicMissingError(
             f"topic {topic} does not exist: no worker of this line has run yet "
             "(create the topics with 'assetline topics')"
         )
-    for record in await read_to_end(settings.kafka_bootstrap, topic):
+    for record in await read_to_end(settings, topic):
         try:
             registry.apply(record.key, record.value)
         except DisabledRecordError:
@@ -51,9 +52,7 @@ async def enable_endpoint(settings: Settings, url_or_digest: str) -> DisabledEnt
     entry = (await load_disabled(settings)).get(url_or_digest)
     if entry is None:
         return None
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
-    )
+    producer = AIOKafkaProducer(**client_kwargs(settings), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         topic = TopicNames.with_prefix(settings.topic_prefix).webhooks_disabled

@@ -46,7 +46,7 @@ def run_worker(settings: Settings) -> None:
     # The line first: it loads every configuration file, so a mistake there is reported (one
     # line, ConfigError) before anything talks to Kafka or a topic is created.
     line = build_line(settings)
-    loop.run_until_complete(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)))
+    loop.run_until_complete(ensure_topics(settings, line_topic_specs(settings)))
     if settings.schema_registry_url:  # Confluent writers need their schema ids before starting
         loop.run_until_complete(
             register_line_schemas(line.codecs, line.topics.names, settings.subject_strategy)

@@ -18,6 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from streams.blobs import LocalBlobStore
 from streams.bulk_restore import LineTableManager
 from streams.codecs import Codecs
+from streams.kafka_security import faust_credentials
 from streams.metrics import StageMetrics
 from streams.registry import codecs_for_settings
 from streams.safe_consumer import SafeTransport
@@ -76,6 +77,8 @@ def create_faust_app(settings: Settings) -> faust.App:
     return LineApp(
         settings.app_id,
         broker=[f"kafka://{hostport}" for hostport in settings.kafka_bootstrap.split(",")],
+        # TLS/SASL for every client Faust builds (streams/kafka_security.py)
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         datadir=str(settings.data_dir),
         topic_allow_declare=False,

@@ -8,19 +8,25 @@ own loop.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from streams.kafka_security import client_kwargs, start_client
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
-async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+async def read_to_end(kafka: Settings | str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every message of ``topic`` up to its end offsets when called, in partition order.
 
     Used to read a table's changelog (e.g. ``.review.items``) without asking a worker.
+    ``kafka``: the line's settings (bootstrap and security), or a PLAINTEXT bootstrap string.
     """
-    consumer = await open_topic_reader(bootstrap, topic)
+    consumer = await open_topic_reader(kafka, topic)
     try:
         records: list[ConsumerRecord[bytes, bytes]] = []
         async for batch in batches_to_end(consumer):
@@ -52,12 +58,12 @@ async def batches_to_end(consumer: Any, *, timeout_ms: int = 1000) -> AsyncItera
         yield batch
 
 
-async def open_topic_reader(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+async def open_topic_reader(kafka: Settings | str, topic: str) -> AIOKafkaConsumer:
     """A group-less consumer on every partition of ``topic``, from the beginning."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        **client_kwargs(kafka), enable_auto_commit=False, auto_offset_reset="earliest"
     )
-    await consumer.start()
+    await start_client(consumer, kafka)
     tps = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
@@ -73,14 +79,14 @@ async def partitions_of(consumer: Any, topic: str) -> list[int]:
     return sorted(partitions)
 
 
-async def topic_exists(bootstrap: str, topic: str) -> bool:
+async def topic_exists(kafka: Settings | str, topic: str) -> bool:
     """Whether the broker has ``topic``, asked by a short-lived consumer.
 
     Asked before reading or subscribing: a consumer of a missing topic waits (and warns) for
     it to appear instead of saying so.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
+    consumer = AIOKafkaConsumer(**client_kwargs(kafka), enable_auto_commit=False)
+    await start_client(consumer, kafka)
     try:
         return topic in await consumer.topics()
     finally:

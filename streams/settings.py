@@ -7,6 +7,7 @@ uuid-named topics and temporary folders.
 from __future__ import annotations
 
 import json
+import ssl
 import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -43,6 +44,44 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(1.0, gt=0, description="How often offsets are committed.")
     stream_buffer_maxsize: int = Field(4096, ge=1)
     producer_linger_ms: int = Field(5, ge=0)
+
+    # Kafka security (streams/kafka_security.py builds every client's options from these)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How every Kafka client (worker, CLI, SDK, tools) talks to the brokers: "
+        "PLAINTEXT, SSL (TLS; with kafka_ssl_certfile/keyfile = mutual TLS), SASL_PLAINTEXT "
+        "or SASL_SSL (SASL over TLS: managed clusters such as Confluent Cloud, MSK, Aiven).",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism; required with SASL_PLAINTEXT and SASL_SSL."
+    )
+    kafka_sasl_username: str | None = Field(
+        None, description="SASL user name; required with SASL_PLAINTEXT and SASL_SSL."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None,
+        description="SASL password; required with SASL_PLAINTEXT and SASL_SSL. Never logged.",
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="PEM file of the CA(s) that signed the brokers' certificates (SSL, "
+        "SASL_SSL); unset = the system's trusted CAs.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None,
+        description="PEM client certificate (chain) for mutual TLS; needs kafka_ssl_keyfile.",
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None, description="PEM private key of kafka_ssl_certfile (mutual TLS)."
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="Password of an encrypted kafka_ssl_keyfile. Never logged."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        True,
+        description="Check that a broker's certificate names the host connected to; turn off "
+        "only for brokers addressed by a name their certificate lacks.",
+    )
 
     # Stages
     stages: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -315,6 +354,12 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _kafka_security(self) -> Settings:
+        """Security settings that fit together, with files that exist (checked at start)."""
+        check_kafka_security(self)
+        return self
+
     @field_validator("stages")
     @classmethod
     def _known_stages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -324,6 +369,98 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one stage is needed")
         return value
+
+
+_SASL = ("SASL_PLAINTEXT", "SASL_SSL")
+_TLS = ("SSL", "SASL_SSL")
+
+
+def check_kafka_security(settings: Settings) -> None:
+    """Raise ValueError naming what is wrong with the ``kafka_*`` security settings.
+
+    Messages name settings and files, never a secret's value.
+    """
+    protocol = settings.kafka_security_protocol
+    sasl = {
+        "kafka_sasl_mechanism": settings.kafka_sasl_mechanism,
+        "kafka_sasl_username": settings.kafka_sasl_username,
+        "kafka_sasl_password": settings.kafka_sasl_password,
+    }
+    if protocol in _SASL:
+        missing = [name for name, value in sasl.items() if not value]
+        if missing:
+            raise ValueError(
+                f"kafka_security_protocol={protocol} needs {', '.join(missing)} "
+                "(ASSETLINE_" + ", ASSETLINE_".join(name.upper() for name in missing) + ")"
+            )
+    else:
+        stray = [name for name, value in sasl.items() if value is not None]
+        if stray:
+            raise ValueError(
+                f"{', '.join(stray)} set but kafka_security_protocol={protocol}: SASL needs "
+                "SASL_PLAINTEXT or SASL_SSL"
+            )
+    files = {
+        "kafka_ssl_cafile": settings.kafka_ssl_cafile,
+        "kafka_ssl_certfile": settings.kafka_ssl_certfile,
+        "kafka_ssl_keyfile": settings.kafka_ssl_keyfile,
+    }
+    tls_set = [name for name, value in files.items() if value is not None]
+    if settings.kafka_ssl_key_password is not None:
+        tls_set.append("kafka_ssl_key_password")
+    if protocol not in _TLS:
+        if tls_set:
+            raise ValueError(
+                f"{', '.join(tls_set)} set but kafka_security_protocol={protocol}: TLS needs "
+                "SSL or SASL_SSL"
+            )
+        return
+    for name, path in files.items():
+        if path is not None and not path.is_file():
+            raise ValueError(f"{name}: no such file {str(path)!r}")
+    if (settings.kafka_ssl_certfile is None) != (settings.kafka_ssl_keyfile is None):
+        raise ValueError(
+            "kafka_ssl_certfile and kafka_ssl_keyfile go together (mutual TLS needs both)"
+        )
+    if settings.kafka_ssl_key_password is not None and settings.kafka_ssl_keyfile is None:
+        raise ValueError("kafka_ssl_key_password set without kafka_ssl_keyfile")
+    key_password = settings.kafka_ssl_key_password
+    try:
+        load_ssl_context(
+            settings.kafka_ssl_cafile,
+            settings.kafka_ssl_certfile,
+            settings.kafka_ssl_keyfile,
+            key_password.get_secret_value() if key_password is not None else None,
+            settings.kafka_ssl_check_hostname,
+        )
+    except ssl.SSLError as exc:
+        raise ValueError(
+            f"cannot load the TLS files ({', '.join(tls_set) or 'system CAs'}): "
+            f"{exc.reason or exc.strerror or type(exc).__name__}"
+            + (" (wrong kafka_ssl_key_password?)" if settings.kafka_ssl_keyfile else "")
+        ) from None
+    except OSError as exc:
+        raise ValueError(f"cannot read the TLS files: {exc.strerror}") from None
+
+
+def load_ssl_context(
+    cafile: Path | None,
+    certfile: Path | None,
+    keyfile: Path | None,
+    key_password: str | None,
+    check_hostname: bool,
+) -> ssl.SSLContext:
+    """The TLS context of Kafka clients: trust ``cafile`` (None = the system's CAs), present
+    ``certfile``/``keyfile`` when given (mutual TLS)."""
+    context = ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH, cafile=str(cafile) if cafile else None
+    )
+    context.check_hostname = check_hostname
+    if certfile is not None:
+        context.load_cert_chain(
+            str(certfile), str(keyfile) if keyfile else None, password=key_password
+        )
+    return context
 
 
 _API_KEYS_SHAPE = 'a JSON object of name -> secret, e.g. {"openai": "sk-..."}'
@@ -399,7 +536,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
         key = f"ASSETLINE_{name.upper()}"
         if value is None:
             continue  # unset optional knob: the child's default is None too
-        if isinstance(value, list):  # tuples (stages) are comma-separated, as parsed
+        secret = getattr(settings, name)
+        if isinstance(secret, SecretStr):  # dumped as '**********': the child needs the value
+            env[key] = secret.get_secret_value()
+        elif isinstance(value, list):  # tuples (stages) are comma-separated, as parsed
             env[key] = ",".join(map(str, value))
         elif isinstance(value, dict):  # JSON, as pydantic-settings parses complex fields
             env[key] = json.dumps(_revealed(getattr(settings, name)))

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from streams.codecs import AvroCodec, CodecError, UnknownSchemaIdError
 from streams.dead_letters import dead_letter_record, park_value
+from streams.kafka_security import kafka_secrets
 from streams.redaction import redact, redact_and_truncate
 
 if TYPE_CHECKING:
@@ -112,8 +113,9 @@ class StageIO:
         return redact_and_truncate(text, self._secrets(), MAX_CRASH_MESSAGE)
 
     def _secrets(self) -> list[str]:
-        keys = getattr(self.line.settings, "api_keys", None) or {}
-        return [secret.get_secret_value() for secret in keys.values()]
+        settings = self.line.settings
+        keys = getattr(settings, "api_keys", None) or {}
+        return [secret.get_secret_value() for secret in keys.values()] + kafka_secrets(settings)
 
     def _describe(self, exc: BaseException, *, with_type: bool = True) -> str:
         """The exception as redacted text that can always be encoded: an exception may quote a

@@ -20,6 +20,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.errors import AssetlineError
+from streams.kafka_security import bootstrap_of, client_kwargs, start_client
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -194,12 +195,16 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
 
 
 async def ensure_topics(
-    bootstrap: str, specs: Iterable[TopicSpec], *, timeout: float = 30.0
+    kafka: Settings | str, specs: Iterable[TopicSpec], *, timeout: float = 30.0
 ) -> list[str]:
-    """Create missing topics; check existing ones. Returns the names created."""
+    """Create missing topics; check existing ones. Returns the names created.
+
+    ``kafka``: the line's settings (bootstrap and security), or a PLAINTEXT bootstrap string.
+    """
     specs = list(specs)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
-    await asyncio.wait_for(admin.start(), timeout)
+    bootstrap = bootstrap_of(kafka)
+    admin = AIOKafkaAdminClient(**client_kwargs(kafka), request_timeout_ms=int(timeout * 1000))
+    await asyncio.wait_for(start_client(admin, kafka), timeout)
     try:
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]

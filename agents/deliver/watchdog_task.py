@@ -48,6 +48,7 @@ from agents.deliver.watchdog import (
 from agents.tenants import Gatekeeper
 from schemas.records import GenerationRequest, ValidatedAsset
 from streams.codecs import AvroCodec, CodecError, UnknownSchemaIdError
+from streams.kafka_security import client_kwargs
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -149,15 +150,15 @@ class Watchdog:
             await asyncio.sleep(RESTART_S)
 
     async def _run(self) -> None:
-        bootstrap = self.line.settings.kafka_bootstrap
+        settings = self.line.settings
         reader = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **client_kwargs(settings),
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
         fetcher = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+            **client_kwargs(settings), enable_auto_commit=False, auto_offset_reset="earliest"
         )
         await reader.start()
         await fetcher.start()

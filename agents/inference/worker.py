@@ -138,12 +138,12 @@ def _build(line: Line) -> WorkerInference:
 
 def _follow_spend(line: Line, topic: str, view: SpendView) -> None:
     """Every worker's totals of one lane, so a budget holds across the group, not per worker."""
-    bootstrap = line.settings.kafka_bootstrap
+    settings = line.settings
 
     async def follow_spend() -> None:
         while True:
             try:
-                reader = await open_topic_reader(bootstrap, topic)
+                reader = await open_topic_reader(settings, topic)
                 try:
                     while True:
                         batch = await reader.getmany(timeout_ms=500)

@@ -73,6 +73,7 @@ from streams.blobs import LocalBlobStore
 from streams.codecs import CodecError, Codecs
 from streams.dead_letters import dead_letter_record, park_value
 from streams.kafka import batches_to_end, open_topic_reader, topic_exists
+from streams.kafka_security import client_kwargs
 from streams.settings import Settings
 from streams.topics import TopicNames
 
@@ -131,14 +132,14 @@ class Notifier:
         async with contextlib.AsyncExitStack() as stack:
             self._client = await stack.enter_async_context(WebhookClient())
             self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.kafka_bootstrap,
+                **client_kwargs(self.settings),
                 acks="all",
                 enable_idempotence=True,
             )
             await self._producer.start()
             stack.push_async_callback(self._producer.stop)
             # reads the commit metadata of a partition newly assigned (jobs already finished)
-            self._admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+            self._admin = AIOKafkaAdminClient(**client_kwargs(self.settings))
             await self._admin.start()
             stack.push_async_callback(self._admin.close)
             registry = await self._open_registry()
@@ -158,10 +159,10 @@ class Notifier:
         Every worker reads all of it: a 410 seen by any worker applies to all of them.
         """
         topic = self.names.webhooks_disabled
-        if not await topic_exists(self.settings.kafka_bootstrap, topic):
+        if not await topic_exists(self.settings, topic):
             # without it a restart would call every disabled endpoint again
             raise RuntimeError(f"topic {topic} is missing; create it with 'assetline topics'")
-        return await open_topic_reader(self.settings.kafka_bootstrap, topic)
+        return await open_topic_reader(self.settings, topic)
 
     async def _catch_up(self, registry: AIOKafkaConsumer) -> None:
         """Apply ``.webhooks.disabled`` up to its end offsets as of now."""
@@ -398,7 +399,7 @@ class _Lane(ConsumerRebalanceListener):  # type: ignore[misc]
         settings = self.settings
         poll_interval_ms = int(settings.webhook_max_poll_interval_s * 1000)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **client_kwargs(settings),
             group_id=f"{settings.app_id}-{STAGE}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -100,7 +100,7 @@ async def _campaign(
     started: float,
     skip_completed: bool = False,
 ) -> tuple[CampaignSummary | None, int, float]:
-    await ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings))
+    await ensure_topics(settings, line_topic_specs(settings))
     codecs = Codecs.load()
     summary = CampaignSummary(plan.request_ids)
     requests = plan.requests

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from agents.tenants import Gatekeeper, TenantsFileError
 from schemas.records import AssetCompleted, CompletionStatus
+from streams.kafka_security import connect_failure
 from streams.settings import Settings
 from streams.signing import RequestMarker
 
@@ -66,7 +67,10 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise click.ClickException(f"invalid setting {where}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        if not where:  # a check across several settings names them in its message
+            raise click.ClickException(f"invalid settings: {message}") from None
+        raise click.ClickException(f"invalid setting {where}: {message}") from None
 
 
 def request_marker(settings: Settings) -> RequestMarker:
@@ -82,9 +86,9 @@ def run(coro: Coroutine[Any, Any, T], settings: Settings) -> T:
     try:
         return asyncio.run(coro)
     except (KafkaConnectionError, ConnectionError, OSError) as exc:
-        raise click.ClickException(
-            f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}. "
-            "Start one with 'assetline broker up' or set KAFKA_BOOTSTRAP."
-        ) from None
+        hint = ""
+        if settings.kafka_security_protocol == "PLAINTEXT":
+            hint = ". Start one with 'assetline broker up' or set KAFKA_BOOTSTRAP."
+        raise click.ClickException(connect_failure(settings, exc) + hint) from None
     except KafkaError as exc:
         raise click.ClickException(f"Kafka error: {exc}") from None

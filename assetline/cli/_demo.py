@@ -85,7 +85,7 @@ def demo(
     started = time.perf_counter()
     try:
         with quiet_leader_elections():
-            run(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)), settings)
+            run(ensure_topics(settings, line_topic_specs(settings)), settings)
             worker.start()
             click.echo(f"worker pid {worker.pid} (log: {worker.log_path})")
             completions = run(

@@ -40,7 +40,7 @@ def dlq_list(codes: tuple[str, ...], limit: int | None, width: int) -> None:
     """A table of dead letters: position, time, stage, code, reason, source."""
     settings = load_settings()
     names = TopicNames.with_prefix(settings.topic_prefix)
-    letters = run(read_deadletters(settings.kafka_bootstrap, names), settings)
+    letters = run(read_deadletters(settings, names), settings)
     chosen = select(letters, codes=codes, limit=limit)
     if not chosen:
         click.echo(
@@ -80,12 +80,12 @@ def dlq_replay(
 
     async def go() -> RedriveReport:
         letters = select(
-            await read_deadletters(settings.kafka_bootstrap, names),
+            await read_deadletters(settings, names),
             codes=codes,
             positions=positions,
         )
         return await redrive(
-            settings.kafka_bootstrap,
+            settings,
             names,
             letters,
             Rewriter(Codecs.load()),

@@ -17,6 +17,7 @@ from assetline.tail import UnknownTopicError, render_message, resolve_topic, tai
 from schemas.records import AssetCompleted, AssetKind, Constraints, ModelSpec
 from streams.codecs import Codecs
 from streams.config_files import ConfigError, one_line
+from streams.kafka_security import connect_failure
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
 
 
@@ -36,16 +37,14 @@ def worker(stages: str | None, web_port: int | None) -> None:
     except ConfigError as exc:  # a configuration mistake: one line naming it, never a traceback
         raise click.ClickException(one_line(str(exc))) from None
     except (KafkaError, ConnectionError, OSError) as exc:
-        raise click.ClickException(
-            f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"
-        ) from None
+        raise click.ClickException(connect_failure(settings, exc)) from None
 
 
 @click.command()
 def topics() -> None:
     """Create the line's topics if missing (a worker does this too)."""
     settings = load_settings()
-    created = run(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)), settings)
+    created = run(ensure_topics(settings, line_topic_specs(settings)), settings)
     click.echo(f"created {len(created)} topic(s)" + (f": {', '.join(created)}" if created else ""))
 
 

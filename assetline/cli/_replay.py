@@ -48,11 +48,9 @@ def replay(
         raise click.BadParameter(str(exc), param_hint="--from/--to") from None
 
     async def go() -> tuple[ReplayReport, list[PartitionRange]]:
-        plan = await plan_replay(
-            settings.kafka_bootstrap, names, topic, into, start, stop, partition
-        )
+        plan = await plan_replay(settings, names, topic, into, start, stop, partition)
         report = await republish(
-            settings.kafka_bootstrap,
+            settings,
             plan.topics.source,
             plan.topics.kind,
             plan.ranges,

@@ -13,6 +13,8 @@ from aiokafka import AIOKafkaConsumer
 from assetline.replay.ranges import Bound, PartitionRange, resolve
 from assetline.replay.topics import ReplayTopics, choose
 from streams.kafka import partitions_of
+from streams.kafka_security import client_kwargs
+from streams.settings import Settings
 from streams.topics import TopicNames
 
 
@@ -23,7 +25,7 @@ class ReplayPlan:
 
 
 async def plan_replay(
-    bootstrap: str,
+    kafka: Settings | str,
     names: TopicNames,
     topic: str,
     into: str | None,
@@ -36,7 +38,7 @@ async def plan_replay(
     Raises :class:`~assetline.replay.topics.TopicChoiceError` for a topic a replay must not
     use and :class:`~assetline.replay.ranges.RangeError` for a partition the topic lacks.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**client_kwargs(kafka))
     await consumer.start()
     try:
         existing = await consumer.topics()

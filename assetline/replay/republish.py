@@ -25,6 +25,8 @@ from assetline.replay.rewrite import RecordKind, Rewriter, replay_headers, resub
 from schemas.attempts import generation_of
 from schemas.errors import AssetlineError
 from streams.codecs import CodecError
+from streams.kafka_security import client_kwargs
+from streams.settings import Settings
 from streams.signing import RequestMarker
 
 #: A fetch returns up to this many records; the replay loop handles them as one batch.
@@ -71,10 +73,13 @@ class ReplayReport:
         return out
 
 
-def open_producer(bootstrap: str) -> AIOKafkaProducer:
-    """Idempotent, and tuned for bulk: a short linger and 1 MiB batches."""
+def open_producer(kafka: Settings | str) -> AIOKafkaProducer:
+    """Idempotent, and tuned for bulk: a short linger and 1 MiB batches.
+
+    ``kafka``: the line's settings (bootstrap and security), or a PLAINTEXT bootstrap string.
+    """
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **client_kwargs(kafka),
         acks="all",
         enable_idempotence=True,
         linger_ms=20,
@@ -133,7 +138,7 @@ class BatchSender:
 
 
 async def republish(
-    bootstrap: str,
+    kafka: Settings | str,
     source: str,
     kind: RecordKind,
     ranges: Sequence[PartitionRange],
@@ -159,13 +164,13 @@ async def republish(
     if not todo:
         return report
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client_kwargs(kafka),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
     )
-    producer = None if dry_run else open_producer(bootstrap)
+    producer = None if dry_run else open_producer(kafka)
     await consumer.start()
     try:
         if producer is not None:

@@ -110,7 +110,7 @@ async def read_topic(
     settings: Settings, topic: str, *, min_messages: int, timeout: float
 ) -> list[object]:
     """Every message of ``topic`` from the beginning, waiting for at least ``min_messages``."""
-    consumer = await open_topic_reader(settings.kafka_bootstrap, topic)
+    consumer = await open_topic_reader(settings, topic)
     try:
         deadline = time.monotonic() + timeout
         messages: list[object] = []
@@ -127,6 +127,6 @@ async def read_topic(
 
 async def submit_requests(settings: Settings, requests: Sequence[GenerationRequest]) -> None:
     """Create the line's topics (a worker may not have started yet) and publish ``requests``."""
-    await ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings))
+    await ensure_topics(settings, line_topic_specs(settings))
     async with LineClient(settings) as client:
         await client.submit(requests)

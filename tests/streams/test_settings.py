@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from streams.settings import DEFAULT_STAGES, STAGES, Settings, settings_env
+from tests.support.secure_kafka import CLIENT_KEY_PASSWORD, make_pki
 
 
 @pytest.fixture(autouse=True)
@@ -138,6 +139,13 @@ def test_settings_env_names_every_set_field_with_the_prefix() -> None:
         "ASSETLINE_SCHEMA_REGISTRY_AUTH",
         "ASSETLINE_TENANTS_FILE",
         "ASSETLINE_PRODUCER_SECRET_NAME",
+        "ASSETLINE_KAFKA_SASL_MECHANISM",
+        "ASSETLINE_KAFKA_SASL_USERNAME",
+        "ASSETLINE_KAFKA_SASL_PASSWORD",
+        "ASSETLINE_KAFKA_SSL_CAFILE",
+        "ASSETLINE_KAFKA_SSL_CERTFILE",
+        "ASSETLINE_KAFKA_SSL_KEYFILE",
+        "ASSETLINE_KAFKA_SSL_KEY_PASSWORD",
     }
     assert set(env) == {f"ASSETLINE_{name.upper()}" for name in Settings.model_fields} - unset
     assert env["ASSETLINE_STAGES"] == "generate,validate,deliver,review,notify"
@@ -154,8 +162,18 @@ def test_settings_env_round_trips_defaults(monkeypatch: pytest.MonkeyPatch) -> N
 def test_settings_env_round_trips_every_changed_knob(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    pki = make_pki(tmp_path / "pki")
     original = Settings(
         kafka_bootstrap="b1:9092,b2:9093",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="alice",
+        kafka_sasl_password=SecretStr("sasl-pass-123"),
+        kafka_ssl_cafile=pki.ca,
+        kafka_ssl_certfile=pki.client_cert,
+        kafka_ssl_keyfile=pki.client_key,
+        kafka_ssl_key_password=SecretStr(CLIENT_KEY_PASSWORD),
+        kafka_ssl_check_hostname=False,
         app_id="test-abc",
         topic_prefix="test-abc",
         topic_partitions=3,
@@ -238,6 +256,8 @@ def test_settings_env_round_trips_every_changed_knob(
     assert rebuilt.stages == ("validate", "deliver")
     assert isinstance(rebuilt.blob_dir, Path)
     assert rebuilt.api_keys["openai"].get_secret_value() == "sk-test-123"
+    assert rebuilt.kafka_sasl_password is not None
+    assert rebuilt.kafka_sasl_password.get_secret_value() == "sasl-pass-123"
 
 
 def test_api_keys_come_from_json_and_never_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:

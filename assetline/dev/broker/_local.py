@@ -31,7 +31,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -124,6 +124,26 @@ class BrokerPaths:
 
 
 @dataclass(frozen=True)
+class Listener:
+    """A client listener beside the PLAINTEXT one, e.g. ``Listener("SECURE", 9094, "SASL_SSL")``.
+
+    The PLAINTEXT listener always stays (inter-broker traffic and the start-up probe use it);
+    the listener's own settings (TLS files, SASL mechanisms and JAAS) go in the broker's
+    ``config`` under ``listener.name.<name lower-case>.``.
+    """
+
+    name: str
+    port: int
+    protocol: str  # SSL, SASL_PLAINTEXT or SASL_SSL (or PLAINTEXT)
+
+    def __post_init__(self) -> None:
+        if self.name.upper() in ("PLAINTEXT", "CONTROLLER") or not self.name.isidentifier():
+            raise ValueError(f"listener name {self.name!r} is taken or not a plain word")
+        if self.protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+            raise ValueError(f"unknown security protocol {self.protocol!r}")
+
+
+@dataclass(frozen=True)
 class BrokerStatus:
     """What ``status`` saw: a live process and whether it serves metadata."""
 
@@ -194,21 +214,25 @@ def render_config(
     controller_port: int,
     host: str = "127.0.0.1",
     node_id: int = 1,
-    extra: dict[str, str] | None = None,
+    extra: Mapping[str, str] | None = None,
+    listeners: Sequence[Listener] = (),
 ) -> str:
     """``server.properties`` for one combined broker+controller node on loopback.
 
     Replication factors are 1 because there is one node; auto topic creation is off so
-    tests catch a missing topic declaration instead of silently creating one.
+    tests catch a missing topic declaration instead of silently creating one. ``listeners``
+    are added beside PLAINTEXT (see :class:`Listener`); ``extra`` overrides or adds keys.
     """
+    more = "".join(f",{x.name}://{host}:{x.port}" for x in listeners)
     settings: dict[str, str] = {
         "process.roles": "broker,controller",
         "node.id": str(node_id),
         "controller.quorum.voters": f"{node_id}@{host}:{controller_port}",
-        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}{more}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}{more}",
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        + "".join(f",{x.name}:{x.protocol}" for x in listeners),
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(data_dir),
         "num.partitions": "1",
@@ -345,8 +369,10 @@ def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
 async def _describe_cluster(bootstrap: str, budget: float) -> dict[str, Any]:
     from aiokafka.admin import AIOKafkaAdminClient
 
+    from streams.kafka_security import client_kwargs
+
     timeout_ms = max(1000, int(budget * 1000))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+    admin = AIOKafkaAdminClient(**client_kwargs(bootstrap), request_timeout_ms=timeout_ms)
     try:
         async with asyncio.timeout(budget):
             await admin.start()
@@ -437,11 +463,21 @@ class LocalBroker:
         heap: str = "768m",
         jar_cache: Path | None = None,
         host: str = "127.0.0.1",
+        listeners: Sequence[Listener] = (),
+        config: Mapping[str, str] | None = None,
+        scram_users: Sequence[str] = (),
     ) -> None:
         """``root`` defaults to :func:`default_root`; ``jar_cache`` is the cache root that
-        holds ``<version>/lib`` (default :func:`default_jar_cache`)."""
-        if port == controller_port:
-            raise ValueError("port and controller_port must differ")
+        holds ``<version>/lib`` (default :func:`default_jar_cache`).
+
+        ``listeners``: client listeners beside PLAINTEXT (TLS, SASL); ``config``: more
+        ``server.properties`` keys (e.g. a listener's TLS files and SASL JAAS config);
+        ``scram_users``: SCRAM credentials created when the storage is formatted, as Kafka's
+        storage tool takes them: ``"SCRAM-SHA-256=[name=alice,password=alice-secret]"``.
+        """
+        ports = [port, controller_port, *(x.port for x in listeners)]
+        if len(set(ports)) != len(ports):
+            raise ValueError("port, controller_port and the listeners' ports must differ")
         self.paths = BrokerPaths.under(
             root or default_root(), kafka_version=kafka_version, jar_cache=jar_cache
         )
@@ -450,6 +486,9 @@ class LocalBroker:
         self.kafka_version = kafka_version
         self.heap = heap
         self.host = host
+        self.listeners = tuple(listeners)
+        self.config = dict(config or {})
+        self.scram_users = tuple(scram_users)
 
     def __repr__(self) -> str:
         return f"LocalBroker(root={self.paths.root!s}, bootstrap={self.bootstrap!r})"
@@ -458,6 +497,17 @@ class LocalBroker:
     def bootstrap(self) -> str:
         """``host:port`` for clients."""
         return f"{self.host}:{self.port}"
+
+    def bootstrap_of(self, listener: str) -> str:
+        """``host:port`` of the extra listener named ``listener``."""
+        for x in self.listeners:
+            if x.name == listener:
+                return f"{self.host}:{x.port}"
+        raise KeyError(listener)
+
+    @property
+    def _ports(self) -> tuple[int, ...]:
+        return (self.port, self.controller_port, *(x.port for x in self.listeners))
 
     # ------------------------------------------------------------------ fetch
 
@@ -546,6 +596,8 @@ class LocalBroker:
             port=self.port,
             controller_port=self.controller_port,
             host=self.host,
+            extra=self.config,
+            listeners=self.listeners,
         )
 
     def write_config(self) -> Path:
@@ -610,8 +662,15 @@ class LocalBroker:
         java = _find_java()
         self.write_config()
         cid = self.cluster_id()
+        scram = [arg for user in self.scram_users for arg in ("--add-scram", user)]
         cmd = self._java_cmd(
-            java, _STORAGE_TOOL, "format", f"--cluster-id={cid}", "-c", str(self.paths.config)
+            java,
+            _STORAGE_TOOL,
+            "format",
+            f"--cluster-id={cid}",
+            "-c",
+            str(self.paths.config),
+            *scram,
         )
         started = time.monotonic()
         result = subprocess.run(
@@ -697,7 +756,7 @@ class LocalBroker:
             return self.bootstrap
         self.paths.pid.unlink(missing_ok=True)  # stale
 
-        for p in (self.port, self.controller_port):
+        for p in self._ports:
             if port_in_use(p, self.host):
                 raise BrokerError(f"port {self.host}:{p} is already in use")
         java = _find_java()
@@ -756,7 +815,7 @@ class LocalBroker:
         The process is gone by now, but a child it forked may still hold the sockets briefly.
         """
         deadline = time.monotonic() + timeout
-        while any(port_in_use(p, self.host) for p in (self.port, self.controller_port)):
+        while any(port_in_use(p, self.host) for p in self._ports):
             if time.monotonic() >= deadline:
                 log.warning(
                     "ports %d/%d still taken after stopping Kafka", self.port, self.controller_port

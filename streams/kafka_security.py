@@ -1,0 +1,202 @@
+"""The one way any Kafka client of the project is configured: bootstrap servers and security.
+
+Every aiokafka client (consumer, producer, admin) is built with ``**client_kwargs(kafka)``
+and the Faust app with ``broker_credentials=faust_credentials(settings)``, so TLS and SASL
+reach all of them from the same ``kafka_*`` settings; ``tests/test_kafka_clients.py`` fails
+if a module builds an aiokafka client any other way.
+
+``kafka`` is the :class:`~streams.settings.Settings` of the line, or a bare ``host:port``
+bootstrap string, which means PLAINTEXT (tests and local tools that talk to the embedded
+broker).
+
+Secrets (the SASL password, the key password) go into the client options only: they are not
+in any message this module writes, and :func:`kafka_secrets` lists them for redaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import re
+import ssl
+from typing import TYPE_CHECKING, Any
+
+from aiokafka.errors import KafkaConnectionError
+
+from streams.redaction import redact
+from streams.settings import Settings, load_ssl_context
+
+if TYPE_CHECKING:
+    from faust.types.auth import CredentialsT
+
+__all__ = [
+    "KafkaUnreachable",
+    "bootstrap_of",
+    "client_kwargs",
+    "connect_failure",
+    "diagnose_connection",
+    "faust_credentials",
+    "kafka_secrets",
+    "ssl_context",
+    "start_client",
+]
+
+_SASL = ("SASL_PLAINTEXT", "SASL_SSL")
+_TLS = ("SSL", "SASL_SSL")
+
+
+def bootstrap_of(kafka: Settings | str) -> str:
+    """``host:port[,host:port]`` of ``kafka``, for messages (never holds a secret)."""
+    return kafka if isinstance(kafka, str) else kafka.kafka_bootstrap
+
+
+def client_kwargs(kafka: Settings | str) -> dict[str, Any]:
+    """Keyword arguments every aiokafka client is built with: servers and security.
+
+    ``AIOKafkaConsumer(**client_kwargs(settings), group_id=...)``; the same for
+    ``AIOKafkaProducer`` and ``AIOKafkaAdminClient``.
+    """
+    if isinstance(kafka, str):
+        return {"bootstrap_servers": kafka}  # aiokafka's default protocol: PLAINTEXT
+    settings = kafka
+    protocol = settings.kafka_security_protocol
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": protocol,
+    }
+    if protocol in _TLS:
+        kwargs["ssl_context"] = ssl_context(settings)
+    if protocol in _SASL:
+        assert settings.kafka_sasl_password is not None  # check_security made sure
+        kwargs["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        kwargs["sasl_plain_username"] = settings.kafka_sasl_username
+        kwargs["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    return kwargs
+
+
+def faust_credentials(settings: Settings) -> CredentialsT | None:
+    """The Faust app's ``broker_credentials`` (None = PLAINTEXT), from the same settings.
+
+    Faust hands them to every client it builds (its consumers, producer, table readers) and
+    :mod:`streams.bulk_restore` reads them from the app's configuration.
+    """
+    import faust
+
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return faust.SSLCredentials(ssl_context(settings))
+    assert settings.kafka_sasl_password is not None  # check_security made sure
+    # Faust derives SASL_SSL from the presence of an SSL context, SASL_PLAINTEXT otherwise.
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password.get_secret_value(),
+        mechanism=settings.kafka_sasl_mechanism,
+        ssl_context=ssl_context(settings) if protocol == "SASL_SSL" else None,
+    )
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """The TLS context of SSL and SASL_SSL clients (one per distinct file set, shared)."""
+    key_password = settings.kafka_ssl_key_password
+    return _ssl_context(
+        settings.kafka_ssl_cafile,
+        settings.kafka_ssl_certfile,
+        settings.kafka_ssl_keyfile,
+        key_password.get_secret_value() if key_password is not None else None,
+        settings.kafka_ssl_check_hostname,
+    )
+
+
+#: One context per distinct file set, shared by every client of the process.
+_ssl_context = functools.lru_cache(maxsize=8)(load_ssl_context)
+
+
+def kafka_secrets(settings: Settings) -> list[str]:
+    """The Kafka secrets of ``settings`` in clear, to scrub from text bound for events/logs."""
+    secrets = (
+        getattr(settings, "kafka_sasl_password", None),
+        getattr(settings, "kafka_ssl_key_password", None),
+    )
+    return [secret.get_secret_value() for secret in secrets if secret is not None]
+
+
+async def diagnose_connection(kafka: Settings | str, timeout: float = 10.0) -> str:
+    """Why a client could not start: one connection to the first bootstrap server, with the
+    same security, and its error in one line (aiokafka's own start error only says it could
+    not bootstrap; the cause - refused, TLS, authentication - is in a log line).
+
+    Returns ``""`` when that connection succeeds.
+    """
+    from aiokafka.conn import create_conn
+
+    first = bootstrap_of(kafka).split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    kwargs = client_kwargs(kafka)
+    del kwargs["bootstrap_servers"]
+    try:
+        async with asyncio.timeout(timeout):
+            conn = await create_conn(
+                host, int(port), request_timeout_ms=int(timeout * 1000), **kwargs
+            )
+    except TimeoutError:
+        return f"no answer from {first} within {timeout:g}s"
+    except ssl.SSLCertVerificationError as exc:
+        return f"TLS: the certificate of {first} is not trusted ({exc.verify_message})"
+    except ssl.SSLError as exc:
+        return f"TLS handshake with {first} failed ({exc.reason or exc})"
+    except Exception as exc:
+        name = type(exc).__name__
+        # aiokafka's broker errors read "[Error 58] SaslAuthenticationFailed: <text>"
+        text = re.sub(r"^\[Error \d+\] \w+: ", "", " ".join(str(exc).split()))
+        text = text if text.startswith(name) else f"{name}: {text}".rstrip(": ")
+        protocol = "PLAINTEXT" if isinstance(kafka, str) else kafka.kafka_security_protocol
+        if text.endswith(" closed"):  # the broker hung up: a listener of another kind
+            text += f" (does this listener expect kafka_security_protocol={protocol}" + (
+                ", or a client certificate?)" if protocol == "SSL" else "?)"
+            )
+        secrets = [] if isinstance(kafka, str) else kafka_secrets(kafka)
+        return redact(text, secrets)
+    conn.close()
+    return ""
+
+
+class KafkaUnreachable(KafkaConnectionError):  # type: ignore[misc]
+    """A client could not start; the message is one line saying why (no secret in it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "cannot reach Kafka"
+
+
+async def start_client(client: Any, kafka: Settings | str) -> None:
+    """``await client.start()``; a failure to connect is raised as :class:`KafkaUnreachable`
+    with the cause (wrong password, untrusted certificate, ...) instead of aiokafka's
+    'Unable to bootstrap'. The client is closed first."""
+    try:
+        await client.start()
+    except KafkaConnectionError as exc:
+        close = getattr(client, "stop", None) or client.close
+        with contextlib.suppress(Exception):
+            await close()
+        why = await diagnose_connection(kafka, timeout=5.0)
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        secrets = [] if isinstance(kafka, str) else kafka_secrets(kafka)
+        raise KafkaUnreachable(
+            redact(f"cannot reach Kafka at {bootstrap_of(kafka)}: {why or text}", secrets)
+        ) from None
+
+
+def connect_failure(kafka: Settings | str, exc: BaseException) -> str:
+    """One line for a client that could not start: what it said, and why when a fresh
+    connection can tell (:func:`diagnose_connection`, bounded to a few seconds)."""
+    if isinstance(exc, KafkaUnreachable):
+        return str(exc)
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    try:
+        why = asyncio.run(diagnose_connection(kafka, timeout=5.0))
+    except RuntimeError:  # called inside a running loop: no diagnosis
+        why = ""
+    secrets = [] if isinstance(kafka, str) else kafka_secrets(kafka)
+    return redact(f"cannot reach Kafka at {bootstrap_of(kafka)}: {why or text}", secrets)

@@ -1,0 +1,191 @@
+"""Kafka security settings: what every client is built with, and what is refused at start.
+
+The broker round trips (SASL_SSL with each mechanism, mutual TLS, a wrong password) are in
+tests/integration/test_secured_kafka.py.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import click
+import faust
+import pytest
+from faust.types.auth import AuthProtocol
+from pydantic import ValidationError
+
+from assetline.cli._common import load_settings
+from streams.kafka_security import client_kwargs, faust_credentials, kafka_secrets
+from streams.settings import Settings
+from tests.support.secure_kafka import CLIENT_KEY_PASSWORD, Pki, make_pki
+
+PASSWORD = "sasl-secret-value-42"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def _sasl(pki: Pki, protocol: str = "SASL_SSL", **more: object) -> Settings:
+    values: dict[str, object] = {
+        "kafka_bootstrap": "k1:9094,k2:9094",
+        "kafka_security_protocol": protocol,
+        "kafka_sasl_mechanism": "SCRAM-SHA-256",
+        "kafka_sasl_username": "alice",
+        "kafka_sasl_password": PASSWORD,
+    }
+    if protocol == "SASL_SSL":
+        values["kafka_ssl_cafile"] = pki.ca
+    return Settings(**{**values, **more})
+
+
+def test_plaintext_is_the_default_and_adds_nothing() -> None:
+    settings = Settings(kafka_bootstrap="k:9092")
+    assert client_kwargs(settings) == {
+        "bootstrap_servers": "k:9092",
+        "security_protocol": "PLAINTEXT",
+    }
+    assert faust_credentials(settings) is None
+    assert client_kwargs("k:9092") == {"bootstrap_servers": "k:9092"}
+
+
+def test_sasl_ssl_client_options(pki: Pki) -> None:
+    kwargs = client_kwargs(_sasl(pki))
+    context = kwargs.pop("ssl_context")
+    assert kwargs == {
+        "bootstrap_servers": "k1:9094,k2:9094",
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-256",
+        "sasl_plain_username": "alice",
+        "sasl_plain_password": PASSWORD,
+    }
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+
+
+def test_sasl_plaintext_has_no_tls(pki: Pki) -> None:
+    kwargs = client_kwargs(_sasl(pki, "SASL_PLAINTEXT"))
+    assert kwargs["security_protocol"] == "SASL_PLAINTEXT"
+    assert "ssl_context" not in kwargs
+    credentials = faust_credentials(_sasl(pki, "SASL_PLAINTEXT"))
+    assert isinstance(credentials, faust.SASLCredentials)
+    assert credentials.protocol == AuthProtocol.SASL_PLAINTEXT
+
+
+def test_faust_gets_the_same_sasl_ssl_credentials(pki: Pki) -> None:
+    settings = _sasl(pki, kafka_sasl_mechanism="SCRAM-SHA-512")
+    credentials = faust_credentials(settings)
+    assert isinstance(credentials, faust.SASLCredentials)
+    assert credentials.protocol == AuthProtocol.SASL_SSL
+    assert credentials.mechanism.value == "SCRAM-SHA-512"
+    assert (credentials.username, credentials.password) == ("alice", PASSWORD)
+    assert credentials.ssl_context is client_kwargs(settings)["ssl_context"]  # one, shared
+    assert PASSWORD not in repr(credentials)
+
+
+def test_mutual_tls_with_an_encrypted_key(pki: Pki) -> None:
+    settings = Settings(
+        kafka_security_protocol="SSL",
+        kafka_ssl_cafile=pki.ca,
+        kafka_ssl_certfile=pki.client_cert,
+        kafka_ssl_keyfile=pki.client_key,
+        kafka_ssl_key_password=CLIENT_KEY_PASSWORD,
+    )
+    kwargs = client_kwargs(settings)
+    assert kwargs["security_protocol"] == "SSL"
+    assert "sasl_mechanism" not in kwargs
+    credentials = faust_credentials(settings)
+    assert isinstance(credentials, faust.SSLCredentials)
+    assert credentials.context is kwargs["ssl_context"]
+    assert kafka_secrets(settings) == [CLIENT_KEY_PASSWORD]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"kafka_security_protocol": "SASL_SSL"},
+            "kafka_security_protocol=SASL_SSL needs kafka_sasl_mechanism, kafka_sasl_username, "
+            "kafka_sasl_password (ASSETLINE_KAFKA_SASL_MECHANISM",
+        ),
+        (
+            {
+                "kafka_security_protocol": "SASL_PLAINTEXT",
+                "kafka_sasl_mechanism": "PLAIN",
+                "kafka_sasl_username": "alice",
+            },
+            "needs kafka_sasl_password (ASSETLINE_KAFKA_SASL_PASSWORD)",
+        ),
+        (
+            {"kafka_sasl_username": "alice", "kafka_sasl_password": PASSWORD},
+            "kafka_sasl_username, kafka_sasl_password set but kafka_security_protocol=PLAINTEXT",
+        ),
+        (
+            {"kafka_security_protocol": "SASL_PLAINTEXT", "kafka_sasl_mechanism": "GSSAPI"},
+            "kafka_sasl_mechanism",
+        ),
+        (
+            {"kafka_security_protocol": "SSL", "kafka_ssl_cafile": Path("/no/such/ca.pem")},
+            "kafka_ssl_cafile: no such file '/no/such/ca.pem'",
+        ),
+        (
+            {"kafka_ssl_cafile": Path("/etc/hostname")},
+            "kafka_ssl_cafile set but kafka_security_protocol=PLAINTEXT: TLS needs SSL",
+        ),
+    ],
+)
+def test_security_settings_that_do_not_fit_are_refused(
+    overrides: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(**overrides)
+    assert message in str(caught.value)
+    assert PASSWORD not in str(caught.value)
+
+
+def test_a_certificate_needs_its_key_and_a_wrong_key_password_is_named(pki: Pki) -> None:
+    with pytest.raises(ValidationError, match="kafka_ssl_certfile and kafka_ssl_keyfile go"):
+        Settings(kafka_security_protocol="SSL", kafka_ssl_certfile=pki.client_cert)
+    wrong = "not-the-key-password-9"
+    with pytest.raises(ValidationError) as caught:
+        Settings(
+            kafka_security_protocol="SSL",
+            kafka_ssl_cafile=pki.ca,
+            kafka_ssl_certfile=pki.client_cert,
+            kafka_ssl_keyfile=pki.client_key,
+            kafka_ssl_key_password=wrong,
+        )
+    text = str(caught.value)
+    assert "cannot load the TLS files" in text
+    assert "wrong kafka_ssl_key_password?" in text
+    assert wrong not in text
+
+
+def test_a_ca_file_that_is_no_certificate_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate\n")
+    with pytest.raises(ValidationError, match="cannot load the TLS files"):
+        Settings(kafka_security_protocol="SSL", kafka_ssl_cafile=bad)
+
+
+def test_secrets_never_show_in_repr_or_dump(pki: Pki) -> None:
+    settings = _sasl(pki)
+    assert PASSWORD not in repr(settings)
+    assert PASSWORD not in str(settings.model_dump())
+    assert PASSWORD not in settings.model_dump_json()
+    assert kafka_secrets(settings) == [PASSWORD]
+
+
+def test_the_cli_names_a_missing_setting_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSETLINE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("ASSETLINE_KAFKA_SASL_PASSWORD", PASSWORD)
+    with pytest.raises(click.ClickException) as caught:
+        load_settings()
+    message = caught.value.format_message()
+    assert message == (
+        "invalid settings: kafka_security_protocol=SASL_SSL needs kafka_sasl_mechanism, "
+        "kafka_sasl_username (ASSETLINE_KAFKA_SASL_MECHANISM, ASSETLINE_KAFKA_SASL_USERNAME)"
+    )

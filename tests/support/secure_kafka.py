@@ -1,0 +1,189 @@
+"""A local Apache Kafka with secured listeners, and the certificates it needs, made in the test.
+
+Beside its PLAINTEXT listener (start-up probe, inter-broker) the broker gets:
+
+- ``SECURE``: SASL_SSL, mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; the SCRAM users are
+  created by Kafka's own storage tool when the storage is formatted (``--add-scram``), the
+  PLAIN users in the listener's JAAS config;
+- ``MTLS``: SSL that requires a client certificate signed by the test CA.
+
+The broker reads PEM directly (``ssl.keystore.type=PEM``): a CA, a broker certificate for
+``127.0.0.1``/``localhost`` and a client certificate (its key encrypted with a password) are
+generated with ``cryptography``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from assetline.dev.broker import Listener, LocalBroker, free_ports
+
+USER = "alice"
+PASSWORD = "alice-secret-7f3a9c"
+CLIENT_KEY_PASSWORD = "client-key-pass-51d2"
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class Pki:
+    """PEM files of a test CA, the broker and one client."""
+
+    ca: Path  # CA certificate
+    broker: Path  # broker key (PKCS#8, unencrypted) followed by its certificate chain
+    client_cert: Path
+    client_key: Path  # PKCS#8, encrypted with CLIENT_KEY_PASSWORD
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool = False,
+    usages: tuple[x509.ObjectIdentifier, ...] = (),
+    san: x509.SubjectAlternativeName | None = None,
+) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    else:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False
+        )
+    if usages:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
+    if san is not None:
+        builder = builder.add_extension(san, critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _pkcs8(key: ec.EllipticCurvePrivateKey, password: str | None = None) -> bytes:
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password.encode())
+        if password
+        else serialization.NoEncryption()
+    )
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+
+
+def make_pki(folder: Path) -> Pki:
+    """A CA, a broker certificate for 127.0.0.1/localhost and a client certificate."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_key = _key()
+    ca_cert = _cert("assetline test CA", ca_key, _name("assetline test CA"), ca_key, ca=True)
+    broker_key = _key()
+    broker_cert = _cert(
+        "127.0.0.1",
+        broker_key,
+        ca_cert.subject,
+        ca_key,
+        usages=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
+        san=x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        ),
+    )
+    client_key = _key()
+    client_cert = _cert(
+        "assetline-worker",
+        client_key,
+        ca_cert.subject,
+        ca_key,
+        usages=(ExtendedKeyUsageOID.CLIENT_AUTH,),
+    )
+    pki = Pki(
+        ca=folder / "ca.pem",
+        broker=folder / "broker.pem",
+        client_cert=folder / "client.pem",
+        client_key=folder / "client.key",
+    )
+    pki.ca.write_bytes(_pem(ca_cert))
+    pki.broker.write_bytes(_pkcs8(broker_key) + _pem(broker_cert) + _pem(ca_cert))
+    pki.client_cert.write_bytes(_pem(client_cert) + _pem(ca_cert))
+    pki.client_key.write_bytes(_pkcs8(client_key, CLIENT_KEY_PASSWORD))
+    for path in (pki.broker, pki.client_key):
+        path.chmod(0o600)
+    return pki
+
+
+def secure_broker(root: Path, pki: Pki, *, heap: str = "512m") -> LocalBroker:
+    """A :class:`LocalBroker` (not started) with the ``SECURE`` and ``MTLS`` listeners."""
+    port, controller_port, secure_port, mtls_port = free_ports(4)
+    jaas_plain = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'user_{USER}="{PASSWORD}";'
+    )
+    jaas_scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    config = {
+        "listener.name.secure.sasl.enabled.mechanisms": ",".join(("PLAIN", *SCRAM_MECHANISMS)),
+        "listener.name.secure.plain.sasl.jaas.config": jaas_plain,
+        "listener.name.secure.ssl.keystore.type": "PEM",
+        "listener.name.secure.ssl.keystore.location": str(pki.broker),
+        "listener.name.mtls.ssl.keystore.type": "PEM",
+        "listener.name.mtls.ssl.keystore.location": str(pki.broker),
+        "listener.name.mtls.ssl.truststore.type": "PEM",
+        "listener.name.mtls.ssl.truststore.location": str(pki.ca),
+        "listener.name.mtls.ssl.client.auth": "required",
+    }
+    for mechanism in SCRAM_MECHANISMS:
+        config[f"listener.name.secure.{mechanism.lower()}.sasl.jaas.config"] = jaas_scram
+    return LocalBroker(
+        root,
+        port=port,
+        controller_port=controller_port,
+        heap=heap,
+        listeners=(
+            Listener("SECURE", secure_port, "SASL_SSL"),
+            Listener("MTLS", mtls_port, "SSL"),
+        ),
+        config=config,
+        scram_users=[
+            f"{mechanism}=[name={USER},password={PASSWORD}]" for mechanism in SCRAM_MECHANISMS
+        ],
+    )
