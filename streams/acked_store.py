@@ -11,6 +11,12 @@ then writes it to disk in one batch with the changelog offset it got. So the dis
 a prefix of the changelog (up to the stored offset), recovery after a restart reads only the
 changelog after that offset, and a crash loses exactly the writes Kafka lost as well.
 
+A worker with empty local state fills the store in bulk rather than through Faust's recovery,
+one event at a time: ``streams.bulk_restore`` reads the changelog partition from the stored
+offset to its end with a consumer of its own and hands the records to
+:meth:`AckedRocksDBStore.restore_batch`, which writes them with their last offset in one batch
+as well, so the disk holds a changelog prefix at every moment of the load too.
+
 The table must call :meth:`AckedRocksDBStore.acknowledge` from its changelog callback (see
 ``agents.deliver.ledger.LedgerTable``). Iterating the table (keys, items, len) sees the
 acknowledged values only; the ledger only gets single keys.
@@ -21,12 +27,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import rocksdict
 from faust.stores import rocksdb
 from faust.streams import current_event
 from faust.types import TP, CollectionT
+
+
+class ChangelogRecord(Protocol):
+    """A changelog record as read from Kafka (aiokafka's ``ConsumerRecord`` is one)."""
+
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes | None: ...
 
 
 @dataclass
@@ -105,7 +121,7 @@ class AckedRocksDBStore(rocksdb.Store):
         db.write(batch)
 
     def restore_batch(
-        self, partition: int, records: Iterable[tuple[bytes | None, bytes | None]], offset: int
+        self, partition: int, records: Iterable[ChangelogRecord], offset: int
     ) -> bool:
         """Changelog records read straight from Kafka, up to ``offset``, in one write batch.
 
@@ -119,13 +135,15 @@ class AckedRocksDBStore(rocksdb.Store):
         if db is None:
             return False
         batch = self._write_batch()
-        for key, value in records:
+        put, delete = batch.put, batch.delete
+        for record in records:
+            key, value = record.key, record.value
             if key is None:  # the ledger never writes one; Faust's recovery would skip it too
                 continue
             if value is None:
-                batch.delete(key)
+                delete(key)
             else:
-                batch.put(key, value)
+                put(key, value)
         batch.put(self.offset_key, str(offset).encode())
         db.write(batch)
         return True

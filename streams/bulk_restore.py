@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
@@ -47,12 +47,12 @@ logger = get_logger(__name__)
 #: Fewer records than this behind the end: Faust's own recovery reads them (a warm restart).
 MIN_RECORDS = 10_000
 #: Records per RocksDB write batch (the stored offset moves once per batch).
-BATCH_RECORDS = 20_000
+BATCH_RECORDS = 10_000
 #: Share of ``broker_request_timeout`` one load may take (see the module docstring).
 BUDGET_SHARE = 0.6
 #: Fetch sizes of the loader's consumer: bounded memory, few round trips.
-FETCH_MAX_BYTES = 32 << 20
-PARTITION_FETCH_BYTES = 8 << 20
+FETCH_MAX_BYTES = 16 << 20
+PARTITION_FETCH_BYTES = 4 << 20
 
 
 @dataclass
@@ -136,9 +136,7 @@ async def _load(
     consumer.assign(list(loads))
     for ktp, load in loads.items():
         consumer.seek(ktp, load.start)
-    pending: dict[TopicPartition, list[tuple[bytes | None, bytes | None]]] = {
-        ktp: [] for ktp in loads
-    }
+    pending: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {ktp: [] for ktp in loads}
     reading = set(loads)
 
     def flush(ktp: TopicPartition) -> None:
@@ -161,8 +159,7 @@ async def _load(
             if ktp not in reading:
                 continue
             batch = pending[ktp]
-            for message in messages:
-                batch.append((message.key, message.value))
+            batch.extend(messages)
             if messages:
                 loads[ktp].last_read = messages[-1].offset
             if len(batch) >= batch_records:
@@ -179,6 +176,15 @@ async def _load(
     return {kafka_tps[ktp]: load for ktp, load in loads.items()}
 
 
+def _far_behind(store: AckedRocksDBStore, tp: TP, highwaters: Any) -> bool:
+    """At least ``MIN_RECORDS`` offsets between the stored offset and Faust's highwater."""
+    highwater = highwaters.get(tp)
+    if highwater is None:
+        return True  # not known: the loader asks Kafka
+    stored = store.persisted_offset(tp)
+    return bool(highwater - (stored if stored is not None else -1) >= MIN_RECORDS)
+
+
 class BulkRecovery(Recovery):
     """Faust's recovery, with :func:`bulk_load` first for tables on an acked RocksDB store."""
 
@@ -189,11 +195,14 @@ class BulkRecovery(Recovery):
         await super()._build_offsets(consumer, tps, destination, title)
 
     async def _bulk_load(self, tps: set[TP], destination: Any, title: str) -> None:
+        # Faust has just read the active partitions' highwaters: a warm restart, only a few
+        # records behind, starts no consumer. (Standby highwaters come later, so not those.)
+        highwaters = self.active_highwaters if title == "active" else {}
         by_store: dict[AckedRocksDBStore, set[TP]] = {}
         for tp in tps:
             table = self.tp_to_table.get(tp)
             store = getattr(table, "data", None)
-            if isinstance(store, AckedRocksDBStore):
+            if isinstance(store, AckedRocksDBStore) and _far_behind(store, tp, highwaters):
                 by_store.setdefault(store, set()).add(tp)
         if not by_store:
             return

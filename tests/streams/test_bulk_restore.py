@@ -7,9 +7,11 @@ store's RocksDB databases, which are then read back key by key with the stored o
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import faust
 import pytest
@@ -225,3 +227,70 @@ def test_recovery_starts_reading_where_the_bulk_load_ended(
     assert destination[tp] == len(records) - 1
     assert store.persisted_offset(tp) == len(records) - 1
     assert not recovery.signal_recovery_start.is_set()  # done: no second round
+
+
+def test_recovery_leaves_a_partition_few_records_behind_to_faust(
+    kafka_bootstrap: str, tmp_path: Path, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm restart: Faust's highwater is close to the stored offset, so no load at all."""
+    asyncio.run(write_history(kafka_bootstrap, topic, 0, history(900)))
+    store = make_store(tmp_path, kafka_bootstrap, topic)
+    store._db_for_partition(0)
+    recovery = store.app.tables.recovery  # type: ignore[attr-defined]
+    tp = TP(topic, 0)
+    recovery.tp_to_table[tp] = store.table
+    recovery.active_highwaters[tp] = 98  # what Faust read: 99 records to go from nothing
+    destination: dict[TP, int | None] = {tp: None}
+    monkeypatch.setattr(bulk_restore, "MIN_RECORDS", 100)
+    asyncio.run(recovery._bulk_load({tp}, destination, "active"))
+    assert destination[tp] is None
+    assert store.persisted_offset(tp) is None
+    assert on_disk(store, 0) == {}
+
+
+def test_recovery_out_of_budget_starts_another_round_from_where_it_stopped(
+    kafka_bootstrap: str, tmp_path: Path, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The load stops at its budget (Faust's timeout would end recovery) and asks for a round."""
+    records = history(900)
+    asyncio.run(write_history(kafka_bootstrap, topic, 0, records))
+    store = make_store(tmp_path, kafka_bootstrap, topic)
+    store._db_for_partition(0)
+    recovery = store.app.tables.recovery  # type: ignore[attr-defined]
+    tp = TP(topic, 0)
+    recovery.tp_to_table[tp] = store.table
+    monkeypatch.setattr(bulk_restore, "MIN_RECORDS", 100)
+    monkeypatch.setattr(bulk_restore, "BATCH_RECORDS", 100)
+
+    written: list[int] = []
+    restore_batch = store.restore_batch
+
+    def counting(partition: int, batch: Any, offset: int) -> bool:
+        written.append(offset)
+        return restore_batch(partition, batch, offset)
+
+    class Clock:
+        """The budget is spent as soon as the first batch is on disk."""
+
+        @staticmethod
+        def monotonic() -> float:
+            return 1e6 if written else 0.0
+
+    monkeypatch.setattr(store, "restore_batch", counting)
+    monkeypatch.setattr(bulk_restore, "time", Clock)
+    destination: dict[TP, int | None] = {tp: None}
+    asyncio.run(recovery._bulk_load({tp}, destination, "active"))
+
+    stored = store.persisted_offset(tp)
+    assert stored is not None
+    assert destination[tp] == stored == written[-1]
+    assert stored < len(records) - 1  # cut short
+    assert recovery.signal_recovery_start.is_set()  # Faust starts the round again
+
+    recovery.signal_recovery_start.clear()
+    monkeypatch.setattr(bulk_restore, "time", time)
+    asyncio.run(recovery._bulk_load({tp}, destination, "active"))
+    assert destination[tp] == store.persisted_offset(tp) == len(records) - 1
+    expected = {k: v for k, v in final_state(records).items() if v is not None}
+    assert on_disk(store, 0) == expected
+    assert not recovery.signal_recovery_start.is_set()
