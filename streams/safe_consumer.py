@@ -49,6 +49,12 @@ consumer, where offsets are decided:
    whose dead letter could not be written was committed past and lost.
    -> :meth:`SafeConsumer.hold` keeps such a message unacknowledged (no commit passes it)
    until the next seek fetches it again.
+9. Whatever acknowledges an event no stream ever took (measured: a request in the kill chaos
+   scenario whose partition's commit passed it although it never reached any topic after
+   ``.requests``). -> :class:`_TakenSet` notes every offset a stream takes (streams add each
+   event's message to Faust's unacknowledged set when they take it), and
+   :meth:`SafeConsumer._new_offset` commits only past taken offsets (or booked gaps); an
+   acknowledged offset that was never taken is fetched again, and the warning says so.
 
 ``python -m bench.rebalance`` reproduces the scenario; tests/streams/test_safe_consumer.py pins
 the offset bookkeeping. (Not a CI test: the loss hit about half of the trials, so it would be a
@@ -60,6 +66,7 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
+from weakref import WeakSet
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer, Transport
@@ -91,6 +98,11 @@ class SafeConsumer(Consumer):
         self._held: dict[int, Any] = {}
         #: Partition -> (offset in progress at its head, since when, reported yet).
         self._head_in_progress: dict[Any, tuple[int, float, bool]] = {}
+        #: Partition -> offsets a stream has taken (item 9): only those may be committed past.
+        self._taken: dict[Any, set[int]] = {}
+        self._unacked_messages = _TakenSet(self._taken)
+        #: Partition -> offsets booked as gaps (never delivered by Kafka), committable.
+        self._filled: dict[Any, set[int]] = {}
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -202,7 +214,23 @@ class SafeConsumer(Consumer):
                 # on the way. Fetch the partition again from there.
                 self._request_rewind(tp, start)
             return None
-        batch = next(consecutive_numbers(acked))
+        batch = list(next(consecutive_numbers(acked)))
+        gaps = self._gap_offsets(tp, batch)
+        taken = self._taken.setdefault(tp, set())
+        if taken and min(taken) < start:
+            taken.difference_update([offset for offset in taken if offset < start])
+        never = [offset for offset in batch if offset not in taken and offset not in gaps]
+        if never:
+            # Acknowledged, yet no stream ever took it: committing would lose it. Commit up to
+            # it and fetch it again from there.
+            self.log.warning(
+                "%s@%s was acknowledged but never taken by a stream: refetching it", tp, never[0]
+            )
+            batch = [offset for offset in batch if offset < never[0]]
+            if self._request_rewind(tp, never[0]):
+                self._forget_acked(tp, [offset for offset in acked if offset >= never[0]])
+            if not batch:
+                return None
         if in_progress:
             limit = min(in_progress)
             batch = [offset for offset in batch if offset < limit]
@@ -211,7 +239,23 @@ class SafeConsumer(Consumer):
         acked[: len(batch)] = []
         self._acked_index[tp].difference_update(batch)
         new_offset: int = batch[-1] + 1
+        taken.difference_update(range(start, new_offset))
         return new_offset
+
+    def _gap_offsets(self, tp: TP, batch: list[int]) -> set[int]:
+        """Offsets in ``batch`` that are booked gaps (filled in by :meth:`_fill_gaps`)."""
+        filled = self._filled.get(tp)
+        if not filled:
+            return set()
+        found = {offset for offset in batch if offset in filled}
+        filled.difference_update(found)
+        return found
+
+    def _forget_acked(self, tp: TP, offsets: list[int]) -> None:
+        """Drop acknowledgements that will come again with the refetched copies."""
+        drop = set(offsets)
+        self._acked[tp][:] = [offset for offset in self._acked[tp] if offset not in drop]
+        self._acked_index[tp].difference_update(drop)
 
     def _note_head(self, tp: TP, offset: int | None) -> None:
         """Report (once) an event in progress at the committed offset for ``STALLED_AFTER_S``:
@@ -232,15 +276,17 @@ class SafeConsumer(Consumer):
                 now - seen[1],
             )
 
-    def _request_rewind(self, tp: TP, offset: int) -> None:
+    def _request_rewind(self, tp: TP, offset: int) -> bool:
+        """Refetch ``tp`` from ``offset`` unless it was rewound moments ago; True if started."""
         now = time.monotonic()
         if now - self._last_rewind.get(tp, float("-inf")) < REWIND_INTERVAL_S:
-            return
+            return False
         self._last_rewind[tp] = now
         self.log.warning(
             "event %s@%s was dropped before any stream took it: refetching", tp, offset
         )
         self._start_rewind(tp, offset)
+        return True
 
     def _start_rewind(self, tp: TP, offset: int) -> None:
         """Fetch ``tp`` again from ``offset``; the fetch loop drops its events until then."""
@@ -364,7 +410,24 @@ class SafeConsumer(Consumer):
             for gap in candidates:
                 filled.extend(range(gap.begin, gap.end))
             acked.extend(filled)
+            self._filled.setdefault(tp, set()).update(filled)
             gaps.chop(0, max(filled[-1], max_offset + 1))
+
+
+class _TakenSet(WeakSet):  # type: ignore[type-arg]
+    """Faust's set of unacknowledged messages, also noting each offset a stream takes.
+
+    Streams add an event's message here when they take it (both the Python and the Cython
+    stream iterator bind this ``add``), so it is the one place that sees every take.
+    """
+
+    def __init__(self, taken: dict[Any, set[int]]) -> None:
+        super().__init__()
+        self._taken_offsets = taken
+
+    def add(self, item: Any) -> None:
+        super().add(item)
+        self._taken_offsets.setdefault(item.tp, set()).add(item.offset)
 
 
 class SafeTransport(Transport):

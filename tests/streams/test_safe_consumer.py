@@ -37,11 +37,16 @@ def state(
     fake._fill_gaps = lambda tp, acked: SafeConsumer._fill_gaps(fake, tp, acked)  # type: ignore[arg-type]
     fake._new_offset = lambda tp: SafeConsumer._new_offset(fake, tp)  # type: ignore[arg-type]
     fake._head_in_progress = {}
+    # Every acknowledged or in-progress offset was taken by a stream, unless a test says not.
+    fake._taken = {TP: set(acked) | set(in_progress) | set(acked_copies)}
+    fake._filled = {}
+    fake._gap_offsets = lambda tp, batch: SafeConsumer._gap_offsets(fake, tp, batch)  # type: ignore[arg-type]
+    fake._forget_acked = lambda tp, offsets: SafeConsumer._forget_acked(fake, tp, offsets)  # type: ignore[arg-type]
     fake.warnings = []
     fake.log = SimpleNamespace(warning=lambda *args: fake.warnings.append(args[0] % args[1:]))
     fake._note_head = lambda tp, offset: SafeConsumer._note_head(fake, tp, offset)  # type: ignore[arg-type]
     fake.rewinds = []
-    fake._request_rewind = lambda tp, offset: fake.rewinds.append((tp, offset))
+    fake._request_rewind = lambda tp, offset: fake.rewinds.append((tp, offset)) or True
     return fake
 
 
@@ -270,3 +275,45 @@ def test_a_new_head_restarts_the_stall_clock(monkeypatch: Any) -> None:
     clock[0] += safe_consumer.STALLED_AFTER_S / 2 + 1
     new_offset(fake2)
     assert fake2.warnings == []  # offset 6 has been at the head for half the time only
+
+
+def test_never_commits_past_an_acknowledgement_no_stream_took() -> None:
+    """An offset acknowledged without any stream having taken it is fetched again."""
+    fake = state(committed=10, acked=[10, 11, 12, 13])
+    fake._taken[TP].discard(12)
+    assert new_offset(fake) == 12
+    assert fake.rewinds == [(TP, 12)]
+    assert fake._acked[TP] == []  # 12 and 13 come again with the refetched copies
+    assert fake.warnings
+    assert "@12 was acknowledged but never taken" in fake.warnings[0]
+
+
+def test_an_untaken_head_commits_nothing() -> None:
+    fake = state(committed=10, acked=[10, 11])
+    fake._taken[TP].discard(10)
+    assert new_offset(fake) is None
+    assert fake.rewinds == [(TP, 10)]
+
+
+def test_taken_offsets_are_forgotten_once_committed() -> None:
+    fake = state(committed=10, acked=[10, 11], in_progress=(12,))
+    assert new_offset(fake) == 12
+    assert fake._taken[TP] == {12}
+
+
+def test_the_taken_set_records_what_streams_add() -> None:
+    from streams.safe_consumer import _TakenSet
+
+    taken: dict[Any, set[int]] = {}
+    unacked = _TakenSet(taken)
+
+    class Message:  # weakly referenced, like Faust's
+        tp, offset = TP, 7
+
+    message = Message()
+    unacked.add(message)
+    assert message in unacked
+    assert taken == {TP: {7}}
+    unacked -= {message}
+    assert message not in unacked
+    assert isinstance(unacked, _TakenSet)  # Faust's in-place -= keeps the same set

@@ -125,11 +125,11 @@ def request_id_of(body: Any) -> str:
     return text.split(RID_MARK, 1)[1].split()[0] if RID_MARK in text else "?"
 
 
-def paid_twice(server: ProviderServer) -> dict[str, float]:
+def paid_twice(server: ProviderServer) -> dict[str, tuple[float, float]]:
     """Calls started after a successful call for the same request had been answered.
 
-    Request id -> when (monotonic) that first successful call was answered; one entry per
-    repeated call.
+    ``<request id>#<n>`` -> (when the first successful call was answered, when this one
+    started), both monotonic; one entry per repeated call.
     """
     calls = [c for c in server.calls if c.path == CHAT]
     finished: dict[str, float] = {}
@@ -137,21 +137,26 @@ def paid_twice(server: ProviderServer) -> dict[str, float]:
         if call.status == 200 and call.answered:
             rid = request_id_of(call.json)
             finished[rid] = min(finished.get(rid, call.ended), call.ended)
-    repeated: dict[str, float] = {}
+    repeated: dict[str, tuple[float, float]] = {}
     for call in calls:
         rid = request_id_of(call.json)
         if rid in finished and call.started > finished[rid]:
-            repeated[f"{rid}#{len(repeated)}"] = finished[rid]
+            repeated[f"{rid}#{len(repeated)}"] = (finished[rid], call.started)
     return repeated
 
 
-def paid_twice_note(repeated: dict[str, float], faults: list[float]) -> str:
-    """How long before the next fault each repeated call's first answer came (a diagnosis)."""
-    gaps = []
-    for answered in repeated.values():
-        after = [f - answered for f in faults if f >= answered]
-        gaps.append(f"{min(after):.2f}s" if after else "after the last fault")
-    return f"paid twice: first answer came {', '.join(gaps)} before the next fault"
+def paid_twice_note(
+    repeated: dict[str, tuple[float, float]], faults: list[float], started: float
+) -> str:
+    """Each repeated call with its first answer and its start, in seconds since the scenario
+    started, beside the faults' times (a diagnosis: a repeat right after a fault is a
+    handover; one with no fault near it is a bug)."""
+    parts = [
+        f"{rid} answered t={answered - started:.1f} again t={again - started:.1f}"
+        for rid, (answered, again) in repeated.items()
+    ]
+    at = ", ".join(f"{f - started:.1f}" for f in faults)
+    return f"paid twice: {'; '.join(parts[:10])} (faults at t={at})"
 
 
 def routing_file(path: Path, base_url: str) -> Path:
@@ -527,7 +532,7 @@ async def run_scenario(env: Env, scenario: str) -> Result:
     notes.extend(workers.self_exits)
     repeated = paid_twice(env.provider)
     if repeated:
-        notes.append(paid_twice_note(repeated, faults))
+        notes.append(paid_twice_note(repeated, faults, started))
     return Result(
         scenario=scenario,
         profile=profile.name,
