@@ -7,6 +7,8 @@ non-zero exit; a traceback means a bug.
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from assetline.cli._broker import broker
@@ -18,6 +20,7 @@ from assetline.cli._replay import replay
 from assetline.cli._review import review_group
 from assetline.cli._schemas import schemas_group
 from assetline.cli._webhooks import webhooks_group
+from schemas.errors import AssetlineError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,8 +43,14 @@ cli.add_command(dlq_group)
 cli.add_command(webhooks_group)
 
 
-def main() -> None:
-    cli(prog_name="assetline")
+def main(args: list[str] | None = None) -> None:
+    """Run the CLI; an :class:`AssetlineError` that no command turned into a message (say, a
+    submit whose sends were not all acknowledged) still ends as one line with its code."""
+    try:
+        cli(args, prog_name="assetline")
+    except AssetlineError as exc:
+        click.echo(f"Error: {exc} ({exc.code})", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -163,3 +163,26 @@ def test_delivery_verdict_is_none_only_when_all_were_delivered() -> None:
     code, line = delivery_verdict(ids, latest) or (0, "")
     assert code == EXIT_UNDELIVERED
     assert line == f"0 of 3 delivered; 2 FAILED, 1 FALLBACK; e.g. a: {unknown}"
+
+
+def test_an_assetline_error_no_command_caught_is_one_line_with_its_code(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """E.g. SubmitError from ``submit`` when a send was never acknowledged: no traceback."""
+    import click
+
+    import assetline.cli as cli_module
+    from assetline.client import SubmitError
+
+    @click.command()
+    def boom() -> None:
+        raise SubmitError(2, 5, TimeoutError("no ack"))
+
+    monkeypatch.setattr(cli_module, "cli", boom)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main([])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "(submit.not_acknowledged)" in err
+    assert "Traceback" not in err
