@@ -293,13 +293,18 @@ def lookup(data: Any, path: str, provider: str) -> Any:
     return current
 
 
+#: Above this a usage count is not believable (and past 2**63 Avro's long cannot carry it).
+MAX_USAGE_COUNT = 10**12
+
+
 def optional_int(data: Any, path: str) -> int:
-    """A non-negative integer at ``path``, else 0: usage is best effort, never a failure."""
+    """A non-negative integer at ``path`` up to ``MAX_USAGE_COUNT``, else 0: usage is best
+    effort, never a failure (a hostile provider's 10**100 must not crash the encoder)."""
     try:
         value = lookup(data, path, "")
     except ProviderError:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_USAGE_COUNT:
         return 0
     return value
 
