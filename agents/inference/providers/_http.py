@@ -293,6 +293,27 @@ def lookup(data: Any, path: str, provider: str) -> Any:
     return current
 
 
+#: Longest model name a provider may report; a longer one is not believed.
+MAX_MODEL_NAME = 200
+
+
+def reported_model(value: Any, requested: str) -> str:
+    """The model a provider says answered, when it is a plausible name, else ``requested``.
+
+    The name travels in every record about the asset, so a hostile or broken provider must not
+    put control characters, a lone surrogate (unencodable as UTF-8) or a megabyte there.
+    """
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_MODEL_NAME:
+        return requested
+    if not value.isprintable():
+        return requested
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return requested
+    return value
+
+
 #: Above this a usage count is not believable (and past 2**63 Avro's long cannot carry it).
 MAX_USAGE_COUNT = 10**12
 

@@ -23,6 +23,7 @@ from agents.inference.providers._http import (
     lookup,
     optional_int,
     post_json,
+    reported_model,
 )
 from agents.inference.providers.base import (
     Attachment,
@@ -123,7 +124,7 @@ class AnthropicProvider(PooledAdapter):
             data=text.encode("utf-8"),
             media_type=media_type(request),
             provider=self.name,
-            model_version=version if isinstance(version, str) and version else call.model,
+            model_version=reported_model(version, call.model),
             usage=usage,
         )
 

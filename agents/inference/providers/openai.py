@@ -34,6 +34,7 @@ from agents.inference.providers._http import (
     lookup,
     optional_int,
     post_json,
+    reported_model,
 )
 from agents.inference.providers.base import (
     Attachment,
@@ -287,5 +288,4 @@ def _decode_base64(text: str, provider: str) -> bytes:
 
 
 def _model_version(payload: Mapping[str, Any], requested: str) -> str:
-    version = payload.get("model")
-    return version if isinstance(version, str) and version else requested
+    return reported_model(payload.get("model"), requested)

@@ -25,6 +25,7 @@ from agents.inference.providers._http import (
     optional_int,
     parse_retry_after,
     post_json,
+    reported_model,
     send,
 )
 from agents.inference.providers.base import ProviderError
@@ -478,3 +479,21 @@ def test_server_answers_other_processes(server: ProviderServer) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "b'pong'"
     assert server.requests_to("/ping")[0].method == "GET"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("gpt-4o-2024-08-06", "gpt-4o-2024-08-06"),
+        ("", "asked"),
+        (None, "asked"),
+        (42, "asked"),
+        ("x" * 201, "asked"),
+        ("x" * 200, "x" * 200),
+        ("gpt\nEVIL: injected", "asked"),
+        ("\ud800", "asked"),  # a lone surrogate, as JSON can carry: not encodable as UTF-8
+        ("modèle-é", "modèle-é"),
+    ],
+)
+def test_reported_model_is_believed_only_when_plausible(value: Any, expected: str) -> None:
+    assert reported_model(value, "asked") == expected
