@@ -23,8 +23,13 @@ Checks, from the topics alone (``read_to_end`` + ``Codecs``) and the two servers
 
   lost           requests with no terminal completion of attempt generation 0;
   doubled        extra completions for one (request, generation);
-  paid twice     provider calls started after a successful call for the same request had been
-                 answered (calls in flight at a kill, whose client was gone, do not count);
+  paid twice     provider calls started after the same request's finished generation had been
+                 recorded on ``.generations`` (the line knew the call was done and paid again);
+  answered unrecorded
+                 provider calls started after a successful answer to the same request that
+                 its worker had not recorded yet (it was killed between answer and record):
+                 calls in flight at the crash, listed apart (calls whose client was gone before
+                 the answer do not count at all);
   dead-lettered  poison messages found on ``.deadletter`` with an error code and reason
                  (``poison`` = how many were sent);
   hooks missing  webhook ids queued on ``.webhooks`` never answered 2xx by the receiver;

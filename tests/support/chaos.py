@@ -145,6 +145,34 @@ def paid_twice(server: ProviderServer) -> dict[str, tuple[float, float]]:
     return repeated
 
 
+async def recorded_repeats(
+    settings: Settings, repeated: dict[str, tuple[float, float]]
+) -> dict[str, tuple[float, float]]:
+    """The repeats that started after their request's finished generation was *recorded* on
+    ``.generations``: the line knew the call had finished and paid again anyway.
+
+    The other repeats were answered by the provider but not yet recorded when the worker died
+    (the answer still in its socket or in the record's produce round trip): calls in flight
+    at the crash, from the line's point of view. The record's timestamp is the worker's wall
+    clock (same machine); the calls' times are this process's monotonic clock.
+    """
+    if not repeated:
+        return {}
+    to_wall = time.time() - time.monotonic()
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    first_record: dict[str, float] = {}
+    for message in await read_to_end(settings.kafka_bootstrap, names.generations):
+        rid = (message.key or b"").decode("utf-8", "replace").split("|", 1)[0]
+        at = message.timestamp / 1000
+        first_record[rid] = min(first_record.get(rid, at), at)
+    return {
+        key: times
+        for key, times in repeated.items()
+        if key.rsplit("#", 1)[0] in first_record
+        and first_record[key.rsplit("#", 1)[0]] < times[1] + to_wall
+    }
+
+
 def paid_twice_note(
     repeated: dict[str, tuple[float, float]], faults: list[float], started: float
 ) -> str:
@@ -361,7 +389,7 @@ class Result:
     kills: int
     lost: int
     doubled: int
-    paid_twice: int
+    paid_twice: int  # repeated after the first call's generation was recorded
     poison: int
     dead_lettered: int
     hooks_missing: int
@@ -369,6 +397,8 @@ class Result:
     self_exits: int
     provider_calls: int
     wall_s: float
+    #: Repeated after the provider answered but before the worker recorded it (it died).
+    unrecorded_repeats: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -531,14 +561,20 @@ async def run_scenario(env: Env, scenario: str) -> Result:
     notes.extend(checked.pop("notes"))
     notes.extend(workers.self_exits)
     repeated = paid_twice(env.provider)
-    if repeated:
-        notes.append(paid_twice_note(repeated, faults, started))
+    recorded = await recorded_repeats(settings, repeated)
+    if recorded:
+        notes.append(paid_twice_note(recorded, faults, started))
+    unrecorded = {k: v for k, v in repeated.items() if k not in recorded}
+    if unrecorded:
+        notes.append("answered, not yet recorded at a crash (in flight): ")
+        notes[-1] += paid_twice_note(unrecorded, faults, started).removeprefix("paid twice: ")
     return Result(
         scenario=scenario,
         profile=profile.name,
         requests=len(traffic.requests),
         kills=workers.kills,
-        paid_twice=len(repeated),
+        paid_twice=len(recorded),
+        unrecorded_repeats=len(unrecorded),
         poison=len(traffic.poison),
         recovery_s=round(recovery, 1),
         self_exits=len(workers.self_exits),
@@ -678,6 +714,7 @@ COLUMNS = (
     ("lost", "lost"),
     ("doubled", "doubled"),
     ("paid twice", "paid_twice"),
+    ("answered unrecorded", "unrecorded_repeats"),
     ("dead-lettered", "dead_lettered"),
     ("poison", "poison"),
     ("hooks missing", "hooks_missing"),
