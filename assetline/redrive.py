@@ -24,6 +24,7 @@ from schemas.attempts import generation_of
 from streams.codecs import CodecError
 from streams.dead_letters import HEADER_PREFIX, VALUE_PARKED, VALUE_SHA256, header_map
 from streams.kafka import read_to_end
+from streams.kafka_security import start_client
 from streams.settings import Settings
 from streams.signing import RequestMarker
 from streams.topics import TopicNames
@@ -260,7 +261,7 @@ async def redrive(
     if dry_run or not planned:
         return report
     producer = open_producer(kafka)
-    await producer.start()
+    await start_client(producer, kafka)
     try:
         sender = BatchSender(producer)
         for item, value in planned:

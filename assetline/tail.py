@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from schemas.errors import AssetlineError
 from streams.codecs import CodecError, Codecs, SingleObjectCodec
 from streams.dead_letters import header_map
-from streams.kafka_security import client_kwargs
+from streams.kafka_security import client_kwargs, start_client
 from streams.settings import Settings
 from streams.topics import TopicNames
 
@@ -115,7 +115,7 @@ async def tail_topic(
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
     )
-    await consumer.start()
+    await start_client(consumer, settings)
     printed = 0
     try:
         # Checked before subscribing: a consumer on a missing topic waits (and warns) for

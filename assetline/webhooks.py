@@ -19,7 +19,7 @@ from agents.notify.disabled import (
 )
 from schemas.errors import AssetlineError
 from streams.kafka import read_to_end, topic_exists
-from streams.kafka_security import client_kwargs
+from streams.kafka_security import client_kwargs, start_client
 from streams.settings import Settings
 from streams.topics import TopicNames
 
@@ -53,7 +53,7 @@ async def enable_endpoint(settings: Settings, url_or_digest: str) -> DisabledEnt
     if entry is None:
         return None
     producer = AIOKafkaProducer(**client_kwargs(settings), acks="all", enable_idempotence=True)
-    await producer.start()
+    await start_client(producer, settings)
     try:
         topic = TopicNames.with_prefix(settings.topic_prefix).webhooks_disabled
         await producer.send_and_wait(topic, key=tombstone_key(url_or_digest), value=None)

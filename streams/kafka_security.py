@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
+import logging
 import re
 import ssl
 from typing import TYPE_CHECKING, Any
@@ -170,13 +172,43 @@ class KafkaUnreachable(KafkaConnectionError):  # type: ignore[misc]
         return str(self.args[0]) if self.args else "cannot reach Kafka"
 
 
+#: The start-up under way in this context (tasks it creates inherit it), if any.
+_starting: contextvars.ContextVar[_HeldBack | None] = contextvars.ContextVar(
+    "assetline_kafka_starting", default=None
+)
+
+
+class _HeldBack(logging.Filter):
+    """Holds back what aiokafka logs about its bootstrap from one start-up (and its tasks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        mine = _starting.get() is self
+        if mine:
+            self.held.append(record)
+        return not mine
+
+
 async def start_client(client: Any, kafka: Settings | str) -> None:
     """``await client.start()``; a failure to connect is raised as :class:`KafkaUnreachable`
     with the cause (wrong password, untrusted certificate, ...) instead of aiokafka's
-    'Unable to bootstrap'. The client is closed first."""
+    'Unable to bootstrap'. The client is closed first.
+
+    While it starts, what aiokafka logs about its bootstrap ('Unable connect to ...') is held
+    back: written afterwards when the client started anyway (another bootstrap server
+    answered), dropped when it failed, because the raised error then says it, once.
+    """
+    held = _HeldBack()
+    token = _starting.set(held)
+    bootstrap_log = logging.getLogger("aiokafka")  # aiokafka.client logs on it
+    bootstrap_log.addFilter(held)
     try:
         await client.start()
     except KafkaConnectionError as exc:
+        bootstrap_log.removeFilter(held)
         close = getattr(client, "stop", None) or client.close
         with contextlib.suppress(Exception):
             await close()
@@ -186,6 +218,11 @@ async def start_client(client: Any, kafka: Settings | str) -> None:
         raise KafkaUnreachable(
             redact(f"cannot reach Kafka at {bootstrap_of(kafka)}: {why or text}", secrets)
         ) from None
+    finally:
+        bootstrap_log.removeFilter(held)
+        _starting.reset(token)
+    for record in held.held:
+        bootstrap_log.handle(record)
 
 
 def connect_failure(kafka: Settings | str, exc: BaseException) -> str:

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer
 from assetline.replay.ranges import Bound, PartitionRange, resolve
 from assetline.replay.topics import ReplayTopics, choose
 from streams.kafka import partitions_of
-from streams.kafka_security import client_kwargs
+from streams.kafka_security import client_kwargs, start_client
 from streams.settings import Settings
 from streams.topics import TopicNames
 
@@ -39,7 +39,7 @@ async def plan_replay(
     use and :class:`~assetline.replay.ranges.RangeError` for a partition the topic lacks.
     """
     consumer = AIOKafkaConsumer(**client_kwargs(kafka))
-    await consumer.start()
+    await start_client(consumer, kafka)
     try:
         existing = await consumer.topics()
         chosen = choose(names, topic, into, existing)

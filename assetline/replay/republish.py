@@ -25,7 +25,7 @@ from assetline.replay.rewrite import RecordKind, Rewriter, replay_headers, resub
 from schemas.attempts import generation_of
 from schemas.errors import AssetlineError
 from streams.codecs import CodecError
-from streams.kafka_security import client_kwargs
+from streams.kafka_security import client_kwargs, start_client
 from streams.settings import Settings
 from streams.signing import RequestMarker
 
@@ -171,10 +171,10 @@ async def republish(
         fetch_max_bytes=64 * 1024 * 1024,
     )
     producer = None if dry_run else open_producer(kafka)
-    await consumer.start()
+    await start_client(consumer, kafka)
     try:
         if producer is not None:
-            await producer.start()
+            await start_client(producer, kafka)
         sender = None if producer is None else BatchSender(producer)
         consumer.assign(list(todo))
         for tp, r in todo.items():
