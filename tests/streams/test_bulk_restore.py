@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,19 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.types import TP
 
 import streams.bulk_restore as bulk_restore
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import AssetCompleted, AssetKind, CompletionStatus
 from streams.acked_store import AckedRocksDBStore
 from streams.app import create_faust_app
 from streams.bulk_restore import BulkRecovery, bulk_load, consumer_config
+from streams.codecs import Codecs
 from streams.settings import Settings
+from streams.topics import TopicNames, ensure_topics, line_topic_specs
+from tests.integration.test_ledger import completions, send_rejected
 
 pytestmark = pytest.mark.integration
+
+CODECS = Codecs.load()
 
 History = list[tuple[bytes, bytes | None]]
 
@@ -46,13 +54,16 @@ def final_state(records: Iterable[tuple[bytes, bytes | None]]) -> dict[bytes, by
     return state
 
 
-async def write_history(bootstrap: str, topic: str, partition: int, records: History) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-    finally:
-        await admin.close()
+async def write_history(
+    bootstrap: str, topic: str, partition: int, records: History, *, create: bool = True
+) -> None:
+    if create:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+        finally:
+            await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10)
     await producer.start()
     try:
@@ -90,6 +101,24 @@ def make_store(data_dir: Path, bootstrap: str, topic: str) -> AckedRocksDBStore:
     )
     table._data = store
     return store
+
+
+def past_completion(i: int, run: str) -> AssetCompleted:
+    """A DELIVERED completion, as the ledger wrote it (keyed by its request id)."""
+    rid = f"past-{run}-{i:06d}"
+    return AssetCompleted(
+        request_id=rid,
+        idempotency_key=rid,
+        tenant="acme",
+        campaign_id="history",
+        kind=AssetKind.IMAGE,
+        attempt=1,
+        status=CompletionStatus.DELIVERED,
+        location=f"file:///var/out/acme/history/{rid}.png",
+        sha256=f"{i:064x}",
+        media_type="image/png",
+        completed_at=datetime(2025, 1, 1, tzinfo=UTC),
+    )
 
 
 def on_disk(store: AckedRocksDBStore, partition: int) -> dict[bytes, bytes]:
@@ -294,3 +323,27 @@ def test_recovery_out_of_budget_starts_another_round_from_where_it_stopped(
     expected = {k: v for k, v in final_state(records).items() if v is not None}
     assert on_disk(store, 0) == expected
     assert not recovery.signal_recovery_start.is_set()
+
+
+def test_a_worker_with_empty_state_loads_a_long_ledger_in_bulk(
+    line_settings: Settings, start_worker: Callable[[Settings], WorkerProcess]
+) -> None:
+    """The whole path in a worker: past completions loaded in bulk still stop a redelivery."""
+    settings = line_settings.model_copy(update={"stages": ("deliver",), "topic_partitions": 1})
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)))
+    run = uuid.uuid4().hex[:6]
+    n = bulk_restore.MIN_RECORDS + 2_000  # enough to be loaded in bulk, not by Faust
+    topic = TopicNames.with_prefix(settings.topic_prefix).completed
+    past: History = [
+        (done.request_id.encode(), CODECS.completed.encode(done))
+        for done in (past_completion(i, run) for i in range(n))
+    ]
+    asyncio.run(write_history(settings.kafka_bootstrap, topic, 0, past, create=False))
+    old, probe = past[7][0].decode(), f"probe-{run}"
+
+    worker = start_worker(settings)
+    asyncio.run(send_rejected(settings, old, probe))  # a redelivery of a past one, then a new one
+    got = completions(settings, old, probe)
+    assert len(got.get(probe, [])) == 1, worker.log_tail(50)
+    assert len(got[old]) == 1, "the redelivered event completed its request again"
+    assert f"Bulk-loaded {n} active changelog records" in worker.log_tail(400)
