@@ -220,8 +220,12 @@ class BulkRecovery(Recovery):
                     batch_records=BATCH_RECORDS,
                     deadline=deadline,
                 )
-            except Exception as exc:  # Faust's recovery reads from the stored offset instead
+            except Exception as exc:  # Faust's recovery reads the rest, from the stored offset
                 self.log.warning("Bulk load of %s failed, recovering slowly: %r", title, exc)
+                for tp in store_tps:  # the batches written before the error count
+                    stored = store.persisted_offset(tp) if tp.partition in store._dbs else None
+                    if stored is not None:
+                        destination[tp] = stored
                 continue
             for tp, load in loaded.items():
                 if load.offset is not None:

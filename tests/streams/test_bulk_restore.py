@@ -347,3 +347,26 @@ def test_a_worker_with_empty_state_loads_a_long_ledger_in_bulk(
     assert len(got.get(probe, [])) == 1, worker.log_tail(50)
     assert len(got[old]) == 1, "the redelivered event completed its request again"
     assert f"Bulk-loaded {n} active changelog records" in worker.log_tail(400)
+
+
+def test_recovery_after_a_failed_load_starts_from_what_it_wrote(
+    kafka_bootstrap: str, tmp_path: Path, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error mid-load: Faust reads the rest, from the last batch on disk, not from scratch."""
+    records = history(900)
+    asyncio.run(write_history(kafka_bootstrap, topic, 0, records))
+    store = make_store(tmp_path, kafka_bootstrap, topic)
+    store.__class__ = CrashingStore  # the third batch fails
+    store._db_for_partition(0)
+    recovery = store.app.tables.recovery  # type: ignore[attr-defined]
+    tp = TP(topic, 0)
+    recovery.tp_to_table[tp] = store.table
+    monkeypatch.setattr(bulk_restore, "MIN_RECORDS", 100)
+    monkeypatch.setattr(bulk_restore, "BATCH_RECORDS", 100)
+    destination: dict[TP, int | None] = {tp: None}
+    asyncio.run(recovery._bulk_load({tp}, destination, "active"))
+    stored = store.persisted_offset(tp)
+    assert stored is not None
+    assert 199 <= stored < len(records) - 1  # two batches of (at least) 100 records
+    assert destination[tp] == stored
+    assert not recovery.signal_recovery_start.is_set()  # no bulk retry: Faust reads the rest
