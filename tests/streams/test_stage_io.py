@@ -378,3 +378,19 @@ def test_the_crash_message_is_redacted_bounded_and_encodable() -> None:
     reason = header_map(deadletter.sent[0]["headers"])["assetline.dlq.error.reason"]
     assert key not in reason
     assert "\\ud800" in reason
+
+
+def test_the_kafka_secrets_are_redacted_from_crash_messages_too() -> None:
+    """A client error may quote the SASL password or the key password: scrubbed like API keys."""
+    io, _, _ = make_io()
+    password, key_password = "sasl-pass-" + "b" * 12, "key-pass-" + "c" * 12
+    io.line.settings = io.line.settings.model_copy(
+        update={
+            "kafka_sasl_password": SecretStr(password),
+            "kafka_ssl_key_password": SecretStr(key_password),
+        }
+    )
+    message = io.crash_message(RuntimeError(f"login {password!r} / {key_password} refused"))
+    assert password not in message
+    assert key_password not in message
+    assert message.count("***") == 2
