@@ -22,8 +22,10 @@ import functools
 import logging
 import re
 import ssl
+import time
 from typing import TYPE_CHECKING, Any
 
+from aiokafka.abc import AbstractTokenProvider
 from aiokafka.errors import KafkaConnectionError
 
 from streams.redaction import redact
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
 
 __all__ = [
+    "ClientCredentialsTokens",
     "KafkaUnreachable",
     "bootstrap_of",
     "client_kwargs",
@@ -42,6 +45,7 @@ __all__ = [
     "kafka_secrets",
     "ssl_context",
     "start_client",
+    "token_provider",
 ]
 
 _SASL = ("SASL_PLAINTEXT", "SASL_SSL")
@@ -70,10 +74,13 @@ def client_kwargs(kafka: Settings | str) -> dict[str, Any]:
     if protocol in _TLS:
         kwargs["ssl_context"] = ssl_context(settings)
     if protocol in _SASL:
-        assert settings.kafka_sasl_password is not None  # check_security made sure
+        assert settings.kafka_sasl_password is not None  # check_kafka_security made sure
         kwargs["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        kwargs["sasl_plain_username"] = settings.kafka_sasl_username
-        kwargs["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+        if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+            kwargs["sasl_oauth_token_provider"] = token_provider(settings)
+        else:
+            kwargs["sasl_plain_username"] = settings.kafka_sasl_username
+            kwargs["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
     return kwargs
 
 
@@ -90,13 +97,16 @@ def faust_credentials(settings: Settings) -> CredentialsT | None:
         return None
     if protocol == "SSL":
         return faust.SSLCredentials(ssl_context(settings))
-    assert settings.kafka_sasl_password is not None  # check_security made sure
+    context = ssl_context(settings) if protocol == "SASL_SSL" else None
+    if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+        return faust.OAuthCredentials(oauth_cb=token_provider(settings), ssl_context=context)
+    assert settings.kafka_sasl_password is not None  # check_kafka_security made sure
     # Faust derives SASL_SSL from the presence of an SSL context, SASL_PLAINTEXT otherwise.
     return faust.SASLCredentials(
         username=settings.kafka_sasl_username,
         password=settings.kafka_sasl_password.get_secret_value(),
         mechanism=settings.kafka_sasl_mechanism,
-        ssl_context=ssl_context(settings) if protocol == "SASL_SSL" else None,
+        ssl_context=context,
     )
 
 
@@ -114,6 +124,92 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
 
 #: One context per distinct file set, shared by every client of the process.
 _ssl_context = functools.lru_cache(maxsize=8)(load_ssl_context)
+
+
+class ClientCredentialsTokens(AbstractTokenProvider):  # type: ignore[misc]
+    """OAUTHBEARER tokens from an OAuth 2 token endpoint (client credentials grant).
+
+    One per settings, shared by every client of the process: a token is reused until
+    ``REFRESH_MARGIN_S`` before it expires. A refused or unreadable answer is raised as a
+    :class:`KafkaConnectionError` naming the endpoint and the HTTP status (never the secret),
+    so a client's start-up reports it like any other connect failure.
+    """
+
+    REFRESH_MARGIN_S = 60.0
+
+    def __init__(
+        self, url: str, client_id: str, secret: str, scope: str | None, timeout_s: float = 10.0
+    ) -> None:
+        self.url = url
+        self._client_id = client_id
+        self._secret = secret
+        self.scope = scope
+        self.timeout_s = timeout_s
+        self._token: str | None = None
+        self._expires = 0.0
+        self.fetched = 0  # tokens asked for (tests, diagnostics)
+
+    def __repr__(self) -> str:
+        return f"<ClientCredentialsTokens {self.url} client_id={self._client_id!r}>"
+
+    async def token(self) -> str:
+        now = time.monotonic()
+        if self._token is not None and now < self._expires - self.REFRESH_MARGIN_S:
+            return self._token
+        token, lifetime = await self._fetch()
+        self._token, self._expires = token, now + lifetime
+        return token
+
+    async def _fetch(self) -> tuple[str, float]:
+        import httpx
+
+        form = {"grant_type": "client_credentials"}
+        if self.scope:
+            form["scope"] = self.scope
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout_s) as http:
+                response = await http.post(
+                    self.url, data=form, auth=(self._client_id, self._secret)
+                )
+        except httpx.HTTPError as exc:
+            raise KafkaConnectionError(
+                redact(f"OAuth token endpoint {self.url}: {type(exc).__name__}", [self._secret])
+            ) from None
+        self.fetched += 1
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        ok = response.status_code == 200 and isinstance(body, dict)
+        token = body.get("access_token") if ok else None
+        if not isinstance(token, str) or not token:
+            why = body.get("error") if isinstance(body, dict) else None
+            raise KafkaConnectionError(
+                f"OAuth token endpoint {self.url} answered HTTP {response.status_code}"
+                + (f" ({why})" if isinstance(why, str) else "")
+                + " without an access_token"
+            )
+        try:
+            lifetime = float(body.get("expires_in", 300))
+        except (TypeError, ValueError):
+            lifetime = 300.0
+        return token, lifetime
+
+
+def token_provider(settings: Settings) -> ClientCredentialsTokens:
+    """The OAUTHBEARER token source of ``settings`` (one per distinct endpoint and client)."""
+    assert settings.kafka_sasl_oauth_token_url is not None  # check_kafka_security made sure
+    assert settings.kafka_sasl_username is not None
+    assert settings.kafka_sasl_password is not None
+    return _token_provider(
+        settings.kafka_sasl_oauth_token_url,
+        settings.kafka_sasl_username,
+        settings.kafka_sasl_password.get_secret_value(),
+        settings.kafka_sasl_oauth_scope,
+    )
+
+
+_token_provider = functools.lru_cache(maxsize=8)(ClientCredentialsTokens)
 
 
 def kafka_secrets(settings: Settings) -> list[str]:

@@ -52,15 +52,31 @@ class Settings(BaseSettings):
         "PLAINTEXT, SSL (TLS; with kafka_ssl_certfile/keyfile = mutual TLS), SASL_PLAINTEXT "
         "or SASL_SSL (SASL over TLS: managed clusters such as Confluent Cloud, MSK, Aiven).",
     )
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
-        None, description="SASL mechanism; required with SASL_PLAINTEXT and SASL_SSL."
+    kafka_sasl_mechanism: (
+        Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None
+    ) = Field(
+        None,
+        description="SASL mechanism; required with SASL_PLAINTEXT and SASL_SSL. OAUTHBEARER "
+        "takes tokens from kafka_sasl_oauth_token_url (OAuth 2 client credentials).",
     )
     kafka_sasl_username: str | None = Field(
-        None, description="SASL user name; required with SASL_PLAINTEXT and SASL_SSL."
+        None,
+        description="SASL user name (OAUTHBEARER: the OAuth client id); required with "
+        "SASL_PLAINTEXT and SASL_SSL.",
     )
     kafka_sasl_password: SecretStr | None = Field(
         None,
-        description="SASL password; required with SASL_PLAINTEXT and SASL_SSL. Never logged.",
+        description="SASL password (OAUTHBEARER: the OAuth client secret); required with "
+        "SASL_PLAINTEXT and SASL_SSL. Never logged.",
+    )
+    kafka_sasl_oauth_token_url: str | None = Field(
+        None,
+        description="OAUTHBEARER only: the OAuth 2 token endpoint, asked with the client "
+        "credentials grant (kafka_sasl_username:kafka_sasl_password as HTTP Basic auth); a "
+        "token is reused until a minute before it expires.",
+    )
+    kafka_sasl_oauth_scope: str | None = Field(
+        None, description="OAUTHBEARER only: the scope asked for with each token, if any."
     )
     kafka_ssl_cafile: Path | None = Field(
         None,
@@ -385,14 +401,26 @@ def check_kafka_security(settings: Settings) -> None:
         "kafka_sasl_mechanism": settings.kafka_sasl_mechanism,
         "kafka_sasl_username": settings.kafka_sasl_username,
         "kafka_sasl_password": settings.kafka_sasl_password,
+        "kafka_sasl_oauth_token_url": settings.kafka_sasl_oauth_token_url,
+        "kafka_sasl_oauth_scope": settings.kafka_sasl_oauth_scope,
     }
     if protocol in _SASL:
-        missing = [name for name, value in sasl.items() if not value]
+        required = ["kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password"]
+        if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+            required.append("kafka_sasl_oauth_token_url")
+        missing = [name for name in required if not sasl[name]]
         if missing:
             raise ValueError(
                 f"kafka_security_protocol={protocol} needs {', '.join(missing)} "
                 "(ASSETLINE_" + ", ASSETLINE_".join(name.upper() for name in missing) + ")"
             )
+        oauth = [
+            name
+            for name in ("kafka_sasl_oauth_token_url", "kafka_sasl_oauth_scope")
+            if getattr(settings, name) is not None
+        ]
+        if oauth and settings.kafka_sasl_mechanism != "OAUTHBEARER":
+            raise ValueError(f"{', '.join(oauth)} set but kafka_sasl_mechanism is not OAUTHBEARER")
     else:
         stray = [name for name, value in sasl.items() if value is not None]
         if stray:

@@ -1,9 +1,10 @@
-"""The line over a secured Kafka: SASL_SSL (PLAIN, SCRAM-SHA-256/512) and mutual TLS.
+"""The line over a secured Kafka: SASL_SSL (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER), mutual TLS.
 
 The module starts its own real Apache Kafka (:mod:`tests.support.secure_kafka`): certificates
 made here with ``cryptography``, a PEM keystore on the broker, SCRAM users created by Kafka's
-storage tool at format time. Clients are given only the secured listener's address; the broker
-then advertises that listener alone to them, so nothing falls back to its PLAINTEXT port.
+storage tool at format time, OAUTHBEARER tokens from a local OAuth 2 endpoint. Clients are
+given only the secured listener's address; the broker then advertises that listener alone to
+them, so nothing falls back to its PLAINTEXT port.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tests.support.secure_kafka import (
     PASSWORD,
     USER,
     Pki,
+    TokenServer,
     make_pki,
     secure_broker,
 )
@@ -56,13 +58,31 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalBro
         broker.down()
 
 
+@pytest.fixture(scope="module")
+def tokens() -> Iterator[TokenServer]:
+    server = TokenServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def _settings(
-    secured: tuple[LocalBroker, Pki], tmp_path: Path, *, mechanism: str = "SCRAM-SHA-512"
+    secured: tuple[LocalBroker, Pki],
+    tmp_path: Path,
+    *,
+    mechanism: str = "SCRAM-SHA-512",
+    tokens: TokenServer | None = None,
 ) -> Settings:
     broker, pki = secured
     uid = uuid.uuid4().hex[:12]
     (web_port,) = free_ports(1)
+    oauth: dict[str, Any] = {}
+    if mechanism == "OAUTHBEARER":
+        assert tokens is not None
+        oauth = {"kafka_sasl_oauth_token_url": tokens.url, "kafka_sasl_oauth_scope": "kafka"}
     return Settings(
+        **oauth,
         kafka_bootstrap=broker.bootstrap_of("SECURE"),
         kafka_security_protocol="SASL_SSL",
         kafka_sasl_mechanism=mechanism,
@@ -98,11 +118,16 @@ def _assetline(
     )
 
 
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "OAUTHBEARER"])
 def test_the_whole_line_runs_over_sasl_ssl(
-    secured: tuple[LocalBroker, Pki], tmp_path: Path, start_worker: StartWorker
+    secured: tuple[LocalBroker, Pki],
+    tokens: TokenServer,
+    tmp_path: Path,
+    start_worker: StartWorker,
+    mechanism: str,
 ) -> None:
     """SDK in, worker (every stage), completions out; then the CLI submits and waits."""
-    settings = _settings(secured, tmp_path)
+    settings = _settings(secured, tmp_path, mechanism=mechanism, tokens=tokens)
     expected = mixed_requests(30)
     requests = [e.request for e in expected]
 
@@ -142,11 +167,12 @@ def test_the_whole_line_runs_over_sasl_ssl(
         assert trouble not in log, worker.log_tail()
 
 
-@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256"])
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "OAUTHBEARER"])
 def test_each_sasl_mechanism_creates_and_reads_topics(
-    secured: tuple[LocalBroker, Pki], tmp_path: Path, mechanism: str
+    secured: tuple[LocalBroker, Pki], tokens: TokenServer, tmp_path: Path, mechanism: str
 ) -> None:
-    settings = _settings(secured, tmp_path, mechanism=mechanism)
+    settings = _settings(secured, tmp_path, mechanism=mechanism, tokens=tokens)
+    issued = tokens.issued
     names = TopicNames.with_prefix(settings.topic_prefix)
 
     async def go() -> list[Any]:
@@ -163,6 +189,23 @@ def test_each_sasl_mechanism_creates_and_reads_topics(
         return [r.value for records in batch.values() for r in records]
 
     assert asyncio.run(go()) == [b"v"]
+    if mechanism == "OAUTHBEARER":  # four clients, one token: reused until near its expiry
+        assert tokens.issued - issued in (0, 1)
+        assert tokens.scopes[-1] == "kafka"
+
+
+def test_a_refused_oauth_client_is_one_line(
+    secured: tuple[LocalBroker, Pki], tokens: TokenServer, tmp_path: Path
+) -> None:
+    settings = _settings(secured, tmp_path, mechanism="OAUTHBEARER", tokens=tokens)
+    settings = settings.model_copy(update={"kafka_sasl_password": SecretStr(WRONG_PASSWORD)})
+    result = _assetline(settings, "topics", timeout=90)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"Error: cannot reach Kafka at {settings.kafka_bootstrap}: KafkaConnectionError: OAuth "
+        f"token endpoint {tokens.url} answered HTTP 401 (invalid_client) without an "
+        "access_token"
+    ]
 
 
 def test_a_wrong_password_is_one_line_not_a_hang(

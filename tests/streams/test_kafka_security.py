@@ -16,7 +16,12 @@ from faust.types.auth import AuthProtocol
 from pydantic import ValidationError
 
 from assetline.cli._common import load_settings
-from streams.kafka_security import client_kwargs, faust_credentials, kafka_secrets
+from streams.kafka_security import (
+    ClientCredentialsTokens,
+    client_kwargs,
+    faust_credentials,
+    kafka_secrets,
+)
 from streams.settings import Settings
 from tests.support.secure_kafka import CLIENT_KEY_PASSWORD, Pki, make_pki
 
@@ -84,6 +89,38 @@ def test_faust_gets_the_same_sasl_ssl_credentials(pki: Pki) -> None:
     assert (credentials.username, credentials.password) == ("alice", PASSWORD)
     assert credentials.ssl_context is client_kwargs(settings)["ssl_context"]  # one, shared
     assert PASSWORD not in repr(credentials)
+
+
+def test_oauthbearer_takes_tokens_from_one_shared_client_credentials_source(pki: Pki) -> None:
+    settings = _sasl(
+        pki,
+        kafka_sasl_mechanism="OAUTHBEARER",
+        kafka_sasl_oauth_token_url="https://idp.example/oauth2/token",
+        kafka_sasl_oauth_scope="kafka",
+    )
+    kwargs = client_kwargs(settings)
+    provider = kwargs.pop("sasl_oauth_token_provider")
+    kwargs.pop("ssl_context")
+    assert kwargs == {
+        "bootstrap_servers": "k1:9094,k2:9094",
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "OAUTHBEARER",
+    }
+    assert isinstance(provider, ClientCredentialsTokens)
+    assert (provider.url, provider.scope) == ("https://idp.example/oauth2/token", "kafka")
+    assert client_kwargs(settings)["sasl_oauth_token_provider"] is provider  # one per process
+    assert PASSWORD not in repr(provider)
+    credentials = faust_credentials(settings)
+    assert isinstance(credentials, faust.OAuthCredentials)
+    assert credentials.protocol == AuthProtocol.SASL_SSL
+    assert credentials.oauth_cb is provider
+
+
+def test_oauthbearer_needs_a_token_url_and_only_it_takes_one(pki: Pki) -> None:
+    with pytest.raises(ValidationError, match="needs kafka_sasl_oauth_token_url"):
+        _sasl(pki, kafka_sasl_mechanism="OAUTHBEARER")
+    with pytest.raises(ValidationError, match="set but kafka_sasl_mechanism is not OAUTHBEARER"):
+        _sasl(pki, kafka_sasl_oauth_token_url="https://idp.example/oauth2/token")
 
 
 def test_mutual_tls_with_an_encrypted_key(pki: Pki) -> None:

@@ -146,6 +146,8 @@ def test_settings_env_names_every_set_field_with_the_prefix() -> None:
         "ASSETLINE_KAFKA_SSL_CERTFILE",
         "ASSETLINE_KAFKA_SSL_KEYFILE",
         "ASSETLINE_KAFKA_SSL_KEY_PASSWORD",
+        "ASSETLINE_KAFKA_SASL_OAUTH_TOKEN_URL",
+        "ASSETLINE_KAFKA_SASL_OAUTH_SCOPE",
     }
     assert set(env) == {f"ASSETLINE_{name.upper()}" for name in Settings.model_fields} - unset
     assert env["ASSETLINE_STAGES"] == "generate,validate,deliver,review,notify"
@@ -166,7 +168,9 @@ def test_settings_env_round_trips_every_changed_knob(
     original = Settings(
         kafka_bootstrap="b1:9092,b2:9093",
         kafka_security_protocol="SASL_SSL",
-        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_mechanism="OAUTHBEARER",
+        kafka_sasl_oauth_token_url="https://idp.example/oauth2/token",
+        kafka_sasl_oauth_scope="kafka",
         kafka_sasl_username="alice",
         kafka_sasl_password=SecretStr("sasl-pass-123"),
         kafka_ssl_cafile=pki.ca,

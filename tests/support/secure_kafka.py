@@ -2,9 +2,11 @@
 
 Beside its PLAINTEXT listener (start-up probe, inter-broker) the broker gets:
 
-- ``SECURE``: SASL_SSL, mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; the SCRAM users are
-  created by Kafka's own storage tool when the storage is formatted (``--add-scram``), the
-  PLAIN users in the listener's JAAS config;
+- ``SECURE``: SASL_SSL, mechanisms PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER; the
+  SCRAM users are created by Kafka's own storage tool when the storage is formatted
+  (``--add-scram``), the PLAIN users in the listener's JAAS config; OAUTHBEARER takes Kafka's
+  default (unsecured, unsigned-JWT) validator, fed by :class:`TokenServer`, a local OAuth 2
+  token endpoint (client credentials grant);
 - ``MTLS``: SSL that requires a client certificate signed by the test CA.
 
 The broker reads PEM directly (``ssl.keystore.type=PEM``): a CA, a broker certificate for
@@ -14,10 +16,17 @@ generated with ``cryptography``.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
+import json
+import threading
+import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -160,9 +169,15 @@ def secure_broker(root: Path, pki: Pki, *, heap: str = "512m") -> LocalBroker:
         f'user_{USER}="{PASSWORD}";'
     )
     jaas_scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    jaas_oauth = (
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+        'unsecuredLoginStringClaim_sub="broker";'
+    )
+    mechanisms = ("PLAIN", *SCRAM_MECHANISMS, "OAUTHBEARER")
     config = {
-        "listener.name.secure.sasl.enabled.mechanisms": ",".join(("PLAIN", *SCRAM_MECHANISMS)),
+        "listener.name.secure.sasl.enabled.mechanisms": ",".join(mechanisms),
         "listener.name.secure.plain.sasl.jaas.config": jaas_plain,
+        "listener.name.secure.oauthbearer.sasl.jaas.config": jaas_oauth,
         "listener.name.secure.ssl.keystore.type": "PEM",
         "listener.name.secure.ssl.keystore.location": str(pki.broker),
         "listener.name.mtls.ssl.keystore.type": "PEM",
@@ -187,3 +202,62 @@ def secure_broker(root: Path, pki: Pki, *, heap: str = "512m") -> LocalBroker:
             f"{mechanism}=[name={USER},password={PASSWORD}]" for mechanism in SCRAM_MECHANISMS
         ],
     )
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+class TokenServer:
+    """A local OAuth 2 token endpoint: client credentials grant, HTTP Basic client auth.
+
+    Answers an unsigned JWT (``alg: none``, ``sub`` = the client id, 5 minutes) to
+    ``USER``/``PASSWORD``, 401 ``invalid_client`` to anything else; counts the tokens issued.
+    """
+
+    def __init__(self) -> None:
+        self.issued = 0
+        self.scopes: list[str | None] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                form = parse_qs(self.rfile.read(length).decode())
+                expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+                if form.get("grant_type") != ["client_credentials"] or (
+                    self.headers.get("Authorization") != expected
+                ):
+                    self._answer(401, {"error": "invalid_client"})
+                    return
+                now = int(time.time())
+                claims = {"sub": USER, "iat": now, "exp": now + 300}
+                server.issued += 1
+                server.scopes.append(form.get("scope", [None])[0])
+                token = f"{_b64({'alg': 'none'})}.{_b64(claims)}."
+                self._answer(
+                    200, {"access_token": token, "token_type": "bearer", "expires_in": 300}
+                )
+
+            def _answer(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._http.server_address[1]}/oauth2/token"
+        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+
+    def start(self) -> TokenServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
