@@ -6,21 +6,27 @@ tests/integration/test_secured_kafka.py.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
 from pathlib import Path
 
 import click
 import faust
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from faust.types.auth import AuthProtocol
 from pydantic import ValidationError
 
 from assetline.cli._common import load_settings
+from assetline.dev.broker import free_ports
 from streams.kafka_security import (
     ClientCredentialsTokens,
+    KafkaUnreachable,
     client_kwargs,
     faust_credentials,
     kafka_secrets,
+    start_client,
 )
 from streams.settings import Settings
 from tests.support.secure_kafka import CLIENT_KEY_PASSWORD, Pki, make_pki
@@ -225,4 +231,50 @@ def test_the_cli_names_a_missing_setting_in_one_line(monkeypatch: pytest.MonkeyP
     assert message == (
         "invalid settings: kafka_security_protocol=SASL_SSL needs kafka_sasl_mechanism, "
         "kafka_sasl_username (ASSETLINE_KAFKA_SASL_MECHANISM, ASSETLINE_KAFKA_SASL_USERNAME)"
+    )
+
+
+class _Starting:
+    """Logs on aiokafka's logger while it starts, as a bootstrap that tried a dead host does."""
+
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.stopped = False
+
+    async def start(self) -> None:
+        logging.getLogger("aiokafka").error('Unable connect to "dead:9092": refused')
+        if self.fail:
+            raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1)]")
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+def test_a_client_that_starts_anyway_still_logs_what_its_bootstrap_met(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = _Starting(fail=False)
+    with caplog.at_level(logging.ERROR, logger="aiokafka"):
+        asyncio.run(start_client(client, "127.0.0.1:1"))
+    assert [r.getMessage() for r in caplog.records] == ['Unable connect to "dead:9092": refused']
+    assert not client.stopped
+
+
+def test_a_client_that_cannot_start_is_closed_and_says_why_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    (port,) = free_ports(1)  # nothing listens there: the diagnosis connects and is refused
+    client = _Starting(fail=True)
+    with (
+        caplog.at_level(logging.ERROR, logger="aiokafka"),
+        pytest.raises(KafkaUnreachable) as caught,
+    ):
+        asyncio.run(start_client(client, f"127.0.0.1:{port}"))
+    assert client.stopped
+    assert caplog.records == []  # the log line is held back: the error says it
+    message = str(caught.value)
+    assert message.startswith(f"cannot reach Kafka at 127.0.0.1:{port}: ")
+    assert "\n" not in message
+    assert message.endswith(
+        f"ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', {port})"
     )

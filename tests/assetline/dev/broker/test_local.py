@@ -19,6 +19,7 @@ import assetline.dev.broker._local as local
 from assetline.dev.broker import (
     BrokerError,
     BrokerPaths,
+    Listener,
     LocalBroker,
     assetline_home,
     free_port,
@@ -106,6 +107,51 @@ def test_render_config_extra_overrides(tmp_path: Path) -> None:
     assert props["num.partitions"] == "3"
     assert props["x.y"] == "z"
     assert text.count("num.partitions=") == 1
+
+
+def test_extra_listeners_are_added_beside_plaintext(tmp_path: Path) -> None:
+    props = parse_properties(
+        render_config(
+            data_dir=tmp_path,
+            port=1,
+            controller_port=2,
+            listeners=(Listener("SECURE", 3, "SASL_SSL"), Listener("MTLS", 4, "SSL")),
+        )
+    )
+    assert props["listeners"] == (
+        "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2,SECURE://127.0.0.1:3,MTLS://127.0.0.1:4"
+    )
+    assert props["advertised.listeners"] == (
+        "PLAINTEXT://127.0.0.1:1,SECURE://127.0.0.1:3,MTLS://127.0.0.1:4"
+    )
+    assert props["listener.security.protocol.map"] == (
+        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SECURE:SASL_SSL,MTLS:SSL"
+    )
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"
+
+
+def test_a_broker_with_listeners_config_and_scram_users(tmp_path: Path) -> None:
+    port, ctrl, secure = free_ports(3)
+    broker = LocalBroker(
+        tmp_path / "root",
+        port=port,
+        controller_port=ctrl,
+        listeners=(Listener("SECURE", secure, "SASL_PLAINTEXT"),),
+        config={"listener.name.secure.sasl.enabled.mechanisms": "SCRAM-SHA-256"},
+        scram_users=["SCRAM-SHA-256=[name=a,password=b]"],
+    )
+    assert broker.bootstrap_of("SECURE") == f"127.0.0.1:{secure}"
+    with pytest.raises(KeyError):
+        broker.bootstrap_of("OTHER")
+    props = parse_properties(broker.render_config())
+    assert props["listener.name.secure.sasl.enabled.mechanisms"] == "SCRAM-SHA-256"
+    assert f"SECURE://127.0.0.1:{secure}" in props["listeners"]
+    with pytest.raises(ValueError, match="must differ"):
+        LocalBroker(tmp_path, port=1, controller_port=2, listeners=(Listener("X", 1, "SSL"),))
+    with pytest.raises(ValueError, match="taken or not a plain word"):
+        Listener("CONTROLLER", 5, "SSL")
+    with pytest.raises(ValueError, match="unknown security protocol"):
+        Listener("X", 5, "TLS")
 
 
 def test_write_config_follows_ports(tmp_path: Path) -> None:
