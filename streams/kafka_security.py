@@ -9,8 +9,9 @@ if a module builds an aiokafka client any other way.
 bootstrap string, which means PLAINTEXT (tests and local tools that talk to the embedded
 broker).
 
-Secrets (the SASL password, the key password) go into the client options only: they are not
-in any message this module writes, and :func:`kafka_secrets` lists them for redaction.
+Secrets (the SASL password or OAuth client secret, the key password) go into the client
+options only: they are not in any message this module writes, and :func:`kafka_secrets` lists
+them for redaction.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ cluster (SASL_SSL) it fails, or hangs retrying, in whatever corner of the line b
 every construction of an aiokafka client (``AIOKafkaConsumer``, ``AIOKafkaProducer``,
 ``AIOKafkaAdminClient``, ``AIOKafkaClient``) in ``streams/``, ``agents/`` and ``assetline/``
 must unpack ``**client_kwargs(...)`` (``streams/kafka_security.py``) and pass no
-``bootstrap_servers``/``security_protocol``/``ssl_context``/``sasl_*`` of its own; and the
-Faust app is built with ``broker_credentials=faust_credentials(...)``.
+``bootstrap_servers``/``security_protocol``/``ssl_context``/``sasl_*`` of its own; the
+Faust app is built with ``broker_credentials=faust_credentials(...)``; and no project code
+hands ``settings.kafka_bootstrap`` (a bare string, meaning PLAINTEXT) to a Kafka helper.
 
 A call is found however the class is named (``AIOKafkaConsumer(...)``,
 ``aiokafka.AIOKafkaConsumer(...)``, an alias from ``import ... as``). The checker is tested on
@@ -102,6 +103,26 @@ def violations(source: str, filename: str) -> list[str]:
     return found
 
 
+def bare_bootstrap_arguments(source: str, filename: str) -> list[str]:
+    """``file:line`` of each call handed ``<x>.kafka_bootstrap`` itself as an argument.
+
+    The Kafka helpers (``read_to_end``, ``ensure_topics``, ``open_producer``, ...) take the
+    settings or a bare bootstrap string; a string means PLAINTEXT, so project code that hands
+    them ``settings.kafka_bootstrap`` would drop TLS and SASL without a sound.
+    """
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if not isinstance(node, ast.Call):
+            continue
+        values = [*node.args, *(kw.value for kw in node.keywords)]
+        if any(isinstance(v, ast.Attribute) and v.attr == "kafka_bootstrap" for v in values):
+            found.append(
+                f"{filename}:{node.lineno}: .kafka_bootstrap handed to a call; hand it the "
+                "settings, so TLS/SASL go along"
+            )
+    return found
+
+
 def _project_files() -> list[Path]:
     return sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
 
@@ -117,6 +138,25 @@ def test_every_aiokafka_client_takes_client_kwargs() -> None:
     assert not found, "\n".join(found)
     # the walk saw the project's clients (a walker that matched nothing would pass vacuously)
     assert checked >= 15
+
+
+def test_no_project_code_hands_a_bare_bootstrap_to_a_kafka_helper() -> None:
+    found: list[str] = []
+    for path in _project_files():
+        rel = path.relative_to(ROOT).as_posix()
+        found += bare_bootstrap_arguments(path.read_text(encoding="utf-8"), rel)
+    assert not found, "\n".join(found)
+
+
+def test_checker_finds_a_bare_bootstrap_argument() -> None:
+    source = (
+        "await read_to_end(settings.kafka_bootstrap, topic)\n"
+        "p = open_producer(kafka=self.settings.kafka_bootstrap)\n"
+        "log.info(f'at {settings.kafka_bootstrap}')\n"
+        "hosts = settings.kafka_bootstrap.split(',')\n"
+    )
+    found = bare_bootstrap_arguments(source, "x.py")
+    assert sorted(f.split(":")[1] for f in found) == ["1", "2"]
 
 
 def test_faust_app_gets_broker_credentials() -> None:
