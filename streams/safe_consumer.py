@@ -55,6 +55,14 @@ consumer, where offsets are decided:
    event's message to Faust's unacknowledged set when they take it), and
    :meth:`SafeConsumer._new_offset` commits only past taken offsets (or booked gaps); an
    acknowledged offset that was never taken is fetched again, and the warning says so.
+10. Faust's ``_seek`` calls aiokafka's ``seek`` from the app's thread while the fetcher runs
+    on the consumer's thread. -> :meth:`SafeConsumer._seek` seeks on the consumer's thread.
+11. An event taken by a stream but acknowledged without its stage having seen it through
+    (the kill chaos scenario lost requests whose commit passed them after "queued when the
+    flow resumed: refetching", with item 9 in place: taken, then acknowledged unprocessed).
+    -> ``StageIO.handling`` reports every event it saw through (processed, dead-lettered or
+    held) with :meth:`SafeConsumer.handled`; on the topics stages report, only handled offsets
+    are committed past, and an acknowledged offset that was not handled is fetched again.
 
 ``python -m bench.rebalance`` reproduces the scenario; tests/streams/test_safe_consumer.py pins
 the offset bookkeeping. (Not a CI test: the loss hit about half of the trials, so it would be a
@@ -101,6 +109,10 @@ class SafeConsumer(Consumer):
         #: Partition -> offsets a stream has taken (item 9): only those may be committed past.
         self._taken: dict[Any, set[int]] = {}
         self._unacked_messages = _TakenSet(self._taken)
+        #: Partition -> offsets a stage saw through (StageIO.handling), for topics in
+        #: ``_handled_topics`` (those a stage has reported at least once): item 11.
+        self._handled: dict[Any, set[int]] = {}
+        self._handled_topics: set[str] = set()
         #: Partition -> offsets booked as gaps (never delivered by Kafka), committable.
         self._filled: dict[Any, set[int]] = {}
 
@@ -151,6 +163,11 @@ class SafeConsumer(Consumer):
         (a rebalance or restart), which fetches it again from the committed offset."""
         self._held[id(message)] = message
 
+    def handled(self, message: Any) -> None:
+        """A stage saw ``message`` through (processed, dead-lettered or held): item 11."""
+        self._handled_topics.add(message.topic)
+        self._handled.setdefault(message.tp, set()).add(message.offset)
+
     def release(self, message: Any) -> None:
         """Undo :meth:`hold` (the work it waited for got done after all)."""
         self._held.pop(id(message), None)
@@ -170,6 +187,18 @@ class SafeConsumer(Consumer):
             # seek position (a transaction marker) is still booked.
             self._read_offset[tp] = offset - 1 if offset else None
             self._committed_offset[tp] = offset
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        """Seek on the consumer's own thread (item 10).
+
+        Faust's driver calls ``AIOKafkaConsumer.seek`` straight from the app's thread, while
+        the consumer's fetcher runs on its own thread and event loop. Measured in the kill
+        chaos scenario: a rewind's seek landed in the middle of ``fetched_records`` and
+        crashed the fetcher (``KeyError`` in ``del self._records[tp]``), which stopped the
+        worker; a seek racing a fetch response can equally move the position under it.
+        """
+        consumer = self._thread._ensure_consumer()
+        await self._thread.call_thread(consumer.seek, partition, offset)
 
     async def _seek_to_beginning(self, tps: list[Any]) -> dict[Any, int]:
         """Rewind and return where each partition now starts (the log start offset)."""
@@ -217,15 +246,22 @@ class SafeConsumer(Consumer):
         batch = list(next(consecutive_numbers(acked)))
         gaps = self._gap_offsets(tp, batch)
         taken = self._taken.setdefault(tp, set())
-        if taken and min(taken) < start:
-            taken.difference_update([offset for offset in taken if offset < start])
-        never = [offset for offset in batch if offset not in taken and offset not in gaps]
+        handled = self._handled.setdefault(tp, set())
+        for seen in (taken, handled):
+            if seen and min(seen) < start:
+                seen.difference_update([offset for offset in seen if offset < start])
+        check_handled = tp.topic in self._handled_topics
+        never = [
+            offset
+            for offset in batch
+            if offset not in gaps
+            and (offset not in taken or (check_handled and offset not in handled))
+        ]
         if never:
-            # Acknowledged, yet no stream ever took it: committing would lose it. Commit up to
-            # it and fetch it again from there.
-            self.log.warning(
-                "%s@%s was acknowledged but never taken by a stream: refetching it", tp, never[0]
-            )
+            # Acknowledged, yet no stream took it or no stage saw it through: committing would
+            # lose it. Commit up to it and fetch it again from there.
+            how = "never taken by a stream" if never[0] not in taken else "never handled"
+            self.log.warning("%s@%s was acknowledged but %s: refetching it", tp, never[0], how)
             batch = [offset for offset in batch if offset < never[0]]
             if self._request_rewind(tp, never[0]):
                 self._forget_acked(tp, [offset for offset in acked if offset >= never[0]])
@@ -240,6 +276,7 @@ class SafeConsumer(Consumer):
         self._acked_index[tp].difference_update(batch)
         new_offset: int = batch[-1] + 1
         taken.difference_update(range(start, new_offset))
+        handled.difference_update(range(start, new_offset))
         return new_offset
 
     def _gap_offsets(self, tp: TP, batch: list[int]) -> set[int]:

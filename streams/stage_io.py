@@ -106,6 +106,7 @@ class StageIO:
             await self._end_crashed(event, guard, exc)
         finally:
             self._metrics.seconds.labels(self.stage).observe(time.perf_counter() - start)
+            self._handled(event)
 
     def crash_message(self, exc: BaseException) -> str:
         """``<stage>: <Exception>: <text>``, redacted, bounded and valid UTF-8, for a record."""
@@ -259,6 +260,14 @@ class StageIO:
         hold = getattr(self.line.app.consumer, "hold", None)
         if hold is not None:
             hold(message)
+
+    def _handled(self, event: Any) -> None:
+        """Tell the consumer a stage saw this event through (see SafeConsumer.handled): only
+        such offsets may be committed past."""
+        handled = getattr(self.line.app.consumer, "handled", None)
+        message = getattr(event, "message", None)
+        if handled is not None and message is not None:
+            handled(message)
 
     def _release(self, message: Any) -> None:
         release = getattr(self.line.app.consumer, "release", None)

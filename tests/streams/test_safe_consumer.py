@@ -11,12 +11,13 @@ from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 
+from faust.types import TP as FaustTP
 from intervaltree import IntervalTree
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from streams.safe_consumer import SafeConsumer
 
-TP = ("requests", 0)
+TP = FaustTP("requests", 0)
 
 
 def state(
@@ -40,6 +41,8 @@ def state(
     # Every acknowledged or in-progress offset was taken by a stream, unless a test says not.
     fake._taken = {TP: set(acked) | set(in_progress) | set(acked_copies)}
     fake._filled = {}
+    fake._handled = {TP: set(acked) | set(acked_copies)}
+    fake._handled_topics = set()
     fake._gap_offsets = lambda tp, batch: SafeConsumer._gap_offsets(fake, tp, batch)  # type: ignore[arg-type]
     fake._forget_acked = lambda tp, offsets: SafeConsumer._forget_acked(fake, tp, offsets)  # type: ignore[arg-type]
     fake.warnings = []
@@ -317,3 +320,25 @@ def test_the_taken_set_records_what_streams_add() -> None:
     unacked -= {message}
     assert message not in unacked
     assert isinstance(unacked, _TakenSet)  # Faust's in-place -= keeps the same set
+
+
+def test_on_a_topic_stages_report_only_handled_offsets_are_committed_past() -> None:
+    """Taken and acknowledged is not enough once stages report the topic: the stage must
+    have seen the event through (item 11)."""
+    fake = state(committed=10, acked=[10, 11, 12])
+    fake._handled[TP].discard(11)
+    assert new_offset(fake) == 13  # the topic is not reported by any stage: taken suffices
+    fake = state(committed=10, acked=[10, 11, 12])
+    fake._handled[TP].discard(11)
+    fake._handled_topics.add(TP.topic)
+    assert new_offset(fake) == 11
+    assert fake.rewinds == [(TP, 11)]
+    assert "@11 was acknowledged but never handled" in fake.warnings[0]
+
+
+def test_handled_records_the_topic_and_offset() -> None:
+    fake = state(committed=0, acked=[])
+    message = SimpleNamespace(topic=TP.topic, tp=TP, offset=4)
+    SafeConsumer.handled(fake, message)  # type: ignore[arg-type]
+    assert fake._handled_topics == {TP.topic}
+    assert 4 in fake._handled[TP]
