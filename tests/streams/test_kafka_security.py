@@ -20,6 +20,8 @@ from pydantic import ValidationError
 
 from assetline.cli._common import load_settings
 from assetline.dev.broker import free_ports
+from streams.app import create_faust_app
+from streams.bulk_restore import consumer_config
 from streams.kafka_security import (
     ClientCredentialsTokens,
     KafkaUnreachable,
@@ -278,3 +280,25 @@ def test_a_client_that_cannot_start_is_closed_and_says_why_once(
     assert message.endswith(
         f"ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', {port})"
     )
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "OAUTHBEARER"])
+def test_the_faust_app_and_its_bulk_changelog_reader_get_the_credentials(
+    pki: Pki, tmp_path: Path, mechanism: str
+) -> None:
+    """streams.bulk_restore builds its consumer from the app's configuration, not from
+    client_kwargs: it must still end up with the same security options."""
+    oauth = (
+        {"kafka_sasl_oauth_token_url": "https://idp.example/t"}
+        if mechanism == "OAUTHBEARER"
+        else {}
+    )
+    settings = _sasl(pki, kafka_sasl_mechanism=mechanism, data_dir=tmp_path / "w", **oauth)
+    app = create_faust_app(settings)
+    assert app.conf.broker_credentials is not None
+    config = consumer_config(app)
+    expected = client_kwargs(settings)
+    for key in ("security_protocol", "sasl_mechanism", "ssl_context", *expected.keys()):
+        if key != "bootstrap_servers":
+            assert config[key] == expected[key], key
+    assert config["bootstrap_servers"] == ["k1:9094", "k2:9094"]
