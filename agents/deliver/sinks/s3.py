@@ -23,12 +23,10 @@ from typing import Literal
 from urllib.parse import quote, urlsplit
 
 import httpx
-from botocore.auth import S3SigV4Auth  # type: ignore[import-untyped]
-from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
-from botocore.credentials import Credentials  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from agents.deliver.sinks._base import SinkError, path_taken
+from streams import s3_signing
 
 __all__ = [
     "S3Config",
@@ -101,11 +99,7 @@ def object_key(config: S3Config, path: PurePosixPath) -> str:
 
 def object_url(config: S3Config, key: str) -> str:
     """The request URL of ``key``: path-style ``endpoint/bucket/key`` or virtual-hosted."""
-    quoted = quote(key, safe="/-_.~")
-    if config.addressing == "path":
-        return f"{config.endpoint_url}/{config.bucket}/{quoted}"
-    parts = urlsplit(config.endpoint_url)
-    return f"{parts.scheme}://{config.bucket}.{parts.netloc}/{quoted}"
+    return s3_signing.object_url(config.endpoint_url, config.bucket, key, config.addressing)
 
 
 def metadata_headers(metadata: Mapping[str, str]) -> dict[str, str]:
@@ -165,14 +159,16 @@ def put_headers(data: bytes, media_type: str, metadata: Mapping[str, str]) -> di
 def sign(
     config: S3Config, method: str, url: str, headers: Mapping[str, str], body: bytes
 ) -> dict[str, str]:
-    """``headers`` plus SigV4's (Authorization, X-Amz-Date, X-Amz-Content-SHA256).
-
-    Every header given is signed, so none of them can be changed without the store noticing.
-    """
-    credentials = Credentials(config.access_key_id, config.secret_access_key.get_secret_value())
-    request = AWSRequest(method=method, url=url, data=body, headers=dict(headers))
-    S3SigV4Auth(credentials, "s3", config.region).add_auth(request)
-    return {str(name): str(value) for name, value in request.headers.items()}
+    """``headers`` plus SigV4's (streams/s3_signing.py signs every header given)."""
+    return s3_signing.sign_request(
+        config.access_key_id,
+        config.secret_access_key,
+        config.region,
+        method,
+        url,
+        headers,
+        body,
+    )
 
 
 class S3Sink:
