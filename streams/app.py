@@ -18,6 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from streams.blobs import LocalBlobStore
 from streams.bulk_restore import LineTableManager
 from streams.codecs import Codecs
+from streams.health import install_health
 from streams.kafka_security import faust_credentials
 from streams.metrics import StageMetrics
 from streams.registry import codecs_for_settings
@@ -159,6 +160,8 @@ def create_line(
     for install in stages:
         install(line)
     _install_metrics_page(line)
+    # /healthz, /readyz, consumer lag and queue depth (streams/health.py)
+    install_health(line.app, registry, settings, probe_topic=names.requests)
     return line
 
 

@@ -318,7 +318,18 @@ class Settings(BaseSettings):
 
     # Web / metrics
     web_host: str = Field("127.0.0.1")
-    web_port: int = Field(6066, ge=0, le=65535, description="Serves /metrics; 0 disables web.")
+    web_port: int = Field(
+        6066, ge=0, le=65535, description="Serves /metrics, /healthz, /readyz; 0 disables web."
+    )
+    health_check_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often the worker checks that a Kafka broker answers (for /readyz); "
+        "a broker loss shows within this plus health_check_timeout_s.",
+    )
+    health_check_timeout_s: float = Field(
+        3.0, gt=0, description="A broker check not answered within this counts as unreachable."
+    )
     log_level: str = Field("warn")
     log_repeat_interval_s: float = Field(
         60.0,

@@ -90,6 +90,8 @@ class StageIO:
         its request still ends in one completion (``stage.crashed``) so nobody waits forever.
         """
         self._metrics.events_in.labels(self.stage).inc()
+        in_progress = self._metrics.in_progress.labels(self.stage)
+        in_progress.inc()
         start = time.perf_counter()
         guard = CrashGuard(on_crash)
         try:
@@ -106,6 +108,7 @@ class StageIO:
             await self._end_crashed(event, guard, exc)
         finally:
             self._metrics.seconds.labels(self.stage).observe(time.perf_counter() - start)
+            in_progress.dec()
             self._handled(event)
 
     def crash_message(self, exc: BaseException) -> str:

@@ -224,6 +224,8 @@ def test_settings_env_round_trips_every_changed_knob(
         max_image_bytes=14,
         web_host="0.0.0.0",
         web_port=0,
+        health_check_interval_s=2.0,
+        health_check_timeout_s=1.5,
         log_level="info",
         log_repeat_interval_s=12.5,
         routing_file=tmp_path / "routing.yaml",

@@ -6,7 +6,8 @@ from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-CALL_SECONDS_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120)
+#: Provider calls: cache hits in milliseconds up to image/video generation of several minutes.
+CALL_SECONDS_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120, 180, 300)
 
 #: Gauge values of ``assetline_provider_breaker_state``.
 BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}

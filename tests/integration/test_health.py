@@ -1,0 +1,191 @@
+"""/healthz, /readyz and the lag gauge on a real worker process and a broker this test owns.
+
+The broker is this module's own (stopped and started again mid-test; the session's broker is
+shared). The probe runs with the default settings (a check every 5 s, 3 s per check), so the
+printed durations are what a deployment with defaults gets; the issue's target is /readyz
+reflecting a broker loss within 15 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from assetline.client import await_completions
+from assetline.dev.broker import LocalBroker, free_ports
+from assetline.dev.child_worker import WorkerProcess
+from streams.settings import Settings
+from streams.topics import TopicNames
+from tests.integration.helpers import mixed_requests, submit_requests
+
+pytestmark = pytest.mark.integration
+
+StartWorker = Callable[[Settings], WorkerProcess]
+BURST = 300
+#: The issue's target for /readyz to reflect a broker loss.
+BROKER_LOSS_TARGET_S = 15.0
+
+
+@pytest.fixture(scope="module")
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """A broker only this module uses, so stopping it disturbs no other test."""
+    port, controller_port = free_ports(2)
+    broker = LocalBroker(
+        tmp_path_factory.mktemp("health-kafka"), port=port, controller_port=controller_port
+    )
+    broker.up(timeout=120)
+    try:
+        yield broker
+    finally:
+        broker.down()
+
+
+def _settings(bootstrap: str, tmp_path: Path) -> Settings:
+    uid = uuid.uuid4().hex[:12]
+    (web_port,) = free_ports(1)
+    return Settings(
+        kafka_bootstrap=bootstrap,
+        app_id=f"test-{uid}",
+        topic_prefix=f"test-{uid}",
+        topic_partitions=3,
+        blob_dir=tmp_path / "blobs",
+        delivery_dir=tmp_path / "delivery",
+        data_dir=tmp_path / "worker",
+        web_port=web_port,
+        session_timeout_s=6.0,
+        heartbeat_interval_s=0.5,
+        commit_interval_s=0.5,
+        log_level="info",
+    )
+
+
+def _get(port: int, path: str) -> tuple[int, Any, float]:
+    """(status, JSON body or None, seconds the answer took); status 0 = no answer."""
+    start = time.monotonic()
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5)
+    except httpx.HTTPError:
+        return 0, None, time.monotonic() - start
+    took = time.monotonic() - start
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    return response.status_code, body, took
+
+
+def _wait_readyz(
+    port: int, want: int, worker: WorkerProcess, timeout: float
+) -> tuple[float, list[tuple[int, Any]], float]:
+    """Poll /readyz until it answers ``want``: (seconds taken, other answers seen, slowest)."""
+    start = time.monotonic()
+    seen: list[tuple[int, Any]] = []
+    slowest = 0.0
+    while time.monotonic() - start < timeout:
+        assert worker.alive(), worker.log_tail()
+        status, body, took = _get(port, "/readyz")
+        slowest = max(slowest, took)
+        if status == want:
+            return time.monotonic() - start, seen, slowest
+        reason = body.get("reason") if isinstance(body, dict) else None
+        if not seen or (seen[-1][0], seen[-1][1] and seen[-1][1].get("reason")) != (status, reason):
+            seen.append((status, body))  # each change of status or reason, once
+        time.sleep(0.2)
+    raise AssertionError(
+        f"/readyz never answered {want} in {timeout}s; seen {seen[-5:]}\n{worker.log_tail()}"
+    )
+
+
+def _lags(port: int, topic: str) -> dict[int, float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return {
+        int(sample.labels["partition"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "assetline_consumer_lag"
+        for sample in family.samples
+        if sample.labels["topic"] == topic
+    }
+
+
+def test_readyz_follows_the_broker_and_the_lag_gauge_drains(
+    own_broker: LocalBroker, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    settings = _settings(own_broker.bootstrap, tmp_path)
+    port = settings.web_port
+    requests = [e.request for e in mixed_requests(BURST)]
+    asyncio.run(submit_requests(settings, requests))  # a backlog before the worker starts
+    worker = start_worker(settings)
+
+    # Ready only once it has joined and recovered: 503 (with a reason) first, then 200.
+    took, before, _ = _wait_readyz(port, 200, worker, timeout=120)
+    not_ready = [body for status, body in before if status == 503]
+    print(f"\n/readyz 200 {took:.1f}s after start; before that: {before}")
+    assert not_ready, f"/readyz answered 200 without a 503 first: {before}"
+    assert all(body["ready"] is False and body["reason"] for body in not_ready)
+    status, body, _ = _get(port, "/healthz")
+    assert status == 200
+    assert body["alive"] is True
+
+    # The backlog shows as lag on .requests, per partition, and drains to 0.
+    topic = TopicNames.with_prefix(settings.topic_prefix).requests
+    samples: list[dict[int, float]] = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        lags = _lags(port, topic)
+        samples.append(lags)
+        if len(lags) == 3 and sum(lags.values()) == 0 and len(samples) > 1:
+            break
+        time.sleep(0.3)
+    peak = max(sum(lags.values()) for lags in samples)
+    print(f"lag on {topic}: peak {peak:.0f} of {BURST}, first {samples[0]}, last {samples[-1]}")
+    assert samples[-1] == {0: 0, 1: 0, 2: 0}, samples[-5:]
+    assert all(0 <= value <= BURST for lags in samples for value in lags.values())
+    assert peak > 0, "the backlog never showed as lag"
+    completions = asyncio.run(
+        await_completions(settings, [r.request_id for r in requests], timeout=60)
+    )
+    assert len(completions) == BURST
+
+    # Broker stopped: 503 "broker unreachable" within the target; /healthz stays 200.
+    stopping = time.monotonic()
+    own_broker.down()
+    stopped = time.monotonic()
+    took, before, outage_slowest = _wait_readyz(port, 503, worker, timeout=60)
+    to_503 = time.monotonic() - stopping
+    status, body, _ = _get(port, "/readyz")
+    print(
+        f"/readyz 503 {to_503:.1f}s after the stop began ({took:.1f}s after the broker was "
+        f"gone; stopping took {stopped - stopping:.1f}s); body {body}"
+    )
+    assert status == 503
+    assert body["reason"] == "broker unreachable", body
+    assert to_503 <= BROKER_LOSS_TARGET_S
+    for _ in range(5):
+        status, body, took_h = _get(port, "/healthz")
+        assert status == 200
+        outage_slowest = max(outage_slowest, took_h)
+        status, body, took_r = _get(port, "/readyz")
+        assert status == 503
+        outage_slowest = max(outage_slowest, took_r)
+        time.sleep(0.5)
+    print(f"slowest /healthz or /readyz answer during the outage: {outage_slowest * 1000:.0f} ms")
+
+    # Broker back: 200 again (after the group's rebalance, if the broker asks for one).
+    starting = time.monotonic()
+    own_broker.up(timeout=120)
+    started = time.monotonic()
+    took, before, _ = _wait_readyz(port, 200, worker, timeout=120)
+    to_200 = time.monotonic() - starting
+    print(
+        f"/readyz 200 {to_200:.1f}s after the start began ({took:.1f}s after the broker "
+        f"answered; starting took {started - starting:.1f}s); on the way: {before}"
+    )
+    assert worker.alive()
