@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 import faust
@@ -141,11 +141,21 @@ class RecordStore(Protocol):
 
 @dataclass
 class Reuse:
-    """Answer a request from its record, or generate, record and acknowledge, then return."""
+    """Answer a request from its record, or generate, record and acknowledge, then return.
+
+    A second copy of an event whose generation is still under way in this worker (a refetch
+    delivers copies of events still in progress) waits for that generation instead of paying
+    for its own: measured in the kill chaos scenario, a copy looked up the record while the
+    first call was in flight, found none, and called the provider 0.4 s after the first answer.
+    """
 
     store: RecordStore
     metrics: ReuseMetrics
     clock: Callable[[], float] = time.time
+    #: Record key -> (request digest, the generation under way for it).
+    _under_way: dict[bytes, tuple[str, asyncio.Future[GenerationOutcome]]] = field(
+        default_factory=dict
+    )
 
     async def outcome(
         self,
@@ -168,13 +178,40 @@ class Reuse:
             return found.outcome, True
         if found.miss != "absent":
             self.metrics.ignored.labels(found.miss).inc()
-        outcome = await generate()
+        running = self._under_way.get(key)
+        if running is not None and running[0] == digest:
+            try:
+                shared = await asyncio.shield(running[1])
+            except Exception:  # that generation failed: this copy makes its own
+                log.debug("%s attempt %d: the generation under way failed", *_who(request))
+            else:
+                self.metrics.reused.inc()
+                return _around(shared, request), True
+        done: asyncio.Future[GenerationOutcome] = asyncio.get_running_loop().create_future()
+        self._under_way[key] = (digest, done)
         try:
-            await self.store.record(key, encode_record(outcome, digest, int(self.clock() * 1000)))
-        except KafkaError as exc:
-            self.metrics.record_failed.inc()
-            log.warning("%s attempt %d: generation not recorded (%s)", *_who(request), exc)
-        return outcome, False
+            outcome = await generate()
+            try:
+                at_ms = int(self.clock() * 1000)
+                await self.store.record(key, encode_record(outcome, digest, at_ms))
+            except KafkaError as exc:
+                self.metrics.record_failed.inc()
+                log.warning("%s attempt %d: generation not recorded (%s)", *_who(request), exc)
+            done.set_result(outcome)
+            return outcome, False
+        except BaseException as exc:
+            done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+            done.exception()  # retrieved: nobody may be waiting
+            raise
+        finally:
+            if self._under_way.get(key, (None, None))[1] is done:
+                del self._under_way[key]
+
+
+def _around(shared: GenerationOutcome, request: GenerationRequest) -> GenerationOutcome:
+    """The outcome of the generation under way, around this copy's request (same bytes)."""
+    raw = shared.raw.model_copy(update={"request": request})
+    return GenerationOutcome(raw, list(shared.alerts))
 
 
 def _who(request: GenerationRequest) -> tuple[str, int]:

@@ -248,3 +248,84 @@ def test_eviction_drops_records_older_than_the_retention_only() -> None:
     evicted = asyncio.run(Eviction(store, retention_ms=5_000, batch=1).sweep(AT_MS))
     assert evicted == 2
     assert store == {b"young|1": young}
+
+
+class GatedProvider(Provider):
+    """A provider call that is in flight until the test opens the gate."""
+
+    def __init__(self, req: GenerationRequest, fail: bool = False) -> None:
+        super().__init__(req)
+        self.gate = asyncio.Event()
+        self.fail = fail
+
+    async def __call__(self) -> GenerationOutcome:
+        self.calls += 1
+        await self.gate.wait()
+        if self.fail:
+            raise RuntimeError("provider fell over")
+        return self.made
+
+
+def test_a_copy_arriving_while_its_generation_is_under_way_waits_for_it() -> None:
+    """A refetch delivers a second copy of an event still in progress: one call, not two."""
+    store = DictStore()
+    subject, _, registry = reuse(store)
+    req = request()
+    provider = GatedProvider(req)
+
+    async def run() -> list[tuple[GenerationOutcome, bool]]:
+        first = asyncio.create_task(subject.outcome(req, VALUE, provider))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(subject.outcome(req, VALUE, provider))
+        await asyncio.sleep(0)
+        provider.gate.set()
+        return [await first, await second]
+
+    (first, reused_first), (second, reused_second) = asyncio.run(run())
+    assert provider.calls == 1
+    assert (reused_first, reused_second) == (False, True)
+    assert second.raw == first.raw
+    assert store.writes == [b"r-1|1"]
+    assert registry.get_sample_value("assetline_generations_reused_total") == 1.0
+
+
+def test_a_copy_of_a_failed_generation_makes_its_own() -> None:
+    store = DictStore()
+    subject, _, _ = reuse(store)
+    req = request()
+    failing = GatedProvider(req, fail=True)
+    working = Provider(req)
+
+    async def run() -> tuple[BaseException | None, tuple[GenerationOutcome, bool]]:
+        first = asyncio.create_task(subject.outcome(req, VALUE, failing))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(subject.outcome(req, VALUE, working))
+        await asyncio.sleep(0)
+        failing.gate.set()
+        results = await asyncio.gather(first, return_exceptions=True)
+        error = results[0] if isinstance(results[0], BaseException) else None
+        return error, await second
+
+    error, (made, reused) = asyncio.run(run())
+    assert isinstance(error, RuntimeError)
+    assert (working.calls, reused) == (1, False)
+    assert made == working.made
+
+
+def test_a_different_request_under_the_same_key_does_not_wait_for_another_generation() -> None:
+    store = DictStore()
+    subject, _, _ = reuse(store)
+    req = request()
+    first = GatedProvider(req)
+    other = Provider(req)
+
+    async def run() -> bool:
+        running = asyncio.create_task(subject.outcome(req, VALUE, first))
+        await asyncio.sleep(0)
+        _, reused = await subject.outcome(req, b"other bytes", other)
+        first.gate.set()
+        await running
+        return reused
+
+    assert asyncio.run(run()) is False
+    assert other.calls == 1
