@@ -1,7 +1,8 @@
 """Chaos suite (issue 14 part 9): the line under kills, rebalances and a broker outage.
 
     python -m bench.chaos [--quick] [--scenarios kill,rebalance,broker] [--n 900]
-                          [--kill-every 15] [--rounds 5] [--broker-down 20] [--json PATH]
+                          [--kill-every 15] [--rounds 5] [--broker-down 20] [--repeat 5]
+                          [--json PATH]
 
 Everything is real and on 127.0.0.1: a Kafka broker (``assetline.dev.broker.LocalBroker``; the
 broker scenario always stops and restarts one this harness owns, keeping its data dir), worker
@@ -86,6 +87,9 @@ def main() -> None:
     parser.add_argument("--broker-down", type=float)
     parser.add_argument("--timeout", type=float, help="seconds per scenario")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the suite this many times in a row"
+    )
     args = parser.parse_args()
     # The harness's own clients retry through the faults on purpose; their warnings are noise.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -101,21 +105,32 @@ def main() -> None:
     provider = ProviderServer().start()
     receiver = Receiver().start()
     env = Env(bootstrap, root, profile, provider, receiver, broker)
+    runs: list[list[Result]] = []
     try:
-        results = asyncio.run(run_suite(env, scenarios))
+        for run in range(args.repeat):
+            if args.repeat > 1:
+                print(f"== run {run + 1} of {args.repeat}", flush=True)
+            results = asyncio.run(run_suite(env, scenarios))
+            runs.append(results)
+            print(table(results))
+            for r in results:
+                for note in r.notes:
+                    print(f"  {r.scenario}: {note.splitlines()[0] if note else note}")
+            print(flush=True)
     finally:
         receiver.stop()
         provider.stop()
         broker.down()
-    print(table(results))
-    for r in results:
-        for note in r.notes:
-            print(f"  {r.scenario}: {note.splitlines()[0] if note else note}")
+    passed = sum(all(r.ok for r in results) for results in runs)
+    if args.repeat > 1:
+        print(f"{passed} of {len(runs)} runs passed every check")
     document = {
         "command": " ".join(["python -m bench.chaos", *sys.argv[1:]]),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "profile": asdict(profile),
-        "results": [{**asdict(r), "ok": r.ok} for r in results],
+        "results": [{**asdict(r), "ok": r.ok} for r in runs[-1]] if runs else [],
+        "runs": [[{**asdict(r), "ok": r.ok} for r in results] for results in runs],
+        "runs_passed": passed,
         "logs": str(root / "logs"),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
