@@ -56,7 +56,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from assetline.dev.broker import LocalBroker, free_ports
-from tests.support.chaos import FULL, QUICK, SCENARIOS, Env, Profile, run_suite, table
+from tests.support.chaos import FULL, QUICK, SCENARIOS, Env, Profile, Result, run_suite, table
 from tests.support.provider_server import ProviderServer
 from tests.support.webhook_receiver import Receiver
 
