@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from agents.stages import installers_for
 from streams.app import Line, create_line
+from streams.json_logs import JsonFormatter, use_json_logs
 from streams.log_limits import install_log_limits
 from streams.registry.registration import register_line_schemas
 from streams.settings import Settings
@@ -29,13 +30,18 @@ def build_line(settings: Settings, *, registry: CollectorRegistry | None = None)
 class _Worker(faust.Worker):
     """Faust's worker with :mod:`streams.log_limits` on its log handlers (quiet outages)."""
 
-    def __init__(self, *args: Any, log_repeat_interval_s: float, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, log_repeat_interval_s: float, log_json: bool = False, **kwargs: Any
+    ) -> None:
         self._log_repeat_interval_s = log_repeat_interval_s
+        self._log_json = log_json
         super().__init__(*args, **kwargs)
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         # mode's hook, called once the root handlers exist (they are replaced before it).
         super().on_setup_root_logger(logger, level)
+        if self._log_json:  # ASSETLINE_LOG_FORMAT=json: one JSON object per line
+            use_json_logs(logger)
         install_log_limits(logger, interval_s=self._log_repeat_interval_s, loop=self.loop)
 
 
@@ -43,6 +49,12 @@ def run_worker(settings: Settings) -> None:
     """Blocks until the worker is stopped (SIGINT/SIGTERM)."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    if settings.log_format == "json" and not logging.root.handlers:
+        # Lines logged while the line is built, before mode sets up (and replaces) the root
+        # handlers, are JSON too.
+        early = logging.StreamHandler()
+        early.setFormatter(JsonFormatter())
+        logging.root.addHandler(early)
     # The line first: it loads every configuration file, so a mistake there is reported (one
     # line, ConfigError) before anything talks to Kafka or a topic is created.
     line = build_line(settings)
@@ -52,5 +64,10 @@ def run_worker(settings: Settings) -> None:
             register_line_schemas(line.codecs, line.topics.names, settings.subject_strategy)
         )
     options: dict[str, Any] = {"loglevel": settings.log_level, "quiet": True, "loop": loop}
-    worker = _Worker(line.app, log_repeat_interval_s=settings.log_repeat_interval_s, **options)
+    worker = _Worker(
+        line.app,
+        log_repeat_interval_s=settings.log_repeat_interval_s,
+        log_json=settings.log_format == "json",
+        **options,
+    )
     worker.execute_from_commandline()

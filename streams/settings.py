@@ -331,6 +331,11 @@ class Settings(BaseSettings):
         3.0, gt=0, description="A broker check not answered within this counts as unreachable."
     )
     log_level: str = Field("warn")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="'json': one JSON object per log line (time, level, logger, message, and "
+        "request_id on lines about a request).",
+    )
     log_repeat_interval_s: float = Field(
         60.0,
         gt=0,

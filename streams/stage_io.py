@@ -6,6 +6,7 @@ Keeping this here keeps each agent a short ``async for`` loop over its domain fu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 
 from streams.codecs import AvroCodec, CodecError, UnknownSchemaIdError
 from streams.dead_letters import dead_letter_record, park_value
+from streams.json_logs import request_id_of_key, request_id_var
 from streams.kafka_security import kafka_secrets
 from streams.redaction import redact, redact_and_truncate
 
@@ -94,6 +96,9 @@ class StageIO:
         in_progress.inc()
         start = time.perf_counter()
         guard = CrashGuard(on_crash)
+        # Log lines about this event carry its request id (the key of every line record).
+        key = getattr(getattr(event, "message", None), "key", None)
+        request_token = request_id_var.set(request_id_of_key(key))
         try:
             yield guard
         except MessageSizeTooLargeError as exc:
@@ -110,6 +115,8 @@ class StageIO:
             self._metrics.seconds.labels(self.stage).observe(time.perf_counter() - start)
             in_progress.dec()
             self._handled(event)
+            with contextlib.suppress(ValueError):  # closed from another context (finalized)
+                request_id_var.reset(request_token)
 
     def crash_message(self, exc: BaseException) -> str:
         """``<stage>: <Exception>: <text>``, redacted, bounded and valid UTF-8, for a record."""

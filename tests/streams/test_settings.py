@@ -227,6 +227,7 @@ def test_settings_env_round_trips_every_changed_knob(
         health_check_interval_s=2.0,
         health_check_timeout_s=1.5,
         log_level="info",
+        log_format="json",
         log_repeat_interval_s=12.5,
         routing_file=tmp_path / "routing.yaml",
         profiles_dir=tmp_path / "profiles",

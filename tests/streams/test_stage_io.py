@@ -394,3 +394,25 @@ def test_the_kafka_secrets_are_redacted_from_crash_messages_too() -> None:
     assert password not in message
     assert key_password not in message
     assert message.count("***") == 2
+
+
+def test_handling_sets_the_request_id_for_log_lines_and_counts_in_progress() -> None:
+    from streams.json_logs import request_id_var
+
+    io, _, registry = make_io()
+    seen: list[str | None] = []
+
+    def in_progress() -> float | None:
+        return registry.get_sample_value("assetline_stage_in_progress", {"stage": "generate"})
+
+    async def go() -> None:
+        async with io.handling(event(b"v")):  # the event's key is b"k"
+            seen.append(request_id_var.get())
+            seen.append(str(in_progress()))
+        async with io.handling(event(b"v")):
+            raise KeyError("boom")  # dead-lettered, swallowed; the context still ends
+
+    asyncio.run(go())
+    assert seen == ["k", "1.0"]
+    assert request_id_var.get() is None
+    assert in_progress() == 0
