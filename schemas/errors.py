@@ -22,7 +22,8 @@ Exception tree (class, code)::
     ├── BlobError                        blob.error
     │   ├── BlobMissingError             blob.missing
     │   ├── BlobCorruptError             blob.corrupt
-    │   └── BlobTooLargeError            asset.too_large
+    │   ├── BlobTooLargeError            asset.too_large
+    │   └── BlobUnavailableError         blob.unavailable
     ├── CodecError                       codec.error
     │   ├── MalformedMessageError        codec.malformed
     │   │   └── UnsupportedFramingError  codec.unsupported_framing
@@ -73,7 +74,7 @@ Where each is defined (module, classes)::
     schemas.catalog                                   ReleaseError
     schemas.errors                                    AssetlineError
     streams.blobs                                     BlobError, BlobMissingError, BlobCorruptError,
-                                                      BlobTooLargeError
+                                                      BlobTooLargeError, BlobUnavailableError
     streams.codecs._errors                            CodecError, MalformedMessageError,
                                                       UnknownSchemaError, RecordValidationError,
                                                       UnknownSchemaIdError, UnsupportedFramingError,

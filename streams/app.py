@@ -15,7 +15,8 @@ import faust
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from streams.blobs import LocalBlobStore
+from streams.blob_sweep import install_blob_sweeper
+from streams.blobs import BlobStore, open_blob_store
 from streams.bulk_restore import LineTableManager
 from streams.codecs import Codecs
 from streams.health import install_health
@@ -56,7 +57,7 @@ class Line:
     app: faust.App
     topics: LineTopics
     codecs: Codecs
-    blobs: LocalBlobStore
+    blobs: BlobStore
     registry: CollectorRegistry
     metrics: StageMetrics
 
@@ -153,12 +154,14 @@ def create_line(
         app=app,
         topics=topics,
         codecs=codecs_for_settings(settings),
-        blobs=LocalBlobStore(settings.blob_dir, cache_bytes=settings.blob_cache_bytes),
+        blobs=open_blob_store(settings),  # local or S3 (streams/blobs.py)
         registry=registry,
         metrics=StageMetrics.build(registry),
     )
     for install in stages:
         install(line)
+    # blob retention (streams/blob_sweep.py)
+    install_blob_sweeper(line.app, registry, settings, line.codecs, line.blobs)
     _install_metrics_page(line)
     # /healthz, /readyz, consumer lag and queue depth (streams/health.py)
     install_health(line.app, registry, settings, probe_topic=names.requests)

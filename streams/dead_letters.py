@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from streams.blobs import LocalBlobStore
+from streams.blobs import BlobStore
 
 HEADER_PREFIX = "assetline.dlq."
 #: Set when the original value was too large to travel: where it is parked (a blob URI).
@@ -169,6 +169,6 @@ def dead_letter_record(
     return fit_dead_letter(key, value, headers, limit=limit, park=park)
 
 
-def park_value(blobs: LocalBlobStore, value: bytes) -> str:
+def park_value(blobs: BlobStore, value: bytes) -> str:
     """Store a dead-letter value too large to travel; its blob URI goes in a header."""
     return blobs.put(value, PARKED_MEDIA_TYPE).uri

@@ -288,6 +288,45 @@ class Settings(BaseSettings):
     )
     blob_cache_bytes: int = Field(256 * 1024 * 1024, ge=0, description="In-memory blob cache.")
 
+    # Blob store (streams/blobs.py): where claim checks point, and how long blobs are kept
+    blob_store: Literal["local", "s3"] = Field(
+        "local",
+        description="'local' = files under blob_dir (one host, or a shared filesystem); 's3' = "
+        "an S3-compatible bucket every worker reads, so a partition may move between hosts.",
+    )
+    blob_s3_endpoint_url: str = Field(
+        "",
+        description="S3-compatible endpoint, e.g. http://minio:9000; empty = AWS "
+        "(https://s3.<region>.amazonaws.com).",
+    )
+    blob_s3_bucket: str = Field("", description="Bucket of the S3 blob store (must exist).")
+    blob_s3_prefix: str = Field("blobs", description="Keys are '<prefix>/ab/cd/<sha256>'.")
+    blob_s3_region: str = Field("us-east-1", description="SigV4 signing region.")
+    blob_s3_access_key_id: str = Field("", description="Access key id of the S3 blob store.")
+    blob_s3_secret_access_key: SecretStr = Field(
+        SecretStr(""), description="Secret access key of the S3 blob store."
+    )
+    blob_s3_addressing: Literal["path", "virtual"] = Field(
+        "path",
+        description="'path' = endpoint/bucket/key (MinIO, most S3-compatible stores); "
+        "'virtual' = bucket.endpoint/key.",
+    )
+    blob_s3_timeout_s: float = Field(
+        30.0, gt=0, description="Bound of one S3 call, body included (tried 3 times at most)."
+    )
+    blob_sweep_interval_s: float = Field(
+        3600.0,
+        ge=0,
+        description="How often a worker deletes blobs no event can still reference; 0 = never "
+        "(then run 'assetline blobs sweep' from cron).",
+    )
+    blob_sweep_grace_s: float = Field(
+        24 * 3600.0,
+        ge=0,
+        description="Kept beyond the longest retention of the topics carrying claim checks "
+        "(topic, dead-letter and generation-record retention) before a blob may go.",
+    )
+
     # Limits
     max_image_pixels: int = Field(40_000_000, ge=1, description="Decompression-bomb guard.")
     max_image_side: int = Field(8192, ge=1)
@@ -384,6 +423,29 @@ class Settings(BaseSettings):
                 f"max_request_bytes ({self.max_request_bytes}) must be at most half of "
                 f"max_message_bytes ({self.max_message_bytes})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _s3_blob_store(self) -> Settings:
+        """The S3 blob store needs a bucket and keys; messages never show the secret."""
+        if self.blob_store == "s3":
+            missing = [
+                name
+                for name, value in (
+                    ("blob_s3_bucket", self.blob_s3_bucket),
+                    ("blob_s3_access_key_id", self.blob_s3_access_key_id),
+                    (
+                        "blob_s3_secret_access_key",
+                        self.blob_s3_secret_access_key.get_secret_value(),
+                    ),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"blob_store='s3' needs {', '.join(missing)}")
+            endpoint = self.blob_s3_endpoint_url
+            if endpoint and not endpoint.startswith(("http://", "https://")):
+                raise ValueError("blob_s3_endpoint_url must be an http(s) URL")
         return self
 
     @model_validator(mode="after")

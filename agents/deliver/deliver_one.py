@@ -17,7 +17,7 @@ from agents.deliver.layout import (
 from agents.deliver.metadata import MetadataError, Stamped
 from agents.deliver.sinks import PATH_TAKEN, Sink, SinkError
 from schemas.records import AssetCompleted, CompletionStatus, ValidatedAsset
-from streams.blobs import BlobError, LocalBlobStore
+from streams.blobs import BlobError, BlobStore
 from streams.codecs import CodecError
 
 Label = Callable[[ValidatedAsset, bytes], Stamped]
@@ -74,7 +74,7 @@ async def write_version(
 
 async def deliver_approved(
     validated: ValidatedAsset,
-    blobs: LocalBlobStore,
+    blobs: BlobStore,
     sink: Sink,
     label: Label = unlabelled,
     earlier: AssetCompleted | None = None,
@@ -97,7 +97,7 @@ async def deliver_approved(
         path = delivery_path(
             request.tenant, request.campaign_id, request.request_id, raw.blob.media_type
         )
-        labelled = label(validated, blobs.get(raw.blob))
+        labelled = label(validated, await blobs.get_async(raw.blob))
         path, location = await write_version(
             sink, path, labelled.data, raw.blob.media_type, earlier
         )

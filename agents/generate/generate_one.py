@@ -22,7 +22,7 @@ from schemas.records import (
     ValidationReport,
     Verdict,
 )
-from streams.blobs import BlobTooLargeError, LocalBlobStore
+from streams.blobs import BlobStore, BlobTooLargeError, BlobUnavailableError
 from streams.limits import BAD_IMAGE_SIZE, AssetLimits
 from streams.redaction import redact
 from streams.stage_io import STAGE_CRASHED
@@ -40,7 +40,7 @@ async def generate_asset(
     request: GenerationRequest,
     router: ModelRouter,
     fallbacks: FallbackAssets,
-    blobs: LocalBlobStore,
+    blobs: BlobStore,
     clock: Callable[[], float] = time.perf_counter,
     limits: AssetLimits | None = None,
 ) -> GenerationOutcome:
@@ -57,7 +57,7 @@ async def _generate(
     request: GenerationRequest,
     router: ModelRouter,
     fallbacks: FallbackAssets,
-    blobs: LocalBlobStore,
+    blobs: BlobStore,
     clock: Callable[[], float],
     limits: AssetLimits | None,
 ) -> GenerationOutcome:
@@ -85,11 +85,11 @@ async def _generate(
                 generated, fallback = await fallbacks.render(result.alias, spec, request), True
         if generated is None:
             return GenerationOutcome(_failed(request, result, start, clock), result.alerts)
-        blob = blobs.put(generated.data, generated.media_type, max_bytes=cap)
+        blob = await blobs.put_async(generated.data, generated.media_type, max_bytes=cap)
     except BlobTooLargeError as exc:
         error = GenerationError(code=exc.code, message=str(exc), retryable=False)
         return GenerationOutcome(_errored(request, result, error, start, clock), _alerts(result))
-    except OSError as exc:
+    except (OSError, BlobUnavailableError) as exc:
         log.exception("writing blob for %s failed", request.request_id)
         error = GenerationError(code="blob.write_failed", message=str(exc), retryable=True)
         return GenerationOutcome(_errored(request, result, error, start, clock), _alerts(result))

@@ -69,7 +69,7 @@ from agents.notify.schedule import RetrySchedule
 from agents.notify.sender import StepKind, attempt_once
 from schemas.records import WebhookJob
 from schemas.webhook_event import event_payload
-from streams.blobs import LocalBlobStore
+from streams.blobs import BlobStore
 from streams.codecs import CodecError, Codecs
 from streams.dead_letters import dead_letter_record, park_value
 from streams.kafka import batches_to_end, open_topic_reader, topic_exists
@@ -109,7 +109,7 @@ class Notifier:
         codecs: Codecs,
         calls: Counter,
         disabled_gauge: Gauge | None = None,
-        blobs: LocalBlobStore | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         self.settings = settings
         self.codecs = codecs

@@ -80,7 +80,7 @@ def install(line: Line) -> None:
                 if raw is None:
                     continue
                 crash.arm(ends_crashed(raw))
-                validated, decision = await gateway.assess(raw, line.blobs.get)
+                validated, decision = await gateway.assess(raw, line.blobs.get_async)
                 for alert in gateway.drain_alerts():  # the judge's breaker or budget
                     alert_value = codecs.alert.encode(alert)
                     await io.send(topics.alerts, alert.alert_id, alert_value, "alerts")

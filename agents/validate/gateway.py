@@ -7,9 +7,10 @@ wrong is a result in the report; nothing here raises for a bad asset or a bad ju
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from agents.inference.providers.base import Provider
 from agents.inference.routing.router import ModelRouter, standalone_router
@@ -28,6 +29,9 @@ from schemas.errors import AssetlineError
 from schemas.records import Alert, BlobRef, RawAsset, ValidatedAsset, Verdict
 from streams.blobs import BlobError, BlobTooLargeError
 from streams.limits import AssetLimits
+
+#: Reads a blob's bytes: the blob store's ``get_async`` (or ``get``, or a test's lambda).
+Fetch = Callable[[BlobRef], bytes] | Callable[[BlobRef], Awaitable[bytes]]
 
 #: Undrained judge alerts kept by a gateway (the validate stage drains them after each asset).
 MAX_PENDING_ALERTS = 1_000
@@ -158,12 +162,11 @@ class Gateway:
         self.alerts.clear()
         return alerts
 
-    async def assess(
-        self, raw: RawAsset, fetch: Callable[[BlobRef], bytes]
-    ) -> tuple[ValidatedAsset, Triage]:
+    async def assess(self, raw: RawAsset, fetch: Fetch) -> tuple[ValidatedAsset, Triage]:
         """Everything the validate stage decides about one raw asset, and where it goes next.
 
-        ``fetch`` reads the blob's bytes (a :class:`BlobError` is a result, like any failure).
+        ``fetch`` reads the blob's bytes, or is a coroutine function that does (the blob store's
+        ``get_async``); a :class:`BlobError` is a result, like any failure.
         An unknown profile or unreadable bytes give verdict ERROR, which triage makes final.
         """
         policy = self.policy_for(raw)
@@ -172,7 +175,7 @@ class Gateway:
             policy = DEFAULT_POLICY
         else:
             try:
-                data = self._read(raw, fetch)
+                data = await self._read(raw, fetch)
             except BlobError as exc:
                 validated = unreadable(raw, exc.code, str(exc))
             else:
@@ -180,7 +183,7 @@ class Gateway:
         decision = triage(validated, policy)
         return validated.model_copy(update={"disposition": decision.disposition}), decision
 
-    def _read(self, raw: RawAsset, fetch: Callable[[BlobRef], bytes]) -> bytes | None:
+    async def _read(self, raw: RawAsset, fetch: Fetch) -> bytes | None:
         """The blob's bytes, or BlobTooLargeError (``asset.too_large``) over the kind's cap.
 
         Checked by the recorded size before reading and by the real size after, so an asset
@@ -191,7 +194,8 @@ class Gateway:
         kind = raw.request.kind
         refusal = self.limits.refusal(kind, raw.blob.size)
         if refusal is None:
-            data = fetch(raw.blob)
+            fetched = fetch(raw.blob)
+            data = await fetched if inspect.isawaitable(fetched) else fetched
             refusal = self.limits.refusal(kind, len(data))
             if refusal is None:
                 return data

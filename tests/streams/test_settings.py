@@ -214,6 +214,17 @@ def test_settings_env_round_trips_every_changed_knob(
         data_dir=tmp_path / "worker",
         ledger_store="memory",
         blob_cache_bytes=0,
+        blob_store="s3",
+        blob_s3_endpoint_url="http://127.0.0.1:9000",
+        blob_s3_bucket="line-blobs",
+        blob_s3_prefix="claims/v1",
+        blob_s3_region="eu-west-3",
+        blob_s3_access_key_id="AKIABLOBS",
+        blob_s3_secret_access_key=SecretStr("blob-secret-789"),
+        blob_s3_addressing="virtual",
+        blob_s3_timeout_s=4.5,
+        blob_sweep_interval_s=0.0,
+        blob_sweep_grace_s=60.0,
         max_image_pixels=1_000_000,
         max_image_side=1024,
         max_request_bytes=100_000,
@@ -265,6 +276,8 @@ def test_settings_env_round_trips_every_changed_knob(
     assert rebuilt.api_keys["openai"].get_secret_value() == "sk-test-123"
     assert rebuilt.kafka_sasl_password is not None
     assert rebuilt.kafka_sasl_password.get_secret_value() == "sasl-pass-123"
+    assert rebuilt.blob_s3_secret_access_key.get_secret_value() == "blob-secret-789"
+    assert "blob-secret-789" not in repr(rebuilt)
 
 
 def test_api_keys_come_from_json_and_never_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
