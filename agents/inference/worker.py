@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -128,12 +129,24 @@ def _build(line: Line) -> WorkerInference:
     for _name, topic in LANE_TABLES.values():
         _follow_spend(line, getattr(line.topics.names, topic), view)
 
+    @line.app.on_partitions_assigned.connect
+    async def _share_rate_limits(app: Any, /, *args: Any, **kwargs: Any) -> None:
+        # After every rebalance (before its recovery): the group's live workers split each
+        # provider's rate limit, so N workers do not send N times the limit.
+        router.set_group_size(group_size(app.assignor.changelog_distribution))
+
     @line.app.on_before_shutdown.connect
     async def _close_pools(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await close_adapters(adapters)
         renderers.shutdown(wait=False)
 
     return WorkerInference(config, offline, adapters, router, view, tables)
+
+
+def group_size(distribution: Mapping[str, Any]) -> int:
+    """Live workers of the group, from Faust's assignment (every member's web URL, the same on
+    every member after a rebalance); at least 1."""
+    return max(1, len(distribution))
 
 
 def _follow_spend(line: Line, topic: str, view: SpendView) -> None:

@@ -23,6 +23,8 @@ class ProviderMetrics(NamedTuple):
     breaker_state: Gauge
     budget_kills: Counter
     fallbacks: Counter
+    rate_limit: Gauge
+    group_members: Gauge
 
     @classmethod
     def build(cls, registry: CollectorRegistry) -> ProviderMetrics:
@@ -80,6 +82,18 @@ class ProviderMetrics(NamedTuple):
                 "assetline_fallbacks",
                 "Requests served by an alias's fallback asset.",
                 ["alias"],
+                registry=registry,
+            ),
+            rate_limit=Gauge(
+                "assetline_provider_rate_limit_per_second",
+                "This worker's share of a provider's rate limit (the limit / live workers).",
+                ["provider"],
+                registry=registry,
+            ),
+            group_members=Gauge(
+                "assetline_group_members",
+                "Live workers of the consumer group at the last rebalance (rate limits are "
+                "split between them).",
                 registry=registry,
             ),
         )

@@ -41,6 +41,10 @@ class TokenBucket:
             raise ValueError(f"burst must be >= 1, got {burst}")
         self.rate_per_s = rate_per_s
         self.burst = burst
+        #: The provider's whole limit; ``rate_per_s``/``burst`` are this worker's share of it.
+        self.limit_per_s = rate_per_s
+        self.limit_burst = burst
+        self.share = 1.0
         self._clock = clock
         self._sleep = sleep
         self._tokens = float(burst)
@@ -85,6 +89,18 @@ class TokenBucket:
             self._tokens = min(float(self.burst), self._tokens + 1)
             raise
         return self._clock() - started
+
+    def set_share(self, share: float) -> None:
+        """Take ``share`` (0 < share <= 1) of the provider's limit: the group splits one limit
+        between its workers (``share = 1 / workers``). The burst shrinks with it (at least 1),
+        and tokens above the new burst are dropped; reservations already made stand."""
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {share!r}")
+        self._refill()
+        self.share = share
+        self.rate_per_s = self.limit_per_s * share
+        self.burst = max(1, int(self.limit_burst * share))
+        self._tokens = min(self._tokens, float(self.burst))
 
     def _refill(self) -> None:
         now = self._clock()

@@ -150,6 +150,26 @@ class ModelRouter:
         }
         for name in self.breakers:
             metrics.breaker_state.labels(name).set(0)
+        for name, bucket in self.buckets.items():
+            metrics.rate_limit.labels(name).set(bucket.rate_per_s)
+        #: Live workers of the group sharing the rate limits (see set_group_size).
+        self.group_size = 1
+        metrics.group_members.set(1)
+
+    def set_group_size(self, workers: int) -> None:
+        """Split every provider's rate limit evenly over ``workers`` live workers of the group,
+        so the group as a whole stays under each provider's limit (called after each
+        rebalance with the group's membership)."""
+        workers = max(1, workers)
+        if workers != self.group_size and self.buckets:
+            log.info(
+                "%d live worker(s) in the group: each takes 1/%d of a rate limit", workers, workers
+            )
+        self.group_size = workers
+        self.metrics.group_members.set(workers)
+        for name, bucket in self.buckets.items():
+            bucket.set_share(1.0 / workers)
+            self.metrics.rate_limit.labels(name).set(bucket.rate_per_s)
 
     async def route(self, request: GenerationRequest) -> RouteResult:
         try:

@@ -158,3 +158,31 @@ def test_real_clock_and_sleep_defaults() -> None:
     bucket = TokenBucket(1000.0, 1)  # a 1 ms wait at most
     assert bucket.try_acquire()
     assert asyncio.run(bucket.acquire()) >= 0.0
+
+
+def test_a_share_of_the_limit_scales_rate_and_burst() -> None:
+    bucket, clock = make(rate=10.0, burst=8)
+    bucket.set_share(1 / 4)  # four workers split the provider's limit
+    assert bucket.rate_per_s == pytest.approx(2.5)
+    assert bucket.burst == 2
+    assert bucket.tokens == 2  # tokens above the new burst are dropped
+    assert [bucket.try_acquire() for _ in range(3)] == [True, True, False]
+    clock.advance(0.4)
+    assert bucket.try_acquire()
+    bucket.set_share(1.0)  # back to the whole limit when the others leave
+    assert (bucket.rate_per_s, bucket.burst) == (10.0, 8)
+    assert (bucket.limit_per_s, bucket.limit_burst) == (10.0, 8)
+
+
+def test_a_tiny_share_keeps_a_burst_of_one() -> None:
+    bucket, _ = make(rate=1.0, burst=3)
+    bucket.set_share(1 / 10)
+    assert bucket.burst == 1
+    assert bucket.rate_per_s == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("share", [0.0, -0.5, 1.5])
+def test_invalid_share(share: float) -> None:
+    bucket, _ = make(rate=1.0, burst=1)
+    with pytest.raises(ValueError):
+        bucket.set_share(share)

@@ -417,6 +417,21 @@ def test_a_rate_limit_wait_longer_than_the_budget_fails_over() -> None:
     assert len(limited.calls) == 1
 
 
+def test_the_group_splits_each_rate_limit_between_its_live_workers() -> None:
+    limited = ScriptedProvider("limited")
+    cfg = config([entry("limited")], rate_limit=RateLimit(per_second=6.0, burst=6))
+    h = Harness(cfg, limited)
+    assert h.metric("assetline_group_members") == 1
+    assert h.metric("assetline_provider_rate_limit_per_second", provider="limited") == 6.0
+    h.router.set_group_size(3)
+    assert h.router.buckets["limited"].rate_per_s == pytest.approx(2.0)
+    assert h.router.buckets["limited"].burst == 2
+    assert h.metric("assetline_group_members") == 3
+    assert h.metric("assetline_provider_rate_limit_per_second", provider="limited") == 2.0
+    h.router.set_group_size(0)  # never below one worker's whole limit
+    assert h.router.buckets["limited"].rate_per_s == pytest.approx(6.0)
+
+
 # --- a pinned call (the AI judge) -------------------------------------------------------------
 
 
