@@ -1,5 +1,5 @@
 """``assetline`` command line: broker, worker, submit, campaign, tail, replay, dlq, demo, schemas,
-topics, review, webhooks.
+topics, review, webhooks, blobs.
 
 Every command turns expected failures (bad arguments, no broker) into one line on stderr and a
 non-zero exit; a traceback means a bug.
@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from assetline.cli._blobs import blobs_group
 from assetline.cli._broker import broker
 from assetline.cli._campaign import campaign
 from assetline.cli._demo import demo
@@ -41,6 +42,7 @@ cli.add_command(review_group)
 cli.add_command(replay)
 cli.add_command(dlq_group)
 cli.add_command(webhooks_group)
+cli.add_command(blobs_group)
 
 
 def main(args: list[str] | None = None) -> None:
