@@ -292,25 +292,29 @@ def test_workers_keep_their_own_state_and_share_the_blobs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     services = _services()
+    minio = services["minio"]
+    minio_env = _env(minio)
+    init = " ".join(services["minio-init"]["command"])
+    address = minio["command"][minio["command"].index("--address") + 1]
+    # minio-init logs in with MinIO's own credentials, on MinIO's address
+    assert f"http://minio{address} {minio_env['MINIO_ROOT_USER']} " in init
+    assert f" {minio_env['MINIO_ROOT_PASSWORD']} " in init
     data_volumes = set()
-    blob_volumes = set()
     for name in WORKERS:
         service = services[name]
         settings = _settings_from(_env(service), monkeypatch)
         data_volumes.add(_volume_for(service, str(settings.data_dir))[0])
-        blob_store = getattr(settings, "blob_store", "local")
-        if blob_store == "local":
-            blob_volumes.add(_volume_for(service, str(settings.blob_dir))[0])
-        else:  # S3: the bucket minio-init creates, on the minio service
-            init = " ".join(services["minio-init"]["command"])
-            bucket = settings.blob_s3_bucket  # type: ignore[attr-defined]
-            assert re.search(rf"mc mb --ignore-existing \S+/{re.escape(bucket)}\b", init)
-            endpoint = urlsplit(settings.blob_s3_endpoint_url)  # type: ignore[attr-defined]
-            assert endpoint.hostname == "minio"
-            minio = services["minio"]["command"]
-            assert f":{endpoint.port}" == minio[minio.index("--address") + 1]
+        # the shared S3 store: the bucket minio-init creates, on the minio service
+        assert settings.blob_store == "s3"
+        bucket = re.escape(settings.blob_s3_bucket)
+        assert re.search(rf"mc mb --ignore-existing \S+/{bucket}(\s|$)", init)
+        endpoint = urlsplit(settings.blob_s3_endpoint_url)
+        assert endpoint.hostname == "minio"
+        assert f":{endpoint.port}" == address
+        assert settings.blob_s3_access_key_id == minio_env["MINIO_ROOT_USER"]
+        secret = settings.blob_s3_secret_access_key.get_secret_value()
+        assert secret == minio_env["MINIO_ROOT_PASSWORD"]
     assert len(data_volumes) == len(WORKERS), "each worker needs its own data volume"
-    assert len(blob_volumes) <= 1, "workers must share one blob store"
 
 
 def test_worker_health_check_asks_readyz_on_the_web_port(
@@ -590,7 +594,7 @@ def _k8s() -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all((DEPLOY / "k8s" / "worker.yaml").read_text()) if d]
 
 
-def test_kubernetes_worker_settings_probes_and_state() -> None:
+def test_kubernetes_worker_settings_probes_and_state(monkeypatch: pytest.MonkeyPatch) -> None:
     docs = {d["kind"]: d for d in _k8s()}
     assert set(docs) == {"Service", "StatefulSet"}
     statefulset = docs["StatefulSet"]
@@ -603,6 +607,11 @@ def test_kubernetes_worker_settings_probes_and_state() -> None:
     for name in env:
         if name.endswith(("PASSWORD", "SECRET_ACCESS_KEY")):
             assert "secretKeyRef" in env[name]["valueFrom"], name
+    # the settings fit together (SASL complete, the S3 store has bucket and keys) once the
+    # Secrets fill in their values
+    values = {n: e.get("value", "from-a-secret") for n, e in env.items()}
+    settings = _settings_from(values, monkeypatch)
+    assert settings.blob_store == "s3", "pods on several nodes need the shared blob store"
     assert env["ASSETLINE_WEB_HOST"]["value"] == "0.0.0.0"
     web_port = int(env["ASSETLINE_WEB_PORT"]["value"])
     (port,) = container["ports"]
@@ -629,3 +638,21 @@ def test_kubernetes_worker_settings_probes_and_state() -> None:
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     assert service["spec"]["ports"][0]["port"] == web_port
     assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
+
+
+# --- README ----------------------------------------------------------------------------------
+
+
+def test_readme_deploying_names_only_real_settings() -> None:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("\n## Deploying\n")
+    following = text.find("\n## ", start + 1)
+    section = text[start : following if following > 0 else None]
+    named = set(re.findall(r"\bASSETLINE_[A-Z0-9_]*[A-Z0-9]\b", section))
+    assert named
+    unknown = named - _settings_env_names()
+    assert not unknown, f"README 'Deploying' names settings that do not exist: {sorted(unknown)}"
+    # the host bootstrap it shows is docker-compose's EXTERNAL listeners
+    export = "export ASSETLINE_KAFKA_BOOTSTRAP="
+    (line,) = (ln for ln in section.splitlines() if ln.startswith(export))
+    assert line.removeprefix("export ") in (ROOT / "docker-compose.yml").read_text()
