@@ -564,6 +564,7 @@ def test_dashboard_queries_only_metrics_and_labels_the_code_exposes() -> None:
             labels = set().union(*(exposed[n].labels for n in names))
             if any(n.endswith("_bucket") for n in names):
                 labels.add("le")
+            labels |= {"instance", "job"}  # Prometheus adds these to every scraped sample
             for group in _BY.findall(expr):
                 for label in filter(None, (s.strip() for s in group.split(","))):
                     if label not in labels:
