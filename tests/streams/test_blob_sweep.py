@@ -11,11 +11,13 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from click.testing import CliRunner
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
@@ -28,6 +30,7 @@ from streams.blob_sweep import (
     review_held_blobs,
     sweep,
     sweep_line_blobs,
+    sweeps_here,
 )
 from streams.blobs import BlobStore, LocalBlobStore, S3BlobConfig, S3BlobStore
 from streams.kafka_security import client_kwargs
@@ -269,3 +272,19 @@ def test_pending_and_recently_decided_review_items_hold_their_blobs(
     kept: BlobStore = LocalBlobStore(settings.blob_dir, cache_bytes=0)
     assert kept.get(refs["C"]) == b"C"
     assert not store.path_for(refs["B"].sha256).exists()
+
+
+def test_only_the_worker_holding_partition_0_of_requests_sweeps() -> None:
+    def app(*tps: TP) -> Any:
+        return SimpleNamespace(assignor=SimpleNamespace(assigned_actives=lambda: set(tps)))
+
+    assert sweeps_here(app(TP("p.requests", 0), TP("p.raw", 0)), "p.requests")
+    assert not sweeps_here(app(TP("p.requests", 1), TP("p.raw", 0)), "p.requests")
+    assert not sweeps_here(app(), "p.requests")
+
+    def unassigned() -> set[TP]:
+        raise RuntimeError("no assignment yet")
+
+    assert not sweeps_here(
+        SimpleNamespace(assignor=SimpleNamespace(assigned_actives=unassigned)), "p.requests"
+    )
