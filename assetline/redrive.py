@@ -21,8 +21,17 @@ from aiokafka import ConsumerRecord
 from assetline.replay.republish import BatchSender, open_producer
 from assetline.replay.rewrite import Rewriter, kind_of, replay_headers, resubmission_marks
 from schemas.attempts import generation_of
+from schemas.records import BlobRef
+from streams.blobs import BlobError, BlobStore
 from streams.codecs import CodecError
-from streams.dead_letters import HEADER_PREFIX, VALUE_PARKED, VALUE_SHA256, header_map
+from streams.dead_letters import (
+    HEADER_PREFIX,
+    PARKED_MEDIA_TYPE,
+    VALUE_PARKED,
+    VALUE_SHA256,
+    VALUE_SIZE,
+    header_map,
+)
 from streams.kafka import read_to_end
 from streams.kafka_security import start_client
 from streams.settings import Settings
@@ -232,6 +241,24 @@ def unparked(letter: DeadLetter) -> DeadLetter | None:
     return dataclasses.replace(letter, value=data)
 
 
+async def unparked_from(letter: DeadLetter, blobs: BlobStore | None) -> DeadLetter | None:
+    """:func:`unparked`, and a value parked in an S3 blob store read back through ``blobs``
+    (the line's shared store) by its recorded SHA-256 and size, checked like any blob."""
+    restored = unparked(letter)
+    if restored is not None or blobs is None:
+        return restored
+    h = header_map(letter.headers)
+    where, sha256, size = h.get(VALUE_PARKED, ""), h.get(VALUE_SHA256, ""), h.get(VALUE_SIZE, "")
+    if urlparse(where).scheme != "s3" or not sha256 or not size.isdigit():
+        return None
+    ref = BlobRef(uri=where, sha256=sha256, size=int(size), media_type=PARKED_MEDIA_TYPE)
+    try:
+        data = await blobs.get_async(ref)
+    except BlobError:
+        return None
+    return dataclasses.replace(letter, value=data)
+
+
 async def redrive(
     kafka: Settings | str,
     names: TopicNames,
@@ -242,15 +269,17 @@ async def redrive(
     generation: int | None = None,
     dry_run: bool = False,
     marker: RequestMarker | None = None,
+    blobs: BlobStore | None = None,
 ) -> RedriveReport:
     """Send ``letters`` back (to their source topic, or ``into``), without dead-letter headers.
 
-    Re-driven requests carry ``marker``'s origin mark (see :func:`plan_one`).
+    Re-driven requests carry ``marker``'s origin mark (see :func:`plan_one`); values parked in
+    an S3 blob store are read through ``blobs`` (see :func:`unparked_from`).
     """
     report = RedriveReport(str(uuid.uuid4()), dry_run)
     planned: list[tuple[Redriven, bytes]] = []
     for letter in letters:
-        restored = unparked(letter)
+        restored = await unparked_from(letter, blobs)
         if restored is None:
             report.items.append(Redriven(letter, into or letter.source_topic, "parked"))
             continue

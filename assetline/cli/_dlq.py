@@ -16,6 +16,7 @@ from assetline.redrive import (
 )
 from assetline.replay.rewrite import Rewriter
 from assetline.replay.topics import full_name
+from streams.blobs import open_blob_store
 from streams.codecs import Codecs
 from streams.topics import TopicNames
 
@@ -84,16 +85,23 @@ def dlq_replay(
             codes=codes,
             positions=positions,
         )
-        return await redrive(
-            settings,
-            names,
-            letters,
-            Rewriter(Codecs.load()),
-            into=target,
-            generation=generation,
-            dry_run=dry_run,
-            marker=request_marker(settings),
-        )
+        # Values parked in the line's S3 blob store are read back through it.
+        blobs = open_blob_store(settings) if settings.blob_store == "s3" else None
+        try:
+            return await redrive(
+                settings,
+                names,
+                letters,
+                Rewriter(Codecs.load()),
+                into=target,
+                generation=generation,
+                dry_run=dry_run,
+                marker=request_marker(settings),
+                blobs=blobs,
+            )
+        finally:
+            if blobs is not None:
+                await blobs.aclose()
 
     report = run(go(), settings)
     for line in report_lines(report):

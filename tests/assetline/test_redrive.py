@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiokafka import ConsumerRecord
+from pydantic import SecretStr
 
 from assetline.redrive import (
     DeadLetter,
@@ -19,13 +24,15 @@ from assetline.redrive import (
     select,
     table,
     unparked,
+    unparked_from,
 )
 from assetline.replay.rewrite import Rewriter
 from schemas.records import GenerationRequest
-from streams.blobs import LocalBlobStore
+from streams.blobs import LocalBlobStore, S3BlobConfig, S3BlobStore
 from streams.codecs import Codecs
-from streams.dead_letters import deadletter_headers, fit_dead_letter
+from streams.dead_letters import deadletter_headers, fit_dead_letter, park_value
 from streams.topics import TopicNames
+from tests.support.s3_server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, moto_s3
 
 NAMES = TopicNames.with_prefix("p")
 
@@ -246,6 +253,44 @@ def test_a_parked_value_is_read_back_for_a_redrive(tmp_path: Path) -> None:
     assert item.outcome == "redriven"
     assert out is not None
     assert unparked(from_record(_record(0, 1, b"plain"))) is not None  # nothing parked
+
+
+def test_a_value_parked_in_the_s3_blob_store_is_read_back_through_it() -> None:
+    """Workers on several hosts park in the shared S3 store; the operator reads it back."""
+    long = _request().model_copy(update={"prompt_template": "hi " * 1000})
+    value = Codecs.load().request.encode(long)
+    bucket = f"parked-{uuid.uuid4().hex[:10]}"
+    with moto_s3(bucket) as (endpoint, admin):
+        store = S3BlobStore(
+            S3BlobConfig(
+                endpoint_url=endpoint,
+                bucket=bucket,
+                access_key_id=ACCESS_KEY_ID,
+                secret_access_key=SecretStr(SECRET_ACCESS_KEY),
+            )
+        )
+        original = deadletter_headers(
+            stage="generate", code="request.too_large", reason="big", topic="p.requests",
+            partition=0, offset=3,
+        )  # fmt: skip
+        fitted = fit_dead_letter(b"r-1", value, original, limit=1000, park=park(store))
+        record = ConsumerRecord(
+            "p.deadletter", 0, 9, 0, 0, fitted.key, fitted.value, None, 0, 0, fitted.headers
+        )
+        letter = from_record(record)
+        assert unparked(letter) is None  # not a file here
+        assert asyncio.run(unparked_from(letter, None)) is None
+        restored = asyncio.run(unparked_from(letter, S3BlobStore(store.config, cache_bytes=0)))
+        assert restored is not None
+        assert restored.value == value
+        key = store.config.key_for(hashlib.sha256(value).hexdigest())
+        admin.put_object(Bucket=bucket, Key=key, Body=b"x" * len(value))  # tampered
+        assert asyncio.run(unparked_from(letter, S3BlobStore(store.config, cache_bytes=0))) is None
+        asyncio.run(store.aclose())
+
+
+def park(store: S3BlobStore) -> Callable[[bytes], str]:
+    return lambda value: park_value(store, value)
 
 
 def test_a_parked_value_that_cannot_be_read_or_does_not_match_is_not_used(
