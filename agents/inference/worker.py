@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from agents.inference.routing.spend import (
     SpendView,
     TableSpendBook,
 )
+from schemas.records import AlertKind
 from streams.kafka import open_topic_reader
 from streams.limits import AssetLimits
 
@@ -135,12 +137,73 @@ def _build(line: Line) -> WorkerInference:
         # provider's rate limit, so N workers do not send N times the limit.
         router.set_group_size(group_size(app.assignor.changelog_distribution))
 
+    _follow_breakers(line, router)
+
     @line.app.on_before_shutdown.connect
     async def _close_pools(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await close_adapters(adapters)
         renderers.shutdown(wait=False)
 
     return WorkerInference(config, offline, adapters, router, view, tables)
+
+
+def _follow_breakers(line: Line, router: ModelRouter) -> None:
+    """Breaker state shared across the group: a BREAKER_OPENED alert on ``.alerts`` (what a
+    worker publishes when its breaker of a provider opens) opens this worker's breaker of that
+    provider too, for what is left of its ``reset_after_s``. Reading starts at the alerts of
+    the last ``reset_after_s`` (the longest of the providers'), so a worker that starts while
+    a peer's breaker is open opens its own too."""
+    settings = line.settings
+    topic = line.topics.names.alerts
+    codec = line.codecs.alert
+    lookback_s = max((b.reset_after_s for b in router.breakers.values()), default=0.0)
+
+    async def follow_breakers() -> None:
+        while True:
+            try:
+                reader = await open_topic_reader(settings, topic)
+                try:
+                    await _seek_to_time(reader, time.time() - lookback_s)
+                    log.info("following breaker openings on %s", topic)
+                    while True:
+                        batch = await reader.getmany(timeout_ms=500)
+                        now_ms = time.time() * 1000.0
+                        for records in batch.values():
+                            for record in records:
+                                provider = opened_breaker_of(codec, record)
+                                if provider is not None:
+                                    ago_s = (now_ms - record.timestamp) / 1000.0
+                                    router.peer_breaker_opened(provider, ago_s)
+                finally:
+                    await reader.stop()
+            except KafkaError as exc:
+                log.warning("breaker follower lost the broker (%s); reconnecting", exc)
+                await asyncio.sleep(1.0)
+
+    line.app.task(follow_breakers)
+
+
+async def _seek_to_time(reader: Any, since_s: float) -> None:
+    """Each assigned partition to its first record at or after ``since_s`` (epoch seconds),
+    or, when there is none, to where its end was before asking (a lazy seek to the end would
+    skip a record written meanwhile)."""
+    tps = list(reader.assignment())
+    ends = await reader.end_offsets(tps)
+    found = await reader.offsets_for_times({tp: int(since_s * 1000) for tp in tps})
+    for tp in tps:
+        hit = found.get(tp)
+        reader.seek(tp, ends[tp] if hit is None else hit.offset)
+
+
+def opened_breaker_of(codec: Any, record: Any) -> str | None:
+    """The provider of a BREAKER_OPENED alert record, else None (other alerts, bad bytes)."""
+    try:
+        alert = codec.decode(record.value or b"", list(record.headers or ()))
+    except Exception:  # an alert this worker cannot read is not its business
+        return None
+    if alert.kind is AlertKind.BREAKER_OPENED and alert.provider:
+        return str(alert.provider)
+    return None
 
 
 def group_size(distribution: Mapping[str, Any]) -> int:

@@ -1,31 +1,57 @@
-"""Rate limits shared across the group: every worker learns the live membership at each
-rebalance (``assetline_group_members``) and takes that share of each provider's limit."""
+"""Rate limits and breakers shared across the group: every worker learns the live membership
+at each rebalance (``assetline_group_members``) and takes that share of each provider's limit,
+and a breaker one worker opens (its BREAKER_OPENED alert on ``.alerts``) opens on every worker."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Callable
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from assetline.dev.broker import free_ports
 from assetline.dev.child_worker import WorkerProcess
+from schemas.records import Alert, AlertKind
+from streams.kafka_security import client_kwargs
+from streams.registry import codecs_for_settings
 from streams.settings import Settings
+from streams.topics import TopicNames
 
 pytestmark = pytest.mark.integration
 
 
-def _members(port: int) -> float | None:
+def _metric(port: int, name: str, **labels: str) -> float | None:
     try:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     except httpx.HTTPError:
         return None
     for family in text_string_to_metric_families(text):
-        if family.name == "assetline_group_members":
-            return family.samples[0].value
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
     return None
+
+
+def _wait_ready(worker: WorkerProcess, timeout: float) -> None:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        assert worker.alive(), worker.log_tail()
+        try:
+            if httpx.get(f"http://127.0.0.1:{worker.settings.web_port}/readyz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"never ready\n{worker.log_tail()}")
+
+
+def _members(port: int) -> float | None:
+    return _metric(port, "assetline_group_members")
 
 
 def _wait_members(worker: WorkerProcess, want: float, timeout: float) -> float:
@@ -51,6 +77,40 @@ def test_each_worker_knows_the_live_group_size(
     second = start_worker(other)
     took = max(_wait_members(first, 2, timeout=90), _wait_members(second, 2, timeout=90))
     print(f"\nboth workers counted 2 members {took:.1f}s after the second started")
+
+    for worker in (first, second):  # both past recovery: their breaker followers run
+        _wait_ready(worker, timeout=90)
+
+    # A peer's breaker opening (as the router publishes it) opens both workers' breakers.
+    asyncio.run(_publish_breaker_opened(line_settings, "offline"))
+    start = time.monotonic()
+    while time.monotonic() - start < 30:
+        states = [
+            _metric(w.settings.web_port, "assetline_provider_breaker_state", provider="offline")
+            for w in (first, second)
+        ]
+        if states == [2, 2]:
+            break
+        time.sleep(0.2)
+    print(f"both breakers open {time.monotonic() - start:.1f}s after the alert: {states}")
+    assert states == [2, 2], first.log_tail()
     assert second.stop() == 0
     took = _wait_members(first, 1, timeout=90)
     print(f"the first counted 1 member again {took:.1f}s after the second stopped")
+
+
+async def _publish_breaker_opened(settings: Settings, provider: str) -> None:
+    alert = Alert(
+        alert_id=str(uuid.uuid4()),
+        kind=AlertKind.BREAKER_OPENED,
+        message=f"circuit breaker of provider {provider!r} opened",
+        provider=provider,
+    )
+    producer = AIOKafkaProducer(**client_kwargs(settings))
+    await producer.start()
+    try:
+        topic = TopicNames.with_prefix(settings.topic_prefix).alerts
+        value = codecs_for_settings(settings).alert.encode(alert)
+        await producer.send_and_wait(topic, value, key=alert.alert_id.encode())
+    finally:
+        await producer.stop()

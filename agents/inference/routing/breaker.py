@@ -114,6 +114,20 @@ class CircuitBreaker:
         if self.state is BreakerState.HALF_OPEN:
             self._probe_in_flight = False
 
+    def trip(self, opened_ago_s: float = 0.0) -> bool:
+        """Open because another worker of the group opened its breaker of the same provider
+        ``opened_ago_s`` ago (so the group stops calling it together), for what is left of
+        ``reset_after_s``. No change callback: the peer has raised the alert. False when
+        already open or the peer's opening is older than ``reset_after_s``; a probe in flight
+        is superseded (its result, reported while OPEN, is ignored)."""
+        opened_ago_s = max(0.0, opened_ago_s)
+        if opened_ago_s >= self.reset_after_s or self.state is BreakerState.OPEN:
+            return False
+        self._opened_at = self._clock() - opened_ago_s
+        self._probe_in_flight = False
+        self._state = BreakerState.OPEN
+        return True
+
     def _open(self) -> None:
         self._opened_at = self._clock()
         self._probe_in_flight = False

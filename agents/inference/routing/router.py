@@ -171,6 +171,19 @@ class ModelRouter:
             bucket.set_share(1.0 / workers)
             self.metrics.rate_limit.labels(name).set(bucket.rate_per_s)
 
+    def peer_breaker_opened(self, provider: str, opened_ago_s: float = 0.0) -> bool:
+        """Another worker of the group opened its breaker of ``provider`` ``opened_ago_s``
+        ago: open ours too, for the rest of this worker's ``reset_after_s`` (then it probes on
+        its own). True when it opened."""
+        breaker = self.breakers.get(provider)
+        if breaker is None or not breaker.trip(opened_ago_s):
+            return False
+        self.metrics.breaker_state.labels(provider).set(BREAKER_STATE_VALUES["open"])
+        log.warning(
+            "circuit breaker of provider %s opened: another worker opened its own", provider
+        )
+        return True
+
     async def route(self, request: GenerationRequest) -> RouteResult:
         try:
             plan = plan_for(request, self.config)

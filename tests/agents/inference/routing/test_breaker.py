@@ -214,3 +214,37 @@ def test_zero_reset_goes_straight_to_half_open() -> None:
     assert breaker.state is HALF_OPEN
     assert breaker.allow()
     assert not breaker.allow()
+
+
+def test_a_peer_trip_opens_with_a_fresh_timer_and_no_callback() -> None:
+    breaker, clock, changes = make(reset_after_s=10.0)
+    assert breaker.trip()
+    assert breaker.state is OPEN
+    assert not breaker.allow()
+    assert changes.calls == []  # the peer that opened first raised the alert
+    assert not breaker.trip()  # already open: nothing to do
+    clock.advance(10.0)
+    assert breaker.allow()  # then it probes on its own, as after its own opening
+    breaker.record_success()
+    assert breaker.state is CLOSED
+
+
+def test_a_peer_trip_supersedes_a_probe_in_flight() -> None:
+    breaker, clock, _ = make(reset_after_s=5.0)
+    trip(breaker)
+    clock.advance(5.0)
+    assert breaker.allow()  # the probe goes out
+    assert breaker.trip()
+    breaker.record_success()  # the probe's late answer, while OPEN: ignored
+    assert breaker.state is OPEN
+    assert breaker.retry_in_s() == 5.0
+
+
+def test_a_peer_trip_keeps_only_what_is_left_of_the_peers_open_time() -> None:
+    breaker, clock, _ = make(reset_after_s=10.0)
+    assert not breaker.trip(opened_ago_s=10.0)  # the peer's breaker is half-open by now
+    assert breaker.state is CLOSED
+    assert breaker.trip(opened_ago_s=7.5)
+    assert breaker.retry_in_s() == 2.5
+    clock.advance(2.5)
+    assert breaker.state is HALF_OPEN

@@ -432,6 +432,19 @@ def test_the_group_splits_each_rate_limit_between_its_live_workers() -> None:
     assert h.router.buckets["limited"].rate_per_s == pytest.approx(6.0)
 
 
+def test_a_peer_opened_breaker_fails_over_at_once_without_a_second_alert() -> None:
+    primary, backup = ScriptedProvider("primary"), ScriptedProvider("backup")
+    h = Harness(config([entry("primary"), entry("backup")]), primary, backup)
+    assert h.router.peer_breaker_opened("primary")
+    assert not h.router.peer_breaker_opened("primary")  # already open
+    assert not h.router.peer_breaker_opened("unknown")
+    assert h.metric("assetline_provider_breaker_state", provider="primary") == 2
+    result = h.route()
+    assert codes(result) == ["breaker.open", None]
+    assert primary.calls == []
+    assert not [a for a in result.alerts if a.kind is AlertKind.BREAKER_OPENED]
+
+
 # --- a pinned call (the AI judge) -------------------------------------------------------------
 
 
