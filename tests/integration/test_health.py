@@ -104,15 +104,18 @@ def _wait_readyz(
     )
 
 
-def _lags(port: int, topic: str) -> dict[int, float]:
+def _scrape(port: int, topic: str) -> tuple[dict[int, float], dict[str, float]]:
+    """(lag per partition of ``topic``, queue depth per stage) from /metrics."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return {
-        int(sample.labels["partition"]): sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "assetline_consumer_lag"
-        for sample in family.samples
-        if sample.labels["topic"] == topic
-    }
+    lags: dict[int, float] = {}
+    depths: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if family.name == "assetline_consumer_lag" and sample.labels["topic"] == topic:
+                lags[int(sample.labels["partition"])] = sample.value
+            elif family.name == "assetline_stage_queue_depth":
+                depths[sample.labels["stage"]] = sample.value
+    return lags, depths
 
 
 def test_readyz_follows_the_broker_and_the_lag_gauge_drains(
@@ -137,10 +140,12 @@ def test_readyz_follows_the_broker_and_the_lag_gauge_drains(
     # The backlog shows as lag on .requests, per partition, and drains to 0.
     topic = TopicNames.with_prefix(settings.topic_prefix).requests
     samples: list[dict[int, float]] = []
+    queued: list[dict[str, float]] = []
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        lags = _lags(port, topic)
+        lags, depths = _scrape(port, topic)
         samples.append(lags)
+        queued.append(depths)
         if len(lags) == 3 and sum(lags.values()) == 0 and len(samples) > 1:
             break
         time.sleep(0.3)
@@ -149,6 +154,12 @@ def test_readyz_follows_the_broker_and_the_lag_gauge_drains(
     assert samples[-1] == {0: 0, 1: 0, 2: 0}, samples[-5:]
     assert all(0 <= value <= BURST for lags in samples for value in lags.values())
     assert peak > 0, "the backlog never showed as lag"
+    stages = {"generate", "validate", "deliver", "review"}
+    assert all(stages <= depths.keys() for depths in queued), queued[-1]
+    assert all(value >= 0 for depths in queued for value in depths.values())
+    deepest = {stage: max(depths[stage] for depths in queued) for stage in sorted(stages)}
+    print(f"deepest stage queues seen: {deepest}; last {queued[-1]}")
+    assert deepest["generate"] > 0, "the backlog never showed as generate's queue"
     completions = asyncio.run(
         await_completions(settings, [r.request_id for r in requests], timeout=60)
     )
