@@ -118,6 +118,7 @@ def test_two_workers_share_claim_checks_through_a_partition_move(
                 "blob_s3_secret_access_key": SecretStr(SECRET_ACCESS_KEY),
                 "blob_s3_timeout_s": 10.0,
                 "profiles_dir": profiles,
+                "blob_sweep_interval_s": 2.0,  # nothing is old enough to go: it must keep all
             }
         )
         port_a, port_b = free_ports(2)
@@ -181,6 +182,14 @@ def test_two_workers_share_claim_checks_through_a_partition_move(
         assert not [c for c in every if any("blob." in r for r in c.reasons)]
         for log in (worker_a.log_tail(100_000), worker_b.log_tail(100_000)):
             assert "blob.missing" not in log
+
+        # The sweep timer ran on the worker holding partition 0 of .requests (B, alone now)
+        # and deleted nothing: every blob is younger than the topics' retention.
+        wait_for("a sweep on B", lambda: "blob sweep: " in worker_b.log_tail(100_000), 30, worker_b)
+        sweeps = [
+            line for line in worker_b.log_tail(100_000).splitlines() if "blob sweep: " in line
+        ]
+        assert all(" 0 deleted (0 bytes)" in line for line in sweeps), sweeps
 
         # Every claim check lives in the bucket; the workers' local blob folders stay empty.
         listed = admin.list_objects_v2(Bucket=bucket, Prefix="line/")
