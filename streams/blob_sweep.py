@@ -191,8 +191,14 @@ def install_blob_sweeper(
     codecs: Codecs,
     blobs: BlobStore,
 ) -> SweepMetrics:
-    """A timer on ``app`` sweeping ``blobs`` every ``blob_sweep_interval_s`` (0 = never)."""
+    """A timer on ``app`` sweeping ``blobs`` every ``blob_sweep_interval_s`` (0 = never); the
+    store's connections are closed when the worker shuts down."""
     metrics = SweepMetrics.build(registry)
+
+    @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
+    async def _close_store(app: Any, /, *args: Any, **kwargs: Any) -> None:
+        await blobs.aclose()  # the S3 store's HTTP pools (a later call opens new ones)
+
     if settings.blob_sweep_interval_s <= 0:
         return metrics
     requests = TopicNames.with_prefix(settings.topic_prefix).requests
