@@ -200,3 +200,32 @@ def test_readyz_follows_the_broker_and_the_lag_gauge_drains(
         f"answered; starting took {started - starting:.1f}s); on the way: {before}"
     )
     assert worker.alive()
+
+
+def test_a_member_left_without_partitions_is_ready_and_idle(
+    line_settings: Settings, start_worker: StartWorker
+) -> None:
+    """One partition per topic, two workers: one gets every partition, the other none, and
+    both answer 200 (an idle member is not a broken one)."""
+    settings = line_settings.model_copy(update={"topic_partitions": 1})
+    (port,) = free_ports(1)
+    other = settings.model_copy(
+        update={"web_port": port, "data_dir": settings.data_dir.with_name("worker-2")}
+    )
+    workers = [start_worker(settings), start_worker(other)]
+    bodies: list[Any] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        answers = [_get(w.settings.web_port, "/readyz") for w in workers]
+        bodies = [body for _, body, _ in answers]
+        if [status for status, _, _ in answers] == [200, 200] and sorted(
+            body["idle"] for body in bodies
+        ) == [False, True]:
+            break
+        for worker in workers:
+            assert worker.alive(), worker.log_tail()
+        time.sleep(0.3)
+    print(f"\n/readyz of the two workers: {bodies}")
+    assert sorted(body["idle"] for body in bodies) == [False, True], bodies
+    assert all(body["ready"] is True for body in bodies)
+    assert sorted(body["partitions"] for body in bodies)[0] == 0
