@@ -72,6 +72,7 @@ from schemas.webhook_event import event_payload
 from streams.blobs import BlobStore
 from streams.codecs import CodecError, Codecs
 from streams.dead_letters import dead_letter_record, park_value
+from streams.json_logs import request_context, request_id_of_key
 from streams.kafka import batches_to_end, open_topic_reader, topic_exists
 from streams.kafka_security import client_kwargs
 from streams.settings import Settings
@@ -226,13 +227,15 @@ class Notifier:
                 del self._origins[origin]
 
     async def _handle_safely(self, record: ConsumerRecord[bytes, bytes], job: WebhookJob) -> None:
-        try:
-            await self._call(record, job)
-        except KafkaError:
-            raise  # the broker, not the job: the consumer tries the job again later
-        except Exception as exc:  # a bug for one job must not stop the others
-            log.exception("notify: unexpected error; dead-lettering the job")
-            await self._dead_letter(record, f"{STAGE}.crashed", f"{type(exc).__name__}: {exc}")
+        with request_context(request_id_of_key(record.key)):  # log lines name the request
+            try:
+                await self._call(record, job)
+            except KafkaError:
+                raise  # the broker, not the job: the consumer tries the job again later
+            except Exception as exc:  # a bug for one job must not stop the others
+                log.exception("notify: unexpected error; dead-lettering the job")
+                reason = f"{type(exc).__name__}: {exc}"
+                await self._dead_letter(record, f"{STAGE}.crashed", reason)
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> WebhookJob | CodecError:
         try:
@@ -243,10 +246,11 @@ class Notifier:
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Decode and run one job now, whatever its ``due_at`` (the consumers wait for that)."""
         job = self._decode(record)
-        if isinstance(job, CodecError):
-            await self._dead_letter(record, job.code, str(job))
-            return
-        await self._call(record, job)
+        with request_context(request_id_of_key(record.key)):  # log lines name the request
+            if isinstance(job, CodecError):
+                await self._dead_letter(record, job.code, str(job))
+                return
+            await self._call(record, job)
 
     async def _call(self, record: ConsumerRecord[bytes, bytes], job: WebhookJob) -> None:
         if job.url in self.disabled:

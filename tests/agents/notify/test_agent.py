@@ -177,6 +177,33 @@ def test_dead_letter_reasons_and_logs_carry_no_query_string(
     assert not [message for message in ours if "t0k3n" in message]
 
 
+def test_log_lines_about_a_job_carry_its_request_id(harness: Harness, receiver: Receiver) -> None:
+    from streams.json_logs import request_id_var
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.getMessage(), request_id_var.get()))
+
+    notifier = harness.notifier
+    url = f"{receiver.url}/hooks/gone"
+    receiver.script(Answer(410))
+    capture = Capture(logging.INFO)
+    logger = logging.getLogger("agents.notify")
+    logger.addHandler(capture)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        handle(notifier, job_record(notifier, url, "req-410"))
+    finally:
+        logger.removeHandler(capture)
+        logger.setLevel(level)
+    assert seen, "the 410 is logged"
+    assert {request_id for _, request_id in seen} == {"req-410"}, seen
+    assert request_id_var.get() is None
+
+
 def test_a_dead_letter_over_the_limit_is_fitted_like_every_stage_and_null_stays_null(
     harness: Harness, tmp_path: Path
 ) -> None:
