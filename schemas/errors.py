@@ -39,6 +39,7 @@ Exception tree (class, code)::
     │   ├── ProfileFileError             config.profile_file
     │   └── TenantsFileError             config.tenants_file
     ├── _DuplicateJsonKey                config.duplicate_key
+    ├── KafkaUnreachable                 kafka.unreachable
     ├── _NotFound                        registry.not_found
     ├── TopicMismatchError               topics.mismatch
     ├── UnsafeNameError                  deliver.unsafe_name
@@ -81,6 +82,7 @@ Where each is defined (module, classes)::
                                                       RegistryError
     streams.codecs._fast                              _Unsafe
     streams.config_files                              ConfigError, _DuplicateJsonKey
+    streams.kafka_security                            KafkaUnreachable
     streams.registry.client                           _NotFound
     streams.topics                                    TopicMismatchError
     agents.deliver.destinations                       DestinationsFileError

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.errors import KafkaConnectionError
 
+from schemas.errors import AssetlineError
 from streams.redaction import redact
 from streams.settings import Settings, load_ssl_context
 
@@ -262,8 +263,10 @@ async def diagnose_connection(kafka: Settings | str, timeout: float = 10.0) -> s
     return ""
 
 
-class KafkaUnreachable(KafkaConnectionError):  # type: ignore[misc]
+class KafkaUnreachable(AssetlineError, KafkaConnectionError):  # type: ignore[misc]
     """A client could not start; the message is one line saying why (no secret in it)."""
+
+    code = "kafka.unreachable"
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "cannot reach Kafka"
