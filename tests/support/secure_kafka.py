@@ -17,7 +17,6 @@ generated with ``cryptography``.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import ipaddress
 import json
 import threading
@@ -29,11 +28,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from assetline.dev.broker import Listener, LocalBroker, free_ports
+from tests.support.certs import certificate, name, new_key, pem, pkcs8
 
 USER = "alice"
 PASSWORD = "alice-secret-7f3a9c"
@@ -51,84 +49,13 @@ class Pki:
     client_key: Path  # PKCS#8, encrypted with CLIENT_KEY_PASSWORD
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _cert(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: x509.Name,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool = False,
-    usages: tuple[x509.ObjectIdentifier, ...] = (),
-    san: x509.SubjectAlternativeName | None = None,
-) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-    else:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False
-        )
-    if usages:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
-    if san is not None:
-        builder = builder.add_extension(san, critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _pkcs8(key: ec.EllipticCurvePrivateKey, password: str | None = None) -> bytes:
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password.encode())
-        if password
-        else serialization.NoEncryption()
-    )
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
-
-
 def make_pki(folder: Path) -> Pki:
     """A CA, a broker certificate for 127.0.0.1/localhost and a client certificate."""
     folder.mkdir(parents=True, exist_ok=True)
-    ca_key = _key()
-    ca_cert = _cert("assetline test CA", ca_key, _name("assetline test CA"), ca_key, ca=True)
-    broker_key = _key()
-    broker_cert = _cert(
+    ca_key = new_key()
+    ca_cert = certificate("assetline test CA", ca_key, name("assetline test CA"), ca_key, ca=True)
+    broker_key = new_key()
+    broker_cert = certificate(
         "127.0.0.1",
         broker_key,
         ca_cert.subject,
@@ -138,8 +65,8 @@ def make_pki(folder: Path) -> Pki:
             [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
         ),
     )
-    client_key = _key()
-    client_cert = _cert(
+    client_key = new_key()
+    client_cert = certificate(
         "assetline-worker",
         client_key,
         ca_cert.subject,
@@ -152,10 +79,10 @@ def make_pki(folder: Path) -> Pki:
         client_cert=folder / "client.pem",
         client_key=folder / "client.key",
     )
-    pki.ca.write_bytes(_pem(ca_cert))
-    pki.broker.write_bytes(_pkcs8(broker_key) + _pem(broker_cert) + _pem(ca_cert))
-    pki.client_cert.write_bytes(_pem(client_cert) + _pem(ca_cert))
-    pki.client_key.write_bytes(_pkcs8(client_key, CLIENT_KEY_PASSWORD))
+    pki.ca.write_bytes(pem(ca_cert))
+    pki.broker.write_bytes(pkcs8(broker_key) + pem(broker_cert) + pem(ca_cert))
+    pki.client_cert.write_bytes(pem(client_cert) + pem(ca_cert))
+    pki.client_key.write_bytes(pkcs8(client_key, CLIENT_KEY_PASSWORD))
     for path in (pki.broker, pki.client_key):
         path.chmod(0o600)
     return pki
