@@ -29,12 +29,12 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
@@ -359,6 +359,27 @@ class S3BlobConfig:
         return f"{parts.scheme}://{self.bucket}.{parts.netloc}/"
 
 
+_T = TypeVar("_T")
+#: A call's answer: (status, headers, body read up to the call's limit).
+_Answer = tuple[int, httpx.Headers, bytes]
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One S3 request an operation's steps ask for."""
+
+    method: str
+    url: str
+    headers: dict[str, str] | None = None
+    body: bytes = b""
+    limit: int | None = None
+    what: str = ""
+
+    @property
+    def args(self) -> tuple[str, str, dict[str, str] | None, bytes]:
+        return self.method, self.url, self.headers, self.body
+
+
 class S3BlobStore:
     """Blobs as objects ``<prefix>/ab/cd/<sha256>`` in one bucket; the URI is ``s3://``.
 
@@ -501,6 +522,26 @@ class S3BlobStore:
             f"attempts: {reason}"
         )
 
+    async def _run_async(self, steps: Generator[_Call, _Answer, _T]) -> _T:
+        """Make each call ``steps`` asks for (asynchronously); what it returns."""
+        try:
+            call = next(steps)
+            while True:
+                call = steps.send(await self._call(*call.args, limit=call.limit, what=call.what))
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+
+    def _run_sync(self, steps: Generator[_Call, _Answer, _T]) -> _T:
+        """Make each call ``steps`` asks for (blocking); what it returns."""
+        try:
+            call = next(steps)
+            while True:
+                call = steps.send(self._call_sync(*call.args, limit=call.limit, what=call.what))
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+
     # -- put -----------------------------------------------------------------------------
 
     def _put_headers(self, data: bytes, sha256: str, media_type: str) -> dict[str, str]:
@@ -530,66 +571,52 @@ class S3BlobStore:
             uri=self.uri_for(sha256), sha256=sha256, size=len(data), media_type=media_type
         )
 
-    async def put_async(
-        self, data: bytes, media_type: str, *, max_bytes: int | None = None
-    ) -> BlobRef:
-        """Store ``data``; over ``max_bytes`` (an asset kind's cap) raises BlobTooLargeError."""
+    def _put_steps(
+        self, data: bytes, media_type: str, max_bytes: int | None
+    ) -> Generator[_Call, _Answer, BlobRef]:
+        """A put as the calls it makes; :meth:`put_async` and :meth:`put` carry them out."""
         _refuse_put(data, media_type, max_bytes)
         sha256 = hashlib.sha256(data).hexdigest()
         key = self.config.key_for(sha256)
         url = object_url(self.config.endpoint_url, self.config.bucket, key, self.config.addressing)
-        status, headers, _ = await self._call("HEAD", url, limit=0, what=f"HEAD {key}")
+        status, headers, _ = yield _Call("HEAD", url, limit=0, what=f"HEAD {key}")
         write = self._needs_write(status, headers, key)
         if write is False:
             return self._ref(sha256, data, media_type)
         put_headers = self._put_headers(data, sha256, media_type)
         if write is None:
             put_headers["If-None-Match"] = "*"
-        status, _, body = await self._call(
+        status, _, body = yield _Call(
             "PUT", url, put_headers, data, limit=64 * 1024, what=f"PUT {key}"
         )
         if status not in (200, 201, 204, 412):  # 412: a racing writer stored the same bytes
             raise _status_error(status, body, f"PUT {key}")
         return self._ref(sha256, data, media_type)
 
+    async def put_async(
+        self, data: bytes, media_type: str, *, max_bytes: int | None = None
+    ) -> BlobRef:
+        """Store ``data``; over ``max_bytes`` (an asset kind's cap) raises BlobTooLargeError."""
+        return await self._run_async(self._put_steps(data, media_type, max_bytes))
+
     def put(self, data: bytes, media_type: str, *, max_bytes: int | None = None) -> BlobRef:
         """:meth:`put_async` for synchronous callers (blocks for at most the call bounds)."""
-        _refuse_put(data, media_type, max_bytes)
-        sha256 = hashlib.sha256(data).hexdigest()
-        key = self.config.key_for(sha256)
-        url = object_url(self.config.endpoint_url, self.config.bucket, key, self.config.addressing)
-        status, headers, _ = self._call_sync("HEAD", url, limit=0, what=f"HEAD {key}")
-        write = self._needs_write(status, headers, key)
-        if write is False:
-            return self._ref(sha256, data, media_type)
-        put_headers = self._put_headers(data, sha256, media_type)
-        if write is None:
-            put_headers["If-None-Match"] = "*"
-        status, _, body = self._call_sync(
-            "PUT", url, put_headers, data, limit=64 * 1024, what=f"PUT {key}"
-        )
-        if status not in (200, 201, 204, 412):
-            raise _status_error(status, body, f"PUT {key}")
-        return self._ref(sha256, data, media_type)
+        return self._run_sync(self._put_steps(data, media_type, max_bytes))
 
     # -- get -----------------------------------------------------------------------------
 
-    def _get_plan(self, ref: BlobRef, max_bytes: int | None) -> tuple[str, str, int]:
+    def _get_steps(self, ref: BlobRef, max_bytes: int | None) -> Generator[_Call, _Answer, bytes]:
+        """A get as the calls it makes (none when cached); :meth:`get_async` and :meth:`get`
+        carry them out."""
+        cached = self._cache.get(ref.sha256)
+        if cached is not None:
+            _check_size(len(cached), max_bytes, ref)
+            return cached
         key = self.config.key_for(ref.sha256)
         url = object_url(self.config.endpoint_url, self.config.bucket, key, self.config.addressing)
         # Never read more than the claim check says (+1 to tell a longer object) or the cap.
         _check_size(ref.size, max_bytes, ref)
-        return key, url, ref.size
-
-    def _got(
-        self,
-        ref: BlobRef,
-        key: str,
-        max_bytes: int | None,
-        status: int,
-        headers: httpx.Headers,
-        body: bytes,
-    ) -> bytes:
+        status, headers, body = yield _Call("GET", url, limit=ref.size, what=f"GET {key}")
         if status == 404:
             raise BlobMissingError(f"blob {ref.sha256} is not in s3://{self.config.bucket}/")
         if status != 200:
@@ -608,23 +635,11 @@ class S3BlobStore:
 
     async def get_async(self, ref: BlobRef, *, max_bytes: int | None = None) -> bytes:
         """The blob's bytes, checked against its hash; bounded by its size and ``max_bytes``."""
-        cached = self._cache.get(ref.sha256)
-        if cached is not None:
-            _check_size(len(cached), max_bytes, ref)
-            return cached
-        key, url, limit = self._get_plan(ref, max_bytes)
-        status, headers, body = await self._call("GET", url, limit=limit, what=f"GET {key}")
-        return self._got(ref, key, max_bytes, status, headers, body)
+        return await self._run_async(self._get_steps(ref, max_bytes))
 
     def get(self, ref: BlobRef, *, max_bytes: int | None = None) -> bytes:
         """:meth:`get_async` for synchronous callers (blocks for at most the call bounds)."""
-        cached = self._cache.get(ref.sha256)
-        if cached is not None:
-            _check_size(len(cached), max_bytes, ref)
-            return cached
-        key, url, limit = self._get_plan(ref, max_bytes)
-        status, headers, body = self._call_sync("GET", url, limit=limit, what=f"GET {key}")
-        return self._got(ref, key, max_bytes, status, headers, body)
+        return self._run_sync(self._get_steps(ref, max_bytes))
 
     # -- retention -----------------------------------------------------------------------
 
