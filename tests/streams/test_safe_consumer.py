@@ -11,6 +11,7 @@ from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.types import TP as FaustTP
 from intervaltree import IntervalTree
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
@@ -342,3 +343,23 @@ def test_handled_records_the_topic_and_offset() -> None:
     SafeConsumer.handled(fake, message)  # type: ignore[arg-type]
     assert fake._handled_topics == {TP.topic}
     assert 4 in fake._handled[TP]
+
+
+def test_the_livelock_check_skips_a_partition_whose_position_is_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiokafka asserts on a partition still resetting; that must not crash the consumer."""
+    from faust.transport.drivers.aiokafka import Consumer
+
+    def asserting(self: Any, now: float, tp: Any) -> None:
+        raise AssertionError  # what aiokafka's position property does when it is unset
+
+    monkeypatch.setattr(Consumer, "verify_event_path", asserting)
+    assert SafeConsumer.verify_event_path(object.__new__(SafeConsumer), 0.0, TP) is None  # type: ignore[arg-type]
+
+    def other(self: Any, now: float, tp: Any) -> None:
+        raise RuntimeError("a different failure")
+
+    monkeypatch.setattr(Consumer, "verify_event_path", other)
+    with pytest.raises(RuntimeError):
+        SafeConsumer.verify_event_path(object.__new__(SafeConsumer), 0.0, TP)  # type: ignore[arg-type]
