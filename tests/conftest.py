@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from assetline.dev.broker import LocalBroker, free_ports
 from assetline.dev.child_worker import WorkerProcess
 from streams.settings import Settings
+from tests.support.brokers import line_settings_for, own_broker
 from tests.support.webhook_receiver import Receiver
 
 TESTCONTAINERS_KAFKA_IMAGE = "confluentinc/cp-kafka:8.0.0"  # Apache Kafka 4.0, KRaft
@@ -46,36 +45,14 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with KafkaContainer(TESTCONTAINERS_KAFKA_IMAGE).with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    port, controller_port = free_ports(2)
-    broker = LocalBroker(
-        tmp_path_factory.mktemp("kafka"), port=port, controller_port=controller_port
-    )
-    bootstrap = broker.up(timeout=120)
-    try:
-        yield bootstrap
-    finally:
-        broker.down()
+    with own_broker(tmp_path_factory.mktemp("kafka")) as broker:
+        yield broker.bootstrap
 
 
 @pytest.fixture
 def line_settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
     """Settings for one isolated line: uuid-named topics and group, temporary folders."""
-    uid = uuid.uuid4().hex[:12]
-    (web_port,) = free_ports(1)
-    return Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        app_id=f"test-{uid}",
-        topic_prefix=f"test-{uid}",
-        topic_partitions=3,
-        blob_dir=tmp_path / "blobs",
-        delivery_dir=tmp_path / "delivery",
-        data_dir=tmp_path / "worker",
-        web_port=web_port,
-        session_timeout_s=6.0,
-        heartbeat_interval_s=0.5,
-        commit_interval_s=0.5,
-        log_level="info",
-    )
+    return line_settings_for(kafka_bootstrap, tmp_path)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ from assetline.dev.child_worker import WorkerProcess
 from streams.settings import Settings
 from streams.topics import TopicNames
 from tests.integration.helpers import mixed_requests, submit_requests
+from tests.support import brokers
+from tests.support.brokers import line_settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,34 +38,8 @@ BROKER_LOSS_TARGET_S = 15.0
 @pytest.fixture(scope="module")
 def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A broker only this module uses, so stopping it disturbs no other test."""
-    port, controller_port = free_ports(2)
-    broker = LocalBroker(
-        tmp_path_factory.mktemp("health-kafka"), port=port, controller_port=controller_port
-    )
-    broker.up(timeout=120)
-    try:
+    with brokers.own_broker(tmp_path_factory.mktemp("health-kafka")) as broker:
         yield broker
-    finally:
-        broker.down()
-
-
-def _settings(bootstrap: str, tmp_path: Path) -> Settings:
-    uid = uuid.uuid4().hex[:12]
-    (web_port,) = free_ports(1)
-    return Settings(
-        kafka_bootstrap=bootstrap,
-        app_id=f"test-{uid}",
-        topic_prefix=f"test-{uid}",
-        topic_partitions=3,
-        blob_dir=tmp_path / "blobs",
-        delivery_dir=tmp_path / "delivery",
-        data_dir=tmp_path / "worker",
-        web_port=web_port,
-        session_timeout_s=6.0,
-        heartbeat_interval_s=0.5,
-        commit_interval_s=0.5,
-        log_level="info",
-    )
 
 
 def _get(port: int, path: str) -> tuple[int, Any, float]:
@@ -121,7 +96,7 @@ def _scrape(port: int, topic: str) -> tuple[dict[int, float], dict[str, float]]:
 def test_readyz_follows_the_broker_and_the_lag_gauge_drains(
     own_broker: LocalBroker, start_worker: StartWorker, tmp_path: Path
 ) -> None:
-    settings = _settings(own_broker.bootstrap, tmp_path)
+    settings = line_settings_for(own_broker.bootstrap, tmp_path)
     port = settings.web_port
     requests = [e.request for e in mixed_requests(BURST)]
     asyncio.run(submit_requests(settings, requests))  # a backlog before the worker starts

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from assetline.client import await_completions
-from assetline.dev.broker import LocalBroker, free_ports
+from assetline.dev.broker import LocalBroker
 from assetline.dev.child_worker import WorkerProcess
 from schemas.records import AssetKind, CompletionStatus, Constraints, GenerationRequest
 from streams.settings import Settings
 from tests.integration.helpers import submit_requests
+from tests.support import brokers
+from tests.support.brokers import line_settings_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -30,13 +31,8 @@ MAX_OUTAGE_LINES = 20
 
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    port, controller_port = free_ports(2)
-    broker = LocalBroker(tmp_path / "kafka", port=port, controller_port=controller_port)
-    broker.up(timeout=120)
-    try:
+    with brokers.own_broker(tmp_path / "kafka") as broker:
         yield broker
-    finally:
-        broker.down()
 
 
 def _requests(run: str, count: int) -> list[GenerationRequest]:
@@ -95,22 +91,9 @@ def test_a_broker_outage_is_a_few_lines_and_the_worker_completes_afterwards(
     tmp_path: Path,
     start_worker: Callable[[Settings], WorkerProcess],
 ) -> None:
-    uid = uuid.uuid4().hex[:12]
-    (web_port,) = free_ports(1)
-    settings = Settings(
-        kafka_bootstrap=own_broker.bootstrap,
-        app_id=f"test-{uid}",
-        topic_prefix=f"test-{uid}",
-        topic_partitions=3,
-        blob_dir=tmp_path / "blobs",
-        delivery_dir=tmp_path / "delivery",
-        data_dir=tmp_path / "worker",
-        web_port=web_port,
-        session_timeout_s=6.0,
-        heartbeat_interval_s=0.5,
-        commit_interval_s=0.5,
-        log_level="info",  # the recovery line is INFO; WARNING/ERROR alone would be fewer lines
-    )
+    # the recovery line is INFO; WARNING/ERROR alone would be fewer lines
+    settings = line_settings_for(own_broker.bootstrap, tmp_path, log_level="info")
+    uid = settings.app_id.removeprefix("test-")
     worker = start_worker(settings)
     _delivered(settings, _requests(f"{uid}-before", 3))
 

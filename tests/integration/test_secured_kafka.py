@@ -22,13 +22,14 @@ import pytest
 from pydantic import SecretStr
 
 from assetline.client import LineClient, await_completions
-from assetline.dev.broker import LocalBroker, free_ports
+from assetline.dev.broker import LocalBroker
 from assetline.dev.child_worker import WorkerProcess
 from streams.kafka import open_topic_reader, topic_exists
 from streams.kafka_security import KafkaUnreachable
 from streams.settings import Settings, settings_env
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
 from tests.integration.helpers import mixed_requests
+from tests.support.brokers import line_settings_for, running
 from tests.support.secure_kafka import (
     CLIENT_KEY_PASSWORD,
     PASSWORD,
@@ -50,12 +51,8 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalBro
     """A broker with a SASL_SSL listener (SECURE) and an mTLS one (MTLS), for the module."""
     root = tmp_path_factory.mktemp("secured")
     pki = make_pki(root / "pki")
-    broker = secure_broker(root / "kafka", pki)
-    broker.up(timeout=120)
-    try:
+    with running(secure_broker(root / "kafka", pki)) as broker:
         yield broker, pki
-    finally:
-        broker.down()
 
 
 @pytest.fixture(scope="module")
@@ -75,32 +72,38 @@ def _settings(
     tokens: TokenServer | None = None,
 ) -> Settings:
     broker, pki = secured
-    uid = uuid.uuid4().hex[:12]
-    (web_port,) = free_ports(1)
     oauth: dict[str, Any] = {}
     if mechanism == "OAUTHBEARER":
         assert tokens is not None
         oauth = {"kafka_sasl_oauth_token_url": tokens.url, "kafka_sasl_oauth_scope": "kafka"}
-    return Settings(
+    return line_settings_for(
+        broker.bootstrap_of("SECURE"),
+        tmp_path,
+        prefix="sec",
         **oauth,
-        kafka_bootstrap=broker.bootstrap_of("SECURE"),
         kafka_security_protocol="SASL_SSL",
         kafka_sasl_mechanism=mechanism,
         kafka_sasl_username=USER,
         kafka_sasl_password=PASSWORD,
         kafka_ssl_cafile=pki.ca,
-        app_id=f"sec-{uid}",
-        topic_prefix=f"sec-{uid}",
-        topic_partitions=3,
-        blob_dir=tmp_path / "blobs",
-        delivery_dir=tmp_path / "delivery",
-        data_dir=tmp_path / "worker",
-        web_port=web_port,
-        session_timeout_s=6.0,
-        heartbeat_interval_s=0.5,
-        commit_interval_s=0.5,
-        log_level="info",
     )
+
+
+async def _round_trip(settings: Settings, value: bytes) -> tuple[list[str], list[Any]]:
+    """Create the line's topics, send ``value`` to the requests topic, read it back.
+
+    (topics created by this call, values read from the requests topic)
+    """
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    created = await ensure_topics(settings, line_topic_specs(settings))
+    async with LineClient(settings) as client:
+        await client.send_raw(names.requests, b"k", value)
+    reader = await open_topic_reader(settings, names.requests)
+    try:
+        batch = await reader.getmany(timeout_ms=10_000)
+    finally:
+        await reader.stop()
+    return created, [r.value for records in batch.values() for r in records]
 
 
 def _assetline(
@@ -176,17 +179,10 @@ def test_each_sasl_mechanism_creates_and_reads_topics(
     names = TopicNames.with_prefix(settings.topic_prefix)
 
     async def go() -> list[Any]:
-        created = await ensure_topics(settings, line_topic_specs(settings))
+        created, values = await _round_trip(settings, b"v")
         assert names.requests in created
         assert await topic_exists(settings, names.requests)
-        async with LineClient(settings) as client:
-            await client.send_raw(names.requests, b"k", b"v")
-        reader = await open_topic_reader(settings, names.requests)
-        try:
-            batch = await reader.getmany(timeout_ms=10_000)
-        finally:
-            await reader.stop()
-        return [r.value for records in batch.values() for r in records]
+        return values
 
     assert asyncio.run(go()) == [b"v"]
     if mechanism == "OAUTHBEARER":  # four clients, one token: reused until near its expiry
@@ -271,20 +267,8 @@ def test_mutual_tls_with_a_client_certificate(
         topic_prefix=f"mtls-{uid}",
         topic_partitions=2,
     )
-    names = TopicNames.with_prefix(settings.topic_prefix)
-
-    async def go() -> list[Any]:
-        await ensure_topics(settings, line_topic_specs(settings))
-        async with LineClient(settings) as client:
-            await client.send_raw(names.requests, b"k", b"over mTLS")
-        reader = await open_topic_reader(settings, names.requests)
-        try:
-            batch = await reader.getmany(timeout_ms=10_000)
-        finally:
-            await reader.stop()
-        return [r.value for records in batch.values() for r in records]
-
-    assert asyncio.run(go()) == [b"over mTLS"]
+    _, values = asyncio.run(_round_trip(settings, b"over mTLS"))
+    assert values == [b"over mTLS"]
 
     # Without a client certificate the broker hangs up: one line that says what to check.
     no_cert = Settings(
