@@ -22,7 +22,6 @@ import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
@@ -32,11 +31,9 @@ from assetline.dev.broker import LocalBroker, free_ports
 from assetline.dev.child_worker import WorkerProcess
 from bench.line import rss_peak_mib, settings_for
 from schemas.records import (
-    AssetCompleted,
     AssetKind,
     BlobRef,
     CheckResult,
-    CompletionStatus,
     Disposition,
     GenerationRequest,
     RawAsset,
@@ -47,6 +44,7 @@ from schemas.records import (
 from streams.codecs import Codecs
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
+from tests.support.ledger import past_completion
 
 CODECS = Codecs.load()
 
@@ -57,26 +55,6 @@ class Row:
     past_completions: int
     startup_s: float | None  # None: not ready within --timeout
     rss_peak_mib: float
-
-
-def past_completion(i: int, run: str) -> AssetCompleted:
-    """A DELIVERED completion about the size of a real one (location, digest, timings)."""
-    rid = f"past-{run}-{i:07d}"
-    return AssetCompleted(
-        request_id=rid,
-        idempotency_key=rid,
-        tenant="acme",
-        campaign_id="history",
-        kind=AssetKind.IMAGE,
-        attempt=1,
-        status=CompletionStatus.DELIVERED,
-        location=f"file:///var/out/acme/history/{rid}.png",
-        sha256=f"{i:064x}",
-        media_type="image/png",
-        cost=0.04,
-        timings_ms={"generate": 812.5, "validate": 40.25, "deliver": 3.5, "total": 860.0},
-        completed_at=datetime(2025, 1, 1, tzinfo=UTC),
-    )
 
 
 async def produce_history(settings: Settings, n: int) -> float:

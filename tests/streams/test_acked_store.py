@@ -13,38 +13,9 @@ from faust.streams import _current_event
 from faust.types import TP, Message
 
 from streams.acked_store import AckedRocksDBStore
-from streams.app import create_faust_app
-from streams.settings import Settings
+from tests.support.ledger import acked_table
 
 TOPIC = "t.completed"
-
-
-def make_table(data_dir: Path) -> faust.Table[bytes, bytes]:
-    """A table on this store, as ``agents.deliver.ledger.LedgerTable`` builds it."""
-    app = create_faust_app(
-        Settings(kafka_bootstrap="127.0.0.1:1", app_id="acked", data_dir=data_dir)
-    )
-    table: faust.Table[bytes, bytes] = faust.Table(
-        app,
-        name="completions",
-        changelog_topic=app.topic(TOPIC, key_serializer="raw", value_serializer="raw"),
-        key_type=bytes,
-        value_type=bytes,
-        partitions=3,
-        options={"driver": "rocksdict", "block_cache_size": 1 << 20},
-    )
-    table._data = AckedRocksDBStore(
-        "rocksdb://",
-        app,
-        table,
-        table_name=table.name,
-        key_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        value_type=bytes,
-        options=table.options,
-    )
-    return table
 
 
 @contextlib.contextmanager
@@ -61,7 +32,7 @@ def in_event(table: faust.Table[bytes, bytes], partition: int) -> Iterator[None]
 
 @pytest.fixture
 def table(tmp_path: Path) -> Iterator[faust.Table[bytes, bytes]]:
-    table = make_table(tmp_path)
+    table = acked_table(tmp_path, TOPIC)
     assign(table, 1)
     with in_event(table, 1):
         yield table
@@ -119,7 +90,7 @@ def test_two_writes_in_flight_keep_the_latest_until_both_are_acked(
 
 def test_a_crash_before_the_ack_leaves_nothing_on_disk(tmp_path: Path) -> None:
     """The lost completion case: a killed worker must not remember what Kafka never got."""
-    first = make_table(tmp_path)
+    first = acked_table(tmp_path, TOPIC)
     assign(first, 2)
     with in_event(first, 2):
         store = store_of(first)
@@ -128,7 +99,7 @@ def test_a_crash_before_the_ack_leaves_nothing_on_disk(tmp_path: Path) -> None:
         store[b"lost"] = b"never-sent"
         # A revoke closes the database (Faust only drops it), so it can be opened again now.
         store.revoke_partitions(first, {TP(TOPIC, 2)})
-    again = make_table(tmp_path)
+    again = acked_table(tmp_path, TOPIC)
     with in_event(again, 2):
         reopened = store_of(again)
         assert reopened[b"kept"] == b"acked"
@@ -146,6 +117,6 @@ def test_an_ack_for_a_revoked_partition_is_not_written(table: faust.Table[bytes,
 
 
 def test_setting_outside_an_event_is_refused(tmp_path: Path) -> None:
-    store = store_of(make_table(tmp_path))
+    store = store_of(acked_table(tmp_path, TOPIC))
     with pytest.raises(RuntimeError, match="partition"):
         store[b"r-1"] = b"x"

@@ -10,11 +10,9 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import faust
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -22,14 +20,13 @@ from faust.types import TP
 
 import streams.bulk_restore as bulk_restore
 from assetline.dev.child_worker import WorkerProcess
-from schemas.records import AssetCompleted, AssetKind, CompletionStatus
 from streams.acked_store import AckedRocksDBStore
-from streams.app import create_faust_app
 from streams.bulk_restore import BulkRecovery, bulk_load, consumer_config
 from streams.codecs import Codecs
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
 from tests.integration.test_ledger import completions, send_rejected
+from tests.support.ledger import acked_table, past_completion
 
 pytestmark = pytest.mark.integration
 
@@ -78,47 +75,40 @@ async def write_history(
 
 def make_store(data_dir: Path, bootstrap: str, topic: str) -> AckedRocksDBStore:
     """An acked store on a table whose changelog is ``topic``, as the ledger builds it."""
-    app = create_faust_app(Settings(kafka_bootstrap=bootstrap, app_id="bulk", data_dir=data_dir))
-    table: faust.Table[bytes, bytes] = faust.Table(
-        app,
-        name="completions",
-        changelog_topic=app.topic(topic, key_serializer="raw", value_serializer="raw"),
-        key_type=bytes,
-        value_type=bytes,
-        partitions=3,
-        options={"driver": "rocksdict", "block_cache_size": 1 << 20},
-    )
-    store = AckedRocksDBStore(
-        "rocksdb://",
-        app,
-        table,
-        table_name=table.name,
-        key_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        value_type=bytes,
-        options=table.options,
-    )
-    table._data = store
+    store = acked_table(data_dir, topic, bootstrap=bootstrap, app_id="bulk")._data
+    assert isinstance(store, AckedRocksDBStore)
     return store
 
 
-def past_completion(i: int, run: str) -> AssetCompleted:
-    """A DELIVERED completion, as the ledger wrote it (keyed by its request id)."""
-    rid = f"past-{run}-{i:06d}"
-    return AssetCompleted(
-        request_id=rid,
-        idempotency_key=rid,
-        tenant="acme",
-        campaign_id="history",
-        kind=AssetKind.IMAGE,
-        attempt=1,
-        status=CompletionStatus.DELIVERED,
-        location=f"file:///var/out/acme/history/{rid}.png",
-        sha256=f"{i:064x}",
-        media_type="image/png",
-        completed_at=datetime(2025, 1, 1, tzinfo=UTC),
-    )
+def live_state(records: Iterable[tuple[bytes, bytes | None]]) -> dict[bytes, bytes | None]:
+    """What a store holds after ``records``: each key's last value, tombstoned keys gone."""
+    return {k: v for k, v in final_state(records).items() if v is not None}
+
+
+def store_on(
+    bootstrap: str,
+    data_dir: Path,
+    topic: str,
+    partition: int,
+    records: History,
+    store_class: type[AckedRocksDBStore] | None = None,
+) -> AckedRocksDBStore:
+    """``records`` written to ``topic``'s ``partition``; a store (of ``store_class``) with
+    that partition open, nothing loaded yet."""
+    asyncio.run(write_history(bootstrap, topic, partition, records))
+    store = make_store(data_dir, bootstrap, topic)
+    if store_class is not None:
+        store.__class__ = store_class
+    store._db_for_partition(partition)
+    return store
+
+
+def recovery_of(store: AckedRocksDBStore, topic: str, partition: int) -> tuple[Any, TP]:
+    """The store's app's (bulk) recovery, told the table of ``topic``'s ``partition``."""
+    recovery = store.app.tables.recovery  # type: ignore[attr-defined]
+    tp = TP(topic, partition)
+    recovery.tp_to_table[tp] = store.table
+    return recovery, tp
 
 
 def on_disk(store: AckedRocksDBStore, partition: int) -> dict[bytes, bytes]:
@@ -135,9 +125,7 @@ def test_a_history_is_loaded_whole_with_its_last_offset(
     kafka_bootstrap: str, tmp_path: Path, topic: str
 ) -> None:
     records = history(3_000)
-    asyncio.run(write_history(kafka_bootstrap, topic, 1, records))
-    store = make_store(tmp_path, kafka_bootstrap, topic)
-    store._db_for_partition(1)
+    store = store_on(kafka_bootstrap, tmp_path, topic, 1, records)
     config = consumer_config(store.app)
 
     loaded = asyncio.run(bulk_load(store, {TP(topic, 1)}, config, min_records=1, batch_records=700))
@@ -145,16 +133,14 @@ def test_a_history_is_loaded_whole_with_its_last_offset(
     load = loaded[TP(topic, 1)]
     assert load.complete
     assert (load.start, load.end, load.records) == (0, len(records), len(records))
-    expected = {k: v for k, v in final_state(records).items() if v is not None}
+    expected = live_state(records)
     assert on_disk(store, 1) == expected  # every key, tombstoned ones gone
     assert len(expected) < len(final_state(records))  # the history does delete some
     assert store.persisted_offset(TP(topic, 1)) == len(records) - 1
 
 
 def test_a_short_tail_is_left_to_faust(kafka_bootstrap: str, tmp_path: Path, topic: str) -> None:
-    asyncio.run(write_history(kafka_bootstrap, topic, 0, history(30)))
-    store = make_store(tmp_path, kafka_bootstrap, topic)
-    store._db_for_partition(0)
+    store = store_on(kafka_bootstrap, tmp_path, topic, 0, history(30))
     config = consumer_config(store.app)
     loaded = asyncio.run(bulk_load(store, {TP(topic, 0)}, config, min_records=100))
     assert loaded == {}
@@ -192,10 +178,7 @@ def test_a_load_cut_short_leaves_a_prefix_and_the_next_one_resumes(
     kafka_bootstrap: str, tmp_path: Path, topic: str
 ) -> None:
     records = history(2_000)
-    asyncio.run(write_history(kafka_bootstrap, topic, 2, records))
-    first = make_store(tmp_path, kafka_bootstrap, topic)
-    first.__class__ = CrashingStore
-    first._db_for_partition(2)
+    first = store_on(kafka_bootstrap, tmp_path, topic, 2, records, CrashingStore)
     config = consumer_config(first.app)
     with pytest.raises(Killed):
         asyncio.run(bulk_load(first, {TP(topic, 2)}, config, min_records=1, batch_records=500))
@@ -204,7 +187,7 @@ def test_a_load_cut_short_leaves_a_prefix_and_the_next_one_resumes(
     stored = first.persisted_offset(TP(topic, 2))
     assert stored is not None
     assert 999 <= stored < len(records) - 1
-    prefix = {k: v for k, v in final_state(records[: stored + 1]).items() if v is not None}
+    prefix = live_state(records[: stored + 1])
     assert on_disk(first, 2) == prefix
     first.revoke_partitions(first.table, {TP(topic, 2)})  # closes the database
 
@@ -215,7 +198,7 @@ def test_a_load_cut_short_leaves_a_prefix_and_the_next_one_resumes(
     assert load.complete
     assert load.start == stored + 1
     assert load.records == len(records) - stored - 1
-    expected = {k: v for k, v in final_state(records).items() if v is not None}
+    expected = live_state(records)
     assert on_disk(again, 2) == expected
     assert again.persisted_offset(TP(topic, 2)) == len(records) - 1
 
@@ -223,10 +206,7 @@ def test_a_load_cut_short_leaves_a_prefix_and_the_next_one_resumes(
 def test_a_partition_revoked_during_the_load_is_not_written(
     kafka_bootstrap: str, tmp_path: Path, topic: str
 ) -> None:
-    asyncio.run(write_history(kafka_bootstrap, topic, 1, history(300)))
-    store = make_store(tmp_path, kafka_bootstrap, topic)
-    store.__class__ = RevokedStore
-    store._db_for_partition(1)
+    store = store_on(kafka_bootstrap, tmp_path, topic, 1, history(300), RevokedStore)
     config = consumer_config(store.app)
     loaded = asyncio.run(bulk_load(store, {TP(topic, 1)}, config, min_records=1, batch_records=50))
     assert loaded[TP(topic, 1)].records == 0
@@ -241,13 +221,9 @@ def test_recovery_starts_reading_where_the_bulk_load_ended(
 ) -> None:
     """What the worker runs: the bulk load inside Faust's recovery, before reading starts."""
     records = history(900)
-    asyncio.run(write_history(kafka_bootstrap, topic, 0, records))
-    store = make_store(tmp_path, kafka_bootstrap, topic)
-    store._db_for_partition(0)
-    recovery = store.app.tables.recovery  # type: ignore[attr-defined]
+    store = store_on(kafka_bootstrap, tmp_path, topic, 0, records)
+    recovery, tp = recovery_of(store, topic, 0)
     assert isinstance(recovery, BulkRecovery)
-    tp = TP(topic, 0)
-    recovery.tp_to_table[tp] = store.table
     destination: dict[TP, int | None] = {tp: None}  # no stored offset: Faust reads it all
 
     monkeypatch.setattr(bulk_restore, "MIN_RECORDS", 100)  # the worker's is 10,000
@@ -262,12 +238,8 @@ def test_recovery_leaves_a_partition_few_records_behind_to_faust(
     kafka_bootstrap: str, tmp_path: Path, topic: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A warm restart: Faust's highwater is close to the stored offset, so no load at all."""
-    asyncio.run(write_history(kafka_bootstrap, topic, 0, history(900)))
-    store = make_store(tmp_path, kafka_bootstrap, topic)
-    store._db_for_partition(0)
-    recovery = store.app.tables.recovery  # type: ignore[attr-defined]
-    tp = TP(topic, 0)
-    recovery.tp_to_table[tp] = store.table
+    store = store_on(kafka_bootstrap, tmp_path, topic, 0, history(900))
+    recovery, tp = recovery_of(store, topic, 0)
     recovery.active_highwaters[tp] = 98  # what Faust read: 99 records to go from nothing
     destination: dict[TP, int | None] = {tp: None}
     monkeypatch.setattr(bulk_restore, "MIN_RECORDS", 100)
@@ -282,12 +254,8 @@ def test_recovery_out_of_budget_starts_another_round_from_where_it_stopped(
 ) -> None:
     """The load stops at its budget (Faust's timeout would end recovery) and asks for a round."""
     records = history(900)
-    asyncio.run(write_history(kafka_bootstrap, topic, 0, records))
-    store = make_store(tmp_path, kafka_bootstrap, topic)
-    store._db_for_partition(0)
-    recovery = store.app.tables.recovery  # type: ignore[attr-defined]
-    tp = TP(topic, 0)
-    recovery.tp_to_table[tp] = store.table
+    store = store_on(kafka_bootstrap, tmp_path, topic, 0, records)
+    recovery, tp = recovery_of(store, topic, 0)
     monkeypatch.setattr(bulk_restore, "MIN_RECORDS", 100)
     monkeypatch.setattr(bulk_restore, "BATCH_RECORDS", 100)
 
@@ -320,7 +288,7 @@ def test_recovery_out_of_budget_starts_another_round_from_where_it_stopped(
     monkeypatch.setattr(bulk_restore, "time", time)
     asyncio.run(recovery._bulk_load({tp}, destination, "active"))
     assert destination[tp] == store.persisted_offset(tp) == len(records) - 1
-    expected = {k: v for k, v in final_state(records).items() if v is not None}
+    expected = live_state(records)
     assert on_disk(store, 0) == expected
     assert not recovery.signal_recovery_start.is_set()
 
@@ -354,13 +322,9 @@ def test_recovery_after_a_failed_load_starts_from_what_it_wrote(
 ) -> None:
     """An error mid-load: Faust reads the rest, from the last batch on disk, not from scratch."""
     records = history(900)
-    asyncio.run(write_history(kafka_bootstrap, topic, 0, records))
-    store = make_store(tmp_path, kafka_bootstrap, topic)
-    store.__class__ = CrashingStore  # the third batch fails
-    store._db_for_partition(0)
-    recovery = store.app.tables.recovery  # type: ignore[attr-defined]
-    tp = TP(topic, 0)
-    recovery.tp_to_table[tp] = store.table
+    # the third batch fails
+    store = store_on(kafka_bootstrap, tmp_path, topic, 0, records, CrashingStore)
+    recovery, tp = recovery_of(store, topic, 0)
     monkeypatch.setattr(bulk_restore, "MIN_RECORDS", 100)
     monkeypatch.setattr(bulk_restore, "BATCH_RECORDS", 100)
     destination: dict[TP, int | None] = {tp: None}
