@@ -1,8 +1,10 @@
-"""A real single-node Kafka (KRaft) broker run from Maven Central jars, without Docker.
+"""A real Kafka (KRaft) broker run from Maven Central jars, without Docker: one node
+(:class:`LocalBroker`) or a replicated cluster of several (:class:`LocalCluster`).
 
 See :mod:`assetline.dev.broker._local` for where files live and why.
 """
 
+from assetline.dev.broker._cluster import LocalCluster
 from assetline.dev.broker._local import (
     DEFAULT_KAFKA_VERSION,
     HOME_ENV,
@@ -34,6 +36,7 @@ __all__ = [
     "BrokerStatus",
     "Listener",
     "LocalBroker",
+    "LocalCluster",
     "assetline_home",
     "default_jar_cache",
     "default_root",

@@ -809,6 +809,24 @@ class LocalBroker:
         log.info("stopped Kafka pid %d", pid)
         return True
 
+    def kill(self, timeout: float = 10.0) -> bool:
+        """Stop the broker as a crash would: SIGKILL its process group, no clean shutdown.
+
+        The next start recovers its logs (unflushed segments, no clean-shutdown marker).
+        Returns True if a running broker was killed.
+        """
+        pid = self._running_pid()
+        if pid is None:
+            self.paths.pid.unlink(missing_ok=True)
+            return False
+        self._signal(pid, signal.SIGKILL)
+        if not self._wait_gone(pid, timeout):
+            raise BrokerError(f"Kafka pid {pid} survived SIGKILL")
+        self.paths.pid.unlink(missing_ok=True)
+        self._wait_ports_free(timeout)
+        log.info("killed Kafka pid %d", pid)
+        return True
+
     def _wait_ports_free(self, timeout: float) -> None:
         """Return once both listeners are closed, so an ``up`` right after cannot clash.
 
