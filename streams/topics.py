@@ -17,7 +17,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, NodeNotReadyError, TopicAlreadyExistsError
 
 from schemas.errors import AssetlineError
 from streams.kafka_security import bootstrap_of, client_kwargs, start_client
@@ -200,8 +200,31 @@ async def ensure_topics(
     """Create missing topics; check existing ones. Returns the names created.
 
     ``kafka``: the line's settings (bootstrap and security), or a PLAINTEXT bootstrap string.
+
+    A broker of a cluster that just died is still in the metadata for a few seconds, and
+    aiokafka's admin client sends each request to one node (random, or a topic's leader)
+    without trying another: NodeNotReadyError. Done again with a fresh client (and metadata),
+    within ``timeout`` - seen with a worker started while a node of three was down.
     """
     specs = list(specs)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return await _ensure_topics_once(kafka, specs, timeout)
+        except NodeNotReadyError as exc:
+            if loop.time() + _NODE_RETRY_S >= deadline:
+                raise
+            log.info("topics: %s; asking again", exc)
+            await asyncio.sleep(_NODE_RETRY_S)
+
+
+_NODE_RETRY_S = 0.5
+
+
+async def _ensure_topics_once(
+    kafka: Settings | str, specs: list[TopicSpec], timeout: float
+) -> list[str]:
     bootstrap = bootstrap_of(kafka)
     admin = AIOKafkaAdminClient(**client_kwargs(kafka), request_timeout_ms=int(timeout * 1000))
     await asyncio.wait_for(start_client(admin, kafka), timeout)
