@@ -12,6 +12,7 @@ same line are delivered and the worker keeps running.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,10 +55,28 @@ default_alias: copy
 
 
 def _answer(body: dict[str, Any]) -> Reply:
-    """A fine headline; for a prompt that asks for it, served by an unencodable model name."""
-    prompt = " ".join(str(m.get("content")) for m in body.get("messages", []))
-    model = "gpt-\ud800-odd" if "poisoned" in prompt else "gpt-4o-mini-2024-07-18"
-    return Reply(json=openai_chat_response("Run further, every day.", model=model))
+    return Reply(json=openai_chat_response("Run further, every day.", model="gpt-4o-mini"))
+
+
+#: Loaded by the worker's interpreter at start (``sitecustomize`` on its PYTHONPATH): makes
+#: generate crash for one request. The input hardening leaves no input that crashes a stage
+#: (an unencodable model name did until reported names were checked), so the test injects
+#: the bug; the message carries the provider key and a lone surrogate, which the completion
+#: must not.
+CRASH_HOOK = """
+import agents.generate.generate_one as generate_one
+
+_real = generate_one.generate_asset
+
+
+async def generate_asset(request, *args, **kwargs):
+    if "poisoned" in request.prompt_template:
+        raise RuntimeError("injected crash with key {key} and \\ud800")
+    return await _real(request, *args, **kwargs)
+
+
+generate_one.generate_asset = generate_asset
+"""
 
 
 @pytest.fixture
@@ -83,11 +102,18 @@ def test_a_request_that_crashes_generate_ends_failed_once_and_is_dead_lettered(
     start_worker: Callable[[Settings], WorkerProcess],
     model_server: ProviderServer,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     routing = tmp_path / "routing.yaml"
     routing.write_text(ROUTING.format(url=model_server.url))
     settings = line_settings.model_copy(
         update={"routing_file": routing, "api_keys": {"primary": SecretStr(API_KEY)}}
+    )
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(CRASH_HOOK.format(key=API_KEY))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
     )
     run = uuid.uuid4().hex[:8]
     poisoned = _request(run, "poisoned", "A poisoned headline")
