@@ -1,9 +1,7 @@
 """A request that really crashes a stage still ends in one completion (issue 14 #1, real broker).
 
-The model answers a chat request with a ``model`` name holding a lone surrogate (``"\\ud800"`` in
-its JSON): the adapter takes it as the served version, and the raw record cannot be encoded
-(Avro strings are UTF-8), so the generate stage raises outside every guard of its pure function.
-(Since generations are recorded before they are emitted, the record is where it first fails.)
+The worker's generate stage is made to raise for one prompt (``CRASH_HOOK``, loaded into the
+worker's interpreter as ``sitecustomize``), outside every guard of its pure function.
 Before the fix the event was dead-lettered and the request never completed. Now it is
 dead-lettered *and* completed FAILED with reason ``stage.crashed``, once; ordinary requests on the
 same line are delivered and the worker keeps running.
