@@ -67,9 +67,10 @@ consumer, where offsets are decided:
 12. Faust's livelock detector asserted on a partition whose position aiokafka was still
     resetting and crashed the consumer. -> :meth:`SafeConsumer.verify_event_path` skips it.
 
-``python -m bench.rebalance`` reproduces the scenario; tests/streams/test_safe_consumer.py pins
-the offset bookkeeping. (Not a CI test: the loss hit about half of the trials, so it would be a
-flaky guard.)
+``python -m bench.rebalance`` reproduces the rebalance scenario and ``python -m bench.chaos``
+the kills, the rebalance and a broker outage (``--repeat 5``: 5 of 5 runs without a loss);
+tests/integration/test_chaos.py runs its quick profile in CI, and
+tests/streams/test_safe_consumer.py pins the offset bookkeeping.
 """
 
 from __future__ import annotations
