@@ -794,20 +794,7 @@ class LocalBroker:
         SIGTERM first lets Kafka close its logs cleanly so the next start skips recovery.
         Returns True if a running broker was stopped.
         """
-        pid = self._running_pid()
-        if pid is None:
-            self.paths.pid.unlink(missing_ok=True)
-            return False
-        self._signal(pid, signal.SIGTERM)
-        if not self._wait_gone(pid, timeout):
-            log.warning("Kafka pid %d ignored SIGTERM for %gs; killing it", pid, timeout)
-            self._signal(pid, signal.SIGKILL)
-            if not self._wait_gone(pid, 10.0):
-                raise BrokerError(f"Kafka pid {pid} survived SIGKILL")
-        self.paths.pid.unlink(missing_ok=True)
-        self._wait_ports_free(timeout)
-        log.info("stopped Kafka pid %d", pid)
-        return True
+        return self._stop(signal.SIGTERM, timeout)
 
     def kill(self, timeout: float = 10.0) -> bool:
         """Stop the broker as a crash would: SIGKILL its process group, no clean shutdown.
@@ -815,16 +802,26 @@ class LocalBroker:
         The next start recovers its logs (unflushed segments, no clean-shutdown marker).
         Returns True if a running broker was killed.
         """
+        return self._stop(signal.SIGKILL, timeout)
+
+    def _stop(self, sig: signal.Signals, timeout: float) -> bool:
+        """Send ``sig``; a SIGTERM ignored for ``timeout`` becomes a SIGKILL. Then wait for the
+        ports to free. False when no broker was running."""
         pid = self._running_pid()
         if pid is None:
             self.paths.pid.unlink(missing_ok=True)
             return False
-        self._signal(pid, signal.SIGKILL)
+        self._signal(pid, sig)
         if not self._wait_gone(pid, timeout):
-            raise BrokerError(f"Kafka pid {pid} survived SIGKILL")
+            if sig is signal.SIGKILL:
+                raise BrokerError(f"Kafka pid {pid} survived SIGKILL")
+            log.warning("Kafka pid %d ignored SIGTERM for %gs; killing it", pid, timeout)
+            self._signal(pid, signal.SIGKILL)
+            if not self._wait_gone(pid, 10.0):
+                raise BrokerError(f"Kafka pid {pid} survived SIGKILL")
         self.paths.pid.unlink(missing_ok=True)
         self._wait_ports_free(timeout)
-        log.info("killed Kafka pid %d", pid)
+        log.info("%s Kafka pid %d", "killed" if sig is signal.SIGKILL else "stopped", pid)
         return True
 
     def _wait_ports_free(self, timeout: float) -> None:
