@@ -8,6 +8,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from assetline.client import LineClient
 from schemas.records import AssetKind, Constraints, GenerationRequest, ModelSpec
 from streams.kafka import open_topic_reader
@@ -130,3 +133,16 @@ async def submit_requests(settings: Settings, requests: Sequence[GenerationReque
     await ensure_topics(settings, line_topic_specs(settings))
     async with LineClient(settings) as client:
         await client.submit(requests)
+
+
+def worker_metric(port: int, name: str, **labels: str) -> float | None:
+    """One sample from a worker's /metrics, or None while the page is not up."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None

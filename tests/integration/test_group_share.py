@@ -12,7 +12,6 @@ from collections.abc import Callable
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 
 from assetline.dev.broker import free_ports
 from assetline.dev.child_worker import WorkerProcess
@@ -21,20 +20,9 @@ from streams.kafka_security import client_kwargs
 from streams.registry import codecs_for_settings
 from streams.settings import Settings
 from streams.topics import TopicNames
+from tests.integration.helpers import worker_metric
 
 pytestmark = pytest.mark.integration
-
-
-def _metric(port: int, name: str, **labels: str) -> float | None:
-    try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    except httpx.HTTPError:
-        return None
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return sample.value
-    return None
 
 
 def _wait_ready(worker: WorkerProcess, timeout: float) -> None:
@@ -51,7 +39,7 @@ def _wait_ready(worker: WorkerProcess, timeout: float) -> None:
 
 
 def _members(port: int) -> float | None:
-    return _metric(port, "assetline_group_members")
+    return worker_metric(port, "assetline_group_members")
 
 
 def _wait_members(worker: WorkerProcess, want: float, timeout: float) -> float:
@@ -86,7 +74,9 @@ def test_each_worker_knows_the_live_group_size(
     start = time.monotonic()
     while time.monotonic() - start < 30:
         states = [
-            _metric(w.settings.web_port, "assetline_provider_breaker_state", provider="offline")
+            worker_metric(
+                w.settings.web_port, "assetline_provider_breaker_state", provider="offline"
+            )
             for w in (first, second)
         ]
         if states == [2, 2]:

@@ -19,14 +19,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 from click.testing import CliRunner, Result
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
@@ -41,7 +39,7 @@ from streams.dead_letters import header_map
 from streams.kafka import open_topic_reader, read_to_end
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
-from tests.integration.helpers import read_topic, submit_requests
+from tests.integration.helpers import read_topic, submit_requests, worker_metric
 from tests.support.provider_server import ProviderServer, Reply, provider_server
 
 pytestmark = pytest.mark.integration
@@ -135,19 +133,6 @@ def _wait(
             log = f"\nworker log:\n{worker.log_tail(20_000)}" if worker is not None else ""
             raise AssertionError(f"timed out waiting for {what}{log}")
         time.sleep(0.2)
-
-
-def _metric(port: int, name: str, **labels: str) -> float | None:
-    """One sample from a worker's /metrics, or None while the page is not up."""
-    try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    except httpx.HTTPError:
-        return None
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return sample.value
-    return None
 
 
 async def _notify_committed_everything(settings: Settings) -> bool:
@@ -248,8 +233,8 @@ def test_410_disables_the_endpoint_across_restarts_until_enabled(
     assert asyncio.run(await_completions(settings, [second.request_id], timeout=90)), (
         worker.log_tail()
     )
-    _wait(lambda: _metric(settings.web_port, calls, result="disabled") == 1, 60, "the skip")
-    assert _metric(settings.web_port, known) == 1
+    _wait(lambda: worker_metric(settings.web_port, calls, result="disabled") == 1, 60, "the skip")
+    assert worker_metric(settings.web_port, known) == 1
     time.sleep(1.0)  # a stray call would land now
     assert len(receiver.requests_to("/hooks/gone")) == 1
 
@@ -261,7 +246,7 @@ def test_410_disables_the_endpoint_across_restarts_until_enabled(
     enabled = _cli(settings, "webhooks", "enable", url)
     assert enabled.exit_code == 0, enabled.output
     assert _cli(settings, "webhooks", "enable", digest).exit_code == 1  # no longer disabled
-    _wait(lambda: _metric(settings.web_port, known) == 0, 30, "the worker to follow")
+    _wait(lambda: worker_metric(settings.web_port, known) == 0, 30, "the worker to follow")
 
     receiver.handle("POST", "/hooks/gone", lambda body: Reply(status=204))
     asyncio.run(submit(third))
@@ -271,8 +256,8 @@ def test_410_disables_the_endpoint_across_restarts_until_enabled(
         dict(receiver.requests_to("/hooks/gone")[1].headers),
     )
     assert payload["data"]["request_id"] == third.request_id
-    assert _metric(settings.web_port, calls, result="delivered") == 1
-    assert _metric(settings.web_port, calls, result="disabled") == 1
+    assert worker_metric(settings.web_port, calls, result="delivered") == 1
+    assert worker_metric(settings.web_port, calls, result="disabled") == 1
     assert "t0k3n" not in first_worker.log_tail(10_000) + worker.log_tail(10_000)
 
 
