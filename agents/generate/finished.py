@@ -154,7 +154,7 @@ class Reuse:
     clock: Callable[[], float] = time.time
     #: Record key -> (request digest, the generation under way for it).
     _under_way: dict[bytes, tuple[str, asyncio.Future[GenerationOutcome]]] = field(
-        default_factory=dict
+        default_factory=dict, init=False, repr=False
     )
 
     async def outcome(
