@@ -102,7 +102,8 @@ class BlobStore(Protocol):
     """What the line needs of a claim-check store.
 
     Stages await ``put_async``/``get_async`` (never blocking the event loop on the network);
-    ``put``/``get`` are for synchronous callers (parking a dead letter, tools, tests).
+    ``put``/``get`` are for synchronous callers (tools, tests); dead letters are parked with
+    ``put_async`` too (:func:`streams.dead_letters.park_value`).
     """
 
     def put(self, data: bytes, media_type: str, *, max_bytes: int | None = None) -> BlobRef: ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,6 +35,9 @@ KEY_KEEP = 256
 PARKED_MEDIA_TYPE = "application/octet-stream"
 
 Headers = list[tuple[str, bytes]]
+#: Stores a dead-letter value and returns where (a blob URI); awaited, so a remote store's
+#: network call never blocks the event loop.
+Park = Callable[[bytes], Awaitable[str]]
 log = logging.getLogger(__name__)
 
 
@@ -87,18 +90,18 @@ class DeadLetterRecord:
     headers: Headers
 
 
-def fit_dead_letter(
+async def fit_dead_letter(
     key: bytes | None,
     value: bytes,
     headers: Sequence[tuple[str, bytes]],
     *,
     limit: int,
-    park: Callable[[bytes], str] | None = None,
+    park: Park | None = None,
 ) -> DeadLetterRecord:
     """The dead letter, shrunk until it fits ``limit`` bytes; unchanged when it already fits.
 
-    In order, until it fits: the value is parked by ``park`` (which returns where, e.g. a blob
-    URI); original (non ``assetline.dlq.``) headers are dropped; the key is cut to
+    In order, until it fits: the value is parked by ``park`` (awaited; it returns where, e.g. a
+    blob URI); original (non ``assetline.dlq.``) headers are dropped; the key is cut to
     :data:`KEY_KEEP` bytes; the value is truncated (when parking was impossible or failed).
     Every step adds a header saying so, and the value's size and SHA-256 are always added, so
     nothing is altered silently.
@@ -111,7 +114,7 @@ def fit_dead_letter(
     where = None
     if park is not None:
         try:
-            where = park(value)
+            where = await park(value)
         except Exception as exc:  # a full disk must not lose the dead letter: truncate instead
             log.error("could not park a %d-byte dead-letter value: %s", len(value), exc)
     if where is not None:
@@ -132,7 +135,7 @@ def fit_dead_letter(
     return DeadLetterRecord(key, value, headers)
 
 
-def dead_letter_record(
+async def dead_letter_record(
     *,
     stage: str,
     code: str,
@@ -144,7 +147,7 @@ def dead_letter_record(
     value: bytes,
     original: Iterable[tuple[str, bytes]],
     limit: int,
-    park: Callable[[bytes], str] | None,
+    park: Park | None,
     logger: logging.Logger,
 ) -> DeadLetterRecord:
     """The dead letter of one message, logged, labelled and fitted: what every stage writes.
@@ -166,9 +169,14 @@ def dead_letter_record(
         offset=offset,
         original=original,
     )
-    return fit_dead_letter(key, value, headers, limit=limit, park=park)
+    return await fit_dead_letter(key, value, headers, limit=limit, park=park)
 
 
-def park_value(blobs: BlobStore, value: bytes) -> str:
-    """Store a dead-letter value too large to travel; its blob URI goes in a header."""
-    return blobs.put(value, PARKED_MEDIA_TYPE).uri
+async def park_value(blobs: BlobStore, value: bytes) -> str:
+    """Store a dead-letter value too large to travel; its blob URI goes in a header.
+
+    Through ``put_async``: on the S3 store a put is HTTP calls, which must not stall the
+    event loop (every partition of the worker) while a stage dead-letters one message.
+    """
+    ref = await blobs.put_async(value, PARKED_MEDIA_TYPE)
+    return ref.uri

@@ -213,23 +213,25 @@ class StageIO:
         """
         message = event.message
         self._metrics.errors.labels(self.stage, code).inc()
-        record = dead_letter_record(
-            stage=self.stage,
-            code=code,
-            reason=reason,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            value=message.value or b"",
-            original=message_headers(message),
-            limit=self.line.settings.max_message_bytes,
-            park=self._park,
-            logger=log,
-        )
         sent = False
         delay, cap = DEADLETTER_RETRY_S
         try:
+            # Inside the try: parking awaits the blob store, and a cancellation there must
+            # hold the message too.
+            record = await dead_letter_record(
+                stage=self.stage,
+                code=code,
+                reason=reason,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value or b"",
+                original=message_headers(message),
+                limit=self.line.settings.max_message_bytes,
+                park=self._park,
+                logger=log,
+            )
             while True:
                 try:
                     delivery = await self.line.topics.deadletter.send(
@@ -262,8 +264,8 @@ class StageIO:
                 self._hold(message)
         self._metrics.events_out.labels(self.stage, "deadletter").inc()
 
-    def _park(self, value: bytes) -> str:
-        return park_value(self.line.blobs, value)
+    async def _park(self, value: bytes) -> str:
+        return await park_value(self.line.blobs, value)
 
     def _hold(self, message: Any) -> None:
         """Ask the consumer never to acknowledge ``message`` (see SafeConsumer.hold)."""

@@ -341,7 +341,7 @@ class Notifier:
 
         A failed send raises: the lane keeps the job unfinished and writes it again later.
         """
-        dead = dead_letter_record(
+        dead = await dead_letter_record(
             stage=STAGE,
             code=code,
             reason=reason,

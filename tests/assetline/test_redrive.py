@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -233,7 +233,11 @@ def _parked_letter(tmp_path: Path, value: bytes) -> DeadLetter:
         partition=0,
         offset=3,
     )
-    fitted = fit_dead_letter(b"r-1", value, original, limit=1000, park=lambda v: ref.uri)
+
+    async def parked(value: bytes) -> str:
+        return ref.uri
+
+    fitted = asyncio.run(fit_dead_letter(b"r-1", value, original, limit=1000, park=parked))
     assert fitted.value == b""
     record = ConsumerRecord(
         "p.deadletter", 0, 9, 0, 0, fitted.key, fitted.value, None, 0, 0, fitted.headers
@@ -273,7 +277,8 @@ def test_a_value_parked_in_the_s3_blob_store_is_read_back_through_it() -> None:
             stage="generate", code="request.too_large", reason="big", topic="p.requests",
             partition=0, offset=3,
         )  # fmt: skip
-        fitted = fit_dead_letter(b"r-1", value, original, limit=1000, park=park(store))
+        fitted = asyncio.run(fit_dead_letter(b"r-1", value, original, limit=1000, park=park(store)))
+        asyncio.run(store.aclose())  # its async client belongs to that loop
         record = ConsumerRecord(
             "p.deadletter", 0, 9, 0, 0, fitted.key, fitted.value, None, 0, 0, fitted.headers
         )
@@ -286,10 +291,9 @@ def test_a_value_parked_in_the_s3_blob_store_is_read_back_through_it() -> None:
         key = store.config.key_for(hashlib.sha256(value).hexdigest())
         admin.put_object(Bucket=bucket, Key=key, Body=b"x" * len(value))  # tampered
         assert asyncio.run(unparked_from(letter, S3BlobStore(store.config, cache_bytes=0))) is None
-        asyncio.run(store.aclose())
 
 
-def park(store: S3BlobStore) -> Callable[[bytes], str]:
+def park(store: S3BlobStore) -> Callable[[bytes], Awaitable[str]]:
     return lambda value: park_value(store, value)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from datetime import UTC, datetime, timedelta, timezone
@@ -132,23 +133,24 @@ LIMIT = 64 * 1024
 
 def test_a_record_that_fits_is_left_alone() -> None:
     original = headers(original=[("trace", b"abc")])
-    fitted = fit_dead_letter(b"key", b"v" * 1000, original, limit=LIMIT, park=_no_park)
+    fitted = asyncio.run(fit_dead_letter(b"key", b"v" * 1000, original, limit=LIMIT, park=_no_park))
     assert fitted == DeadLetterRecord(b"key", b"v" * 1000, original)
 
 
-def _no_park(value: bytes) -> str:
+async def _no_park(value: bytes) -> str:
     raise AssertionError("a record that fits must not be parked")
 
 
 def test_a_value_over_the_limit_is_parked_and_the_headers_say_where() -> None:
     parked: list[bytes] = []
 
-    def park(value: bytes) -> str:
+    async def park(value: bytes) -> str:
         parked.append(value)
         return "file:///blobs/ab/cd/abcd"
 
     value = b"x" * (LIMIT + 10)
-    fitted = fit_dead_letter(b"key", value, headers(original=[("t", b"1")]), limit=LIMIT, park=park)
+    original = headers(original=[("t", b"1")])
+    fitted = asyncio.run(fit_dead_letter(b"key", value, original, limit=LIMIT, park=park))
     assert parked == [value]
     assert fitted.value == b""
     assert fitted.key == b"key"
@@ -162,11 +164,11 @@ def test_a_value_over_the_limit_is_parked_and_the_headers_say_where() -> None:
 
 
 def test_when_parking_fails_the_value_is_truncated_to_fit() -> None:
-    def park(value: bytes) -> str:
+    async def park(value: bytes) -> str:
         raise OSError("disk full")
 
     value = bytes(range(256)) * 1000
-    fitted = fit_dead_letter(b"key", value, headers(), limit=LIMIT, park=park)
+    fitted = asyncio.run(fit_dead_letter(b"key", value, headers(), limit=LIMIT, park=park))
     assert 0 < len(fitted.value) < len(value)
     assert value.startswith(fitted.value)
     read = header_map(fitted.headers)
@@ -178,7 +180,9 @@ def test_when_parking_fails_the_value_is_truncated_to_fit() -> None:
 def test_huge_original_headers_and_key_are_cut_but_ours_survive() -> None:
     hostile = [(f"h{i}", b"y" * 1000) for i in range(100)]  # ~100 KB of headers
     key = b"k" * (LIMIT + 1)
-    fitted = fit_dead_letter(key, b"v", headers(original=hostile), limit=LIMIT, park=None)
+    fitted = asyncio.run(
+        fit_dead_letter(key, b"v", headers(original=hostile), limit=LIMIT, park=None)
+    )
     read = header_map(fitted.headers)
     assert read[HEADERS_DROPPED] == "100"
     assert read[KEY_TRUNCATED] == str(len(key))
@@ -218,7 +222,7 @@ def _record(caplog: pytest.LogCaptureFixture, **overrides: Any) -> DeadLetterRec
     }
     args.update(overrides)
     with caplog.at_level(logging.WARNING, logger="caller"):
-        return dead_letter_record(**args)
+        return asyncio.run(dead_letter_record(**args))
 
 
 def test_dead_letter_record_logs_as_the_caller_and_carries_the_usual_headers(

@@ -23,6 +23,7 @@ from streams.metrics import StageMetrics
 from streams.settings import Settings
 from streams.stage_io import CRASH_OUTCOME_FAILED, CRASH_OUTPUT, MAX_CRASH_MESSAGE, StageIO
 from tests.support.assets import make_request
+from tests.support.gated_blobs import GatedBlobStore, release_when_started
 
 
 class RecordingTopic:
@@ -186,6 +187,50 @@ def test_a_dead_letter_over_the_producer_limit_parks_its_value_in_the_blob_store
     assert headers["assetline.dlq.error.code"] == "generate.crashed"
     ref = BlobRef(uri=headers[VALUE_PARKED], sha256=digest, size=len(value), media_type="x")
     assert LocalBlobStore(tmp_path).get(ref) == value
+
+
+def test_parking_a_dead_letter_value_does_not_block_the_event_loop(tmp_path: Path) -> None:
+    """On the S3 store a put is HTTP calls: parking used the blocking ``put`` on the loop, so
+    every partition of the worker stalled while one message was dead-lettered."""
+    io, deadletter, _ = make_io(max_message_bytes=64 * 1024)
+    store = GatedBlobStore(tmp_path)
+    io.line.blobs = store
+    value = bytes(range(256)) * 400  # 100 KiB: parked
+
+    async def go() -> None:
+        await asyncio.gather(
+            io.dead_letter(event(value), "generate.crashed", "MessageSizeTooLargeError"),
+            release_when_started(store),
+        )
+
+    asyncio.run(go())
+    assert store.steps == ["put started", "another coroutine ran", "put done"]
+    (sent,) = deadletter.sent
+    headers = header_map(sent["headers"])
+    assert sent["value"] == b""
+    digest = hashlib.sha256(value).hexdigest()
+    ref = BlobRef(uri=headers[VALUE_PARKED], sha256=digest, size=len(value), media_type="x")
+    assert LocalBlobStore(tmp_path).get(ref) == value
+    assert io.line.app.consumer.held == []
+
+
+def test_a_stage_stopped_while_parking_holds_the_event(tmp_path: Path) -> None:
+    """Parking is now an await: a cancellation there must hold the event like one mid-send."""
+    io, deadletter, _ = make_io(max_message_bytes=64 * 1024)
+    store = GatedBlobStore(tmp_path)  # never released
+    io.line.blobs = store
+    the_event = event(bytes(100 * 1024))
+
+    async def go() -> None:
+        task = asyncio.ensure_future(io.dead_letter(the_event, "generate.crashed", "big"))
+        await store.started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())
+    assert deadletter.sent == []
+    assert the_event.message in io.line.app.consumer.held
 
 
 def test_a_failed_dead_letter_send_is_retried_never_skipped(

@@ -36,6 +36,7 @@ from streams.blobs import LocalBlobStore
 from streams.codecs import CodecError, Codecs
 from streams.dead_letters import VALUE_PARKED, header_map, record_size
 from streams.settings import Settings
+from tests.support.gated_blobs import GatedBlobStore, release_when_started
 from tests.support.topic_reader import FakeReader
 from tests.support.webhook_receiver import SECRET, Answer, Receiver, make_completion
 
@@ -222,6 +223,25 @@ def test_a_dead_letter_over_the_limit_is_fitted_like_every_stage_and_null_stays_
     assert record_size(big.key, big.value, big.headers) <= notifier.settings.max_message_bytes
     assert null.value is None
     assert header_map(null.headers)["assetline.dlq.source.offset"] == "8"
+
+
+def test_notify_parks_a_dead_letter_value_without_blocking_the_event_loop(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """The webhook lanes share the loop: parking on a slow (S3) store must not stall them."""
+    notifier, producer = harness.notifier, harness.producer
+    store = GatedBlobStore(tmp_path)
+    notifier.blobs = store
+    huge = b"\x00" * (notifier.settings.max_message_bytes + 1)
+
+    async def go() -> None:
+        big = record(notifier.names.webhooks, b"k", huge, 7)
+        await asyncio.gather(notifier._handle(big), release_when_started(store))
+
+    asyncio.run(go())
+    assert store.steps == ["put started", "another coroutine ran", "put done"]
+    (sent,) = producer.sent
+    assert Path(unquote(urlparse(header_map(sent.headers)[VALUE_PARKED]).path)).read_bytes() == huge
 
 
 def test_catch_up_applies_every_record_up_to_the_end_before_returning(harness: Harness) -> None:
