@@ -1,0 +1,222 @@
+"""A stage's events run concurrently, in the order the line owes them, not in Kafka order.
+
+A Faust agent handles its events one after another (or ``concurrency`` at a time, still in
+arrival order). With providers that take seconds per call, that caps a worker at a handful of
+calls in flight and makes a hero asset wait behind a 10,000-request campaign. The pool
+decouples the two: the agent only *takes* events and submits them as jobs; the pool starts up to
+``max_running`` jobs at once, choosing the next by priority and then by weighted fair share
+across flows (tenants), see :class:`streams.fair_queue.FairQueue`.
+
+What it keeps:
+- **Commits**: the agent acknowledges an event only when its job is done (the stream is a
+  ``noack`` stream), and :class:`streams.safe_consumer.SafeConsumer` commits only past the
+  consecutive run of finished offsets, so a crash repeats unfinished events, never skips them.
+- **Order per key**: jobs with the same ``key`` (a request id) run one at a time, in the order
+  they were chosen, so one request's events are never handled out of order.
+- **Lanes**: a job may name a ``lane`` (a destination) with a limit of its own; a job whose
+  lane is full waits aside without taking a running slot, so one slow destination holds back
+  only its own jobs.
+- **Bounded memory**: at most ``max_waiting`` jobs wait; :meth:`submit` awaits room, so the
+  agent stops taking events and Faust's flow control stops fetching.
+- **Rebalances**: a job whose event belongs to an older consumer generation is dropped
+  unstarted (``stale``): the seek after the rebalance fetches the event again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from streams.fair_queue import FairQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Job:
+    """One event's work and how to schedule it."""
+
+    run: Callable[[], Awaitable[None]]
+    priority: int = 0
+    flow: str = ""
+    key: str | None = None
+    lane: str | None = None
+    #: True once the job must not run any more (its event is of an older consumer generation).
+    stale: Callable[[], bool] = field(default=lambda: False)
+
+
+class StagePool:
+    """Runs submitted jobs concurrently (see the module docstring); use :meth:`running`."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_running: int,
+        max_waiting: int,
+        weight: Callable[[str], float] | None = None,
+        lane_limit: Callable[[str], int] | None = None,
+    ) -> None:
+        if max_running < 1 or max_waiting < 1:
+            raise ValueError("a pool needs max_running >= 1 and max_waiting >= 1")
+        self.name = name
+        self.max_running = max_running
+        self.max_waiting = max_waiting
+        self._queue: FairQueue[Job] = FairQueue(weight)
+        self._lane_limit = lane_limit or (lambda _lane: max_running)
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: Keys with a job running -> the jobs of that key chosen since, in order.
+        self._keys: dict[str, deque[Job]] = {}
+        #: Lanes -> jobs running in them / jobs chosen while the lane was full.
+        self._lane_running: dict[str, int] = {}
+        self._lane_parked: dict[str, deque[Job]] = {}
+        self._aside = 0  # jobs waiting behind a key or a lane (counted as waiting)
+        self._changed = asyncio.Event()
+        self._closed = False
+
+    # --- what the agent calls ----------------------------------------------------------------
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue) + self._aside
+
+    @property
+    def in_progress(self) -> int:
+        return len(self._tasks)
+
+    async def submit(self, job: Job) -> None:
+        """Queue ``job``; waits while ``max_waiting`` jobs are already waiting."""
+        while self.waiting >= self.max_waiting and not self._closed:
+            self.drop_stale()
+            if self.waiting < self.max_waiting:
+                break
+            self._changed.clear()
+            await self._changed.wait()
+        if self._closed:
+            raise RuntimeError(f"pool {self.name} is closed")
+        self._queue.push(job, priority=job.priority, flow=job.flow)
+        self._dispatch()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[StagePool]:
+        """The pool for the agent's lifetime; leaving cancels and awaits every job in progress
+        (what Faust does to an agent's own handlers when the worker stops)."""
+        self._closed = False
+        try:
+            yield self
+        finally:
+            self._closed = True
+            self._changed.set()
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self._queue.remove_if(lambda _job: True)
+            self._keys.clear()
+            self._lane_parked.clear()
+            self._lane_running.clear()
+            self._aside = 0
+
+    async def idle(self) -> None:
+        """Wait until nothing waits or runs (for tests and benchmarks)."""
+        while self.waiting or self._tasks:
+            self._changed.clear()
+            await self._changed.wait()
+
+    # --- scheduling --------------------------------------------------------------------------
+    #
+    # A key is "owned" while one of its jobs runs or waits for room in its lane; jobs of an
+    # owned key wait in the key's deque, in the order they were chosen.
+
+    def _dispatch(self) -> None:
+        while len(self._tasks) < self.max_running and len(self._queue):
+            job = self._queue.pop()
+            if job.stale():
+                self.drop_stale()
+                continue
+            if job.key is not None:
+                behind = self._keys.get(job.key)
+                if behind is not None:
+                    behind.append(job)
+                    self._aside += 1
+                    continue
+                self._keys[job.key] = deque()
+            self._enter_lane(job)
+
+    def _enter_lane(self, job: Job) -> None:
+        """Start ``job`` (whose key it owns) or park it until its lane has room."""
+        if job.lane is not None and self._lane_full(job.lane):
+            self._lane_parked.setdefault(job.lane, deque()).append(job)
+            self._aside += 1
+            return
+        self._launch(job)
+
+    def _lane_full(self, lane: str) -> bool:
+        return self._lane_running.get(lane, 0) >= max(1, self._lane_limit(lane))
+
+    def _launch(self, job: Job) -> None:
+        if job.stale():  # chosen before a rebalance, its turn came after: the refetch runs it
+            self._next_of_key(job)
+            return
+        if job.lane is not None:
+            self._lane_running[job.lane] = self._lane_running.get(job.lane, 0) + 1
+        task = asyncio.ensure_future(self._run(job))
+        self._tasks.add(task)
+
+    async def _run(self, job: Job) -> None:
+        try:
+            await job.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the job's own guard should have caught it; keep the pool alive
+            log.exception("%s: a job crashed", self.name)
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
+            if not self._closed:
+                self._finished(job)
+            self._changed.set()
+
+    def _finished(self, job: Job) -> None:
+        lane = job.lane
+        if lane is not None:
+            left = self._lane_running.get(lane, 1) - 1
+            if left > 0:
+                self._lane_running[lane] = left
+            else:
+                self._lane_running.pop(lane, None)
+            parked = self._lane_parked.get(lane)
+            while parked and not self._lane_full(lane):
+                self._aside -= 1
+                self._launch(parked.popleft())
+            if lane in self._lane_parked and not self._lane_parked[lane]:
+                del self._lane_parked[lane]
+        self._next_of_key(job)
+        self._dispatch()
+
+    def _next_of_key(self, job: Job) -> None:
+        """``job`` is done (or dropped): the next job of its key goes, or the key is free."""
+        if job.key is None:
+            return
+        behind = self._keys.get(job.key)
+        if not behind:
+            self._keys.pop(job.key, None)
+            return
+        self._aside -= 1
+        self._enter_lane(behind.popleft())
+
+    def drop_stale(self) -> None:
+        """Drop every queued job of an older consumer generation (one scan per rebalance);
+        those already set aside behind a key or a lane are dropped when their turn comes."""
+        dropped = len(self._queue.remove_if(lambda job: job.stale()))
+        if dropped:
+            log.info("%s: %d waiting event(s) of an older generation dropped", self.name, dropped)
+            self._changed.set()

@@ -1,0 +1,231 @@
+"""StagePool: concurrency, scheduling order, per-key order, lanes, bounds, rebalances."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from streams.stage_pool import Job, StagePool
+
+
+class Gate:
+    """Jobs that record when they start and finish only when released."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.finished: list[str] = []
+        self.running = 0
+        self.peak = 0
+        self._release: dict[str, asyncio.Event] = {}
+
+    def job(self, name: str, **kwargs: object) -> Job:
+        event = self._release.setdefault(name, asyncio.Event())
+
+        async def run() -> None:
+            self.started.append(name)
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+            try:
+                await event.wait()
+            finally:
+                self.running -= 1
+            self.finished.append(name)
+
+        return Job(run, **kwargs)  # type: ignore[arg-type]
+
+    def release(self, *names: str) -> None:
+        for name in names:
+            self._release.setdefault(name, asyncio.Event()).set()
+
+    def release_all(self) -> None:
+        for event in self._release.values():
+            event.set()
+
+
+def sync(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test body on a fresh loop (the suite has no async test plugin)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+@sync
+async def test_runs_up_to_max_running_at_once() -> None:
+    gate = Gate()
+    pool = StagePool("t", max_running=3, max_waiting=100)
+    async with pool.running():
+        for i in range(10):
+            await pool.submit(gate.job(f"j{i}"))
+        await settle()
+        assert gate.running == 3
+        assert pool.waiting == 7
+        gate.release_all()
+        await pool.idle()
+    assert sorted(gate.finished) == sorted(f"j{i}" for i in range(10))
+    assert gate.peak == 3
+
+
+@sync
+async def test_waiting_jobs_start_by_priority_then_fair_share() -> None:
+    gate = Gate()
+    pool = StagePool("t", max_running=1, max_waiting=100)
+    async with pool.running():
+        await pool.submit(gate.job("busy"))
+        for i in range(5):
+            await pool.submit(gate.job(f"a{i}", priority=1, flow="a"))
+        await pool.submit(gate.job("b0", priority=1, flow="b"))
+        await pool.submit(gate.job("hero", priority=2, flow="c"))
+        gate.release_all()
+        await pool.idle()
+    assert gate.started[:4] == ["busy", "hero", "a0", "b0"]
+
+
+@sync
+async def test_jobs_of_one_key_run_one_at_a_time_in_order() -> None:
+    gate = Gate()
+    pool = StagePool("t", max_running=10, max_waiting=100)
+    async with pool.running():
+        await pool.submit(gate.job("k1", key="req-1"))
+        await pool.submit(gate.job("k2", key="req-1"))
+        await pool.submit(gate.job("other", key="req-2"))
+        await settle()
+        assert sorted(gate.started) == ["k1", "other"]
+        gate.release("k2")  # released early: must still wait for k1
+        await settle()
+        assert "k2" not in gate.started
+        gate.release("k1")
+        await settle()
+        assert gate.finished[:2] == ["k1", "k2"]
+        gate.release_all()
+        await pool.idle()
+
+
+@sync
+async def test_a_full_lane_does_not_take_the_slots_of_other_lanes() -> None:
+    gate = Gate()
+    limits = {"slow-dam": 2}
+    pool = StagePool(
+        "t", max_running=4, max_waiting=1000, lane_limit=lambda lane: limits.get(lane, 4)
+    )
+    async with pool.running():
+        for i in range(50):
+            await pool.submit(gate.job(f"slow{i}", lane="slow-dam", flow="a"))
+        for i in range(3):
+            await pool.submit(gate.job(f"fs{i}", lane="fs", flow="b"))
+        await settle()
+        assert sorted(x for x in gate.started if x.startswith("slow")) == ["slow0", "slow1"]
+        assert sorted(x for x in gate.started if x.startswith("fs")) == ["fs0", "fs1"]
+        gate.release("fs0", "fs1", "fs2")
+        await settle()
+        assert "fs2" in gate.finished
+        assert len([x for x in gate.started if x.startswith("slow")]) == 2
+        gate.release_all()
+        await pool.idle()
+    assert len(gate.finished) == 53
+
+
+@sync
+async def test_a_keyed_job_waits_for_its_lane_and_keeps_its_order() -> None:
+    gate = Gate()
+    pool = StagePool("t", max_running=4, max_waiting=100, lane_limit=lambda lane: 1)
+    async with pool.running():
+        await pool.submit(gate.job("x", lane="dam", key="r1"))
+        await pool.submit(gate.job("y", lane="dam", key="r2"))
+        await pool.submit(gate.job("y2", lane="fs", key="r2"))
+        await settle()
+        assert gate.started == ["x"]
+        gate.release("y2")
+        await settle()
+        assert gate.started == ["x"]  # y2 is behind y, which waits for the dam lane
+        gate.release("x")
+        await settle()
+        assert gate.started == ["x", "y"]
+        gate.release_all()
+        await pool.idle()
+    assert gate.finished.index("y") < gate.finished.index("y2")
+
+
+@sync
+async def test_submit_waits_while_max_waiting_jobs_wait() -> None:
+    gate = Gate()
+    pool = StagePool("t", max_running=1, max_waiting=2)
+    async with pool.running():
+        for i in range(3):
+            await pool.submit(gate.job(f"j{i}"))
+        blocked = asyncio.ensure_future(pool.submit(gate.job("j3")))
+        await settle()
+        assert not blocked.done()
+        gate.release("j0")
+        await asyncio.wait_for(blocked, 5)
+        gate.release_all()
+        await pool.idle()
+    assert len(gate.finished) == 4
+
+
+@sync
+async def test_stale_jobs_are_dropped_unstarted() -> None:
+    gate = Gate()
+    generation = {"now": 1}
+    pool = StagePool("t", max_running=1, max_waiting=100)
+
+    def of(gen: int) -> Callable[[], bool]:
+        return lambda: generation["now"] != gen
+
+    async with pool.running():
+        await pool.submit(gate.job("old-running", stale=of(1)))
+        for i in range(5):
+            await pool.submit(gate.job(f"old{i}", stale=of(1)))
+        await pool.submit(gate.job("keyed-old", stale=of(1), key="k"))
+        generation["now"] = 2
+        pool.drop_stale()  # what the agent does when it sees a new generation
+        await pool.submit(gate.job("new", stale=of(2)))
+        assert pool.waiting == 1  # only "new": the old ones left the queue unstarted
+        gate.release_all()
+        await pool.idle()
+    assert gate.started == ["old-running", "new"]
+
+
+@sync
+async def test_a_crashing_job_does_not_stop_the_pool(caplog: pytest.LogCaptureFixture) -> None:
+    done: list[str] = []
+
+    async def boom() -> None:
+        raise RuntimeError("bug")
+
+    async def fine() -> None:
+        done.append("fine")
+
+    pool = StagePool("t", max_running=1, max_waiting=10)
+    async with pool.running():
+        await pool.submit(Job(boom, key="k"))
+        await pool.submit(Job(fine, key="k"))
+        await pool.idle()
+    assert done == ["fine"]
+    assert "a job crashed" in caplog.text
+
+
+@sync
+async def test_leaving_cancels_jobs_in_progress() -> None:
+    gate = Gate()
+    pool = StagePool("t", max_running=2, max_waiting=10)
+    async with pool.running():
+        await pool.submit(gate.job("a"))
+        await pool.submit(gate.job("b"))
+        await settle()
+        assert gate.running == 2
+    assert gate.running == 0
+    assert gate.finished == []
+    with pytest.raises(RuntimeError):
+        await pool.submit(gate.job("late"))
