@@ -6,9 +6,10 @@ pydantic-avro: the contract needs exact control over names, ``doc`` strings, nul
 different conventions for these.
 
 Mapping: ``str`` -> string, ``int`` -> long (``Annotated[int, AvroInt]`` -> int), ``float`` ->
-double, ``bool`` -> boolean, ``datetime`` -> long/timestamp-millis, ``StrEnum`` -> enum,
-``dict[str, X]`` -> map, ``list[X]`` -> array, ``X | None`` -> ["null", X] with default null,
-nested models -> named records (defined at first use, referenced by full name after).
+double, ``bool`` -> boolean, ``datetime`` -> long/timestamp-millis, ``StrEnum`` -> enum (with
+the enum's ``default`` symbol when the class sets ``__avro_default__``), ``dict[str, X]`` -> map,
+``list[X]`` -> array, ``X | None`` -> ["null", X] with default null, nested models -> named
+records (defined at first use, referenced by full name after).
 """
 
 from __future__ import annotations
@@ -173,6 +174,11 @@ def _plain_type(cls: type, defined: set[str]) -> AvroSchema:
         if cls.__doc__:
             schema["doc"] = " ".join(cls.__doc__.split())
         schema["symbols"] = [member.value for member in cls]
+        default = getattr(cls, "__avro_default__", None)
+        if default is not None:
+            if default not in schema["symbols"]:
+                raise SchemaGenerationError(f"{name}: __avro_default__ {default!r} is no symbol")
+            schema["default"] = default
         return schema
     if cls is bool:  # before int: bool is a subclass of int
         return "boolean"

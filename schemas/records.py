@@ -47,6 +47,17 @@ class AssetKind(StrEnum):
     CODE = "CODE"
 
 
+class Priority(StrEnum):
+    """Which waiting requests are served first: HIGH, then NORMAL, then LOW."""
+
+    # Readers map a symbol they do not know (one added later) to NORMAL instead of failing.
+    __avro_default__ = "NORMAL"
+
+    LOW = "LOW"
+    NORMAL = "NORMAL"
+    HIGH = "HIGH"
+
+
 class CompletionStatus(StrEnum):
     """How a request ended; exactly one completion event carries it."""
 
@@ -174,6 +185,11 @@ class GenerationRequest(AvroModel):
     )
     prior_cost: float = Field(
         0.0, description="USD spent on earlier attempts of this request (generation + judging)."
+    )
+    priority: Priority = Field(  # added after v0.1.0
+        Priority.NORMAL,
+        description="Scheduling lane: waiting requests are served HIGH first, then NORMAL, "
+        "then LOW; within a lane tenants share by weighted fair queuing.",
     )
 
 

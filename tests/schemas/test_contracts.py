@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -182,6 +183,11 @@ def test_every_field_added_with_a_default_keeps_backward_compatibility() -> None
         assert fields[f"GenerationRequest.{optional}"]["default"] is None
     assert fields["GenerationRequest.attempt"]["default"] == 1
     assert fields["GenerationRequest.variables"]["default"] == {}
+    priority = fields["GenerationRequest.priority"]
+    assert priority["default"] == "NORMAL"
+    # the enum's own default lets readers take symbols added later
+    assert priority["type"]["symbols"] == ["LOW", "NORMAL", "HIGH"]
+    assert priority["type"]["default"] == "NORMAL"
 
 
 # --- generation rules --------------------------------------------------------------------------
@@ -255,3 +261,33 @@ def test_generation_of_a_small_model() -> None:
     assert fields["second"]["default"] is None
     assert fields["names"]["default"] == []
     fastavro.parse_schema(schema, named_schemas={})
+
+
+def test_an_enum_default_comes_from_avro_default_and_must_be_a_symbol() -> None:
+    class Lane(StrEnum):
+        """A lane."""
+
+        __avro_default__ = "MID"
+
+        SLOW = "SLOW"
+        MID = "MID"
+
+    class WithLane(BaseModel):
+        lane: Lane = Field(Lane.MID, description="A lane.")
+
+    (field,) = avro_schema(WithLane)["fields"]
+    assert field["type"]["default"] == "MID"
+    assert field["default"] == "MID"
+
+    class Bad(StrEnum):
+        """A lane whose default is no symbol."""
+
+        __avro_default__ = "FAST"
+
+        SLOW = "SLOW"
+
+    class WithBad(BaseModel):
+        lane: Bad = Field(Bad.SLOW, description="A lane.")
+
+    with pytest.raises(SchemaGenerationError, match="'FAST' is no symbol"):
+        avro_schema(WithBad)

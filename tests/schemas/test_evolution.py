@@ -20,6 +20,7 @@ from schemas.records import (
     CompletionStatus,
     GenerationError,
     GenerationRequest,
+    Priority,
     RawAsset,
 )
 from streams.codecs import Codecs, SchemaStore, SingleObjectCodec
@@ -110,3 +111,41 @@ def _status_symbols(schema: dict[str, Any]) -> list[str]:
             symbols: list[str] = field["type"]["symbols"]
             return symbols
     raise AssertionError("no status field")
+
+
+def test_a_v1_request_without_priority_reads_as_normal() -> None:
+    """Encoded with the released writer schema, decoded with today's: the default fills in."""
+    datum = request().model_dump(mode="python")
+    for added in ("feedback", "prior_cost", "priority"):
+        datum.pop(added)
+    v1, data = written_by_v1("generation_request.avsc", datum)
+    assert "priority" not in [f["name"] for f in v1["fields"]]
+    codecs = Codecs.load(SchemaStore())
+    codecs.store.register(v1)
+    decoded = codecs.request.decode(data)
+    assert decoded.priority is Priority.NORMAL
+    assert decoded.request_id == "r-1"
+    assert decoded.variables == {"name": "Ada"}
+
+
+def test_priority_round_trips_with_todays_schema() -> None:
+    codecs = Codecs.load(SchemaStore())
+    for priority in Priority:
+        sent = request().model_copy(update={"priority": priority})
+        assert codecs.request.decode(codecs.request.encode(sent)) == sent
+
+
+def test_a_priority_symbol_added_later_reads_as_the_enum_default() -> None:
+    """A newer producer's unknown symbol resolves to NORMAL instead of failing the decode."""
+    future = schemas.load("GenerationRequest")
+    for field in future["fields"]:
+        if field["name"] == "priority":
+            assert field["type"]["default"] == "NORMAL"
+            field["type"]["symbols"].append("URGENT")
+    datum = request().model_dump(mode="python")
+    datum["priority"] = "URGENT"
+    store = SchemaStore()
+    store.register(future)
+    data = SingleObjectCodec(AssetCompleted, future, store).encode_dict(datum)
+    codecs = Codecs.load(store)
+    assert codecs.request.decode(data).priority is Priority.NORMAL

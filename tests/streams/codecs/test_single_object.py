@@ -507,11 +507,11 @@ def test_newer_writer_with_an_extra_field_is_read_without_it(codecs: Codecs) -> 
     newer = schemas.load("GenerationRequest")
     newer["fields"] = [
         *newer["fields"],
-        {"name": "priority", "type": ["null", "int"], "default": None, "doc": "Queue priority."},
+        {"name": "shelf_days", "type": ["null", "int"], "default": None, "doc": "Shelf life."},
     ]
     fp = codecs.store.register(newer)
     record = make_request()
-    decoded = codecs.request.decode(frame(fp, newer, {**record.model_dump(), "priority": 7}))
+    decoded = codecs.request.decode(frame(fp, newer, {**record.model_dump(), "shelf_days": 7}))
     assert decoded == record
 
 
@@ -557,12 +557,12 @@ def test_reader_schema_newer_than_the_model_is_a_record_validation_error() -> No
     newer = schemas.load("GenerationRequest")
     newer["fields"] = [
         *newer["fields"],
-        {"name": "priority", "type": ["null", "int"], "default": None, "doc": "Queue priority."},
+        {"name": "shelf_days", "type": ["null", "int"], "default": None, "doc": "Shelf life."},
     ]
     codec = SingleObjectCodec(GenerationRequest, newer, SchemaStore())
-    data = codec.encode_dict({**make_request().model_dump(), "priority": 3})
-    assert codec.decode_dict(data)["priority"] == 3
-    with pytest.raises(RecordValidationError, match="GenerationRequest is invalid at priority"):
+    data = codec.encode_dict({**make_request().model_dump(), "shelf_days": 3})
+    assert codec.decode_dict(data)["shelf_days"] == 3
+    with pytest.raises(RecordValidationError, match="GenerationRequest is invalid at shelf_days"):
         codec.decode(data)
 
 
