@@ -139,10 +139,25 @@ class Fallback(_Strict):
         return self
 
 
+class VersionSplit(ChainEntry):
+    """A pinned model that takes ``share`` of an alias's traffic beside its chain: a canary
+    (served and delivered in front of the chain) or a shadow (a mirror: generated and
+    validated, never delivered). Which requests is decided by request id
+    (:mod:`agents.inference.routing.versions`)."""
+
+    share: float = Field(ge=0, le=1, description="Share of the alias's requests, 0..1.")
+
+
 class Alias(_Strict):
     chain: list[ChainEntry] = Field(min_length=1)
     latency_budget_ms: int = Field(DEFAULT_LATENCY_BUDGET_MS, ge=1)
     fallback: Fallback | None = None
+    canary: VersionSplit | None = Field(
+        None, description="Serves its share of the requests first; the chain is its failover."
+    )
+    shadow: VersionSplit | None = Field(
+        None, description="Mirrors its share of the requests: generated, validated, never sent."
+    )
 
 
 #: A spend ceiling in USD: finite and never negative (a negative one was silently accepted).
@@ -199,7 +214,7 @@ class RoutingConfig(_Strict):
             if name not in self.aliases:
                 raise ValueError(f"default_aliases.{kind.value} {name!r} is not among the aliases")
         for name, alias in self.aliases.items():
-            for entry in alias.chain:
+            for entry in (*alias.chain, *filter(None, (alias.canary, alias.shadow))):
                 if entry.provider not in self.providers:
                     raise ValueError(
                         f"alias {name!r} uses provider {entry.provider!r}, which is not defined"

@@ -11,6 +11,7 @@ from agents.inference.routing.config import (
     OfflineConfig,
     RoutingConfig,
 )
+from agents.inference.routing.versions import with_canary
 from schemas.errors import AssetlineError
 from schemas.records import GenerationRequest
 
@@ -71,9 +72,8 @@ def plan_for(request: GenerationRequest, config: RoutingConfig) -> Plan:
                     "routing.unknown_model",
                     f"alias {name!r} has no model {_describe(spec.provider, spec.version)}",
                 )
-        return Plan(
-            name, tuple(chain), latency_budget(budget, alias.latency_budget_ms), alias.fallback
-        )
+        served = with_canary(name, alias, request, tuple(chain))  # versions.py: canary first?
+        return Plan(name, served, latency_budget(budget, alias.latency_budget_ms), alias.fallback)
     provider = spec.provider
     if provider not in config.providers:
         known = ", ".join(sorted(config.providers))
