@@ -184,6 +184,7 @@ async def send(
     timeout_s: float,
     headers: Mapping[str, str] | None = None,
     json_body: Any = None,
+    content: bytes | None = None,
     max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     secrets: Sequence[str] = (),
     is_refusal: RefusalCheck | None = None,
@@ -194,6 +195,7 @@ async def send(
     ``timeout_s`` bounds the whole exchange (connect, upload, every byte of the answer), not
     each socket read, so a server trickling bytes cannot stretch a call past its budget.
     ``secrets`` are scrubbed from every message, in case a server echoes one back.
+    ``content`` is a ready body (a multipart upload) sent instead of ``json_body``.
     """
     try:
         async with asyncio.timeout(timeout_s):
@@ -203,6 +205,7 @@ async def send(
                 url,
                 headers=headers,
                 json_body=json_body,
+                content=content,
                 timeout_s=timeout_s,
                 max_bytes=max_bytes,
                 follow_redirects=follow_redirects,
@@ -337,6 +340,7 @@ async def _exchange(
     *,
     headers: Mapping[str, str] | None,
     json_body: Any,
+    content: bytes | None,
     timeout_s: float,
     max_bytes: int,
     follow_redirects: bool,
@@ -347,6 +351,7 @@ async def _exchange(
         url,
         headers=dict(headers or {}),
         json=json_body,
+        content=content,
         timeout=httpx.Timeout(timeout_s),
         follow_redirects=follow_redirects,
     ) as response:

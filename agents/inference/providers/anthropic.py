@@ -34,7 +34,7 @@ from agents.inference.providers.base import (
 )
 from schemas.records import AssetKind
 
-__all__ = ["AnthropicConfig", "AnthropicProvider"]
+__all__ = ["AnthropicConfig", "AnthropicProvider", "message_generated", "messages_body"]
 
 #: ``max_tokens`` is mandatory in the Messages API; this applies when routing sets none.
 DEFAULT_MAX_TOKENS: Final = 1024
@@ -77,16 +77,7 @@ class AnthropicProvider(PooledAdapter):
         self._headers: Mapping[str, str] = headers
 
     async def generate(self, call: ProviderCall) -> Generated:
-        request = call.request
-        if request.kind is AssetKind.IMAGE:
-            raise ProviderError("provider.unsupported", f"{self.name}: cannot make images")
-        body: dict[str, Any] = {
-            "model": call.model,
-            "max_tokens": call.max_output_tokens or DEFAULT_MAX_TOKENS,
-            "system": instructions(request, schema_in_prompt=True),
-            "messages": [{"role": "user", "content": _user_content(call, self.name)}],
-        }
-        body.update(call.params)
+        body = messages_body(call, self.name)
         payload = await post_json(
             self._client,
             self._url,
@@ -97,36 +88,57 @@ class AnthropicProvider(PooledAdapter):
             max_bytes=self.config.max_response_bytes,
             secrets=self._secrets,
         )
-        usage = Usage(
-            input_tokens=optional_int(payload, "usage.input_tokens"),
-            output_tokens=optional_int(payload, "usage.output_tokens"),
+        return message_generated(payload, call, self.name)
+
+
+def messages_body(call: ProviderCall, provider: str) -> dict[str, Any]:
+    """The Messages API body for one call (also a batch request's ``params``)."""
+    request = call.request
+    if request.kind is AssetKind.IMAGE:
+        raise ProviderError("provider.unsupported", f"{provider}: cannot make images")
+    body: dict[str, Any] = {
+        "model": call.model,
+        "max_tokens": call.max_output_tokens or DEFAULT_MAX_TOKENS,
+        "system": instructions(request, schema_in_prompt=True),
+        "messages": [{"role": "user", "content": _user_content(call, provider)}],
+    }
+    body.update(call.params)
+    return body
+
+
+def message_generated(payload: Mapping[str, Any], call: ProviderCall, provider: str) -> Generated:
+    """The asset in a Messages API answer (also a succeeded batch result's ``message``), or
+    the :class:`ProviderError` it amounts to (refusal, no text)."""
+    request = call.request
+    usage = Usage(
+        input_tokens=optional_int(payload, "usage.input_tokens"),
+        output_tokens=optional_int(payload, "usage.output_tokens"),
+    )
+    if payload.get("stop_reason") == "refusal":
+        raise ProviderError(
+            "provider.refused", f"{provider}: model refused", refusal=True, usage=usage
         )
-        if payload.get("stop_reason") == "refusal":
-            raise ProviderError(
-                "provider.refused", f"{self.name}: model refused", refusal=True, usage=usage
-            )
-        blocks = lookup(payload, "content", self.name)
-        if not isinstance(blocks, list):
-            raise bad_response(self.name, "'content' is not a list")
-        text = "".join(
-            block["text"]
-            for block in blocks
-            if isinstance(block, dict)
-            and block.get("type") == "text"
-            and isinstance(block.get("text"), str)
-        )
-        if not text.strip():
-            raise bad_response(self.name, "no text in 'content'")
-        if request.kind in (AssetKind.JSON, AssetKind.CODE):
-            text = strip_fence(text)
-        version = payload.get("model")
-        return Generated(
-            data=text.encode("utf-8"),
-            media_type=media_type(request),
-            provider=self.name,
-            model_version=reported_model(version, call.model),
-            usage=usage,
-        )
+    blocks = lookup(payload, "content", provider)
+    if not isinstance(blocks, list):
+        raise bad_response(provider, "'content' is not a list")
+    text = "".join(
+        block["text"]
+        for block in blocks
+        if isinstance(block, dict)
+        and block.get("type") == "text"
+        and isinstance(block.get("text"), str)
+    )
+    if not text.strip():
+        raise bad_response(provider, "no text in 'content'")
+    if request.kind in (AssetKind.JSON, AssetKind.CODE):
+        text = strip_fence(text)
+    return Generated(
+        data=text.encode("utf-8"),
+        media_type=media_type(request),
+        provider=provider,
+        model_version=reported_model(payload.get("model"), call.model),
+        usage=usage,
+    )
 
 
 def _user_content(call: ProviderCall, provider: str) -> str | list[dict[str, Any]]:

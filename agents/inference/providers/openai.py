@@ -46,7 +46,7 @@ from agents.inference.providers.base import (
 from schemas.records import AssetKind
 from streams.redaction import redact_and_truncate
 
-__all__ = ["OpenAIConfig", "OpenAIProvider"]
+__all__ = ["OpenAIConfig", "OpenAIProvider", "chat_body", "chat_generated"]
 
 #: Error ``type``/``code`` fragments OpenAI-style servers use for policy rejections.
 _POLICY_MARKERS: Final = ("content_policy", "content_filter", "moderation", "safety")
@@ -113,58 +113,9 @@ class OpenAIProvider(PooledAdapter):
         return await self._chat(call)
 
     async def _chat(self, call: ProviderCall) -> Generated:
-        request = call.request
-        # A plain string unless there are attachments: some compatible servers take only that.
-        user: str | list[dict[str, Any]] = call.prompt
-        if call.attachments:
-            user = [
-                {"type": "text", "text": call.prompt},
-                *(_image_part(attachment, self.name) for attachment in call.attachments),
-            ]
-        body: dict[str, Any] = {
-            "model": call.model,
-            "messages": [
-                {"role": "system", "content": instructions(request)},
-                {"role": "user", "content": user},
-            ],
-        }
-        # Newer models take max_completion_tokens instead; a config that sets it wins.
-        if call.max_output_tokens is not None and "max_completion_tokens" not in call.params:
-            body["max_tokens"] = call.max_output_tokens
-        if request.kind is AssetKind.JSON:
-            body["response_format"] = _json_format(request.constraints.json_schema, self.name)
-        body.update(call.params)
+        body = chat_body(call, self.name)
         payload = await self._post("/chat/completions", body, call.timeout_s)
-        usage = Usage(
-            input_tokens=optional_int(payload, "usage.prompt_tokens"),
-            output_tokens=optional_int(payload, "usage.completion_tokens"),
-        )
-        message = lookup(payload, "choices.0.message", self.name)
-        if not isinstance(message, dict):
-            raise bad_response(self.name, "choices[0].message is not an object")
-        refusal = message.get("refusal")
-        finish_reason = lookup(payload, "choices.0", self.name).get("finish_reason")
-        if refusal or finish_reason == "content_filter":
-            reason = refusal if isinstance(refusal, str) else "content filter"
-            raise ProviderError(
-                "provider.refused",
-                f"{self.name}: model refused: "
-                + redact_and_truncate(reason, self._secrets, _REFUSAL_CHARS),
-                refusal=True,
-                usage=usage,
-            )
-        content = message.get("content")
-        if not isinstance(content, str) or not content.strip():
-            raise bad_response(self.name, "choices[0].message.content is empty")
-        if request.kind in (AssetKind.JSON, AssetKind.CODE):
-            content = strip_fence(content)
-        return Generated(
-            data=content.encode("utf-8"),
-            media_type=media_type(request),
-            provider=self.name,
-            model_version=_model_version(payload, call.model),
-            usage=usage,
-        )
+        return chat_generated(payload, call, self.name, self._secrets)
 
     async def _image(self, call: ProviderCall) -> Generated:
         if call.attachments:  # /images/generations takes a prompt only; never drop them silently
@@ -240,6 +191,69 @@ class OpenAIProvider(PooledAdapter):
             allow=self.config.result_url_allow,
             resolver=self._resolver,
         )
+
+
+def chat_body(call: ProviderCall, provider: str) -> dict[str, Any]:
+    """The ``/chat/completions`` body for a text, JSON or code call (also one line of a batch)."""
+    request = call.request
+    # A plain string unless there are attachments: some compatible servers take only that.
+    user: str | list[dict[str, Any]] = call.prompt
+    if call.attachments:
+        user = [
+            {"type": "text", "text": call.prompt},
+            *(_image_part(attachment, provider) for attachment in call.attachments),
+        ]
+    body: dict[str, Any] = {
+        "model": call.model,
+        "messages": [
+            {"role": "system", "content": instructions(request)},
+            {"role": "user", "content": user},
+        ],
+    }
+    # Newer models take max_completion_tokens instead; a config that sets it wins.
+    if call.max_output_tokens is not None and "max_completion_tokens" not in call.params:
+        body["max_tokens"] = call.max_output_tokens
+    if request.kind is AssetKind.JSON:
+        body["response_format"] = _json_format(request.constraints.json_schema, provider)
+    body.update(call.params)
+    return body
+
+
+def chat_generated(
+    payload: Mapping[str, Any], call: ProviderCall, provider: str, secrets: tuple[str, ...]
+) -> Generated:
+    """The asset in a ``/chat/completions`` answer (also a batch output line's body), or the
+    :class:`ProviderError` it amounts to (refusal, empty content)."""
+    request = call.request
+    usage = Usage(
+        input_tokens=optional_int(payload, "usage.prompt_tokens"),
+        output_tokens=optional_int(payload, "usage.completion_tokens"),
+    )
+    message = lookup(payload, "choices.0.message", provider)
+    if not isinstance(message, dict):
+        raise bad_response(provider, "choices[0].message is not an object")
+    refusal = message.get("refusal")
+    finish_reason = lookup(payload, "choices.0", provider).get("finish_reason")
+    if refusal or finish_reason == "content_filter":
+        reason = refusal if isinstance(refusal, str) else "content filter"
+        raise ProviderError(
+            "provider.refused",
+            f"{provider}: model refused: " + redact_and_truncate(reason, secrets, _REFUSAL_CHARS),
+            refusal=True,
+            usage=usage,
+        )
+    content = message.get("content")
+    if not isinstance(content, str) or not content.strip():
+        raise bad_response(provider, "choices[0].message.content is empty")
+    if request.kind in (AssetKind.JSON, AssetKind.CODE):
+        content = strip_fence(content)
+    return Generated(
+        data=content.encode("utf-8"),
+        media_type=media_type(request),
+        provider=provider,
+        model_version=_model_version(payload, call.model),
+        usage=usage,
+    )
 
 
 def _json_format(schema_text: str | None, provider: str) -> dict[str, Any]:
