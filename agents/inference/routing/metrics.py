@@ -25,6 +25,7 @@ class ProviderMetrics(NamedTuple):
     fallbacks: Counter
     rate_limit: Gauge
     group_members: Gauge
+    in_flight_limit: Gauge
 
     @classmethod
     def build(cls, registry: CollectorRegistry) -> ProviderMetrics:
@@ -74,7 +75,7 @@ class ProviderMetrics(NamedTuple):
             ),
             budget_kills=Counter(
                 "assetline_budget_kills",
-                "Requests stopped by a budget, by kind (latency, cost).",
+                "Requests stopped by a budget, by kind (latency, cost, deadline).",
                 ["alias", "kind"],
                 registry=registry,
             ),
@@ -94,6 +95,13 @@ class ProviderMetrics(NamedTuple):
                 "assetline_group_members",
                 "Live workers of the consumer group at the last rebalance (rate limits are "
                 "split between them).",
+                registry=registry,
+            ),
+            in_flight_limit=Gauge(
+                "assetline_provider_in_flight_limit",
+                "Calls this worker lets be in flight to a provider at once (learned from its "
+                "answers: grows while they are fast, halves on 429s and timeouts).",
+                ["provider"],
                 registry=registry,
             ),
         )

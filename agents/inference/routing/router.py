@@ -35,8 +35,9 @@ from agents.inference.providers.base import (
     ProviderError,
     Usage,
 )
+from agents.inference.routing.adaptive_limit import DEFAULT_MAX_IN_FLIGHT, AdaptiveLimit, Signal
 from agents.inference.routing.backoff import RetryPolicy
-from agents.inference.routing.breaker import BreakerState, CircuitBreaker
+from agents.inference.routing.breaker import STATE_DETAIL, BreakerState, CircuitBreaker
 from agents.inference.routing.budget import (
     BudgetGuard,
     BudgetViolation,
@@ -55,12 +56,15 @@ from agents.inference.routing.metrics import BREAKER_STATE_VALUES, ProviderMetri
 from agents.inference.routing.plan import Plan, RoutingError, plan_for
 from agents.inference.routing.rate_limit import RateLimitTimeout, TokenBucket
 from agents.inference.routing.spend import GENERATE_LANE
+from agents.scheduling import schedule_of
 from schemas.records import Alert, AlertKind, GenerationRequest, ProviderAttempt
 
 log = logging.getLogger(__name__)
 
 #: Error codes of the router's own verdicts (the adapters' codes are ``provider.*``).
 BUDGET_EXCEEDED = "budget_exceeded"
+#: The request's deadline (created_at + latency budget) passed before a call could start.
+DEADLINE_EXCEEDED = "deadline_exceeded"
 COST_BUDGET_EXCEEDED = "cost_budget_exceeded"
 BREAKER_OPEN = "breaker.open"
 RATE_LIMITED_LOCALLY = "ratelimit.wait_exceeds_budget"
@@ -121,6 +125,8 @@ class ModelRouter:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        weight: Callable[[str], float] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         missing = sorted(set(config.providers) - set(providers))
         if missing:
@@ -131,6 +137,7 @@ class ModelRouter:
         self.metrics = metrics
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._clock = clock
+        self._wall_clock = wall_clock
         self._sleep = sleep
         self._pending_alerts: list[Alert] = []
         self.breakers = {
@@ -148,6 +155,19 @@ class ModelRouter:
             for name, spec in config.providers.items()
             if spec.rate_limit is not None
         }
+        #: Calls in flight per provider, learned from its answers; waiters in the line's order.
+        self.limits = {
+            name: AdaptiveLimit(
+                name,
+                maximum=spec.max_in_flight or DEFAULT_MAX_IN_FLIGHT,
+                weight=weight,
+                clock=clock,
+                on_change=self._limit_changed,
+            )
+            for name, spec in config.providers.items()
+        }
+        for name, limit in self.limits.items():
+            metrics.in_flight_limit.labels(name).set(limit.limit)
         for name in self.breakers:
             metrics.breaker_state.labels(name).set(0)
         for name, bucket in self.buckets.items():
@@ -184,6 +204,17 @@ class ModelRouter:
         )
         return True
 
+    def peer_breaker_closed(self, provider: str, closed_ago_s: float = 0.0) -> bool:
+        """Another worker of the group closed its breaker of ``provider`` ``closed_ago_s`` ago
+        (its probe succeeded): close ours too when it is open only because a peer's opened
+        (see :meth:`CircuitBreaker.untrip`). True when it closed."""
+        breaker = self.breakers.get(provider)
+        if breaker is None or not breaker.untrip(closed_ago_s):
+            return False
+        self.metrics.breaker_state.labels(provider).set(BREAKER_STATE_VALUES["closed"])
+        log.info("circuit breaker of provider %s closed: another worker closed its own", provider)
+        return True
+
     async def route(self, request: GenerationRequest) -> RouteResult:
         try:
             plan = plan_for(request, self.config)
@@ -192,14 +223,12 @@ class ModelRouter:
             result.error = ProviderError(exc.code, exc.message)
             return result
         budget_s = plan.latency_budget_ms / 1000.0
-        run = _Run(
-            request,
-            plan,
-            render_prompt(request),
-            self._clock() + budget_s,
-            RouteResult(request, plan.alias, fallback_allowed=plan.fallback is not None),
-        )
-        return await self._execute(run, budget_s)
+        remaining_s = deadline_remaining_s(request, budget_s, self._wall_clock())
+        result = RouteResult(request, plan.alias, fallback_allowed=plan.fallback is not None)
+        if remaining_s <= 0:
+            return self._deadline_passed(request, plan, result, budget_s - remaining_s)
+        run = _Run(request, plan, render_prompt(request), self._clock() + remaining_s, result)
+        return await self._execute(run, remaining_s)
 
     async def call_pinned(
         self,
@@ -273,22 +302,9 @@ class ModelRouter:
                 run.blocked = violation
                 self._skip(run, entry, COST_BUDGET_EXCEEDED, violation.message)
                 return False
-            bucket = self.buckets.get(entry.provider)
-            if bucket is not None:
-                try:
-                    await bucket.acquire(max_wait_s=self._remaining(run))
-                except RateLimitTimeout:
-                    self._skip(run, entry, RATE_LIMITED_LOCALLY, "rate limit wait exceeds budget")
-                    return False
-            if not breaker.allow():
-                self._skip(
-                    run,
-                    entry,
-                    BREAKER_OPEN,
-                    f"circuit open; next probe in {breaker.retry_in_s():.1f}s",
-                )
-                return False
-            outcome = await self._call(run, entry, breaker)
+            outcome = await self._call_in_slot(run, entry, breaker)
+            if outcome is None:
+                return False  # skipped by the rate limit or the breaker
             if isinstance(outcome, Generated):
                 run.result.generated = outcome
                 run.result.served_by = entry
@@ -302,6 +318,35 @@ class ModelRouter:
                 return False  # failing over now beats sleeping into the latency budget
             await self._sleep(delay)
         return False
+
+    async def _call_in_slot(
+        self, run: _Run, entry: ChainEntry, breaker: CircuitBreaker
+    ) -> Generated | ProviderError | None:
+        """One call in one of the provider's in-flight slots, waited for in the line's order
+        (priority, then the tenant's fair share); None when the rate limit or the breaker
+        skipped the rung. The slot is taken first so that a breaker's half-open probe is not
+        held while the request waits for room."""
+        schedule = schedule_of(run.request)
+        limit = self.limits[entry.provider]
+        async with limit.slot(priority=schedule.rank, flow=schedule.flow) as permit:
+            bucket = self.buckets.get(entry.provider)
+            if bucket is not None:
+                try:
+                    await bucket.acquire(max_wait_s=self._remaining(run))
+                except RateLimitTimeout:
+                    self._skip(run, entry, RATE_LIMITED_LOCALLY, "rate limit wait exceeds budget")
+                    return None
+            if not breaker.allow():
+                self._skip(
+                    run,
+                    entry,
+                    BREAKER_OPEN,
+                    f"circuit open; next probe in {breaker.retry_in_s():.1f}s",
+                )
+                return None
+            outcome = await self._call(run, entry, breaker)
+            permit.done(load_signal(outcome))
+            return outcome
 
     async def _call(
         self, run: _Run, entry: ChainEntry, breaker: CircuitBreaker
@@ -378,6 +423,9 @@ class ModelRouter:
     def _budget_killed(self, run: _Run, budget_s: float) -> None:
         result = run.result
         elapsed_ms = (self._clock() - (run.deadline - budget_s)) * 1000.0
+        if run.in_flight is None:
+            self._deadline_killed(run, elapsed_ms)
+            return
         if run.in_flight is not None:
             entry = run.in_flight.entry
             call_ms = (self._clock() - run.in_flight.started) * 1000.0
@@ -403,6 +451,37 @@ class ModelRouter:
                 {"budget_ms": str(run.plan.latency_budget_ms), "elapsed_ms": f"{elapsed_ms:.1f}"},
             )
         )
+
+    def _deadline_killed(self, run: _Run, elapsed_ms: float) -> None:
+        """The deadline passed while no call was in flight (waiting for a provider's slot or
+        between retries): nothing more is sent, nothing more is spent."""
+        result = run.result
+        waited = "" if result.attempts else " before any call started"
+        result.generated = None
+        result.error = ProviderError(
+            DEADLINE_EXCEEDED,
+            f"deadline of {run.plan.latency_budget_ms} ms from created_at passed{waited} "
+            f"({elapsed_ms:.0f} ms in this worker)",
+        )
+        result.fallback_allowed = False
+        self.metrics.budget_kills.labels(run.plan.alias or "", "deadline").inc()
+
+    def _deadline_passed(
+        self, request: GenerationRequest, plan: Plan, result: RouteResult, elapsed_s: float
+    ) -> RouteResult:
+        """The request's deadline passed before the router saw it (it waited that long in
+        queues, or is a re-generation that used its time up): fail it unsent."""
+        result.error = ProviderError(
+            DEADLINE_EXCEEDED,
+            f"deadline of {plan.latency_budget_ms} ms from created_at passed "
+            f"{(elapsed_s * 1000.0) - plan.latency_budget_ms:.0f} ms ago, before any call",
+        )
+        result.fallback_allowed = False
+        self.metrics.budget_kills.labels(plan.alias or "", "deadline").inc()
+        return result
+
+    def _limit_changed(self, name: str, limit: float) -> None:
+        self.metrics.in_flight_limit.labels(name).set(limit)
 
     def _finish(self, run: _Run) -> None:
         """Turn an exhausted chain into its final verdict."""
@@ -469,16 +548,24 @@ class ModelRouter:
 
     def _breaker_changed(self, name: str, state: BreakerState) -> None:
         self.metrics.breaker_state.labels(name).set(BREAKER_STATE_VALUES[state.value.lower()])
+        if state is BreakerState.HALF_OPEN:
+            return
+        # A closing travels as a BREAKER_OPENED alert with details state=closed: a new enum
+        # symbol would be unreadable to every Alert reader built before it (no enum default).
         if state is BreakerState.OPEN:
             log.warning("circuit breaker of provider %s opened", name)
-            self._pending_alerts.append(
-                Alert(
-                    alert_id=str(uuid.uuid4()),
-                    kind=AlertKind.BREAKER_OPENED,
-                    message=f"circuit breaker of provider {name!r} opened",
-                    provider=name,
-                )
+        else:
+            log.info("circuit breaker of provider %s closed", name)
+        went = "opened" if state is BreakerState.OPEN else "closed"
+        self._pending_alerts.append(
+            Alert(
+                alert_id=str(uuid.uuid4()),
+                kind=AlertKind.BREAKER_OPENED,
+                message=f"circuit breaker of provider {name!r} {went}",
+                provider=name,
+                details={STATE_DETAIL: state.value},
             )
+        )
 
     def _drain_alerts(self) -> list[Alert]:
         alerts, self._pending_alerts = self._pending_alerts, []
@@ -526,3 +613,31 @@ def _attempt(
         output_tokens=usage.output_tokens,
         images=usage.images,
     )
+
+
+#: Provider answers that say "too much load": the in-flight limit shrinks.
+OVERLOAD_CODES = frozenset({"provider.rate_limited", "provider.unavailable", "provider.timeout"})
+#: Answers that say nothing about load (it was not reached).
+UNREACHED_CODES = frozenset({"provider.connect", "provider.unsafe_url"})
+
+
+def load_signal(outcome: Generated | ProviderError) -> Signal:
+    """What one call's outcome tells the provider's in-flight limit."""
+    if isinstance(outcome, Generated):
+        return Signal.OK
+    if outcome.code in OVERLOAD_CODES:
+        return Signal.OVERLOAD
+    if outcome.code in UNREACHED_CODES:
+        return Signal.IGNORE
+    return Signal.OK  # it answered; the request was the problem
+
+
+def deadline_remaining_s(request: GenerationRequest, budget_s: float, now_s: float) -> float:
+    """Seconds left of the request's deadline, ``created_at`` + its latency budget.
+
+    The deadline spans the time the request waited in topics and queues and every attempt: a
+    re-generation keeps ``created_at``, so it inherits what is left. A ``created_at`` in the
+    future (a producer's clock ahead of ours) counts as now, never as extra time.
+    """
+    created_s = request.created_at.timestamp()
+    return budget_s - max(0.0, now_s - created_s)

@@ -1,0 +1,44 @@
+"""Who is served first when work waits: the request's priority, then its tenant's fair share.
+
+Every place where requests wait for a scarce thing orders them the same way: a stage's pool of
+events (:class:`streams.stage_pool.StagePool`) and a provider's in-flight slots
+(:class:`agents.inference.routing.adaptive_limit.AdaptiveLimit`). This module turns a request
+into that order's terms, so the stages and the router agree on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from schemas.records import GenerationRequest, Priority
+
+#: Pool and limiter ranks: a higher rank is served first.
+PRIORITY_RANK: Final[Mapping[Priority, int]] = {
+    Priority.LOW: 0,
+    Priority.NORMAL: 1,
+    Priority.HIGH: 2,
+}
+NORMAL_RANK: Final = PRIORITY_RANK[Priority.NORMAL]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Where one request stands in line: its rank and its flow (the tenant)."""
+
+    rank: int = NORMAL_RANK
+    flow: str = ""
+
+
+def schedule_of(request: GenerationRequest | None) -> Schedule:
+    """The request's place in line; an undecodable event waits as NORMAL of no tenant."""
+    if request is None:
+        return Schedule()
+    return Schedule(PRIORITY_RANK.get(request.priority, NORMAL_RANK), request.tenant)
+
+
+def tenant_weights(weights: Mapping[str, float] | None) -> Callable[[str], float]:
+    """A tenant's weight among waiting requests of one priority (unnamed tenants: 1.0)."""
+    table = dict(weights or {})
+    return lambda tenant: table.get(tenant, 1.0)

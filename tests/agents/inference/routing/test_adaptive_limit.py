@@ -1,0 +1,164 @@
+"""AdaptiveLimit: slow start, additive increase, multiplicative decrease, fair waiters."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from agents.inference.routing.adaptive_limit import AdaptiveLimit, Signal
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def hold(limit: AdaptiveLimit, n: int, signal: Signal, clock: Clock, latency: float) -> None:
+    """Run ``n`` calls concurrently that each take ``latency`` (fake clock) and end ``signal``."""
+    release = asyncio.Event()
+
+    async def call() -> None:
+        async with limit.slot() as permit:
+            await release.wait()
+            permit.done(signal)
+
+    tasks = [asyncio.ensure_future(call()) for _ in range(n)]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    clock.now += latency
+    release.set()
+    await asyncio.gather(*tasks)
+
+
+def test_slow_start_doubles_the_limit_every_round_trip_while_it_is_used() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit("p", initial=4, maximum=1000, clock=clock)
+
+    async def go() -> list[float]:
+        seen = []
+        for _ in range(4):
+            await hold(limit, int(limit.limit), Signal.OK, clock, 2.0)
+            seen.append(limit.limit)
+        return seen
+
+    seen = [4.0, *asyncio.run(go())]
+    # About doubling (the threshold of "in use" rises with the limit during a round trip).
+    assert all(1.75 <= b / a <= 2.0 for a, b in itertools.pairwise(seen)), seen
+
+
+def test_an_unused_limit_does_not_grow() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit("p", initial=16, clock=clock)
+
+    async def go() -> None:
+        for _ in range(50):
+            await hold(limit, 2, Signal.OK, clock, 1.0)
+
+    asyncio.run(go())
+    assert limit.limit == 16
+
+
+def test_overload_halves_the_limit_once_per_round_trip_then_grows_additively() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit("p", initial=64, clock=clock)
+
+    async def go() -> None:
+        await hold(limit, 64, Signal.OVERLOAD, clock, 1.0)  # a burst of 429s: one cut
+        assert limit.limit == 32
+        assert not limit.slow_start
+        await hold(limit, 32, Signal.OK, clock, 1.0)  # one round trip: about +1
+
+    asyncio.run(go())
+    assert limit.limit == pytest.approx(33, abs=0.1)
+    assert limit.decreases == 1
+
+
+def test_rising_latency_cuts_the_limit() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit("p", initial=8, maximum=8, clock=clock)
+
+    async def go() -> None:
+        for _ in range(30):
+            await hold(limit, 8, Signal.OK, clock, 1.0)
+        assert limit.limit == 8
+        for _ in range(10):
+            await hold(limit, 1, Signal.OK, clock, 10.0)
+
+    asyncio.run(go())
+    assert limit.limit < 8
+    assert limit.decreases >= 1
+
+
+def test_the_limit_stays_within_one_and_the_maximum() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit("p", initial=2, maximum=5, clock=clock)
+
+    async def go() -> None:
+        for _ in range(10):
+            await hold(limit, 5, Signal.OK, clock, 1.0)
+        assert limit.limit == 5
+        for _ in range(20):
+            clock.now += 100
+            await hold(limit, 1, Signal.OVERLOAD, clock, 1.0)
+
+    asyncio.run(go())
+    assert limit.limit == 1
+
+
+def test_waiters_are_served_by_priority_then_fair_share() -> None:
+    limit = AdaptiveLimit("p", initial=1, maximum=1)
+    order: list[str] = []
+
+    async def call(name: str, priority: int, flow: str, gate: asyncio.Event) -> None:
+        async with limit.slot(priority=priority, flow=flow):
+            order.append(name)
+            await gate.wait()
+
+    async def go() -> None:
+        gate = asyncio.Event()
+        gate.set()
+        first_gate = asyncio.Event()
+        first = asyncio.ensure_future(call("first", 1, "a", first_gate))
+        await asyncio.sleep(0)
+        others = [asyncio.ensure_future(call(f"a{i}", 1, "a", gate)) for i in range(3)]
+        others.append(asyncio.ensure_future(call("b0", 1, "b", gate)))
+        others.append(asyncio.ensure_future(call("hero", 2, "c", gate)))
+        await asyncio.sleep(0)
+        assert limit.waiting == 5
+        first_gate.set()
+        await asyncio.gather(first, *others)
+
+    asyncio.run(go())
+    assert order[:4] == ["first", "hero", "a0", "b0"]
+
+
+def test_a_cancelled_waiter_gives_up_its_place() -> None:
+    limit = AdaptiveLimit("p", initial=1, maximum=1)
+
+    async def go() -> None:
+        gate = asyncio.Event()
+
+        async def holder() -> None:
+            async with limit.slot():
+                await gate.wait()
+
+        first = asyncio.ensure_future(holder())
+        await asyncio.sleep(0)
+        waiting = asyncio.ensure_future(holder())
+        await asyncio.sleep(0)
+        assert limit.waiting == 1
+        waiting.cancel()
+        await asyncio.sleep(0)
+        assert limit.waiting == 0
+        gate.set()
+        await first
+        assert limit.in_flight == 0
+        async with limit.slot():
+            assert limit.in_flight == 1
+
+    asyncio.run(go())
