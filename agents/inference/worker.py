@@ -31,6 +31,7 @@ from aiokafka.errors import KafkaError
 from agents.inference.providers.base import Provider
 from agents.inference.providers.offline import OfflineProvider
 from agents.inference.routing.adapters import build_adapters, close_adapters
+from agents.inference.routing.breaker import STATE_DETAIL, BreakerState
 from agents.inference.routing.budget import BudgetGuard
 from agents.inference.routing.config import RoutingConfig, load_routing
 from agents.inference.routing.metrics import ProviderMetrics
@@ -150,9 +151,12 @@ def _build(line: Line) -> WorkerInference:
 def _follow_breakers(line: Line, router: ModelRouter) -> None:
     """Breaker state shared across the group: a BREAKER_OPENED alert on ``.alerts`` (what a
     worker publishes when its breaker of a provider opens) opens this worker's breaker of that
-    provider too, for what is left of its ``reset_after_s``. Reading starts at the alerts of
-    the last ``reset_after_s`` (the longest of the providers'), so a worker that starts while
-    a peer's breaker is open opens its own too."""
+    provider too, for what is left of its ``reset_after_s``; one with details ``state=closed``
+    (published when a worker's probe found the provider healthy again) closes a breaker this
+    worker opened only because of a peer. Reading starts at the alerts of the last
+    ``reset_after_s`` (the longest of the providers'), so a worker that starts while a peer's
+    breaker is open opens its own too. Ages come from the alert's own ``at``, so an alert
+    sent again (a reused generation's) does not count as new."""
     settings = line.settings
     topic = line.topics.names.alerts
     codec = line.codecs.alert
@@ -164,16 +168,19 @@ def _follow_breakers(line: Line, router: ModelRouter) -> None:
                 reader = await open_topic_reader(settings, topic)
                 try:
                     await _seek_to_time(reader, time.time() - lookback_s)
-                    log.info("following breaker openings on %s", topic)
+                    log.info("following breaker openings and closings on %s", topic)
                     while True:
                         batch = await reader.getmany(timeout_ms=500)
-                        now_ms = time.time() * 1000.0
                         for records in batch.values():
                             for record in records:
-                                provider = opened_breaker_of(codec, record)
-                                if provider is not None:
-                                    ago_s = (now_ms - record.timestamp) / 1000.0
-                                    router.peer_breaker_opened(provider, ago_s)
+                                change = breaker_change_of(codec, record)
+                                if change is None:
+                                    continue
+                                ago_s = time.time() - change.at_s
+                                if change.opened:
+                                    router.peer_breaker_opened(change.provider, ago_s)
+                                else:
+                                    router.peer_breaker_closed(change.provider, ago_s)
                 finally:
                     await reader.stop()
             except KafkaError as exc:
@@ -195,15 +202,30 @@ async def _seek_to_time(reader: Any, since_s: float) -> None:
         reader.seek(tp, ends[tp] if hit is None else hit.offset)
 
 
-def opened_breaker_of(codec: Any, record: Any) -> str | None:
-    """The provider of a BREAKER_OPENED alert record, else None (other alerts, bad bytes)."""
+@dataclass(frozen=True)
+class BreakerChange:
+    """A peer's breaker of ``provider`` opened (or closed) at ``at_s`` (epoch seconds)."""
+
+    provider: str
+    opened: bool
+    at_s: float
+
+
+def breaker_change_of(codec: Any, record: Any) -> BreakerChange | None:
+    """What a BREAKER_OPENED alert record says (an opening, or with details ``state=closed`` a
+    closing), else None (other alerts, no provider, an unknown state, bad bytes)."""
     try:
         alert = codec.decode(record.value or b"", list(record.headers or ()))
     except Exception:  # an alert this worker cannot read is not its business
         return None
-    if alert.kind is AlertKind.BREAKER_OPENED and alert.provider:
-        return str(alert.provider)
-    return None
+    if alert.kind is not AlertKind.BREAKER_OPENED or not alert.provider:
+        return None
+    state = alert.details.get(STATE_DETAIL, BreakerState.OPEN.value)
+    if state not in (BreakerState.OPEN.value, BreakerState.CLOSED.value):
+        return None
+    return BreakerChange(
+        str(alert.provider), state == BreakerState.OPEN.value, alert.at.timestamp()
+    )
 
 
 def group_size(distribution: Mapping[str, Any]) -> int:

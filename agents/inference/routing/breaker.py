@@ -11,6 +11,11 @@ import time
 from collections.abc import Callable
 from enum import StrEnum, auto
 
+#: The ``details`` key of a breaker alert (kind ``BREAKER_OPENED``, the only breaker kind the
+#: Alert contract has) that says which way the breaker went: ``open`` or ``closed`` (a
+#: ``BreakerState`` value); an alert without it is an opening (written before it existed).
+STATE_DETAIL = "state"
+
 
 class BreakerState(StrEnum):
     """Values are ``closed``, ``open`` and ``half_open`` (the metric's label names)."""
@@ -51,6 +56,8 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probe_in_flight = False
+        #: Open (or half-open) only because a peer's breaker opened (see :meth:`trip`).
+        self._by_peer = False
 
     @property
     def state(self) -> BreakerState:
@@ -126,16 +133,38 @@ class CircuitBreaker:
         self._opened_at = self._clock() - opened_ago_s
         self._probe_in_flight = False
         self._state = BreakerState.OPEN
+        self._by_peer = True
+        return True
+
+    def untrip(self, closed_ago_s: float = 0.0) -> bool:
+        """Close because another worker's breaker of the same provider closed (its probe
+        succeeded) ``closed_ago_s`` ago, when this one is open or half-open only because of a
+        peer's opening (:meth:`trip`) that began no later than that close. A breaker that
+        opened on its own failures waits for its own probe. No change callback: the peer has
+        raised the alert. True when it closed; a probe in flight is let go (its answer,
+        reported while CLOSED, counts as an ordinary call's)."""
+        state = self.state
+        if not self._by_peer or state is BreakerState.CLOSED:
+            return False
+        if self._opened_at > self._clock() - max(0.0, closed_ago_s):
+            return False  # a later opening than the close we heard of
+        self._failures = 0
+        self._probe_in_flight = False
+        self._state = BreakerState.CLOSED
+        self._by_peer = False
         return True
 
     def _open(self) -> None:
         self._opened_at = self._clock()
         self._probe_in_flight = False
+        self._by_peer = False
         self._transition(BreakerState.OPEN)
 
     def _transition(self, new: BreakerState) -> None:
         if new is self._state:
             return
+        if new is BreakerState.CLOSED:
+            self._by_peer = False
         self._state = new
         if self._on_change is not None:
             self._on_change(self.name, new)

@@ -240,6 +240,56 @@ def test_a_peer_trip_supersedes_a_probe_in_flight() -> None:
     assert breaker.retry_in_s() == 5.0
 
 
+def test_a_peer_closing_closes_a_breaker_a_peer_opened_with_no_callback() -> None:
+    breaker, clock, changes = make(reset_after_s=10.0)
+    assert not breaker.untrip()  # closed already
+    assert breaker.trip()
+    clock.advance(4.0)
+    assert breaker.untrip()
+    assert breaker.state is CLOSED
+    assert breaker.allow()
+    assert changes.calls == []  # the peer that closed first raised the alert
+    assert not breaker.untrip()
+
+
+def test_a_peer_closing_also_ends_a_half_open_wait_with_its_probe_in_flight() -> None:
+    breaker, clock, _ = make(reset_after_s=10.0)
+    assert breaker.trip()
+    clock.advance(10.0)
+    assert breaker.allow()  # our own probe goes out
+    assert not breaker.allow()
+    assert breaker.untrip()
+    assert breaker.allow()  # closed: every call goes
+    breaker.record_failure()  # the probe's late answer counts as one ordinary failure
+    assert breaker.state is CLOSED
+    assert breaker.consecutive_failures == 1
+
+
+def test_a_breaker_opened_by_its_own_failures_ignores_a_peer_closing() -> None:
+    breaker, clock, _ = make(reset_after_s=10.0)
+    trip(breaker)
+    assert not breaker.untrip()
+    assert breaker.state is OPEN
+    # Opened by a peer, then its own probe failed: now it is its own opening.
+    breaker, clock, _ = make(reset_after_s=10.0)
+    assert breaker.trip()
+    clock.advance(10.0)
+    assert breaker.allow()
+    breaker.record_failure()
+    assert breaker.state is OPEN
+    assert not breaker.untrip()
+
+
+def test_a_peer_closing_older_than_the_peer_opening_is_ignored() -> None:
+    """Alerts travel on several partitions: a closing may be read after a later opening."""
+    breaker, _, _ = make(reset_after_s=10.0)
+    assert breaker.trip(opened_ago_s=2.0)
+    assert not breaker.untrip(closed_ago_s=3.0)  # closed before this opening began
+    assert breaker.state is OPEN
+    assert breaker.untrip(closed_ago_s=1.0)
+    assert breaker.state is CLOSED
+
+
 def test_a_peer_trip_keeps_only_what_is_left_of_the_peers_open_time() -> None:
     breaker, clock, _ = make(reset_after_s=10.0)
     assert not breaker.trip(opened_ago_s=10.0)  # the peer's breaker is half-open by now

@@ -445,6 +445,47 @@ def test_a_peer_opened_breaker_fails_over_at_once_without_a_second_alert() -> No
     assert not [a for a in result.alerts if a.kind is AlertKind.BREAKER_OPENED]
 
 
+def test_a_good_probe_publishes_the_closing_as_a_breaker_alert_with_state_closed() -> None:
+    """Issue 15: the closing is shared like the opening (same kind: an older Alert reader
+    could not read a new enum symbol)."""
+    dead = ScriptedProvider("dead", [err()])
+    cfg = config(
+        [entry("dead", max_retries=0)],
+        breaker=BreakerConfig(failure_threshold=1, reset_after_s=30),
+    )
+    h = Harness(cfg, dead)
+    (opened,) = [a for a in h.route().alerts if a.kind is AlertKind.BREAKER_OPENED]
+    assert opened.details == {"state": "open"}
+    assert opened.provider == "dead"
+    h.now += 31
+    dead.script = [served("dead")]
+    (closed,) = [a for a in h.route().alerts if a.kind is AlertKind.BREAKER_OPENED]
+    assert closed.details == {"state": "closed"}
+    assert closed.provider == "dead"
+    assert closed.message == "circuit breaker of provider 'dead' closed"
+    assert closed.alert_id != opened.alert_id
+
+
+def test_a_peer_closing_closes_only_a_breaker_a_peer_opened() -> None:
+    primary, dead = ScriptedProvider("primary"), ScriptedProvider("dead", [err()])
+    cfg = config(
+        [entry("dead", max_retries=0), entry("primary")],
+        breaker=BreakerConfig(failure_threshold=1, reset_after_s=30),
+    )
+    h = Harness(cfg, dead, primary)
+    assert h.router.peer_breaker_opened("primary")
+    assert h.router.peer_breaker_closed("primary")
+    assert not h.router.peer_breaker_closed("primary")  # closed already
+    assert not h.router.peer_breaker_closed("unknown")
+    assert h.metric("assetline_provider_breaker_state", provider="primary") == 0
+    result = h.route()  # dead fails (its breaker opens on its own failure), primary serves
+    assert codes(result) == ["provider.unavailable", None]
+    assert len(primary.calls) == 1
+    assert not [a for a in result.alerts if a.details.get("state") == "closed"]  # no echo
+    assert not h.router.peer_breaker_closed("dead")  # opened by its own failure: it probes
+    assert h.metric("assetline_provider_breaker_state", provider="dead") == 2
+
+
 # --- a pinned call (the AI judge) -------------------------------------------------------------
 
 
