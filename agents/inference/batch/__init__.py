@@ -1,6 +1,8 @@
 """Deadline-tolerant calls through the providers' batch APIs (about half the price).
 
-``_clients``: OpenAI's Batch API and Anthropic's Message Batches behind one small interface.
+``_clients``: OpenAI's Batch API and Anthropic's Message Batches behind one small interface;
+``_collector``: requests gathered into batches (size and age bounded), each given its result or
+a reason to fall back; ``_lanes``: which requests are batched and until when they wait.
 """
 
 from agents.inference.batch._clients import (
@@ -10,11 +12,26 @@ from agents.inference.batch._clients import (
     BatchStatus,
     OpenAIBatchClient,
 )
+from agents.inference.batch._collector import BatchCollector, BatchStats
+from agents.inference.batch._lanes import (
+    BatchLanes,
+    build_batch_clients,
+    deadline_budget_s,
+    remaining_s,
+    reserve_s,
+)
 
 __all__ = [
     "AnthropicBatchClient",
     "BatchClient",
+    "BatchCollector",
     "BatchItem",
+    "BatchLanes",
+    "BatchStats",
     "BatchStatus",
     "OpenAIBatchClient",
+    "build_batch_clients",
+    "deadline_budget_s",
+    "remaining_s",
+    "reserve_s",
 ]

@@ -86,6 +86,12 @@ class ProviderSpec(_Strict):
     )
     rate_limit: RateLimit | None = None
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    max_in_flight: int | None = Field(
+        None,
+        ge=1,
+        description="Ceiling of this worker's calls in flight to the provider; the adaptive "
+        "limit finds the working level below it on its own (default ceiling: 1024).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -93,7 +99,9 @@ class ProviderSpec(_Strict):
         if isinstance(data, dict) and "adapter" not in data:
             data = dict(data)
             policy = {
-                key: data.pop(key) for key in ("api_key", "rate_limit", "breaker") if key in data
+                key: data.pop(key)
+                for key in ("api_key", "rate_limit", "breaker", "max_in_flight")
+                if key in data
             }
             return {**policy, "adapter": data}
         return data
@@ -121,6 +129,59 @@ class ChainEntry(_Strict):
     @property
     def wire_model(self) -> str:
         return self.version or self.model
+
+
+class BatchRung(_Strict):
+    """An alias's batch API rung: requests whose deadline leaves room for a batch go here,
+    at the batch price (about half the synchronous one); see :mod:`agents.inference.batch`.
+
+    A request is batched when what is left of its deadline (``created_at`` + its
+    ``latency_budget_ms``, which a batch rung lets exceed the alias's, up to
+    ``max_deadline_s``) exceeds ``window_s`` plus the reserve, ``max(margin_s, the alias's
+    latency budget)``. A batch that fails, leaves the request out, or has not answered when
+    only the reserve is left sends the request through the synchronous chain.
+    """
+
+    provider: str = Field(description="An openai or anthropic provider of the routing file.")
+    model: str = Field(description="Model family, for metrics and humans.")
+    version: str | None = Field(None, description="Pinned version sent on the wire exactly.")
+    window_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="How long a batch may run before its requests fall back: at most the "
+        "provider's completion window (24 h), less to bet on batches ending sooner.",
+    )
+    margin_s: float = Field(600.0, ge=0, description="Time kept for the synchronous fallback.")
+    max_deadline_s: float = Field(
+        7 * 86_400.0, gt=0, description="Longest deadline a request may ask for."
+    )
+    max_size: int = Field(500, ge=1, le=50_000, description="Requests per batch at most.")
+    max_age_s: float = Field(
+        60.0,
+        gt=0,
+        description="A batch is submitted this long after its first request, full or not.",
+    )
+    poll_s: float = Field(30.0, gt=0, description="Seconds between status polls.")
+    timeout_s: float = Field(60.0, gt=0, description="Per HTTP call to the batch API.")
+    max_output_tokens: int | None = Field(None, ge=1)
+    estimated_input_tokens: int | None = Field(None, ge=0)
+    price: Price = Field(default_factory=Price, description="The batch price (its own).")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def entry(self) -> ChainEntry:
+        """The rung as a chain entry (no retries): priced, metered and recorded like one."""
+        return ChainEntry(
+            provider=self.provider,
+            model=self.model,
+            version=self.version,
+            timeout_s=self.timeout_s,
+            max_retries=0,
+            max_output_tokens=self.max_output_tokens,
+            estimated_input_tokens=self.estimated_input_tokens,
+            price=self.price,
+            params=self.params,
+        )
 
 
 class Fallback(_Strict):
@@ -152,6 +213,9 @@ class Alias(_Strict):
     chain: list[ChainEntry] = Field(min_length=1)
     latency_budget_ms: int = Field(DEFAULT_LATENCY_BUDGET_MS, ge=1)
     fallback: Fallback | None = None
+    batch: BatchRung | None = Field(
+        None, description="Batch API rung for requests whose deadline leaves room for it."
+    )
     canary: VersionSplit | None = Field(
         None, description="Serves its share of the requests first; the chain is its failover."
     )
@@ -205,6 +269,20 @@ class RoutingConfig(_Strict):
     def default_alias_for(self, kind: AssetKind) -> str:
         """An IMAGE request without an alias must not land on a chat model's alias."""
         return self.default_aliases.get(kind, self.default_alias)
+
+    @model_validator(mode="after")
+    def _batch_rungs_resolve(self) -> RoutingConfig:
+        for name, alias in self.aliases.items():
+            rung = alias.batch
+            if rung is None:
+                continue
+            spec = self.providers.get(rung.provider)
+            if spec is None or not isinstance(spec.adapter, OpenAIConfig | AnthropicConfig):
+                raise ValueError(
+                    f"alias {name!r}: batch provider {rung.provider!r} is not an openai or "
+                    "anthropic provider of this file"
+                )
+        return self
 
     @model_validator(mode="after")
     def _references_resolve(self) -> RoutingConfig:
