@@ -8,7 +8,7 @@ composition root, :mod:`assetline.worker`) passes the installers of the stages t
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -26,6 +26,7 @@ from streams.metrics import StageMetrics
 from streams.registry import codecs_for_settings
 from streams.safe_consumer import SafeTransport
 from streams.settings import Settings
+from streams.stage_pool import StagePool
 from streams.topics import TopicNames
 
 
@@ -43,6 +44,8 @@ class LineTopics:
     alerts: Any
     spend: Any
     spend_judge: Any
+    spend_shadow: Any
+    shadows: Any
     review: Any
     review_decisions: Any
     review_items: Any
@@ -61,6 +64,8 @@ class Line:
     blobs: BlobStore
     registry: CollectorRegistry
     metrics: StageMetrics
+    #: Each pooled stage's pool (streams/stage_pool.py): its waiting jobs count as queue depth.
+    pools: dict[str, StagePool] = field(default_factory=dict)
 
 
 #: What a stage offers the runtime: subscribe its agents (and tables, pages) on the line.
@@ -161,6 +166,9 @@ def create_line(
         alerts=topic(names.alerts),
         spend=topic(names.spend, acks=False),  # the spend table's changelog, like .completed
         spend_judge=topic(names.spend_judge, acks=False),  # the judge's lane of spend
+        spend_shadow=topic(names.spend_shadow, acks=False),  # shadow versions' lane of spend
+        # Shadow versions' validated copies (agents/validate/shadow.py); deliver never reads it.
+        shadows=topic(names.shadows),
         review=topic(names.review),
         review_decisions=topic(names.review_decisions),
         review_items=topic(names.review_items, acks=False),  # the review table's changelog
@@ -184,7 +192,7 @@ def create_line(
     install_blob_sweeper(line.app, registry, settings, line.codecs, line.blobs)
     _install_metrics_page(line)
     # /healthz, /readyz, consumer lag and queue depth (streams/health.py)
-    install_health(line.app, registry, settings, probe_topic=names.requests)
+    install_health(line.app, registry, settings, probe_topic=names.requests, pools=line.pools)
     return line
 
 

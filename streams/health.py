@@ -300,9 +300,12 @@ def queue_depths(agents: Mapping[str, Any]) -> dict[str, int]:
 class RuntimeCollector(Collector):
     """Prometheus gauges read from the running app when ``/metrics`` is scraped."""
 
-    def __init__(self, app: Any, probe: BrokerProbe) -> None:
+    def __init__(
+        self, app: Any, probe: BrokerProbe, pools: Mapping[str, Any] | None = None
+    ) -> None:
         self.app = app
         self.probe = probe
+        self.pools = pools if pools is not None else {}
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(self._families())
@@ -316,7 +319,8 @@ class RuntimeCollector(Collector):
             ),
             GaugeMetricFamily(
                 "assetline_stage_queue_depth",
-                "Events fetched and buffered for a stage's agent, not yet taken by it.",
+                "Events fetched for a stage and not started: buffered for its agent, or taken "
+                "and waiting in its pool for a slot.",
                 labels=["stage"],
             ),
             GaugeMetricFamily(
@@ -347,6 +351,8 @@ class RuntimeCollector(Collector):
             depths = queue_depths(app.agents)
         except Exception:
             depths = {}
+        for stage, pool in list(self.pools.items()):
+            depths[stage] = depths.get(stage, 0) + pool.waiting  # taken, waiting for a slot
         for stage, value in sorted(depths.items()):
             depth.add_metric([stage], value)
         status = self.probe.status
@@ -359,7 +365,12 @@ class RuntimeCollector(Collector):
 
 
 def install_health(
-    app: faust.App, registry: CollectorRegistry, settings: Settings, *, probe_topic: str
+    app: faust.App,
+    registry: CollectorRegistry,
+    settings: Settings,
+    *,
+    probe_topic: str,
+    pools: Mapping[str, Any] | None = None,
 ) -> BrokerProbe:
     """``/healthz``, ``/readyz`` and the runtime gauges on a line's app and registry; the
     broker check asks for the metadata of ``probe_topic``."""
@@ -371,7 +382,7 @@ def install_health(
         secrets=kafka_secrets(settings),
     )
     app.add_dependency(HealthService(probe, ask.close))
-    registry.register(RuntimeCollector(app, probe))
+    registry.register(RuntimeCollector(app, probe, pools))
     started = time.monotonic()
 
     @app.page("/healthz")

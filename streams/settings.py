@@ -103,7 +103,19 @@ class Settings(BaseSettings):
     stages: Annotated[tuple[str, ...], NoDecode] = Field(
         DEFAULT_STAGES, description="Which stages this worker runs (all of them by default)."
     )
-    generate_concurrency: int = Field(4, ge=1, description="Requests generated at once.")
+    generate_concurrency: int = Field(
+        512,
+        ge=1,
+        description="Requests a worker works on at once (waiting for a provider slot or in a "
+        "call); the calls actually in flight follow each provider's adaptive limit, so this "
+        "needs no tuning.",
+    )
+    stage_max_waiting: int = Field(
+        20_000,
+        ge=1,
+        description="Events a pooled stage takes ahead and holds waiting (ordered by priority "
+        "and tenant fair share) before it stops fetching; about 1-2 KB each.",
+    )
     generation_reuse: bool = Field(
         True,
         description="Record each finished generation durably before emitting it and reuse it "

@@ -72,6 +72,22 @@ def message_headers(message: Any) -> list[tuple[str, bytes]]:
     return list(headers)
 
 
+def peek(codec: AvroCodec[M], event: Any) -> M | None:
+    """The event's record if it decodes from cached schemas, else None; never raises.
+
+    For scheduling an event before its handling (which decodes again, and dead-letters what
+    does not decode): it must be cheap and side-effect free, so nothing is fetched here.
+    """
+    message = getattr(event, "message", None)
+    value = getattr(message, "value", None)
+    if not value:
+        return None
+    try:
+        return codec.decode(value, message_headers(message))
+    except Exception:  # anything undecodable is the handler's to report
+        return None
+
+
 class StageIO:
     """Per-stage helpers bound to a line and a stable stage id (used in logs and metrics)."""
 

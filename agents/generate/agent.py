@@ -12,10 +12,13 @@ from agents.generate.generate_one import GenerationOutcome, crashed, generate_as
 from agents.inference.routing.fallback import FallbackAssets
 from agents.inference.routing.spend import GENERATE_LANE
 from agents.inference.worker import book_lane, worker_inference
+from agents.scheduling import schedule_of, tenant_weights
 from agents.tenants import Gatekeeper
 from schemas.records import GenerationRequest
 from streams.limits import AssetLimits
-from streams.stage_io import CrashOutcome, StageIO, message_headers
+from streams.pooled_stage import Place, feed_pool
+from streams.stage_io import CrashOutcome, StageIO, message_headers, peek
+from streams.stage_pool import StagePool
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -76,44 +79,62 @@ def install(line: Line) -> None:
 
         return publish
 
-    @line.app.agent(line.topics.requests, name=STAGE, concurrency=settings.generate_concurrency)
+    pool = StagePool(
+        STAGE,
+        max_running=settings.generate_concurrency,
+        max_waiting=settings.stage_max_waiting,
+        weight=tenant_weights(getattr(settings, "tenant_weights", None)),
+    )
+    line.pools[STAGE] = pool
+
+    def place(event: Any) -> Place:
+        """Priority and tenant from a cheap decode; undecodable bytes wait as NORMAL (their
+        handling dead-letters them). Keyed by request: one request's events keep their order."""
+        request = peek(codecs.request, event)
+        schedule = schedule_of(request)
+        key = request.request_id if request is not None else None
+        return Place(schedule.rank, schedule.flow, key)
+
+    @line.app.agent(line.topics.requests, name=STAGE)
     async def generate(stream: Any) -> None:
-        async for event in stream.events():
-            async with io.handling(event) as crash:
-                request = await io.decode(
-                    codecs.request,
-                    event,
-                    max_bytes=settings.max_request_bytes,
-                    too_large="request.too_large",
-                )
-                if request is None:
-                    continue
-                value = event.message.value or b""
-                admission = gatekeeper.admit(request, value, message_headers(event.message))
-                refusal = admission.refusal
-                if refusal is not None and not refusal.authentic:
-                    # Never a completion: it would take the real request's ledger slot.
-                    await io.dead_letter(event, refusal.code, refusal.reason)
-                    continue
-                request = admission.request
-                crash.arm(ends_crashed(request))  # admitted: a crash still completes it
-                if refusal is not None:
-                    raw = refused(request, refusal.code, refusal.reason)
-                    await io.send(
-                        line.topics.raw, request.request_id, codecs.raw.encode(raw), "raw.error"
-                    )
-                    continue
-                outcome, reused = await generate_once(request, value)
-                raw = outcome.raw
-                crash.arm(ends_crashed(request, raw.cost))
-                for alert in outcome.alerts:
-                    encoded = codecs.alert.encode(alert)
-                    await io.send(line.topics.alerts, alert.alert_id, encoded, "alerts")
-                output = "raw" if raw.error is None else "raw.error"
-                headers = [(REUSED_HEADER, b"true")] if reused else None
+        await feed_pool(stream, pool, line.app, place=place, handle=handle)
+
+    async def handle(event: Any) -> None:
+        async with io.handling(event) as crash:
+            request = await io.decode(
+                codecs.request,
+                event,
+                max_bytes=settings.max_request_bytes,
+                too_large="request.too_large",
+            )
+            if request is None:
+                return
+            value = event.message.value or b""
+            admission = gatekeeper.admit(request, value, message_headers(event.message))
+            refusal = admission.refusal
+            if refusal is not None and not refusal.authentic:
+                # Never a completion: it would take the real request's ledger slot.
+                await io.dead_letter(event, refusal.code, refusal.reason)
+                return
+            request = admission.request
+            crash.arm(ends_crashed(request))  # admitted: a crash still completes it
+            if refusal is not None:
+                raw = refused(request, refusal.code, refusal.reason)
                 await io.send(
-                    line.topics.raw, request.request_id, codecs.raw.encode(raw), output, headers
+                    line.topics.raw, request.request_id, codecs.raw.encode(raw), "raw.error"
                 )
+                return
+            outcome, reused = await generate_once(request, value)
+            raw = outcome.raw
+            crash.arm(ends_crashed(request, raw.cost))
+            for alert in outcome.alerts:
+                encoded = codecs.alert.encode(alert)
+                await io.send(line.topics.alerts, alert.alert_id, encoded, "alerts")
+            output = "raw" if raw.error is None else "raw.error"
+            headers = [(REUSED_HEADER, b"true")] if reused else None
+            await io.send(
+                line.topics.raw, request.request_id, codecs.raw.encode(raw), output, headers
+            )
 
     if records is not None:
         table = records

@@ -39,9 +39,11 @@ from agents.inference.routing.router import ModelRouter
 from agents.inference.routing.spend import (
     GENERATE_LANE,
     JUDGE_LANE,
+    SHADOW_LANE,
     SpendView,
     TableSpendBook,
 )
+from agents.scheduling import tenant_weights
 from schemas.records import AlertKind
 from streams.kafka import open_topic_reader
 from streams.limits import AssetLimits
@@ -55,7 +57,11 @@ log = logging.getLogger(__name__)
 
 #: Each lane's table name (Faust's, unique per app) and the ``LineTopics`` field of its
 #: changelog. Generation's table keeps the name and topic it always had.
-LANE_TABLES: Final = {GENERATE_LANE: ("spend", "spend"), JUDGE_LANE: ("spend-judge", "spend_judge")}
+LANE_TABLES: Final = {
+    GENERATE_LANE: ("spend", "spend"),
+    JUDGE_LANE: ("spend-judge", "spend_judge"),
+    SHADOW_LANE: ("spend-shadow", "spend_shadow"),
+}
 
 
 def current_partition() -> int:
@@ -127,7 +133,11 @@ def _build(line: Line) -> WorkerInference:
     tables: dict[str, Any] = {}
     book = TableSpendBook(tables, settings.topic_partitions, current_partition, view.totals)
     router = ModelRouter(
-        config, adapters, BudgetGuard(config.budgets, book), ProviderMetrics.build(line.registry)
+        config,
+        adapters,
+        BudgetGuard(config.budgets, book),
+        ProviderMetrics.build(line.registry),
+        weight=tenant_weights(getattr(settings, "tenant_weights", None)),
     )
     for _name, topic in LANE_TABLES.values():
         _follow_spend(line, getattr(line.topics.names, topic), view)
