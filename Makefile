@@ -58,6 +58,7 @@ bench: install ## Benchmark the whole line (N=10000 by default) and print a tabl
 	$(BIN)/python bench/line.py $(BENCH_ARGS)
 	$(BIN)/python -m bench.routing
 	$(BIN)/python -m bench.checks
+	$(BIN)/python -m bench.providers $(PROVIDERS_ARGS)
 
 broker-up: install ## Start the local single-node KRaft broker on 127.0.0.1:9092
 	$(BIN)/assetline broker up

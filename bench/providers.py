@@ -597,7 +597,7 @@ def main() -> None:
         profile = replace(profile, max_s=args.max_seconds)
     path = args.json or Path(f"bench/results/providers{'-quick' if args.quick else ''}.json")
     # Fresh topics have no leader for a moment; not worth a warning each.
-    logging.getLogger("aiokafka.consumer.fetcher").setLevel(logging.CRITICAL)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     root = Path(tempfile.mkdtemp(prefix="assetline-bench-providers-"))
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
     broker = None
