@@ -1,6 +1,7 @@
 """Rate limits and breakers shared across the group: every worker learns the live membership
 at each rebalance (``assetline_group_members``) and takes that share of each provider's limit,
-and a breaker one worker opens (its BREAKER_OPENED alert on ``.alerts``) opens on every worker."""
+and a breaker one worker opens (its BREAKER_OPENED alert on ``.alerts``) opens on every worker,
+and closes on every worker again when that worker's probe closes it (``details.state=closed``)."""
 
 from __future__ import annotations
 
@@ -84,17 +85,34 @@ def test_each_worker_knows_the_live_group_size(
         time.sleep(0.2)
     print(f"both breakers open {time.monotonic() - start:.1f}s after the alert: {states}")
     assert states == [2, 2], first.log_tail()
+
+    # The peer's probe succeeded: its closing closes both breakers (they opened only for it).
+    asyncio.run(_publish_breaker_opened(line_settings, "offline", state="closed"))
+    start = time.monotonic()
+    while time.monotonic() - start < 30:
+        states = [
+            worker_metric(
+                w.settings.web_port, "assetline_provider_breaker_state", provider="offline"
+            )
+            for w in (first, second)
+        ]
+        if states == [0, 0]:
+            break
+        time.sleep(0.2)
+    print(f"both breakers closed {time.monotonic() - start:.1f}s after the closing: {states}")
+    assert states == [0, 0], first.log_tail()
     assert second.stop() == 0
     took = _wait_members(first, 1, timeout=90)
     print(f"the first counted 1 member again {took:.1f}s after the second stopped")
 
 
-async def _publish_breaker_opened(settings: Settings, provider: str) -> None:
+async def _publish_breaker_opened(settings: Settings, provider: str, state: str = "open") -> None:
     alert = Alert(
         alert_id=str(uuid.uuid4()),
         kind=AlertKind.BREAKER_OPENED,
-        message=f"circuit breaker of provider {provider!r} opened",
+        message=f"circuit breaker of provider {provider!r} {state}",
         provider=provider,
+        details={"state": state},
     )
     producer = AIOKafkaProducer(**client_kwargs(settings))
     await producer.start()
