@@ -24,6 +24,7 @@ from schemas.records import (
     Constraints,
     GenerationRequest,
     ModelSpec,
+    Priority,
 )
 from streams.settings import Settings
 
@@ -41,6 +42,7 @@ __all__ = [
     "GenerationRequest",
     "LineClient",
     "ModelSpec",
+    "Priority",
     "Settings",
     "SubmitError",
     "__version__",

@@ -7,6 +7,11 @@ persona/locale/...: each column is a variable, except columns named ``@<field>``
 ``@kind``, ``@brand_profile_id``, ``@constraints.language``, ``@metadata.segment``), which
 override that field of the row's request; an empty ``@`` cell overrides nothing.
 
+A campaign's ``priority`` and ``deadline_ms`` (``assetline campaign --priority/--deadline``)
+apply to every request without changing its id: the priority replaces the template's (a row's
+``@priority`` still wins), and the deadline caps every ``latency_budget_ms`` (a template's or
+row's lower budget is kept), so no request is given longer than the campaign.
+
 ``${name}`` placeholders are checked for every row: the ``prompt_template`` keeps them (the
 line fills it from ``variables``, and records both), every other string is filled here. A
 placeholder that no variable answers is an error naming the row and the variable, found before
@@ -29,7 +34,7 @@ from pydantic import ValidationError
 
 from assetline.campaign.ids import request_id_for, template_digest
 from schemas.errors import AssetlineError
-from schemas.records import GenerationRequest
+from schemas.records import GenerationRequest, Priority
 from streams.config_files import ConfigError, parse_config_text, read_config_text
 
 #: Fields a template may not set: they are derived per row, or set by the line.
@@ -39,7 +44,15 @@ DERIVED_FIELDS = frozenset(
 REQUIRED_FIELDS = ("tenant", "campaign_id", "kind", "prompt_template")
 #: ``@`` columns a row may set: top-level fields, and any key under these sections.
 OVERRIDE_FIELDS = frozenset(
-    {"tenant", "kind", "prompt_template", "brand_profile_id", "callback_url", "latency_budget_ms"}
+    {
+        "tenant",
+        "kind",
+        "prompt_template",
+        "brand_profile_id",
+        "callback_url",
+        "latency_budget_ms",
+        "priority",
+    }
 )
 OVERRIDE_SECTIONS = frozenset({"constraints", "model", "metadata"})
 _CAMPAIGN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
@@ -224,18 +237,27 @@ def placeholders(text: str) -> tuple[str, ...]:
 
 
 def expand(
-    template: Mapping[str, Any], segments: Iterable[Segment], *, source: str = "segments"
+    template: Mapping[str, Any],
+    segments: Iterable[Segment],
+    *,
+    source: str = "segments",
+    priority: Priority | None = None,
+    deadline_ms: int | None = None,
 ) -> Campaign:
     """One request per distinct row; rows that repeat an earlier row (same id) collapse.
 
-    Raises CampaignInputError for the first bad row (naming it, by ``source:line``), and
-    says how many further rows are bad too, so one run finds the size of the problem.
+    ``priority`` and ``deadline_ms`` apply to every request (see the module's docstring); ids
+    depend on the template and the row only. Raises CampaignInputError for the first bad row
+    (naming it, by ``source:line``), and says how many further rows are bad too, so one run
+    finds the size of the problem.
     """
     template = check_template(dict(template), "template")
     campaign_id: str = template["campaign_id"]
     digest = template_digest(template)
     defaults: dict[str, str] = template["variables"]
     body = {k: v for k, v in template.items() if k != "variables"}
+    if priority is not None:
+        body["priority"] = priority.value
     requests: list[GenerationRequest] = []
     ids: set[str] = set()
     rows = duplicates = 0
@@ -256,6 +278,9 @@ def expand(
             else:
                 more_errors += 1
             continue
+        budget = request.latency_budget_ms
+        if deadline_ms is not None and (budget is None or budget > deadline_ms):
+            request = request.model_copy(update={"latency_budget_ms": deadline_ms})
         ids.add(request_id)
         requests.append(request)
     if first_error is not None:
@@ -298,6 +323,8 @@ def _request(
                 f"{where}: unknown placeholder ${{{name}}} in prompt_template "
                 f"(the row's variables: {known})"
             )
+    if isinstance(document.get("priority"), str):  # low, normal, high in any case
+        document["priority"] = document["priority"].upper()
     document["request_id"] = request_id
     document["idempotency_key"] = request_id
     document["variables"] = variables

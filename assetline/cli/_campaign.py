@@ -21,7 +21,6 @@ from assetline.campaign import (
     CampaignSummary,
     expand,
     load_template,
-    parse_duration,
     read_segments,
 )
 from assetline.campaign.track import (
@@ -32,12 +31,15 @@ from assetline.campaign.track import (
 from assetline.cli._common import (
     EXIT_TIMEOUT,
     EXIT_UNDELIVERED,
+    PRIORITY_CHOICES,
     delivery_verdict,
     load_settings,
+    priority_option,
     run,
 )
 from assetline.client import LineClient
-from schemas.records import GenerationRequest
+from assetline.submit import RequestOptionError, parse_deadline
+from schemas.records import GenerationRequest, Priority
 from streams.codecs import Codecs
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
@@ -46,6 +48,8 @@ from streams.topics import ensure_topics, line_topic_specs
 #: EXIT_UNDELIVERED (4) when every request completed but not every one was DELIVERED.
 EXIT_DEADLINE = EXIT_TIMEOUT
 SHOW_MISSING = 5
+#: How long the command waits for completions when no --deadline is given.
+DEFAULT_WAIT = "30m"
 
 
 class _Live:
@@ -145,9 +149,18 @@ async def _campaign(
 )
 @click.option(
     "--deadline",
-    default="30m",
-    show_default=True,
-    help="Time allowed, from the start, until every request completed (90s, 30m, 1h30m).",
+    default=None,
+    metavar="DURATION",
+    help="Time allowed, from the start, until every request completed (90s, 30m, 24h, "
+    "1h30m); every request's latency_budget_ms is capped to it. Not given: wait "
+    f"{DEFAULT_WAIT}, requests keep their own budgets.",
+)
+@click.option(
+    "--priority",
+    type=click.Choice(PRIORITY_CHOICES, case_sensitive=False),
+    callback=priority_option,
+    default=None,
+    help="Priority of every request (over the template's; a row's @priority wins).",
 )
 @click.option("--no-wait", is_flag=True, help="Submit, then exit without tracking completions.")
 @click.option(
@@ -167,7 +180,8 @@ def campaign(
     ctx: click.Context,
     template_path: Path,
     segments_path: Path,
-    deadline: str,
+    deadline: str | None,
+    priority: Priority | None,
     no_wait: bool,
     rate: float | None,
     skip_completed: bool,
@@ -183,13 +197,20 @@ def campaign(
     """
     started = time.monotonic()
     try:
-        deadline_s = parse_duration(deadline)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--deadline") from None
+        deadline_ms = None if deadline is None else parse_deadline(deadline)
+        deadline_s = parse_deadline(deadline or DEFAULT_WAIT) / 1000.0
+    except RequestOptionError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param_hint="'--deadline'") from None
     settings = load_settings()
     try:
         template = load_template(template_path)
-        plan = expand(template, read_segments(segments_path), source=str(segments_path))
+        plan = expand(
+            template,
+            read_segments(segments_path),
+            source=str(segments_path),
+            priority=priority,
+            deadline_ms=deadline_ms,
+        )
     except CampaignInputError as exc:
         raise click.ClickException(str(exc)) from None
     collapsed = f", {plan.duplicates} duplicate row(s) collapsed" if plan.duplicates else ""
@@ -247,8 +268,8 @@ def campaign(
             parts.append(f"missing: {shown}{more}")
         outstanding = len(missing) + len(summary.in_review)
         click.echo(
-            f"Error: deadline {deadline} passed with {outstanding} of {summary.total} "
-            f"request(s) outstanding; " + "; ".join(parts),
+            f"Error: deadline {deadline or DEFAULT_WAIT} passed with {outstanding} of "
+            f"{summary.total} request(s) outstanding; " + "; ".join(parts),
             err=True,
         )
         ctx.exit(EXIT_DEADLINE)

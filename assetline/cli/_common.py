@@ -11,7 +11,8 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import ValidationError
 
 from agents.tenants import Gatekeeper, TenantsFileError
-from schemas.records import AssetCompleted, CompletionStatus
+from assetline.submit import RequestOptionError, parse_deadline, parse_priority
+from schemas.records import AssetCompleted, CompletionStatus, Priority
 from streams.kafka_security import connect_failure
 from streams.settings import Settings
 from streams.signing import RequestMarker
@@ -53,6 +54,28 @@ def delivery_verdict(
         + ", ".join(f"{n} {status}" for status, n in counts.items())
         + f"; e.g. {first.request_id}: {why}"
     )
+
+
+def priority_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> Priority | None:
+    """``--priority low|normal|high`` as a :class:`Priority` (None when not given)."""
+    try:
+        return None if value is None else parse_priority(value)
+    except RequestOptionError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def deadline_option(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``--deadline 90s|30m|24h`` in milliseconds (None when not given): a usage error naming
+    the option when it is no deadline or out of range."""
+    try:
+        return None if value is None else parse_deadline(value)
+    except RequestOptionError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+PRIORITY_CHOICES = [p.value.lower() for p in Priority]
 
 
 def fail(ctx: click.Context, code: int, message: str) -> None:

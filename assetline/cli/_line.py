@@ -10,11 +10,19 @@ from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 
 from agents.stage_graph import stages_help, unfed_warnings
-from assetline.cli._common import delivery_verdict, fail, load_settings, run
+from assetline.cli._common import (
+    PRIORITY_CHOICES,
+    deadline_option,
+    delivery_verdict,
+    fail,
+    load_settings,
+    priority_option,
+    run,
+)
 from assetline.client import LineClient
 from assetline.submit import RequestFileError, new_requests, read_requests
 from assetline.tail import UnknownTopicError, render_message, resolve_topic, tail_topic
-from schemas.records import AssetCompleted, AssetKind, Constraints, ModelSpec
+from schemas.records import AssetCompleted, AssetKind, Constraints, ModelSpec, Priority
 from streams.codecs import Codecs
 from streams.config_files import ConfigError, one_line
 from streams.kafka_security import connect_failure
@@ -74,6 +82,20 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--alias", default=None, help="Model alias from the routing file.")
 @click.option("--callback-url", default=None, help="Webhook URL for this request's completion.")
 @click.option(
+    "--priority",
+    type=click.Choice(PRIORITY_CHOICES, case_sensitive=False),
+    callback=priority_option,
+    default=None,
+    help="Scheduling lane: waiting HIGH requests go first, LOW last (default: normal).",
+)
+@click.option(
+    "--deadline",
+    callback=deadline_option,
+    default=None,
+    metavar="DURATION",
+    help="The request's deadline, sent as its latency_budget_ms (90s, 30m, 24h).",
+)
+@click.option(
     "--wait",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -98,14 +120,17 @@ def submit(
     brand_profile: str | None,
     alias: str | None,
     callback_url: str | None,
+    priority: Priority | None,
+    deadline: int | None,
     wait: float | None,
 ) -> None:
     """Publish requests from a JSONL file, or one built from flags (--count times)."""
     settings = load_settings()
-    if file_ is not None and (brand_profile or alias or callback_url):
+    building = (brand_profile, alias, callback_url, priority, deadline)
+    if file_ is not None and any(flag is not None for flag in building):
         raise click.UsageError(
-            "--brand-profile, --alias and --callback-url build a request; "
-            "with --file, set them in the file"
+            "--brand-profile, --alias, --callback-url, --priority and --deadline build a "
+            "request; with --file, set them in the file (priority, latency_budget_ms)"
         )
     if file_ is not None:
         try:
@@ -124,6 +149,8 @@ def submit(
             brand_profile_id=brand_profile,
             model=ModelSpec(alias=alias),
             callback_url=callback_url,
+            priority=priority or Priority.NORMAL,
+            latency_budget_ms=deadline,
         )
 
     ids = [r.request_id for r in requests]

@@ -24,6 +24,7 @@ PUBLIC = [
     "GenerationRequest",
     "LineClient",
     "ModelSpec",
+    "Priority",
     "Settings",
     "SubmitError",
     "__version__",
@@ -44,7 +45,7 @@ def test_every_public_name_is_importable_and_is_the_real_thing() -> None:
     assert assetline.await_completions is client.await_completions
     assert assetline.Settings is settings.Settings
     assert assetline.AssetlineError is errors.AssetlineError
-    for name in ("GenerationRequest", "ModelSpec", "Constraints", "AssetKind"):
+    for name in ("GenerationRequest", "ModelSpec", "Constraints", "AssetKind", "Priority"):
         assert getattr(assetline, name) is getattr(records, name)
     for name in ("AssetCompleted", "CompletionStatus"):
         assert getattr(assetline, name) is getattr(records, name)

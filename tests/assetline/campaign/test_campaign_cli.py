@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from assetline.campaign import Campaign
 from assetline.cli import cli
 from assetline.dev.broker import free_port
+from schemas.records import GenerationRequest, Priority
+from streams.codecs import Codecs
 
 TEMPLATE = """\
 tenant: acme
@@ -71,8 +74,81 @@ def test_bad_deadline_is_a_usage_error(tmp_path: Path, no_broker: str) -> None:
     args = _files(tmp_path, TEMPLATE, "persona,locale\na,en\n")
     result = CliRunner().invoke(cli, [*args, "--deadline", "soon"])
     assert result.exit_code == 2
-    assert "not a duration" in result.output
+    assert "not a deadline: 'soon'" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("deadline", "message"),
+    [
+        ("90", "not a deadline: '90' (a whole number with a unit"),
+        ("1h 30m", "not a deadline: '1h 30m'"),
+        ("-5m", "not a deadline: '-5m'"),
+        ("0s", "deadline '0s' is out of range: more than 0 and at most 2147483647 ms"),
+        ("600h", "deadline '600h' is out of range"),
+    ],
+)
+def test_deadlines_are_parsed_strictly(
+    tmp_path: Path, no_broker: str, deadline: str, message: str
+) -> None:
+    args = _files(tmp_path, TEMPLATE, "persona,locale\na,en\n")
+    result = CliRunner().invoke(cli, [*args, "--deadline", deadline])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, result.output
+    assert errors[0].startswith("Error: Invalid value for '--deadline': ")
+    assert message in errors[0]
+
+
+def _submitted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: list[str]
+) -> tuple[list[GenerationRequest], float | None]:
+    """Run the command with ``flags``; the requests as encoded for the topic, and the time
+    (s from the start) it would wait for completions until."""
+    import assetline.cli._campaign as command
+
+    seen: dict[str, object] = {}
+
+    async def submit_and_track(
+        settings: object, plan: Campaign, rate: object, deadline: float | None, started: float,
+        skip_completed: bool = False,
+    ) -> tuple[None, int, float]:  # fmt: skip
+        codecs = Codecs.load()
+        seen["sent"] = [codecs.request.decode(codecs.request.encode(r)) for r in plan.requests]
+        seen["wait"] = None if deadline is None else deadline - started
+        return None, len(plan.requests), 0.0
+
+    monkeypatch.setattr(command, "_campaign", submit_and_track)
+    segments = "persona,locale,@priority\na,en,\nb,en,\nhero,en,high\n"
+    result = CliRunner().invoke(cli, [*_files(tmp_path, TEMPLATE, segments), *flags])
+    assert result.exit_code == 0, result.output
+    sent = seen["sent"]
+    wait = seen["wait"]
+    assert isinstance(sent, list)
+    assert wait is None or isinstance(wait, float)
+    return sent, wait
+
+
+def test_every_request_carries_the_campaign_priority_and_deadline(
+    tmp_path: Path, no_broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flags = ["--priority", "low", "--deadline", "24h"]
+    sent, wait = _submitted(monkeypatch, tmp_path, flags)
+    assert [r.priority for r in sent] == [Priority.LOW, Priority.LOW, Priority.HIGH]
+    assert {r.latency_budget_ms for r in sent} == {24 * 3600 * 1000}
+    assert wait == pytest.approx(24 * 3600.0)  # the command waits as long as the requests may
+
+
+def test_without_flags_requests_keep_their_own_and_the_command_waits_30m(
+    tmp_path: Path, no_broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent, wait = _submitted(monkeypatch, tmp_path, [])
+    assert [r.priority for r in sent] == [Priority.NORMAL, Priority.NORMAL, Priority.HIGH]
+    assert {r.latency_budget_ms for r in sent} == {None}
+    assert wait == pytest.approx(1800.0)
+    no_wait, _ = _submitted(monkeypatch, tmp_path, ["--deadline", "90s", "--no-wait"])
+    assert {r.latency_budget_ms for r in no_wait} == {90_000}  # not waiting: still the deadline
 
 
 def test_missing_file_is_a_usage_error(tmp_path: Path, no_broker: str) -> None:

@@ -15,7 +15,7 @@ from assetline.campaign import (
     load_template,
     read_segments,
 )
-from schemas.records import AssetKind
+from schemas.records import AssetKind, Priority
 
 TEMPLATE: dict[str, Any] = {
     "tenant": "acme",
@@ -107,6 +107,49 @@ def test_empty_override_cells_do_not_change_the_id() -> None:
     sparse = expand(TEMPLATE, rows({"persona": "p", "locale": "l", "@kind": ""}))
     plain = expand(TEMPLATE, rows({"persona": "p", "locale": "l"}))
     assert sparse.request_ids == plain.request_ids
+
+
+def test_a_campaign_priority_and_deadline_reach_every_request_without_changing_ids() -> None:
+    segments = rows({"persona": "p", "locale": "l"}, {"persona": "q", "locale": "l"})
+    plain = expand(TEMPLATE, segments)
+    assert {r.priority for r in plain.requests} == {Priority.NORMAL}
+    assert {r.latency_budget_ms for r in plain.requests} == {None}
+    given = expand(TEMPLATE, segments, priority=Priority.LOW, deadline_ms=86_400_000)
+    assert given.request_ids == plain.request_ids  # a re-run with a new deadline: same ids
+    assert {r.priority for r in given.requests} == {Priority.LOW}
+    assert {r.latency_budget_ms for r in given.requests} == {86_400_000}
+
+
+def test_the_campaign_priority_replaces_the_templates_and_a_rows_wins() -> None:
+    template = {**TEMPLATE, "priority": "high"}  # any case, like --priority
+    segments = rows(
+        {"persona": "p", "locale": "l"},
+        {"persona": "hero", "locale": "l", "@priority": "HIGH"},
+        {"persona": "q", "locale": "l", "@priority": ""},
+    )
+    assert [r.priority for r in expand(template, segments).requests] == [Priority.HIGH] * 3
+    lowered = expand(template, segments, priority=Priority.LOW).requests
+    assert [r.priority for r in lowered] == [Priority.LOW, Priority.HIGH, Priority.LOW]
+
+
+def test_the_campaign_deadline_caps_budgets_and_keeps_lower_ones() -> None:
+    template = {**TEMPLATE, "latency_budget_ms": 120_000}
+    segments = rows(
+        {"persona": "p", "locale": "l"},
+        {"persona": "tight", "locale": "l", "@latency_budget_ms": "20000"},
+        {"persona": "long", "locale": "l", "@latency_budget_ms": "900000"},
+    )
+    budgets = [r.latency_budget_ms for r in expand(template, segments).requests]
+    assert budgets == [120_000, 20_000, 900_000]
+    capped = expand(template, segments, deadline_ms=60_000).requests
+    assert [r.latency_budget_ms for r in capped] == [60_000, 20_000, 60_000]
+
+
+def test_a_bad_priority_cell_names_the_row() -> None:
+    with pytest.raises(
+        CampaignInputError, match=r"segments:2: priority: Input should be .LOW., .NORMAL. or .HIGH."
+    ):
+        expand(TEMPLATE, rows({"persona": "p", "locale": "l", "@priority": "urgent"}))
 
 
 def test_unknown_placeholder_names_the_row_and_the_variable() -> None:

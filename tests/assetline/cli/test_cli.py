@@ -11,7 +11,14 @@ from click.testing import CliRunner
 from assetline.cli import cli
 from assetline.cli._common import EXIT_TIMEOUT, EXIT_UNDELIVERED, delivery_verdict
 from assetline.dev.broker import free_port
-from schemas.records import AssetCompleted, AssetKind, CompletionStatus
+from schemas.records import (
+    AssetCompleted,
+    AssetKind,
+    CompletionStatus,
+    GenerationRequest,
+    Priority,
+)
+from streams.codecs import Codecs
 from streams.settings import STAGES
 
 README = Path(__file__).resolve().parents[3] / "README.md"
@@ -125,6 +132,84 @@ def test_submit_request_flags_do_not_mix_with_a_file(no_broker: str, tmp_path: P
     result = CliRunner().invoke(cli, ["submit", "--file", str(path), "--alias", "x"])
     assert result.exit_code == 2
     assert "with --file" in result.output
+
+
+@pytest.mark.parametrize("flag", [["--priority", "high"], ["--deadline", "30m"]])
+def test_priority_and_deadline_do_not_mix_with_a_file(
+    no_broker: str, tmp_path: Path, flag: list[str]
+) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text("")
+    result = CliRunner().invoke(cli, ["submit", "--file", str(path), *flag])
+    assert result.exit_code == 2
+    assert "with --file, set them in the file (priority, latency_budget_ms)" in result.output
+
+
+class _Wire:
+    """Stands in for LineClient in ``submit``: encodes what it is given, as it would send."""
+
+    sent: list[bytes]
+
+    def __init__(self, settings: object) -> None:
+        self.codecs = Codecs.load()
+
+    async def __aenter__(self) -> _Wire:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def submit(self, requests: list[GenerationRequest]) -> int:
+        type(self).sent = [self.codecs.request.encode(r) for r in requests]
+        return len(requests)
+
+
+@pytest.mark.parametrize(
+    ("flags", "priority", "budget"),
+    [
+        ([], Priority.NORMAL, None),
+        (["--priority", "high", "--deadline", "90s"], Priority.HIGH, 90_000),
+        (["--priority", "LOW", "--deadline", "24h"], Priority.LOW, 86_400_000),
+        (["--deadline", "1h30m"], Priority.NORMAL, 5_400_000),
+    ],
+)
+def test_submit_puts_priority_and_deadline_on_the_requests(
+    no_broker: str,
+    monkeypatch: pytest.MonkeyPatch,
+    flags: list[str],
+    priority: Priority,
+    budget: int | None,
+) -> None:
+    import assetline.cli._line as line
+
+    monkeypatch.setattr(line, "LineClient", _Wire)
+    result = CliRunner().invoke(cli, ["submit", "--count", "2", *flags])
+    assert result.exit_code == 0, result.output
+    decoded = [Codecs.load().request.decode(value) for value in _Wire.sent]
+    assert len(decoded) == 2
+    assert {(r.priority, r.latency_budget_ms) for r in decoded} == {(priority, budget)}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--deadline", "90"], "not a deadline: '90' (a whole number with a unit"),
+        (["--deadline", "1.5h"], "not a deadline: '1.5h'"),
+        (["--deadline", "0s"], "deadline '0s' is out of range"),
+        (["--deadline", "25000h"], "at most 2147483647 ms"),
+        (["--priority", "urgent"], "'urgent' is not one of 'low', 'normal', 'high'"),
+    ],
+)
+def test_bad_priority_or_deadline_is_a_usage_error(
+    no_broker: str, flags: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(cli, ["submit", *flags])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, result.output
+    assert f"Invalid value for '--{flags[0][2:]}'" in errors[0]
+    assert message in errors[0]
 
 
 @pytest.mark.parametrize(
