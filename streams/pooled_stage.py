@@ -5,13 +5,23 @@ takes events as fast as the pool has room, and each event is acknowledged only w
 ``handle`` returned. An event whose handling was cancelled (the worker stopping) or raised is
 never acknowledged, so its partition commits no further and the event is fetched again after
 the next seek.
+
+One override of a Faust internal: each job sets Faust's task-local *current event*
+(``faust.streams._current_event``, the context variable Faust sets per event it yields) to its
+own event. A job runs in its own task, started from whichever task freed its slot, so it would
+otherwise see another event: a table write (``table[key] = value``) takes its changelog
+partition, and a RocksDB store its partition database, from the current event, so the write
+would land in another partition's ledger (and be lost to the worker that owns this one).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from faust.streams import _current_event
 
 from streams.stage_pool import Job, StagePool
 
@@ -62,6 +72,7 @@ async def feed_pool(
 
 def _acking(events: Any, event: Any, handle: Callable[[Any], Awaitable[None]]) -> Any:
     async def run() -> None:
+        _current_event.set(weakref.ref(event))  # this task's own (see the module docstring)
         await handle(event)
         await events.ack(event)  # only after the work is done
 
