@@ -224,29 +224,43 @@ def kafka_secrets(settings: Settings) -> list[str]:
 
 
 async def diagnose_connection(kafka: Settings | str, timeout: float = 10.0) -> str:
-    """Why a client could not start: one connection to the first bootstrap server, with the
-    same security, and its error in one line (aiokafka's own start error only says it could
-    not bootstrap; the cause - refused, TLS, authentication - is in a log line).
+    """Why a client could not start: one connection to each bootstrap server (at once, each
+    within ``timeout``), with the same security, and what each met in one line (aiokafka's
+    own start error only says it could not bootstrap; the cause - refused, TLS,
+    authentication - is in a log line).
 
-    Returns ``""`` when that connection succeeds.
+    One server: its error alone. Several: ``host:port: <error or 'connected'>`` for each,
+    ``; ``-separated, in the bootstrap list's order. Returns ``""`` when every connection
+    succeeds.
     """
+    servers = [s.strip() for s in bootstrap_of(kafka).split(",") if s.strip()]
+    found = await asyncio.gather(*(_diagnose_one(kafka, s, timeout) for s in servers))
+    if len(found) == 1 or not any(found):
+        return found[0] if found else ""
+    reports = zip(servers, found, strict=True)
+    return "; ".join(f"{server}: {why or 'connected'}" for server, why in reports)
+
+
+async def _diagnose_one(kafka: Settings | str, server: str, timeout: float) -> str:
+    """What one connection to ``server`` met, in one line; ``""`` when it succeeded."""
     from aiokafka.conn import create_conn
 
-    first = bootstrap_of(kafka).split(",")[0].strip()
-    host, _, port = first.rpartition(":")
+    host, _, port = server.rpartition(":")
+    if not host or not port.isdigit():
+        return f"{server!r} is not host:port"
     kwargs = client_kwargs(kafka)
     del kwargs["bootstrap_servers"]
     try:
         async with asyncio.timeout(timeout):
             conn = await create_conn(
-                host, int(port), request_timeout_ms=int(timeout * 1000), **kwargs
+                host.strip("[]"), int(port), request_timeout_ms=int(timeout * 1000), **kwargs
             )
     except TimeoutError:
-        return f"no answer from {first} within {timeout:g}s"
+        return f"no answer from {server} within {timeout:g}s"
     except ssl.SSLCertVerificationError as exc:
-        return f"TLS: the certificate of {first} is not trusted ({exc.verify_message})"
+        return f"TLS: the certificate of {server} is not trusted ({exc.verify_message})"
     except ssl.SSLError as exc:
-        return f"TLS handshake with {first} failed ({exc.reason or exc})"
+        return f"TLS handshake with {server} failed ({exc.reason or exc})"
     except Exception as exc:
         name = type(exc).__name__
         # aiokafka's broker errors read "[Error 58] SaslAuthenticationFailed: <text>"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import struct
 from pathlib import Path
 
 import click
@@ -26,6 +27,7 @@ from streams.kafka_security import (
     ClientCredentialsTokens,
     KafkaUnreachable,
     client_kwargs,
+    diagnose_connection,
     faust_credentials,
     kafka_secrets,
     start_client,
@@ -280,6 +282,61 @@ def test_a_client_that_cannot_start_is_closed_and_says_why_once(
     assert message.endswith(
         f"ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', {port})"
     )
+
+
+async def _answer_api_versions(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A broker as far as a client's first request goes: ApiVersions, answered (no APIs)."""
+    try:
+        while True:
+            (size,) = struct.unpack(">i", await reader.readexactly(4))
+            request = await reader.readexactly(size)
+            _, version, correlation = struct.unpack(">hhi", request[:8])
+            body = struct.pack(">ihi", correlation, 0, 0)  # no error, an empty API list
+            if version >= 1:
+                body += struct.pack(">i", 0)  # throttle_time_ms
+            writer.write(struct.pack(">i", len(body)) + body)
+            await writer.drain()
+    except asyncio.IncompleteReadError:
+        pass
+    finally:
+        writer.close()
+
+
+async def _hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()
+
+
+def test_the_diagnosis_tries_every_bootstrap_server_and_reports_each() -> None:
+    """It used to probe the first server only: a dead first broker hid that the others
+    answered (or a live first one hid that the others were down)."""
+    (closed,) = free_ports(1)  # nothing listens there: refused
+
+    async def go() -> tuple[str, str, int, int]:
+        answering = await asyncio.start_server(_answer_api_versions, "127.0.0.1", 0)
+        hanging_up = await asyncio.start_server(_hang_up, "127.0.0.1", 0)
+        async with answering, hanging_up:
+            up = answering.sockets[0].getsockname()[1]
+            rude = hanging_up.sockets[0].getsockname()[1]
+            servers = f"127.0.0.1:{closed}, 127.0.0.1:{up},127.0.0.1:{rude}"
+            every = await diagnose_connection(servers, timeout=30.0)
+            fine = await diagnose_connection(f"127.0.0.1:{up},127.0.0.1:{up}", timeout=30.0)
+        return every, fine, up, rude
+
+    every, fine, up, rude = asyncio.run(go())
+    assert every.split("; ") == [
+        f"127.0.0.1:{closed}: ConnectionRefusedError: [Errno 111] Connect call failed "
+        f"('127.0.0.1', {closed})",
+        f"127.0.0.1:{up}: connected",
+        f"127.0.0.1:{rude}: KafkaConnectionError: Connection at 127.0.0.1:{rude} closed "
+        "(does this listener expect kafka_security_protocol=PLAINTEXT?)",
+    ]
+    assert fine == ""  # every server answered: nothing to report
+
+
+def test_one_bootstrap_server_is_reported_as_before() -> None:
+    (closed,) = free_ports(1)
+    why = asyncio.run(diagnose_connection(f"127.0.0.1:{closed}", timeout=30.0))
+    assert why == f"ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', {closed})"
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "OAUTHBEARER"])
