@@ -229,6 +229,11 @@ class ProviderAttempt(AvroModel):
     purpose: str = Field(
         "generate", description="Why the call was made: 'generate', or 'judge' (AI validator)."
     )
+    batched: bool = Field(  # added after v0.1.0
+        False,
+        description="True when the call went through the provider's batch API (priced at "
+        "the alias's batch price; latency_ms is then the wait for the batch).",
+    )
 
 
 class RawAsset(AvroModel):
@@ -248,6 +253,12 @@ class RawAsset(AvroModel):
     )
     fallback: bool = Field(
         False, description="True when every provider failed and the alias's fallback was used."
+    )
+    rung: str | None = Field(  # added after v0.1.0
+        None,
+        description="Which version of its alias made it: 'primary', 'canary' (a share of the "
+        "traffic served by a new model first) or 'shadow' (a mirror: validated, never "
+        "delivered, never completed); null when the alias has no canary or shadow.",
     )
 
     @model_validator(mode="after")
@@ -353,6 +364,11 @@ class AssetCompleted(AvroModel):
     completed_at: datetime = Field(default_factory=utc_now, description="When the line finished.")
     review: ReviewDecision | None = Field(
         None, description="The reviewer's decision when a person approved or rejected the asset."
+    )
+    rung: str | None = Field(  # added after v0.1.0
+        None,
+        description="Which version of its alias served the request: 'primary' or 'canary'; "
+        "null when the alias has no canary or shadow.",
     )
 
 

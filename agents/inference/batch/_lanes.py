@@ -87,7 +87,20 @@ class BatchLanes:
             return None
         return collector, now + left - reserve
 
-    def call(
+    def covers(self, request: GenerationRequest, alias: str | None) -> bool:
+        """The request's alias has a batch rung and the request pins nothing: its deadline
+        is then its own (see :func:`deadline_budget_s`), batched or not."""
+        if alias is None or alias not in self.collectors:
+            return False
+        return request.model.provider is None and request.model.version is None
+
+    def remaining_for(self, request: GenerationRequest, alias: str, sync_budget_s: float) -> float:
+        """Seconds left of the request's own deadline, now."""
+        rung = self.collectors[alias].rung
+        budget = deadline_budget_s(request, rung, sync_budget_s)
+        return remaining_s(request, budget, self.clock())
+
+    def provider_call(
         self, collector: BatchCollector, request: GenerationRequest, prompt: str
     ) -> ProviderCall:
         rung = collector.rung

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
+from agents.inference.batch import BatchLanes
 from agents.inference.prompt import render_prompt
 from agents.inference.providers.base import (
     Attachment,
@@ -114,6 +115,9 @@ class _Run:
 
 class ModelRouter:
     """Routes requests for one worker; breakers and buckets are per provider and shared."""
+
+    #: The aliases' batch rungs (set by the worker when the routing file has any).
+    batches: BatchLanes | None = None
 
     def __init__(
         self,
@@ -222,6 +226,8 @@ class ModelRouter:
             result = RouteResult(request, request.model.alias)
             result.error = ProviderError(exc.code, exc.message)
             return result
+        if self.batches is not None and self.batches.covers(request, plan.alias):
+            return await self._route_batch_alias(request, plan, self.batches)
         budget_s = plan.latency_budget_ms / 1000.0
         remaining_s = deadline_remaining_s(request, budget_s, self._wall_clock())
         result = RouteResult(request, plan.alias, fallback_allowed=plan.fallback is not None)
@@ -229,6 +235,48 @@ class ModelRouter:
             return self._deadline_passed(request, plan, result, budget_s - remaining_s)
         run = _Run(request, plan, render_prompt(request), self._clock() + remaining_s, result)
         return await self._execute(run, remaining_s)
+
+    async def _route_batch_alias(
+        self, request: GenerationRequest, plan: Plan, lanes: BatchLanes
+    ) -> RouteResult:
+        """A request of an alias with a batch rung (see :mod:`agents.inference.batch`).
+
+        Its deadline is its own (``created_at`` + its ``latency_budget_ms``, which may exceed
+        the alias's). When what is left exceeds the rung's window plus the reserve, it waits
+        for a batch, at the batch price, booked like any call and recorded ``batched``; a
+        batch that fails, leaves it out or runs late sends it through the synchronous chain,
+        with at most the alias's budget and no more than what is left of the deadline.
+        """
+        sync_s = plan.latency_budget_ms / 1000.0
+        prompt = render_prompt(request)
+        result = RouteResult(request, plan.alias, fallback_allowed=plan.fallback is not None)
+        found = lanes.collector_for(request, plan.alias, sync_s)
+        if found is not None:
+            collector, give_up_at = found
+            entry = collector.rung.entry
+            estimate = entry.price.cost(estimate_usage(entry, request, prompt))
+            if self.guard.check(request, estimate) is None:
+                started = self._clock()
+                outcome = await collector.run(
+                    lanes.provider_call(collector, request, prompt), give_up_at
+                )
+                batch_run = _Run(request, plan, prompt, self._clock(), result)
+                self._record(batch_run, entry, outcome, self._clock() - started)
+                result.attempts[-1] = result.attempts[-1].model_copy(update={"batched": True})
+                if isinstance(outcome, Generated):
+                    result.generated, result.served_by = outcome, entry
+                    result.alerts[:0] = self._drain_alerts()
+                    return result
+                if outcome.refusal:  # a content policy: final, as on the chain
+                    result.error, result.fallback_allowed = outcome, False
+                    result.alerts[:0] = self._drain_alerts()
+                    return result
+        left = lanes.remaining_for(request, plan.alias or "", sync_s)
+        if left <= 0:
+            return self._deadline_passed(request, plan, result, sync_s - left)
+        budget_s = min(sync_s, left)
+        run = _Run(request, plan, prompt, self._clock() + budget_s, result)
+        return await self._execute(run, budget_s)
 
     async def call_pinned(
         self,
