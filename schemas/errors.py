@@ -65,6 +65,7 @@ Exception tree (class, code)::
     ├── ReviewError                      review.refused
     │   ├── NoReviewItemError            review.no_item
     │   └── AlreadyDecidedError          review.already_decided
+    ├── RequestOptionError               submit.bad_option
     ├── RequestFileError                 submit.bad_request_file
     ├── UnknownTopicError                tail.unknown_topic
     └── DisabledTopicMissingError        webhook.disabled_topic_missing
@@ -111,7 +112,7 @@ Where each is defined (module, classes)::
     assetline.replay.topics                           TopicChoiceError
     assetline.review                                  ReviewError, NoReviewItemError,
                                                       AlreadyDecidedError
-    assetline.submit                                  RequestFileError
+    assetline.submit                                  RequestOptionError, RequestFileError
     assetline.tail                                    UnknownTopicError
     assetline.webhooks                                DisabledTopicMissingError
 """
