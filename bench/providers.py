@@ -199,9 +199,16 @@ async def worker_on(settings: Settings, logs: Path) -> AsyncIterator[WorkerProce
         warm = stamp(copy_requests(f"warm-{uuid.uuid4().hex[:6]}", 4))
         async with LineClient(settings) as client:
             await client.submit(warm)
-        got = await await_completions(settings, [r.request_id for r in warm], timeout=120)
+        got: dict[str, Any] = {}
+        until = time.monotonic() + 120
+        while len(got) < len(warm) and time.monotonic() < until and worker.alive():
+            got = await await_completions(settings, [r.request_id for r in warm], timeout=2)
         if len(got) != len(warm):
-            raise SystemExit(f"warm-up got {len(got)}/{len(warm)} completions\n{worker.log_tail()}")
+            state = "running" if worker.alive() else "exited"
+            raise SystemExit(
+                f"warm-up got {len(got)}/{len(warm)} completions (worker {state}; log "
+                f"{worker.log_path}):\n{worker.log_tail()}"
+            )
         yield worker
     finally:
         worker.stop()
