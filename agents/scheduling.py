@@ -21,6 +21,8 @@ PRIORITY_RANK: Final[Mapping[Priority, int]] = {
     Priority.HIGH: 2,
 }
 NORMAL_RANK: Final = PRIORITY_RANK[Priority.NORMAL]
+#: Shadow work (mirrored traffic, never delivered) waits behind every real request.
+SHADOW_RANK: Final = -1
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,13 @@ class Settings(BaseSettings):
         description="Events a pooled stage takes ahead and holds waiting (ordered by priority "
         "and tenant fair share) before it stops fetching; about 1-2 KB each.",
     )
+    tenant_weights: Annotated[
+        dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]], NoDecode
+    ] = Field(
+        default_factory=dict,
+        description="Weighted fair queuing share of a tenant among waiting requests of one "
+        'priority, as JSON: {"acme": 3, "beta": 1}; each weight > 0, unnamed tenants weigh 1.0.',
+    )
     generation_reuse: bool = Field(
         True,
         description="Record each finished generation durably before emitting it and reuse it "
@@ -131,7 +138,24 @@ class Settings(BaseSettings):
     )
     render_threads: int = Field(2, ge=1, description="Threads for CPU-bound rendering.")
     validate_concurrency: int = Field(
-        4, ge=1, description="Assets validated at once (an AI judge call waits on the network)."
+        16,
+        ge=1,
+        description="Assets validated at once, chosen by priority then tenant fair share (an AI "
+        "judge call waits on the network; its calls in flight follow the provider's adaptive "
+        "limit).",
+    )
+    deliver_concurrency: int = Field(
+        64,
+        ge=1,
+        description="Deliveries a worker runs at once, chosen by priority then tenant fair "
+        "share; one request's events still go one at a time, in order.",
+    )
+    deliver_destination_concurrency: int = Field(
+        8,
+        ge=1,
+        description="Deliveries in flight per destination (a destination's max_in_flight in the "
+        "destinations file overrides it): a slow or dead destination holds back only its own "
+        "assets, never another destination's.",
     )
 
     # Inference layer
@@ -404,6 +428,16 @@ class Settings(BaseSettings):
     @classmethod
     def _api_keys_clean(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
         check_api_keys(value)
+        return value
+
+    @field_validator("tenant_weights", mode="before")
+    @classmethod
+    def _tenant_weights_json(cls, value: object) -> object:
+        if isinstance(value, str):  # a one-line error instead of pydantic-settings' traceback
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f'not JSON ({exc.msg}); e.g. {{"acme": 3, "beta": 1}}') from None
         return value
 
     @field_validator("stages", mode="before")

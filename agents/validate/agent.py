@@ -14,15 +14,19 @@ from agents.inference.routing.router import ModelRouter
 from agents.inference.routing.spend import JUDGE_LANE
 from agents.inference.worker import book_lane, worker_inference
 from agents.policy import load_profiles
+from agents.scheduling import SHADOW_RANK, schedule_of, tenant_weights
 from agents.tenants import Gatekeeper
 from agents.validate.checks.terms import default_detector
 from agents.validate.deadline import CheckRunner
 from agents.validate.gateway import Gateway
 from agents.validate.metrics import GatewayMetrics, overdue_checks_gauge
+from agents.validate.shadow import is_shadow, validate_shadow
 from agents.validate.validate_one import crashed
-from schemas.records import Disposition, RawAsset
+from schemas.records import Disposition, RawAsset, ValidatedAsset
 from streams.limits import AssetLimits
-from streams.stage_io import CrashOutcome, StageIO
+from streams.pooled_stage import Place, feed_pool
+from streams.stage_io import CrashOutcome, StageIO, peek
+from streams.stage_pool import StagePool
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -72,30 +76,64 @@ def install(line: Line) -> None:
 
         return publish
 
-    @line.app.agent(topics.raw, name=STAGE, concurrency=settings.validate_concurrency)
+    async def send_shadow(validated: ValidatedAsset, headers: list[tuple[str, bytes]]) -> None:
+        value = codecs.validated.encode(validated)
+        key = validated.raw.request.request_id
+        await io.send(topics.shadows, key, value, "shadows", headers=headers)
+
+    async def send_judge_alerts() -> None:
+        for alert in gateway.drain_alerts():
+            await io.send(topics.alerts, alert.alert_id, codecs.alert.encode(alert), "alerts")
+
+    pool = StagePool(
+        STAGE,
+        max_running=settings.validate_concurrency,
+        max_waiting=settings.stage_max_waiting,
+        weight=tenant_weights(getattr(settings, "tenant_weights", None)),
+    )
+    line.pools[STAGE] = pool
+
+    def place(event: Any) -> Place:
+        """The request's priority and tenant (a judge call waits in the same order at the
+        provider); shadows after every real request; keyed by request."""
+        raw = peek(codecs.raw, event)
+        if raw is None:
+            return Place()
+        schedule = schedule_of(raw.request)
+        rank = SHADOW_RANK if is_shadow(raw) else schedule.rank
+        return Place(rank, schedule.flow, raw.request.request_id)
+
+    @line.app.agent(topics.raw, name=STAGE)
     async def validate_stage(stream: Any) -> None:
-        async for event in stream.events():
-            async with io.handling(event) as crash:
-                raw = await io.decode(codecs.raw, event)
-                if raw is None:
-                    continue
-                crash.arm(ends_crashed(raw))
-                validated, decision = await gateway.assess(raw, line.blobs.get_async)
-                for alert in gateway.drain_alerts():  # the judge's breaker or budget
-                    alert_value = codecs.alert.encode(alert)
-                    await io.send(topics.alerts, alert.alert_id, alert_value, "alerts")
-                metrics.observe(validated)
-                key = raw.request.request_id
-                if decision.retry is not None:
-                    value = codecs.request.encode(decision.retry)
-                    mark = [gatekeeper.mark(value)]
-                    await io.send(topics.requests, key, value, "requests", headers=mark)
-                    crash.disarm()  # the next attempt carries the request on
-                value = codecs.validated.encode(validated)
-                if decision.disposition is Disposition.REVIEW:
-                    await io.send(topics.review, key, value, "review")
-                    crash.disarm()  # a person ends it now
-                if decision.disposition is Disposition.APPROVED:
-                    await io.send(topics.approved, key, value, "approved")
-                else:
-                    await io.send(topics.rejected, key, value, "rejected")
+        await feed_pool(stream, pool, line.app, place=place, handle=handle)
+
+    async def handle(event: Any) -> None:
+        async with io.handling(event) as crash:
+            raw = await io.decode(codecs.raw, event)
+            if raw is None:
+                return
+            if is_shadow(raw):  # judged and recorded on .shadows only; ends nothing
+                await validate_shadow(
+                    raw, gateway, line.blobs.get_async, send_shadow, send_judge_alerts
+                )
+                return
+            crash.arm(ends_crashed(raw))
+            validated, decision = await gateway.assess(raw, line.blobs.get_async)
+            for alert in gateway.drain_alerts():  # the judge's breaker or budget
+                alert_value = codecs.alert.encode(alert)
+                await io.send(topics.alerts, alert.alert_id, alert_value, "alerts")
+            metrics.observe(validated)
+            key = raw.request.request_id
+            if decision.retry is not None:
+                value = codecs.request.encode(decision.retry)
+                mark = [gatekeeper.mark(value)]
+                await io.send(topics.requests, key, value, "requests", headers=mark)
+                crash.disarm()  # the next attempt carries the request on
+            value = codecs.validated.encode(validated)
+            if decision.disposition is Disposition.REVIEW:
+                await io.send(topics.review, key, value, "review")
+                crash.disarm()  # a person ends it now
+            if decision.disposition is Disposition.APPROVED:
+                await io.send(topics.approved, key, value, "approved")
+            else:
+                await io.send(topics.rejected, key, value, "rejected")
