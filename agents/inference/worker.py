@@ -28,6 +28,7 @@ from weakref import WeakKeyDictionary
 import faust
 from aiokafka.errors import KafkaError
 
+from agents.inference.batch import BatchLanes, build_batch_clients
 from agents.inference.providers.base import Provider
 from agents.inference.providers.offline import OfflineProvider
 from agents.inference.routing.adapters import build_adapters, close_adapters
@@ -139,6 +140,9 @@ def _build(line: Line) -> WorkerInference:
         ProviderMetrics.build(line.registry),
         weight=tenant_weights(getattr(settings, "tenant_weights", None)),
     )
+    batch_clients = build_batch_clients(config, settings.api_keys)
+    if batch_clients:  # aliases with a batch rung (issue 16 #5)
+        router.batches = BatchLanes(config, batch_clients)
     for _name, topic in LANE_TABLES.values():
         _follow_spend(line, getattr(line.topics.names, topic), view)
 
@@ -153,6 +157,8 @@ def _build(line: Line) -> WorkerInference:
     @line.app.on_before_shutdown.connect
     async def _close_pools(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await close_adapters(adapters)
+        if router.batches is not None:
+            await router.batches.aclose()
         renderers.shutdown(wait=False)
 
     return WorkerInference(config, offline, adapters, router, view, tables)

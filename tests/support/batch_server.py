@@ -16,7 +16,8 @@ Knobs (set them on the object at any time):
   ``expired`` (nothing finished: OpenAI puts every line in the error file, Anthropic reports
   each result ``expired``) or ``cancelled``;
 - ``errored_every`` / ``missing_every``: every n-th call of a batch errors / is left out of the
-  results (partial batches).
+  results (partial batches);
+- ``text``: what every call answers (default: ``copy for: `` and the user's prompt).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class BatchServer:
     terminal: str = "completed"
     errored_every: int = 0
     missing_every: int = 0
+    text: str | None = None
     url: str = ""
     files: dict[str, bytes] = field(default_factory=dict)
     batches: dict[str, _Batch] = field(default_factory=dict)
@@ -319,7 +321,7 @@ class BatchServer:
             elif self.errored_every and index % self.errored_every == 0:
                 failed.append(_failed_line(batch.api, custom_id, "errored"))
             else:
-                done.append(_done_line(batch.api, custom_id, body))
+                done.append(_done_line(batch.api, custom_id, body, self.text))
         if batch.api == "anthropic":
             batch.results = _lines(done + failed)
             return
@@ -335,14 +337,14 @@ class BatchServer:
         body = await request.json()
         with self._lock:
             self.sync_calls += 1
-        return web.json_response(_chat_completion(body))
+        return web.json_response(_chat_completion(body, self.text))
 
     async def _sync_anthropic(self, request: web.Request) -> web.Response:
         self._auth(request)
         body = await request.json()
         with self._lock:
             self.sync_calls += 1
-        return web.json_response(_message(body))
+        return web.json_response(_message(body, self.text))
 
 
 def _openai_lines(data: bytes) -> tuple[list[tuple[str, dict[str, Any]]], str]:
@@ -383,13 +385,15 @@ def _anthropic_requests(body: Any) -> tuple[list[tuple[str, dict[str, Any]]], st
     return calls, ""
 
 
-def _text_of(body: dict[str, Any]) -> str:
-    """The answer: the user's prompt echoed back, so tests can tell calls apart."""
+def _text_of(body: dict[str, Any], text: str | None = None) -> str:
+    """The answer: ``text``, else the user's prompt echoed back, so tests can tell calls apart."""
+    if text is not None:
+        return text
     content = body["messages"][-1]["content"]
     return f"copy for: {content if isinstance(content, str) else 'attachments'}"
 
 
-def _chat_completion(body: dict[str, Any]) -> dict[str, Any]:
+def _chat_completion(body: dict[str, Any], text: str | None = None) -> dict[str, Any]:
     return {
         "id": "chatcmpl-batch",
         "object": "chat.completion",
@@ -399,7 +403,7 @@ def _chat_completion(body: dict[str, Any]) -> dict[str, Any]:
             {
                 "index": 0,
                 "finish_reason": "stop",
-                "message": {"role": "assistant", "content": _text_of(body), "refusal": None},
+                "message": {"role": "assistant", "content": _text_of(body, text), "refusal": None},
             }
         ],
         "usage": {
@@ -410,26 +414,31 @@ def _chat_completion(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _message(body: dict[str, Any]) -> dict[str, Any]:
+def _message(body: dict[str, Any], text: str | None = None) -> dict[str, Any]:
     return {
         "id": "msg_batch",
         "type": "message",
         "role": "assistant",
         "model": body["model"],
-        "content": [{"type": "text", "text": _text_of(body)}],
+        "content": [{"type": "text", "text": _text_of(body, text)}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
         "usage": {"input_tokens": INPUT_TOKENS, "output_tokens": OUTPUT_TOKENS},
     }
 
 
-def _done_line(api: str, custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def _done_line(api: str, custom_id: str, body: dict[str, Any], text: str | None) -> dict[str, Any]:
     if api == "anthropic":
-        return {"custom_id": custom_id, "result": {"type": "succeeded", "message": _message(body)}}
+        message = _message(body, text)
+        return {"custom_id": custom_id, "result": {"type": "succeeded", "message": message}}
     return {
         "id": f"batch_req_{custom_id}",
         "custom_id": custom_id,
-        "response": {"status_code": 200, "request_id": "req_1", "body": _chat_completion(body)},
+        "response": {
+            "status_code": 200,
+            "request_id": "req_1",
+            "body": _chat_completion(body, text),
+        },
         "error": None,
     }
 

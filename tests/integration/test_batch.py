@@ -1,0 +1,106 @@
+"""A campaign with a day to spare goes through a batch API, in a real worker (issue 16 #5).
+
+One worker, a real broker, and the local batch server playing an OpenAI-shaped provider (batch
+API and synchronous chat). The campaign's requests carry a 24 h latency budget; the alias has a
+batch rung at half the price, so the completions must say: batched, and half the cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from assetline.client import LineClient, await_completions
+from assetline.dev.child_worker import WorkerProcess
+from schemas.records import AssetKind, CompletionStatus, GenerationRequest, ModelSpec
+from streams.settings import Settings
+from streams.topics import ensure_topics, line_topic_specs
+from tests.support.batch_server import INPUT_TOKENS, OUTPUT_TOKENS, BatchServer, batch_server
+
+pytestmark = pytest.mark.integration
+
+ROUTING = """
+providers:
+  oai: {{type: openai, base_url: "{url}/v1", api_key: oai}}
+aliases:
+  copy:
+    chain:
+      - {{provider: oai, model: gpt-4o-mini, version: gpt-4o-mini-2024-07-18, max_retries: 0,
+          price: {{input_per_1k: 0.15, output_per_1k: 0.60}}}}
+    batch: {{provider: oai, model: gpt-4o-mini, version: gpt-4o-mini-2024-07-18,
+             window_s: 3600, max_size: 50, max_age_s: 1, poll_s: 0.2,
+             price: {{input_per_1k: 0.075, output_per_1k: 0.30}}}}
+default_alias: copy
+"""
+SYNC_COST = (INPUT_TOKENS * 0.15 + OUTPUT_TOKENS * 0.60) / 1000.0
+COUNT = 30
+
+
+@pytest.fixture
+def server() -> Iterator[BatchServer]:
+    with batch_server(text="Fast shoes for long runs.") as started:
+        yield started
+
+
+def _wait_ready(worker: WorkerProcess, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "Ready" in worker.log_tail(400):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"worker not ready:\n{worker.log_tail()}")
+
+
+def test_a_campaign_with_a_day_to_spare_is_batched_at_half_the_cost(
+    line_settings: Settings,
+    start_worker: Callable[[Settings], WorkerProcess],
+    server: BatchServer,
+    tmp_path: Path,
+) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING.format(url=server.url))
+    settings = line_settings.model_copy(
+        update={"routing_file": routing, "api_keys": {"oai": SecretStr("sk-oai")}}
+    )
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)))
+    worker = start_worker(settings)
+    _wait_ready(worker)
+
+    run = uuid.uuid4().hex[:8]
+    requests = [
+        GenerationRequest(
+            request_id=f"batch-{run}-{i:03d}",
+            idempotency_key=f"batch-{run}-{i:03d}",
+            tenant="acme",
+            campaign_id=f"spring-{run}",
+            kind=AssetKind.TEXT,
+            prompt_template=f"Headline for product {i}",
+            model=ModelSpec(alias="copy"),
+            latency_budget_ms=86_400_000,
+        )
+        for i in range(COUNT)
+    ]
+
+    async def submit() -> None:
+        async with LineClient(settings) as client:
+            await client.submit(requests)
+
+    asyncio.run(submit())
+    ids = [r.request_id for r in requests]
+    completions = asyncio.run(await_completions(settings, ids, timeout=120))
+    assert len(completions) == COUNT, worker.log_tail()
+    finals = [versions[0] for versions in completions.values()]
+    assert all(c.status is CompletionStatus.DELIVERED for c in finals), worker.log_tail()
+    batched = [c for c in finals if c.attempts and c.attempts[-1].batched]
+    assert len(batched) >= 0.95 * COUNT
+    cost = sum(c.cost for c in finals)
+    assert cost <= 0.55 * SYNC_COST * COUNT
+    assert cost == pytest.approx(0.5 * SYNC_COST * COUNT)
+    assert server.sync_calls == 0
+    assert sum(server.batch_sizes) == COUNT
