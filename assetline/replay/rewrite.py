@@ -107,7 +107,14 @@ def _bumped(request: GenerationRequest, generation: int | None) -> GenerationReq
         attempt = replay_attempt(request.attempt, generation)
     except ValueError as exc:
         raise RecordValidationError(str(exc)) from exc
-    return request.model_copy(update={"attempt": attempt})
+    # A replay is a new run: its deadline (created_at + latency budget) starts now, or every
+    # replay of last week's requests would fail deadline_exceeded unsent. Re-generations of
+    # the replay keep this created_at, so they share the replay's deadline.
+    now = datetime.now(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # timestamp-millis
+    return request.model_copy(
+        update={"attempt": attempt, "created_at": max(now, request.created_at)}
+    )
 
 
 def replay_headers(

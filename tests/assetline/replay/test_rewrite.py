@@ -213,3 +213,19 @@ def test_replay_headers_drop_the_old_marks_of_a_rewritten_value() -> None:
         now=NOW,
     )
     assert [k for k, _ in out if not k.startswith("assetline.replay.")] == ["traceparent"]
+
+
+@pytest.mark.parametrize("kind", [RecordKind.REQUEST, RecordKind.RAW])
+def test_a_replay_starts_its_deadline_now(codecs: Codecs, kind: RecordKind) -> None:
+    """The deadline is created_at + latency budget: a replay of an old request is a new run."""
+    old = _request().model_copy(update={"created_at": datetime(2020, 1, 1, tzinfo=UTC)})
+    value = (
+        codecs.request.encode(old)
+        if kind is RecordKind.REQUEST
+        else codecs.raw.encode(_raw().model_copy(update={"request": old}))
+    )
+    before = datetime.now(UTC).replace(microsecond=0)
+    out = Rewriter(codecs).rewrite(kind, value, None)
+    request = Rewriter(codecs).request_of(kind, out.value)
+    assert request.created_at >= before
+    assert request.attempt == 1001
