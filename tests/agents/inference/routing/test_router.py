@@ -539,3 +539,82 @@ def test_a_pinned_call_to_an_unknown_provider_is_a_programming_error() -> None:
     h = Harness(config([entry("writer")]), ScriptedProvider("writer"))
     with pytest.raises(ValueError, match="no adapter built for provider 'judge'"):
         pinned(h, entry("judge"))
+
+
+# --- deadlines and in-flight limits -------------------------------------------------------------
+
+
+def test_a_request_past_its_deadline_fails_unsent_with_deadline_exceeded() -> None:
+    """created_at + latency budget: time spent queued counts; nothing is sent or spent."""
+    from datetime import UTC, datetime, timedelta
+
+    paid = ScriptedProvider("paid")
+    h = Harness(
+        config([entry("paid", price=PAID)], budget_ms=5_000, fallback=Fallback(text="x")), paid
+    )
+    old = datetime.now(UTC) - timedelta(seconds=6)
+    result = h.route(request(created_at=old))
+    assert paid.calls == []
+    assert result.error is not None
+    assert result.error.code == "deadline_exceeded"
+    assert "before any call" in result.error.message
+    assert not result.fallback_allowed
+    assert result.cost == 0
+    assert h.metric("assetline_budget_kills_total", alias="a", kind="deadline") == 1
+
+
+def test_a_re_generation_inherits_what_is_left_of_the_deadline() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    slow = ScriptedProvider("slow", [Slow(30.0)])
+    h = Harness(config([entry("slow")], budget_ms=10_000), slow)
+    # 9.7 s of the 10 s are gone: the call is cancelled after about 0.3 s, not 10 s.
+    started = time.perf_counter()
+    result = h.route(request(attempt=2, created_at=datetime.now(UTC) - timedelta(seconds=9.7)))
+    assert time.perf_counter() - started < 3.0
+    assert result.error is not None
+    assert result.error.code == "budget_exceeded"
+    assert slow.cancelled == 1
+
+
+def test_a_request_waiting_for_a_slot_past_its_deadline_is_never_sent() -> None:
+    """The provider's in-flight limit is full; the waiting request's deadline passes."""
+    from datetime import UTC, datetime, timedelta
+
+    slow = ScriptedProvider("slow", [Slow(30.0)])
+    cfg = config([entry("slow")], budget_ms=300)
+    cfg = cfg.model_copy(
+        update={
+            "providers": {"slow": cfg.providers["slow"].model_copy(update={"max_in_flight": 1})}
+        }
+    )
+    h = Harness(cfg, slow)
+
+    async def go() -> tuple[RouteResult, RouteResult]:
+        first = asyncio.ensure_future(h.router.route(request(request_id="r-1")))
+        await asyncio.sleep(0.05)
+        # Its deadline passes at about 0.15 s, while the first holds the slot until 0.3 s.
+        created = datetime.now(UTC) - timedelta(seconds=0.2)
+        second = await h.router.route(request(request_id="r-2", created_at=created))
+        return await first, second
+
+    first, second = asyncio.run(go())
+    assert len(slow.calls) == 1  # the second never reached the provider
+    assert first.error is not None
+    assert first.error.code == "budget_exceeded"
+    assert second.error is not None
+    assert second.error.code == "deadline_exceeded"
+    assert second.attempts == []
+    assert h.router.limits["slow"].in_flight == 0
+
+
+def test_429s_shrink_the_providers_in_flight_limit() -> None:
+    limited = ScriptedProvider("p", [err("provider.rate_limited")] * 3 + [served("p")])
+    h = Harness(config([entry("p", max_retries=3)]), limited)
+    before = h.router.limits["p"].limit
+    result = h.route()
+    assert result.generated is not None
+    assert h.router.limits["p"].limit < before
+    assert (
+        h.metric("assetline_provider_in_flight_limit", provider="p") == h.router.limits["p"].limit
+    )
