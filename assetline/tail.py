@@ -76,6 +76,7 @@ def render_message(
         names.review_decisions: codecs.review_decision,
         names.review_items: codecs.review_item,
         names.webhooks: codecs.webhook_job,
+        names.shadows: codecs.validated,
     }
     codec = by_topic.get(topic)
     out: dict[str, Any] = {

@@ -42,6 +42,8 @@ class TopicNames:
     alerts: str
     spend: str
     spend_judge: str
+    spend_shadow: str
+    shadows: str
     review: str
     review_decisions: str
     review_items: str
@@ -61,6 +63,8 @@ class TopicNames:
             alerts=f"{prefix}.alerts",
             spend=f"{prefix}.spend",
             spend_judge=f"{prefix}.spend.judge",
+            spend_shadow=f"{prefix}.spend.shadow",
+            shadows=f"{prefix}.shadows",
             review=f"{prefix}.review",
             review_decisions=f"{prefix}.review.decisions",
             review_items=f"{prefix}.review.items",
@@ -72,7 +76,13 @@ class TopicNames:
     def compacted(self) -> tuple[str, ...]:
         """Topics whose latest value per key is all that matters: table changelogs, and the
         endpoints disabled by a 410 Gone (read whole by every notify worker at start)."""
-        return (self.spend, self.spend_judge, self.review_items, self.webhooks_disabled)
+        return (
+            self.spend,
+            self.spend_judge,
+            self.spend_shadow,
+            self.review_items,
+            self.webhooks_disabled,
+        )
 
     def all(self) -> tuple[str, ...]:
         return (
@@ -85,6 +95,8 @@ class TopicNames:
             self.deadletter,
             self.spend,
             self.spend_judge,
+            self.spend_shadow,
+            self.shadows,
             self.review,
             self.review_decisions,
             self.review_items,

@@ -15,6 +15,7 @@ from agents.deliver.provenance import Labeller
 from agents.deliver.sinks.retry import RetryingSink
 from agents.deliver.watchdog_task import install_watchdog
 from agents.deliver.webhook_jobs import jobs_for
+from agents.inference.routing.versions import SHADOW
 from agents.policy import load_profiles
 from agents.tenants import load_tenancy
 from schemas.records import CompletionStatus, ValidatedAsset
@@ -106,6 +107,9 @@ def install(line: Line) -> None:
             async with io.handling(event) as crash:
                 validated = await io.decode(codecs.validated, event)
                 if validated is None:
+                    continue
+                if validated.raw.rung == SHADOW:  # a shadow copy never completes (versions.py)
+                    line.metrics.events_out.labels(STAGE, "shadow_ignored").inc()
                     continue
                 if not ends_request(validated):
                     line.metrics.events_out.labels(STAGE, "detour").inc()

@@ -86,6 +86,7 @@ def completion(
         timings_ms=stage_timings(validated, deliver_ms, done),
         completed_at=done,
         review=validated.review,
+        rung=raw.rung,
     )
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from agents.inference.providers.base import Generated
 from agents.inference.routing.fallback import FallbackAssets
 from agents.inference.routing.router import ModelRouter, RouteResult
+from agents.inference.routing.versions import rung_of
 from schemas.records import (
     Alert,
     AssetKind,
@@ -50,6 +51,9 @@ async def generate_asset(
     cannot be the one place a key reaches the raw record, its completion or an alert.
     """
     outcome = await _generate(request, router, fallbacks, blobs, clock, limits)
+    rung = rung_of(request, router.config)  # primary or canary, when the alias has versions
+    if rung is not None:
+        outcome = GenerationOutcome(outcome.raw.model_copy(update={"rung": rung}), outcome.alerts)
     return scrub_outcome(outcome, provider_secrets(router))
 
 

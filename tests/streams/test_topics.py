@@ -36,6 +36,8 @@ def test_all_lists_every_topic_once_in_line_order() -> None:
         "p.deadletter",
         "p.spend",
         "p.spend.judge",
+        "p.spend.shadow",
+        "p.shadows",
         "p.review",
         "p.review.decisions",
         "p.review.items",
@@ -43,7 +45,7 @@ def test_all_lists_every_topic_once_in_line_order() -> None:
         "p.webhooks.disabled",
         "p.generations",
     )
-    assert len(set(names.all())) == 15
+    assert len(set(names.all())) == 17
     assert set(names.all()) == {getattr(names, f.name) for f in dataclasses.fields(names)}
 
 
@@ -91,6 +93,7 @@ def test_deadletter_keeps_messages_longer() -> None:
     for compacted in (
         "line.spend",
         "line.spend.judge",
+        "line.spend.shadow",
         "line.review.items",
         "line.webhooks.disabled",
     ):
@@ -105,7 +108,7 @@ def test_deadletter_keeps_messages_longer() -> None:
         "min.compaction.lag.ms": "1000",
         **size,
     }
-    assert len(specs) == 14  # 8 line topics and 6 webhook retry topics
+    assert len(specs) == 15  # 9 line topics (.shadows too) and 6 webhook retry topics
     for spec in specs.values():
         assert spec.config == {"cleanup.policy": "delete", "retention.ms": "1000", **size}
 

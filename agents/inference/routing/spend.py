@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 #: Who booked the spend: generation (the keys older workers wrote) and the AI judge.
 GENERATE_LANE: Final = ""
 JUDGE_LANE: Final = "judge"
-LANES: Final = (GENERATE_LANE, JUDGE_LANE)
+#: Shadow versions' generations (agents/generate/shadow.py): mirrors, paid for, never delivered.
+SHADOW_LANE: Final = "shadow"
+LANES: Final = (GENERATE_LANE, JUDGE_LANE, SHADOW_LANE)
 
 
 def spend_key(scope: str, partition: int, lane: str = GENERATE_LANE) -> str:
