@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -38,11 +38,19 @@ from agents.inference.routing.plan import latency_budget
 from agents.inference.routing.router import ModelRouter
 from agents.inference.routing.spend import SHADOW_LANE
 from agents.inference.routing.versions import SHADOW, SHADOW_HEADER, shadow_of, versioned_alias
+from agents.inference.worker import book_lane, worker_inference
 from schemas.records import AssetKind, GenerationError, GenerationRequest, RawAsset
 from streams.blobs import BlobStore, BlobTooLargeError, BlobUnavailableError
 from streams.limits import BAD_IMAGE_SIZE, AssetLimits
 
+if TYPE_CHECKING:
+    from streams.app import Line
+    from streams.stage_io import StageIO
+
 log = logging.getLogger(__name__)
+
+#: What the generate stage calls after the primary's RawAsset is sent: (request, its bytes).
+Mirror = Callable[[GenerationRequest, bytes], Awaitable[bool]]
 
 
 class ShadowMetrics(NamedTuple):
@@ -187,3 +195,35 @@ class Shadows:
         outcome, reused = await self.reuse.outcome(tagged, value, generate)
         raw = outcome.raw.model_copy(update={"request": request})
         return GenerationOutcome(raw, list(outcome.alerts)), reused
+
+
+def install_shadows(line: Line, io: StageIO, limits: AssetLimits, reuse: Reuse | None) -> Mirror:
+    """The generate stage's shadows: declares the shadow spend lane's table (always, so every
+    generate worker subscribes the same changelogs) and returns what the stage awaits after
+    sending a primary: it sends the shadow copy (and its alerts) when the request is mirrored.
+    """
+    inference = worker_inference(line)
+    book_lane(line, SHADOW_LANE)
+    shadows = Shadows(
+        inference.config,
+        inference.router,
+        line.blobs,
+        limits,
+        ShadowMetrics.build(line.registry),
+        reuse,
+    )
+    codecs, topics = line.codecs, line.topics
+
+    async def send_raw(raw: RawAsset, headers: list[tuple[str, bytes]]) -> None:
+        output = "shadow" if raw.error is None else "shadow.error"
+        value = codecs.raw.encode(raw)
+        await io.send(topics.raw, raw.request.request_id, value, output, headers)
+
+    async def send_alerts(outcome: GenerationOutcome) -> None:
+        for alert in outcome.alerts:
+            await io.send(topics.alerts, alert.alert_id, codecs.alert.encode(alert), "alerts")
+
+    async def mirror(request: GenerationRequest, value: bytes) -> bool:
+        return await shadows.mirror(request, value, send_raw, send_alerts)
+
+    return mirror
