@@ -1,4 +1,16 @@
-"""The deliver stage: approved -> sink -> DELIVERED; rejected -> REJECTED/FAILED; once each."""
+"""The deliver stage: approved -> sink -> DELIVERED; rejected -> REJECTED/FAILED; once each.
+
+Deliveries run concurrently in a :class:`streams.stage_pool.StagePool` (``deliver_concurrency``
+at once, by priority then tenant fair share), so a destination taking seconds per asset does not
+cap the line. Each job is keyed by its request id: one request's events (an approval, a
+rejection, a watchdog timeout) are handled one at a time, in order, so the ledger check and the
+ledger write of one event are never interleaved with another event of the same request, and
+the exactly-one-completion promise holds as it did with one event at a time. An asset for a
+destination runs in that destination's lane (its name; each asset goes to exactly one, see
+``Destinations.name_for``), at most ``deliver_destination_concurrency`` (or the destination's
+``max_in_flight``) at once: a slow or dead destination fills only its own lane, and what waits
+for it waits aside without taking a running slot. Rejections touch no destination: no lane.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from agents.deliver.cloudevents import completion_headers, data_schema, event_source
 from agents.deliver.completion import completion, crashed, ends_request, status_for_unapproved
 from agents.deliver.deliver_one import deliver_approved, earlier_completion
-from agents.deliver.destinations import load_destinations
+from agents.deliver.destinations import Destinations, load_destinations
 from agents.deliver.ledger import LedgerTable, already_completed, ledger_storage
 from agents.deliver.metadata.c2pa_manifest import load_c2pa_signing
 from agents.deliver.provenance import Labeller
@@ -17,9 +29,12 @@ from agents.deliver.watchdog_task import install_watchdog
 from agents.deliver.webhook_jobs import jobs_for
 from agents.inference.routing.versions import SHADOW
 from agents.policy import load_profiles
+from agents.scheduling import schedule_of, tenant_weights
 from agents.tenants import load_tenancy
 from schemas.records import CompletionStatus, ValidatedAsset
-from streams.stage_io import CrashOutcome, StageIO
+from streams.pooled_stage import Place, feed_pool
+from streams.stage_io import CrashOutcome, StageIO, peek
+from streams.stage_pool import StagePool
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -27,6 +42,25 @@ if TYPE_CHECKING:
 STAGE = "deliver"
 
 log = logging.getLogger(__name__)
+
+
+def delivery_place(
+    validated: ValidatedAsset | None, approved: bool, destinations: Destinations, message_key: Any
+) -> Place:
+    """An event's place in the deliver pool (see the module docstring): rank and tenant, keyed
+    by request id, in its destination's lane when it is an asset to deliver. Undecodable bytes
+    (``handle`` dead-letters them) are keyed by the message key, the request id of every record
+    the line writes, so they never run beside another event of their request either."""
+    if validated is None:
+        if isinstance(message_key, bytes):
+            message_key = message_key.decode("utf-8", "replace")
+        return Place(key=message_key if isinstance(message_key, str) else None)
+    request = validated.raw.request
+    schedule = schedule_of(request)
+    lane = None
+    if approved and ends_request(validated):
+        lane = destinations.name_for(request.tenant, request.campaign_id)
+    return Place(schedule.rank, schedule.flow, request.request_id, lane)
 
 
 def install(line: Line) -> None:
@@ -101,46 +135,64 @@ def install(line: Line) -> None:
 
         return publish
 
+    pool = StagePool(
+        STAGE,
+        max_running=settings.deliver_concurrency,
+        max_waiting=settings.stage_max_waiting,
+        weight=tenant_weights(getattr(settings, "tenant_weights", None)),
+        lane_limit=lambda lane: destinations.in_flight_limit(
+            lane, settings.deliver_destination_concurrency
+        ),
+    )
+    line.pools[STAGE] = pool
+
+    def place(event: Any) -> Place:
+        message = event.message
+        approved = message.topic == topics.names.approved
+        return delivery_place(peek(codecs.validated, event), approved, destinations, message.key)
+
     @line.app.agent(sources, name=STAGE)
     async def deliver(stream: Any) -> None:
-        async for event in stream.events():
-            async with io.handling(event) as crash:
-                validated = await io.decode(codecs.validated, event)
-                if validated is None:
-                    continue
-                if validated.raw.rung == SHADOW:  # a shadow copy never completes (versions.py)
-                    line.metrics.events_out.labels(STAGE, "shadow_ignored").inc()
-                    continue
-                if not ends_request(validated):
-                    line.metrics.events_out.labels(STAGE, "detour").inc()
-                    continue  # the request lives on: a new attempt, or a person, will end it
-                request = validated.raw.request
-                key = request.request_id.encode("utf-8")
-                entry = ledger.get(key)
-                if already_completed(entry, request.attempt, codecs.completed.decode):
-                    line.metrics.duplicates.labels(STAGE).inc()
-                    continue
-                crash.arm(ends_crashed(validated))
-                if event.message.topic == topics.names.approved:
-                    sink = sinks[destinations.name_for(request.tenant, request.campaign_id)]
-                    # The last completion says which bytes the request's name already holds.
-                    earlier = earlier_completion(entry, codecs.completed.decode)
-                    done = await deliver_approved(validated, line.blobs, sink, label, earlier)
-                    if done.status is CompletionStatus.FAILED:
-                        # An approved asset that did not land is kept for a re-drive.
-                        code, _, reason = done.reasons[0].partition(": ")
-                        await io.dead_letter(event, code, reason)
-                else:
-                    done = completion(validated, status_for_unapproved(validated))
-                # Webhook jobs go out before the ledger write: a crash in between re-sends them
-                # (same webhook-id, receivers deduplicate) instead of losing them.
-                hooks = destinations.webhooks_for(request.tenant, request.campaign_id)
-                for job in jobs_for(request, done, hooks, tenancy):
-                    value = codecs.webhook_job.encode(job)
-                    await io.send(topics.webhooks, request.request_id, value, "webhooks")
-                headers = completion_headers(done, source=source, dataschema=dataschema)
-                ledger.publish(key, codecs.completed.encode(done), headers)  # -> .completed
-                line.metrics.completions.labels(done.status.value).inc()
-                if done.location is not None:
-                    line.metrics.delivered_attempts.observe(done.attempt)
-                line.metrics.events_out.labels(STAGE, "completed").inc()
+        await feed_pool(stream, pool, line.app, place=place, handle=handle)
+
+    async def handle(event: Any) -> None:
+        async with io.handling(event) as crash:
+            validated = await io.decode(codecs.validated, event)
+            if validated is None:
+                return
+            if validated.raw.rung == SHADOW:  # a shadow copy never completes (versions.py)
+                line.metrics.events_out.labels(STAGE, "shadow_ignored").inc()
+                return
+            if not ends_request(validated):
+                line.metrics.events_out.labels(STAGE, "detour").inc()
+                return  # the request lives on: a new attempt, or a person, will end it
+            request = validated.raw.request
+            key = request.request_id.encode("utf-8")
+            entry = ledger.get(key)
+            if already_completed(entry, request.attempt, codecs.completed.decode):
+                line.metrics.duplicates.labels(STAGE).inc()
+                return
+            crash.arm(ends_crashed(validated))
+            if event.message.topic == topics.names.approved:
+                sink = sinks[destinations.name_for(request.tenant, request.campaign_id)]
+                # The last completion says which bytes the request's name already holds.
+                earlier = earlier_completion(entry, codecs.completed.decode)
+                done = await deliver_approved(validated, line.blobs, sink, label, earlier)
+                if done.status is CompletionStatus.FAILED:
+                    # An approved asset that did not land is kept for a re-drive.
+                    code, _, reason = done.reasons[0].partition(": ")
+                    await io.dead_letter(event, code, reason)
+            else:
+                done = completion(validated, status_for_unapproved(validated))
+            # Webhook jobs go out before the ledger write: a crash in between re-sends them
+            # (same webhook-id, receivers deduplicate) instead of losing them.
+            hooks = destinations.webhooks_for(request.tenant, request.campaign_id)
+            for job in jobs_for(request, done, hooks, tenancy):
+                value = codecs.webhook_job.encode(job)
+                await io.send(topics.webhooks, request.request_id, value, "webhooks")
+            headers = completion_headers(done, source=source, dataschema=dataschema)
+            ledger.publish(key, codecs.completed.encode(done), headers)  # -> .completed
+            line.metrics.completions.labels(done.status.value).inc()
+            if done.location is not None:
+                line.metrics.delivered_attempts.observe(done.attempt)
+            line.metrics.events_out.labels(STAGE, "completed").inc()

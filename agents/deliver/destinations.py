@@ -16,12 +16,16 @@ the filesystem under ``ASSETLINE_DELIVERY_DIR``, as before.
       - {tenant: acme, destination: bucket}
       - {tenant: acme, campaign_id: spring-sale, destination: dam}
     retry: {attempts: 5, base_delay_s: 0.5, max_delay_s: 30}
+
+Any destination may set ``max_in_flight``: how many deliveries to it run at once (default: the
+``deliver_destination_concurrency`` setting). Deliveries run concurrently, each destination in
+its own lane, so a slow or dead destination holds back only the assets routed to it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -44,12 +48,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class FilesystemDestination(_Strict):
+class _Destination(_Strict):
+    #: Deliveries to this destination at once; None = deliver_destination_concurrency.
+    max_in_flight: int | None = Field(None, ge=1, le=10_000)
+
+
+class FilesystemDestination(_Destination):
     type: Literal["filesystem"] = "filesystem"
     root: Path
 
 
-class S3Destination(_Strict):
+class S3Destination(_Destination):
     """An S3 bucket (or any S3-compatible store); ``secret`` names the secret access key."""
 
     type: Literal["s3"] = "s3"
@@ -63,7 +72,7 @@ class S3Destination(_Strict):
     timeout_s: float = Field(30.0, gt=0)
 
 
-class HttpDestination(_Strict):
+class HttpDestination(_Destination):
     """A DAM/CMS endpoint; ``secret`` names the value of ``auth_header``."""
 
     type: Literal["http"] = "http"
@@ -147,6 +156,12 @@ class Destinations:
     routes: tuple[Route, ...]
     retry: RetryPolicy
     webhooks: tuple[WebhookRoute, ...] = ()
+    #: name -> deliveries at once, for the destinations that set ``max_in_flight``.
+    max_in_flight: Mapping[str, int] = field(default_factory=dict)
+
+    def in_flight_limit(self, name: str, default: int) -> int:
+        """How many deliveries to destination ``name`` may run at once."""
+        return self.max_in_flight.get(name, default)
 
     def name_for(self, tenant: str, campaign_id: str) -> str:
         """The most specific matching route wins: tenant + campaign, then one of them."""
@@ -184,11 +199,11 @@ def build_sink(name: str, spec: Destination, secrets: Mapping[str, SecretStr]) -
         return FilesystemSink(spec.root)
     if isinstance(spec, S3Destination):
         secret = _secret(spec.secret, secrets, name)
-        fields = spec.model_dump(exclude={"type", "secret"})
+        fields = spec.model_dump(exclude={"type", "secret", "max_in_flight"})
         # One pooled client per destination: a new connection per asset costs ~10x the write.
         return S3Sink(S3Config(**fields, secret_access_key=secret), httpx.AsyncClient())
     auth = _secret(spec.secret, secrets, name)
-    fields = spec.model_dump(exclude={"type", "secret"})
+    fields = spec.model_dump(exclude={"type", "secret", "max_in_flight"})
     return HttpSink(HttpSinkConfig(**fields, auth_value=auth), httpx.AsyncClient())
 
 
@@ -219,6 +234,11 @@ def load_destinations(
             raise DestinationsFileError(str(exc)) from None
         config = parse_destinations(data, str(path))
     sinks = {name: build_sink(name, spec, secrets) for name, spec in config.destinations.items()}
+    limits = {
+        name: spec.max_in_flight
+        for name, spec in config.destinations.items()
+        if spec.max_in_flight is not None
+    }
     return Destinations(
-        sinks, config.default, tuple(config.routes), config.retry, tuple(config.webhooks)
+        sinks, config.default, tuple(config.routes), config.retry, tuple(config.webhooks), limits
     )

@@ -4,6 +4,8 @@ It behaves as RFC 9110 and the IETF Idempotency-Key draft describe a careful rec
 with ``If-None-Match: *`` to a path that already holds something is refused with 412, unless
 its ``Idempotency-Key`` is the one that stored it (a retry), which gets the first answer again.
 Runs aiohttp in a background thread, so sync tests and worker processes reach it over a socket.
+``delay_s`` makes it a slow DAM: each PUT is answered that long after it arrived (PUTs overlap),
+and ``peak_in_flight`` says how many it held at once.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ class Upload:
 class Dam:
     """``objects`` maps each stored path to its bytes; ``uploads`` lists every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self._in_flight = 0
+        self.peak_in_flight = 0
         self._lock = threading.Lock()
         self._objects: dict[str, tuple[bytes, str | None]] = {}
         self._uploads: list[Upload] = []
@@ -79,6 +84,16 @@ class Dam:
         self._runner = runner
 
     async def _put(self, request: web.Request) -> web.Response:
+        self._in_flight += 1  # on the server's own loop: no lock needed
+        self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            return await self._store(request)
+        finally:
+            self._in_flight -= 1
+
+    async def _store(self, request: web.Request) -> web.Response:
         body = await request.read()
         headers = {key.lower(): value for key, value in request.headers.items()}
         key = headers.get("idempotency-key")
@@ -96,8 +111,8 @@ class Dam:
 
 
 @contextmanager
-def dam_server() -> Iterator[Dam]:
-    dam = Dam().start()
+def dam_server(delay_s: float = 0.0) -> Iterator[Dam]:
+    dam = Dam(delay_s).start()
     try:
         yield dam
     finally:
