@@ -26,6 +26,9 @@ from streams.config_files import (
 
 #: Seconds: real image APIs take 20-120 s, so the default budget is generous.
 DEFAULT_LATENCY_BUDGET_MS: Final = 180_000
+#: The embedded offline routing's budget (its calls take milliseconds; what it bounds is time
+#: spent waiting in queues, see agents/inference/routing/router.py deadline_after_s).
+OFFLINE_LATENCY_BUDGET_MS: Final = 3_600_000
 
 
 class _Strict(BaseModel):
@@ -211,7 +214,12 @@ class VersionSplit(ChainEntry):
 
 class Alias(_Strict):
     chain: list[ChainEntry] = Field(min_length=1)
-    latency_budget_ms: int = Field(DEFAULT_LATENCY_BUDGET_MS, ge=1)
+    latency_budget_ms: int = Field(
+        DEFAULT_LATENCY_BUDGET_MS,
+        ge=1,
+        description="Deadline of a request that sets none, from its created_at, across queues "
+        "and every attempt (and the most one routing run may take, whatever the request sets).",
+    )
     fallback: Fallback | None = None
     batch: BatchRung | None = Field(
         None, description="Batch API rung for requests whose deadline leaves room for it."
@@ -306,7 +314,10 @@ def default_routing() -> RoutingConfig:
         providers={"offline": ProviderSpec(adapter=OfflineConfig())},
         aliases={
             "default": Alias(
-                chain=[ChainEntry(provider="offline", model="offline", version=OFFLINE_VERSION)]
+                chain=[ChainEntry(provider="offline", model="offline", version=OFFLINE_VERSION)],
+                # The deadline runs from created_at across queueing: a burst of 100,000
+                # requests on one worker must not time out waiting for a millisecond renderer.
+                latency_budget_ms=OFFLINE_LATENCY_BUDGET_MS,
             )
         },
         default_alias="default",

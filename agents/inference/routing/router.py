@@ -229,12 +229,15 @@ class ModelRouter:
         if self.batches is not None and self.batches.covers(request, plan.alias):
             return await self._route_batch_alias(request, plan, self.batches)
         budget_s = plan.latency_budget_ms / 1000.0
-        remaining_s = deadline_remaining_s(request, budget_s, self._wall_clock())
+        deadline_s = deadline_after_s(request, budget_s)
+        remaining_s = deadline_remaining_s(request, deadline_s, self._wall_clock())
         result = RouteResult(request, plan.alias, fallback_allowed=plan.fallback is not None)
         if remaining_s <= 0:
-            return self._deadline_passed(request, plan, result, budget_s - remaining_s)
-        run = _Run(request, plan, render_prompt(request), self._clock() + remaining_s, result)
-        return await self._execute(run, remaining_s)
+            return self._deadline_passed(request, deadline_s, result, -remaining_s)
+        # This run gets the alias's budget, or what is left of the deadline if that is less.
+        run_s = min(budget_s, remaining_s)
+        run = _Run(request, plan, render_prompt(request), self._clock() + run_s, result)
+        return await self._execute(run, run_s)
 
     async def _route_batch_alias(
         self, request: GenerationRequest, plan: Plan, lanes: BatchLanes
@@ -273,7 +276,7 @@ class ModelRouter:
                     return result
         left = lanes.remaining_for(request, plan.alias or "", sync_s)
         if left <= 0:
-            return self._deadline_passed(request, plan, result, sync_s - left)
+            return self._deadline_passed(request, deadline_after_s(request, sync_s), result, -left)
         budget_s = min(sync_s, left)
         run = _Run(request, plan, prompt, self._clock() + budget_s, result)
         return await self._execute(run, budget_s)
@@ -515,17 +518,17 @@ class ModelRouter:
         self.metrics.budget_kills.labels(run.plan.alias or "", "deadline").inc()
 
     def _deadline_passed(
-        self, request: GenerationRequest, plan: Plan, result: RouteResult, elapsed_s: float
+        self, request: GenerationRequest, deadline_s: float, result: RouteResult, late_s: float
     ) -> RouteResult:
         """The request's deadline passed before the router saw it (it waited that long in
         queues, or is a re-generation that used its time up): fail it unsent."""
         result.error = ProviderError(
             DEADLINE_EXCEEDED,
-            f"deadline of {plan.latency_budget_ms} ms from created_at passed "
-            f"{(elapsed_s * 1000.0) - plan.latency_budget_ms:.0f} ms ago, before any call",
+            f"deadline of {deadline_s * 1000.0:.0f} ms from created_at passed "
+            f"{late_s * 1000.0:.0f} ms ago, before any call",
         )
         result.fallback_allowed = False
-        self.metrics.budget_kills.labels(plan.alias or "", "deadline").inc()
+        self.metrics.budget_kills.labels(result.alias or "", "deadline").inc()
         return result
 
     def _limit_changed(self, name: str, limit: float) -> None:
@@ -680,12 +683,25 @@ def load_signal(outcome: Generated | ProviderError) -> Signal:
     return Signal.OK  # it answered; the request was the problem
 
 
-def deadline_remaining_s(request: GenerationRequest, budget_s: float, now_s: float) -> float:
-    """Seconds left of the request's deadline, ``created_at`` + its latency budget.
+def deadline_after_s(request: GenerationRequest, alias_budget_s: float) -> float:
+    """How long after ``created_at`` the request is due: its own ``latency_budget_ms`` when
+    set (a campaign submitted with ``--deadline 24h``), else its alias's budget.
+
+    The request's own deadline may exceed the alias's budget: waiting costs no worker slot,
+    and each routing run is still bounded by the alias's budget (see :meth:`ModelRouter.route`).
+    """
+    own = request.latency_budget_ms
+    if own is not None and own > 0:
+        return own / 1000.0
+    return alias_budget_s
+
+
+def deadline_remaining_s(request: GenerationRequest, deadline_s: float, now_s: float) -> float:
+    """Seconds left until ``created_at`` + ``deadline_s`` (negative: how late it is).
 
     The deadline spans the time the request waited in topics and queues and every attempt: a
     re-generation keeps ``created_at``, so it inherits what is left. A ``created_at`` in the
     future (a producer's clock ahead of ours) counts as now, never as extra time.
     """
     created_s = request.created_at.timestamp()
-    return budget_s - max(0.0, now_s - created_s)
+    return deadline_s - max(0.0, now_s - created_s)

@@ -618,3 +618,27 @@ def test_429s_shrink_the_providers_in_flight_limit() -> None:
     assert (
         h.metric("assetline_provider_in_flight_limit", provider="p") == h.router.limits["p"].limit
     )
+
+
+def test_a_requests_own_deadline_may_exceed_the_alias_budget_but_each_run_may_not() -> None:
+    """--deadline 24h: queueing counts against the request's own deadline; the alias's budget
+    still bounds each routing run (and a request without a deadline gets the alias's)."""
+    from datetime import UTC, datetime, timedelta
+
+    ten_s_ago = datetime.now(UTC) - timedelta(seconds=10)
+    ok = ScriptedProvider("ok")
+    h = Harness(config([entry("ok")], budget_ms=1_000), ok)
+    served_late = h.route(request(created_at=ten_s_ago, latency_budget_ms=60_000))
+    assert served_late.generated is not None
+    failed = h.route(request(created_at=ten_s_ago))
+    assert failed.error is not None
+    assert failed.error.code == "deadline_exceeded"
+    assert len(ok.calls) == 1
+
+    slow = ScriptedProvider("slow", [Slow(30.0)])
+    h = Harness(config([entry("slow")], budget_ms=300), slow)
+    started = time.perf_counter()
+    result = h.route(request(latency_budget_ms=86_400_000))
+    assert time.perf_counter() - started < 3.0  # the run stopped at the alias's 0.3 s
+    assert result.error is not None
+    assert result.error.code == "budget_exceeded"
