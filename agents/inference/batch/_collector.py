@@ -83,6 +83,8 @@ class BatchCollector:
         self._first_at = 0.0
         self._timer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Batches submitted and not yet ended: cancelled at the provider by :meth:`aclose`.
+        self._live: set[str] = set()
         self._prefix = uuid.uuid4().hex[:12]
         self._ids = itertools.count(1)
 
@@ -107,7 +109,9 @@ class BatchCollector:
             waiter.settle(_error("batch.abandoned", "the caller stopped waiting"))
 
     async def aclose(self) -> None:
-        """Stop timers and polls; waiting callers get ``batch.stopped`` (the sync chain)."""
+        """Stop timers and polls, and cancel the batches still running at the provider: no
+        one could read their results any more (a restarted worker batches its requests
+        anew). Waiting callers get ``batch.stopped`` (the sync chain)."""
         tasks = [*self._tasks, *([self._timer] if self._timer is not None else [])]
         for task in tasks:
             task.cancel()
@@ -117,6 +121,8 @@ class BatchCollector:
         for waiter in self._pending:
             waiter.settle(_error("batch.stopped", "the worker is stopping"))
         self._pending.clear()
+        for batch_id in list(self._live):
+            await self._cancel(batch_id)
 
     # --- submitting --------------------------------------------------------------------------
 
@@ -159,14 +165,17 @@ class BatchCollector:
             self._settle_all(waiters, exc)
             return
         except asyncio.CancelledError:
+            self._settle_all(waiters, _error("batch.stopped", "the worker is stopping"))
             raise
         except Exception as exc:  # a client bug must not strand the callers
             log.exception("batch submit crashed")
             self._settle_all(waiters, _error("batch.crashed", type(exc).__name__))
             return
+        self._live.add(batch_id)
         try:
             await self._follow(batch_id, waiters)
         except asyncio.CancelledError:
+            self._settle_all(waiters, _error("batch.stopped", "the worker is stopping"))
             raise
         except Exception as exc:
             log.exception("following batch %s crashed", batch_id)
@@ -194,6 +203,7 @@ class BatchCollector:
                 if status.state == "running":
                     failures = 0
                     continue
+                self._live.discard(batch_id)
                 if status.state == "failed":
                     reason = status.detail or f"batch {status.status}"
                     self._settle_all(waiters, _error("batch.failed", reason))
@@ -239,6 +249,7 @@ class BatchCollector:
             await self.client.cancel(batch_id)
         except ProviderError as exc:
             log.info("could not cancel batch %s: %s", batch_id, exc.message)
+        self._live.discard(batch_id)  # not when interrupted: aclose tries again
 
     def _settle_all(self, waiters: list[_Waiter], error: ProviderError) -> None:
         for waiter in waiters:

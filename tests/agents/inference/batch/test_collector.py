@@ -91,7 +91,29 @@ def test_a_batch_still_running_at_give_up_time_sends_its_calls_back_and_is_cance
     outcomes, collector = collect(server, 3, give_up_in=0.15)
     assert codes(outcomes) == ["batch.late"] * 3
     assert collector.stats.late == 3
-    assert len(server.cancels) == 1
+    # cancelled once nobody waits (or, at the latest, when the collector closes)
+    assert set(server.cancels) == set(server.batches)
+    assert len(server.batches) == 1
+
+
+def test_closing_cancels_the_batches_still_running(server: BatchServer) -> None:
+    server.hold = True
+
+    async def go() -> Generated | ProviderError:
+        client = OpenAIBatchClient("oai", OpenAIConfig(base_url=f"{server.url}/v1"), "k")
+        rung = BatchRung(provider="oai", model="m", max_size=1, poll_s=0.01)
+        collector = BatchCollector(rung, client)
+        waiting = asyncio.create_task(collector.run(call(0), time.time() + FAR))
+        while not server.polls:  # noqa: ASYNC110 - the server runs in another thread
+            await asyncio.sleep(0.01)
+        await collector.aclose()
+        await client.aclose()
+        return await waiting
+
+    outcome = asyncio.run(go())
+    assert isinstance(outcome, ProviderError)
+    assert outcome.code == "batch.stopped"
+    assert server.cancels == list(server.batches)
 
 
 def test_failed_batch_fails_every_call(server: BatchServer) -> None:
