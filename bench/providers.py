@@ -278,6 +278,19 @@ def failed_on_429(done: Iterable[AssetCompleted]) -> int:
     return sum(1 for d in done if d.status.value == "FAILED" and on_429(d))
 
 
+def stage_medians_ms(done: list[AssetCompleted]) -> dict[str, float]:
+    """Median ms per stage timing of the completions, and ``queued``: total minus the stages
+    (time spent waiting between and inside the stages' queues)."""
+    keys = ("generate", "validate", "deliver", "total")
+    out = {k: statistics.median(d.timings_ms.get(k, 0.0) for d in done) for k in keys if done}
+    if done:
+        out["queued"] = statistics.median(
+            d.timings_ms.get("total", 0.0) - sum(d.timings_ms.get(k, 0.0) for k in keys[:3])
+            for d in done
+        )
+    return {k: round(v, 1) for k, v in out.items()}
+
+
 def statuses(done: Iterable[AssetCompleted]) -> dict[str, int]:
     out: dict[str, int] = {}
     for d in done:
@@ -296,6 +309,7 @@ class Burst:
     statuses: dict[str, int]
     failed_429: int
     times_s: list[float]
+    stages_p50_ms: dict[str, float]
 
     @property
     def per_s(self) -> float:
@@ -317,7 +331,7 @@ async def burst(
     ends = seconds_to_complete(done, started)
     seconds = max(ends) if complete and ends else max_s
     return Burst(len(measured), len(done), seconds, not complete, statuses(done),
-                 failed_on_429(done), request_times(done))  # fmt: skip
+                 failed_on_429(done), request_times(done), stage_medians_ms(done))  # fmt: skip
 
 
 # ---------------------------------------------------------------- scenarios
@@ -531,6 +545,7 @@ def _burst_json(b: Burst) -> dict[str, Any]:
         "failed_on_429": b.failed_429,
         "p50_s": r2(pct(b.times_s, 50)),
         "p99_s": r2(pct(b.times_s, 99)),
+        "stages_p50_ms": b.stages_p50_ms,
     }
 
 
