@@ -16,8 +16,6 @@ from agents.inference.batch._collector import BatchCollector, BatchStats
 from agents.inference.batch._lanes import (
     BatchLanes,
     build_batch_clients,
-    deadline_budget_s,
-    remaining_s,
     reserve_s,
 )
 
@@ -31,7 +29,5 @@ __all__ = [
     "BatchStatus",
     "OpenAIBatchClient",
     "build_batch_clients",
-    "deadline_budget_s",
-    "remaining_s",
     "reserve_s",
 ]

@@ -138,11 +138,10 @@ class BatchRung(_Strict):
     """An alias's batch API rung: requests whose deadline leaves room for a batch go here,
     at the batch price (about half the synchronous one); see :mod:`agents.inference.batch`.
 
-    A request is batched when what is left of its deadline (``created_at`` + its
-    ``latency_budget_ms``, which a batch rung lets exceed the alias's, up to
-    ``max_deadline_s``) exceeds ``window_s`` plus the reserve, ``max(margin_s, the alias's
-    latency budget)``. A batch that fails, leaves the request out, or has not answered when
-    only the reserve is left sends the request through the synchronous chain.
+    A request is batched when what is left of its deadline (``created_at`` + its own
+    ``latency_budget_ms``) exceeds ``window_s`` plus the reserve, ``max(margin_s, the
+    alias's latency budget)``. A batch that fails, leaves the request out, or has not answered
+    when only the reserve is left sends the request through the synchronous chain.
     """
 
     provider: str = Field(description="An openai or anthropic provider of the routing file.")
@@ -155,9 +154,6 @@ class BatchRung(_Strict):
         "provider's completion window (24 h), less to bet on batches ending sooner.",
     )
     margin_s: float = Field(600.0, ge=0, description="Time kept for the synchronous fallback.")
-    max_deadline_s: float = Field(
-        7 * 86_400.0, gt=0, description="Longest deadline a request may ask for."
-    )
     max_size: int = Field(500, ge=1, le=50_000, description="Requests per batch at most.")
     max_age_s: float = Field(
         60.0,

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
-from agents.inference.batch import BatchLanes
+from agents.inference.batch import BatchCollector, BatchLanes
 from agents.inference.prompt import render_prompt
 from agents.inference.providers.base import (
     Attachment,
@@ -226,60 +226,65 @@ class ModelRouter:
             result = RouteResult(request, request.model.alias)
             result.error = ProviderError(exc.code, exc.message)
             return result
-        if self.batches is not None and self.batches.covers(request, plan.alias):
-            return await self._route_batch_alias(request, plan, self.batches)
         budget_s = plan.latency_budget_ms / 1000.0
         deadline_s = deadline_after_s(request, budget_s)
         remaining_s = deadline_remaining_s(request, deadline_s, self._wall_clock())
         result = RouteResult(request, plan.alias, fallback_allowed=plan.fallback is not None)
         if remaining_s <= 0:
             return self._deadline_passed(request, deadline_s, result, -remaining_s)
+        prompt = render_prompt(request)
+        if self.batches is not None:
+            found = self.batches.collector_for(request, plan.alias, remaining_s, budget_s)
+            if found is not None and await self._batched(request, plan, prompt, result, *found):
+                return result
+            remaining_s = deadline_remaining_s(request, deadline_s, self._wall_clock())
+            if remaining_s <= 0:
+                return self._deadline_passed(request, deadline_s, result, -remaining_s)
         # This run gets the alias's budget, or what is left of the deadline if that is less.
         run_s = min(budget_s, remaining_s)
-        run = _Run(request, plan, render_prompt(request), self._clock() + run_s, result)
+        run = _Run(request, plan, prompt, self._clock() + run_s, result)
         return await self._execute(run, run_s)
 
-    async def _route_batch_alias(
-        self, request: GenerationRequest, plan: Plan, lanes: BatchLanes
-    ) -> RouteResult:
-        """A request of an alias with a batch rung (see :mod:`agents.inference.batch`).
-
-        Its deadline is its own (``created_at`` + its ``latency_budget_ms``, which may exceed
-        the alias's). When what is left exceeds the rung's window plus the reserve, it waits
-        for a batch, at the batch price, booked like any call and recorded ``batched``; a
-        batch that fails, leaves it out or runs late sends it through the synchronous chain,
-        with at most the alias's budget and no more than what is left of the deadline.
+    async def _batched(
+        self,
+        request: GenerationRequest,
+        plan: Plan,
+        prompt: str,
+        result: RouteResult,
+        collector: BatchCollector,
+        give_up_at: float,
+    ) -> bool:
+        """Wait for the request's answer from its alias's batch rung (see
+        :mod:`agents.inference.batch`): priced at the batch price, booked like any call and
+        recorded ``batched``. True when that settles the request (served, or refused by a
+        content policy); False sends it through the chain: the batch failed, left it out, or
+        had not answered at ``give_up_at``, when the deadline has one synchronous run left.
         """
-        sync_s = plan.latency_budget_ms / 1000.0
-        prompt = render_prompt(request)
-        result = RouteResult(request, plan.alias, fallback_allowed=plan.fallback is not None)
-        found = lanes.collector_for(request, plan.alias, sync_s)
-        if found is not None:
-            collector, give_up_at = found
-            entry = collector.rung.entry
-            estimate = entry.price.cost(estimate_usage(entry, request, prompt))
-            if self.guard.check(request, estimate) is None:
-                started = self._clock()
-                outcome = await collector.run(
-                    lanes.provider_call(collector, request, prompt), give_up_at
-                )
-                batch_run = _Run(request, plan, prompt, self._clock(), result)
-                self._record(batch_run, entry, outcome, self._clock() - started)
-                result.attempts[-1] = result.attempts[-1].model_copy(update={"batched": True})
-                if isinstance(outcome, Generated):
-                    result.generated, result.served_by = outcome, entry
-                    result.alerts[:0] = self._drain_alerts()
-                    return result
-                if outcome.refusal:  # a content policy: final, as on the chain
-                    result.error, result.fallback_allowed = outcome, False
-                    result.alerts[:0] = self._drain_alerts()
-                    return result
-        left = lanes.remaining_for(request, plan.alias or "", sync_s)
-        if left <= 0:
-            return self._deadline_passed(request, deadline_after_s(request, sync_s), result, -left)
-        budget_s = min(sync_s, left)
-        run = _Run(request, plan, prompt, self._clock() + budget_s, result)
-        return await self._execute(run, budget_s)
+        entry = collector.rung.entry
+        if self.guard.check(request, entry.price.cost(estimate_usage(entry, request, prompt))):
+            return False  # the chain's own pre-check gives the verdict
+        call = ProviderCall(
+            request=request,
+            prompt=prompt,
+            model=entry.wire_model,
+            timeout_s=entry.timeout_s,
+            max_output_tokens=entry.max_output_tokens,
+            params=entry.params,
+        )
+        started = self._clock()
+        outcome = await collector.run(call, give_up_at)
+        self._record(
+            _Run(request, plan, prompt, started, result), entry, outcome, self._clock() - started
+        )
+        result.attempts[-1] = result.attempts[-1].model_copy(update={"batched": True})
+        if isinstance(outcome, Generated):
+            result.generated, result.served_by = outcome, entry
+        elif outcome.refusal:  # a content policy: final, as on the chain
+            result.error, result.fallback_allowed = outcome, False
+        else:
+            return False
+        result.alerts[:0] = self._drain_alerts()
+        return True
 
     async def call_pinned(
         self,

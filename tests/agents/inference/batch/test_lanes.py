@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
-from agents.inference.batch import BatchLanes, build_batch_clients, remaining_s
+from agents.inference.batch import BatchLanes, build_batch_clients
 from agents.inference.routing.config import RoutingFileError, parse_routing
 from schemas.records import AssetKind, GenerationRequest, ModelSpec
 
@@ -25,7 +25,7 @@ default_alias: copy
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
 
-def request(budget_ms: int | None, age_s: float = 0.0, **spec: str) -> GenerationRequest:
+def request(budget_ms: int | None, **spec: str) -> GenerationRequest:
     return GenerationRequest(
         request_id="r",
         idempotency_key="k",
@@ -35,7 +35,7 @@ def request(budget_ms: int | None, age_s: float = 0.0, **spec: str) -> Generatio
         prompt_template="x",
         model=ModelSpec(alias="copy", **spec),
         latency_budget_ms=budget_ms,
-        created_at=NOW - timedelta(seconds=age_s),
+        created_at=NOW,
     )
 
 
@@ -60,31 +60,28 @@ def test_batch_rung_must_name_a_batch_capable_provider(provider: str) -> None:
 
 
 def test_a_long_deadline_is_batched_until_the_reserve_is_all_that_is_left() -> None:
-    found = lanes().collector_for(request(86_400_000), "copy", 60.0)
+    found = lanes().collector_for(request(86_400_000), "copy", 86_400.0, 60.0)
     assert found is not None
     _, give_up_at = found
-    # deadline: created_at + 24 h; reserve: max(margin 120 s, alias budget 60 s)
+    # reserve: max(margin 120 s, the run's budget 60 s)
     assert give_up_at == NOW.timestamp() + 86_400 - 120
 
 
-@pytest.mark.parametrize(
-    ("budget_ms", "age_s"),
-    [
-        (None, 0.0),  # the alias's own (sync) budget
-        (3_600_000, 0.0),  # exactly the window: no room for the reserve
-        (86_400_000, 86_400 - 3_000),  # old request: not enough left any more
-    ],
-)
-def test_short_or_spent_deadlines_stay_synchronous(budget_ms: int | None, age_s: float) -> None:
-    assert lanes().collector_for(request(budget_ms, age_s), "copy", 60.0) is None
+@pytest.mark.parametrize("left_s", [60.0, 3_600.0, 3_720.0])
+def test_what_leaves_no_room_for_window_and_reserve_stays_synchronous(left_s: float) -> None:
+    assert lanes().collector_for(request(86_400_000), "copy", left_s, 60.0) is None
 
 
-def test_pinned_requests_and_other_aliases_stay_synchronous() -> None:
+def test_the_reserve_is_at_least_one_synchronous_run() -> None:
     batched = lanes()
-    assert batched.collector_for(request(86_400_000, provider="oai"), "copy", 60.0) is None
-    assert batched.collector_for(request(86_400_000), "other", 60.0) is None
+    assert batched.collector_for(request(86_400_000), "copy", 3_600 + 300, 250.0) is not None
+    assert batched.collector_for(request(86_400_000), "copy", 3_600 + 300, 300.0) is None
 
 
-def test_remaining_counts_from_created_at_and_never_gains_from_a_future_clock() -> None:
-    assert remaining_s(request(None, age_s=30), 100.0, NOW.timestamp()) == 70.0
-    assert remaining_s(request(None, age_s=-30), 100.0, NOW.timestamp()) == 100.0
+def test_pinned_requests_images_and_other_aliases_stay_synchronous() -> None:
+    batched = lanes()
+    pinned = request(86_400_000, provider="oai")
+    assert batched.collector_for(pinned, "copy", 86_400.0, 60.0) is None
+    assert batched.collector_for(request(86_400_000), "other", 86_400.0, 60.0) is None
+    image = request(86_400_000).model_copy(update={"kind": AssetKind.IMAGE})
+    assert batched.collector_for(image, "copy", 86_400.0, 60.0) is None

@@ -23,7 +23,7 @@ from tests.support.batch_server import BatchServer, batch_server
 
 ROUTING = """
 providers:
-  oai: {{type: openai, base_url: "{url}/v1", api_key: oai}}
+  oai: {{type: {api}, base_url: "{base}", api_key: oai}}
 aliases:
   copy:
     latency_budget_ms: 2000
@@ -45,8 +45,9 @@ def server() -> Iterator[BatchServer]:
         yield started
 
 
-def config(server: BatchServer, window_s: float = 3600) -> RoutingConfig:
-    return parse_routing(ROUTING.format(url=server.url, window=window_s), ".yaml")
+def config(server: BatchServer, window_s: float = 3600, api: str = "openai") -> RoutingConfig:
+    base = f"{server.url}/v1" if api == "openai" else server.url
+    return parse_routing(ROUTING.format(api=api, base=base, window=window_s), ".yaml")
 
 
 def request(i: int, budget_ms: int | None) -> GenerationRequest:
@@ -103,10 +104,11 @@ def campaign(
     return asyncio.run(go())
 
 
+@pytest.mark.parametrize("api", ["openai", "anthropic"])
 def test_a_campaign_with_a_day_to_spare_goes_through_batches_at_about_half_the_cost(
-    server: BatchServer,
+    server: BatchServer, api: str
 ) -> None:
-    cfg = config(server)
+    cfg = config(server, api=api)
     batched = campaign(cfg, 40, DAY_MS)
     synchronous = campaign(cfg, 40, DAY_MS, batches=False)
     assert all(r.generated is not None for r in batched.results + synchronous.results)
