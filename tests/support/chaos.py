@@ -188,7 +188,12 @@ def paid_twice_note(
 
 
 def routing_file(path: Path, base_url: str) -> Path:
-    """One OpenAI-shaped provider; 500s retried twice; a breaker that 10% errors never open."""
+    """One OpenAI-shaped provider; 500s retried twice; a breaker that 10% errors never open.
+
+    The alias's budget (the deadline of every request, from created_at) outlasts the backlog
+    the profile builds on purpose (``concurrency`` calls at 1-3 s each), so every valid request
+    reaches the provider: a deadline_exceeded request would exercise none of the faults.
+    """
     return local_routing_file(
         path,
         base_url,
@@ -196,6 +201,7 @@ def routing_file(path: Path, base_url: str) -> Path:
         timeout_s=30,
         max_retries=2,
         retry="{base_s: 0.2, cap_s: 1.0, max_retry_after_s: 5.0}",
+        latency_budget_ms=900_000,
     )
 
 

@@ -348,10 +348,12 @@ def local_routing_file(
     timeout_s: float,
     max_retries: int,
     retry: str | None = None,
+    latency_budget_ms: int = 120_000,
 ) -> Path:
     """A routing file with one OpenAI-shaped provider at ``base_url`` and a breaker that never
     opens: what benches and the chaos suite point a worker at. ``retry`` is the YAML flow
-    mapping of the file's ``retry:`` section, if any."""
+    mapping of the file's ``retry:`` section, if any. ``latency_budget_ms`` is the alias's
+    budget, which is also the deadline (from created_at) of requests that set none."""
     retry_line = f"retry: {retry}\n" if retry is not None else ""
     path.write_text(
         f"""providers:
@@ -361,7 +363,7 @@ def local_routing_file(
     breaker: {{failure_threshold: 1000000, reset_after_s: 30}}
 aliases:
   copy:
-    latency_budget_ms: 120000
+    latency_budget_ms: {latency_budget_ms}
     chain:
       - {{provider: local, model: {model}, version: {model}-1, timeout_s: {timeout_s:g},
          max_retries: {max_retries}, max_output_tokens: 64,
