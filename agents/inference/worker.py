@@ -142,7 +142,7 @@ def _build(line: Line) -> WorkerInference:
     )
     batch_clients = build_batch_clients(config, settings.api_keys)
     if batch_clients:  # aliases with a batch rung (issue 16 #5)
-        router.batches = BatchLanes(config, batch_clients)
+        router.batches = BatchLanes(config, batch_clients, registry=line.registry)
     for _name, topic in LANE_TABLES.values():
         _follow_spend(line, getattr(line.topics.names, topic), view)
 

@@ -2,7 +2,8 @@
 
 ``_clients``: OpenAI's Batch API and Anthropic's Message Batches behind one small interface;
 ``_collector``: requests gathered into batches (size and age bounded), each given its result or
-a reason to fall back; ``_lanes``: which requests are batched and until when they wait.
+a reason to fall back; ``_lanes``: which requests are batched and until when they wait;
+``_metrics``: batches, outcomes, waiting calls and their waits.
 """
 
 from agents.inference.batch._clients import (
@@ -18,6 +19,7 @@ from agents.inference.batch._lanes import (
     build_batch_clients,
     reserve_s,
 )
+from agents.inference.batch._metrics import BatchMetrics
 
 __all__ = [
     "AnthropicBatchClient",
@@ -25,6 +27,7 @@ __all__ = [
     "BatchCollector",
     "BatchItem",
     "BatchLanes",
+    "BatchMetrics",
     "BatchStats",
     "BatchStatus",
     "OpenAIBatchClient",

@@ -26,7 +26,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from prometheus_client import CollectorRegistry
+
 from agents.inference.batch._clients import BatchClient, BatchItem, BatchStatus
+from agents.inference.batch._metrics import BatchMetrics
 from agents.inference.providers.base import Generated, ProviderCall, ProviderError
 from agents.inference.routing.config import BatchRung
 
@@ -73,10 +76,17 @@ class BatchCollector:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: BatchMetrics | None = None,
     ) -> None:
         self.rung = rung
         self.client = client
         self.stats = BatchStats()
+        metrics = metrics or BatchMetrics.build(CollectorRegistry())
+        labels = (rung.provider, rung.model)
+        self._submitted = metrics.batches.labels(*labels)
+        self._waiting = metrics.waiting.labels(*labels)
+        self._waited = metrics.wait_seconds.labels(*labels)
+        self._calls = metrics.calls
         self._clock = clock
         self._sleep = sleep
         self._pending: list[_Waiter] = []
@@ -101,12 +111,19 @@ class BatchCollector:
             self._flush()
         elif self._timer is None:
             self._timer = asyncio.create_task(self._age_flush())
+        joined = self._clock()
+        self._waiting.inc()
         try:
-            return await waiter.future
+            outcome = await waiter.future
         finally:
+            self._waiting.dec()
             if waiter in self._pending:  # cancelled before its batch left
                 self._pending.remove(waiter)
             waiter.settle(_error("batch.abandoned", "the caller stopped waiting"))
+        self._waited.observe(max(0.0, self._clock() - joined))
+        code = "ok" if isinstance(outcome, Generated) else outcome.code
+        self._calls.labels(self.rung.provider, self.rung.model, code).inc()
+        return outcome
 
     async def aclose(self) -> None:
         """Stop timers and polls, and cancel the batches still running at the provider: no
@@ -158,6 +175,7 @@ class BatchCollector:
     async def _run_batch(self, waiters: list[_Waiter]) -> None:
         self.stats.batches += 1
         self.stats.sizes.append(len(waiters))
+        self._submitted.inc()
         try:
             batch_id = await self.client.submit([w.item for w in waiters])
         except ProviderError as exc:

@@ -14,10 +14,12 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from agents.inference.batch._clients import AnthropicBatchClient, BatchClient, OpenAIBatchClient
 from agents.inference.batch._collector import BatchCollector
+from agents.inference.batch._metrics import BatchMetrics
 from agents.inference.providers.anthropic import AnthropicConfig
 from agents.inference.providers.openai import OpenAIConfig
 from agents.inference.routing.config import BatchRung, RoutingConfig
@@ -41,11 +43,17 @@ class BatchLanes:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.clock = clock
+        metrics = BatchMetrics.build(registry or CollectorRegistry())
         self.collectors = {
             name: BatchCollector(
-                alias.batch, clients[alias.batch.provider], clock=clock, sleep=sleep
+                alias.batch,
+                clients[alias.batch.provider],
+                clock=clock,
+                sleep=sleep,
+                metrics=metrics,
             )
             for name, alias in config.aliases.items()
             if alias.batch is not None

@@ -273,10 +273,8 @@ class ModelRouter:
         )
         started = self._clock()
         outcome = await collector.run(call, give_up_at)
-        self._record(
-            _Run(request, plan, prompt, started, result), entry, outcome, self._clock() - started
-        )
-        result.attempts[-1] = result.attempts[-1].model_copy(update={"batched": True})
+        run = _Run(request, plan, prompt, started, result)
+        self._record(run, entry, outcome, self._clock() - started, batched=True)
         if isinstance(outcome, Generated):
             result.generated, result.served_by = outcome, entry
         elif outcome.refusal:  # a content policy: final, as on the chain
@@ -450,15 +448,24 @@ class ModelRouter:
     # --- bookkeeping -------------------------------------------------------------------------
 
     def _record(
-        self, run: _Run, entry: ChainEntry, outcome: Generated | ProviderError, elapsed: float
+        self,
+        run: _Run,
+        entry: ChainEntry,
+        outcome: Generated | ProviderError,
+        elapsed: float,
+        *,
+        batched: bool = False,
     ) -> None:
+        """Book, count and record one call; a batched one's wait is not a call's latency
+        (the batch metrics observe it)."""
         usage = outcome.usage
         cost = entry.price.cost(usage)
         self.guard.charge(run.request, cost, run.lane)
         run.result.cost += cost
         labels = (entry.provider, entry.model)
         m = self.metrics
-        m.seconds.labels(*labels).observe(elapsed)
+        if not batched:
+            m.seconds.labels(*labels).observe(elapsed)
         m.cost.labels(*labels).inc(cost)
         m.tokens.labels(*labels, "input").inc(usage.input_tokens)
         m.tokens.labels(*labels, "output").inc(usage.output_tokens)
@@ -470,7 +477,10 @@ class ModelRouter:
             m.requests.labels(*labels, "refused" if outcome.refusal else "error").inc()
             m.errors.labels(*labels, outcome.code).inc()
             code, message = outcome.code, outcome.message
-        run.result.attempts.append(_attempt(entry, code, message, elapsed * 1000.0, cost, usage))
+        attempt = _attempt(entry, code, message, elapsed * 1000.0, cost, usage)
+        if batched:
+            attempt = attempt.model_copy(update={"batched": True})
+        run.result.attempts.append(attempt)
 
     def _skip(self, run: _Run, entry: ChainEntry, code: str, message: str) -> None:
         self.metrics.errors.labels(entry.provider, entry.model, code).inc()

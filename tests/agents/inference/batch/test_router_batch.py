@@ -67,6 +67,11 @@ def request(i: int, budget_ms: int | None) -> GenerationRequest:
 class Campaign:
     results: list[RouteResult]
     book: MemorySpendBook
+    registry: CollectorRegistry
+
+    def metric(self, name: str, **labels: str) -> float:
+        labels = {"provider": "oai", "model": "gpt-4o-mini", **labels}
+        return self.registry.get_sample_value(name, labels) or 0.0
 
     @property
     def cost(self) -> float:
@@ -83,19 +88,17 @@ def campaign(
     async def go() -> Campaign:
         adapters = build_adapters(cfg, {"oai": SecretStr("sk-oai")}, OfflineProvider())
         book = MemorySpendBook()
-        router = ModelRouter(
-            cfg,
-            adapters,
-            BudgetGuard(cfg.budgets, book),
-            ProviderMetrics.build(CollectorRegistry()),
-        )
+        registry = CollectorRegistry()
+        metrics = ProviderMetrics.build(registry)
+        router = ModelRouter(cfg, adapters, BudgetGuard(cfg.budgets, book), metrics)
         if batches:
-            router.batches = BatchLanes(cfg, build_batch_clients(cfg, {"oai": SecretStr("k")}))
+            clients = build_batch_clients(cfg, {"oai": SecretStr("k")})
+            router.batches = BatchLanes(cfg, clients, registry=registry)
         try:
             results = await asyncio.gather(
                 *(router.route(request(i, budget_ms)) for i in range(count))
             )
-            return Campaign(list(results), book)
+            return Campaign(list(results), book, registry)
         finally:
             if router.batches is not None:
                 await router.batches.aclose()
@@ -122,6 +125,14 @@ def test_a_campaign_with_a_day_to_spare_goes_through_batches_at_about_half_the_c
     assert attempt.cost == pytest.approx((100 * 0.075 + 200 * 0.30) / 1000)
     assert max(server.batch_sizes) <= 8
     assert server.sync_calls == 40  # only the synchronous campaign's
+    # a batch's wait is not a provider call's latency: it has metrics of its own
+    assert batched.metric("assetline_provider_call_seconds_count") == 0
+    assert batched.metric("assetline_batch_wait_seconds_count") == 40
+    assert batched.metric("assetline_batch_calls_total", outcome="ok") == 40
+    assert batched.metric("assetline_batch_submitted_total") == len(server.batch_sizes)
+    assert batched.metric("assetline_batch_waiting") == 0
+    assert batched.metric("assetline_provider_requests_total", outcome="ok") == 40
+    assert synchronous.metric("assetline_provider_call_seconds_count") == 40
 
 
 def test_short_deadlines_stay_synchronous(server: BatchServer) -> None:
