@@ -6,7 +6,9 @@ A request waits in :meth:`BatchCollector.run` for one outcome: its :class:`Gener
 ``poll_s`` until they end. A request gives up at its ``give_up_at`` (wall clock) with
 ``batch.late`` even while its batch still runs; when every request of a batch has given up,
 the batch is cancelled (best effort: what already ran is billed by the provider and not seen
-here).
+here). Answers that do arrive after their caller gave up are not booked into any budget (their
+request's spend was settled without them) but counted: ``BatchStats.late_cost`` and
+``assetline_batch_late_cost_usd_total``.
 
 Outcome codes besides the provider's own: ``batch.late``, ``batch.failed`` (the batch ended
 without running: validation), ``batch.missing`` / ``batch.expired`` / ``batch.cancelled``
@@ -64,6 +66,8 @@ class BatchStats:
     late: int = 0
     failed: int = 0
     cancelled_batches: int = 0
+    #: USD the provider bills for answers that came after their caller gave up (not booked).
+    late_cost: float = 0.0
 
 
 class BatchCollector:
@@ -87,6 +91,7 @@ class BatchCollector:
         self._waiting = metrics.waiting.labels(*labels)
         self._waited = metrics.wait_seconds.labels(*labels)
         self._calls = metrics.calls
+        self._late_cost = metrics.late_cost.labels(*labels)
         self._clock = clock
         self._sleep = sleep
         self._pending: list[_Waiter] = []
@@ -236,10 +241,24 @@ class BatchCollector:
                     return
 
     async def _deliver(self, status: BatchStatus, waiters: list[_Waiter]) -> None:
-        calls = {w.item.custom_id: w.item.call for w in waiters if not w.future.done()}
+        # the calls given up on are read too: the provider bills their answers all the same
+        calls = {w.item.custom_id: w.item.call for w in waiters}
         results = await self.client.results(status, calls)
         absent = "batch.missing" if status.status in ("completed", "ended") else None
         absent = absent or f"batch.{status.status}"
+        late_cost = sum(
+            self.rung.price.cost(outcome.usage)
+            for waiter in waiters
+            if waiter.future.done() and (outcome := results.get(waiter.item.custom_id))
+        )
+        if late_cost > 0:
+            self.stats.late_cost += late_cost
+            self._late_cost.inc(late_cost)
+            log.warning(
+                "batch %s answered calls already sent to the chain: $%.6f billed, not booked",
+                status.batch_id,
+                late_cost,
+            )
         for waiter in waiters:
             if waiter.future.done():
                 continue

@@ -20,6 +20,7 @@ class BatchMetrics(NamedTuple):
     calls: Counter
     waiting: Gauge
     wait_seconds: Histogram
+    late_cost: Counter
 
     @classmethod
     def build(cls, registry: CollectorRegistry) -> BatchMetrics:
@@ -47,6 +48,13 @@ class BatchMetrics(NamedTuple):
                 "From a call joining a batch to its answer (or to giving up on it).",
                 ["provider", "model"],
                 buckets=WAIT_SECONDS_BUCKETS,
+                registry=registry,
+            ),
+            late_cost=Counter(
+                "assetline_batch_late_cost_usd",
+                "What the batch price says answers cost that came after their caller had "
+                "given up (billed by the provider, booked into no budget).",
+                ["provider", "model"],
                 registry=registry,
             ),
         )

@@ -96,6 +96,31 @@ def test_a_batch_still_running_at_give_up_time_sends_its_calls_back_and_is_cance
     assert len(server.batches) == 1
 
 
+def test_answers_after_a_caller_gave_up_are_counted_not_served(server: BatchServer) -> None:
+    server.hold = True
+
+    async def go() -> tuple[list[Generated | ProviderError], BatchCollector]:
+        client = OpenAIBatchClient("oai", OpenAIConfig(base_url=f"{server.url}/v1"), "k")
+        price = {"input_per_1k": 1.0, "output_per_1k": 1.0}
+        rung = BatchRung(provider="oai", model="m", max_size=2, poll_s=0.01, price=price)
+        collector = BatchCollector(rung, client)
+        try:
+            early = asyncio.create_task(collector.run(call(0), time.time() + 0.1))
+            patient = asyncio.create_task(collector.run(call(1), time.time() + FAR))
+            first = await early
+            server.release()
+            return [first, await patient], collector
+        finally:
+            await collector.aclose()
+            await client.aclose()
+
+    (first, second), collector = asyncio.run(go())
+    assert isinstance(first, ProviderError)
+    assert first.code == "batch.late"
+    assert isinstance(second, Generated)
+    assert collector.stats.late_cost == pytest.approx((100 + 200) / 1000)
+
+
 def test_closing_cancels_the_batches_still_running(server: BatchServer) -> None:
     server.hold = True
 
