@@ -19,7 +19,10 @@ What it keeps:
 - **Bounded memory**: at most ``max_waiting`` jobs wait; :meth:`submit` awaits room, so the
   agent stops taking events and Faust's flow control stops fetching.
 - **Rebalances**: a job whose event belongs to an older consumer generation is dropped
-  unstarted (``stale``): the seek after the rebalance fetches the event again.
+  unstarted (``stale``): the seek after the rebalance fetches the event again. When a rebalance
+  starts revoking partitions, :meth:`drop_waiting` drops every job not started yet (the same
+  seek fetches them again), so the revocation waits only for the jobs running, not for
+  everything taken ahead (see :mod:`streams.pooled_stage`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ class Job:
     lane: str | None = None
     #: True once the job must not run any more (its event is of an older consumer generation).
     stale: Callable[[], bool] = field(default=lambda: False)
+    #: What the job is for (a Kafka message); the pool never looks at it.
+    subject: object = None
 
 
 class StagePool:
@@ -212,6 +217,26 @@ class StagePool:
             return
         self._aside -= 1
         self._enter_lane(behind.popleft())
+
+    def drop_waiting(self) -> list[Job]:
+        """Drop every job not started yet (queued, behind a key, or waiting for a lane) and
+        return them; running jobs go on. For a rebalance that revokes partitions: the seek
+        after it fetches their events again."""
+        dropped = self._queue.remove_if(lambda _job: True)
+        for parked in self._lane_parked.values():
+            for job in parked:  # a job waiting for its lane owns its key, none of it runs
+                dropped.append(job)
+                behind = self._keys.pop(job.key, None) if job.key is not None else None
+                dropped.extend(behind or ())
+        self._lane_parked.clear()
+        for behind in self._keys.values():  # keys of running jobs: only those behind them
+            dropped.extend(behind)
+            behind.clear()
+        self._aside = 0
+        if dropped:
+            log.info("%s: %d waiting event(s) dropped for a rebalance", self.name, len(dropped))
+            self._changed.set()
+        return dropped
 
     def drop_stale(self) -> None:
         """Drop every queued job of an older consumer generation (one scan per rebalance);

@@ -1,4 +1,5 @@
-"""feed_pool: events acknowledged only once handled, and each job sees its own current event."""
+"""feed_pool: events acknowledged only once handled, each job sees its own current event, and a
+rebalance's revocation drops the jobs not started (it would otherwise wait for all of them)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from typing import Any
 
 import faust
 from faust.streams import _current_event
+from mode.utils.queues import FlowControlEvent
 
 from streams.pooled_stage import Place, feed_pool
 from streams.stage_pool import StagePool
 
 
-@dataclass
+@dataclass(eq=False)
 class Message:
     partition: int
     key: str
@@ -28,10 +30,26 @@ class Event:
 
 
 @dataclass
+class Consumer:
+    #: Messages taken and not acknowledged: Faust's revocation waits until this is empty.
+    _unacked_messages: set[Message] = field(default_factory=set)
+
+
+@dataclass
+class App:
+    consumer_generation_id: int = 1
+    flow_control: FlowControlEvent = field(
+        default_factory=lambda: FlowControlEvent(initially_suspended=False)
+    )
+    consumer: Consumer = field(default_factory=Consumer)
+
+
+@dataclass
 class Stream:
     """What feed_pool uses of a Faust stream; sets the current event as Faust does per event."""
 
     events_in: list[Event]
+    app: App = field(default_factory=App)
     acked: list[Event] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -41,18 +59,15 @@ class Stream:
     async def events(self) -> AsyncIterator[Event]:
         for event in self.events_in:
             _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+            self.app.consumer._unacked_messages.add(event.message)  # taken
             yield event
         await self.done.wait()  # a stream never ends by itself; the test stops it
 
     async def ack(self, event: Event) -> None:
         self.acked.append(event)
+        self.app.consumer._unacked_messages.discard(event.message)
         if len(self.acked) == len(self.events_in):
             self.done.set()
-
-
-@dataclass
-class App:
-    consumer_generation_id: int = 1
 
 
 def test_each_job_sees_its_own_event_as_fausts_current_event() -> None:
@@ -72,7 +87,9 @@ def test_each_job_sees_its_own_event_as_fausts_current_event() -> None:
 
     async def main() -> None:
         pool = StagePool("test", max_running=2, max_waiting=100)
-        feeding = asyncio.ensure_future(feed_pool(stream, pool, App(), place=place, handle=handle))
+        feeding = asyncio.ensure_future(
+            feed_pool(stream, pool, stream.app, place=place, handle=handle)
+        )
         await asyncio.sleep(0)
         release.set()
         await asyncio.wait_for(stream.done.wait(), timeout=10)
@@ -83,3 +100,43 @@ def test_each_job_sees_its_own_event_as_fausts_current_event() -> None:
     assert len(seen) == len(events)
     assert all(current is event for event, current in seen)
     assert sorted(map(id, stream.acked)) == sorted(map(id, events))
+
+
+def test_a_revocation_drops_the_waiting_jobs_and_waits_only_for_the_running_one() -> None:
+    """Faust suspends the flow, clears its queues, then waits for every taken message to be
+    acknowledged: the pool's waiting jobs go, with their messages, and are never handled (the
+    seek after the rebalance fetches them again). A clear that resumes the flow drops nothing."""
+    events = [Event(Message(partition=0, key=f"r{i}")) for i in range(5)]
+    stream = Stream(events)
+    app = stream.app
+    release = asyncio.Event()
+    handled: list[Event] = []
+
+    async def handle(event: Any) -> None:
+        await release.wait()
+        handled.append(event)
+
+    async def main() -> None:
+        pool = StagePool("test", max_running=1, max_waiting=100)
+        feeding = asyncio.ensure_future(
+            feed_pool(stream, pool, app, place=lambda e: Place(key=e.message.key), handle=handle)
+        )
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert (pool.in_progress, pool.waiting) == (1, 4)
+        app.flow_control.resume()  # a clear while the flow runs: nothing dropped
+        assert (pool.in_progress, pool.waiting) == (1, 4)
+        app.flow_control.suspend()  # a revocation: Faust suspends, then clears
+        app.flow_control.clear()
+        assert (pool.in_progress, pool.waiting) == (1, 0)
+        assert app.consumer._unacked_messages == {events[0].message}
+        release.set()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert not app.consumer._unacked_messages  # Faust's wait_empty is over
+        feeding.cancel()
+        await asyncio.gather(feeding, return_exceptions=True)
+
+    asyncio.run(main())
+    assert handled == [events[0]]
+    assert stream.acked == [events[0]]

@@ -229,3 +229,37 @@ async def test_leaving_cancels_jobs_in_progress() -> None:
     assert gate.finished == []
     with pytest.raises(RuntimeError):
         await pool.submit(gate.job("late"))
+
+
+@sync
+async def test_drop_waiting_leaves_only_the_running_jobs() -> None:
+    """For a rebalance: queued jobs, jobs behind a running key and jobs waiting for a full lane
+    are dropped (returned); the running ones finish, and their keys and lanes are free after."""
+    gate = Gate()
+    pool = StagePool(
+        "t", max_running=2, max_waiting=100, lane_limit=lambda lane: 1 if lane == "dam" else 2
+    )
+    async with pool.running():
+        await pool.submit(gate.job("a1", key="k1", lane="dam"))  # runs
+        await pool.submit(gate.job("a2", key="k2", lane="dam"))  # waits for the lane
+        await pool.submit(gate.job("b1", key="k1"))  # behind a1's key
+        await pool.submit(gate.job("c1", key="k3"))  # runs
+        await pool.submit(gate.job("d1", key="k4"))  # queued: no slot
+        await pool.submit(gate.job("e1", key="k2"))  # queued
+        await settle()
+        assert sorted(gate.started) == ["a1", "c1"]
+        dropped = pool.drop_waiting()
+        assert sorted(gate.started) == ["a1", "c1"]
+        assert pool.waiting == 0
+        assert pool.in_progress == 2
+        gate.release_all()
+        await pool.idle()
+        assert sorted(gate.finished) == ["a1", "c1"]
+        # keys and the lane are free again: a new job of k2 in the lane starts at once
+        await pool.submit(gate.job("a2 again", key="k2", lane="dam"))
+        await settle()
+        assert gate.started[-1] == "a2 again"
+        gate.release("a2 again")
+        await asyncio.wait_for(pool.idle(), timeout=10)
+    assert sorted(gate.finished) == ["a1", "a2 again", "c1"]
+    assert len(dropped) == 4
