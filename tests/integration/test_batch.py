@@ -104,3 +104,61 @@ def test_a_campaign_with_a_day_to_spare_is_batched_at_half_the_cost(
     assert cost == pytest.approx(0.5 * SYNC_COST * COUNT)
     assert server.sync_calls == 0
     assert sum(server.batch_sizes) == COUNT
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (issue 16 #5): a request waiting for its batch holds its generate pool "
+    "slot (and its offset), so a worker whose slots all wait on batches serves nothing else",
+)
+def test_requests_waiting_for_a_batch_leave_room_for_other_tenants(
+    line_settings: Settings,
+    start_worker: Callable[[Settings], WorkerProcess],
+    server: BatchServer,
+    tmp_path: Path,
+) -> None:
+    server.hold = True  # the batches never end while the test looks
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING.format(url=server.url))
+    settings = line_settings.model_copy(
+        update={
+            "routing_file": routing,
+            "api_keys": {"oai": SecretStr("sk-oai")},
+            "generate_concurrency": 2,
+        }
+    )
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)))
+    worker = start_worker(settings)
+    _wait_ready(worker)
+    run = uuid.uuid4().hex[:8]
+
+    def copy(i: int, tenant: str, budget_ms: int | None) -> GenerationRequest:
+        return GenerationRequest(
+            request_id=f"slot-{run}-{i:03d}",
+            idempotency_key=f"slot-{run}-{i:03d}",
+            tenant=tenant,
+            campaign_id=f"c-{run}",
+            kind=AssetKind.TEXT,
+            prompt_template=f"Headline {i}",
+            model=ModelSpec(alias="copy"),
+            latency_budget_ms=budget_ms,
+        )
+
+    campaign = [copy(i, "patient", 86_400_000) for i in range(4)]
+    urgent = copy(99, "urgent", None)
+
+    async def submit(requests: list[GenerationRequest]) -> None:
+        async with LineClient(settings) as client:
+            await client.submit(requests)
+
+    try:
+        asyncio.run(submit(campaign))
+        deadline = time.monotonic() + 30
+        while not server.polls and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.polls, worker.log_tail()
+        asyncio.run(submit([urgent]))
+        done = asyncio.run(await_completions(settings, [urgent.request_id], timeout=20))
+        assert urgent.request_id in done
+    finally:
+        server.release()
