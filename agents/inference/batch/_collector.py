@@ -100,11 +100,16 @@ class BatchCollector:
         self._tasks: set[asyncio.Task[None]] = set()
         #: Batches submitted and not yet ended: cancelled at the provider by :meth:`aclose`.
         self._live: set[str] = set()
+        self._closed = False
         self._prefix = uuid.uuid4().hex[:12]
         self._ids = itertools.count(1)
 
     async def run(self, call: ProviderCall, give_up_at: float) -> Outcome:
-        """The call's batched outcome, or ``batch.late`` at ``give_up_at`` (wall clock)."""
+        """The call's batched outcome, or ``batch.late`` at ``give_up_at`` (wall clock).
+
+        Cancelled (:class:`asyncio.CancelledError`) once the collector is closing."""
+        if self._closed:  # the worker is stopping: the event is fetched again by its next owner
+            raise asyncio.CancelledError
         loop = asyncio.get_running_loop()
         waiter = _Waiter(
             BatchItem(f"{self._prefix}-{next(self._ids)}", call), give_up_at, loop.create_future()
@@ -133,15 +138,17 @@ class BatchCollector:
     async def aclose(self) -> None:
         """Stop timers and polls, and cancel the batches still running at the provider: no
         one could read their results any more (a restarted worker batches its requests
-        anew). Waiting callers get ``batch.stopped`` (the sync chain)."""
+        anew). Waiting callers are cancelled, not answered: a worker that stops must not
+        send them through the chain (its adapters are closing) nor finish their events, which
+        the next owner of their partitions fetches again."""
+        self._closed = True
         tasks = [*self._tasks, *([self._timer] if self._timer is not None else [])]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for waiter in self._pending:
-            waiter.settle(_error("batch.stopped", "the worker is stopping"))
+        _stop(self._pending)
         self._pending.clear()
         for batch_id in list(self._live):
             await self._cancel(batch_id)
@@ -188,7 +195,7 @@ class BatchCollector:
             self._settle_all(waiters, exc)
             return
         except asyncio.CancelledError:
-            self._settle_all(waiters, _error("batch.stopped", "the worker is stopping"))
+            _stop(waiters)
             raise
         except Exception as exc:  # a client bug must not strand the callers
             log.exception("batch submit crashed")
@@ -198,7 +205,7 @@ class BatchCollector:
         try:
             await self._follow(batch_id, waiters)
         except asyncio.CancelledError:
-            self._settle_all(waiters, _error("batch.stopped", "the worker is stopping"))
+            _stop(waiters)
             raise
         except Exception as exc:
             log.exception("following batch %s crashed", batch_id)
@@ -293,6 +300,13 @@ class BatchCollector:
             if not waiter.future.done():
                 self.stats.failed += 1
                 waiter.settle(error)
+
+
+def _stop(waiters: list[_Waiter]) -> None:
+    """Cancel the callers still waiting (the collector is closing)."""
+    for waiter in waiters:
+        if not waiter.future.done():
+            waiter.future.cancel()
 
 
 def _error(code: str, message: str) -> ProviderError:

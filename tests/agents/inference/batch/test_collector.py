@@ -121,24 +121,30 @@ def test_answers_after_a_caller_gave_up_are_counted_not_served(server: BatchServ
     assert collector.stats.late_cost == pytest.approx((100 + 200) / 1000)
 
 
-def test_closing_cancels_the_batches_still_running(server: BatchServer) -> None:
+def test_closing_cancels_the_batches_still_running_and_their_callers(
+    server: BatchServer,
+) -> None:
     server.hold = True
 
-    async def go() -> Generated | ProviderError:
+    async def go() -> tuple[bool, bool]:
         client = OpenAIBatchClient("oai", OpenAIConfig(base_url=f"{server.url}/v1"), "k")
-        rung = BatchRung(provider="oai", model="m", max_size=1, poll_s=0.01)
+        rung = BatchRung(provider="oai", model="m", max_size=2, max_age_s=FAR, poll_s=0.01)
         collector = BatchCollector(rung, client)
-        waiting = asyncio.create_task(collector.run(call(0), time.time() + FAR))
+        submitted = [asyncio.create_task(collector.run(call(n), time.time() + FAR)) for n in (0, 1)]
         while not server.polls:  # noqa: ASYNC110 - the server runs in another thread
             await asyncio.sleep(0.01)
+        gathering = asyncio.create_task(collector.run(call(2), time.time() + FAR))
+        await asyncio.sleep(0)
         await collector.aclose()
         await client.aclose()
-        return await waiting
+        late = asyncio.create_task(collector.run(call(3), time.time() + FAR))
+        outcomes = await asyncio.gather(*submitted, gathering, late, return_exceptions=True)
+        # cancelled, not answered: a stopping worker must not send them to the chain
+        return all(isinstance(o, asyncio.CancelledError) for o in outcomes), len(outcomes) == 4
 
-    outcome = asyncio.run(go())
-    assert isinstance(outcome, ProviderError)
-    assert outcome.code == "batch.stopped"
+    assert asyncio.run(go()) == (True, True)
     assert server.cancels == list(server.batches)
+    assert server.batch_sizes == [2]
 
 
 def test_failed_batch_fails_every_call(server: BatchServer) -> None:
