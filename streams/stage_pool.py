@@ -23,6 +23,9 @@ What it keeps:
   starts revoking partitions, :meth:`drop_waiting` drops every job not started yet (the same
   seek fetches them again), so the revocation waits only for the jobs running, not for
   everything taken ahead (see :mod:`streams.pooled_stage`).
+- **Long waits step aside**: a job that waits for something that takes nothing here (a
+  provider's batch, minutes to a day) wraps the wait in :func:`stepping_aside`, and its running
+  slot goes to the next job meanwhile.
 """
 
 from __future__ import annotations
@@ -33,11 +36,42 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from streams.fair_queue import FairQueue
 
 log = logging.getLogger(__name__)
+
+#: The pool and job the current task runs (set per job task; None outside a pool).
+_running_in: ContextVar[tuple[StagePool, Job] | None] = ContextVar("running_in", default=None)
+
+
+@asynccontextmanager
+async def stepping_aside() -> AsyncIterator[None]:
+    """Give the current job's running slot to the next job while the block waits.
+
+    For waits that hold nothing of this worker (a request waiting for its provider batch): a
+    slot held for a day would take the worker's concurrency away from synchronous requests.
+    The job keeps its key and lane, and its event stays unacknowledged; when the block ends it
+    runs on at once, even if that briefly puts the pool above ``max_running``. A rebalance
+    revoking partitions cancels such a job (:meth:`StagePool.drop_waiting`): waiting a day for
+    a batch must not hold a rebalance. Outside a pool job it does nothing.
+    """
+    running = _running_in.get()
+    task = asyncio.current_task()
+    if running is None or task is None:
+        yield
+        return
+    pool, job = running
+    pool._aside_running += 1
+    pool._stepped_aside[task] = job
+    pool._dispatch()
+    try:
+        yield
+    finally:
+        pool._aside_running -= 1
+        pool._stepped_aside.pop(task, None)
 
 
 @dataclass(eq=False)
@@ -75,6 +109,9 @@ class StagePool:
         self._queue: FairQueue[Job] = FairQueue(weight)
         self._lane_limit = lane_limit or (lambda _lane: max_running)
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Running jobs that stepped aside (see stepping_aside): they hold no running slot.
+        self._aside_running = 0
+        self._stepped_aside: dict[asyncio.Task[None], Job] = {}
         #: Keys with a job running -> the jobs of that key chosen since, in order.
         self._keys: dict[str, deque[Job]] = {}
         #: Lanes -> jobs running in them / jobs chosen while the lane was full.
@@ -141,7 +178,7 @@ class StagePool:
     # owned key wait in the key's deque, in the order they were chosen.
 
     def _dispatch(self) -> None:
-        while len(self._tasks) < self.max_running and len(self._queue):
+        while len(self._tasks) - self._aside_running < self.max_running and len(self._queue):
             job = self._queue.pop()
             if job.stale():
                 self.drop_stale()
@@ -176,6 +213,7 @@ class StagePool:
         self._tasks.add(task)
 
     async def _run(self, job: Job) -> None:
+        _running_in.set((self, job))  # this task's own context (see stepping_aside)
         try:
             await job.run()
         except asyncio.CancelledError:
@@ -220,9 +258,13 @@ class StagePool:
 
     def drop_waiting(self) -> list[Job]:
         """Drop every job not started yet (queued, behind a key, or waiting for a lane) and
-        return them; running jobs go on. For a rebalance that revokes partitions: the seek
-        after it fetches their events again."""
+        cancel those stepping aside (see :func:`stepping_aside`), and return them; the other
+        running jobs go on. For a rebalance that revokes partitions: the seek after it fetches
+        their events again."""
         dropped = self._queue.remove_if(lambda _job: True)
+        for task, job in list(self._stepped_aside.items()):
+            task.cancel()  # its event is fetched again; a batch call in flight is given up
+            dropped.append(job)
         for parked in self._lane_parked.values():
             for job in parked:  # a job waiting for its lane owns its key, none of it runs
                 dropped.append(job)

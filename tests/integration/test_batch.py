@@ -106,11 +106,6 @@ def test_a_campaign_with_a_day_to_spare_is_batched_at_half_the_cost(
     assert sum(server.batch_sizes) == COUNT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 16 #5): a request waiting for its batch holds its generate pool "
-    "slot (and its offset), so a worker whose slots all wait on batches serves nothing else",
-)
 def test_requests_waiting_for_a_batch_leave_room_for_other_tenants(
     line_settings: Settings,
     start_worker: Callable[[Settings], WorkerProcess],

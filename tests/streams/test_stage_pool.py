@@ -263,3 +263,67 @@ async def test_drop_waiting_leaves_only_the_running_jobs() -> None:
         await asyncio.wait_for(pool.idle(), timeout=10)
     assert sorted(gate.finished) == ["a1", "a2 again", "c1"]
     assert len(dropped) == 4
+
+
+@sync
+async def test_a_job_stepping_aside_lends_its_slot_and_runs_on_after() -> None:
+    from streams.stage_pool import stepping_aside
+
+    gate = Gate()
+    batch_done = asyncio.Event()
+    log: list[str] = []
+
+    async def batched() -> None:
+        log.append("batched: waiting")
+        async with stepping_aside():
+            await batch_done.wait()
+        log.append("batched: done")
+
+    pool = StagePool("t", max_running=1, max_waiting=10)
+    async with pool.running():
+        await pool.submit(Job(batched, key="b"))
+        await pool.submit(gate.job("sync"))
+        await settle()
+        assert gate.started == ["sync"]  # it got the slot the batched wait lent
+        gate.release("sync")
+        await settle()
+        batch_done.set()
+        await pool.idle()
+    assert log == ["batched: waiting", "batched: done"]
+    assert gate.finished == ["sync"]
+
+
+@sync
+async def test_stepping_aside_outside_a_pool_does_nothing() -> None:
+    from streams.stage_pool import stepping_aside
+
+    ran = []
+    async with stepping_aside():
+        ran.append("block")  # a pool-less caller (a test, a tool) just runs the block
+    assert ran == ["block"]
+
+
+@sync
+async def test_a_rebalance_cancels_a_job_stepping_aside_and_returns_it() -> None:
+    from streams.stage_pool import stepping_aside
+
+    cancelled: list[str] = []
+
+    async def batched() -> None:
+        try:
+            async with stepping_aside():
+                await asyncio.Event().wait()  # a batch that would take a day
+        except asyncio.CancelledError:
+            cancelled.append("batched")
+            raise
+
+    job = Job(batched, key="b", subject="message-b")
+    pool = StagePool("t", max_running=2, max_waiting=10)
+    async with pool.running():
+        await pool.submit(job)
+        await settle()
+        dropped = pool.drop_waiting()
+        await settle()
+        assert dropped == [job]
+        assert cancelled == ["batched"]
+        assert pool.in_progress == 0

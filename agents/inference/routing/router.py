@@ -59,6 +59,7 @@ from agents.inference.routing.rate_limit import RateLimitTimeout, TokenBucket
 from agents.inference.routing.spend import GENERATE_LANE
 from agents.scheduling import schedule_of
 from schemas.records import Alert, AlertKind, GenerationRequest, ProviderAttempt
+from streams.stage_pool import stepping_aside
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +273,8 @@ class ModelRouter:
             params=entry.params,
         )
         started = self._clock()
-        outcome = await collector.run(call, give_up_at)
+        async with stepping_aside():  # a wait of minutes to a day holds no pool slot
+            outcome = await collector.run(call, give_up_at)
         run = _Run(request, plan, prompt, started, result)
         self._record(run, entry, outcome, self._clock() - started, batched=True)
         if isinstance(outcome, Generated):
