@@ -15,6 +15,7 @@ counts are small so that each test takes well under a minute on a two-core machi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -78,19 +79,16 @@ class SlowChat:
 
 @pytest.fixture
 def slow_chat() -> Iterator[Callable[[float], tuple[ProviderServer, SlowChat]]]:
-    servers: list[Any] = []
+    """Start a provider server whose chat calls take ``latency_s``; stopped after the test."""
+    with contextlib.ExitStack() as servers:
 
-    def start(latency_s: float) -> tuple[ProviderServer, SlowChat]:
-        context = provider_server()
-        server = context.__enter__()
-        servers.append(context)
-        chat = SlowChat(latency_s)
-        server.handle("POST", CHAT, chat.handler)
-        return server, chat
+        def start(latency_s: float) -> tuple[ProviderServer, SlowChat]:
+            server = servers.enter_context(provider_server())
+            chat = SlowChat(latency_s)
+            server.handle("POST", CHAT, chat.handler)
+            return server, chat
 
-    yield start
-    for context in servers:
-        context.__exit__(None, None, None)
+        yield start
 
 
 def routing_file(path: Path, base_url: str, *, max_in_flight: int | None) -> Path:
@@ -337,6 +335,7 @@ def test_a_request_whose_deadline_passes_while_queued_fails_unsent(
     print(
         f"\nqueued (3 s deadline) request->completion s: {[round(s, 2) for s in queued_s]}; "
         f"backlog drained {backlog_last:.1f} s after it was submitted; "
+        f"queued reasons: {done[queued[0].request_id].reasons}; "
         f"late reasons: {done[late[0].request_id].reasons}"
     )
     assert queued_s[-1] < backlog_last, (queued_s, backlog_last)
