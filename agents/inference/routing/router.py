@@ -441,6 +441,11 @@ class ModelRouter:
         self._record(run, entry, outcome, elapsed)
         if isinstance(outcome, Generated) or outcome.refusal:
             breaker.record_success()
+        elif outcome.code == RATE_LIMITED:
+            # Alive, only busy: the in-flight limit halves and Retry-After is honoured. As a
+            # failure, the burst of 429s one overshoot brings opened the breaker and failed
+            # every waiting request with breaker.open (tests/integration/test_scheduling.py).
+            breaker.record_success()
         elif outcome.retryable or outcome.code == "provider.auth":
             breaker.record_failure()
         else:
@@ -683,8 +688,10 @@ def _attempt(
     )
 
 
+#: The provider's "too many requests" (HTTP 429).
+RATE_LIMITED = "provider.rate_limited"
 #: Provider answers that say "too much load": the in-flight limit shrinks.
-OVERLOAD_CODES = frozenset({"provider.rate_limited", "provider.unavailable", "provider.timeout"})
+OVERLOAD_CODES = frozenset({RATE_LIMITED, "provider.unavailable", "provider.timeout"})
 #: Answers that say nothing about load (it was not reached).
 UNREACHED_CODES = frozenset({"provider.connect", "provider.unsafe_url"})
 
