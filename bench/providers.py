@@ -48,6 +48,7 @@ import logging
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -412,7 +413,9 @@ async def scenario_priority(env: Env) -> Row:
         "requests": p.queued_n + p.high_n,
         "measured": f"HIGH p50 {_s(p50)} s, p99 {_s(p99)} s "
         f"({result.completed}/{p.high_n} HIGH done{' by the cap' if result.capped else ''}; "
-        f"{result.others_done} NORMAL done {'by then' if not result.capped else 'in the cap'})",
+        f"{result.others_done} NORMAL done {'by then' if not result.capped else 'in the cap'}; "
+        f"HIGH calls {_arrivals(stats, f'high-{run}')}, "
+        f"NORMAL {_arrivals(stats, f'normal-{run}')})",
         "target": f"HIGH p99 <= {target:g} s",
         "met": met,
         "capped": result.capped,
@@ -455,7 +458,8 @@ async def scenario_fairness(env: Env) -> Row:
         "requests": p.queued_n + p.tenant_b_n,
         "measured": f"b's median {shared_text} behind a's {p.queued_n} vs {_s(alone_median)} s "
         f"alone; ratio {_s(ratio)} ({shared.completed}/{p.tenant_b_n} of b done; "
-        f"{shared.others_done} of a's done by b's last or the cap)",
+        f"{shared.others_done} of a's done by b's last or the cap; b's calls "
+        f"{_arrivals(stats, f'b-{run}')}, a's {_arrivals(stats, f'a-{run}')})",
         "target": "<= 2x b alone",
         "met": met,
         "capped": shared.capped or alone.capped,
@@ -540,6 +544,14 @@ def _median_or_none(result: Burst) -> float | None:
     return statistics.median_low(padded)
 
 
+def _arrivals(stats: dict[str, Any], run: str) -> str:
+    """When a run's calls reached the provider, in s after the submit began."""
+    seen = stats.get("runs", {}).get(run)
+    if not seen:
+        return "never reached the provider"
+    return f"reached it at {seen['first_s']:.1f}-{seen['last_s']:.1f} s ({seen['calls']:.0f} calls)"
+
+
 def _s(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -577,7 +589,23 @@ def print_table(rows: list[Row]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
 
 
-def write_json(path: Path, rows: list[Row], profile: Profile) -> None:
+def line_version() -> str:
+    """The commit the line runs from (``+dirty`` with uncommitted changes), if it is a checkout."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + ("+dirty" if dirty else "")
+
+
+def write_json(path: Path, rows: list[Row], profile: Profile, line: str) -> None:
     """Merge this run's scenarios into ``path`` (scenarios run apart keep their own rows)."""
     try:
         result = json.loads(path.read_text())
@@ -587,7 +615,7 @@ def write_json(path: Path, rows: list[Row], profile: Profile) -> None:
     command = " ".join(["python -m bench.providers", *sys.argv[1:]])
     at = datetime.now(UTC).isoformat(timespec="seconds")
     for row in rows:
-        scenarios[row["scenario"]] = {**row, "command": command, "at": at,
+        scenarios[row["scenario"]] = {**row, "command": command, "at": at, "line": line,
                                       "profile": profile.__dict__}  # fmt: skip
     result = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
@@ -618,6 +646,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=None, help="throughput requests; others scale")
     parser.add_argument("--max-seconds", type=float, default=None, help="cap per phase")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--line", default=None, help="what the line is, for the JSON (a commit)")
     args = parser.parse_args()
     names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = set(names) - set(SCENARIOS)
@@ -646,7 +675,7 @@ def main() -> None:
             broker.down()
     print()
     print_table(rows)
-    write_json(path, rows, profile)
+    write_json(path, rows, profile, args.line or line_version())
     print(f"wrote {path}")
 
 

@@ -26,9 +26,11 @@ import argparse
 import asyncio
 import contextlib
 import random
+import re
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +40,8 @@ from aiohttp import web
 from tests.support.provider_server import openai_chat_response, openai_error
 
 CHAT_PATH = "/v1/chat/completions"
+#: A bench prompt names its request as ``request <run>-<6 digits>``; calls are grouped by run.
+_RUN = re.compile(r"request (\S+)-\d{6}")
 
 
 @dataclass
@@ -50,6 +54,16 @@ class Counters:
     dam_puts: int = 0
     dam_in_flight: int = 0
     dam_max_in_flight: int = 0
+    #: per run named in the prompts: calls, and the first and last call's arrival (s since
+    #: the last reset): when a run's requests reached the provider, not only whether
+    runs: dict[str, dict[str, float]] = field(default_factory=dict)
+    since: float = field(default_factory=time.monotonic)
+
+    def arrived(self, run: str) -> None:
+        at = round(time.monotonic() - self.since, 3)
+        seen = self.runs.setdefault(run, {"calls": 0, "first_s": at, "last_s": at})
+        seen["calls"] += 1
+        seen["last_s"] = at
 
     def reset(self) -> None:
         # Calls still being answered stay counted as in flight: they are.
@@ -80,6 +94,10 @@ class SlowApp:
         c = self.counters
         c.calls += 1
         body = await request.json()
+        text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+        run = _RUN.search(text)
+        if run is not None:
+            c.arrived(run.group(1))
         if c.in_flight >= self.max_in_flight:
             c.rate_limited += 1
             error = openai_error("Rate limit reached: too many requests in flight",
@@ -92,7 +110,6 @@ class SlowApp:
         finally:
             c.in_flight -= 1
         c.answered += 1
-        text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
         reply = openai_chat_response(f"Made for: {text[-60:]}", model=body.get("model", "m"))
         return web.json_response(reply)
 
@@ -110,7 +127,8 @@ class SlowApp:
 
     async def stats(self, _: web.Request) -> web.Response:
         c = self.counters
-        return web.json_response({k: v for k, v in vars(c).items() if k != "dam_in_flight"})
+        hidden = ("dam_in_flight", "since")
+        return web.json_response({k: v for k, v in vars(c).items() if k not in hidden})
 
     async def reset(self, _: web.Request) -> web.Response:
         self.counters.reset()
