@@ -95,7 +95,7 @@ def keys_for(config: RoutingConfig) -> dict[str, SecretStr]:
 
 def test_the_readme_yaml_blocks_are_complete_valid_files() -> None:
     kinds = sorted(kind_of(data) for _, data in readme_yaml_blocks())
-    assert kinds.count("routing") == 1
+    assert kinds.count("routing") >= 1  # each is checked with every profile below
     assert kinds.count("profile") == 1
     for _name, data in readme_yaml_blocks():
         if kind_of(data) == "tenants":
