@@ -59,6 +59,7 @@ Exception tree (class, code)::
     ├── CampaignInputError               campaign.bad_input
     ├── SubmitError                      submit.not_acknowledged
     ├── BrokerError                      broker.error
+    ├── CompareError                     models.bad_since
     ├── RangeError                       replay.bad_range
     ├── ReplayStalledError               replay.stalled
     ├── TopicChoiceError                 replay.bad_topic
@@ -107,6 +108,7 @@ Where each is defined (module, classes)::
     assetline.campaign.expand                         CampaignInputError
     assetline.client                                  SubmitError
     assetline.dev.broker._local                       BrokerError
+    assetline.models_compare                          CompareError
     assetline.replay.ranges                           RangeError
     assetline.replay.republish                        ReplayStalledError
     assetline.replay.topics                           TopicChoiceError
