@@ -65,8 +65,9 @@ from assetline.dev.broker import LocalBroker, free_ports
 from assetline.dev.child_worker import WorkerProcess
 from bench.slow_provider import SlowServer
 from schemas.records import AssetCompleted, AssetKind, Constraints, GenerationRequest, utc_now
+from streams.kafka import read_to_end
 from streams.settings import Settings
-from streams.topics import ensure_topics, line_topic_specs
+from streams.topics import TopicNames, ensure_topics, line_topic_specs
 
 SCENARIOS = ("throughput", "priority", "fairness", "delivery")
 LONG_BUDGET_MS = 3_600_000
@@ -294,6 +295,23 @@ def stage_medians_ms(done: list[AssetCompleted]) -> dict[str, float]:
     return {k: round(v, 1) for k, v in out.items()}
 
 
+async def handoffs_p50_s(settings: Settings, ids: set[str], since: datetime) -> dict[str, float]:
+    """When the measured requests left generate (on ``.raw``) and validate (``.approved``),
+    median s after ``since``, from the records' broker timestamps: where a request waited."""
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    start_ms = since.timestamp() * 1000.0
+    out: dict[str, float] = {}
+    for stage, topic in (("raw", names.raw), ("approved", names.approved)):
+        first: dict[bytes, int] = {}
+        for record in await read_to_end(settings, topic):
+            if record.key is not None and record.key.decode(errors="replace") in ids:
+                first.setdefault(record.key, record.timestamp)
+        if first:
+            out[stage] = round(statistics.median(first.values()) - start_ms, 0) / 1000.0
+            out[f"{stage}_max"] = round(max(first.values()) - start_ms, 0) / 1000.0
+    return out
+
+
 def statuses(done: Iterable[AssetCompleted]) -> dict[str, int]:
     out: dict[str, int] = {}
     for d in done:
@@ -314,6 +332,7 @@ class Burst:
     times_s: list[float]
     stages_p50_ms: dict[str, float]
     others_done: int = 0  # of the requests not measured, completed before the last measured one
+    handoffs_s: dict[str, float] | None = None
 
     @property
     def per_s(self) -> float:
@@ -334,13 +353,14 @@ async def burst(
         complete = await completions.wait_for(measured, until, also=others)
         done = completions.of(sorted(measured))
         others_done = completions.of(others)
+    handoffs = await handoffs_p50_s(settings, measured, started)
     ends = seconds_to_complete(done, started)
     seconds = max(ends) if complete and ends else max_s
     last = max((d.completed_at for d in done), default=None) if complete else None
     before = sum(1 for d in others_done if last is None or d.completed_at <= last)
     return Burst(len(measured), len(done), seconds, not complete, statuses(done),
                  failed_on_429(done), request_times(done), stage_medians_ms(done),
-                 before)  # fmt: skip
+                 before, handoffs)  # fmt: skip
 
 
 # ---------------------------------------------------------------- scenarios
@@ -415,7 +435,7 @@ async def scenario_priority(env: Env) -> Row:
         f"({result.completed}/{p.high_n} HIGH done{' by the cap' if result.capped else ''}; "
         f"{result.others_done} NORMAL done {'by then' if not result.capped else 'in the cap'}; "
         f"HIGH calls {_arrivals(stats, f'high-{run}')}, "
-        f"NORMAL {_arrivals(stats, f'normal-{run}')})",
+        f"NORMAL {_arrivals(stats, f'normal-{run}')}; HIGH {_handoffs(result)})",
         "target": f"HIGH p99 <= {target:g} s",
         "met": met,
         "capped": result.capped,
@@ -459,7 +479,8 @@ async def scenario_fairness(env: Env) -> Row:
         "measured": f"b's median {shared_text} behind a's {p.queued_n} vs {_s(alone_median)} s "
         f"alone; ratio {_s(ratio)} ({shared.completed}/{p.tenant_b_n} of b done; "
         f"{shared.others_done} of a's done by b's last or the cap; b's calls "
-        f"{_arrivals(stats, f'b-{run}')}, a's {_arrivals(stats, f'a-{run}')})",
+        f"{_arrivals(stats, f'b-{run}')}, a's {_arrivals(stats, f'a-{run}')}; "
+        f"b's {_handoffs(shared)})",
         "target": "<= 2x b alone",
         "met": met,
         "capped": shared.capped or alone.capped,
@@ -552,6 +573,12 @@ def _arrivals(stats: dict[str, Any], run: str) -> str:
     return f"reached it at {seen['first_s']:.1f}-{seen['last_s']:.1f} s ({seen['calls']:.0f} calls)"
 
 
+def _handoffs(b: Burst) -> str:
+    h = b.handoffs_s or {}
+    return (f"on .raw at p50 {_s(h.get('raw'))} / max {_s(h.get('raw_max'))} s, on .approved at "
+            f"p50 {_s(h.get('approved'))} / max {_s(h.get('approved_max'))} s")  # fmt: skip
+
+
 def _s(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -569,6 +596,7 @@ def _burst_json(b: Burst) -> dict[str, Any]:
         "p99_s": r2(pct(b.times_s, 99)),
         "stages_p50_ms": b.stages_p50_ms,
         "others_completed_before_last": b.others_done,
+        "left_generate_and_validate_s": b.handoffs_s,
     }
 
 
