@@ -116,7 +116,10 @@ class StagePool:
         self._keys: dict[str, deque[Job]] = {}
         #: Lanes -> jobs running in them / jobs chosen while the lane was full.
         self._lane_running: dict[str, int] = {}
-        self._lane_parked: dict[str, deque[Job]] = {}
+        #: Jobs waiting for room in their lane, in the line's order too: a HIGH request's
+        #: delivery must not queue behind a campaign already parked for the same destination.
+        self._lane_parked: dict[str, FairQueue[Job]] = {}
+        self._weight = weight
         self._aside = 0  # jobs waiting behind a key or a lane (counted as waiting)
         self._changed = asyncio.Event()
         self._closed = False
@@ -195,7 +198,10 @@ class StagePool:
     def _enter_lane(self, job: Job) -> None:
         """Start ``job`` (whose key it owns) or park it until its lane has room."""
         if job.lane is not None and self._lane_full(job.lane):
-            self._lane_parked.setdefault(job.lane, deque()).append(job)
+            parked = self._lane_parked.get(job.lane)
+            if parked is None:
+                parked = self._lane_parked[job.lane] = FairQueue(self._weight)
+            parked.push(job, priority=job.priority, flow=job.flow)
             self._aside += 1
             return
         self._launch(job)
@@ -237,10 +243,10 @@ class StagePool:
             else:
                 self._lane_running.pop(lane, None)
             parked = self._lane_parked.get(lane)
-            while parked and not self._lane_full(lane):
+            while parked is not None and len(parked) and not self._lane_full(lane):
                 self._aside -= 1
-                self._launch(parked.popleft())
-            if lane in self._lane_parked and not self._lane_parked[lane]:
+                self._launch(parked.pop())
+            if parked is not None and not len(parked):
                 del self._lane_parked[lane]
         self._next_of_key(job)
         self._dispatch()
@@ -266,7 +272,7 @@ class StagePool:
             task.cancel()  # its event is fetched again; a batch call in flight is given up
             dropped.append(job)
         for parked in self._lane_parked.values():
-            for job in parked:  # a job waiting for its lane owns its key, none of it runs
+            for job in list(parked):  # a job waiting for its lane owns its key, none runs
                 dropped.append(job)
                 behind = self._keys.pop(job.key, None) if job.key is not None else None
                 dropped.extend(behind or ())

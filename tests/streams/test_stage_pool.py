@@ -327,3 +327,20 @@ async def test_a_rebalance_cancels_a_job_stepping_aside_and_returns_it() -> None
         assert dropped == [job]
         assert cancelled == ["batched"]
         assert pool.in_progress == 0
+
+
+@sync
+async def test_jobs_parked_for_a_full_lane_leave_it_by_priority_then_fair_share() -> None:
+    gate = Gate()
+    pool = StagePool("t", max_running=8, max_waiting=1000, lane_limit=lambda lane: 1)
+    async with pool.running():
+        await pool.submit(gate.job("first", lane="fs", flow="a"))
+        for i in range(50):  # a campaign parked for the same destination
+            await pool.submit(gate.job(f"a{i}", lane="fs", flow="a", priority=1))
+        await pool.submit(gate.job("b0", lane="fs", flow="b", priority=1))
+        await pool.submit(gate.job("hero", lane="fs", flow="c", priority=2))
+        await settle()
+        assert gate.started == ["first"]
+        gate.release_all()  # one job at a time leaves the lane: the order is the pool's
+        await pool.idle()
+    assert gate.started[:4] == ["first", "hero", "a0", "b0"]
