@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.generate.finished import REUSED_HEADER, Eviction, GenerationRecords, Reuse, ReuseMetrics
 from agents.generate.generate_one import GenerationOutcome, crashed, generate_asset, refused
+from agents.generate.shadow import install_shadows
 from agents.inference.routing.fallback import FallbackAssets
 from agents.inference.routing.spend import GENERATE_LANE
 from agents.inference.worker import book_lane, worker_inference
@@ -57,6 +58,8 @@ def install(line: Line) -> None:
         )
         line.app.tables.add(records)
         reuse = Reuse(records, reuse_metrics)
+    # Shadow versions (routing file): a mirrored request's copy, made after its primary is sent.
+    mirror = install_shadows(line, io, limits, reuse)
 
     async def generate_once(request: Any, value: bytes) -> tuple[GenerationOutcome, bool]:
         """The recorded outcome of this (request, attempt) if there is one, else a new one,
@@ -135,6 +138,7 @@ def install(line: Line) -> None:
             await io.send(
                 line.topics.raw, request.request_id, codecs.raw.encode(raw), output, headers
             )
+            await mirror(request, value)  # never raises: a shadow cannot touch its primary
 
     if records is not None:
         table = records
