@@ -99,10 +99,19 @@ class PooledAdapter:
             await self._client.aclose()
 
 
+#: Connections one client may hold: the adaptive in-flight limit (up to 1024 calls per
+#: provider, agents/inference/routing/adaptive_limit.py) is what bounds calls, not the pool.
+#: httpx's default of 100 capped every provider at 100 calls in flight (the rest waited for a
+#: connection inside the call's timeout), and keeping only 20 alive re-opened a connection (a
+#: TLS handshake to a hosted API) for most calls.
+MAX_CONNECTIONS = 1024
+MAX_KEEPALIVE = 256
+
+
 def build_client(
     *,
-    max_connections: int = 100,
-    max_keepalive_connections: int = 20,
+    max_connections: int = MAX_CONNECTIONS,
+    max_keepalive_connections: int = MAX_KEEPALIVE,
     keepalive_expiry_s: float = 30.0,
     connect_timeout_s: float = 10.0,
     timeout_s: float = 60.0,
