@@ -39,8 +39,8 @@ from streams.fair_queue import FairQueue
 
 #: The ceiling of a provider's limit when the routing file names none.
 DEFAULT_MAX_IN_FLIGHT: Final = 1024
-#: Where every provider's limit starts.
-DEFAULT_INITIAL: Final = 16
+#: Where every provider's limit starts (slow start doubles it every round trip from there).
+DEFAULT_INITIAL: Final = 32
 #: Recent latency above this multiple of the long-run average counts as overload.
 DEFAULT_LATENCY_TOLERANCE: Final = 2.0
 #: Weights of the recent and the long-run latency averages (exponential moving averages).
@@ -116,14 +116,26 @@ class AdaptiveLimit:
         self._last_decrease = float("-inf")
         self.decreases = 0
 
+    def reserve(self) -> int:
+        """Slots above the limit that urgent calls may take: a tenth of it, at least 2."""
+        return max(2, int(self.limit * 0.1))
+
     @property
     def waiting(self) -> int:
         return len(self._waiters)
 
     @asynccontextmanager
-    async def slot(self, *, priority: int = 0, flow: str = "") -> AsyncIterator[Permit]:
-        """Hold one of the provider's slots for a call; waits in the line's order for one."""
-        if self.in_flight < int(self.limit) and not len(self._waiters):
+    async def slot(
+        self, *, priority: int = 0, flow: str = "", urgent: bool = False
+    ) -> AsyncIterator[Permit]:
+        """Hold one of the provider's slots for a call; waits in the line's order for one.
+
+        An ``urgent`` call (a HIGH request: rare by design) may also take one of a small
+        reserve above the limit (:meth:`reserve`), so a hero asset does not wait for a campaign's
+        calls to finish; if the reserve is in use too, it waits first in line like any HIGH.
+        """
+        free = self.in_flight < int(self.limit) and not len(self._waiters)
+        if free or (urgent and self.in_flight < int(self.limit) + self.reserve()):
             self.in_flight += 1
         else:
             waiter = _Waiter(asyncio.get_running_loop().create_future())

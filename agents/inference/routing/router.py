@@ -57,7 +57,7 @@ from agents.inference.routing.metrics import BREAKER_STATE_VALUES, ProviderMetri
 from agents.inference.routing.plan import Plan, RoutingError, plan_for
 from agents.inference.routing.rate_limit import RateLimitTimeout, TokenBucket
 from agents.inference.routing.spend import GENERATE_LANE
-from agents.scheduling import schedule_of
+from agents.scheduling import NORMAL_RANK, schedule_of
 from schemas.records import Alert, AlertKind, GenerationRequest, ProviderAttempt
 from streams.stage_pool import stepping_aside
 
@@ -384,7 +384,8 @@ class ModelRouter:
         held while the request waits for room."""
         schedule = schedule_of(run.request)
         limit = self.limits[entry.provider]
-        async with limit.slot(priority=schedule.rank, flow=schedule.flow) as permit:
+        urgent = schedule.rank > NORMAL_RANK
+        async with limit.slot(priority=schedule.rank, flow=schedule.flow, urgent=urgent) as permit:
             bucket = self.buckets.get(entry.provider)
             if bucket is not None:
                 try:

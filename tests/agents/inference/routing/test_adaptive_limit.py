@@ -169,3 +169,35 @@ def test_a_cancelled_waiter_gives_up_its_place() -> None:
             assert limit.in_flight == 1
 
     asyncio.run(go())
+
+
+def test_an_urgent_call_takes_the_reserve_above_a_full_limit() -> None:
+    """A HIGH request does not wait for a campaign's calls to end; the reserve is bounded."""
+    limit = AdaptiveLimit("p", initial=20, maximum=20)
+
+    async def go() -> list[str]:
+        gate = asyncio.Event()
+        got: list[str] = []
+
+        async def call(name: str, urgent: bool) -> None:
+            async with limit.slot(priority=2 if urgent else 1, urgent=urgent):
+                got.append(name)
+                await gate.wait()
+
+        tasks = [asyncio.ensure_future(call(f"n{i}", False)) for i in range(25)]
+        await asyncio.sleep(0)
+        assert limit.in_flight == 20
+        assert limit.waiting == 5
+        tasks += [asyncio.ensure_future(call(f"hero{i}", True)) for i in range(3)]
+        await asyncio.sleep(0)
+        assert limit.reserve() == 2
+        assert limit.in_flight == 22  # two heroes in the reserve at once
+        assert got[-2:] == ["hero0", "hero1"]
+        assert limit.waiting == 6  # the third waits, first in line
+        gate.set()
+        await asyncio.gather(*tasks)
+        return got
+
+    got = asyncio.run(go())
+    assert got.index("hero2") == 22  # the first slot freed went to it
+    assert limit.in_flight == 0
