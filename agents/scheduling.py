@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from schemas.records import GenerationRequest, Priority
+from streams.stage_pool import StagePool
+
+if TYPE_CHECKING:
+    from streams.app import Line
 
 #: Pool and limiter ranks: a higher rank is served first.
 PRIORITY_RANK: Final[Mapping[Priority, int]] = {
@@ -44,3 +48,23 @@ def tenant_weights(weights: Mapping[str, float] | None) -> Callable[[str], float
     """A tenant's weight among waiting requests of one priority (unnamed tenants: 1.0)."""
     table = dict(weights or {})
     return lambda tenant: table.get(tenant, 1.0)
+
+
+def stage_pool(
+    line: Line,
+    stage: str,
+    max_running: int,
+    lane_limit: Callable[[str], int] | None = None,
+) -> StagePool:
+    """A stage's pool with the line's waiting bound and tenant weights, registered on the line
+    (its waiting events count in ``assetline_stage_queue_depth``)."""
+    settings = line.settings
+    pool = StagePool(
+        stage,
+        max_running=max_running,
+        max_waiting=settings.stage_max_waiting,
+        weight=tenant_weights(settings.tenant_weights),
+        lane_limit=lane_limit,
+    )
+    line.pools[stage] = pool
+    return pool

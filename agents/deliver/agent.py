@@ -29,12 +29,11 @@ from agents.deliver.watchdog_task import install_watchdog
 from agents.deliver.webhook_jobs import jobs_for
 from agents.inference.routing.versions import SHADOW
 from agents.policy import load_profiles
-from agents.scheduling import schedule_of, tenant_weights
+from agents.scheduling import schedule_of, stage_pool
 from agents.tenants import load_tenancy
 from schemas.records import CompletionStatus, ValidatedAsset
 from streams.pooled_stage import Place, feed_pool
 from streams.stage_io import CrashOutcome, StageIO, peek
-from streams.stage_pool import StagePool
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -135,16 +134,14 @@ def install(line: Line) -> None:
 
         return publish
 
-    pool = StagePool(
+    pool = stage_pool(
+        line,
         STAGE,
-        max_running=settings.deliver_concurrency,
-        max_waiting=settings.stage_max_waiting,
-        weight=tenant_weights(getattr(settings, "tenant_weights", None)),
+        settings.deliver_concurrency,
         lane_limit=lambda lane: destinations.in_flight_limit(
             lane, settings.deliver_destination_concurrency
         ),
     )
-    line.pools[STAGE] = pool
 
     def place(event: Any) -> Place:
         message = event.message

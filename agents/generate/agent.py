@@ -13,13 +13,12 @@ from agents.generate.shadow import install_shadows
 from agents.inference.routing.fallback import FallbackAssets
 from agents.inference.routing.spend import GENERATE_LANE
 from agents.inference.worker import book_lane, worker_inference
-from agents.scheduling import schedule_of, tenant_weights
+from agents.scheduling import schedule_of, stage_pool
 from agents.tenants import Gatekeeper
 from schemas.records import GenerationRequest
 from streams.limits import AssetLimits
 from streams.pooled_stage import Place, feed_pool
 from streams.stage_io import CrashOutcome, StageIO, message_headers, peek
-from streams.stage_pool import StagePool
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -82,13 +81,7 @@ def install(line: Line) -> None:
 
         return publish
 
-    pool = StagePool(
-        STAGE,
-        max_running=settings.generate_concurrency,
-        max_waiting=settings.stage_max_waiting,
-        weight=tenant_weights(getattr(settings, "tenant_weights", None)),
-    )
-    line.pools[STAGE] = pool
+    pool = stage_pool(line, STAGE, settings.generate_concurrency)
 
     def place(event: Any) -> Place:
         """Priority and tenant from a cheap decode; undecodable bytes wait as NORMAL (their

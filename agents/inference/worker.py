@@ -138,7 +138,7 @@ def _build(line: Line) -> WorkerInference:
         adapters,
         BudgetGuard(config.budgets, book),
         ProviderMetrics.build(line.registry),
-        weight=tenant_weights(getattr(settings, "tenant_weights", None)),
+        weight=tenant_weights(settings.tenant_weights),
     )
     batch_clients = build_batch_clients(config, settings.api_keys)
     if batch_clients:  # aliases with a batch rung (issue 16 #5)

@@ -14,7 +14,7 @@ from agents.inference.routing.router import ModelRouter
 from agents.inference.routing.spend import JUDGE_LANE
 from agents.inference.worker import book_lane, worker_inference
 from agents.policy import load_profiles
-from agents.scheduling import SHADOW_RANK, schedule_of, tenant_weights
+from agents.scheduling import SHADOW_RANK, schedule_of, stage_pool
 from agents.tenants import Gatekeeper
 from agents.validate.checks.terms import default_detector
 from agents.validate.deadline import CheckRunner
@@ -26,7 +26,6 @@ from schemas.records import Disposition, RawAsset, ValidatedAsset
 from streams.limits import AssetLimits
 from streams.pooled_stage import Place, feed_pool
 from streams.stage_io import CrashOutcome, StageIO, peek
-from streams.stage_pool import StagePool
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -85,13 +84,7 @@ def install(line: Line) -> None:
         for alert in gateway.drain_alerts():
             await io.send(topics.alerts, alert.alert_id, codecs.alert.encode(alert), "alerts")
 
-    pool = StagePool(
-        STAGE,
-        max_running=settings.validate_concurrency,
-        max_waiting=settings.stage_max_waiting,
-        weight=tenant_weights(getattr(settings, "tenant_weights", None)),
-    )
-    line.pools[STAGE] = pool
+    pool = stage_pool(line, STAGE, settings.validate_concurrency)
 
     def place(event: Any) -> Place:
         """The request's priority and tenant (a judge call waits in the same order at the
