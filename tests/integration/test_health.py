@@ -96,7 +96,12 @@ def _scrape(port: int, topic: str) -> tuple[dict[int, float], dict[str, float]]:
 def test_readyz_follows_the_broker_and_the_lag_gauge_drains(
     own_broker: LocalBroker, start_worker: StartWorker, tmp_path: Path
 ) -> None:
-    settings = line_settings_for(own_broker.bootstrap, tmp_path)
+    # Generate works on 8 requests at a time: the rest of the backlog waits in its pool, which
+    # is what assetline_stage_queue_depth must show (with the default 512 every request of the
+    # burst is taken in at once and waits for a provider slot instead, counted in progress).
+    settings = line_settings_for(own_broker.bootstrap, tmp_path).model_copy(
+        update={"generate_concurrency": 8}
+    )
     port = settings.web_port
     requests = [e.request for e in mixed_requests(BURST)]
     asyncio.run(submit_requests(settings, requests))  # a backlog before the worker starts

@@ -245,7 +245,8 @@ def test_high_priority_requests_overtake_a_normal_backlog(
     # Five HIGH through four slots: the next free slot, then two rounds at most, then the
     # rest of the line; well within a few provider latencies.
     assert high_s[-1] <= 5 * latency_s, high_s
-    assert peak_in_flight(server.calls) <= cap
+    # A HIGH call may take the urgent reserve above a full limit (a tenth, at least 2).
+    assert peak_in_flight(server.calls) <= cap + 2
 
 
 @pytest.mark.timeout(150)

@@ -11,8 +11,9 @@ in retries). The limit here is found like TCP finds a path's capacity:
 - **multiplicative decrease**: a 429/503 answer or a timeout halves the limit, and a rising
   latency (the recent average above ``latency_tolerance`` times the long-run average) cuts it
   by a fifth; at most once per round trip, since one overshoot yields a burst of such answers;
-- **fast recovery**: after a halving, the limit grows by 1 per success again (doubling per
-  round trip) up to 90% of where the overload struck, then additively. Additive growth alone
+- **fast recovery**: after a halving (other than the one ending slow start, whose doubling
+  overshot), the limit grows by 1 per success again (doubling per round trip) up to 90% of
+  where the overload struck, then additively. Additive growth alone
   from half of a provider's 256 slots back to 256 takes 128 round trips (over four minutes at
   2 s a call): a campaign would run at about 60% of what the provider allows.
 
@@ -40,7 +41,9 @@ from streams.fair_queue import FairQueue
 #: The ceiling of a provider's limit when the routing file names none.
 DEFAULT_MAX_IN_FLIGHT: Final = 1024
 #: Where every provider's limit starts (slow start doubles it every round trip from there).
-DEFAULT_INITIAL: Final = 32
+#: Higher made a provider of 16 slots answer half of the first wave with 429s, and requests
+#: ran out of retries (tests/integration/test_scheduling.py).
+DEFAULT_INITIAL: Final = 16
 #: Recent latency above this multiple of the long-run average counts as overload.
 DEFAULT_LATENCY_TOLERANCE: Final = 2.0
 #: Weights of the recent and the long-run latency averages (exponential moving averages).
@@ -194,6 +197,7 @@ class AdaptiveLimit:
         if now - self._last_decrease < round_trip:
             return  # the same overshoot answering: one cut per round trip
         self._last_decrease = now
+        overshoot = self.slow_start  # doubling overshoots up to twice what the provider takes
         self.slow_start = False
         struck_at = self.limit
         self.limit = max(1.0, self.limit * factor)
@@ -203,6 +207,8 @@ class AdaptiveLimit:
             self.recover_to = None
             # The long-run average follows, or one slow spell would cut the limit forever.
             self._long = self._short
+        elif overshoot:
+            self.recover_to = None  # halved is about right already; grow additively from it
         else:
             self.recover_to = struck_at * 0.9
 

@@ -67,6 +67,8 @@ def test_overload_halves_the_limit_once_per_round_trip_then_recovers_fast_then_a
     clock = Clock()
     limit = AdaptiveLimit("p", initial=64, clock=clock)
 
+    limit.slow_start = False  # grown additively to 64: that is where the provider stops
+
     async def go() -> list[float]:
         await hold(limit, 64, Signal.OVERLOAD, clock, 1.0)  # a burst of 429s: one cut
         assert limit.limit == 32
@@ -201,3 +203,17 @@ def test_an_urgent_call_takes_the_reserve_above_a_full_limit() -> None:
     got = asyncio.run(go())
     assert got.index("hero2") == 22  # the first slot freed went to it
     assert limit.in_flight == 0
+
+
+def test_the_overload_that_ends_slow_start_gets_no_fast_recovery() -> None:
+    """Doubling overshoots up to twice the provider's room: halved is about right already."""
+    clock = Clock()
+    limit = AdaptiveLimit("p", initial=64, clock=clock)
+
+    async def go() -> None:
+        await hold(limit, 64, Signal.OVERLOAD, clock, 1.0)
+        await hold(limit, 32, Signal.OK, clock, 1.0)
+
+    asyncio.run(go())
+    assert limit.recover_to is None
+    assert limit.limit == pytest.approx(33, abs=0.1)
