@@ -91,11 +91,13 @@ def test_kinds_of_line_topics() -> None:
     assert kind_of(names, "q.requests") is None  # another line's topic
 
 
-def test_rewrite_request_bumps_only_the_attempt(codecs: Codecs) -> None:
-    original = _request()
+def test_rewrite_request_bumps_only_the_attempt_and_the_deadline_start(codecs: Codecs) -> None:
+    original = codecs.request.decode(codecs.request.encode(_request()))  # at millisecond grain
     out = Rewriter(codecs).rewrite(RecordKind.REQUEST, codecs.request.encode(original), None)
     back = codecs.request.decode(out.value)
-    assert back == original.model_copy(update={"attempt": 1001})
+    # created_at is the replay time (the replay's deadline starts then): never earlier.
+    assert back.created_at >= original.created_at
+    assert back == original.model_copy(update={"attempt": 1001, "created_at": back.created_at})
     assert (out.request_id, out.old_attempt, out.new_attempt) == ("r-1", 1, 1001)
     assert not out.superseded
 
