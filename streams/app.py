@@ -72,15 +72,6 @@ class Line:
 StageInstaller = Callable[[Line], None]
 
 
-#: Table changelog writes (generation records, the spend books, the deliver ledger) wait in
-#: Faust's producer buffer, which its background task drains one message at a time; above
-#: ``max_messages`` Faust's conductor stops handing *every* fetched event to the streams until
-#: the buffer ebbs. Faust's 100 starved validate and deliver while 256 provider calls in flight
-#: made generate write faster than a crowded loop drained it (bench.providers priority: 148
-#: completions in 300 s, "producer buffer full size 1300-1400" warnings, 14 s commits).
-PRODUCER_BUFFER_MAX_MESSAGES = 10_000
-
-
 class IdempotentProducer(AIOKafkaDriverProducer):
     """Faust's aiokafka producer with ``acks=all`` and idempotence, outside transactions too.
 
@@ -104,9 +95,7 @@ class LineApp(faust.App):
         return SafeTransport(self.conf.broker_consumer, self)
 
     def _new_producer(self) -> Any:
-        producer = IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
-        producer.buffer.max_messages = PRODUCER_BUFFER_MAX_MESSAGES
-        return producer
+        return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
 
 def create_faust_app(settings: Settings) -> faust.App:
