@@ -90,8 +90,9 @@ def from_record(record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
 
 
 def parse_position(text: str) -> tuple[int | None, int]:
-    """``12`` (offset 12 in any partition) or ``2:12`` (partition 2), as ``dlq list`` shows."""
-    partition, sep, offset = text.strip().rpartition(":")
+    """``12`` (offset 12 in any partition) or ``2:12`` (partition 2), as ``dlq list`` shows;
+    ``2@12`` reads as ``2:12``."""
+    partition, sep, offset = text.strip().replace("@", ":", 1).rpartition(":")
     if not offset.isdigit() or (sep and not partition.isdigit()):
         raise ValueError(f"expected OFFSET or PARTITION:OFFSET, got {text!r}")
     return (int(partition) if sep else None), int(offset)

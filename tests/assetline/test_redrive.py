@@ -108,7 +108,9 @@ def test_select_by_code_and_offset_oldest_first() -> None:
     assert select(letters, codes=["nope"]) == []
 
 
-@pytest.mark.parametrize(("text", "expected"), [("12", (None, 12)), ("2:12", (2, 12))])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("12", (None, 12)), ("2:12", (2, 12)), ("2@12", (2, 12))]
+)
 def test_parse_position(text: str, expected: tuple[int | None, int]) -> None:
     assert parse_position(text) == expected
 
