@@ -21,6 +21,7 @@ from assetline.cli._models import models_group
 from assetline.cli._replay import replay
 from assetline.cli._review import review_group
 from assetline.cli._schemas import schemas_group
+from assetline.cli._status import status
 from assetline.cli._webhooks import webhooks_group
 from schemas.errors import AssetlineError
 
@@ -45,6 +46,7 @@ cli.add_command(dlq_group)
 cli.add_command(webhooks_group)
 cli.add_command(blobs_group)
 cli.add_command(models_group)
+cli.add_command(status)
 
 
 def main(args: list[str] | None = None) -> None:
