@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from agents.generate.finished import REUSED_HEADER, Eviction, GenerationRecords, Reuse, ReuseMetrics
 from agents.generate.generate_one import GenerationOutcome, crashed, generate_asset, refused
 from agents.generate.shadow import install_shadows
+from agents.inference.batch import BatchTickets
 from agents.inference.routing.fallback import FallbackAssets
 from agents.inference.routing.spend import GENERATE_LANE
 from agents.inference.worker import book_lane, worker_inference
@@ -57,6 +58,10 @@ def install(line: Line) -> None:
         )
         line.app.tables.add(records)
         reuse = Reuse(records, reuse_metrics)
+        if router.batches is not None:
+            # A batched request's place in its batch, beside its finished generation: after a
+            # crash or a rebalance its next owner follows that batch instead of paying again.
+            router.batches.tickets = BatchTickets(records)
     # Shadow versions (routing file): a mirrored request's copy, made after its primary is sent.
     mirror = install_shadows(line, io, limits, reuse)
 

@@ -5,10 +5,22 @@ A request waits in :meth:`BatchCollector.run` for one outcome: its :class:`Gener
 ``max_size`` requests wait or ``max_age_s`` after the first of them, then polled every
 ``poll_s`` until they end. A request gives up at its ``give_up_at`` (wall clock) with
 ``batch.late`` even while its batch still runs; when every request of a batch has given up,
-the batch is cancelled (best effort: what already ran is billed by the provider and not seen
-here). Answers that do arrive after their caller gave up are not booked into any budget (their
-request's spend was settled without them) but counted: ``BatchStats.late_cost`` and
-``assetline_batch_late_cost_usd_total``.
+the batch is cancelled (best effort) and still followed to its end, so what ran before the
+cancel and was billed is read too. Answers that arrive after their caller gave up are handed
+to the caller's ``on_late`` (run in the caller's context: the router books their cost into the
+request's budgets; the completion the chain produced is never touched) and counted:
+``BatchStats.late_cost`` and ``assetline_batch_late_cost_usd_total``.
+
+Crash safety (:mod:`agents.inference.batch._tickets`): ``run``'s ``on_submitted`` is awaited
+in the caller's task once its batch exists (the router records the request's place in it
+durably), and :meth:`BatchCollector.resume` lets a request's next owner follow that batch
+instead of submitting the call again. With durable tickets (``durable``), a batch whose
+callers stopped waiting because the worker stops or lost their partitions is neither cancelled
+nor counted as given up: their next owner resumes it.
+
+Every HTTP exchange with the batch API goes through ``gate`` (the router's: the provider's
+in-flight limit and circuit breaker, so batch API failures open the breaker and 429s shrink
+the limit), bounded in time per operation; a poll answered 429 waits its ``Retry-After``.
 
 Outcome codes besides the provider's own: ``batch.late``, ``batch.failed`` (the batch ended
 without running: validation), ``batch.missing`` / ``batch.expired`` / ``batch.cancelled``
@@ -20,13 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -35,14 +48,44 @@ from agents.inference.batch._metrics import BatchMetrics
 from agents.inference.providers.base import Generated, ProviderCall, ProviderError
 from agents.inference.routing.config import BatchRung
 
-__all__ = ["BatchCollector", "BatchStats"]
+__all__ = ["BatchCollector", "BatchGate", "BatchStats", "bounded"]
 
 log = logging.getLogger(__name__)
 
 #: Polls or downloads failing in a row (retryable errors) before a batch is given up on.
 MAX_POLL_FAILURES: Final = 20
+#: The router's code for a rung skipped by its open breaker (a wait, not a poll failure).
+BREAKER_OPEN: Final = "breaker.open"
 
 Outcome = Generated | ProviderError
+T = TypeVar("T")
+WaiterState = Literal["waiting", "late", "abandoned", "settled"]
+
+
+class BatchGate(Protocol):
+    """Runs one batch API operation (``op``, one or a few HTTP exchanges) for ``provider``,
+    within ``timeout_s``; raises :class:`ProviderError` (``breaker.open`` when the provider's
+    breaker refuses it)."""
+
+    async def __call__(
+        self, provider: str, op: Callable[[], Awaitable[T]], timeout_s: float
+    ) -> T: ...
+
+
+async def bounded(provider: str, op: Callable[[], Awaitable[T]], timeout_s: float) -> T:
+    """``op`` within ``timeout_s`` as a whole (``provider.timeout``, retryable, when not)."""
+    timeout = asyncio.timeout(timeout_s)
+    try:
+        async with timeout:
+            return await op()
+    except TimeoutError:
+        if not timeout.expired():
+            raise
+        raise ProviderError(
+            "provider.timeout",
+            f"{provider}: batch API operation took more than {timeout_s:g}s",
+            retryable=True,
+        ) from None
 
 
 @dataclass
@@ -50,10 +93,30 @@ class _Waiter:
     item: BatchItem
     give_up_at: float
     future: asyncio.Future[Outcome]
+    #: The batch id once the batch exists (cancelled when the batch was never created).
+    submitted: asyncio.Future[str]
+    on_late: Callable[[Outcome], None] | None = None
+    context: contextvars.Context | None = None
+    state: WaiterState = "waiting"
 
-    def settle(self, outcome: Outcome) -> None:
+    def settle(self, outcome: Outcome, state: WaiterState = "settled") -> None:
         if not self.future.done():
+            self.state = state
             self.future.set_result(outcome)
+        if not self.submitted.done():
+            self.submitted.cancel()
+
+    def late_answer(self, outcome: Outcome) -> None:
+        """Hand an answer that came after the give-up to the caller's ``on_late``."""
+        if self.on_late is None:
+            return
+        try:
+            if self.context is not None:
+                self.context.run(self.on_late, outcome)
+            else:
+                self.on_late(outcome)
+        except Exception:  # booking must not stop the batch's other callers
+            log.exception("booking a late batch answer failed")
 
 
 @dataclass
@@ -66,7 +129,10 @@ class BatchStats:
     late: int = 0
     failed: int = 0
     cancelled_batches: int = 0
-    #: USD the provider bills for answers that came after their caller gave up (not booked).
+    #: Batches followed again by a request's next owner (no new submission).
+    resumed_batches: int = 0
+    #: USD the batch price says answers cost that came after their caller gave up (handed to
+    #: ``on_late``, which books them).
     late_cost: float = 0.0
 
 
@@ -81,10 +147,15 @@ class BatchCollector:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         metrics: BatchMetrics | None = None,
+        gate: BatchGate = bounded,
     ) -> None:
         self.rung = rung
         self.client = client
         self.stats = BatchStats()
+        #: Set by the router: the provider's limit and breaker around every batch API call.
+        self.gate: BatchGate = gate
+        #: True when requests' places in batches are recorded (their next owner resumes them).
+        self.durable = False
         metrics = metrics or BatchMetrics.build(CollectorRegistry())
         labels = (rung.provider, rung.model)
         self._submitted = metrics.batches.labels(*labels)
@@ -92,6 +163,7 @@ class BatchCollector:
         self._waited = metrics.wait_seconds.labels(*labels)
         self._calls = metrics.calls
         self._late_cost = metrics.late_cost.labels(*labels)
+        self._resumed_calls = metrics.resumed.labels(*labels)
         self._clock = clock
         self._sleep = sleep
         self._pending: list[_Waiter] = []
@@ -100,20 +172,29 @@ class BatchCollector:
         self._tasks: set[asyncio.Task[None]] = set()
         #: Batches submitted and not yet ended: cancelled at the provider by :meth:`aclose`.
         self._live: set[str] = set()
+        #: Batches followed for resumed requests: batch id -> their waiters (growing).
+        self._resumed: dict[str, list[_Waiter]] = {}
         self._closed = False
         self._prefix = uuid.uuid4().hex[:12]
         self._ids = itertools.count(1)
 
-    async def run(self, call: ProviderCall, give_up_at: float) -> Outcome:
+    async def run(
+        self,
+        call: ProviderCall,
+        give_up_at: float,
+        *,
+        on_submitted: Callable[[str, str], Awaitable[object]] | None = None,
+        on_late: Callable[[Outcome], None] | None = None,
+    ) -> Outcome:
         """The call's batched outcome, or ``batch.late`` at ``give_up_at`` (wall clock).
 
-        Cancelled (:class:`asyncio.CancelledError`) once the collector is closing."""
+        ``on_submitted(batch_id, custom_id)`` is awaited in this task once the batch exists;
+        ``on_late(outcome)`` gets the answer if it comes after the give-up (in this task's
+        context, from the collector's). Cancelled (:class:`asyncio.CancelledError`) once the
+        collector is closing."""
         if self._closed:  # the worker is stopping: the event is fetched again by its next owner
             raise asyncio.CancelledError
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(
-            BatchItem(f"{self._prefix}-{next(self._ids)}", call), give_up_at, loop.create_future()
-        )
+        waiter = self._waiter(f"{self._prefix}-{next(self._ids)}", call, give_up_at, on_late)
         if not self._pending:
             self._first_at = self._clock()
         self._pending.append(waiter)
@@ -121,26 +202,88 @@ class BatchCollector:
             self._flush()
         elif self._timer is None:
             self._timer = asyncio.create_task(self._age_flush())
+        return await self._wait(waiter, on_submitted)
+
+    async def resume(
+        self,
+        call: ProviderCall,
+        batch_id: str,
+        custom_id: str,
+        give_up_at: float,
+        *,
+        on_late: Callable[[Outcome], None] | None = None,
+    ) -> Outcome:
+        """The outcome of ``call``, already in batch ``batch_id`` as ``custom_id`` (submitted
+        by a previous owner of the request): the batch is followed, not submitted again."""
+        if self._closed:
+            raise asyncio.CancelledError
+        waiter = self._waiter(custom_id, call, give_up_at, on_late)
+        waiter.submitted.set_result(batch_id)
+        self._resumed_calls.inc()
+        group = self._resumed.get(batch_id)
+        if group is None:
+            group = self._resumed[batch_id] = []
+            self.stats.resumed_batches += 1
+            self._track(asyncio.create_task(self._follow_resumed(batch_id, group)))
+        group.append(waiter)
+        return await self._wait(waiter, None)
+
+    def _waiter(
+        self,
+        custom_id: str,
+        call: ProviderCall,
+        give_up_at: float,
+        on_late: Callable[[Outcome], None] | None,
+    ) -> _Waiter:
+        loop = asyncio.get_running_loop()
+        return _Waiter(
+            BatchItem(custom_id, call),
+            give_up_at,
+            loop.create_future(),
+            loop.create_future(),
+            on_late,
+            contextvars.copy_context() if on_late is not None else None,
+        )
+
+    async def _wait(
+        self, waiter: _Waiter, on_submitted: Callable[[str, str], Awaitable[object]] | None
+    ) -> Outcome:
         joined = self._clock()
         self._waiting.inc()
         try:
+            if on_submitted is not None:
+                await asyncio.wait(
+                    (waiter.future, waiter.submitted), return_when=asyncio.FIRST_COMPLETED
+                )
+                if waiter.submitted.done() and not waiter.submitted.cancelled():
+                    try:
+                        await on_submitted(waiter.submitted.result(), waiter.item.custom_id)
+                    except Exception:  # unrecorded: at worst a crash pays this call again
+                        log.exception("recording a batched call's place failed")
             outcome = await waiter.future
         finally:
             self._waiting.dec()
             if waiter in self._pending:  # cancelled before its batch left
                 self._pending.remove(waiter)
-            waiter.settle(_error("batch.abandoned", "the caller stopped waiting"))
+            waiter.settle(_error("batch.abandoned", "the caller stopped waiting"), "abandoned")
+            if waiter.state == "waiting":  # its future was cancelled with the caller
+                waiter.state = "abandoned"
         self._waited.observe(max(0.0, self._clock() - joined))
         code = "ok" if isinstance(outcome, Generated) else outcome.code
         self._calls.labels(self.rung.provider, self.rung.model, code).inc()
         return outcome
 
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def aclose(self) -> None:
-        """Stop timers and polls, and cancel the batches still running at the provider: no
-        one could read their results any more (a restarted worker batches its requests
-        anew). Waiting callers are cancelled, not answered: a worker that stops must not
-        send them through the chain (its adapters are closing) nor finish their events, which
-        the next owner of their partitions fetches again."""
+        """Stop timers and polls. Without durable tickets, cancel the batches still running at
+        the provider: no one could read their results any more (a restarted worker batches
+        its requests anew); with them, leave them running for the requests' next owners.
+        Waiting callers are cancelled, not answered: a worker that stops must not send them
+        through the chain (its adapters are closing) nor finish their events, which the next
+        owner of their partitions fetches again."""
         self._closed = True
         tasks = [*self._tasks, *([self._timer] if self._timer is not None else [])]
         for task in tasks:
@@ -150,6 +293,9 @@ class BatchCollector:
                 await task
         _stop(self._pending)
         self._pending.clear()
+        if self.durable:
+            self._live.clear()
+            return
         for batch_id in list(self._live):
             await self._cancel(batch_id)
 
@@ -180,16 +326,16 @@ class BatchCollector:
         waiters = [w for w in waiters if not w.future.done()]
         if not waiters:
             return
-        task = asyncio.create_task(self._run_batch(waiters))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._track(asyncio.create_task(self._run_batch(waiters)))
 
     async def _run_batch(self, waiters: list[_Waiter]) -> None:
         self.stats.batches += 1
         self.stats.sizes.append(len(waiters))
         self._submitted.inc()
+        items = [w.item for w in waiters]
         try:
-            batch_id = await self.client.submit([w.item for w in waiters])
+            # an upload and a create: each exchange is bounded by timeout_s
+            batch_id = await self._http(lambda: self.client.submit(items), 2)
         except ProviderError as exc:
             log.warning("batch of %d not submitted: %s", len(waiters), exc.message)
             self._settle_all(waiters, exc)
@@ -202,8 +348,16 @@ class BatchCollector:
             self._settle_all(waiters, _error("batch.crashed", type(exc).__name__))
             return
         self._live.add(batch_id)
+        for waiter in waiters:
+            if not waiter.submitted.done():
+                waiter.submitted.set_result(batch_id)
+        await self._follow_guarded(batch_id, waiters, resumed=False)
+
+    async def _follow_guarded(
+        self, batch_id: str, waiters: list[_Waiter], *, resumed: bool
+    ) -> None:
         try:
-            await self._follow(batch_id, waiters)
+            await self._follow(batch_id, waiters, resumed=resumed)
         except asyncio.CancelledError:
             _stop(waiters)
             raise
@@ -211,25 +365,53 @@ class BatchCollector:
             log.exception("following batch %s crashed", batch_id)
             self._settle_all(waiters, _error("batch.crashed", type(exc).__name__))
 
+    async def _follow_resumed(self, batch_id: str, group: list[_Waiter]) -> None:
+        """Follow a batch a previous owner submitted, for the requests that come round; again
+        when more joined while the results were being read."""
+        try:
+            while any(not w.future.done() for w in group):
+                await self._follow_guarded(batch_id, group, resumed=True)
+        finally:
+            if self._resumed.get(batch_id) is group:
+                del self._resumed[batch_id]
+
+    async def _http(self, op: Callable[[], Awaitable[T]], exchanges: int = 1) -> T:
+        return await self.gate(self.rung.provider, op, self.rung.timeout_s * exchanges)
+
     # --- following ---------------------------------------------------------------------------
 
-    async def _follow(self, batch_id: str, waiters: list[_Waiter]) -> None:
+    async def _follow(self, batch_id: str, waiters: list[_Waiter], *, resumed: bool) -> None:
+        """Poll until the batch ends and hand out its results. When no caller waits any more:
+        a resumed batch is left (others may still come round for it); a batch whose callers
+        all gave up is cancelled and followed on, so what it ran is booked; a batch whose
+        callers left with their partitions is left running when durable (their next owner
+        resumes it), else cancelled."""
         failures = 0
-        next_poll = self._clock() + self.rung.poll_s
+        next_poll = self._clock() if resumed else self._clock() + self.rung.poll_s
+        draining = False  # cancelled at the provider: followed only to read what ran
         while True:
             self._give_up_late(waiters)
             open_waiters = [w for w in waiters if not w.future.done()]
-            if not open_waiters:
-                await self._cancel(batch_id)
-                return
+            if not open_waiters and not draining:
+                to_book = any(w.state == "late" and w.on_late is not None for w in waiters)
+                if resumed:
+                    pass  # other requests of the batch may still come round: never cancelled
+                elif self.durable and any(w.state == "abandoned" for w in waiters):
+                    self._live.discard(batch_id)
+                    return
+                else:
+                    await self._cancel(batch_id)
+                if not to_book:
+                    return
+                draining = True
             now = self._clock()
-            earliest = min(w.give_up_at for w in open_waiters)
             if now < next_poll:
-                await self._sleep(max(0.0, min(next_poll, earliest) - now))
+                wake = min([next_poll, *(w.give_up_at for w in open_waiters)])
+                await self._sleep(max(0.0, wake - now))
                 continue
             next_poll = now + self.rung.poll_s
             try:
-                status = await self.client.status(batch_id)
+                status = await self._http(lambda: self.client.status(batch_id))
                 if status.state == "running":
                     failures = 0
                     continue
@@ -241,6 +423,10 @@ class BatchCollector:
                 await self._deliver(status, waiters)
                 return
             except ProviderError as exc:
+                if exc.retry_after_s is not None:  # a 429's Retry-After, an open breaker's wait
+                    next_poll = max(next_poll, self._clock() + exc.retry_after_s)
+                if exc.code == BREAKER_OPEN:
+                    continue  # the provider is down, not this batch: the give-up time bounds it
                 failures += 1
                 if not exc.retryable or failures >= MAX_POLL_FAILURES:
                     log.warning("giving up on batch %s: %s", batch_id, exc.message)
@@ -249,20 +435,23 @@ class BatchCollector:
 
     async def _deliver(self, status: BatchStatus, waiters: list[_Waiter]) -> None:
         # the calls given up on are read too: the provider bills their answers all the same
+        waiters = list(waiters)  # a resumed batch's group may grow while the results download
         calls = {w.item.custom_id: w.item.call for w in waiters}
-        results = await self.client.results(status, calls)
+        results = await self._http(lambda: self.client.results(status, calls), 2)
         absent = "batch.missing" if status.status in ("completed", "ended") else None
         absent = absent or f"batch.{status.status}"
-        late_cost = sum(
-            self.rung.price.cost(outcome.usage)
-            for waiter in waiters
-            if waiter.future.done() and (outcome := results.get(waiter.item.custom_id))
-        )
+        late_cost = 0.0
+        for waiter in waiters:
+            outcome = results.get(waiter.item.custom_id)
+            if waiter.state != "late" or outcome is None:
+                continue
+            late_cost += self.rung.price.cost(outcome.usage)
+            waiter.late_answer(outcome)
         if late_cost > 0:
             self.stats.late_cost += late_cost
             self._late_cost.inc(late_cost)
             log.warning(
-                "batch %s answered calls already sent to the chain: $%.6f billed, not booked",
+                "batch %s answered calls already sent to the chain: $%.6f billed, booked late",
                 status.batch_id,
                 late_cost,
             )
@@ -284,13 +473,14 @@ class BatchCollector:
             if not waiter.future.done() and now >= waiter.give_up_at:
                 self.stats.late += 1
                 waiter.settle(
-                    _error("batch.late", "no batch result while time was left for the sync chain")
+                    _error("batch.late", "no batch result while time was left for the sync chain"),
+                    "late",
                 )
 
     async def _cancel(self, batch_id: str) -> None:
         self.stats.cancelled_batches += 1
         try:
-            await self.client.cancel(batch_id)
+            await self._http(lambda: self.client.cancel(batch_id))
         except ProviderError as exc:
             log.info("could not cancel batch %s: %s", batch_id, exc.message)
         self._live.discard(batch_id)  # not when interrupted: aclose tries again
@@ -307,6 +497,8 @@ def _stop(waiters: list[_Waiter]) -> None:
     for waiter in waiters:
         if not waiter.future.done():
             waiter.future.cancel()
+        if not waiter.submitted.done():
+            waiter.submitted.cancel()
 
 
 def _error(code: str, message: str) -> ProviderError:

@@ -18,8 +18,9 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from agents.inference.batch._clients import AnthropicBatchClient, BatchClient, OpenAIBatchClient
-from agents.inference.batch._collector import BatchCollector
+from agents.inference.batch._collector import BatchCollector, BatchGate
 from agents.inference.batch._metrics import BatchMetrics
+from agents.inference.batch._tickets import BatchTickets
 from agents.inference.providers.anthropic import AnthropicConfig
 from agents.inference.providers.openai import OpenAIConfig
 from agents.inference.routing.config import BatchRung, RoutingConfig
@@ -46,6 +47,7 @@ class BatchLanes:
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.clock = clock
+        self._tickets: BatchTickets | None = None
         metrics = BatchMetrics.build(registry or CollectorRegistry())
         self.collectors = {
             name: BatchCollector(
@@ -59,20 +61,45 @@ class BatchLanes:
             if alias.batch is not None
         }
 
+    @property
+    def tickets(self) -> BatchTickets | None:
+        """Where requests' places in batches are recorded (the generate stage sets it when
+        finished generations are recorded); with it, batches outlive a stopping worker."""
+        return self._tickets
+
+    @tickets.setter
+    def tickets(self, tickets: BatchTickets | None) -> None:
+        self._tickets = tickets
+        for collector in self.collectors.values():
+            collector.durable = tickets is not None
+
+    def guard_with(self, gate: BatchGate) -> None:
+        """Send every batch API exchange through ``gate`` (the router's limit and breaker)."""
+        for collector in self.collectors.values():
+            collector.gate = gate
+
     def collector_for(
-        self, request: GenerationRequest, alias: str | None, left_s: float, run_budget_s: float
+        self,
+        request: GenerationRequest,
+        alias: str | None,
+        left_s: float,
+        run_budget_s: float,
+        *,
+        resuming: bool = False,
     ) -> tuple[BatchCollector, float] | None:
         """The collector and the give-up time (wall clock) when the request is to be batched:
         its alias has a batch rung, it pins no provider or version, it is not an image, and
         ``left_s`` (what is left of its deadline) exceeds the rung's window plus the reserve
-        (:func:`reserve_s` of ``run_budget_s``, one synchronous run's budget)."""
+        (:func:`reserve_s` of ``run_budget_s``, one synchronous run's budget). A request
+        ``resuming`` a batch it is already in needs no window, only time before the reserve."""
         collector = self.collectors.get(alias) if alias is not None else None
         if collector is None or request.kind is AssetKind.IMAGE:
             return None
         if request.model.provider is not None or request.model.version is not None:
             return None
         reserve = reserve_s(collector.rung, run_budget_s)
-        if left_s <= collector.rung.window_s + reserve:
+        window = 0.0 if resuming else collector.rung.window_s
+        if left_s <= window + reserve:
             return None
         return collector, self.clock() + left_s - reserve
 

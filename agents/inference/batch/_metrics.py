@@ -21,6 +21,7 @@ class BatchMetrics(NamedTuple):
     waiting: Gauge
     wait_seconds: Histogram
     late_cost: Counter
+    resumed: Counter
 
     @classmethod
     def build(cls, registry: CollectorRegistry) -> BatchMetrics:
@@ -53,7 +54,14 @@ class BatchMetrics(NamedTuple):
             late_cost=Counter(
                 "assetline_batch_late_cost_usd",
                 "What the batch price says answers cost that came after their caller had "
-                "given up (billed by the provider, booked into no budget).",
+                "given up (billed by the provider; booked late into the request's budgets).",
+                ["provider", "model"],
+                registry=registry,
+            ),
+            resumed=Counter(
+                "assetline_batch_resumed_calls",
+                "Batched calls followed in the batch a previous owner of their request "
+                "submitted (after a crash or a rebalance), instead of being submitted again.",
                 ["provider", "model"],
                 registry=registry,
             ),

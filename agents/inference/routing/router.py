@@ -23,10 +23,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from agents.inference.batch import BatchCollector, BatchLanes
+from agents.inference.batch import BatchCollector, BatchLanes, Ticket, bounded, prompt_digest
+from agents.inference.call_span import call_span, record_outcome
 from agents.inference.prompt import render_prompt
 from agents.inference.providers.base import (
     Attachment,
@@ -62,6 +64,8 @@ from schemas.records import Alert, AlertKind, GenerationRequest, ProviderAttempt
 from streams.stage_pool import stepping_aside
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Error codes of the router's own verdicts (the adapters' codes are ``provider.*``).
 BUDGET_EXCEEDED = "budget_exceeded"
@@ -117,8 +121,19 @@ class _Run:
 class ModelRouter:
     """Routes requests for one worker; breakers and buckets are per provider and shared."""
 
-    #: The aliases' batch rungs (set by the worker when the routing file has any).
-    batches: BatchLanes | None = None
+    _batches: BatchLanes | None = None
+
+    @property
+    def batches(self) -> BatchLanes | None:
+        """The aliases' batch rungs (set by the worker when the routing file has any); their
+        batch API exchanges go through this router's limits and breakers."""
+        return self._batches
+
+    @batches.setter
+    def batches(self, lanes: BatchLanes | None) -> None:
+        if lanes is not None:
+            lanes.guard_with(self._batch_http)
+        self._batches = lanes
 
     def __init__(
         self,
@@ -235,8 +250,13 @@ class ModelRouter:
             return self._deadline_passed(request, deadline_s, result, -remaining_s)
         prompt = render_prompt(request)
         if self.batches is not None:
-            found = self.batches.collector_for(request, plan.alias, remaining_s, budget_s)
-            if found is not None and await self._batched(request, plan, prompt, result, *found):
+            ticket = self._ticket(request, plan.alias, prompt)
+            found = self.batches.collector_for(
+                request, plan.alias, remaining_s, budget_s, resuming=ticket is not None
+            )
+            if found is not None and await self._batched(
+                request, plan, prompt, result, *found, ticket=ticket
+            ):
                 return result
             remaining_s = deadline_remaining_s(request, deadline_s, self._wall_clock())
             if remaining_s <= 0:
@@ -254,15 +274,25 @@ class ModelRouter:
         result: RouteResult,
         collector: BatchCollector,
         give_up_at: float,
+        *,
+        ticket: Ticket | None = None,
     ) -> bool:
         """Wait for the request's answer from its alias's batch rung (see
         :mod:`agents.inference.batch`): priced at the batch price, booked like any call and
         recorded ``batched``. True when that settles the request (served, or refused by a
         content policy); False sends it through the chain: the batch failed, left it out, or
         had not answered at ``give_up_at``, when the deadline has one synchronous run left.
+
+        With a ``ticket`` (a previous owner of the request put its call into a batch) that
+        batch is followed, nothing is submitted and no pre-check applies (the call is paid
+        already). Otherwise the request's place in its new batch is recorded as soon as the
+        batch exists. An answer that comes after the give-up is booked then (its cost into
+        the request's budgets, in this request's lane and partition), never served.
         """
         entry = collector.rung.entry
-        if self.guard.check(request, entry.price.cost(estimate_usage(entry, request, prompt))):
+        if ticket is None and self.guard.check(
+            request, entry.price.cost(estimate_usage(entry, request, prompt))
+        ):
             return False  # the chain's own pre-check gives the verdict
         call = ProviderCall(
             request=request,
@@ -273,8 +303,31 @@ class ModelRouter:
             params=entry.params,
         )
         started = self._clock()
+        lane = GENERATE_LANE
+
+        def book_late(late: Generated | ProviderError) -> None:
+            self._book_late(request, entry, late, lane)
+
+        tickets = self.batches.tickets if self.batches is not None else None
+
+        async def recorded(batch_id: str, custom_id: str) -> None:
+            if tickets is not None:
+                digest = prompt_digest(prompt)
+                place = Ticket(entry.provider, entry.wire_model, batch_id, custom_id, digest)
+                await tickets.record(request, place)
+
         async with stepping_aside():  # a wait of minutes to a day holds no pool slot
-            outcome = await collector.run(call, give_up_at)
+            if ticket is not None:
+                outcome = await collector.resume(
+                    call, ticket.batch_id, ticket.custom_id, give_up_at, on_late=book_late
+                )
+            else:
+                outcome = await collector.run(
+                    call,
+                    give_up_at,
+                    on_submitted=recorded if tickets is not None else None,
+                    on_late=book_late,
+                )
         run = _Run(request, plan, prompt, started, result)
         self._record(run, entry, outcome, self._clock() - started, batched=True)
         if isinstance(outcome, Generated):
@@ -285,6 +338,73 @@ class ModelRouter:
             return False
         result.alerts[:0] = self._drain_alerts()
         return True
+
+    def _ticket(self, request: GenerationRequest, alias: str | None, prompt: str) -> Ticket | None:
+        """The batch a previous owner of this (request, attempt) put its call into, when it
+        is for this alias's batch rung and the same prompt (else the call is batched anew)."""
+        lanes = self.batches
+        tickets = lanes.tickets if lanes is not None else None
+        collector = lanes.collectors.get(alias) if lanes is not None and alias else None
+        if tickets is None or collector is None:
+            return None
+        found = tickets.find(request)
+        entry = collector.rung.entry
+        if found is None or (found.provider, found.model) != (entry.provider, entry.wire_model):
+            return None
+        return found if found.prompt_sha256 == prompt_digest(prompt) else None
+
+    def _book_late(
+        self,
+        request: GenerationRequest,
+        entry: ChainEntry,
+        outcome: Generated | ProviderError,
+        lane: str,
+    ) -> None:
+        """A batched answer that came after its request went to the chain: billed, so booked
+        into the request's budgets and the cost metrics; its completion is not touched."""
+        cost = entry.price.cost(outcome.usage)
+        if cost <= 0:
+            return
+        self.guard.charge(request, cost, lane)
+        labels = (entry.provider, entry.model)
+        self.metrics.cost.labels(*labels).inc(cost)
+        self.metrics.tokens.labels(*labels, "input").inc(outcome.usage.input_tokens)
+        self.metrics.tokens.labels(*labels, "output").inc(outcome.usage.output_tokens)
+
+    async def _batch_http(
+        self, provider: str, op: Callable[[], Awaitable[T]], timeout_s: float
+    ) -> T:
+        """One batch API operation under the provider's in-flight limit and circuit breaker,
+        like a call: failures open the breaker (an open one refuses with ``breaker.open`` and
+        its wait as ``retry_after_s``), a 429 shrinks the limit and is not a failure, and the
+        operation is bounded by ``timeout_s``. Its latency teaches the limit nothing (a
+        results download is not a call)."""
+        breaker = self.breakers[provider]
+        async with self.limits[provider].slot(
+            priority=NORMAL_RANK, flow=f"batch:{provider}"
+        ) as permit:
+            if not breaker.allow():
+                raise ProviderError(
+                    BREAKER_OPEN,
+                    f"circuit open; next probe in {breaker.retry_in_s():.1f}s",
+                    retryable=True,
+                    retry_after_s=breaker.retry_in_s(),
+                )
+            try:
+                result = await bounded(provider, op, timeout_s)
+            except ProviderError as exc:
+                signal = load_signal(exc)
+                permit.done(Signal.IGNORE if signal is Signal.OK else signal)
+                record_verdict(breaker, exc)
+                raise
+            except asyncio.CancelledError:
+                breaker.release()
+                raise
+            except Exception:
+                breaker.record_failure()
+                raise
+            breaker.record_success()
+            return result
 
     async def call_pinned(
         self,
@@ -421,36 +541,33 @@ class ModelRouter:
         started = self._clock()
         run.in_flight = _InFlight(entry, started)
         outcome: Generated | ProviderError
+        spec = self.config.providers.get(entry.provider)
+        adapter_type = spec.adapter.type if spec is not None else entry.provider
         try:
-            try:
-                async with asyncio.timeout(entry.timeout_s):
-                    outcome = await provider.generate(call)
-            except TimeoutError:
-                outcome = ProviderError(
-                    "provider.timeout", f"no answer within {entry.timeout_s:g} s", retryable=True
-                )
-            except ProviderError as exc:
-                outcome = exc
-            except Exception as exc:  # an adapter bug must not stop the line
-                log.exception("provider %s crashed", entry.provider)
-                outcome = ProviderError("provider.crashed", f"{type(exc).__name__}: {exc}")
+            # A GenAI span when spans are exported (agents/inference/call_span.py)
+            with call_span(call, entry.provider, adapter_type) as span:
+                try:
+                    async with asyncio.timeout(entry.timeout_s):
+                        outcome = await provider.generate(call)
+                except TimeoutError:
+                    outcome = ProviderError(
+                        "provider.timeout",
+                        f"no answer within {entry.timeout_s:g} s",
+                        retryable=True,
+                    )
+                except ProviderError as exc:
+                    outcome = exc
+                except Exception as exc:  # an adapter bug must not stop the line
+                    log.exception("provider %s crashed", entry.provider)
+                    outcome = ProviderError("provider.crashed", f"{type(exc).__name__}: {exc}")
+                record_outcome(span, outcome)
         except asyncio.CancelledError:
             breaker.release()  # cancelled by the budget: no verdict on the provider's health
             raise
         run.in_flight = None
         elapsed = self._clock() - started
         self._record(run, entry, outcome, elapsed)
-        if isinstance(outcome, Generated) or outcome.refusal:
-            breaker.record_success()
-        elif outcome.code == RATE_LIMITED:
-            # Alive, only busy: the in-flight limit halves and Retry-After is honoured. As a
-            # failure, the burst of 429s one overshoot brings opened the breaker and failed
-            # every waiting request with breaker.open (tests/integration/test_scheduling.py).
-            breaker.record_success()
-        elif outcome.retryable or outcome.code == "provider.auth":
-            breaker.record_failure()
-        else:
-            breaker.record_success()  # it answered; the request was the problem
+        record_verdict(breaker, outcome)
         return outcome
 
     # --- bookkeeping -------------------------------------------------------------------------
@@ -695,6 +812,21 @@ RATE_LIMITED = "provider.rate_limited"
 OVERLOAD_CODES = frozenset({RATE_LIMITED, "provider.unavailable", "provider.timeout"})
 #: Answers that say nothing about load (it was not reached).
 UNREACHED_CODES = frozenset({"provider.connect", "provider.unsafe_url"})
+
+
+def record_verdict(breaker: CircuitBreaker, outcome: Generated | ProviderError) -> None:
+    """What one call's (or batch API exchange's) outcome tells the provider's breaker."""
+    if isinstance(outcome, Generated) or outcome.refusal:
+        breaker.record_success()
+    elif outcome.code == RATE_LIMITED:
+        # Alive, only busy: the in-flight limit halves and Retry-After is honoured. As a
+        # failure, the burst of 429s one overshoot brings opened the breaker and failed
+        # every waiting request with breaker.open (tests/integration/test_scheduling.py).
+        breaker.record_success()
+    elif outcome.retryable or outcome.code == "provider.auth":
+        breaker.record_failure()
+    else:
+        breaker.record_success()  # it answered; the request was the problem
 
 
 def load_signal(outcome: Generated | ProviderError) -> Signal:
