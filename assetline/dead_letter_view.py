@@ -274,8 +274,8 @@ def _flatten(
     for name in type(model).model_fields:
         value = getattr(model, name)
         path = f"{prefix}{name}"
-        if value is None:
-            continue
+        if value is None or (isinstance(value, list | tuple | Mapping) and not value):
+            continue  # nothing to see: an empty list or map says nothing about the letter
         if isinstance(value, BaseModel):
             if depth < 2:
                 out += _flatten(value, secrets, path + ".", depth + 1)

@@ -208,6 +208,7 @@ def test_detail_summarises_a_value_that_decodes() -> None:
     assert fields["attempt"] == "2"
     assert fields["tenant"] == "acme"
     assert fields["kind"] == "TEXT"
+    assert "feedback" not in fields  # an empty list says nothing
     assert (detail.row.request_id, detail.row.attempt) == ("r-9", 2)
 
 
