@@ -114,18 +114,27 @@ def new_decision(
     )
 
 
-async def send_decision(settings: Settings, codecs: Codecs, decision: ReviewDecision) -> None:
-    """Publish ``decision`` if its item is still pending, else raise a :class:`ReviewError`."""
-    request_id = decision.request_id
-    item = item_for(await load_items(settings, codecs), request_id)
+def check_pending(item: ReviewItem) -> None:
+    """Raise :class:`AlreadyDecidedError` unless ``item`` still waits for a decision."""
     if item.status is not ReviewStatus.PENDING:
         by = item.decision.reviewer if item.decision else "someone"
         raise AlreadyDecidedError(
-            f"request {request_id!r} was already {item.status.value.lower()} by {by}"
+            f"request {item.request_id!r} was already {item.status.value.lower()} by {by}"
         )
+
+
+async def publish_decision(client: LineClient, codecs: Codecs, decision: ReviewDecision) -> None:
+    """Send ``decision`` on an open client, unchecked: for a caller that keeps the review table
+    itself (the console follows ``.review.items`` live and calls :func:`check_pending`)."""
+    await client.send_raw(
+        client.topics.review_decisions,
+        decision.request_id.encode("utf-8"),
+        codecs.review_decision.encode(decision),
+    )
+
+
+async def send_decision(settings: Settings, codecs: Codecs, decision: ReviewDecision) -> None:
+    """Publish ``decision`` if its item is still pending, else raise a :class:`ReviewError`."""
+    check_pending(item_for(await load_items(settings, codecs), decision.request_id))
     async with LineClient(settings, codecs) as client:
-        await client.send_raw(
-            client.topics.review_decisions,
-            request_id.encode("utf-8"),
-            codecs.review_decision.encode(decision),
-        )
+        await publish_decision(client, codecs, decision)

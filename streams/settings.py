@@ -405,6 +405,34 @@ class Settings(BaseSettings):
     health_check_timeout_s: float = Field(
         3.0, gt=0, description="A broker check not answered within this counts as unreachable."
     )
+    # Operator console (assetline console): sign-in, sessions, the reverse-proxy option
+    console_host: str = Field("127.0.0.1", description="Where 'assetline console' listens.")
+    console_port: int = Field(8086, ge=0, le=65535, description="Console port; 0 = any free.")
+    console_users_file: Path | None = Field(
+        None,
+        description="Reviewers allowed to sign in: one 'user:scrypt$...' line each, made by "
+        "'assetline console hash-password'. Without it (and without a proxy header) nobody "
+        "can sign in.",
+    )
+    console_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Signs session cookies and CSRF tokens; set it so sessions survive a "
+        "restart and several console processes accept each other's. Empty = a random key per "
+        "process.",
+    )
+    console_proxy_user_header: str | None = Field(
+        None,
+        description="Trust this request header (e.g. X-Forwarded-User) as the signed-in user. "
+        "Only behind a reverse proxy that authenticates users and strips the header from "
+        "clients: anyone who can reach the console directly could otherwise send it.",
+    )
+    console_session_ttl_s: float = Field(
+        8 * 3600.0, gt=0, description="A console session ends this long after sign-in."
+    )
+    console_cookie_secure: bool = Field(
+        False, description="Mark the session cookie Secure (set it when served over HTTPS)."
+    )
+
     log_level: str = Field("warn")
     log_format: Literal["text", "json"] = Field(
         "text",

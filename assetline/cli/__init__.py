@@ -1,5 +1,5 @@
 """``assetline`` command line: broker, worker, submit, campaign, tail, replay, dlq, demo, schemas,
-topics, review, webhooks, blobs, models.
+topics, review, webhooks, blobs, models, console.
 
 Every command turns expected failures (bad arguments, no broker) into one line on stderr and a
 non-zero exit; a traceback means a bug.
@@ -14,6 +14,7 @@ import click
 from assetline.cli._blobs import blobs_group
 from assetline.cli._broker import broker
 from assetline.cli._campaign import campaign
+from assetline.cli._console import console_group
 from assetline.cli._demo import demo
 from assetline.cli._dlq import dlq_group
 from assetline.cli._line import submit, tail, topics, worker
@@ -46,6 +47,7 @@ cli.add_command(dlq_group)
 cli.add_command(webhooks_group)
 cli.add_command(blobs_group)
 cli.add_command(models_group)
+cli.add_command(console_group)
 cli.add_command(status)
 
 

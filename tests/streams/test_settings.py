@@ -148,6 +148,8 @@ def test_settings_env_names_every_set_field_with_the_prefix() -> None:
         "ASSETLINE_KAFKA_SSL_KEY_PASSWORD",
         "ASSETLINE_KAFKA_SASL_OAUTH_TOKEN_URL",
         "ASSETLINE_KAFKA_SASL_OAUTH_SCOPE",
+        "ASSETLINE_CONSOLE_USERS_FILE",
+        "ASSETLINE_CONSOLE_PROXY_USER_HEADER",
     }
     assert set(env) == {f"ASSETLINE_{name.upper()}" for name in Settings.model_fields} - unset
     assert env["ASSETLINE_STAGES"] == "generate,validate,deliver,review,notify"
@@ -244,6 +246,13 @@ def test_settings_env_round_trips_every_changed_knob(
         log_level="info",
         log_format="json",
         log_repeat_interval_s=12.5,
+        console_host="0.0.0.0",
+        console_port=18086,
+        console_users_file=tmp_path / "console-users",
+        console_secret=SecretStr("console-secret-456"),
+        console_proxy_user_header="X-Forwarded-User",
+        console_session_ttl_s=600.0,
+        console_cookie_secure=True,
         routing_file=tmp_path / "routing.yaml",
         profiles_dir=tmp_path / "profiles",
         destinations_file=tmp_path / "destinations.yaml",

@@ -1,0 +1,353 @@
+"""Review pages: the queue (grid, filters, paging), one item's detail with every attempt side
+by side, decisions (one or many, a reason required to reject) and live updates (SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import math
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from agents.policy.loader import ProfileBook, load_profiles
+from assetline.client import LineClient
+from assetline.console import assets
+from assetline.console._app import CONSOLE, Console, session_of
+from assetline.console.explain import PREVIEW_CHARS, Explained, explain, highlight
+from assetline.console.review_index import Change, ReviewIndex
+from assetline.review import (
+    ReviewError,
+    check_pending,
+    item_for,
+    new_decision,
+    publish_decision,
+)
+from schemas.errors import AssetlineError
+from schemas.records import ReviewAction, ReviewItem, ValidatedAsset
+from streams.blobs import open_blob_store
+
+CLIENT_KEY: Final = "review.client"
+PAGE_SIZE: Final = 48
+FILTERS: Final = ("tenant", "campaign", "profile", "check")
+#: How long the first page load waits for the index's first read of the topics.
+READY_WAIT_S: Final = 10.0
+SSE_PING_S: Final = 15.0
+
+
+def failed_codes(item: ReviewItem) -> list[str]:
+    return [c.code for c in item.asset.report.checks if not c.passed]
+
+
+def _value(item: ReviewItem, name: str) -> list[str]:
+    request = item.asset.raw.request
+    if name == "tenant":
+        return [request.tenant]
+    if name == "campaign":
+        return [request.campaign_id]
+    if name == "profile":
+        return [item.asset.report.profile or ""]
+    return failed_codes(item)
+
+
+def matches(item: ReviewItem, chosen: dict[str, str]) -> bool:
+    return all(value in _value(item, name) for name, value in chosen.items())
+
+
+def facets(items: Iterable[ReviewItem]) -> dict[str, list[str]]:
+    seen: dict[str, set[str]] = {name: set() for name in FILTERS}
+    for item in items:
+        for name in FILTERS:
+            seen[name].update(v for v in _value(item, name) if v)
+    return {name: sorted(values) for name, values in seen.items()}
+
+
+@dataclass(frozen=True)
+class Card:
+    """One grid cell."""
+
+    request_id: str
+    attempt: int
+    kind: str
+    tenant: str
+    campaign: str
+    profile: str
+    failed: list[str]
+    queued_at: str
+    is_image: bool
+    snippet: str
+
+
+def card(item: ReviewItem) -> Card:
+    raw = item.asset.raw
+    blob = raw.blob
+    is_image = blob is not None and blob.media_type in assets.SAFE_IMAGES
+    return Card(
+        request_id=item.request_id,
+        attempt=raw.request.attempt,
+        kind=raw.request.kind.value,
+        tenant=raw.request.tenant,
+        campaign=raw.request.campaign_id,
+        profile=item.asset.report.profile or "",
+        failed=failed_codes(item),
+        queued_at=item.queued_at.strftime("%Y-%m-%d %H:%M:%S"),
+        is_image=is_image,
+        snippet="" if is_image else (raw.request.prompt_template[:120]),
+    )
+
+
+def index_of(request: web.Request) -> ReviewIndex:
+    index: ReviewIndex = request.app[CONSOLE].state[assets.INDEX_KEY]
+    return index
+
+
+def _chosen(request: web.Request) -> dict[str, str]:
+    return {name: request.query[name] for name in FILTERS if request.query.get(name)}
+
+
+async def queue(request: web.Request) -> web.Response:
+    console = request.app[CONSOLE]
+    index = index_of(request)
+    await index.wait_ready(READY_WAIT_S)
+    chosen = _chosen(request)
+    pending = index.pending()
+    shown = [item for item in pending if matches(item, chosen)]
+    pages = max(1, math.ceil(len(shown) / PAGE_SIZE))
+    try:
+        page = min(max(1, int(request.query.get("page", "1"))), pages)
+    except ValueError:
+        page = 1
+    window = shown[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+
+    def link(to: int) -> str:
+        return "/review?" + urlencode({**chosen, "page": to})
+
+    return console.render(
+        request,
+        "review_queue.html",
+        cards=[card(item) for item in window],
+        facets=facets(pending),
+        chosen=chosen,
+        total=len(pending),
+        matching=len(shown),
+        page=page,
+        pages=pages,
+        prev_link=link(page - 1) if page > 1 else "",
+        next_link=link(page + 1) if page < pages else "",
+        filter_query=urlencode(chosen),
+        ready=index.ready.is_set(),
+    )
+
+
+async def card_fragment(request: web.Request) -> web.Response:
+    """One card's HTML, for a live update; 204 when it is not pending or not in the filter."""
+    index = index_of(request)
+    request_id = assets.checked_id(request.match_info["request_id"])
+    item = index.items.get(request_id)
+    if item is None or not index.is_pending(request_id) or not matches(item, _chosen(request)):
+        return web.Response(status=204)
+    html = request.app[CONSOLE].templates.get_template("_card.html").render(c=card(item))
+    return web.Response(text=html, content_type="text/html")
+
+
+@dataclass
+class AttemptView:
+    attempt: int
+    asset: ValidatedAsset
+    is_image: bool
+    explained: list[Explained]
+    segments: list[tuple[str, bool]]
+    truncated: bool
+    brand: list[str]
+
+
+async def _attempt_view(
+    console: Console, app: web.Application, asset: ValidatedAsset
+) -> AttemptView:
+    explained = [explain(check) for check in asset.report.checks]
+    blob = asset.raw.blob
+    is_image = blob is not None and blob.media_type in assets.SAFE_IMAGES
+    segments: list[tuple[str, bool]] = []
+    truncated = False
+    if blob is not None and not is_image:
+        with contextlib.suppress(web.HTTPNotFound):
+            text = (await assets.asset_bytes(app, asset)).decode("utf-8", errors="replace")
+            if blob.media_type == "application/json":
+                with contextlib.suppress(ValueError):
+                    text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+                    # re-indenting moves the positions the terms check recorded: keep the
+                    # original when there are hits to show
+                    if any(e.hits for e in explained):
+                        text = (await assets.asset_bytes(app, asset)).decode("utf-8", "replace")
+            truncated = len(text) > PREVIEW_CHARS
+            hits = [hit for e in explained for hit in e.hits]
+            segments = highlight(text[:PREVIEW_CHARS], hits)
+    return AttemptView(
+        attempt=asset.raw.request.attempt,
+        asset=asset,
+        is_image=is_image,
+        explained=explained,
+        segments=segments,
+        truncated=truncated,
+        brand=_brand_palette(console, asset),
+    )
+
+
+def _brand_palette(console: Console, asset: ValidatedAsset) -> list[str]:
+    """The profile's palette when the console can load its profiles, else []."""
+    if not any(c.code.startswith("palette") and not c.passed for c in asset.report.checks):
+        return []
+    if "review.profiles" not in console.state:
+        book: ProfileBook | None
+        try:
+            book = load_profiles(console.settings.profiles_dir)
+        except AssetlineError:  # a broken profiles folder must not break the review page
+            book = None
+        console.state["review.profiles"] = book
+    book = console.state["review.profiles"]
+    if book is None:
+        return []
+    policy = book.resolve(asset.report.profile, asset.raw.request.campaign_id)
+    palette = getattr(policy, "palette", None)
+    return list(palette.colors) if palette is not None else []
+
+
+async def detail(request: web.Request) -> web.Response:
+    console = request.app[CONSOLE]
+    index = index_of(request)
+    await index.wait_ready(READY_WAIT_S)
+    request_id = assets.checked_id(request.match_info["request_id"])
+    try:
+        item = item_for(index.items, request_id)
+    except ReviewError:
+        raise web.HTTPNotFound(text="no review item for that request") from None
+    attempts = [*index.earlier_attempts(request_id), item.asset]
+    views = [await _attempt_view(console, request.app, asset) for asset in attempts]
+    pending = index.pending()
+    ids = [p.request_id for p in pending]
+    at = ids.index(request_id) if request_id in ids else -1
+    return console.render(
+        request,
+        "review_detail.html",
+        item=item,
+        pending=index.is_pending(request_id),
+        sent=index.sent.get(request_id),
+        views=views,
+        prev_id=ids[at - 1] if at > 0 else "",
+        next_id=ids[at + 1] if 0 <= at < len(ids) - 1 else "",
+    )
+
+
+async def decide(request: web.Request) -> web.StreamResponse:
+    """Approve or reject one or many items (form fields ``id`` ..., ``action``, ``note``)."""
+    console = request.app[CONSOLE]
+    index = index_of(request)
+    session = session_of(request)
+    form = await request.post()
+    try:
+        action = ReviewAction(str(form.get("action", "")).upper())
+    except ValueError:
+        raise web.HTTPBadRequest(text="action must be approve or reject") from None
+    note = str(form.get("note", "")).strip() or None
+    if action is ReviewAction.REJECT and note is None:
+        raise web.HTTPBadRequest(text="a reason is required to reject")
+    ids = [assets.checked_id(str(v)) for v in form.getall("id", [])]
+    if not ids:
+        raise web.HTTPBadRequest(text="no item chosen")
+    client: LineClient = console.state[CLIENT_KEY]
+    refused: dict[str, str] = {}
+
+    async def one(request_id: str) -> str | None:
+        try:
+            item = item_for(index.items, request_id)
+            check_pending(item)
+            if request_id in index.sent:
+                raise ReviewError(f"request {request_id!r} was just decided here")
+        except ReviewError as exc:
+            refused[request_id] = str(exc)
+            return None
+        decision = new_decision(request_id, action, session.user, note)
+        index.note_sent(decision)  # hidden at once; a second click cannot send it twice
+        try:
+            await publish_decision(client, console.codecs, decision)
+        except Exception as exc:
+            index.sent.pop(request_id, None)
+            refused[request_id] = f"not sent: {exc}"
+            return None
+        return request_id
+
+    decided = [r for r in await asyncio.gather(*(one(i) for i in dict.fromkeys(ids))) if r]
+    if request.headers.get("Accept", "").startswith("application/json"):
+        status = 200 if decided or not refused else 409
+        return web.json_response({"decided": decided, "refused": refused}, status=status)
+    back = str(form.get("back", "/review"))
+    location = back if back.startswith("/review") and not back.startswith("//") else "/review"
+    return web.Response(status=303, headers={"Location": location})
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: ``added`` / ``decided`` with the request id, as they happen."""
+    index = index_of(request)
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    queue = index.subscribe()
+    try:
+        async for chunk in _sse(queue):
+            await response.write(chunk)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        index.unsubscribe(queue)
+    return response
+
+
+async def _sse(queue: asyncio.Queue[Change]) -> AsyncIterator[bytes]:
+    yield b"retry: 2000\n\n"
+    while True:
+        try:
+            change = await asyncio.wait_for(queue.get(), SSE_PING_S)
+        except TimeoutError:
+            yield b": ping\n\n"
+            continue
+        data = json.dumps(dataclasses.asdict(change))
+        yield f"event: {change.kind}\ndata: {data}\n\n".encode()
+
+
+async def _start(app: web.Application) -> None:
+    console = app[CONSOLE]
+    index = ReviewIndex(console.settings, console.codecs)
+    console.state[assets.INDEX_KEY] = index
+    console.state[assets.BLOBS_KEY] = open_blob_store(console.settings)
+    console.state[assets.THUMBS_KEY] = assets.ThumbCache()
+    client = LineClient(console.settings, console.codecs, linger_ms=0)
+    console.state[CLIENT_KEY] = await client.__aenter__()
+    await index.start()
+
+
+async def _stop(app: web.Application) -> None:
+    console = app[CONSOLE]
+    await console.state[assets.INDEX_KEY].stop()
+    await console.state[CLIENT_KEY].__aexit__(None, None, None)
+    await console.state[assets.BLOBS_KEY].aclose()
+
+
+def routes(app: web.Application) -> None:
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    app.router.add_get("/review", queue)
+    app.router.add_get("/review/events", events)
+    app.router.add_post("/review/decide", decide)
+    app.router.add_get("/review/card/{request_id}", card_fragment)
+    app.router.add_get("/review/item/{request_id}", detail)
+    assets.routes(app)
