@@ -122,6 +122,12 @@ def create_faust_app(settings: Settings) -> faust.App:
         # Equal to the topics' max.message.bytes: a record too large is refused by send()
         # itself, where the stage sees it, never later by the broker after the commit.
         producer_max_request_size=settings.max_message_bytes,
+        # One produce request per broker is in flight at a time (aiokafka), and a send into a
+        # full per-partition batch waits for that request: with Faust's 16 KiB batches the
+        # table changelog writes (generation records, spend books) queued one batch per round
+        # trip behind each other and stalled every stage (issue 16). Batches as large as the
+        # largest record the line writes fill a round trip instead.
+        producer_max_batch_size=settings.max_message_bytes,
         table_standby_replicas=0,
         # Tables on an acked RocksDB store (the ledger) with empty local state are loaded in
         # bulk before Faust's recovery reads their changelog (streams.bulk_restore).
