@@ -108,8 +108,11 @@ class CampaignSummary:
         ]
 
     def line(self, elapsed: float | None = None) -> str:
-        """One live status line: ``12/30 done  DELIVERED 10  REJECTED 2 ...  cost $0.0120``."""
+        """One live status line: ``12/30 done  DELIVERED 10  REJECTED 2 ...  cost $0.0120``;
+        ids waiting for a person show as ``IN_REVIEW n`` (held, not missing)."""
         statuses = "  ".join(f"{k} {v}" for k, v in self.by_status().items() if v)
+        if self.in_review:
+            statuses = f"{statuses}  IN_REVIEW {len(self.in_review)}".strip()
         when = f"  {elapsed:.0f}s" if elapsed is not None else ""
         return f"{self.done}/{self.total} done  {statuses or '-'}  cost ${self.cost:.4f}{when}"
 

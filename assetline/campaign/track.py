@@ -7,8 +7,12 @@ prints the progress.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
+
+from aiokafka.errors import KafkaError
 
 from assetline.campaign.expand import Campaign
 from assetline.campaign.progress import CampaignSummary
@@ -18,6 +22,8 @@ from schemas.records import GenerationRequest, ReviewStatus
 from streams.codecs import CodecError, Codecs
 from streams.kafka import Batch, batches_to_end
 from streams.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 async def follow_completions(
@@ -85,3 +91,18 @@ async def mark_waiting_in_review(
         for rid in summary.request_ids
         if rid in items and items[rid].status is ReviewStatus.PENDING
     )
+
+
+async def keep_marking_in_review(
+    settings: Settings, summary: CampaignSummary, codecs: Codecs, every: float = 5.0
+) -> None:
+    """:func:`mark_waiting_in_review` every ``every`` seconds until cancelled, so the live
+    status line shows the ids held for a person while the campaign is followed."""
+    while True:
+        await asyncio.sleep(every)
+        if summary.complete:
+            continue
+        try:
+            await mark_waiting_in_review(settings, summary, codecs)
+        except (KafkaError, OSError) as exc:  # the line's status only; the next round retries
+            log.warning("campaign: could not read the review table: %s", exc)

@@ -8,6 +8,8 @@ waiting, a summary at the end, and exit code 3 when the deadline passed first.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -25,6 +27,7 @@ from assetline.campaign import (
 )
 from assetline.campaign.track import (
     follow_completions,
+    keep_marking_in_review,
     mark_waiting_in_review,
     without_completion,
 )
@@ -121,9 +124,14 @@ async def _campaign(
     if deadline is None:
         return None, sent, seconds
     live = _Live(summary, started)
+    # The live line shows the ids held for a person as IN_REVIEW while it waits.
+    marking = asyncio.create_task(keep_marking_in_review(settings, summary, codecs))
     try:
         await follow_completions(settings, summary, codecs, deadline, live.tick)
     finally:
+        marking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await marking
         live.close()
     if not summary.complete:
         # Held for a person is not lost: the review table says which of the rest wait there.

@@ -182,4 +182,5 @@ def test_requests_waiting_in_review_are_reported_in_review_not_missing(
     report = json.loads(result.stdout.splitlines()[-1])
     assert (report["in_review_count"], report["missing_count"]) == (3, 0), worker.log_tail()
     assert "3 waiting in review (assetline review list --campaign it-campaign)" in result.stderr
+    assert "0/3 done  IN_REVIEW 3" in result.stderr  # the live line while it waited
     assert "missing:" not in result.stderr

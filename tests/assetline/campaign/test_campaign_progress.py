@@ -34,6 +34,7 @@ def test_counts_cost_and_missing() -> None:
     report = summary.report(show_missing=1)
     assert (report["missing_count"], report["missing"]) == (2, ["c"])
     assert "2/4 done" in summary.line()
+    assert "IN_REVIEW" not in summary.line()
     assert "MISSING     2" in summary.table()
 
 
@@ -49,9 +50,11 @@ def test_ids_waiting_in_review_are_in_review_not_missing() -> None:
     report = summary.report()
     assert (report["in_review_count"], report["in_review"]) == (2, ["b", "c"])
     assert (report["missing_count"], report["missing"]) == (1, ["d"])
+    assert "IN_REVIEW 2" in summary.line()  # the live line while waiting says so too
     summary.add(done("b", "REJECTED"))  # a reviewer decided: it completes
     assert summary.in_review == {"c"}
     assert summary.undelivered() == ["b"]
+    assert "IN_REVIEW 1" in summary.line()
 
 
 def test_a_repeated_completion_counts_once_and_a_later_attempt_replaces_it() -> None:

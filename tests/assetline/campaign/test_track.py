@@ -155,3 +155,31 @@ def test_pending_review_items_are_marked_waiting_not_missing(
     asyncio.run(track.mark_waiting_in_review(settings, summary, codecs))
     assert summary.in_review == {"b"}
     assert summary.missing() == ["c"]
+
+
+def test_review_marks_are_refreshed_while_the_campaign_is_followed(
+    settings: Settings, codecs: Codecs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items: dict[str, Any] = {}
+    reads: list[int] = []
+
+    async def load_items(settings: Settings, codecs: Codecs) -> dict[str, Any]:
+        reads.append(1)
+        return dict(items)
+
+    monkeypatch.setattr(track, "load_items", load_items)
+    summary = CampaignSummary(["a", "b"])
+
+    async def follow() -> None:
+        marking = asyncio.create_task(
+            track.keep_marking_in_review(settings, summary, codecs, every=0.01)
+        )
+        await asyncio.sleep(0.05)
+        assert summary.in_review == set()
+        items["b"] = SimpleNamespace(status=ReviewStatus.PENDING)  # validate held it
+        await asyncio.sleep(0.05)
+        assert summary.in_review == {"b"}
+        marking.cancel()
+
+    asyncio.run(follow())
+    assert len(reads) >= 2
