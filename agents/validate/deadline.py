@@ -3,7 +3,7 @@
 A check is CPU work (decoding an image, matching a schema, parsing code). On the event loop a
 slow one stops everything else the worker does, Kafka heartbeats included, so the group
 rebalances and the next worker to take the partition freezes on the same asset. Here each check
-runs on a thread of its own while the loop awaits it; a check that misses its deadline becomes a
+runs on a worker thread while the loop awaits it; a check that misses its deadline becomes a
 failed, non-repairable ``check.timeout`` result (triage then sends the asset to review or rejects
 it, like any request problem) and validation goes on with the next check.
 
@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from agents.validate.checks._base import Check, Subject
@@ -52,18 +54,81 @@ def timed_out(check: Check, seconds: float, why: str = "") -> CheckResult:
     )
 
 
-class _Job:
-    """One check on its thread; the runner's lock orders its finish against its abandonment."""
+class _SuiteJob:
+    """An asset's checks on one thread, in order.
 
-    __slots__ = ("abandoned", "finished")
+    ``results`` grows as checks finish and ``started`` is when the running one (index
+    ``len(results)``) began, so the loop can tell an overdue check from a long suite; the
+    runner's lock orders each finish against the loop abandoning the job.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = (
+        "abandoned",
+        "answer",
+        "checks",
+        "finished",
+        "loop",
+        "results",
+        "started",
+        "subject",
+    )
+
+    def __init__(
+        self,
+        checks: Sequence[Check],
+        subject: Subject,
+        loop: asyncio.AbstractEventLoop,
+        answer: asyncio.Future[None],
+    ) -> None:
+        self.checks = checks
+        self.subject = subject
+        self.loop = loop
+        self.answer = answer
+        self.results: list[CheckResult] = []
+        self.started: float | None = None
         self.abandoned = False
         self.finished = False
 
 
+class _Threads:
+    """Daemon threads kept for the next asset's checks.
+
+    A thread started per check cost 11% of a busy worker's CPU (py-spy, bench.providers).
+    They stay daemons: an abandoned check must not hold up the worker's exit, which rules
+    out ``concurrent.futures`` (it joins its threads at exit). A thread whose check is overdue
+    stays with it; a new thread starts when none is idle, so overdue checks (capped by
+    ``max_stuck``) never hold up the others. The count is bounded by the checks that run at
+    once (the validate stage's concurrency) plus the overdue ones.
+    """
+
+    def __init__(self, work: Callable[[_SuiteJob], None]) -> None:
+        self._work = work
+        self._jobs: queue.SimpleQueue[_SuiteJob] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._count = 0
+
+    def submit(self, job: _SuiteJob) -> None:
+        with self._lock:
+            start = self._idle == 0
+            if start:
+                self._count += 1
+            else:
+                self._idle -= 1
+            name = f"checks-{self._count}"
+        self._jobs.put(job)
+        if start:
+            threading.Thread(target=self._serve, name=name, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            self._work(self._jobs.get())
+            with self._lock:
+                self._idle += 1
+
+
 class CheckRunner:
-    """Runs checks on worker threads, one at a time per asset, each under ``timeout_s``."""
+    """Runs each asset's checks in order on a worker thread, each under ``timeout_s``."""
 
     def __init__(
         self, timeout_s: float = DEFAULT_CHECK_TIMEOUT_S, *, max_stuck: int = DEFAULT_MAX_STUCK
@@ -76,6 +141,7 @@ class CheckRunner:
         self.max_stuck = max_stuck
         self._lock = threading.Lock()
         self._stuck = 0
+        self._threads = _Threads(self._work)
 
     @property
     def stuck(self) -> int:
@@ -90,64 +156,94 @@ class CheckRunner:
         cached decode the later ones reuse.
         """
         kind = subject.request.kind
-        return [await self.run(check, subject) for check in checks if kind in check.kinds]
+        return await self._run_checks(subject, [check for check in checks if kind in check.kinds])
 
     async def run(self, check: Check, subject: Subject) -> CheckResult:
         """One check's result, or ``check.timeout`` once ``timeout_s`` has passed."""
-        if self.stuck >= self.max_stuck:
-            return timed_out(
-                check, self.timeout_s, f" (not started: {self.max_stuck} checks are overdue)"
-            )
+        (result,) = await self._run_checks(subject, [check])
+        return result
+
+    async def _run_checks(self, subject: Subject, checks: Sequence[Check]) -> list[CheckResult]:
+        """The checks run on one thread, which wakes the loop once, at the end; a check past its
+        deadline is answered ``check.timeout`` and the ones after it go on on another thread."""
+        results: list[CheckResult] = []
+        remaining = list(checks)
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future[CheckResult] = loop.create_future()
-        job = _Job()
-        thread = threading.Thread(
-            target=self._work,
-            args=(job, check, subject, loop, answer),
-            name=f"check {check.code}",
-            daemon=True,
-        )
-        thread.start()
-        try:
-            return await asyncio.wait_for(answer, self.timeout_s)
-        except TimeoutError:
+        while remaining:
+            if self.stuck >= self.max_stuck:
+                why = f" (not started: {self.max_stuck} checks are overdue)"
+                results.extend(timed_out(check, self.timeout_s, why) for check in remaining)
+                break
+            job = _SuiteJob(remaining, subject, loop, loop.create_future())
+            self._threads.submit(job)
+            overdue = await self._wait(job)
+            results.extend(job.results)
+            if overdue is None:
+                break
+            results.append(timed_out(remaining[overdue], self.timeout_s))
+            remaining = remaining[overdue + 1 :]
+        return results
+
+    async def _wait(self, job: _SuiteJob) -> int | None:
+        """None once ``job`` finished, else the index of its check that passed its deadline.
+
+        The job is then abandoned: its thread counts as stuck until that check returns, and
+        what it would answer is dropped.
+        """
+        while True:
             with self._lock:
-                if not job.finished:
+                if job.finished:
+                    return None
+                started = job.started
+                now = time.monotonic()
+                left = self.timeout_s - (now - started) if started is not None else self.timeout_s
+                if left <= 0:
                     job.abandoned = True
                     self._stuck += 1
-                stuck = self._stuck
-            logger.warning(
-                "check %s of request %s passed its %g s deadline (%d checks overdue)",
-                check.code,
-                subject.request.request_id,
-                self.timeout_s,
-                stuck,
-            )
-            return timed_out(check, self.timeout_s)
+                    stuck = self._stuck
+                    index = len(job.results)
+                    break
+            await asyncio.wait((job.answer,), timeout=left)
+        logger.warning(
+            "check %s of request %s passed its %g s deadline (%d checks overdue)",
+            job.checks[index].code,
+            job.subject.request.request_id,
+            self.timeout_s,
+            stuck,
+        )
+        return index
 
-    def _work(
-        self,
-        job: _Job,
-        check: Check,
-        subject: Subject,
-        loop: asyncio.AbstractEventLoop,
-        answer: asyncio.Future[CheckResult],
-    ) -> None:
-        outcome: CheckResult | None = None
-        try:
-            outcome = run_check(check, subject)
-        finally:
-            with self._lock:
-                job.finished = True
-                if job.abandoned:
-                    self._stuck -= 1
-            if outcome is None:  # run_check catches Exception; this is e.g. a SystemExit
-                outcome = CheckResult(code=check.code, passed=False, message="check crashed")
-            # A closed loop (RuntimeError) means nobody waits for the answer any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, answer, outcome)
+    def _work(self, job: _SuiteJob) -> None:
+        with self._lock:
+            job.started = time.monotonic()
+        for check in job.checks:
+            outcome: CheckResult | None = None
+            try:
+                outcome = run_check(check, job.subject)
+            finally:
+                with self._lock:
+                    if job.abandoned:  # this check was overdue: the loop answered for it
+                        self._stuck -= 1
+                        abandoned = True
+                    else:
+                        abandoned = False
+                        if outcome is None:  # run_check catches Exception; e.g. SystemExit
+                            outcome = CheckResult(
+                                code=check.code, passed=False, message="check crashed"
+                            )
+                        job.results.append(outcome)
+                        job.started = time.monotonic()
+            if abandoned:
+                return
+        with self._lock:
+            if job.abandoned:  # overdue at the very end: the loop already answered
+                return
+            job.finished = True
+        # A closed loop (RuntimeError) means nobody waits for the answer any more.
+        with contextlib.suppress(RuntimeError):
+            job.loop.call_soon_threadsafe(_settle, job.answer)
 
 
-def _settle(answer: asyncio.Future[CheckResult], outcome: CheckResult) -> None:
-    if not answer.done():  # a timed-out wait has cancelled it
-        answer.set_result(outcome)
+def _settle(answer: asyncio.Future[None]) -> None:
+    if not answer.done():
+        answer.set_result(None)
