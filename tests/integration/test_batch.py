@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,8 +20,10 @@ from pydantic import SecretStr
 from assetline.client import LineClient, await_completions
 from assetline.dev.child_worker import WorkerProcess
 from schemas.records import AssetKind, CompletionStatus, GenerationRequest, ModelSpec
+from streams.codecs import Codecs
+from streams.kafka import read_to_end
 from streams.settings import Settings
-from streams.topics import ensure_topics, line_topic_specs
+from streams.topics import TopicNames, ensure_topics, line_topic_specs
 from tests.support.batch_server import INPUT_TOKENS, OUTPUT_TOKENS, BatchServer, batch_server
 
 pytestmark = pytest.mark.integration
@@ -157,3 +160,77 @@ def test_requests_waiting_for_a_batch_leave_room_for_other_tenants(
         assert urgent.request_id in done
     finally:
         server.release()
+
+
+def test_a_worker_killed_while_its_batch_runs_pays_nothing_twice(
+    line_settings: Settings,
+    start_worker: Callable[[Settings], WorkerProcess],
+    server: BatchServer,
+    tmp_path: Path,
+) -> None:
+    """kill -9 after the batch was submitted and every request's place in it recorded: the next
+    worker follows that batch (no second submission, no synchronous call), and each request
+    completes exactly once, batched, at the batch price."""
+    server.hold = True
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING.format(url=server.url))
+    settings = line_settings.model_copy(
+        update={"routing_file": routing, "api_keys": {"oai": SecretStr("sk-oai")}}
+    )
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)))
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    run = uuid.uuid4().hex[:8]
+    requests = [
+        GenerationRequest(
+            request_id=f"crash-{run}-{i:03d}",
+            idempotency_key=f"crash-{run}-{i:03d}",
+            tenant="acme",
+            campaign_id=f"crash-{run}",
+            kind=AssetKind.TEXT,
+            prompt_template=f"Headline for product {i}",
+            model=ModelSpec(alias="copy"),
+            latency_budget_ms=86_400_000,
+        )
+        for i in range(COUNT)
+    ]
+    ids = [r.request_id for r in requests]
+
+    def tickets() -> set[str]:
+        records = asyncio.run(read_to_end(settings.kafka_bootstrap, names.generations))
+        keys = [(m.key or b"").decode() for m in records]
+        return {k.rsplit("|", 1)[0] for k in keys if "|batch-" in k}
+
+    first = start_worker(settings)
+    _wait_ready(first)
+
+    async def submit() -> None:
+        async with LineClient(settings) as client:
+            await client.submit(requests)
+
+    asyncio.run(submit())
+    deadline = time.monotonic() + 90
+    while tickets() != set(ids):
+        assert time.monotonic() < deadline, first.log_tail()
+        time.sleep(0.5)
+    submitted = dict(server.batches)
+    assert sum(len(b.calls) for b in submitted.values()) == COUNT
+    first.kill()  # the batch runs on at the provider; nothing is committed for these requests
+
+    second = start_worker(settings)
+    _wait_ready(second)
+    server.release()
+    completions = asyncio.run(await_completions(settings, ids, timeout=180))
+    assert set(completions) == set(ids), second.log_tail()
+    time.sleep(3.0)  # a double would come late
+    codec = Codecs.load().completed
+    done = [
+        codec.decode(m.value or b"")
+        for m in asyncio.run(read_to_end(settings.kafka_bootstrap, names.completed))
+    ]
+    assert Counter(c.request_id for c in done) == Counter(ids)
+    assert {c.status for c in done} == {CompletionStatus.DELIVERED}
+    assert all(c.attempts and c.attempts[-1].batched for c in done)
+    assert sum(c.cost for c in done) == pytest.approx(0.5 * SYNC_COST * COUNT)
+    assert server.batches.keys() == submitted.keys(), "a batch was submitted again"
+    assert server.sync_calls == 0
+    assert server.cancels == []
