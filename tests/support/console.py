@@ -1,0 +1,106 @@
+"""The console as a child process, and headless Chromium from Debian driven by Selenium.
+
+The browser is the system one (/usr/bin/chromium with /usr/bin/chromedriver): giving the
+driver's path means Selenium Manager never runs, so nothing is downloaded. Each driver gets a
+fresh profile folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from streams.settings import Settings, settings_env
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+_URL = re.compile(rb"console on (http://\S+/)")
+
+
+class ConsoleProcess:
+    """``python -m assetline.cli console`` on a free port (port 0), logging to a file."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings.model_copy(update={"console_host": "127.0.0.1", "console_port": 0})
+        self.log_path = log_path
+        self.url = ""
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> ConsoleProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ASSETLINE_")}
+        env.update(settings_env(self.settings))
+        env["PYTHONUNBUFFERED"] = "1"
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "assetline.cli", "console"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"console exited: {self.log_tail()}")
+            found = _URL.search(self.log_path.read_bytes())
+            if found:
+                self.url = found.group(1).decode()
+                if httpx.get(self.url + "healthz", timeout=2).status_code == 200:
+                    return self
+            time.sleep(0.1)
+        raise TimeoutError(f"console did not start: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.send_signal(signal.SIGTERM)
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+@contextlib.contextmanager
+def chromium(profile_dir: Path, *, width: int = 1400, height: int = 1000) -> Iterator[Any]:
+    """A headless Chromium WebDriver on the system browser; quit when the block ends."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--window-size={width},{height}",
+        f"--user-data-dir={profile_dir}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
