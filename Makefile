@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 		(apt-get update -qq && apt-get install -y -qq nodejs npm) >/dev/null; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,otel]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install assetline with dev extras

@@ -11,6 +11,11 @@ A tenant whose tenants-file entry has a ``producer_secret`` passes that secret a
 which the CLI's submit/campaign/demo commands use too): every request is then signed
 (:func:`streams.signing.sign_request`, header ``assetline-signature``).
 
+Every request is sent with a W3C ``traceparent`` header (streams/trace_context.py): the
+caller's, given per request as ``submit(..., traceparent_of=...)`` (say, from the caller's own
+tracer, so the line's spans join its trace), or a new trace per request. The line keeps that
+trace id on every record it writes for the request.
+
 Sends are asynchronous: ``submit`` keeps at most ``max_in_flight`` unacknowledged messages,
 so submitting 100k requests holds a bounded number of futures (and of encoded bytes) instead
 of one per request, and a slow broker slows the caller down instead of growing memory.
@@ -33,6 +38,7 @@ from streams.kafka_security import client_kwargs, start_client
 from streams.settings import Settings
 from streams.signing import sign_request
 from streams.topics import TopicNames
+from streams.trace_context import new_trace, parse_traceparent
 
 #: Unacknowledged sends allowed at once; enough to fill many batches, few enough to stay small.
 DEFAULT_MAX_IN_FLIGHT = 4096
@@ -123,6 +129,7 @@ class LineClient:
         *,
         rate: float | None = None,
         on_acked: Callable[[int], None] | None = None,
+        traceparent_of: Callable[[GenerationRequest], str | None] | None = None,
     ) -> int:
         """Publish requests keyed by request_id; returns how many were acknowledged.
 
@@ -131,7 +138,8 @@ class LineClient:
         client. ``rate`` caps the pace in requests per second (None = as fast as the broker
         takes them); ``on_acked(1)`` runs as each send is acknowledged (a progress bar).
         Raises :class:`SubmitError` after the last send when any was not acknowledged;
-        sending stops at the first failure seen.
+        sending stops at the first failure seen. ``traceparent_of(request)`` names the trace a
+        request belongs to (a W3C ``traceparent``); None or an invalid one starts a new trace.
         """
         failures: list[BaseException] = []
         pending: set[asyncio.Future[object]] = set()
@@ -153,11 +161,12 @@ class LineClient:
             await self._slots.acquire()
             try:
                 value = self.codecs.request.encode(request)
+                given = traceparent_of(request) if traceparent_of is not None else None
                 future = await self._producer.send(
                     self.topics.requests,
                     key=request.request_id.encode("utf-8"),
                     value=value,
-                    headers=self._headers(value),
+                    headers=self._headers(value, given),
                 )
             except BaseException:
                 self._slots.release()
@@ -188,14 +197,19 @@ class LineClient:
             raise SubmitError(len(failures), sent, failures[0]) from failures[0]
         return sent
 
-    def _headers(self, value: bytes) -> list[tuple[str, bytes]] | None:
-        if self._signing_secret is None:
-            return None
-        return [sign_request(value, self._signing_secret)]
+    def _headers(self, value: bytes, traceparent: str | None) -> list[tuple[str, bytes]]:
+        """The trace context (the caller's if valid, else new), and the signature if any."""
+        trace = parse_traceparent(traceparent) or new_trace()
+        headers = trace.headers()
+        if self._signing_secret is not None:
+            headers.append(sign_request(value, self._signing_secret))
+        return headers
 
-    async def submit_one(self, request: GenerationRequest) -> None:
+    async def submit_one(
+        self, request: GenerationRequest, *, traceparent: str | None = None
+    ) -> None:
         """Publish one request and wait until the broker acknowledged it."""
-        await self.submit([request])
+        await self.submit([request], traceparent_of=lambda _: traceparent)
 
     async def await_completion(self, request_id: str, timeout: float) -> AssetCompleted:
         """The completion of one request; raises :class:`TimeoutError` after ``timeout`` s."""

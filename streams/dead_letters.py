@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from streams.blobs import BlobStore
+from streams.trace_context import TRACEPARENT
 
 HEADER_PREFIX = "assetline.dlq."
 #: Set when the original value was too large to travel: where it is parked (a blob URI).
@@ -101,8 +102,9 @@ async def fit_dead_letter(
     """The dead letter, shrunk until it fits ``limit`` bytes; unchanged when it already fits.
 
     In order, until it fits: the value is parked by ``park`` (awaited; it returns where, e.g. a
-    blob URI); original (non ``assetline.dlq.``) headers are dropped; the key is cut to
-    :data:`KEY_KEEP` bytes; the value is truncated (when parking was impossible or failed).
+    blob URI); original (non ``assetline.dlq.``) headers but ``traceparent`` are dropped; the
+    key is cut to :data:`KEY_KEEP` bytes; the value is truncated (when parking was impossible
+    or failed).
     Every step adds a header saying so, and the value's size and SHA-256 are always added, so
     nothing is altered silently.
     """
@@ -121,7 +123,7 @@ async def fit_dead_letter(
         value = b""
         headers.append((VALUE_PARKED, where.encode("utf-8")))
     if record_size(key, value, headers) > limit:
-        ours = [(k, v) for k, v in headers if k.startswith(HEADER_PREFIX)]
+        ours = [(k, v) for k, v in headers if k.startswith(HEADER_PREFIX) or k == TRACEPARENT]
         if len(ours) < len(headers):
             headers = [*ours, (HEADERS_DROPPED, str(len(headers) - len(ours)).encode())]
     if key is not None and len(key) > KEY_KEEP and record_size(key, value, headers) > limit:

@@ -446,6 +446,17 @@ class Settings(BaseSettings):
         "and error type) is written once per this interval with '(N similar in the last Xs)'; "
         "a broker outage is one WARNING when it starts and one INFO when it ends.",
     )
+    # Tracing (streams/tracing.py): traceparent headers always; spans only with this set
+    otel_endpoint: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        description="OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318; '/v1/traces' is "
+        "added). Set, with the 'otel' extra installed, each stage and provider call emits a "
+        "span; unset (default), OpenTelemetry is never imported.",
+    )
+    otel_service_name: str = Field(
+        "assetline", min_length=1, description="service.name of the spans the worker emits."
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

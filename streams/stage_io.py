@@ -21,6 +21,8 @@ from streams.dead_letters import dead_letter_record, park_value
 from streams.json_logs import request_id_of_key, request_id_var
 from streams.kafka_security import kafka_secrets
 from streams.redaction import redact, redact_and_truncate
+from streams.trace_context import extract
+from streams.tracing import CONSUMER, outgoing, span, tracer_for
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -95,6 +97,7 @@ class StageIO:
         self.line = line
         self.stage = stage
         self._metrics = line.metrics
+        self._tracer = tracer_for(line.settings)
 
     @asynccontextmanager
     async def handling(
@@ -106,6 +109,10 @@ class StageIO:
         A bug triggered by one odd input must not stop the agent for every later input;
         the event is kept (with the exception in its headers) for a person to look at, and
         its request still ends in one completion (``stage.crashed``) so nobody waits forever.
+
+        The handling is one span (streams/tracing.py), child of the event's ``traceparent``
+        (a new trace when it has none or a malformed one): every record written meanwhile
+        carries the trace on.
         """
         self._metrics.events_in.labels(self.stage).inc()
         in_progress = self._metrics.in_progress.labels(self.stage)
@@ -113,26 +120,59 @@ class StageIO:
         start = time.perf_counter()
         guard = CrashGuard(on_crash)
         # Log lines about this event carry its request id (the key of every line record).
-        key = getattr(getattr(event, "message", None), "key", None)
+        message = getattr(event, "message", None)
+        key = getattr(message, "key", None)
         request_token = request_id_var.set(request_id_of_key(key))
+        parent = extract(message_headers(message)) if message is not None else None
+        attributes = self._span_attributes(message)
         try:
-            yield guard
-        except MessageSizeTooLargeError as exc:
-            # An output derived from this event is over max_message_bytes: say so precisely.
-            log.error("%s: an output is too large; dead-lettering the event: %s", self.stage, exc)
-            reason = self._describe(exc, with_type=False)
-            await self.dead_letter(event, f"{self.stage}.output_too_large", reason)
-            await self._end_crashed(event, guard, exc)
-        except Exception as exc:
-            log.exception("%s: unexpected error; dead-lettering the event", self.stage)
-            await self.dead_letter(event, f"{self.stage}.crashed", self._describe(exc))
-            await self._end_crashed(event, guard, exc)
+            with span(self._tracer, self.stage, parent, kind=CONSUMER, attributes=attributes) as s:
+                try:
+                    yield guard
+                except MessageSizeTooLargeError as exc:
+                    # An output derived from this event is over max_message_bytes: say so.
+                    log.error(
+                        "%s: an output is too large; dead-lettering the event: %s", self.stage, exc
+                    )
+                    s.set_error(f"{self.stage}.output_too_large")
+                    reason = self._describe(exc, with_type=False)
+                    await self.dead_letter(event, f"{self.stage}.output_too_large", reason)
+                    await self._end_crashed(event, guard, exc)
+                except Exception as exc:
+                    log.exception("%s: unexpected error; dead-lettering the event", self.stage)
+                    s.set_error(type(exc).__name__)
+                    await self.dead_letter(event, f"{self.stage}.crashed", self._describe(exc))
+                    await self._end_crashed(event, guard, exc)
         finally:
             self._metrics.seconds.labels(self.stage).observe(time.perf_counter() - start)
             in_progress.dec()
             self._handled(event)
             with contextlib.suppress(ValueError):  # closed from another context (finalized)
                 request_id_var.reset(request_token)
+
+    def _span_attributes(self, message: Any) -> dict[str, str | int]:
+        """What a stage span says about its event: where it came from, which request.
+
+        Empty when spans are not exported (nothing would read it)."""
+        if not self._tracer.recording or message is None:
+            return {}
+        attributes: dict[str, str | int] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.consumer.group.name": self.line.settings.app_id,
+            "assetline.stage": self.stage,
+        }
+        topic, partition, offset = message.topic, message.partition, message.offset
+        if isinstance(topic, str):
+            attributes["messaging.destination.name"] = topic
+        if isinstance(partition, int):
+            attributes["messaging.destination.partition.id"] = str(partition)
+        if isinstance(offset, int):
+            attributes["messaging.kafka.offset"] = offset
+        request_id = request_id_of_key(message.key)
+        if request_id is not None:
+            attributes["assetline.request_id"] = request_id
+        return attributes
 
     def crash_message(self, exc: BaseException) -> str:
         """``<stage>: <Exception>: <text>``, redacted, bounded and valid UTF-8, for a record."""
@@ -243,7 +283,8 @@ class StageIO:
                 offset=message.offset,
                 key=message.key,
                 value=message.value or b"",
-                original=message_headers(message),
+                # the handling span's trace, never a malformed one the event came with
+                original=outgoing(message_headers(message)),
                 limit=self.line.settings.max_message_bytes,
                 park=self._park,
                 logger=log,
@@ -310,5 +351,6 @@ class StageIO:
         output: str,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
+        headers = outgoing(headers)  # the trace of the event being handled (streams/tracing.py)
         await topic.send(key=key.encode("utf-8"), value=value, headers=headers)
         self._metrics.events_out.labels(self.stage, output).inc()

@@ -82,7 +82,7 @@ def test_faust_and_its_unbounded_dependencies_are_pinned() -> None:
 
 
 def test_the_runtime_and_dev_sets_are_pinned_transitively() -> None:
-    needed = _closure(_project_requirements(extras=("dev",)))
+    needed = _closure(_project_requirements(extras=("dev", "otel")))
     missing = needed - set(_pins())
     assert not missing, f"run 'make constraints': not pinned in constraints.txt: {sorted(missing)}"
 
@@ -90,7 +90,7 @@ def test_the_runtime_and_dev_sets_are_pinned_transitively() -> None:
 def test_pins_satisfy_pyproject_bounds() -> None:
     """A pin outside a bound in pyproject.toml would make every install fail to resolve."""
     pins = _pins()
-    for req in _project_requirements(extras=("dev", "c2pa")):
+    for req in _project_requirements(extras=("dev", "c2pa", "otel")):
         name = canonicalize_name(req.name)
         if name in pins:
             assert req.specifier.contains(pins[name], prereleases=True), (
@@ -100,7 +100,7 @@ def test_pins_satisfy_pyproject_bounds() -> None:
 
 def test_makefile_installs_with_the_constraints() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    assert "pip install -q -c constraints.txt -e '.[dev]'" in makefile
+    assert "pip install -q -c constraints.txt -e '.[dev,otel]'" in makefile
     stamp_rule = next(line for line in makefile.splitlines() if line.startswith("$(STAMP):"))
     assert "constraints.txt" in stamp_rule, "a new pin must re-run the install"
     assert re.search(r"^constraints:", makefile, re.MULTILINE), "make constraints regenerates it"

@@ -36,6 +36,7 @@ from faust.types import FutureMessage
 from schemas.records import AssetCompleted
 from streams.acked_store import AckedRocksDBStore
 from streams.codecs import CodecError
+from streams.tracing import outgoing
 
 #: RocksDB sizing for the ledger: small values looked up one key at a time. Faust's defaults
 #: (2 GiB block cache, 3 x 64 MiB write buffers, per partition) suit big aggregation tables.
@@ -113,8 +114,9 @@ class LedgerTable(faust.Table[bytes, bytes]):
         store.acknowledge(partition, message.key, message.value, stored.offset)
 
     def publish(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        """``self[key] = value``, with ``headers`` on the changelog record it writes."""
-        self._next_headers = headers
+        """``self[key] = value``, with ``headers`` on the changelog record it writes, plus the
+        trace context of the event being handled (streams/tracing.py)."""
+        self._next_headers = outgoing(headers)
         try:
             self[key] = value
         finally:

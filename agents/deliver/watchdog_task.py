@@ -49,6 +49,8 @@ from agents.tenants import Gatekeeper
 from schemas.records import GenerationRequest, ValidatedAsset
 from streams.codecs import AvroCodec, CodecError, UnknownSchemaIdError
 from streams.kafka_security import client_kwargs
+from streams.trace_context import extract, new_trace
+from streams.tracing import outgoing
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -321,6 +323,7 @@ class Watchdog:
         requests, review, _ = self._tps(partition)
         ending: ValidatedAsset | None = None
         request: GenerationRequest | None = None
+        record: ConsumerRecord[bytes, bytes] | None = None
         if entry.review_offset is not None:
             record = await _fetch(fetcher, review, entry.review_offset)
             waiting = await self._decode_record(codecs.validated, record)
@@ -338,13 +341,19 @@ class Watchdog:
             open_set.drop(rid)
             return
         topics = self.line.topics
+        # The timeout belongs to the request's trace: a span of its own under the last record.
+        trace = (extract(record.headers if record is not None else None) or new_trace()).child()
         sent = await topics.rejected.send(
-            key=rid.encode("utf-8"), value=codecs.validated.encode(ending)
+            key=rid.encode("utf-8"),
+            value=codecs.validated.encode(ending),
+            headers=outgoing(context=trace),
         )
         await sent  # acknowledged: the deliver agent will complete it (or find it completed)
         alert = deadline_alert(request, entry, now)
         sent = await topics.alerts.send(
-            key=alert.alert_id.encode("utf-8"), value=codecs.alert.encode(alert)
+            key=alert.alert_id.encode("utf-8"),
+            value=codecs.alert.encode(alert),
+            headers=outgoing(context=trace),
         )
         await sent
         open_set.mark_timed_out(rid)

@@ -77,6 +77,8 @@ from streams.kafka import batches_to_end, open_topic_reader, topic_exists
 from streams.kafka_security import client_kwargs
 from streams.settings import Settings
 from streams.topics import TopicNames
+from streams.trace_context import extract
+from streams.tracing import CONSUMER, outgoing, span, tracer_for
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -128,6 +130,8 @@ class Notifier:
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._origins: dict[str, _Gate] = {}
+        #: every job runs in a span of its record's trace (streams/tracing.py)
+        self.tracer = tracer_for(settings)
 
     async def run(self) -> None:
         async with contextlib.AsyncExitStack() as stack:
@@ -332,6 +336,7 @@ class Notifier:
             topic,
             key=job.completion.request_id.encode("utf-8"),
             value=self.codecs.webhook_job.encode(again),
+            headers=outgoing(),  # the job's trace, one span (this attempt) further
         )
 
     async def _dead_letter(
@@ -350,7 +355,7 @@ class Notifier:
             offset=record.offset,
             key=record.key,
             value=record.value or b"",
-            original=list(record.headers or ()),
+            original=outgoing(list(record.headers or ())),
             limit=self.settings.max_message_bytes,
             park=None if self.blobs is None else partial(park_value, self.blobs),
             logger=log,
@@ -480,6 +485,12 @@ class _Lane(ConsumerRebalanceListener):  # type: ignore[misc]
         return self.progress.get(item.tp) is item.progress
 
     async def _run_job(self, item: _Job) -> None:
+        notifier = self.notifier
+        parent = extract(item.record.headers)
+        with span(notifier.tracer, STAGE, parent, kind=CONSUMER):
+            await self._run_traced_job(item)
+
+    async def _run_traced_job(self, item: _Job) -> None:
         notifier, job = self.notifier, item.job
         try:
             if isinstance(job, CodecError):

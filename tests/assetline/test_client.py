@@ -11,6 +11,7 @@ from assetline.client import LineClient, SubmitError, latest_completion
 from schemas.records import AssetCompleted, AssetKind, CompletionStatus, GenerationRequest
 from streams.settings import Settings
 from streams.signing import producer_signed, sign_request
+from streams.trace_context import TRACEPARENT, extract, without_trace
 
 
 class FakeProducer:
@@ -182,12 +183,16 @@ def test_latest_completion_prefers_the_highest_attempt() -> None:
 
 
 async def _submit_and_ack(
-    fake: FakeProducer, n: int, settings: Settings | None = None, **kw: Any
+    fake: FakeProducer,
+    n: int,
+    settings: Settings | None = None,
+    submit: dict[str, Any] | None = None,
+    **kw: Any,
 ) -> None:
     client = client_with(fake, 8, settings, **kw)  # aiokafka wants a running loop
     stop = asyncio.Event()
     acker = asyncio.create_task(_acker(fake, stop))
-    await client.submit(requests(n))
+    await client.submit(requests(n), **(submit or {}))
     stop.set()
     await acker
 
@@ -213,13 +218,33 @@ def test_a_signing_client_signs_every_request_over_its_value_bytes(
     asyncio.run(_submit_and_ack(fake, 3, settings, **kw))
     assert len(fake.records) == 3
     for value, headers in fake.records:
-        assert headers == [sign_request(value, "acme-key")]
+        assert headers is not None
+        assert without_trace(headers) == [sign_request(value, "acme-key")]
         assert producer_signed(value, headers, "acme-key")
+        assert extract(headers) is not None  # the trace headers leave the signature valid
 
 
 def test_without_a_key_requests_go_unsigned_and_a_missing_named_key_is_an_error() -> None:
     fake = FakeProducer()
     asyncio.run(_submit_and_ack(fake, 2))
-    assert [headers for _, headers in fake.records] == [None, None]
+    assert [without_trace(headers) for _, headers in fake.records] == [[], []]
     with pytest.raises(ValueError, match="'nope', which is not set"):
         LineClient(Settings(topic_prefix="unit", producer_secret_name="nope"))
+
+
+def test_every_request_gets_a_trace_of_its_own_unless_the_caller_names_one() -> None:
+    fake = FakeProducer()
+    asyncio.run(_submit_and_ack(fake, 3))
+    contexts = [extract(headers) for _, headers in fake.records]
+    assert all(c is not None and c.sampled for c in contexts)
+    assert len({c.trace_id for c in contexts if c is not None}) == 3
+
+    given = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    names = {"r0": given, "r1": "00-junk", "r2": None}
+    fake = FakeProducer()
+    asyncio.run(_submit_and_ack(fake, 3, submit={"traceparent_of": lambda r: names[r.request_id]}))
+    sent = [dict(headers or [])[TRACEPARENT] for _, headers in fake.records]
+    assert sent[0] == given.encode()  # the caller's span is the parent of the line's first
+    assert sent[1] != b"00-junk"
+    assert sent[2] != given.encode()
+    assert all(extract([(TRACEPARENT, value)]) is not None for value in sent)
