@@ -8,6 +8,7 @@ batch rung at half the price, so the completions must say: batched, and half the
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections import Counter
@@ -234,3 +235,98 @@ def test_a_worker_killed_while_its_batch_runs_pays_nothing_twice(
     assert server.batches.keys() == submitted.keys(), "a batch was submitted again"
     assert server.sync_calls == 0
     assert server.cancels == []
+
+
+LATE_ROUTING = """
+providers:
+  oai: {{type: openai, base_url: "{url}/v1", api_key: oai}}
+aliases:
+  copy:
+    latency_budget_ms: 1000
+    chain:
+      - {{provider: oai, model: gpt-4o-mini, version: gpt-4o-mini-2024-07-18, max_retries: 0,
+          price: {{input_per_1k: 0.15, output_per_1k: 0.60}}}}
+    batch: {{provider: oai, model: gpt-4o-mini, version: gpt-4o-mini-2024-07-18,
+             window_s: 0.1, margin_s: 0, max_size: 50, max_age_s: 0.5, poll_s: 0.2,
+             price: {{input_per_1k: 0.075, output_per_1k: 0.30}}}}
+default_alias: copy
+"""
+
+
+def test_a_batch_answer_after_its_request_went_synchronous_is_booked_once(
+    line_settings: Settings,
+    start_worker: Callable[[Settings], WorkerProcess],
+    server: BatchServer,
+    tmp_path: Path,
+) -> None:
+    """Two requests share a batch; the one due in 4 s gives up on it (1 s reserve), completes
+    through the synchronous chain, and only then does the batch end: its answer for that request
+    is billed, so the campaign's spend (the worker's spend table, on its changelog) counts it,
+    while that request still has exactly one completion, with the synchronous cost."""
+    server.hold = True
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(LATE_ROUTING.format(url=server.url))
+    settings = line_settings.model_copy(
+        update={"routing_file": routing, "api_keys": {"oai": SecretStr("sk-oai")}}
+    )
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, line_topic_specs(settings)))
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    worker = start_worker(settings)
+    _wait_ready(worker)
+    run = uuid.uuid4().hex[:8]
+    campaign = f"late-{run}"
+
+    def copy(name: str, budget_ms: int) -> GenerationRequest:
+        return GenerationRequest(
+            request_id=f"{name}-{run}",
+            idempotency_key=f"{name}-{run}",
+            tenant="acme",
+            campaign_id=campaign,
+            kind=AssetKind.TEXT,
+            prompt_template=f"Headline {name}",
+            model=ModelSpec(alias="copy"),
+            latency_budget_ms=budget_ms,
+        )
+
+    hurried, patient = copy("hurried", 4_000), copy("patient", 86_400_000)
+
+    async def submit() -> None:
+        async with LineClient(settings) as client:
+            await client.submit([hurried, patient])
+
+    asyncio.run(submit())
+    first = asyncio.run(await_completions(settings, [hurried.request_id], timeout=60))
+    assert hurried.request_id in first, worker.log_tail()
+    assert server.batch_sizes == [2], "both requests went into one batch"
+    server.release()
+    done = asyncio.run(await_completions(settings, [patient.request_id], timeout=60))
+    assert patient.request_id in done, worker.log_tail()
+
+    def spent() -> float:
+        totals: dict[str, float] = {}
+        for m in asyncio.run(read_to_end(settings.kafka_bootstrap, names.spend)):
+            key = json.loads(m.key or b'""')
+            if key.startswith(f"campaign:{campaign}|"):
+                totals[key] = max(totals.get(key, 0.0), float(json.loads(m.value or b"0")))
+        return sum(totals.values())
+
+    expected = SYNC_COST + 2 * 0.5 * SYNC_COST  # the chain's answer + two batch answers
+    deadline = time.monotonic() + 30
+    while spent() < expected * 0.999 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert spent() == pytest.approx(expected), worker.log_tail()
+    time.sleep(2.0)  # a double would come late
+    codec = Codecs.load().completed
+    completions = [
+        codec.decode(m.value or b"")
+        for m in asyncio.run(read_to_end(settings.kafka_bootstrap, names.completed))
+    ]
+    assert Counter(c.request_id for c in completions) == Counter(
+        [hurried.request_id, patient.request_id]
+    )
+    by_id = {c.request_id: c for c in completions}
+    late = by_id[hurried.request_id]
+    assert [(a.batched, a.code) for a in late.attempts] == [(True, "batch.late"), (False, None)]
+    assert late.cost == pytest.approx(SYNC_COST)
+    assert by_id[patient.request_id].cost == pytest.approx(0.5 * SYNC_COST)
+    assert server.sync_calls == 1
