@@ -168,9 +168,13 @@ class ReviewIndex:
                 reviewer = item.decision.reviewer if item.decision else None
                 self._publish(Change("decided", key, item.status.value, reviewer))
 
-    def note_sent(self, decision: ReviewDecision) -> None:
-        """A decision this console sent: hidden at once, announced to every open page."""
+    def note_sending(self, decision: ReviewDecision) -> None:
+        """A decision this console is sending: hidden from now on, so it is sent once."""
         self.sent[decision.request_id] = decision
+
+    def note_sent(self, decision: ReviewDecision) -> None:
+        """The decision is on Kafka: every open page drops the item (before the review stage
+        confirms it on ``.review.items``)."""
         status = "APPROVED" if decision.action.value == "APPROVE" else "REJECTED"
         self._publish(Change("decided", decision.request_id, status, decision.reviewer))
 

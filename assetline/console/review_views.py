@@ -272,13 +272,14 @@ async def decide(request: web.Request) -> web.StreamResponse:
             refused[request_id] = str(exc)
             return None
         decision = new_decision(request_id, action, session.user, note)
-        index.note_sent(decision)  # hidden at once; a second click cannot send it twice
+        index.note_sending(decision)  # hidden at once; a second click cannot send it twice
         try:
             await publish_decision(client, console.codecs, decision)
-        except Exception as exc:
+        except Exception as exc:  # any send failure: the item is shown again, the reason too
             index.sent.pop(request_id, None)
             refused[request_id] = f"not sent: {exc}"
             return None
+        index.note_sent(decision)
         return request_id
 
     decided = [r for r in await asyncio.gather(*(one(i) for i in dict.fromkeys(ids))) if r]

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from assetline.client import LineClient
 from assetline.console.auth import UsersFile
 from assetline.dev.child_worker import WorkerProcess
-from assetline.review import load_items
+from assetline.review import load_items, new_decision, send_decision
 from schemas.records import (
     AssetKind,
     CheckResult,
@@ -31,6 +31,7 @@ from schemas.records import (
     Constraints,
     GenerationRequest,
     RawAsset,
+    ReviewAction,
     ReviewItem,
     ReviewStatus,
     ValidatedAsset,
@@ -64,6 +65,8 @@ palette:
   colors: ["#E4002B", "#FFFFFF"]
   max_delta_e: 10
   min_share: 0.8
+text:
+  prohibited: ["free"]
 """
 
 
@@ -115,6 +118,19 @@ def _image_requests(run: str, count: int) -> list[GenerationRequest]:
     ]
 
 
+def _copy_request(request_id: str) -> GenerationRequest:
+    return GenerationRequest(
+        request_id=request_id,
+        idempotency_key=request_id,
+        tenant="acme",
+        campaign_id="spring",
+        kind=AssetKind.TEXT,
+        prompt_template="Copy for ${persona}",
+        variables={"persona": "runners", "headline": "Totally FREE shoes"},
+        brand_profile_id="brand",
+    )
+
+
 def _wait_pending(settings: Settings, ids: set[str], timeout: float) -> dict[str, ReviewItem]:
     deadline = time.monotonic() + timeout
     while True:
@@ -125,11 +141,13 @@ def _wait_pending(settings: Settings, ids: set[str], timeout: float) -> dict[str
         time.sleep(0.5)
 
 
-def _sign_in(driver: Any, url: str, user: str) -> None:
+def _sign_in(driver: Any, url: str, user: str, screenshot: Path | None = None) -> None:
     from selenium.webdriver.common.by import By
 
     driver.get(url + "review")
     assert "/signin" in driver.current_url  # not signed in: sent to sign in first
+    if screenshot is not None:
+        driver.save_screenshot(str(screenshot))
     driver.find_element(By.ID, "user").send_keys(user)
     driver.find_element(By.ID, "password").send_keys(PASSWORDS[user])
     driver.find_element(By.ID, "signin").click()
@@ -188,8 +206,9 @@ def test_review_in_the_browser(
     assert set(pending) == ids, worker.log_tail()
     console = start_console(settings)
 
+    DOCS.mkdir(exist_ok=True)
     with chromium(tmp_path / "chrome") as driver:
-        _sign_in(driver, console.url, "ana")
+        _sign_in(driver, console.url, "ana", DOCS / "console-signin.png")
         _wait(lambda: len(_card_ids(driver)) == 3, what="three cards")
         assert driver.find_element(By.ID, "who").text == "ana"
         # every thumbnail really loaded (decoded by the browser, not a broken image)
@@ -200,7 +219,6 @@ def test_review_in_the_browser(
             ),
             what="three loaded thumbnails",
         )
-        DOCS.mkdir(exist_ok=True)
         driver.save_screenshot(str(DOCS / "console-review.png"))
 
         # the detail page: both attempts side by side, the palette failure explained
@@ -217,13 +235,34 @@ def test_review_in_the_browser(
 
         driver.get(console.url + "review")
         _wait(lambda: len(_card_ids(driver)) == 3, what="three cards again")
+
+        # live: copy with a prohibited term arrives while the page is open ...
+        copy = _copy_request(requests[0].request_id + "-copy")
+        asyncio.run(submit_requests(settings, [copy]))
+        _wait(lambda: copy.request_id in _card_ids(driver), 60, "the new item, live")
+        assert driver.find_element(By.ID, "total").text == "4"
+        # ... its attempts show the matched spans highlighted
+        driver.get(console.url + f"review/item/{copy.request_id}")
+        marks = driver.find_elements(By.CSS_SELECTOR, ".preview mark")
+        assert marks
+        assert {m.text for m in marks} == {"FREE"}
+        driver.save_screenshot(str(DOCS / "console-terms.png"))
+        # ... and is decided elsewhere (the CLI's way): it leaves the open page by itself
+        driver.get(console.url + "review")
+        _wait(lambda: len(_card_ids(driver)) == 4, what="four cards")
+        elsewhere = new_decision(copy.request_id, ReviewAction.REJECT, "bo", "says free")
+        asyncio.run(send_decision(settings, Codecs.load(), elsewhere))
+        _wait(lambda: copy.request_id not in _card_ids(driver), 30, "the item decided elsewhere")
         order = _card_ids(driver)
+        assert len(order) == 3
         body = driver.find_element(By.TAG_NAME, "body")
 
         # approve the first with the keyboard: 'a' on the current card
         body.send_keys("a")
         _wait(lambda: order[0] not in _card_ids(driver), what="approved card gone")
-        approve_ms = driver.execute_script("return window.__lastDecisionMs")
+        approve_ms = _wait(
+            lambda: driver.execute_script("return window.__lastDecisionMs"), what="the answer"
+        )
 
         # reject the next one: 'r', a reason, Enter
         body.send_keys("r")
@@ -245,6 +284,13 @@ def test_review_in_the_browser(
 
     done = asyncio.run(completions())
     assert set(done) == ids, worker.log_tail()
+    ids.add(copy.request_id)
+    done = asyncio.run(completions())
+    copy_done = done[copy.request_id]
+    assert copy_done.status is CompletionStatus.REJECTED
+    assert copy_done.review is not None
+    assert copy_done.review.reviewer == "bo"
+    del done[copy.request_id]
     assert done[order[0]].status is CompletionStatus.DELIVERED
     assert done[order[1]].status is CompletionStatus.REJECTED
     assert done[order[2]].status is CompletionStatus.DELIVERED
@@ -439,6 +485,7 @@ def test_a_thousand_waiting_items_render_paged_quickly(
             body.send_keys("a")
             _wait(lambda gone=before: gone not in _card_ids(driver), what="card gone")
             trips.append((time.perf_counter() - started) * 1000)
+        _wait(lambda: driver.execute_script("return window.__decisions") == 10, what="answers")
         in_page = driver.execute_script("return window.__lastDecisionMs")
 
     decisions = asyncio.run(
