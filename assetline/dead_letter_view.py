@@ -68,6 +68,7 @@ __all__ = [
     "ValueView",
     "groups",
     "parse_position",
+    "position_of",
     "settings_secrets",
 ]
 

@@ -13,39 +13,24 @@ import time
 from collections.abc import Callable
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from click.testing import CliRunner, Result
 
 from assetline.cli import cli
-from assetline.client import LineClient
 from assetline.dead_letter_view import DeadLetterView, Group, Position, groups
 from assetline.dev.child_worker import WorkerProcess
-from schemas.records import AssetKind, Constraints, GenerationRequest
-from streams.codecs import Codecs
-from streams.dead_letters import deadletter_headers
-from streams.kafka import read_to_end
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
+from tests.support.dead_letters import (
+    completions,
+    poison_and_park,
+    text_request,
+    wait_completions,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.integration
 
 StartWorker = Callable[[Settings], WorkerProcess]
-CODECS = Codecs.load()
-TOKEN = "Bearer tok-0123456789abcdef"
-
-
-def _request(request_id: str) -> GenerationRequest:
-    return GenerationRequest(
-        request_id=request_id,
-        idempotency_key=request_id,
-        tenant="acme",
-        campaign_id="dlq",
-        kind=AssetKind.TEXT,
-        prompt_template="Headline for ${persona}",
-        variables={"persona": request_id},
-        constraints=Constraints(max_chars=120),
-    )
 
 
 def _cli(settings: Settings, *args: str) -> Result:
@@ -60,92 +45,14 @@ def _cli(settings: Settings, *args: str) -> Result:
     return result
 
 
-async def _poison_and_park(settings: Settings, parked: list[GenerationRequest]) -> None:
-    names = TopicNames.with_prefix(settings.topic_prefix)
-    async with LineClient(settings) as client:
-        await client.send_raw(
-            names.requests, b"bad-1", b"definitely not avro", [("authorization", TOKEN.encode())]
-        )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
-    await producer.start()
-    try:
-        for i, request in enumerate(parked):
-            headers = deadletter_headers(
-                stage="generate",
-                code="generate.crashed",
-                reason="RuntimeError: provider bug",
-                topic=names.requests,
-                partition=0,
-                offset=100 + i,
-            )
-            await producer.send_and_wait(
-                names.deadletter,
-                key=request.request_id.encode(),
-                value=CODECS.request.encode(request),
-                headers=headers,
-            )
-    finally:
-        await producer.stop()
-
-
-def _completions(settings: Settings) -> dict[str, list[int]]:
-    names = TopicNames.with_prefix(settings.topic_prefix)
-    out: dict[str, list[int]] = {}
-    for record in asyncio.run(read_to_end(settings.kafka_bootstrap, names.completed)):
-        done = CODECS.completed.decode(record.value or b"")
-        out.setdefault(done.request_id, []).append(done.attempt)
-    return out
-
-
-def _wait_completions(
-    settings: Settings, want: dict[str, list[int]], worker: WorkerProcess, timeout: float = 60
-) -> dict[str, list[int]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        seen = _completions(settings)
-        if all(seen.get(rid) == attempts for rid, attempts in want.items()):
-            return seen
-        assert time.monotonic() < deadline, (
-            f"completions {seen}, wanted {want}\n{worker.log_tail()}"
-        )
-        time.sleep(0.5)
-
-
-async def _lag(settings: Settings) -> int:
-    """Records of the stage topics the worker's group has not committed yet."""
-    names = TopicNames.with_prefix(settings.topic_prefix)
-    topics = (names.requests, names.raw, names.approved, names.rejected)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(settings.app_id)
-        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
-        ends = await consumer.end_offsets(tps)
-    finally:
-        await consumer.stop()
-        await admin.close()
-    return sum(end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items())
-
-
-def _wait_idle(settings: Settings, worker: WorkerProcess, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    while quiet < 2:
-        quiet = quiet + 1 if asyncio.run(_lag(settings)) == 0 else 0
-        assert time.monotonic() < deadline, f"worker still lagging\n{worker.log_tail()}"
-        time.sleep(1.0)
-
-
 def test_dead_letters_listed_with_keys_inspected_and_chosen_ones_redriven_once(
     line_settings: Settings, start_worker: StartWorker
 ) -> None:
     names = TopicNames.with_prefix(line_settings.topic_prefix)
     asyncio.run(ensure_topics(line_settings.kafka_bootstrap, line_topic_specs(line_settings)))
     worker = start_worker(line_settings)
-    first, second = _request("dlv-0"), _request("dlv-1")
-    asyncio.run(_poison_and_park(line_settings, [first, second]))
+    parked = [text_request("dlv-0"), text_request("dlv-1")]
+    asyncio.run(poison_and_park(line_settings, parked))
     view = DeadLetterView(line_settings)
     deadline = time.monotonic() + 40
     while len(letters := asyncio.run(view.read())) < 3:
@@ -195,8 +102,8 @@ def test_dead_letters_listed_with_keys_inspected_and_chosen_ones_redriven_once(
     result = asyncio.run(view.redrive(letters, [rows["dlv-0"].position, Position(9, 9)]))
     assert result.sent == 1
     assert result.missing == (Position(9, 9),)
-    _wait_completions(line_settings, {"dlv-0": [1001]}, worker)
-    assert "dlv-1" not in _completions(line_settings)
+    asyncio.run(wait_completions(line_settings, {"dlv-0": [1001]}, worker))
+    assert "dlv-1" not in asyncio.run(completions(line_settings))
 
     # Then dlv-0 again with dlv-1, from the CLI by PARTITION@OFFSET: still one completion each.
     at = [
@@ -207,8 +114,8 @@ def test_dead_letters_listed_with_keys_inspected_and_chosen_ones_redriven_once(
     assert "re-drove 2 dead letter(s), skipped 0" in again.output
     assert "9@9 skipped: no dead letter at that position" in again.output
     assert f"-> {names.requests} request dlv-0 attempt 1001" in again.output
-    _wait_completions(line_settings, {"dlv-0": [1001], "dlv-1": [1001]}, worker)
-    _wait_idle(line_settings, worker)
-    done = _completions(line_settings)
+    asyncio.run(wait_completions(line_settings, {"dlv-0": [1001], "dlv-1": [1001]}, worker))
+    asyncio.run(wait_idle(line_settings, worker))
+    done = asyncio.run(completions(line_settings))
     assert (done["dlv-0"], done["dlv-1"]) == ([1001], [1001])
     assert "bad-1" not in done
