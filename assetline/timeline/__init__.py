@@ -12,7 +12,7 @@ API (all in this package; nothing here imports a stage)::
         pure: one record -> its entries (a delivered completion gives `delivered`, then
         `completed`)
 
-    index = RequestIndex(codecs, max_requests=200_000, only=None)
+    index = RequestIndex(codecs, max_requests=100_000, only=None)
     index.apply(topic, key, value, headers, timestamp) -> tuple[TimelineEntry, ...]
     index.timeline(request_id) -> list[TimelineEntry]        # time order
     index.state(request_id) -> RequestState | None           # status, in_review, cost, ...

@@ -8,6 +8,7 @@ and the codecs, get back what happened to which request.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -94,6 +95,10 @@ class TimelineEntry:
     cost: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for name in ("request_id", "campaign_id", "tenant", "asset", "trace_id"):
+            object.__setattr__(self, name, _i(getattr(self, name)))
+
     def sort_key(self) -> tuple[int, int, int]:
         return (self.at_ms, self.attempt or 0, KIND_RANK[self.kind])
 
@@ -115,6 +120,12 @@ class TimelineEntry:
 
 
 Headers = Iterable[tuple[str, bytes | None]] | None
+
+
+def _i(text: str | None) -> str | None:
+    """One shared copy of a string that repeats across entries (ids, names): with 100,000
+    requests indexed, the copies each record decodes would be most of the index's memory."""
+    return sys.intern(text) if text else text
 
 
 def topic_kinds(names: TopicNames, retry_tiers: int = 0) -> dict[str, TopicKind]:
@@ -271,8 +282,8 @@ def _decoded(
                     "alert_id": alert.alert_id,
                     "alert": alert.kind.value,
                     "message": alert.message,
-                    "provider": alert.provider,
-                    "alias": alert.alias,
+                    "provider": _i(alert.provider),
+                    "alias": _i(alert.alias),
                     "details": dict(alert.details),
                 },
             ),
@@ -319,8 +330,8 @@ def _requested(r: GenerationRequest, at: int, trace: str | None) -> TimelineEntr
         cost=r.prior_cost if r.prior_cost else None,
         details={
             "kind": r.kind.value,
-            "alias": r.model.alias,
-            "profile": r.brand_profile_id,
+            "alias": _i(r.model.alias),
+            "profile": _i(r.brand_profile_id),
             "priority": r.priority.value,
             "feedback": list(r.feedback),
             "prior_cost": r.prior_cost,
@@ -333,8 +344,8 @@ def _generated(raw: RawAsset, at: int, trace: str | None) -> TimelineEntry:
     r = raw.request
     calls = [
         {
-            "provider": a.provider,
-            "model": a.model,
+            "provider": _i(a.provider),
+            "model": _i(a.model),
             "code": a.code,
             "cost": a.cost,
             "latency_ms": a.latency_ms,
@@ -360,10 +371,10 @@ def _generated(raw: RawAsset, at: int, trace: str | None) -> TimelineEntry:
         tenant=r.tenant,
         cost=r.prior_cost + raw.cost,
         details={
-            "provider": raw.provider,
-            "model": raw.model_version,
-            "alias": raw.alias,
-            "rung": raw.rung,
+            "provider": _i(raw.provider),
+            "model": _i(raw.model_version),
+            "alias": _i(raw.alias),
+            "rung": _i(raw.rung),
             "fallback": raw.fallback,
             "cost": raw.cost,
             "latency_ms": raw.latency_ms,
@@ -406,7 +417,7 @@ def _validated(topic: TopicKind, v: ValidatedAsset, at: int, trace: str | None) 
         details={
             "verdict": report.verdict.value,
             "disposition": disposition,
-            "profile": report.profile,
+            "profile": _i(report.profile),
             "checks": len(report.checks),
             "failed": failed,
             "duration_ms": report.duration_ms,
@@ -435,9 +446,9 @@ def _completed(c: AssetCompleted, at: int, trace: str | None) -> tuple[TimelineE
             "reason_code": code,
             "reasons": list(c.reasons),
             "location": c.location,
-            "provider": c.provider,
-            "model": c.model_version,
-            "rung": c.rung,
+            "provider": _i(c.provider),
+            "model": _i(c.model_version),
+            "rung": _i(c.rung),
             "timings_ms": dict(c.timings_ms),
             "reviewer": c.review.reviewer if c.review else None,
             "completed_at": c.completed_at.isoformat(),
@@ -519,6 +530,6 @@ def _recorded(
             attempt=attempt,
             asset=(raw.get("blob") or {}).get("uri") if isinstance(raw.get("blob"), dict) else None,
             trace_id=trace,
-            details={"provider": provider, "model": model, "cost": raw.get("cost")},
+            details={"provider": _i(provider), "model": _i(model), "cost": raw.get("cost")},
         ),
     )

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from assetline.timeline.entry import TopicKind, topic_kinds
 from assetline.timeline.index import RequestIndex
@@ -101,6 +102,7 @@ class IndexFollower:
                 wanted.update(TopicPartition(name, p) for p in await partitions_of(consumer, name))
         new = wanted - set(consumer.assignment())
         if not new:
+            await self._positions_check()  # no topic yet counts as caught up
             return
         kept = {tp: await consumer.position(tp) for tp in consumer.assignment()}
         consumer.assign(sorted(wanted))
@@ -116,7 +118,16 @@ class IndexFollower:
         loop = asyncio.get_running_loop()
         next_refresh = loop.time() + self.refresh_s
         while True:
-            batch = await consumer.getmany(timeout_ms=self.poll_ms)
+            try:
+                if consumer.assignment():
+                    batch = await consumer.getmany(timeout_ms=self.poll_ms)
+                else:  # no line topic exists yet: wait for the next refresh
+                    batch = {}
+                    await asyncio.sleep(self.poll_ms / 1000)
+            except KafkaError as exc:  # the broker went away: keep the index, try again
+                log.warning("timeline: fetching failed: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
             for tp, messages in batch.items():
                 kind = self.kinds[tp.topic]
                 for m in messages:

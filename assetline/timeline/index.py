@@ -21,8 +21,8 @@ from assetline.timeline.entry import (
 )
 from streams.codecs import Codecs
 
-#: Default bound: about 1 KB per entry, a few entries per request -> a few hundred MB at most.
-DEFAULT_MAX_REQUESTS = 200_000
+#: Default bound: a request of 5 entries takes about 5 KB (bench/timeline.py), so ~500 MB.
+DEFAULT_MAX_REQUESTS = 100_000
 
 
 @dataclass(slots=True)

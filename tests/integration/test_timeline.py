@@ -159,3 +159,25 @@ def test_a_delivered_request_shows_every_hop_and_status_prints_it(
     unknown = CliRunner().invoke(cli, ["status", "no-such-request"], env=env)
     assert unknown.exit_code == 1
     assert "no record of request 'no-such-request'" in unknown.stderr
+
+
+def test_a_follower_started_before_the_topics_exist_picks_them_up(
+    line_settings: Settings,
+) -> None:
+    """A console may start before any worker created the line's topics."""
+    request = _request("early", 1)
+
+    async def scenario() -> RequestIndex:
+        index = RequestIndex(Codecs.load())
+        async with IndexFollower(line_settings, index, refresh_s=0.5) as follower:
+            assert await follower.wait_caught_up(10)  # nothing to read: caught up at once
+            assert len(index) == 0
+            await submit_requests(line_settings, [request])  # creates the topics
+            deadline = time.monotonic() + 30
+            while request.request_id not in index and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        return index
+
+    index = asyncio.run(scenario())
+    kinds = [e.kind for e in index.timeline(request.request_id)]
+    assert kinds == [EventKind.REQUESTED]
