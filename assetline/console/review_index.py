@@ -56,20 +56,26 @@ class ReviewIndex:
         #: decisions sent from this console that the table has not shown yet
         self.sent: dict[str, ReviewDecision] = {}
         self.ready = asyncio.Event()
+        #: bumped on every change of ``items`` or ``sent``: what pages cache by
+        self.version = 0
+        self._pending: tuple[int, list[ReviewItem]] = (-1, [])
         self._subscribers: set[asyncio.Queue[Change]] = set()
         self._task: asyncio.Task[None] | None = None
 
     # --- reading -------------------------------------------------------------------------
 
     def pending(self) -> list[ReviewItem]:
-        """Items waiting for a person, oldest first (sent-but-unconfirmed ones left out)."""
-        waiting = [
-            item
-            for item in self.items.values()
-            if item.status is ReviewStatus.PENDING and item.request_id not in self.sent
-        ]
-        waiting.sort(key=lambda item: item.queued_at)
-        return waiting
+        """Items waiting for a person, oldest first (sent-but-unconfirmed ones left out);
+        sorted once per change, not per page view. Do not modify the list."""
+        if self._pending[0] != self.version:
+            waiting = [
+                item
+                for item in self.items.values()
+                if item.status is ReviewStatus.PENDING and item.request_id not in self.sent
+            ]
+            waiting.sort(key=lambda item: item.queued_at)
+            self._pending = (self.version, waiting)
+        return self._pending[1]
 
     def is_pending(self, request_id: str) -> bool:
         item = self.items.get(request_id)
@@ -147,6 +153,7 @@ class ReviewIndex:
             self.attempts.popitem(last=False)
 
     def _item(self, key: str, value: bytes | None) -> None:
+        self.version += 1
         before = self.items.get(key)
         if value is None:
             self.items.pop(key, None)
@@ -171,6 +178,12 @@ class ReviewIndex:
     def note_sending(self, decision: ReviewDecision) -> None:
         """A decision this console is sending: hidden from now on, so it is sent once."""
         self.sent[decision.request_id] = decision
+        self.version += 1
+
+    def unsend(self, request_id: str) -> None:
+        """The send failed: the item waits again."""
+        self.sent.pop(request_id, None)
+        self.version += 1
 
     def note_sent(self, decision: ReviewDecision) -> None:
         """The decision is on Kafka: every open page drops the item (before the review stage

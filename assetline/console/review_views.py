@@ -101,6 +101,16 @@ def card(item: ReviewItem) -> Card:
     )
 
 
+def _cached_facets(console: Console, index: ReviewIndex) -> dict[str, list[str]]:
+    """The filter choices, computed once per change of the queue."""
+    cached = console.state.get("review.facets")
+    if cached is None or cached[0] != index.version:
+        cached = (index.version, facets(index.pending()))
+        console.state["review.facets"] = cached
+    choices: dict[str, list[str]] = cached[1]
+    return choices
+
+
 def index_of(request: web.Request) -> ReviewIndex:
     index: ReviewIndex = request.app[CONSOLE].state[assets.INDEX_KEY]
     return index
@@ -131,7 +141,7 @@ async def queue(request: web.Request) -> web.Response:
         request,
         "review_queue.html",
         cards=[card(item) for item in window],
-        facets=facets(pending),
+        facets=_cached_facets(console, index),
         chosen=chosen,
         total=len(pending),
         matching=len(shown),
@@ -276,7 +286,7 @@ async def decide(request: web.Request) -> web.StreamResponse:
         try:
             await publish_decision(client, console.codecs, decision)
         except Exception as exc:  # any send failure: the item is shown again, the reason too
-            index.sent.pop(request_id, None)
+            index.unsend(request_id)
             refused[request_id] = f"not sent: {exc}"
             return None
         index.note_sent(decision)

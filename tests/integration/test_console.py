@@ -452,6 +452,13 @@ def test_a_thousand_waiting_items_render_paged_quickly(
         assert page.status_code == 200
     filtered = client.get("/review", params={"tenant": "globex", "check": "image.size"})
     assert "500 matching" in filtered.text
+    # asset bytes: the PNG itself, sandboxed; thumbnails are WebP
+    original = client.get("/assets/load-00000/1")
+    assert original.headers["Content-Type"] == "image/png"
+    assert "sandbox" in original.headers["Content-Security-Policy"]
+    assert original.content.startswith(b"\x89PNG")
+    assert client.get("/assets/load-00000/1/thumb").content[8:12] == b"WEBP"
+    assert client.get("/assets/load-00000/2").status_code == 404  # no such attempt
 
     with chromium(tmp_path / "chrome") as driver:
         _sign_in(driver, console.url, "ana")
@@ -508,3 +515,30 @@ def test_a_thousand_waiting_items_render_paged_quickly(
     assert max(server_ms) < 1000
     assert sorted(browser_ms)[1] < 1000
     assert sorted(trips)[len(trips) // 2] < 300
+
+
+def test_a_trusted_proxy_header_signs_users_in(
+    console_settings: Settings,
+    start_console: Callable[[Settings], ConsoleProcess],
+) -> None:
+    settings = console_settings.model_copy(
+        update={"console_users_file": None, "console_proxy_user_header": "X-Remote-User"}
+    )
+    url = start_console(settings).url
+    carol = httpx.Client(base_url=url, headers={"X-Remote-User": "carol", "Accept": "text/html"})
+    page = carol.get("/review")
+    assert page.status_code == 200
+    assert '<span class="who" id="who">carol</span>' in page.text
+    csrf = re.search(r'data-csrf="([^"]+)"', page.text)
+    assert csrf
+    # the header alone is not enough for a POST: the session's CSRF token is still needed
+    decide = {"id": "x", "action": "approve"}
+    assert carol.post("/review/decide", data=decide).status_code == 403
+    assert carol.post("/review/decide", data={**decide, "csrf": csrf.group(1)}).status_code == 303
+    # carol's cookie sent with another user's header is dave's session, not carol's
+    dave = httpx.Client(
+        base_url=url, headers={"X-Remote-User": "dave"}, cookies=dict(carol.cookies.items())
+    )
+    assert dave.post("/review/decide", data={**decide, "csrf": csrf.group(1)}).status_code == 403
+    assert httpx.get(url + "review/events", headers={"X-Remote-User": "../x"}).status_code == 403
+    assert httpx.get(url + "review/events").status_code == 401  # no header, no cookie
