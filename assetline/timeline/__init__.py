@@ -18,9 +18,10 @@ API (all in this package; nothing here imports a stage)::
     index.state(request_id) -> RequestState | None           # status, in_review, cost, ...
     index.campaigns() -> list[str]; index.campaign_states(campaign_id) -> list[RequestState]
 
-    follower = IndexFollower(settings, index)    # or: async with IndexFollower(...) as f
+    follower = IndexFollower(settings, index, refresh_s=5.0, on_entries=None)
+        # on_entries(entries): called on the loop for each record's new entries (live pages)
     await follower.start(); await follower.wait_caught_up(timeout) -> bool; await follower.stop()
-    await read_request(settings, RequestIndex(codecs, only={rid}), timeout=60) -> bool
+    await read_once(settings, RequestIndex(codecs, only={rid}), timeout=60) -> bool
 
     campaign_progress(index, campaign_id, now_ms=None, window_s=60, expected=None)
         -> CampaignProgress   # by_status (+ IN_REVIEW, DEAD_LETTER, IN_FLIGHT),
@@ -28,6 +29,7 @@ API (all in this package; nothing here imports a stage)::
     all_progress(index) -> list[CampaignProgress]
 
     timeline_text(request_id, entries) -> str; timeline_json(request_id, entries, state) -> dict
+    progress_text(progress) -> str
 
 A console keeps one ``RequestIndex`` and one ``IndexFollower`` for its lifetime on its event
 loop (the index is not thread-safe) and reads them from its handlers. ``assetline status``
@@ -43,7 +45,7 @@ from assetline.timeline.entry import (
     topic_kinds,
     trace_id_of,
 )
-from assetline.timeline.follow import IndexFollower, line_topic_kinds, read_request
+from assetline.timeline.follow import IndexFollower, line_topic_kinds, read_once
 from assetline.timeline.index import DEFAULT_MAX_REQUESTS, RequestIndex, RequestState
 from assetline.timeline.progress import (
     CampaignProgress,
@@ -52,7 +54,7 @@ from assetline.timeline.progress import (
     campaign_progress,
     progress_of,
 )
-from assetline.timeline.render import iso_ms, timeline_json, timeline_text
+from assetline.timeline.render import iso_ms, progress_text, timeline_json, timeline_text
 
 __all__ = [
     "DEFAULT_MAX_REQUESTS",
@@ -70,7 +72,8 @@ __all__ = [
     "iso_ms",
     "line_topic_kinds",
     "progress_of",
-    "read_request",
+    "progress_text",
+    "read_once",
     "reason_code",
     "timeline_json",
     "timeline_text",

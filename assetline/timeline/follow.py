@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from assetline.timeline.entry import TopicKind, topic_kinds
+from assetline.timeline.entry import TimelineEntry, TopicKind, topic_kinds
 from assetline.timeline.index import RequestIndex
 from streams.kafka import partitions_of
 from streams.kafka_security import client_kwargs, start_client
@@ -46,11 +47,14 @@ class IndexFollower:
         *,
         refresh_s: float = 5.0,
         poll_ms: int = 200,
+        on_entries: Callable[[tuple[TimelineEntry, ...]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.index = index
         self.refresh_s = refresh_s
         self.poll_ms = poll_ms
+        #: Called (on the loop) with each record's new entries: a page's live updates.
+        self.on_entries = on_entries
         self.kinds = line_topic_kinds(settings)
         self.caught_up = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
@@ -143,7 +147,9 @@ class IndexFollower:
 
     def _apply(self, kind: TopicKind, m: Any) -> None:
         try:
-            self.index.apply(kind, m.key, m.value, m.headers, m.timestamp)
+            entries = self.index.apply(kind, m.key, m.value, m.headers, m.timestamp)
+            if entries and self.on_entries is not None:
+                self.on_entries(entries)
         except Exception:  # one odd record must not stop the index; it is logged
             log.exception("timeline: could not index %s/%s@%s", m.topic, m.partition, m.offset)
 
@@ -157,9 +163,9 @@ class IndexFollower:
             self.caught_up.set()
 
 
-async def read_request(settings: Settings, index: RequestIndex, *, timeout: float = 60.0) -> bool:
-    """Read the line's topics once to their current end into ``index`` (build it with
-    ``only={request_id}`` to decode just that request's records). False when ``timeout``
-    passed before the end was reached (the index holds what was read)."""
+async def read_once(settings: Settings, index: RequestIndex, *, timeout: float = 60.0) -> bool:
+    """Read the line's topics once, up to their end now, into ``index`` (built with
+    ``only={request_id}`` it decodes just that request's records). False when ``timeout``
+    passed first (the index then holds what was read)."""
     async with IndexFollower(settings, index, refresh_s=3600.0) as follower:
         return await follower.wait_caught_up(timeout)

@@ -8,6 +8,7 @@ from typing import Any
 
 from assetline.timeline.entry import TimelineEntry
 from assetline.timeline.index import RequestState
+from assetline.timeline.progress import CampaignProgress
 
 
 def iso_ms(at_ms: int) -> str:
@@ -64,3 +65,23 @@ def timeline_json(
         "trace_id": state.trace_id if state else None,
         "events": [e.as_json() | {"at": iso_ms(e.at_ms)} for e in entries],
     }
+
+
+def progress_text(progress: CampaignProgress) -> str:
+    """A campaign's progress as aligned rows: counts by status (waiting in review apart),
+    failures by reason code, cost, rate and the time left."""
+    p = progress
+    rows = [("campaign", p.campaign_id), ("requests", f"{p.completed}/{p.requests} completed")]
+    rows += [(status, str(count)) for status, count in p.by_status.items()]
+    rows += [(f"  {code}", str(n)) for code, n in p.failed_by_reason.items()]
+    rows.append(("cost (USD)", f"{p.cost:.6f}"))
+    rows.append(("rate", f"{p.rate_per_s:.2f}/s over the last {p.window_s:g}s"))
+    if p.eta_s is None:
+        left = f"{p.remaining} in flight, none completed in the window"
+    else:
+        left = f"{p.remaining} in flight, ~{p.eta_s:.0f}s"
+    if p.waiting_in_review:
+        left += f" (+{p.waiting_in_review} waiting in review)"
+    rows.append(("left", left))
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)

@@ -68,12 +68,19 @@ async def _follow_until(
 ) -> RequestIndex:
     """An index fed by a follower until ``ready`` says so (the follower keeps following)."""
     index = RequestIndex(Codecs.load())
-    async with IndexFollower(settings, index, refresh_s=1.0) as follower:
+    told: list[EventKind] = []
+    follower = IndexFollower(
+        settings, index, refresh_s=1.0, on_entries=lambda es: told.extend(e.kind for e in es)
+    )
+    async with follower:
         assert await follower.wait_caught_up(30)
         deadline = time.monotonic() + timeout
         # The follower's task feeds the index; its state is what is waited for.
         while not ready(index) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
+    # Live listeners hear of every entry the index took.
+    indexed = [e.kind for rid in index.request_ids() for e in index.timeline(rid)]
+    assert sorted(told) == sorted(indexed)
     return index
 
 
@@ -156,6 +163,15 @@ def test_a_delivered_request_shows_every_hop_and_status_prints_it(
     report = json.loads(as_json.stdout)
     assert report["status"] == "DELIVERED"
     assert [e["kind"] for e in report["events"] if e["kind"] in HOPS] == [k.value for k in HOPS]
+    campaign = CliRunner().invoke(cli, ["status", "--campaign", f"tl-{run}", "--json"], env=env)
+    assert campaign.exit_code == 0, campaign.output
+    summary = json.loads(campaign.stdout)
+    assert summary["by_status"]["DELIVERED"] == 3
+    assert summary["waiting_in_review"] == 2
+    assert summary["failed_by_reason"] == {"routing.unknown_provider": 1}
+    table = CliRunner().invoke(cli, ["status", "--campaign", f"tl-{run}"], env=env)
+    assert re.search(r"^IN_REVIEW\s+2$", table.stdout, re.MULTILINE), table.stdout
+    assert "(+2 waiting in review)" in table.stdout
     unknown = CliRunner().invoke(cli, ["status", "no-such-request"], env=env)
     assert unknown.exit_code == 1
     assert "no record of request 'no-such-request'" in unknown.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assetline.timeline import RequestIndex, all_progress, campaign_progress
+from assetline.timeline import RequestIndex, all_progress, campaign_progress, progress_text
 from streams.codecs import Codecs
 from tests.support.request_events import (
     Record,
@@ -90,3 +90,13 @@ def test_every_campaign_is_listed(index: RequestIndex) -> None:
     assert [p.campaign_id for p in progress] == ["autumn", "spring"]
     assert progress[0].by_status["DELIVERED"] == 1
     assert progress[0].eta_s == 0.0
+
+
+def test_progress_as_text(index: RequestIndex) -> None:
+    text = progress_text(campaign_progress(index, "spring", now_ms=NOW, window_s=60))
+    lines = text.splitlines()
+    assert lines[1].split() == ["requests", "8/13", "completed"]
+    rows = [line.split() for line in lines]
+    assert ["IN_REVIEW", "2"] in rows
+    assert ["routing.unknown_provider", "2"] in rows  # indented under FAILED
+    assert lines[-1].endswith("  2 in flight, ~24s (+2 waiting in review)")
