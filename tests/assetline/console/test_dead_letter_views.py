@@ -92,11 +92,11 @@ async def _exercise(settings: Settings, worker: WorkerProcess) -> None:
         listing = await client.get("/deadletters")
         html = await listing.text()
         for key in ("bad-1", "dlv-0", "dlv-1"):
-            assert f'<td class="rid">{key}</td>' in html
+            assert f'<td class="key">{key}</td>' in html
         assert "<td>generate</td><td><a href=" in html
         assert re.search(r"generate\.crashed</a></td><td>2</td>", html)
         positions = dict(
-            re.findall(r'data-position="(\d+:\d+)">.*?<td class="rid">([^<]+)</td>', html, re.S)
+            re.findall(r'data-position="(\d+:\d+)">.*?<td class="key">([^<]+)</td>', html, re.S)
         )
         at = {key: position for position, key in positions.items()}
         assert set(at) == {"bad-1", "dlv-0", "dlv-1"}
