@@ -21,7 +21,7 @@ from streams.dead_letters import dead_letter_record, park_value
 from streams.json_logs import request_id_of_key, request_id_var
 from streams.kafka_security import kafka_secrets
 from streams.redaction import redact, redact_and_truncate
-from streams.trace_context import extract
+from streams.trace_context import TraceContext, extract
 from streams.tracing import CONSUMER, outgoing, span, tracer_for
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class StageIO:
 
     @asynccontextmanager
     async def handling(
-        self, event: Any, on_crash: CrashOutcome | None = None
+        self, event: Any, on_crash: CrashOutcome | None = None, *, trace: TraceContext | None = None
     ) -> AsyncIterator[CrashGuard]:
         """Time one event; an unexpected exception parks it on the dead-letter topic, then
         ends its request through the guard's ``on_crash`` (:class:`CrashGuard`), if armed.
@@ -112,7 +112,8 @@ class StageIO:
 
         The handling is one span (streams/tracing.py), child of the event's ``traceparent``
         (a new trace when it has none or a malformed one): every record written meanwhile
-        carries the trace on.
+        carries the trace on. ``trace``, when given, is the parent instead: the request's own
+        trace, for an event from outside the line that settles it (a review decision).
         """
         self._metrics.events_in.labels(self.stage).inc()
         in_progress = self._metrics.in_progress.labels(self.stage)
@@ -123,7 +124,7 @@ class StageIO:
         message = getattr(event, "message", None)
         key = getattr(message, "key", None)
         request_token = request_id_var.set(request_id_of_key(key))
-        parent = extract(message_headers(message)) if message is not None else None
+        parent = trace or (extract(message_headers(message)) if message is not None else None)
         attributes = self._span_attributes(message)
         try:
             with span(self._tracer, self.stage, parent, kind=CONSUMER, attributes=attributes) as s:

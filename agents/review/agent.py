@@ -15,6 +15,7 @@ from prometheus_client import Counter, Gauge
 from agents.review.queue import Decided, crashed, decide, enqueue
 from schemas.records import ReviewItem, ReviewStatus, ValidatedAsset
 from streams.stage_io import CrashOutcome, StageIO
+from streams.traced_table import TracedTable
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -26,13 +27,17 @@ def install(line: Line) -> None:
     io = StageIO(line, STAGE)
     codecs = line.codecs
     topics = line.topics
-    items = line.app.Table(
-        "review",
+    # Its records carry the request's trace, which a decision's span then joins.
+    items = TracedTable(
+        line.app,
+        name="review",
+        beacon=line.app.tables.beacon,
         changelog_topic=topics.review_items,
         key_type=bytes,
         value_type=bytes,
         partitions=line.settings.topic_partitions,
     )
+    line.app.tables.add(items)
     sources = line.app.topic(
         topics.names.review,
         topics.names.review_decisions,
@@ -76,7 +81,10 @@ def install(line: Line) -> None:
     @line.app.agent(sources, name=STAGE)
     async def review(stream: Any) -> None:
         async for event in stream.events():
-            async with io.handling(event) as crash:
+            message = event.message
+            settles = message.topic != topics.names.review and isinstance(message.key, bytes)
+            trace = items.trace_of(message.key) if settles else None  # the request's trace
+            async with io.handling(event, trace=trace) as crash:
                 if event.message.topic == topics.names.review:
                     asset = await io.decode(codecs.validated, event)
                     if asset is None:
