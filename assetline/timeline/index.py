@@ -40,39 +40,55 @@ class RequestState:
     completed_attempt: int = 0
     completed_ms: int | None = None
     reason_code: str | None = None
-    #: Sent to review and not decided or completed since.
-    in_review: bool = False
-    dead_lettered: bool = False
     cost: float = 0.0
     trace_id: str | None = None
+    # When it last went to review, was last decided, last dead-lettered, last moved on:
+    # the topics are read in parallel, so the summary is decided by time, not arrival.
+    review_ms: int = 0
+    decided_ms: int = 0
+    dead_letter_ms: int = 0
+    moved_ms: int = 0
+
+    @property
+    def in_review(self) -> bool:
+        """Sent to review and neither decided nor completed since."""
+        return self.review_ms > max(self.decided_ms, self.completed_ms or 0)
+
+    @property
+    def dead_lettered(self) -> bool:
+        """Open, and its last event is a dead letter (nothing moved it on since)."""
+        last = self.dead_letter_ms
+        return self.status is None and last > 0 and last >= self.moved_ms
 
     def note(self, entry: TimelineEntry) -> None:
         """Fold one entry into the summary (entries may arrive out of time order)."""
         self.entries.append(entry)
-        self.first_ms = min(self.first_ms, entry.at_ms) if self.first_ms else entry.at_ms
-        self.last_ms = max(self.last_ms, entry.at_ms)
+        at = entry.at_ms
+        self.first_ms = min(self.first_ms, at) if self.first_ms else at
+        self.last_ms = max(self.last_ms, at)
         self.campaign_id = self.campaign_id or entry.campaign_id
         self.tenant = self.tenant or entry.tenant
         self.trace_id = self.trace_id or entry.trace_id
         if entry.cost is not None:
             self.cost = max(self.cost, entry.cost)
         kind = entry.kind
+        if kind is EventKind.DEAD_LETTER:
+            self.dead_letter_ms = max(self.dead_letter_ms, at)
+        elif kind is not EventKind.ALERT:
+            self.moved_ms = max(self.moved_ms, at)
         if kind is EventKind.COMPLETED:
             attempt = entry.attempt or 0
             if attempt >= self.completed_attempt:
                 self.status = str(entry.details.get("status"))
                 self.reason_code = entry.details.get("reason_code")
                 self.completed_attempt = attempt
-                self.completed_ms = entry.at_ms
-            self.in_review = False
-        elif kind is EventKind.SENT_TO_REVIEW and self.status is None:
-            self.in_review = True
-        elif kind in (EventKind.DECIDED, EventKind.REVIEWED):
-            self.in_review = False
-        elif kind is EventKind.REVIEW_ITEM and self.status is None:
-            self.in_review = entry.details.get("status") == "PENDING"
-        elif kind is EventKind.DEAD_LETTER:
-            self.dead_lettered = True
+                self.completed_ms = at
+        elif kind is EventKind.SENT_TO_REVIEW or (
+            kind is EventKind.REVIEW_ITEM and entry.details.get("status") == "PENDING"
+        ):
+            self.review_ms = max(self.review_ms, at)
+        elif kind in (EventKind.DECIDED, EventKind.REVIEWED, EventKind.REVIEW_ITEM):
+            self.decided_ms = max(self.decided_ms, at)
 
     def timeline(self) -> list[TimelineEntry]:
         return sorted(self.entries, key=TimelineEntry.sort_key)

@@ -91,3 +91,24 @@ def test_only_indexes_the_requests_asked_for(codecs: Codecs) -> None:
 def test_max_requests_must_be_positive(codecs: Codecs) -> None:
     with pytest.raises(ValueError, match="max_requests"):
         RequestIndex(codecs, max_requests=0)
+
+
+def test_review_state_is_decided_by_time_not_by_arrival(codecs: Codecs) -> None:
+    """The decision's topic may be read before the review topic's partition."""
+    index = RequestIndex(codecs)
+    value = codecs.review_decision.encode(decision("r3", ReviewAction.REJECT))
+    index.apply(TopicKind.REVIEW_DECISIONS, b"r3", value, None, 5_000)
+    _apply(index, review_story(codecs, "r3", 2_000))  # sent to review at 2,020
+    state = index.state("r3")
+    assert state is not None
+    assert not state.in_review
+
+
+def test_a_dead_letter_counts_until_the_request_moves_on(codecs: Codecs) -> None:
+    index = RequestIndex(codecs)
+    _apply(index, [dead_letter("r4", 1_000)])  # an undecodable request: nothing else
+    state = index.state("r4")
+    assert state is not None
+    assert state.dead_lettered
+    _apply(index, delivered_story(codecs, "r4", 2_000)[:2])  # re-driven: generated since
+    assert not state.dead_lettered
