@@ -21,6 +21,7 @@ from typing import Final
 from urllib.parse import urlencode
 
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from agents.tenants import Gatekeeper
 from assetline.console._app import CONSOLE, Console, session_of
@@ -34,6 +35,7 @@ from assetline.dead_letter_view import (
 )
 from assetline.redrive import DeadLetter, Redriven
 from schemas.errors import AssetlineError
+from streams.redaction import redact
 
 VIEW_KEY: Final = "deadletters.view"
 CACHE_KEY: Final = "deadletters.cache"
@@ -68,9 +70,18 @@ async def letters_of(console: Console) -> list[DeadLetter]:
     cache: _Cache = console.state[CACHE_KEY]
     async with cache.lock:
         if time.monotonic() - cache.at > FRESH_S:
-            cache.letters = await view.read()
+            try:
+                cache.letters = await view.read()
+            except (KafkaError, OSError) as exc:
+                raise _unavailable(view, "cannot read the dead letters", exc) from None
             cache.at = time.monotonic()
         return cache.letters
+
+
+def _unavailable(view: DeadLetterView, what: str, exc: BaseException) -> web.HTTPException:
+    """A 503 saying why in one line (the broker is down, say), scrubbed of secrets."""
+    text = redact(" ".join(str(exc).split()) or type(exc).__name__, view.secrets)
+    return web.HTTPServiceUnavailable(text=f"{what}: {text}")
 
 
 def _chosen(request: web.Request) -> dict[str, str]:
@@ -187,8 +198,10 @@ async def redrive_post(request: web.Request) -> web.Response:
     try:
         marker = Gatekeeper.from_settings(console.settings)
         result = await view.redrive(letters, positions, marker=marker)
-    except AssetlineError as exc:  # a broken tenants file: say so, re-drive nothing
-        raise web.HTTPServiceUnavailable(text=f"cannot re-drive: {exc}") from None
+    except (AssetlineError, KafkaError, OSError) as exc:  # a bad tenants file, Kafka down
+        raise _unavailable(
+            view, "cannot re-drive (trying the same ones again is safe)", exc
+        ) from None
     log.info(
         "console: %s re-drove %d of %d dead letter(s) (replay id %s)",
         user,

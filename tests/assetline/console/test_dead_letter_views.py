@@ -17,6 +17,7 @@ from assetline.console import _signin, dead_letter_views
 from assetline.console._app import Page, create_app
 from assetline.console.auth import UsersFile
 from assetline.dead_letter_view import DeadLetterView
+from assetline.dev.broker import free_ports
 from assetline.dev.child_worker import WorkerProcess
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
@@ -27,8 +28,6 @@ from tests.support.dead_letters import (
     wait_completions,
     wait_idle,
 )
-
-pytestmark = pytest.mark.integration
 
 StartWorker = Callable[[Settings], WorkerProcess]
 PAGES = [
@@ -54,6 +53,35 @@ async def _sign_in(client: TestClient[web.Request, web.Application]) -> None:
     assert signed.headers["Location"] == "/deadletters"
 
 
+def test_without_a_broker_the_pages_say_so_in_one_line(tmp_path: Path) -> None:
+    """Nothing listens on the port: a 503 naming the broker, not a traceback or a hang."""
+    users = tmp_path / "users"
+    UsersFile(users).add("ana", "ana-pass-1")
+    (port,) = free_ports(1)
+    settings = Settings(
+        kafka_bootstrap=f"127.0.0.1:{port}", topic_prefix="none", console_users_file=users
+    )
+
+    async def go() -> None:
+        async with TestClient(TestServer(create_app(settings, PAGES), host="127.0.0.1")) as client:
+            await _sign_in(client)
+            page = await client.get("/deadletters", allow_redirects=False)
+            assert page.status == 503
+            assert f"cannot read the dead letters: cannot reach Kafka at 127.0.0.1:{port}" in (
+                await page.text()
+            )
+            signed_in = await (await client.get("/signin")).text()
+            token = re.search(r'data-csrf="([^"]+)"', signed_in)
+            assert token is not None
+            form = {"csrf": token.group(1), "position": "0:0"}
+            refused = await client.post("/deadletters/redrive", data=form)
+            assert refused.status == 503
+            assert "cannot read the dead letters" in await refused.text()
+
+    asyncio.run(go())
+
+
+@pytest.mark.integration
 def test_dead_letter_pages_list_inspect_and_redrive_the_selected_ones(
     line_settings: Settings, start_worker: StartWorker, tmp_path: Path
 ) -> None:
