@@ -22,6 +22,7 @@ from streams.dead_letters import VALUE_PARKED, VALUE_SHA256, VALUE_SIZE, header_
 from streams.metrics import StageMetrics
 from streams.settings import Settings
 from streams.stage_io import CRASH_OUTCOME_FAILED, CRASH_OUTPUT, MAX_CRASH_MESSAGE, StageIO
+from streams.trace_context import extract, parse_traceparent
 from tests.support.assets import make_request
 from tests.support.gated_blobs import GatedBlobStore, release_when_started
 
@@ -461,3 +462,82 @@ def test_handling_sets_the_request_id_for_log_lines_and_counts_in_progress() -> 
     assert seen == ["k", "1.0"]
     assert request_id_var.get() is None
     assert in_progress() == 0
+
+
+PRODUCER_TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_outputs_and_dead_letters_of_an_event_carry_its_trace_from_the_stage_span() -> None:
+    """Every record written while handling an event is in the event's trace, one span down."""
+    io, deadletter, _ = make_io()
+    out = RecordingTopic()
+    crash_outputs: list[list[tuple[str, bytes]]] = []
+
+    async def end(message: str) -> bool:
+        await io.send(out, "k", b"crash", "rejected")
+        crash_outputs.append(out.sent[-1]["headers"])
+        return True
+
+    async def go() -> None:
+        async with io.handling(event(b"v", [("traceparent", PRODUCER_TRACE.encode())])) as c:
+            await io.send(out, "k", b"raw", "raw", [("assetline.reused", b"true")])
+            c.arm(end)
+            raise KeyError("boom")
+
+    asyncio.run(go())
+    contexts = [extract(h) for h in [out.sent[0]["headers"], deadletter.sent[0]["headers"]]]
+    contexts.append(extract(crash_outputs[0]))
+    assert all(c is not None for c in contexts)
+    assert {c.trace_id for c in contexts if c} == {"4bf92f3577b34da6a3ce929d0e0e4736"}
+    assert len({c.span_id for c in contexts if c}) == 1  # the stage's span
+    assert contexts[0] is not None
+    assert contexts[0].span_id != "00f067aa0ba902b7"  # a child of the producer's span
+    assert header_map(out.sent[0]["headers"])["assetline.reused"] == "true"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        None,
+        [("traceparent", b"00-zz-zz-zz")],
+        [("traceparent", PRODUCER_TRACE.encode()), ("traceparent", PRODUCER_TRACE.encode())],
+        {"traceparent": b"\xff" * 100_000},
+    ],
+)
+def test_an_event_without_a_valid_traceparent_starts_a_trace_its_records_share(
+    headers: Any,
+) -> None:
+    io, deadletter, _ = make_io()
+    out = RecordingTopic()
+
+    async def go() -> None:
+        async with io.handling(event(b"v", headers)):
+            await io.send(out, "k", b"a", "raw")
+            await io.send(out, "k", b"b", "alerts")
+        await io.decode(Codecs.load().request, event(b"junk", headers))  # outside: its own
+
+    asyncio.run(go())
+    first, second = (extract(s["headers"]) for s in out.sent)
+    assert first is not None
+    assert first == second
+    assert first.trace_id != "4bf92f3577b34da6a3ce929d0e0e4736"
+    (dead,) = deadletter.sent
+    traceparents = [v for k, v in dead["headers"] if k == "traceparent"]
+    assert len(traceparents) == 1  # the junk one replaced, not kept beside
+    assert extract(dead["headers"]) is not None
+
+
+def test_a_given_trace_is_the_parent_instead_of_the_events_headers() -> None:
+    """A review decision carries no trace of the request; the stored item's trace is used."""
+    io, _, _ = make_io()
+    out = RecordingTopic()
+    stored = parse_traceparent(PRODUCER_TRACE)
+
+    async def go() -> None:
+        async with io.handling(event(b"v", None), trace=stored):
+            await io.send(out, "k", b"approved", "approved")
+
+    asyncio.run(go())
+    sent = extract(out.sent[0]["headers"])
+    assert sent is not None
+    assert sent.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
