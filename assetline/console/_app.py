@@ -67,7 +67,7 @@ class Console:
     def render(
         self, request: web.Request, template: str, status: int = 200, **ctx: Any
     ) -> web.Response:
-        session: Session | None = request.get("session")
+        session: Session | None = request.get(SESSION)
         html = self.templates.get_template(template).render(
             session=session,
             csrf=session.csrf if session else "",
@@ -79,11 +79,13 @@ class Console:
 
 
 CONSOLE: Final = web.AppKey("console", Console)
+#: The signed-in session of a request (set by :func:`require_session`).
+SESSION: Final = web.RequestKey("session", Session)
 
 
 def session_of(request: web.Request) -> Session:
     """The signed-in session (the auth middleware guarantees one outside public paths)."""
-    session: Session = request["session"]
+    session: Session = request[SESSION]
     return session
 
 
@@ -121,7 +123,7 @@ async def require_session(request: web.Request, handler: Handler) -> web.StreamR
         if session is None or session.user != proxied:
             issued, session = console.signer.issue(proxied)
     if session is not None:
-        request["session"] = session
+        request[SESSION] = session
     elif not _public(request.path):
         if request.method == "GET" and "text/html" in request.headers.get("Accept", "text/html"):
             raise web.HTTPSeeOther(f"/signin?next={quote(request.path_qs, safe='')}")
@@ -136,7 +138,7 @@ async def require_session(request: web.Request, handler: Handler) -> web.StreamR
 async def require_csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every unsafe request carries its session's CSRF token (form field or header)."""
     if request.method in _UNSAFE and request.path != "/signin":
-        session: Session | None = request.get("session")
+        session: Session | None = request.get(SESSION)
         token = request.headers.get("X-CSRF-Token")
         if token is None and request.content_type in (
             "application/x-www-form-urlencoded",
@@ -146,6 +148,11 @@ async def require_csrf(request: web.Request, handler: Handler) -> web.StreamResp
         if session is None or not check_csrf(session, token):
             raise web.HTTPForbidden(text="missing or wrong CSRF token")
     return await handler(request)
+
+
+def see_other(location: str) -> web.Response:
+    """A 303 redirect as a plain response (returning an HTTPException is deprecated)."""
+    return web.Response(status=303, headers={"Location": location})
 
 
 def set_session_cookie(response: web.StreamResponse, console: Console, value: str) -> None:

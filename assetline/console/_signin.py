@@ -10,7 +10,9 @@ from aiohttp import web
 
 from assetline.console._app import (
     CONSOLE,
+    SESSION,
     SIGNIN_COOKIE,
+    see_other,
     set_session_cookie,
     signin_token,
 )
@@ -57,7 +59,7 @@ async def signin_post(request: web.Request) -> web.StreamResponse:
     if not await asyncio.to_thread(console.users.check, user, password):
         return await signin_form(request, error="Unknown user or wrong password.", status=401)
     cookie, _ = console.signer.issue(user)
-    response = web.HTTPSeeOther(_safe_next(str(form.get("next", "/"))))
+    response = see_other(_safe_next(str(form.get("next", "/"))))
     set_session_cookie(response, console, cookie)
     response.del_cookie(SIGNIN_COOKIE, path="/signin")
     return response
@@ -65,9 +67,9 @@ async def signin_post(request: web.Request) -> web.StreamResponse:
 
 async def signout(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    session: Session = request["session"]
+    session: Session = request[SESSION]
     console.signer.revoke(session)
-    response = web.HTTPSeeOther("/signin")
+    response = see_other("/signin")
     response.del_cookie(COOKIE, path="/")
     return response
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from agents.policy.loader import ProfileBook, load_profiles
 from assetline.client import LineClient
 from assetline.console import assets
-from assetline.console._app import CONSOLE, Console, session_of
+from assetline.console._app import CONSOLE, Console, see_other, session_of
 from assetline.console.explain import PREVIEW_CHARS, Explained, explain, highlight
 from assetline.console.review_index import Change, ReviewIndex
 from assetline.review import (
@@ -298,7 +298,7 @@ async def decide(request: web.Request) -> web.StreamResponse:
         return web.json_response({"decided": decided, "refused": refused}, status=status)
     back = str(form.get("back", "/review"))
     location = back if back.startswith("/review") and not back.startswith("//") else "/review"
-    return web.Response(status=303, headers={"Location": location})
+    return see_other(location)
 
 
 async def events(request: web.Request) -> web.StreamResponse:
