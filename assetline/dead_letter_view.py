@@ -284,8 +284,9 @@ def _flatten(
                 out.append((path, f"<{type(value).__name__}>"))
         elif isinstance(value, list | tuple) and value and isinstance(value[0], BaseModel):
             out.append((path, f"[{len(value)} {type(value[0]).__name__}]"))
-        elif isinstance(value, Mapping):
-            out.append((path, _field_text(path, dict(value), secrets)))
+        elif isinstance(value, Mapping):  # metadata, variables: a key may name a secret
+            shown = {k: MASK if _SENSITIVE.search(str(k)) else v for k, v in value.items()}
+            out.append((path, _field_text(path, shown, secrets)))
         else:
             out.append((path, _field_text(path, value, secrets)))
     return out

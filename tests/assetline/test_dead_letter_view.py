@@ -212,6 +212,15 @@ def test_detail_summarises_a_value_that_decodes() -> None:
     assert (detail.row.request_id, detail.row.attempt) == ("r-9", 2)
 
 
+def test_a_map_entry_named_like_a_secret_is_masked() -> None:
+    request = _request().model_copy(
+        update={"metadata": {"team": "growth", "callback_token": "tk-99887766"}}
+    )
+    letter = _letter(0, 1, CODECS.request.encode(request), code="generate.crashed")
+    fields = dict(DeadLetterView(SETTINGS, codecs=CODECS).detail(letter).value.fields)
+    assert fields["metadata"] == '{"team": "growth", "callback_token": "***"}'
+
+
 def test_a_webhook_url_shows_only_its_host() -> None:
     """A Slack or Teams webhook URL is itself the credential."""
     completion = AssetCompleted(
