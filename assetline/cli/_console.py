@@ -12,7 +12,7 @@ from assetline.console.auth import ConsoleAuthError, UsersFile, check_user_id, h
 
 
 def _password(prompt: bool) -> str:
-    return str(click.prompt("Password", hide_input=True, confirmation_prompt=prompt))
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=prompt, err=True))
 
 
 @click.group("console", invoke_without_command=True)

@@ -22,22 +22,33 @@ render with ``request.app[CONSOLE].render(request, "my_page.html", **ctx)`` (a t
 ``X-CSRF-Token`` header from ``document.body.dataset.csrf``), keep per-page state in
 ``CONSOLE.state["<page>.<name>"]``, and add ``Page("Timeline", "/timeline", routes)`` to
 ``PAGES`` in ``pages.py``: the nav in ``base.html`` lists every page with a label.
-Sign-in, CSRF and security headers apply to the new routes without anything more.
+Sign-in, CSRF and security headers apply to the new routes without anything more;
+``session_of(request).user`` is the signed-in user, ``see_other(path)`` a 303 redirect.
 """
 
 from __future__ import annotations
 
-from assetline.console._app import CONSOLE, Console, Page, create_app, session_of
+from assetline.console._app import (
+    CONSOLE,
+    SESSION,
+    Console,
+    Page,
+    create_app,
+    see_other,
+    session_of,
+)
 from assetline.console.pages import PAGES, create_console
 from assetline.console.server import serve
 
 __all__ = [
     "CONSOLE",
     "PAGES",
+    "SESSION",
     "Console",
     "Page",
     "create_app",
     "create_console",
+    "see_other",
     "serve",
     "session_of",
 ]
