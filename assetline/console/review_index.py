@@ -27,8 +27,11 @@ from streams.topics import TopicNames, ensure_topics, line_topic_specs
 
 log = logging.getLogger(__name__)
 
-#: Requests whose earlier attempts are kept (oldest forgotten first): ~2 KB each.
-MAX_ATTEMPT_REQUESTS: Final = 100_000
+#: Requests whose earlier attempts are kept (oldest forgotten first): a few KB each. Attempts
+#: are recorded before anyone knows which requests will end in review, so this is a window.
+MAX_ATTEMPT_REQUESTS: Final = 20_000
+#: Decided items kept (newest), so a late second decision is told who decided; a few KB each.
+MAX_DECIDED: Final = 10_000
 #: Events a slow subscriber may have waiting before it is dropped (its page reconnects).
 SUBSCRIBER_QUEUE: Final = 1000
 
@@ -50,7 +53,9 @@ class ReviewIndex:
         self.settings = settings
         self.codecs = codecs
         self.topics = TopicNames.with_prefix(settings.topic_prefix)
+        #: every pending item, and the newest MAX_DECIDED decided ones
         self.items: dict[str, ReviewItem] = {}
+        self._decided: OrderedDict[str, None] = OrderedDict()
         #: request id -> attempt number -> the validated asset sent back for re-generation
         self.attempts: OrderedDict[str, dict[int, ValidatedAsset]] = OrderedDict()
         #: decisions sent from this console that the table has not shown yet
@@ -158,6 +163,7 @@ class ReviewIndex:
         if value is None:
             self.items.pop(key, None)
             self.sent.pop(key, None)
+            self._decided.pop(key, None)
             if before is not None:
                 self._publish(Change("decided", key, "GONE"))
             return
@@ -166,6 +172,7 @@ class ReviewIndex:
         except CodecError:
             return
         self.items[key] = item
+        self._keep_decided(key, item)
         if item.status is ReviewStatus.PENDING:
             if before is None or before.status is not ReviewStatus.PENDING:
                 self._publish(Change("added", key, item.status.value))
@@ -174,6 +181,16 @@ class ReviewIndex:
             if before is None or before.status is ReviewStatus.PENDING:
                 reviewer = item.decision.reviewer if item.decision else None
                 self._publish(Change("decided", key, item.status.value, reviewer))
+
+    def _keep_decided(self, key: str, item: ReviewItem) -> None:
+        if item.status is ReviewStatus.PENDING:
+            self._decided.pop(key, None)
+            return
+        self._decided[key] = None
+        self._decided.move_to_end(key)
+        while len(self._decided) > MAX_DECIDED:
+            oldest, _ = self._decided.popitem(last=False)
+            self.items.pop(oldest, None)
 
     def note_sending(self, decision: ReviewDecision) -> None:
         """A decision this console is sending: hidden from now on, so it is sent once."""

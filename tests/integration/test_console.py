@@ -483,6 +483,7 @@ def test_a_thousand_waiting_items_render_paged_quickly(
 
         # round trip of a keyboard decision, 10 times: key press -> Kafka ack -> card gone
         from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
 
         body = driver.find_element(By.TAG_NAME, "body")
         trips = []
@@ -495,15 +496,28 @@ def test_a_thousand_waiting_items_render_paged_quickly(
         _wait(lambda: driver.execute_script("return window.__decisions") == 10, what="answers")
         in_page = driver.execute_script("return window.__lastDecisionMs")
 
+        # on an item's page: 'r', a reason, Enter rejects (Enter never means the approve button)
+        driver.get(console.url + "review/item/load-00500")
+        driver.find_element(By.TAG_NAME, "body").send_keys("r")
+        _wait(lambda: driver.switch_to.active_element.get_attribute("id") == "note", what="note")
+        driver.switch_to.active_element.send_keys("blurry", Keys.ENTER)
+        _wait(lambda: driver.current_url.endswith("/review"), what="back on the queue")
+        assert "load-00500" not in _card_ids(driver)
+
     decisions = asyncio.run(
         read_topic(
             console_settings,
             TopicNames.with_prefix(console_settings.topic_prefix).review_decisions,
-            min_messages=10,
+            min_messages=11,
             timeout=10,
         )
     )
-    assert len(decisions) == 10
+    assert len(decisions) == 11
+    codecs = Codecs.load()
+    by_id = {d.key.decode(): codecs.review_decision.decode(d.value) for d in decisions}  # type: ignore[attr-defined]
+    assert by_id["load-00500"].action is ReviewAction.REJECT
+    assert by_id["load-00500"].note == "blurry"
+    assert {d.reviewer for d in by_id.values()} == {"ana"}
     print(
         f"\n/review with 1,000 waiting: server {min(server_ms):.1f}-{max(server_ms):.1f} ms; "
         f"in the browser, first screen of thumbnails loaded: "

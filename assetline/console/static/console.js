@@ -147,6 +147,15 @@
     });
   }
 
+  // Enter in a reason field means "reject with this reason", never the form's first button
+  // (which approves).
+  [["note", "reject"], ["bulk-note", "bulk-reject"]].forEach(function (pair) {
+    const input = document.getElementById(pair[0]);
+    if (input) input.addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter") { ev.preventDefault(); document.getElementById(pair[1]).click(); }
+    });
+  });
+
   // --- live updates --------------------------------------------------------------------------
   if ((page === "queue" || page === "detail") && window.EventSource) {
     const source = new EventSource("/review/events");
