@@ -126,7 +126,9 @@ def settings_secrets(settings: Settings) -> list[str]:
 
 
 def _scrub(text: str, secrets: Sequence[str]) -> str:
-    return redact(_URL_USERINFO.sub(rf"\g<scheme>{MASK}@", text), secrets)
+    if "@" in text:
+        text = _URL_USERINFO.sub(rf"\g<scheme>{MASK}@", text)
+    return redact(text, secrets) if secrets else text
 
 
 def _cut(text: str, width: int) -> str:
@@ -135,6 +137,8 @@ def _cut(text: str, width: int) -> str:
 
 def _printable(text: str) -> str:
     """Control characters escaped, so a value can never break a line or a table."""
+    if text.isprintable():
+        return text
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
@@ -312,6 +316,9 @@ class DeadLetterView:
         self.codecs = codecs or Codecs.load()
         self.secrets = [*settings_secrets(settings), *secrets]
         self._rewriter = Rewriter(self.codecs)
+        #: Rows already made: a position's letter never changes, and a page reload would
+        #: otherwise decode and scrub every letter of the topic again.
+        self._rows: dict[tuple[int, int, str, int], DeadLetterRow] = {}
 
     async def read(self) -> list[DeadLetter]:
         """Every dead letter now on the topic (read to its end, oldest first per partition)."""
@@ -363,11 +370,20 @@ class DeadLetterView:
             if (not stages or d.stage in stages) and (not codes or d.code in codes)
         ]
         chosen.sort(key=lambda d: (d.time, d.partition, d.offset), reverse=newest_first)
-        out = (self.row(d) for d in chosen)
+        if len(self._rows) > 2 * len(chosen) + 10_000:  # the topic was cleaned or recreated
+            self._rows.clear()
+        out = (self._row_once(d) for d in chosen)
         if key:
             out = (r for r in out if key in r.key)
         rows = list(out)
         return rows if limit is None else rows[:limit]
+
+    def _row_once(self, letter: DeadLetter) -> DeadLetterRow:
+        memo = (letter.partition, letter.offset, letter.time, len(letter.value))
+        row = self._rows.get(memo)
+        if row is None:
+            row = self._rows[memo] = self.row(letter)
+        return row
 
     # -- one letter -------------------------------------------------------------------------
 

@@ -300,3 +300,13 @@ def test_redrive_of_positions_plans_each_once_and_names_missing_ones() -> None:
     assert result.lines()[-1] == "3:3 skipped: no dead letter at that position"
     again = asyncio.run(view.redrive(letters, [Position(0, 2)], dry_run=True, marker=gate))
     assert again.report.items[0].attempt == 1001
+
+
+def test_rows_made_once_per_letter_yet_a_new_letter_at_an_old_position_is_read_anew() -> None:
+    """A page reload reuses rows; a topic deleted and recreated reuses positions."""
+    view = DeadLetterView(SETTINGS, codecs=CODECS)
+    first = _letter(0, 0, b"a", key=b"old", minute=1)
+    (row,) = view.rows([first])
+    assert view.rows([_letter(0, 0, b"a", key=b"old", minute=1)])[0] is row
+    (again,) = view.rows([_letter(0, 0, b"a", key=b"new", minute=2)])
+    assert again.key == "new"
