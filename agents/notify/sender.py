@@ -30,6 +30,7 @@ from agents.notify.schedule import RetrySchedule, parse_retry_after
 from agents.notify.signing import signed_headers
 from schemas.records import AssetCompleted
 from schemas.webhook_event import event_payload, webhook_id
+from streams.tracing import outgoing
 
 USER_AGENT = "assetline-webhooks/1"
 Sleep = Callable[[float], Awaitable[object]]
@@ -246,6 +247,8 @@ async def attempt_once(
         )
     else:
         headers = signed_headers(secret, msg_id, clock(), body)
+        # W3C trace context: the receiver can join the request's trace (streams/tracing.py)
+        headers.update((k, v.decode("ascii")) for k, v in outgoing())
         left = max(timeout_s - (time.monotonic() - started), 0.001)  # one deadline per attempt
         result = await send_once(client, destination, body, headers, left)
         verdict = result.verdict

@@ -242,6 +242,15 @@ def test_every_record_a_request_leads_to_carries_its_trace_id(
     assert traces[f"{run}-held"][names.review_decisions] == [None]
     assert traces[f"{run}-held"][names.approved]
 
+    # The webhook calls (HTTP) carry the request's trace too, for receivers to join it.
+    called = [extract([(TRACEPARENT, c.headers["traceparent"].encode())]) for c in
+              hooks.requests_to("/hooks/ok") + hooks.requests_to("/hooks/down")]  # fmt: skip
+    assert len(called) >= 3
+    assert {c.trace_id if c else None for c in called} == {
+        bare_trace.trace_id,
+        producer[f"{run}-image"].split("-")[1],
+    }
+
     poison = [
         extract(m.headers) for m in records[names.deadletter] if m.key == f"{run}-poison".encode()
     ]
