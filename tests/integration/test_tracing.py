@@ -1,9 +1,10 @@
 """W3C trace context on a real line: every record a request leads to carries its trace id.
 
-One worker with every stage, a webhook receiver and a review profile on a real broker. A
-producer's ``traceparent`` is kept end to end; a request sent without one, or with junk, gets
-one made by the generate stage and keeps it; a person's review decision (which carries no
-trace) joins the request's trace; a poison message's dead letter keeps its producer's trace.
+One worker with every stage, a webhook receiver, a review profile, a re-generating profile and
+a shadow version on a real broker. A producer's ``traceparent`` is kept end to end; a request
+sent without one, or with junk, gets one made by the generate stage and keeps it; a person's
+review decision (which carries no trace) joins the request's trace; a poison message's dead
+letter keeps its producer's trace; webhook calls carry the trace in their HTTP headers.
 """
 
 from __future__ import annotations
@@ -48,6 +49,19 @@ id: strict
 max_attempts: 1
 review: true
 text: {required: ["Offer ends 31 March."]}
+"""
+#: Offline models; the image alias mirrors every request to a shadow version (.shadows).
+ROUTING = """\
+providers:
+  main: {type: offline}
+  shade: {type: offline}
+aliases:
+  plain:
+    chain: [{provider: main, model: offline, version: offline-1}]
+  shadowed:
+    chain: [{provider: main, model: offline, version: offline-1}]
+    shadow: {provider: shade, model: offline, version: offline-3, share: 1.0}
+default_alias: plain
 """
 #: A check the offline text never passes, and one re-generation (validate -> .requests).
 REGENERATED_PROFILE = """\
@@ -112,9 +126,12 @@ def test_every_record_a_request_leads_to_carries_its_trace_id(
     profiles.mkdir()
     (profiles / "strict.yaml").write_text(REVIEWED_PROFILE)
     (profiles / "regen.yaml").write_text(REGENERATED_PROFILE)
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING)
     settings = line_settings.model_copy(
         update={
             "profiles_dir": profiles,
+            "routing_file": routing,
             "api_keys": {"webhooks": SecretStr(SECRET)},
             "webhook_allow": ("127.0.0.1",),
             "webhook_schedule_s": (0.0, 0.3),
@@ -128,7 +145,10 @@ def test_every_record_a_request_leads_to_carries_its_trace_id(
     # Sent with the SDK and the producer's own trace context:
     given = {
         f"{run}-image": _request(
-            f"{run}-image", AssetKind.IMAGE, callback_url=f"{hooks.url}/hooks/down"
+            f"{run}-image",
+            AssetKind.IMAGE,
+            callback_url=f"{hooks.url}/hooks/down",
+            model=ModelSpec(alias="shadowed"),
         ),
         f"{run}-json": _request(
             f"{run}-json", AssetKind.JSON, constraints=Constraints(json_schema=OFFER_SCHEMA)
@@ -196,6 +216,7 @@ def test_every_record_a_request_leads_to_carries_its_trace_id(
         names.deadletter,
         names.webhooks,
         names.webhook_retry(1),
+        names.shadows,
     ]
     records = asyncio.run(_read_all(settings, topics))
     traces: dict[str, dict[str, list[TraceContext | None]]] = defaultdict(lambda: defaultdict(list))
