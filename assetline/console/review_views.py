@@ -83,7 +83,28 @@ class Card:
     snippet: str
 
 
-def card(item: ReviewItem) -> Card:
+SNIPPET_CHARS: Final = 240
+SNIPPETS_KEY: Final = "review.snippets"
+
+
+async def snippets(console: Console, app: web.Application, items: list[ReviewItem]) -> None:
+    """Read the opening text of the non-image assets in ``items`` into the snippet cache
+    (by blob hash, bounded like the thumbnails), so text cards preview the asset itself."""
+    cache: assets.ThumbCache = console.state[SNIPPETS_KEY]
+
+    async def one(item: ReviewItem) -> None:
+        blob = item.asset.raw.blob
+        if blob is None or blob.media_type in assets.SAFE_IMAGES or cache.get(blob.sha256):
+            return
+        with contextlib.suppress(web.HTTPNotFound):
+            data = await assets.asset_bytes(app, item.asset)
+            text = data[: SNIPPET_CHARS * 4].decode("utf-8", errors="replace")[:SNIPPET_CHARS]
+            cache.put(blob.sha256, text.encode("utf-8"))
+
+    await asyncio.gather(*(one(item) for item in items))
+
+
+def card(item: ReviewItem, snippet_cache: assets.ThumbCache | None = None) -> Card:
     raw = item.asset.raw
     blob = raw.blob
     is_image = blob is not None and blob.media_type in assets.SAFE_IMAGES
@@ -97,7 +118,7 @@ def card(item: ReviewItem) -> Card:
         failed=failed_codes(item),
         queued_at=item.queued_at.strftime("%Y-%m-%d %H:%M:%S"),
         is_image=is_image,
-        snippet="" if is_image else (raw.request.prompt_template[:120]),
+        snippet="" if is_image else _snippet(item, snippet_cache),
     )
 
 
@@ -109,6 +130,14 @@ def _cached_facets(console: Console, index: ReviewIndex) -> dict[str, list[str]]
         console.state["review.facets"] = cached
     choices: dict[str, list[str]] = cached[1]
     return choices
+
+
+def _snippet(item: ReviewItem, cache: assets.ThumbCache | None) -> str:
+    blob = item.asset.raw.blob
+    found = cache.get(blob.sha256) if cache is not None and blob is not None else None
+    if found is not None:
+        return found.decode("utf-8")
+    return item.asset.raw.request.prompt_template[:SNIPPET_CHARS]  # no asset to show
 
 
 def index_of(request: web.Request) -> ReviewIndex:
@@ -133,6 +162,8 @@ async def queue(request: web.Request) -> web.Response:
     except ValueError:
         page = 1
     window = shown[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    await snippets(console, request.app, window)
+    cache = console.state[SNIPPETS_KEY]
 
     def link(to: int) -> str:
         return "/review?" + urlencode({**chosen, "page": to})
@@ -140,7 +171,7 @@ async def queue(request: web.Request) -> web.Response:
     return console.render(
         request,
         "review_queue.html",
-        cards=[card(item) for item in window],
+        cards=[card(item, cache) for item in window],
         facets=_cached_facets(console, index),
         chosen=chosen,
         total=len(pending),
@@ -161,7 +192,11 @@ async def card_fragment(request: web.Request) -> web.Response:
     item = index.items.get(request_id)
     if item is None or not index.is_pending(request_id) or not matches(item, _chosen(request)):
         return web.Response(status=204)
-    html = request.app[CONSOLE].templates.get_template("_card.html").render(c=card(item))
+    console = request.app[CONSOLE]
+    await snippets(console, request.app, [item])
+    html = console.templates.get_template("_card.html").render(
+        c=card(item, console.state[SNIPPETS_KEY])
+    )
     return web.Response(text=html, content_type="text/html")
 
 
@@ -341,6 +376,7 @@ async def _start(app: web.Application) -> None:
     console.state[assets.INDEX_KEY] = index
     console.state[assets.BLOBS_KEY] = open_blob_store(console.settings)
     console.state[assets.THUMBS_KEY] = assets.ThumbCache()
+    console.state[SNIPPETS_KEY] = assets.ThumbCache(4 * 1024 * 1024)
     client = LineClient(console.settings, console.codecs, linger_ms=0)
     console.state[CLIENT_KEY] = await client.__aenter__()
     await index.start()

@@ -241,6 +241,8 @@ def test_review_in_the_browser(
         asyncio.run(submit_requests(settings, [copy]))
         _wait(lambda: copy.request_id in _card_ids(driver), 60, "the new item, live")
         assert driver.find_element(By.ID, "total").text == "4"
+        live_card = driver.find_element(By.CSS_SELECTOR, f'.card[data-id="{copy.request_id}"]')
+        assert "Totally FREE shoes" in live_card.text  # the asset's own text, not the prompt
         # ... its attempts show the matched spans highlighted
         driver.get(console.url + f"review/item/{copy.request_id}")
         marks = driver.find_elements(By.CSS_SELECTOR, ".preview mark")
