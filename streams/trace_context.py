@@ -39,7 +39,6 @@ _KEY = re.compile(
 _VALUE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
 _ZERO_TRACE: Final = "0" * 32
 _ZERO_SPAN: Final = "0" * 16
-_rng = random.Random()  # noqa: S311 - span ids need uniqueness, not secrecy (W3C: random)
 
 #: Span and attribute values the tracers accept (what OpenTelemetry accepts).
 AttributeValue = str | bool | int | float
@@ -76,15 +75,18 @@ class TraceContext:
 
 
 def new_trace_id() -> str:
+    """32 random hex digits, never all zeros. The module-level ``random`` (uniqueness, not
+    secrecy, is what W3C asks) is re-seeded in a forked child, so two processes never share
+    a sequence of ids."""
     while True:
-        value = f"{_rng.getrandbits(128):032x}"
+        value = f"{random.getrandbits(128):032x}"
         if value != _ZERO_TRACE:
             return value
 
 
 def new_span_id() -> str:
     while True:
-        value = f"{_rng.getrandbits(64):016x}"
+        value = f"{random.getrandbits(64):016x}"
         if value != _ZERO_SPAN:
             return value
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from streams.trace_context import (
@@ -154,3 +156,16 @@ def test_with_trace_replaces_any_trace_headers_and_keeps_the_rest() -> None:
         (TRACESTATE, b"a=1"),
     ]
     assert without_trace(out) == [("assetline-signature", b"v1=abc"), ("x", b"y")]
+
+
+def test_a_forked_process_never_repeats_the_parents_ids() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one id, then out without running the parent's cleanup
+        os.write(write, new_trace().traceparent.encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    assert child != new_trace().traceparent
