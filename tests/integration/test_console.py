@@ -3,12 +3,13 @@ real worker: sign in, three images waiting for review with their thumbnails load
 one with the keyboard, reject one with a reason, bulk-approve the rest; their completions on
 ``.completed`` carry the reviewer; forged sessions, missing CSRF tokens and path-like asset ids
 are refused. Also measured: the review page with 1,000 waiting items, and a decision's round
-trip (key press -> decision on Kafka -> item gone from the page). Screenshots go to docs/.
+trip (key press -> decision on Kafka -> item gone from the page). Screenshots: see SCREENSHOTS_ENV.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -53,7 +54,9 @@ pytestmark = [
     ),
 ]
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+#: Screenshots go here when set (``CONSOLE_SCREENSHOTS_DIR=docs`` refreshes the README's), else
+#: into the test's temporary folder, so an ordinary run leaves the work tree alone.
+SCREENSHOTS_ENV = "CONSOLE_SCREENSHOTS_DIR"
 PASSWORDS = {"ana": "ana-pass-1", "bo": "bo-pass-2"}
 # Offline images are not brand red: every attempt fails the palette (repairable), so each
 # request is generated twice and then waits for a person with both attempts to compare.
@@ -206,9 +209,10 @@ def test_review_in_the_browser(
     assert set(pending) == ids, worker.log_tail()
     console = start_console(settings)
 
-    DOCS.mkdir(exist_ok=True)
+    shots = Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
     with chromium(tmp_path / "chrome") as driver:
-        _sign_in(driver, console.url, "ana", DOCS / "console-signin.png")
+        _sign_in(driver, console.url, "ana", shots / "console-signin.png")
         _wait(lambda: len(_card_ids(driver)) == 3, what="three cards")
         assert driver.find_element(By.ID, "who").text == "ana"
         # every thumbnail really loaded (decoded by the browser, not a broken image)
@@ -219,7 +223,7 @@ def test_review_in_the_browser(
             ),
             what="three loaded thumbnails",
         )
-        driver.save_screenshot(str(DOCS / "console-review.png"))
+        driver.save_screenshot(str(shots / "console-review.png"))
 
         # the detail page: both attempts side by side, the palette failure explained
         first = _card_ids(driver)[0]
@@ -231,7 +235,7 @@ def test_review_in_the_browser(
             "return getComputedStyle(document.querySelector('.checks .fail .sw')).backgroundColor"
         )
         assert swatch.startswith("rgb")
-        driver.save_screenshot(str(DOCS / "console-detail.png"))
+        driver.save_screenshot(str(shots / "console-detail.png"))
 
         driver.get(console.url + "review")
         _wait(lambda: len(_card_ids(driver)) == 3, what="three cards again")
@@ -248,7 +252,7 @@ def test_review_in_the_browser(
         marks = driver.find_elements(By.CSS_SELECTOR, ".preview mark")
         assert marks
         assert {m.text for m in marks} == {"FREE"}
-        driver.save_screenshot(str(DOCS / "console-terms.png"))
+        driver.save_screenshot(str(shots / "console-terms.png"))
         # ... and is decided elsewhere (the CLI's way): it leaves the open page by itself
         driver.get(console.url + "review")
         _wait(lambda: len(_card_ids(driver)) == 4, what="four cards")

@@ -19,7 +19,8 @@ from assetline.console.sessions import SessionSigner, check_csrf
 def test_a_hash_verifies_its_password_only_and_salts_differ() -> None:
     first, second = hash_password("s3cret"), hash_password("s3cret")
     assert first != second  # per-user random salt
-    assert verify_password("s3cret", first) and verify_password("s3cret", second)
+    assert verify_password("s3cret", first)
+    assert verify_password("s3cret", second)
     assert not verify_password("s3cret!", first)
     assert not verify_password("s3cret", "scrypt$garbage")
 
@@ -28,8 +29,10 @@ def test_users_file_add_check_and_reload(tmp_path: Path) -> None:
     users = UsersFile(tmp_path / "users")
     users.add("ana", "pw-ana")
     users.add("bo", "pw-bo")
-    assert users.check("ana", "pw-ana") and users.check("bo", "pw-bo")
-    assert not users.check("ana", "pw-bo") and not users.check("nobody", "pw-ana")
+    assert users.check("ana", "pw-ana")
+    assert users.check("bo", "pw-bo")
+    assert not users.check("ana", "pw-bo")
+    assert not users.check("nobody", "pw-ana")
     users.add("ana", "new")  # replaced, not duplicated
     assert (tmp_path / "users").read_text().count("ana:") == 1
     assert UsersFile(tmp_path / "users").check("ana", "new")
@@ -47,9 +50,12 @@ def test_sessions_are_signed_bound_to_their_user_and_revocable() -> None:
     cookie_a, ana = signer.issue("ana")
     _, bo = signer.issue("bo")
     read = signer.read(cookie_a)
-    assert read is not None and read.user == "ana" and read.csrf == ana.csrf
+    assert read is not None
+    assert read.user == "ana"
+    assert read.csrf == ana.csrf
     assert check_csrf(ana, ana.csrf)
-    assert not check_csrf(ana, bo.csrf) and not check_csrf(ana, None)
+    assert not check_csrf(ana, bo.csrf)
+    assert not check_csrf(ana, None)
     assert signer.read(cookie_a[:-2] + "xx") is None  # tampered
     assert SessionSigner(b"o" * 32, ttl_s=60).read(cookie_a) is None  # other secret
     signer.revoke(ana)

@@ -11,7 +11,8 @@ def test_palette_message_gives_swatches() -> None:
         code="palette.brand",
         passed=False,
         message="only 12.0% of pixels within ΔE 10 of the brand palette (need 80.0%); "
-        "off-palette: #aa2200 61.0% (nearest #ff0000, ΔE 23.4), #00FF00 27.0% (nearest #0000ff, ΔE 80.1)",
+        "off-palette: #aa2200 61.0% (nearest #ff0000, ΔE 23.4), "
+        "#00FF00 27.0% (nearest #0000ff, ΔE 80.1)",
         measured="0.120",
     )
     swatches = explain(check).swatches
