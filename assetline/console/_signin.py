@@ -16,7 +16,10 @@ from assetline.console._app import (
     set_session_cookie,
     signin_token,
 )
+from assetline.console.auth import SignInThrottle
 from assetline.console.sessions import COOKIE, Session
+
+THROTTLE_KEY = "signin.throttle"
 
 
 def _safe_next(target: str | None) -> str:
@@ -54,9 +57,15 @@ async def signin_post(request: web.Request) -> web.StreamResponse:
     nonce = request.cookies.get(SIGNIN_COOKIE, "")
     if not nonce or str(form.get("csrf", "")) != signin_token(console, nonce):
         raise web.HTTPForbidden(text="missing or wrong CSRF token")
-    user, password = str(form.get("user", "")), str(form.get("password", ""))
+    user, password = str(form.get("user", ""))[:64], str(form.get("password", ""))
+    throttle: SignInThrottle = console.state.setdefault(THROTTLE_KEY, SignInThrottle())
+    if throttle.blocked(user):
+        return await signin_form(
+            request, error="Too many failed sign-ins; try again in a few minutes.", status=429
+        )
     # scrypt takes ~50 ms of CPU: off the event loop, so pages and live updates keep flowing
     if not await asyncio.to_thread(console.users.check, user, password):
+        throttle.failed(user)
         return await signin_form(request, error="Unknown user or wrong password.", status=401)
     cookie, _ = console.signer.issue(user)
     response = see_other(_safe_next(str(form.get("next", "/"))))

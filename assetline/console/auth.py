@@ -14,6 +14,8 @@ import hashlib
 import hmac
 import os
 import re
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -136,3 +138,29 @@ class UsersFile:
 
 
 _DUMMY_HASH: Final = hash_password("not a password", salt=b"\0" * 16)
+
+
+@dataclass
+class SignInThrottle:
+    """At most ``limit`` failed sign-ins per user name in ``window_s``; then that name is refused
+    until the oldest failure leaves the window (slows password guessing; a correct password
+    does not clear the count early)."""
+
+    limit: int = 10
+    window_s: float = 300.0
+    _failures: dict[str, deque[float]] = field(default_factory=dict, init=False)
+
+    def _recent(self, user: str, now: float) -> deque[float]:
+        times = self._failures.setdefault(user, deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        return times
+
+    def blocked(self, user: str) -> bool:
+        return len(self._recent(user, time.monotonic())) >= self.limit
+
+    def failed(self, user: str) -> None:
+        now = time.monotonic()
+        self._recent(user, now).append(now)
+        if len(self._failures) > 10_000:  # names never seen again go first
+            self._failures = {u: t for u, t in self._failures.items() if self._recent(u, now)}

@@ -365,6 +365,19 @@ def test_refusals(
     assert ana.post("/signout", data={"csrf": ana_csrf}).status_code == 303
     replay = httpx.Client(base_url=url, cookies={"assetline_session": cookie})
     assert replay.get("/review/events").status_code == 401
+    # password guessing: after 10 failures in 5 minutes a name is refused, right or wrong
+    guesser = httpx.Client(base_url=url)
+    token = re.search(r'name="csrf" value="([^"]+)"', guesser.get("/signin").text)
+    assert token
+    guesses = [
+        guesser.post(
+            "/signin", data={"user": "bo", "password": f"guess-{i}", "csrf": token.group(1)}
+        ).status_code
+        for i in range(11)
+    ]
+    assert guesses == [401] * 10 + [429]
+    right = {"user": "bo", "password": PASSWORDS["bo"], "csrf": token.group(1)}
+    assert guesser.post("/signin", data=right).status_code == 429
     # security headers on every answer
     page = bo.get("/review")
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]

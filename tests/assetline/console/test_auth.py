@@ -8,6 +8,7 @@ import pytest
 
 from assetline.console.auth import (
     ConsoleAuthError,
+    SignInThrottle,
     UsersFile,
     hash_password,
     parse_users,
@@ -60,3 +61,13 @@ def test_sessions_are_signed_bound_to_their_user_and_revocable() -> None:
     assert SessionSigner(b"o" * 32, ttl_s=60).read(cookie_a) is None  # other secret
     signer.revoke(ana)
     assert signer.read(cookie_a) is None
+
+
+def test_sign_in_throttle_blocks_a_name_after_its_failures() -> None:
+    throttle = SignInThrottle(limit=3, window_s=60)
+    for _ in range(3):
+        assert not throttle.blocked("ana")
+        throttle.failed("ana")
+    assert throttle.blocked("ana")
+    assert not throttle.blocked("bo")
+    assert not SignInThrottle(limit=3, window_s=0.0).blocked("ana")
