@@ -34,6 +34,7 @@ MAX_ATTEMPT_REQUESTS: Final = 20_000
 MAX_DECIDED: Final = 10_000
 #: Events a slow subscriber may have waiting before it is dropped (its page reconnects).
 SUBSCRIBER_QUEUE: Final = 1000
+RETRY_S: Final = 2.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,18 @@ class ReviewIndex:
         return self.ready.is_set()
 
     async def _follow(self) -> None:
+        """Follow the topics; when the broker goes away, read them again from the beginning
+        (applying a record twice changes nothing: the latest value per key wins)."""
+        while True:
+            try:
+                await self._follow_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # any Kafka or decode trouble: say so, then start over
+                log.exception("review index: following the topics failed; retrying in 2 s")
+                await asyncio.sleep(RETRY_S)
+
+    async def _follow_once(self) -> None:
         await ensure_topics(self.settings, line_topic_specs(self.settings))
         consumer = AIOKafkaConsumer(
             **client_kwargs(self.settings), enable_auto_commit=False, auto_offset_reset="earliest"
