@@ -29,6 +29,7 @@ from streams.codecs import Codecs
 from streams.dead_letters import VALUE_PARKED, VALUE_SHA256, VALUE_SIZE, header_map, record_size
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
+from streams.trace_context import new_trace
 from tests.integration.helpers import mixed_requests, read_topic, submit_requests
 
 pytestmark = pytest.mark.integration
@@ -64,13 +65,15 @@ def test_requests_near_one_megabyte_are_dead_lettered_with_a_code_and_nothing_is
     good = [e.request for e in mixed_requests(20) if e.status == "DELIVERED"]
     # The two sizes from the issue, and the largest value the topic takes at all: its dead
     # letter (value + dead-letter headers) cannot fit, so the value is parked in the blob store.
-    largest = line_settings.max_message_bytes - record_size(b"big-3", b"", []) - 8
+    # The SDK sends each request with a traceparent header (streams/trace_context.py).
+    sdk_headers = new_trace().headers()
+    largest = line_settings.max_message_bytes - record_size(b"big-3", b"", sdk_headers) - 8
     big = [
         padded("big-1", 999_600),
         padded("big-2", 1_010_000),
         padded("big-3", largest),
     ]
-    assert record_size(b"big-3", big[2][1], []) <= line_settings.max_message_bytes
+    assert record_size(b"big-3", big[2][1], sdk_headers) <= line_settings.max_message_bytes
     requests = [*good[:3], *(request for request, _ in big), *good[3:]]
     asyncio.run(submit_requests(line_settings, requests))
     worker = start_worker(line_settings)
