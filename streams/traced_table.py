@@ -11,7 +11,7 @@ can join the request's trace (:meth:`TracedTable.trace_of`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import faust
 
@@ -21,6 +21,10 @@ from streams.tracing import current_context, outgoing
 
 class TracedTable(faust.Table[bytes, bytes]):
     """``faust.Table`` plus trace headers on its changelog and :meth:`trace_of` per key."""
+
+    #: False for a table whose records only need to carry the trace (nothing settles them
+    #: later): no per-key memory then.
+    remember_traces: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -39,7 +43,7 @@ class TracedTable(faust.Table[bytes, bytes]):
         value_serializer: Any = None,
     ) -> Any:
         context = current_context()
-        if context is not None and isinstance(key, bytes):
+        if self.remember_traces and context is not None and isinstance(key, bytes):
             self._traces[key] = context
         return self.changelog_topic.send_soon(
             key=key,
@@ -55,7 +59,7 @@ class TracedTable(faust.Table[bytes, bytes]):
     def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
         """Recovery: remember each key's trace from the records, then apply them."""
         events = list(batch)
-        for event in events:
+        for event in events if self.remember_traces else ():
             message = event.message
             if not isinstance(message.key, bytes):
                 continue

@@ -26,13 +26,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-import faust
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 
 from agents.generate.generate_one import GenerationOutcome
 from schemas.records import Alert, GenerationRequest, RawAsset
+from streams.traced_table import TracedTable
 
 log = logging.getLogger(__name__)
 
@@ -218,13 +218,18 @@ def _who(request: GenerationRequest) -> tuple[str, int]:
     return request.request_id, request.attempt
 
 
-class GenerationRecords(faust.Table[bytes, bytes]):
+class GenerationRecords(TracedTable):
     """The finished-generations table; :meth:`record` returns the changelog write to await.
+
+    Its ``.generations`` records carry the request's trace like every record the line writes
+    (:class:`streams.traced_table.TracedTable`); nothing settles them later, so no trace is
+    kept per key.
 
     Faust's ``self[key] = value`` only queues the changelog record; setting an item calls
     ``send_changelog`` synchronously, so the future it returns is the one of this write.
     """
 
+    remember_traces = False
     _last_write: Any = None
 
     async def record(self, key: bytes, value: bytes) -> None:

@@ -217,12 +217,15 @@ def test_every_record_a_request_leads_to_carries_its_trace_id(
         names.webhooks,
         names.webhook_retry(1),
         names.shadows,
+        names.generations,  # keyed <request_id>|<attempt>
     ]
     records = asyncio.run(_read_all(settings, topics))
     traces: dict[str, dict[str, list[TraceContext | None]]] = defaultdict(lambda: defaultdict(list))
     for topic, messages in records.items():
         for message in messages:
             key = message.key.decode() if message.key else ""
+            if topic == names.generations:
+                key = key.partition("|")[0]
             if key.startswith(run):
                 traces[key][topic].append(extract(message.headers))
 

@@ -76,3 +76,27 @@ def test_recovery_remembers_each_keys_last_trace_and_forgets_deleted_keys(
     assert table.trace_of(b"d") is None
     assert table.data[b"a"] == b"1"  # the records were applied too
     assert table.data[b"b"] == b"2"
+
+
+def test_a_table_that_only_carries_traces_keeps_none_per_key(tmp_path: Path) -> None:
+    class Carrying(TracedTable):
+        remember_traces = False
+
+    app = create_faust_app(Settings(data_dir=tmp_path))
+    table = Carrying(
+        app,
+        name="generations",
+        beacon=app.tables.beacon,
+        changelog_topic=Changelog(),
+        key_type=bytes,
+        value_type=bytes,
+        partitions=1,
+    )
+    with span(LOCAL, "generate", parse_traceparent(PRODUCER)) as stage:
+        table.send_changelog(0, b"r-1|1", b"record")
+    table.apply_changelog_batch([_event(b"r-2|1", b"1", [(TRACEPARENT, PRODUCER.encode())])])
+    (sent,) = table.changelog_topic.sent
+    assert extract(sent["headers"]) == stage.context
+    assert table.trace_of(b"r-1|1") is None
+    assert table.trace_of(b"r-2|1") is None
+    assert table.data[b"r-2|1"] == b"1"
