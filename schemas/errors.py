@@ -58,6 +58,7 @@ Exception tree (class, code)::
     ├── JudgeConfigError                 config.judge
     ├── CampaignInputError               campaign.bad_input
     ├── SubmitError                      submit.not_acknowledged
+    ├── ConsoleAuthError                 console.auth
     ├── BrokerError                      broker.error
     ├── CompareError                     models.bad_since
     ├── RangeError                       replay.bad_range
@@ -107,6 +108,7 @@ Where each is defined (module, classes)::
     agents.validate.gateway                           JudgeConfigError
     assetline.campaign.expand                         CampaignInputError
     assetline.client                                  SubmitError
+    assetline.console.auth                            ConsoleAuthError
     assetline.dev.broker._local                       BrokerError
     assetline.models_compare                          CompareError
     assetline.replay.ranges                           RangeError
