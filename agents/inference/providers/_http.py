@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from agents.inference.providers._sharded_pool import ShardedTransport
 from agents.inference.providers.base import ProviderError
 from streams.redaction import redact, redact_and_truncate
 
@@ -125,10 +126,11 @@ def build_client(
     """
     return httpx.AsyncClient(
         trust_env=False,
-        limits=httpx.Limits(
+        # Several small pools, not one of 1024: httpcore's pool costs connections x calls.
+        transport=ShardedTransport(
             max_connections=max_connections,
             max_keepalive_connections=max_keepalive_connections,
-            keepalive_expiry=keepalive_expiry_s,
+            keepalive_expiry_s=keepalive_expiry_s,
         ),
         timeout=httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s)),
         follow_redirects=False,
