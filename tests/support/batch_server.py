@@ -95,6 +95,9 @@ class BatchServer:
         if self._runner is not None:
             runner, self._runner = self._runner, None
             asyncio.run_coroutine_threadsafe(runner.cleanup(), self._loop).result(timeout=10)
+            # handlers of requests their clients abandoned (a poll cut short by a closing
+            # collector) end here, not as "Task was destroyed" when the loop is collected
+            asyncio.run_coroutine_threadsafe(_drain(), self._loop).result(timeout=10)
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
@@ -345,6 +348,13 @@ class BatchServer:
         with self._lock:
             self.sync_calls += 1
         return web.json_response(_message(body, self.text))
+
+
+async def _drain() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _openai_lines(data: bytes) -> tuple[list[tuple[str, dict[str, Any]]], str]:

@@ -99,6 +99,12 @@ class _Waiter:
     context: contextvars.Context | None = None
     state: WaiterState = "waiting"
 
+    @property
+    def abandoned(self) -> bool:
+        """The caller stopped waiting (its task was cancelled: its future is, at once, while
+        its own cleanup that sets ``state`` runs later)."""
+        return self.state == "abandoned" or (self.state == "waiting" and self.future.cancelled())
+
     def settle(self, outcome: Outcome, state: WaiterState = "settled") -> None:
         if not self.future.done():
             self.state = state
@@ -396,7 +402,7 @@ class BatchCollector:
                 to_book = any(w.state == "late" and w.on_late is not None for w in waiters)
                 if resumed:
                     pass  # other requests of the batch may still come round: never cancelled
-                elif self.durable and any(w.state == "abandoned" for w in waiters):
+                elif self.durable and any(w.abandoned for w in waiters):
                     self._live.discard(batch_id)
                     return
                 else:

@@ -183,7 +183,7 @@ def test_the_next_owner_follows_the_batch_instead_of_paying_again(server: BatchS
 def test_a_resumed_request_needs_no_window_only_time_before_its_reserve(
     server: BatchServer,
 ) -> None:
-    """The request comes round with 3 s of its day left: too little for a new batch (window
+    """The request comes round with 5 s of its day left: too little for a new batch (window
     1 h), enough to wait for the batch it is already in until the 2 s reserve."""
     server.hold = True
     cfg = config(server)
@@ -196,10 +196,11 @@ def test_a_resumed_request_needs_no_window_only_time_before_its_reserve(
         lost.cancel()
         await asyncio.gather(lost, return_exceptions=True)
         await first.close()
-        aged = request(0).model_copy(
-            update={"created_at": datetime.now(UTC) - timedelta(milliseconds=DAY_MS - 3000)}
-        )
+        assert server.cancels == []
         second = worker(cfg, store)
+        aged = request(0).model_copy(
+            update={"created_at": datetime.now(UTC) - timedelta(milliseconds=DAY_MS - 5000)}
+        )
         server.release()
         try:
             return await second.router.route(aged)
