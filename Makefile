@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 		(apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven) >/dev/null; }
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "installing Node.js and npm (apt)"; \
 		(apt-get update -qq && apt-get install -y -qq nodejs npm) >/dev/null; }
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { echo "installing Chromium and ChromeDriver for the console's browser tests (apt)"; \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev,otel]'
