@@ -163,15 +163,18 @@ def test_requests_waiting_for_a_batch_leave_room_for_other_tenants(
         server.release()
 
 
+@pytest.mark.parametrize("end", ["kill", "stop"])
 def test_a_worker_killed_while_its_batch_runs_pays_nothing_twice(
     line_settings: Settings,
     start_worker: Callable[[Settings], WorkerProcess],
     server: BatchServer,
     tmp_path: Path,
+    end: str,
 ) -> None:
-    """kill -9 after the batch was submitted and every request's place in it recorded: the next
-    worker follows that batch (no second submission, no synchronous call), and each request
-    completes exactly once, batched, at the batch price."""
+    """kill -9 (or a graceful stop, which must not cancel the batch either) after the batch was
+    submitted and every request's place in it recorded: the next worker follows that batch (no
+    second submission, no synchronous call), and each request completes exactly once, batched,
+    at the batch price."""
     server.hold = True
     routing = tmp_path / "routing.yaml"
     routing.write_text(ROUTING.format(url=server.url))
@@ -215,7 +218,10 @@ def test_a_worker_killed_while_its_batch_runs_pays_nothing_twice(
         time.sleep(0.5)
     submitted = dict(server.batches)
     assert sum(len(b.calls) for b in submitted.values()) == COUNT
-    first.kill()  # the batch runs on at the provider; nothing is committed for these requests
+    if end == "kill":
+        first.kill()  # the batch runs on at the provider; nothing is committed for these requests
+    else:
+        assert first.stop(timeout=30) is not None
 
     second = start_worker(settings)
     _wait_ready(second)
