@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import itertools
 import logging
 import time
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 MAX_POLL_FAILURES: Final = 20
 #: The router's code for a rung skipped by its open breaker (a wait, not a poll failure).
 BREAKER_OPEN: Final = "breaker.open"
+#: Submissions refused before anything was created: safe to send again.
+REFUSED_FOR_SURE: Final = frozenset({"provider.rate_limited", BREAKER_OPEN})
 
 Outcome = Generated | ProviderError
 T = TypeVar("T")
@@ -338,10 +341,11 @@ class BatchCollector:
         self.stats.batches += 1
         self.stats.sizes.append(len(waiters))
         self._submitted.inc()
-        items = [w.item for w in waiters]
         try:
-            # an upload and a create: each exchange is bounded by timeout_s
-            batch_id = await self._http(lambda: self.client.submit(items), 2)
+            submitted = await self._submit(waiters)
+            if submitted is None:
+                return
+            batch_id, waiters = submitted
         except ProviderError as exc:
             log.warning("batch of %d not submitted: %s", len(waiters), exc.message)
             self._settle_all(waiters, exc)
@@ -358,6 +362,30 @@ class BatchCollector:
             if not waiter.submitted.done():
                 waiter.submitted.set_result(batch_id)
         await self._follow_guarded(batch_id, waiters, resumed=False)
+
+    async def _submit(self, waiters: list[_Waiter]) -> tuple[str, list[_Waiter]] | None:
+        """Create the batch of the callers still waiting; its id and them, or None when all
+        gave up first. Refused for sure (429, the open breaker: nothing was created), it is
+        tried again after the wait asked for, for the callers whose give-up time allows: a
+        busy batch API must not send a batch's worth of calls to the synchronous price. Any
+        other failure raises (a 5xx or a timeout may have created a batch: never repeated)."""
+        for attempt in range(1, MAX_POLL_FAILURES + 1):
+            self._give_up_late(waiters)
+            waiters = [w for w in waiters if not w.future.done()]
+            if not waiters:
+                return None
+            items = [w.item for w in waiters]
+            try:
+                # an upload and a create: each exchange is bounded by timeout_s
+                return await self._http(functools.partial(self.client.submit, items), 2), waiters
+            except ProviderError as exc:
+                if exc.code not in REFUSED_FOR_SURE or attempt == MAX_POLL_FAILURES:
+                    raise
+                wait = exc.retry_after_s if exc.retry_after_s is not None else self.rung.poll_s
+                earliest = min(w.give_up_at for w in waiters)
+                log.info("batch of %d refused (%s): again in %.1fs", len(items), exc.code, wait)
+                await self._sleep(max(0.0, min(wait, earliest - self._clock())))
+        return None  # not reached: the last attempt raises
 
     async def _follow_guarded(
         self, batch_id: str, waiters: list[_Waiter], *, resumed: bool

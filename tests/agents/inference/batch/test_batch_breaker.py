@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -36,7 +36,7 @@ from tests.support.provider_server import (
 ROUTING = """
 providers:
   oai: {{type: openai, base_url: "{base}/v1", api_key: oai,
-         breaker: {{failure_threshold: 2, reset_after_s: 60}}}}
+         breaker: {{failure_threshold: 2, reset_after_s: 1}}}}
 aliases:
   copy:
     latency_budget_ms: 5000
@@ -66,6 +66,19 @@ def request(i: int) -> GenerationRequest:
         model=ModelSpec(alias="copy"),
         latency_budget_ms=DAY_MS,
     )
+
+
+def results_for(server: ProviderServer, text: str) -> Callable[[Any], Reply]:
+    """The output file: ``text`` for the custom id of the last upload."""
+
+    def results(_body: Any) -> Reply:
+        upload = [r for r in server.requests_to("/v1/files") if r.method == "POST"][-1]
+        custom_id = upload.body.split(b'"custom_id":"', 1)[1].split(b'"', 1)[0].decode()
+        response = {"status_code": 200, "body": openai_chat_response(text)}
+        line = {"custom_id": custom_id, "response": response, "error": None}
+        return Reply(body=json.dumps(line).encode())
+
+    return results
 
 
 def routed(server: ProviderServer, count: int) -> tuple[list[RouteResult], ModelRouter]:
@@ -98,14 +111,38 @@ def test_batch_api_failures_open_the_breaker_and_an_open_one_stops_them(
         (True, "provider.unavailable"),
         (False, "provider.unavailable"),
     ]
-    assert router.breakers["oai"].state is BreakerState.OPEN
-    # the second: the open breaker refuses the batch upload before any HTTP, then the call
+    # the second: the open breaker refuses its batch upload before any HTTP; a refusal for
+    # sure, so the upload waits for the breaker's probe (1 s) instead of going synchronous;
+    # the probe fails, the breaker opens again and the chain's call is skipped
     assert [(a.batched, a.code) for a in results[1].attempts] == [
-        (True, "breaker.open"),
+        (True, "provider.unavailable"),
         (False, "breaker.open"),
     ]
-    assert len(server.requests_to("/v1/files")) == 1
+    assert router.breakers["oai"].state is BreakerState.OPEN
+    uploads = [c.started for c in server.calls if c.path == "/v1/files"]
+    assert len(uploads) == 2
+    assert uploads[1] - uploads[0] >= 0.9  # nothing went out while the breaker was open
     assert len(server.requests_to("/v1/chat/completions")) == 1
+
+
+def test_a_submission_answered_429_is_sent_again_after_its_retry_after(
+    server: ProviderServer,
+) -> None:
+    busy = Reply(status=429, json=openai_error("slow down"), headers={"Retry-After": "0.5"})
+    server.script("POST", "/v1/files", [busy, Reply(json={"id": "file-in"})])
+    server.script("POST", "/v1/batches", [Reply(json={"id": "batch_1", "status": "validating"})])
+    ended = {"id": "batch_1", "status": "completed", "output_file_id": "file-out"}
+    server.script("GET", "/v1/batches/batch_1", [Reply(json=ended)])
+    server.handle("GET", "/v1/files/file-out/content", results_for(server, "batched after all"))
+    (result,), router = routed(server, 1)
+    assert result.generated is not None
+    assert result.generated.data == b"batched after all"
+    assert [(a.batched, a.code) for a in result.attempts] == [(True, None)]
+    uploads = [c.started for c in server.calls if c.path == "/v1/files"]
+    assert len(uploads) == 2
+    assert uploads[1] - uploads[0] >= 0.45
+    assert server.requests_to("/v1/chat/completions") == []
+    assert router.breakers["oai"].consecutive_failures == 0  # a 429 is no failure
 
 
 def test_a_poll_answered_429_waits_its_retry_after_and_is_no_failure(
@@ -117,14 +154,7 @@ def test_a_poll_answered_429_waits_its_retry_after_and_is_no_failure(
     busy = Reply(status=429, json=openai_error("slow down"), headers={"Retry-After": "1"})
     server.script("GET", "/v1/batches/batch_1", [busy, busy, Reply(json=ended)])
 
-    def results(_body: Any) -> Reply:
-        (upload,) = [r for r in server.requests_to("/v1/files") if r.method == "POST"]
-        custom_id = upload.body.split(b'"custom_id":"', 1)[1].split(b'"', 1)[0].decode()
-        response = {"status_code": 200, "body": openai_chat_response("after the wait")}
-        line = {"custom_id": custom_id, "response": response, "error": None}
-        return Reply(body=json.dumps(line).encode())
-
-    server.handle("GET", "/v1/files/file-out/content", results)
+    server.handle("GET", "/v1/files/file-out/content", results_for(server, "after the wait"))
     (result,), router = routed(server, 1)
     assert result.generated is not None
     assert result.generated.data == b"after the wait"
