@@ -8,9 +8,13 @@ in retries). The limit here is found like TCP finds a path's capacity:
 - **slow start**: from ``initial``, each call that succeeds while the limit was in use adds 1
   (the limit doubles every round trip) until the first sign of overload;
 - **additive increase**: after that, each such success adds ``1 / limit`` (one per round trip);
-- **multiplicative decrease**: a 429/503 answer or a timeout halves the limit, and a rising
-  latency (the recent average above ``latency_tolerance`` times the long-run average) cuts it
-  by a fifth; at most once per round trip, since one overshoot yields a burst of such answers;
+- **multiplicative decrease**: a 429/503 answer or a timeout cuts the limit to 90% of the calls
+  that were in flight beside the refused one when it was sent (they were taken: that is what
+  the provider holds for this worker), never below half; a rising latency (the recent average
+  above ``latency_tolerance`` times the long-run average) cuts it by a fifth; at most once per
+  round trip, since one overshoot yields a burst of such answers. Halving on every 429, as TCP
+  does on a loss, left a worker at about half of a 256-slot provider for minutes after a single
+  429 (``python -m bench.providers``: 58 assets/s where 128 were possible);
 - **fast recovery**: after a halving (other than the one ending slow start, whose doubling
   overshot), the limit grows by 1 per success again (doubling per round trip) up to 90% of
   where the overload struck, then additively. Additive growth alone
@@ -69,11 +73,13 @@ class _Waiter:
 class Permit:
     """One slot; say how the call went with :meth:`done` (the context manager releases it)."""
 
-    __slots__ = ("_limit", "_signal", "_started", "_utilised")
+    __slots__ = ("_limit", "_seen", "_signal", "_started", "_utilised")
 
-    def __init__(self, limit: AdaptiveLimit, started: float, utilised: bool) -> None:
+    def __init__(self, limit: AdaptiveLimit, started: float, utilised: bool, seen: int) -> None:
         self._limit = limit
         self._started = started
+        #: Calls in flight when this one started, itself included.
+        self._seen = seen
         #: The limit was in use when this call started: its success may raise the limit.
         self._utilised = utilised
         self._signal: Signal = Signal.IGNORE
@@ -83,7 +89,7 @@ class Permit:
 
     def _release(self) -> None:
         latency = self._limit._clock() - self._started
-        self._limit._release(self._signal, latency, self._utilised)
+        self._limit._release(self._signal, latency, self._utilised, self._seen)
 
 
 class AdaptiveLimit:
@@ -147,11 +153,11 @@ class AdaptiveLimit:
                 await waiter.future  # _grant counted us in
             except asyncio.CancelledError:
                 if waiter.future.done() and not waiter.future.cancelled():
-                    self._release(Signal.IGNORE, 0.0, False)  # granted, then cancelled
+                    self._release(Signal.IGNORE, 0.0, False, 0)  # granted, then cancelled
                 else:
                     self._waiters.remove_if(lambda w: w is waiter)
                 raise
-        permit = Permit(self, self._clock(), self.in_flight >= self.limit * 0.5)
+        permit = Permit(self, self._clock(), self.in_flight >= self.limit * 0.5, self.in_flight)
         try:
             yield permit
         finally:
@@ -159,7 +165,7 @@ class AdaptiveLimit:
 
     # --- learning ----------------------------------------------------------------------------
 
-    def _release(self, signal: Signal, latency_s: float, utilised: bool) -> None:
+    def _release(self, signal: Signal, latency_s: float, utilised: bool, seen: int) -> None:
         # In use at the call's start or its end: a burst that fills the limit counts whole.
         utilised = utilised or self.in_flight >= self.limit * 0.5
         self.in_flight -= 1
@@ -175,7 +181,7 @@ class AdaptiveLimit:
                 step = 1.0 if fast else 1.0 / self.limit
                 self.limit = min(float(self.maximum), self.limit + step)
         elif signal is Signal.OVERLOAD:
-            self._decrease(0.5, latency_s)
+            self._decrease(0.5, latency_s, taken=seen - 1)
         if self.limit != before and self._on_change is not None:
             self._on_change(self.name, self.limit)
         self._grant()
@@ -191,7 +197,9 @@ class AdaptiveLimit:
     def _rising(self) -> bool:
         return self._samples >= _MIN_SAMPLES and self._short > self._tolerance * self._long
 
-    def _decrease(self, factor: float, latency_s: float) -> None:
+    def _decrease(self, factor: float, latency_s: float, *, taken: int = 0) -> None:
+        """Cut to ``factor`` of the limit, or to 90% of ``taken`` (the calls the provider held
+        beside a refused one) when that is more, never above the limit."""
         now = self._clock()
         round_trip = max(latency_s, self._short, 0.001)
         if now - self._last_decrease < round_trip:
@@ -200,7 +208,7 @@ class AdaptiveLimit:
         overshoot = self.slow_start  # doubling overshoots up to twice what the provider takes
         self.slow_start = False
         struck_at = self.limit
-        self.limit = max(1.0, self.limit * factor)
+        self.limit = max(1.0, min(self.limit, max(self.limit * factor, 0.9 * taken)))
         self.decreases += 1
         if factor >= 0.8:
             # Latency: the provider slows as it fills; no fast way back to where it did.

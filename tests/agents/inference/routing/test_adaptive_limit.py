@@ -217,3 +217,36 @@ def test_the_overload_that_ends_slow_start_gets_no_fast_recovery() -> None:
     asyncio.run(go())
     assert limit.recover_to is None
     assert limit.limit == pytest.approx(33, abs=0.1)
+
+
+@pytest.mark.parametrize("slow_start", [True, False])
+def test_a_429_beside_many_taken_calls_cuts_to_what_was_taken_not_to_half(
+    slow_start: bool,
+) -> None:
+    """One 429 from a 256-slot provider must not leave the worker at half of it for minutes."""
+    clock = Clock()
+    limit = AdaptiveLimit("p", initial=300, clock=clock)
+    limit.slow_start = slow_start
+
+    async def go() -> None:
+        release_ok, release_refused = asyncio.Event(), asyncio.Event()
+
+        async def call(event: asyncio.Event, signal: Signal) -> None:
+            async with limit.slot() as permit:
+                await event.wait()
+                permit.done(signal)
+
+        taken = [asyncio.ensure_future(call(release_ok, Signal.OK)) for _ in range(256)]
+        await asyncio.sleep(0)
+        refused = asyncio.ensure_future(call(release_refused, Signal.OVERLOAD))  # the 257th
+        await asyncio.sleep(0)
+        clock.now += 2.0
+        release_refused.set()
+        await refused
+        assert limit.limit == pytest.approx(0.9 * 256)
+        release_ok.set()
+        await asyncio.gather(*taken)
+
+    asyncio.run(go())
+    assert not limit.slow_start
+    assert limit.decreases == 1
