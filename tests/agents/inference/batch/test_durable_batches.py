@@ -316,3 +316,41 @@ def test_an_answer_after_the_give_up_is_booked_and_the_completion_stays_single(
     assert w.registry.get_sample_value(
         "assetline_provider_cost_usd_total", labels
     ) == pytest.approx(spent)
+
+
+def test_a_resumed_request_that_gives_up_books_the_late_answer_and_cancels_nothing(
+    server: BatchServer,
+) -> None:
+    """The next owner resumes a request with 5 s left (2 s reserve): the batch is still held
+    when it gives up, so the chain serves it; the batch then ends: the resumed batch is never
+    cancelled (other requests of it may still come round) and its answer is booked."""
+    server.hold = True
+    cfg = config(server)
+    store = DictStore()
+
+    async def go() -> tuple[RouteResult, Worker]:
+        first = worker(cfg, store)
+        lost = asyncio.create_task(first.router.route(request(0)))
+        await until(lambda: len(store) == 1)
+        lost.cancel()
+        await asyncio.gather(lost, return_exceptions=True)
+        await first.close()
+        second = worker(cfg, store)
+        aged = request(0).model_copy(
+            update={"created_at": datetime.now(UTC) - timedelta(milliseconds=DAY_MS - 5000)}
+        )
+        try:
+            result = await second.router.route(aged)
+            server.release()
+            collector = second.lanes.collectors["copy"]
+            await until(lambda: collector.stats.late_cost > 0)
+            return result, second
+        finally:
+            await second.close()
+
+    result, second = run(go())
+    assert steps(result) == [(True, "batch.late"), (False, None)]
+    assert result.cost == pytest.approx(SYNC_COST)
+    assert server.batch_sizes == [1]
+    assert server.cancels == []
+    assert second.book.spent("campaign:spring") == pytest.approx(SYNC_COST + BATCH_COST)
