@@ -432,6 +432,13 @@ class Settings(BaseSettings):
     console_cookie_secure: bool = Field(
         False, description="Mark the session cookie Secure (set it when served over HTTPS)."
     )
+    console_trace_url: str | None = Field(
+        None,
+        description="Link a request's trace id on its timeline page to this URL, '{trace_id}' "
+        "replaced by the id (e.g. https://jaeger.example/trace/{trace_id}). Unset = the id is "
+        "shown without a link.",
+        pattern=r"^https?://.*\{trace_id\}",
+    )
 
     log_level: str = Field("warn")
     log_format: Literal["text", "json"] = Field(

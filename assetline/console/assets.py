@@ -1,11 +1,12 @@
 """Asset bytes and thumbnails, for signed-in users only, from the blob store by blob ref.
 
 A URL names a request id and an attempt, never a path: both are looked up in the review
-index, and the bytes come from the item's own ``BlobRef`` (the store reads by hash and checks
-it). Ids that could be a path (``/``, ``\\``, ``..``, control characters) are refused with 400
-before any look-up; unknown ones are 404. Only raster images are served as images; anything
-else goes out as plain text or a download, with a sandboxing CSP, so an asset can never run
-script in the console's origin.
+index (then in other pages' look-ups, :data:`LOOKUPS_KEY`: the timeline's index of every
+request), and the bytes come from the record's own ``BlobRef`` (the store reads by hash
+and checks it). Ids that could be a path (``/``, ``\\``, ``..``, control characters) are
+refused with 400 before any look-up; unknown ones are 404. Only raster images are served as
+images; anything else goes out as plain text or a download, with a sandboxing CSP, so an
+asset can never run script in the console's origin.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import io
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Final
 
 from aiohttp import web
@@ -21,12 +23,16 @@ from PIL import Image
 
 from assetline.console._app import CONSOLE
 from assetline.console.review_index import ReviewIndex
-from schemas.records import ValidatedAsset
+from schemas.records import BlobRef, ValidatedAsset
 from streams.blobs import BlobError, BlobStore
 
 INDEX_KEY: Final = "review.index"
 BLOBS_KEY: Final = "review.blobs"
 THUMBS_KEY: Final = "review.thumbs"
+#: ``list[BlobLookup]`` in ``CONSOLE.state``: other pages' (request id, attempt) -> blob ref,
+#: asked when the review index does not know the asset (a request that was never reviewed).
+LOOKUPS_KEY: Final = "assets.lookups"
+BlobLookup = Callable[[str, int], BlobRef | None]
 _BAD_ID: Final = re.compile(r"[/\\\x00-\x1f\x7f]|\.\.")
 SAFE_IMAGES: Final = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 THUMB_SIDE: Final = 320
@@ -84,10 +90,37 @@ def asset_of(index: ReviewIndex, request_id: str, attempt: int) -> ValidatedAsse
     return earlier
 
 
+def blob_of(app: web.Application, request_id: str, attempt: int) -> BlobRef:
+    """The blob ref of ``request_id``'s ``attempt``: the review index's, else a look-up's."""
+    state = app[CONSOLE].state
+    index: ReviewIndex | None = state.get(INDEX_KEY)
+    request_id = checked_id(request_id)
+    found = None
+    if index is not None:
+        try:
+            found = asset_of(index, request_id, attempt)
+        except web.HTTPNotFound:
+            found = None
+    if found is not None:
+        if found.raw.blob is None:
+            raise web.HTTPNotFound(text="this attempt produced no asset")
+        return found.raw.blob
+    lookups: list[BlobLookup] = state.get(LOOKUPS_KEY, [])
+    for lookup in lookups:
+        ref = lookup(request_id, attempt)
+        if ref is not None:
+            return ref
+    raise web.HTTPNotFound(text="no such asset")
+
+
 async def asset_bytes(app: web.Application, asset: ValidatedAsset) -> bytes:
     ref = asset.raw.blob
     if ref is None:
         raise web.HTTPNotFound(text="this attempt produced no asset")
+    return await blob_bytes(app, ref)
+
+
+async def blob_bytes(app: web.Application, ref: BlobRef) -> bytes:
     store: BlobStore = app[CONSOLE].state[BLOBS_KEY]
     try:
         return await store.get_async(ref, max_bytes=MAX_ASSET_BYTES)
@@ -103,10 +136,9 @@ def _attempt(request: web.Request) -> int:
 
 
 async def asset(request: web.Request) -> web.StreamResponse:
-    index: ReviewIndex = request.app[CONSOLE].state[INDEX_KEY]
-    found = asset_of(index, request.match_info["request_id"], _attempt(request))
-    data = await asset_bytes(request.app, found)
-    media = found.raw.blob.media_type if found.raw.blob else ""
+    ref = blob_of(request.app, request.match_info["request_id"], _attempt(request))
+    data = await blob_bytes(request.app, ref)
+    media = ref.media_type
     headers = {"Content-Security-Policy": "default-src 'none'; sandbox"}
     if media in SAFE_IMAGES:
         return web.Response(body=data, content_type=media, headers=headers)
@@ -129,10 +161,8 @@ def make_thumbnail(data: bytes, side: int = THUMB_SIDE) -> bytes:
 
 async def thumbnail(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    index: ReviewIndex = console.state[INDEX_KEY]
-    found = asset_of(index, request.match_info["request_id"], _attempt(request))
-    ref = found.raw.blob
-    if ref is None or ref.media_type not in SAFE_IMAGES:
+    ref = blob_of(request.app, request.match_info["request_id"], _attempt(request))
+    if ref.media_type not in SAFE_IMAGES:
         raise web.HTTPNotFound(text="no image")
     cache: ThumbCache = console.state[THUMBS_KEY]
     thumb = cache.get(ref.sha256)
@@ -140,7 +170,7 @@ async def thumbnail(request: web.Request) -> web.StreamResponse:
         async with cache.lock(ref.sha256):
             thumb = cache.get(ref.sha256)
             if thumb is None:
-                data = await asset_bytes(request.app, found)
+                data = await blob_bytes(request.app, ref)
                 try:
                     thumb = await asyncio.to_thread(make_thumbnail, data)
                 except (OSError, ValueError, Image.DecompressionBombError):

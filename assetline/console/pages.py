@@ -6,7 +6,7 @@ from typing import Final
 
 from aiohttp import web
 
-from assetline.console import _signin, dead_letter_views, review_views
+from assetline.console import _signin, dead_letter_views, review_views, timeline_views
 from assetline.console._app import Page, create_app
 from streams.codecs import Codecs
 from streams.settings import Settings
@@ -15,6 +15,8 @@ PAGES: Final[list[Page]] = [
     Page("", "/signin", _signin.routes),  # no nav entry
     Page("Review", "/review", review_views.routes),
     Page("Dead letters", "/deadletters", dead_letter_views.routes),
+    Page("Timeline", "/requests", timeline_views.routes),
+    Page("Campaigns", "/campaigns", timeline_views.campaign_routes),
 ]
 
 

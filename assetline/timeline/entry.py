@@ -380,6 +380,9 @@ def _generated(raw: RawAsset, at: int, trace: str | None) -> TimelineEntry:
             "latency_ms": raw.latency_ms,
             "error": raw.error.code if raw.error else None,
             "media_type": raw.blob.media_type if raw.blob else None,
+            # with ``asset`` (the uri), the blob ref a page needs to serve the asset by hash
+            "sha256": raw.blob.sha256 if raw.blob else None,
+            "size": raw.blob.size if raw.blob else None,
             "calls": calls,
         },
     )

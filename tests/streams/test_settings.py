@@ -150,6 +150,7 @@ def test_settings_env_names_every_set_field_with_the_prefix() -> None:
         "ASSETLINE_KAFKA_SASL_OAUTH_SCOPE",
         "ASSETLINE_CONSOLE_USERS_FILE",
         "ASSETLINE_CONSOLE_PROXY_USER_HEADER",
+        "ASSETLINE_CONSOLE_TRACE_URL",
         "ASSETLINE_OTEL_ENDPOINT",
     }
     assert set(env) == {f"ASSETLINE_{name.upper()}" for name in Settings.model_fields} - unset
@@ -254,6 +255,7 @@ def test_settings_env_round_trips_every_changed_knob(
         console_proxy_user_header="X-Forwarded-User",
         console_session_ttl_s=600.0,
         console_cookie_secure=True,
+        console_trace_url="https://jaeger.example/trace/{trace_id}",
         otel_endpoint="http://127.0.0.1:4318",
         otel_service_name="assetline-test",
         routing_file=tmp_path / "routing.yaml",
