@@ -415,11 +415,11 @@ class BatchCollector:
     # --- following ---------------------------------------------------------------------------
 
     async def _follow(self, batch_id: str, waiters: list[_Waiter], *, resumed: bool) -> None:
-        """Poll until the batch ends and hand out its results. When no caller waits any more:
-        a resumed batch is left (others may still come round for it); a batch whose callers
-        all gave up is cancelled and followed on, so what it ran is booked; a batch whose
-        callers left with their partitions is left running when durable (their next owner
-        resumes it), else cancelled."""
+        """Poll until the batch ends and hand out its results. When no caller waits any more,
+        the batch is cancelled unless it is resumed (others may still come round for it) or,
+        with durable tickets, some callers left with their partitions (their next owners
+        resume it); it is still followed to its end when callers that gave up have answers
+        to book, else left."""
         failures = 0
         next_poll = self._clock() if resumed else self._clock() + self.rung.poll_s
         draining = False  # cancelled at the provider: followed only to read what ran
@@ -428,14 +428,13 @@ class BatchCollector:
             open_waiters = [w for w in waiters if not w.future.done()]
             if not open_waiters and not draining:
                 to_book = any(w.state == "late" and w.on_late is not None for w in waiters)
-                if resumed:
-                    pass  # other requests of the batch may still come round: never cancelled
-                elif self.durable and any(w.abandoned for w in waiters):
-                    self._live.discard(batch_id)
-                    return
-                else:
+                # resumed: other requests of the batch may still come round; abandoned with
+                # durable tickets: their next owners resume it. Either way never cancelled.
+                keep = resumed or (self.durable and any(w.abandoned for w in waiters))
+                if not keep:
                     await self._cancel(batch_id)
                 if not to_book:
+                    self._live.discard(batch_id)
                     return
                 draining = True
             now = self._clock()

@@ -17,19 +17,22 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from agents.inference.batch import (
+    BatchCollector,
     BatchLanes,
     BatchTickets,
+    OpenAIBatchClient,
     Ticket,
     build_batch_clients,
     prompt_digest,
 )
 from agents.inference.batch._tickets import decode_ticket, encode_ticket, ticket_key
 from agents.inference.prompt import render_prompt
-from agents.inference.providers.base import Provider
+from agents.inference.providers.base import Generated, Provider, ProviderCall, ProviderError
 from agents.inference.providers.offline import OfflineProvider
+from agents.inference.providers.openai import OpenAIConfig
 from agents.inference.routing.adapters import build_adapters, close_adapters
 from agents.inference.routing.budget import BudgetGuard, MemorySpendBook
-from agents.inference.routing.config import RoutingConfig, parse_routing
+from agents.inference.routing.config import BatchRung, RoutingConfig, parse_routing
 from agents.inference.routing.metrics import ProviderMetrics
 from agents.inference.routing.router import ModelRouter, RouteResult
 from schemas.records import AssetKind, GenerationRequest, ModelSpec
@@ -83,6 +86,10 @@ def request(i: int, budget_ms: int = DAY_MS) -> GenerationRequest:
         model=ModelSpec(alias="copy"),
         latency_budget_ms=budget_ms,
     )
+
+
+def call(n: int) -> ProviderCall:
+    return ProviderCall(request=request(n), prompt=f"ad {n}", model="gpt-4o-mini")
 
 
 @dataclass
@@ -354,3 +361,42 @@ def test_a_resumed_request_that_gives_up_books_the_late_answer_and_cancels_nothi
     assert server.batch_sizes == [1]
     assert server.cancels == []
     assert second.book.spent("campaign:spring") == pytest.approx(SYNC_COST + BATCH_COST)
+
+
+def test_a_durable_batch_left_by_one_caller_and_given_up_by_another_is_kept_and_booked(
+    server: BatchServer,
+) -> None:
+    """With durable tickets, one caller of a batch leaves with its partition (its next owner
+    will resume the batch) and the other gives up: the batch is not cancelled, and the answer
+    for the one that gave up still reaches its ``on_late`` when the batch ends."""
+    server.hold = True
+    booked: list[Generated | ProviderError] = []
+
+    async def go() -> BatchCollector:
+        client = OpenAIBatchClient("oai", OpenAIConfig(base_url=f"{server.url}/v1"), "k")
+        price = {"input_per_1k": 1.0, "output_per_1k": 1.0}
+        rung = BatchRung(provider="oai", model="m", max_size=2, poll_s=0.01, price=price)
+        collector = BatchCollector(rung, client)
+        collector.durable = True
+        try:
+            leaving = asyncio.create_task(collector.run(call(0), time.time() + 3600))
+            hurried = asyncio.create_task(
+                collector.run(call(1), time.time() + 0.3, on_late=booked.append)
+            )
+            await until(lambda: bool(server.batches))
+            leaving.cancel()
+            outcome = await hurried
+            assert isinstance(outcome, ProviderError)
+            assert outcome.code == "batch.late"
+            server.release()
+            await until(lambda: bool(booked))
+            return collector
+        finally:
+            await collector.aclose()
+            await client.aclose()
+
+    collector = run(go())
+    assert server.cancels == []
+    (answer,) = booked
+    assert isinstance(answer, Generated)
+    assert collector.stats.late_cost == pytest.approx((INPUT_TOKENS + OUTPUT_TOKENS) / 1000)
