@@ -237,6 +237,18 @@ def test_review_in_the_browser(
         )
         assert swatch.startswith("rgb")
         driver.save_screenshot(str(shots / "console-detail.png"))
+        # ... and links to the request's timeline: both attempts generated, then held for review
+        driver.find_element(By.ID, "timeline-link").click()
+        _wait(lambda: f"/requests/{first}" in driver.current_url, what="the timeline")
+
+        def held_for_review() -> bool:
+            driver.refresh()  # the console's index may still be reading the topics
+            rows = driver.find_elements(By.CSS_SELECTOR, "#events tr.event")
+            kinds = [r.get_attribute("data-kind") for r in rows]
+            return kinds.count("generated") == 2 and "sent_to_review" in kinds
+
+        _wait(held_for_review, what="the timeline with both attempts and the review")
+        assert driver.find_element(By.ID, "status").text == "IN_REVIEW"
 
         driver.get(console.url + "review")
         _wait(lambda: len(_card_ids(driver)) == 3, what="three cards again")

@@ -121,6 +121,8 @@ async def _exercise(settings: Settings, worker: WorkerProcess) -> None:
         html = await listing.text()
         for key in ("bad-1", "dlv-0", "dlv-1"):
             assert f'<td class="key">{key}</td>' in html
+        for key in ("dlv-0", "dlv-1"):  # a decodable request links to its timeline
+            assert f'<a href="/requests/{key}" class="timeline-link">' in html
         assert "<td>generate</td><td><a href=" in html
         assert re.search(r"generate\.crashed</a></td><td>2</td>", html)
         positions = dict(
