@@ -12,6 +12,7 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaProducer
@@ -248,3 +249,20 @@ def test_the_console_follows_the_topics_into_its_index(
         assert timeline_views.FOLLOWER_KEY not in app[CONSOLE].state  # stopped on cleanup
 
     asyncio.run(go())
+
+
+def test_campaign_progress_is_computed_at_most_once_per_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Auto-refreshing campaign pages share one walk of the index per PROGRESS_FRESH_S."""
+    settings = _settings(tmp_path)
+    codecs = Codecs.load()
+    console = create_app(settings, PAGES, codecs=codecs)[CONSOLE]
+    index = console.state[timeline_views.INDEX_KEY] = _index(codecs, settings)
+    first = timeline_views.progress_now(console)
+    for r in delivered_story(codecs, "tl-5", START + 500, "spring"):
+        index.apply(r.topic, r.key, r.value, r.headers, r.timestamp)
+    assert timeline_views.progress_now(console) is first  # within the window: the same answer
+    monkeypatch.setattr(timeline_views, "PROGRESS_FRESH_S", -1.0)
+    spring = next(p for p in timeline_views.progress_now(console) if p.campaign_id == "spring")
+    assert spring.requests == 4
