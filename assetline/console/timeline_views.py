@@ -230,7 +230,8 @@ async def timeline_page(request: web.Request) -> web.StreamResponse:
     if state is None:
         return console.render(
             request, "timeline.html", status=404, request_id=request_id, state=None, rows=[],
-            shown=None, bucket="", trace_url="", index=status,
+            shown=None, bucket="", trace_url="", index=status, refresh=_refresh(request),
+            refresh_choices=REFRESH_S,
         )  # fmt: skip
     shown = shown_asset(state)
     if shown is not None:
@@ -245,6 +246,8 @@ async def timeline_page(request: web.Request) -> web.StreamResponse:
         bucket=bucket_of(state),
         trace_url=trace_link(console, state.trace_id),
         index=status,
+        refresh=_refresh(request),
+        refresh_choices=REFRESH_S,
     )
 
 

@@ -175,6 +175,9 @@ async def _timeline(client: Client) -> None:
     assert 'id="status">IN_REVIEW<' in review
     assert "brand.palette" in review
 
+    refreshing = await (await client.get("/requests/tl-3?refresh=5")).text()
+    assert '<meta http-equiv="refresh" content="5">' in refreshing
+    assert "http-equiv" not in review
     missing = await client.get("/requests/nope")
     assert missing.status == 404
     assert "No events for this request" in await missing.text()
