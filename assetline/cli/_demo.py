@@ -24,7 +24,10 @@ from assetline.dev.demo import (
     uses_external_broker,
     write_demo_profiles,
 )
-from schemas.records import AssetCompleted
+from assetline.review import load_items
+from schemas.records import AssetCompleted, ReviewStatus
+from streams.codecs import Codecs
+from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
 
 
@@ -98,13 +101,15 @@ def demo(
                 ),
                 settings,
             )
+            waiting = {r.request_id for r in requests} - set(completions)
+            in_review = run(pending_review(settings, waiting), settings) if waiting else set()
     finally:
         worker.stop()
         if broker is not None and started_broker and not keep_broker:
             broker.down()
     elapsed = time.perf_counter() - started
     click.echo("")
-    click.echo(summary_table(requests, completions))
+    click.echo(summary_table(requests, completions, in_review))
     click.echo(
         f"\n{delivered_count(completions)}/{len(requests)} delivered in {elapsed:.1f}s; "
         f"files under {Path(settings.delivery_dir).resolve()}"
@@ -114,3 +119,11 @@ def demo(
     if verdict is not None:
         code, why = verdict
         fail(ctx, code, f"{why}; worker log: {worker.log_path}")
+
+
+async def pending_review(settings: Settings, request_ids: set[str]) -> set[str]:
+    """Which of ``request_ids`` wait for a person (the review table's pending items)."""
+    items = await load_items(settings, Codecs.load())
+    return {
+        rid for rid in request_ids if rid in items and items[rid].status is ReviewStatus.PENDING
+    }

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from assetline.client import LineClient, await_completions, open_completion_reader
@@ -89,14 +89,22 @@ def demo_requests(
 
 
 def summary_table(
-    requests: Iterable[GenerationRequest], completions: dict[str, list[AssetCompleted]]
+    requests: Iterable[GenerationRequest],
+    completions: dict[str, list[AssetCompleted]],
+    in_review: Collection[str] = (),
 ) -> str:
-    """A plain-text table: request, kind, status, attempt, delivered path (or why not), latency."""
+    """A plain-text table: request, kind, status, attempt, delivered path (or why not), latency.
+
+    A request without a completion that waits for a person (``in_review``) is IN_REVIEW: held,
+    not lost; any other is MISSING.
+    """
     rows = [("request", "kind", "status", "attempt", "delivered file", "latency ms")]
     for request in requests:
         done = completions.get(request.request_id)
         if not done:
-            rows.append((request.request_id, request.kind.value, "MISSING", "-", "-", "-"))
+            held = request.request_id in in_review
+            status, where = ("IN_REVIEW", "waiting for a person") if held else ("MISSING", "-")
+            rows.append((request.request_id, request.kind.value, status, "-", where, "-"))
             continue
         last = done[-1]
         where = last.location.removeprefix("file://") if last.location else "; ".join(last.reasons)

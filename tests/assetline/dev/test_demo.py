@@ -129,3 +129,12 @@ def test_delivered_counts_the_latest_completion_of_each_request() -> None:
         "c": [done("c", CompletionStatus.FALLBACK)],
     }
     assert delivered_count(completions) == 1
+
+
+def test_a_request_held_for_a_person_is_in_review_not_missing() -> None:
+    held, lost = demo_requests("t")[:2]
+    table = summary_table([held, lost], {}, in_review={held.request_id})
+    rows = {line.split()[0]: line for line in table.splitlines()[2:]}
+    assert "IN_REVIEW" in rows[held.request_id]
+    assert "waiting for a person" in rows[held.request_id]
+    assert "MISSING" in rows[lost.request_id]
