@@ -11,7 +11,7 @@ import pytest
 from assetline.client import LineClient
 from streams.app import create_faust_app
 from streams.settings import Settings
-from streams.topics import TopicNames, TopicSpec, line_topic_specs
+from streams.topics import TopicMismatchError, TopicNames, TopicSpec, line_topic_specs
 
 
 def test_with_prefix_names_the_six_topics() -> None:
@@ -150,3 +150,32 @@ def test_spec_configs_are_strings() -> None:
     """The admin client sends configs as strings; an int would be refused by Kafka."""
     for spec in line_topic_specs(settings()):
         assert all(isinstance(k, str) and isinstance(v, str) for k, v in spec.config.items())
+
+
+def test_configs_are_asked_again_while_a_broker_does_not_know_a_new_topic_yet() -> None:
+    """On a cluster, the broker answering DescribeConfigs may not have the new topic yet."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from streams.topics import _describe_configs
+
+    class Admin:
+        def __init__(self) -> None:
+            self.asked = 0
+
+        async def describe_configs(self, resources: list[Any]) -> list[Any]:
+            self.asked += 1
+            if self.asked < 3:
+                return [SimpleNamespace(resources=[(3, "", 2, "t.completed", [])])]
+            entry: tuple[object, ...] = ("retention.ms", "1000", False, 1, False, [])
+            return [SimpleNamespace(resources=[(0, "", 2, "t.completed", [entry])])]
+
+    admin = Admin()
+    resources = [ConfigResource(ConfigResourceType.TOPIC, "t.completed")]
+    configs = asyncio.run(_describe_configs(admin, resources, timeout=5.0))
+    assert configs == {"t.completed": {"retention.ms": ("1000", 1)}}
+    assert admin.asked == 3
+    with pytest.raises(TopicMismatchError, match="unknown topic"):
+        asyncio.run(_describe_configs(Admin(), resources, timeout=0.1))
