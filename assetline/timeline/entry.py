@@ -515,12 +515,32 @@ def _recorded(
     if rid is None:
         return ()
     attempt_text = (key or b"").decode("utf-8", "replace").rpartition("|")[2]
+    batched = attempt_text.startswith("batch-")  # agents/inference/batch/_tickets.py
+    attempt_text = attempt_text.removeprefix("batch-")
     attempt = int(attempt_text) if attempt_text.isdigit() else None
     _, _, body = value.partition(b" ")
     try:
-        raw = json.loads(body).get("raw", {})
+        document = json.loads(body)
+        raw = document.get("raw", {})
     except (ValueError, AttributeError):
-        raw = {}
+        document, raw = {}, {}
+    if batched and isinstance(document, dict):
+        provider, model, batch_id = (
+            field if isinstance(field := document.get(name), str) else None
+            for name in ("provider", "model", "batch_id")
+        )
+        return (
+            TimelineEntry(
+                rid,
+                at,
+                TopicKind.GENERATIONS,
+                EventKind.RECORDED,
+                f"placed in provider batch {_i(batch_id)} ({_i(provider)}/{_i(model)})",
+                attempt=attempt,
+                trace_id=trace,
+                details={"provider": _i(provider), "model": _i(model), "batch_id": _i(batch_id)},
+            ),
+        )
     raw = raw if isinstance(raw, dict) else {}
     provider, model = raw.get("provider"), raw.get("model_version")
     return (

@@ -108,6 +108,21 @@ def test_generation_records_are_keyed_by_request_and_attempt(codecs: Codecs) -> 
     assert entry.details["provider"] == "offline"
 
 
+def test_a_batch_ticket_record_names_its_provider_batch(codecs: Codecs) -> None:
+    """agents/inference/batch/_tickets.py keys a request's place in a batch ``<id>|batch-<n>``."""
+    value = (
+        b'0001764763200000 {"format":1,"provider":"openai","model":"gpt-x",'
+        b'"batch_id":"batch_abc","custom_id":"r8|1","prompt_sha256":"00"}'
+    )
+    (entry,) = entry_from(TopicKind.GENERATIONS, b"r8|batch-1", value, None, 5, codecs=codecs)
+    assert entry.request_id == "r8"
+    assert entry.attempt == 1
+    assert entry.summary == "placed in provider batch batch_abc (openai/gpt-x)"
+    hostile = b'0001764763200000 {"provider":7,"model":["x"],"batch_id":null}'
+    (odd,) = entry_from(TopicKind.GENERATIONS, b"r8|batch-1", hostile, None, 5, codecs=codecs)
+    assert odd.summary == "placed in provider batch None (None/None)"
+
+
 def test_a_regeneration_request_shows_its_feedback(codecs: Codecs) -> None:
     again = request("r7", attempt=2, feedback=["palette: too red"], prior_cost=0.02)
     (entry,) = entry_from(
