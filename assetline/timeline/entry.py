@@ -507,6 +507,13 @@ def _dead_letter(
     )
 
 
+_TICKET_FIELDS = ("provider", "model", "batch_id")
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _recorded(
     rid: str | None, key: bytes | None, value: bytes, at: int, trace: str | None
 ) -> tuple[TimelineEntry, ...]:
@@ -525,10 +532,7 @@ def _recorded(
     except (ValueError, AttributeError):
         document, raw = {}, {}
     if batched and isinstance(document, dict):
-        provider, model, batch_id = (
-            field if isinstance(field := document.get(name), str) else None
-            for name in ("provider", "model", "batch_id")
-        )
+        provider, model, batch_id = (_text_or_none(document.get(name)) for name in _TICKET_FIELDS)
         return (
             TimelineEntry(
                 rid,
