@@ -1,5 +1,5 @@
 """``assetline`` command line: broker, worker, submit, campaign, tail, replay, dlq, demo, schemas,
-topics, review, webhooks, blobs, models, console.
+topics, review, webhooks, blobs, models, console, policy.
 
 Every command turns expected failures (bad arguments, no broker) into one line on stderr and a
 non-zero exit; a traceback means a bug.
@@ -19,6 +19,7 @@ from assetline.cli._demo import demo
 from assetline.cli._dlq import dlq_group
 from assetline.cli._line import submit, tail, topics, worker
 from assetline.cli._models import models_group
+from assetline.cli._policy import policy_group
 from assetline.cli._replay import replay
 from assetline.cli._review import review_group
 from assetline.cli._schemas import schemas_group
@@ -49,6 +50,7 @@ cli.add_command(blobs_group)
 cli.add_command(models_group)
 cli.add_command(console_group)
 cli.add_command(status)
+cli.add_command(policy_group)
 
 
 def main(args: list[str] | None = None) -> None:
