@@ -370,6 +370,21 @@ class AssetCompleted(AvroModel):
         description="Which version of its alias served the request: 'primary' or 'canary'; "
         "null when the alias has no canary or shadow.",
     )
+    external_ids: dict[str, str] = Field(  # added after v0.1.0
+        default_factory=dict,
+        description="Ids the destination returned for the delivered asset (e.g. a platform's "
+        "file id), by name; empty when the destination returns none.",
+    )
+    sentiment: float | None = Field(  # added after v0.1.0
+        None,
+        description="Sentiment of delivered copy, from -1 (negative) to 1 (positive): the "
+        "text.sentiment check's VADER compound score; null for non-text assets.",
+    )
+    sentiment_label: str | None = Field(  # added after v0.1.0
+        None,
+        description="'negative', 'neutral' or 'positive' (score below -0.05, between, above "
+        "0.05); null when sentiment is null.",
+    )
 
 
 class Alert(AvroModel):

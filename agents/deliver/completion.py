@@ -60,6 +60,7 @@ def completion(
     reasons: list[str] | None = None,
     deliver_ms: float = 0.0,
     completed_at: datetime | None = None,
+    external_ids: dict[str, str] | None = None,
 ) -> AssetCompleted:
     raw = validated.raw
     request = raw.request
@@ -87,6 +88,7 @@ def completion(
         completed_at=done,
         review=validated.review,
         rung=raw.rung,
+        external_ids=external_ids or {},
     )
 
 

@@ -86,7 +86,9 @@ async def deliver_approved(
     The completion's sha256 is of the delivered bytes, label included, and its location is the
     exact version holding them: other bytes for the same request (a replay, a re-drive) go to
     a version (:func:`write_version`) and never replace what an earlier completion describes.
-    The sidecar goes beside the version it describes.
+    The sidecar goes beside the version it describes. A destination that names the asset
+    itself (a content API) returns a :class:`~agents.deliver.sinks.Located`, whose ids go into
+    the completion's ``external_ids``.
     """
     start = time.perf_counter()
     raw = validated.raw
@@ -119,4 +121,5 @@ async def deliver_approved(
         sha256=hashlib.sha256(labelled.data).hexdigest(),
         reasons=fallback_reasons(validated) if raw.fallback else [],
         deliver_ms=(time.perf_counter() - start) * 1000.0,
+        external_ids=getattr(location, "external_ids", None),
     )

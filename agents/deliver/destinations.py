@@ -11,6 +11,10 @@ the filesystem under ``ASSETLINE_DELIVERY_DIR``, as before.
                region: eu-west-1, access_key_id: AKIA..., secret: s3-acme}
       dam:    {type: http, url: "https://dam.example.com/api/{tenant}/{campaign_id}/{name}",
                auth_header: Authorization, secret: dam-token}
+      mailchimp: {type: api, url: "https://us1.api.mailchimp.com/3.0/file-manager/files",
+                  fields: {name: "{name}", file_data: "{file_base64}", folder_id: 0},
+                  auth: {type: basic}, secret: mailchimp-key,
+                  location: full_size_url, external_ids: {mailchimp_file_id: id}}
     default: local
     routes:
       - {tenant: acme, destination: bucket}
@@ -33,6 +37,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from agents.deliver.sinks import FilesystemSink, Sink
+from agents.deliver.sinks.api import ApiAuth, ApiSink, ApiSinkConfig
 from agents.deliver.sinks.http import HttpSink, HttpSinkConfig
 from agents.deliver.sinks.s3 import S3Config, S3Sink
 from streams.config_files import (
@@ -84,8 +89,32 @@ class HttpDestination(_Destination):
     timeout_s: float = Field(30.0, gt=0)
 
 
+class ApiDestination(_Destination):
+    """A content API (email platforms): templated body, ``secret`` sent as ``auth`` says.
+
+    See :mod:`agents.deliver.sinks.api` and examples/destinations/ (Mailchimp, Klaviyo).
+    """
+
+    type: Literal["api"] = "api"
+    url: str
+    method: Literal["POST", "PUT"] = "POST"
+    body: Literal["json", "multipart"] = "json"
+    fields: dict[str, Any] = Field(default_factory=dict)
+    file_field: str = "file"
+    headers: dict[str, str] = Field(default_factory=dict)
+    auth: ApiAuth | None = None
+    secret: str | None = None
+    location: str | None = None
+    external_ids: dict[str, str] = Field(default_factory=dict)
+    sidecars: bool = False
+    allow: tuple[str, ...] = ()
+    timeout_s: float = Field(30.0, gt=0)
+    max_response_bytes: int = Field(1024 * 1024, ge=1024)
+
+
 Destination = Annotated[
-    FilesystemDestination | S3Destination | HttpDestination, Field(discriminator="type")
+    FilesystemDestination | S3Destination | HttpDestination | ApiDestination,
+    Field(discriminator="type"),
 ]
 
 
@@ -202,6 +231,13 @@ def build_sink(name: str, spec: Destination, secrets: Mapping[str, SecretStr]) -
         fields = spec.model_dump(exclude={"type", "secret", "max_in_flight"})
         # One pooled client per destination: a new connection per asset costs ~10x the write.
         return S3Sink(S3Config(**fields, secret_access_key=secret), httpx.AsyncClient())
+    if isinstance(spec, ApiDestination):
+        fields = spec.model_dump(exclude={"type", "secret", "max_in_flight"})
+        try:
+            config = ApiSinkConfig(**fields, secret=_secret(spec.secret, secrets, name))
+        except ValidationError as exc:
+            raise DestinationsFileError(validation_summary(exc, f"destination {name!r}")) from None
+        return ApiSink(config)
     auth = _secret(spec.secret, secrets, name)
     fields = spec.model_dump(exclude={"type", "secret", "max_in_flight"})
     return HttpSink(HttpSinkConfig(**fields, auth_value=auth), httpx.AsyncClient())

@@ -1,6 +1,6 @@
 """Delivery destinations behind one small interface."""
 
-from agents.deliver.sinks._base import PATH_TAKEN, Sink, SinkError
+from agents.deliver.sinks._base import PATH_TAKEN, Located, Sink, SinkError
 from agents.deliver.sinks.filesystem import FilesystemSink
 from agents.deliver.sinks.http import HttpSink, HttpSinkConfig
 from agents.deliver.sinks.retry import write_with_retry
@@ -11,6 +11,7 @@ __all__ = [
     "FilesystemSink",
     "HttpSink",
     "HttpSinkConfig",
+    "Located",
     "S3Config",
     "S3Sink",
     "Sink",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Protocol
 
@@ -16,10 +17,34 @@ class SinkError(AssetlineError):
 
     code = "deliver.failed"
 
-    def __init__(self, code: str, message: str, *, retryable: bool = True) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retryable: bool = True,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.retryable = retryable
+        #: The receiver's ``Retry-After``: the retry waits at least this long (up to its cap).
+        self.retry_after_s = retry_after_s
+
+
+class Located(str):
+    """A location that also carries the ids the destination gave the asset (``external_ids``).
+
+    A ``str``, so every sink wrapper and caller that passes a location on keeps working; the
+    deliver stage reads :attr:`external_ids` into the completion.
+    """
+
+    external_ids: dict[str, str]
+
+    def __new__(cls, location: str, external_ids: Mapping[str, str] | None = None) -> Located:
+        self = super().__new__(cls, location)
+        self.external_ids = dict(external_ids or {})
+        return self
 
 
 def path_taken(path: PurePosixPath) -> SinkError:

@@ -47,7 +47,10 @@ async def write_with_retry(
         except SinkError as exc:
             if not exc.retryable or attempt == attempts - 1:
                 raise
-        await sleep(draw(0.0, backoff_cap(attempt, base_delay_s, max_delay_s)))
+            delay = draw(0.0, backoff_cap(attempt, base_delay_s, max_delay_s))
+            if exc.retry_after_s is not None:  # the receiver said when; never past our cap
+                delay = min(max(delay, exc.retry_after_s), max_delay_s)
+        await sleep(delay)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
