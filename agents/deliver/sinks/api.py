@@ -241,6 +241,7 @@ class ApiSink:
         headers["Idempotency-Key"] = idempotency_key(path, data)
         if not any(key.lower() == "accept" for key in headers):
             headers["Accept"] = "application/json"
+        headers["Accept-Encoding"] = "identity"  # the size cap counts what arrives, uncompressed
         timeout = httpx.Timeout(self.config.timeout_s).as_dict()
         if self.config.body == "json":
             body = json.dumps(self._json_body(values, data)).encode()
@@ -267,7 +268,7 @@ class ApiSink:
         try:
             async with asyncio.timeout(self.config.timeout_s):
                 status, headers, body = await self._send(request)
-        except TimeoutError as exc:
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise SinkError(
                 "sink.api.timeout",
                 f"{request.method} {url} timed out after {self.config.timeout_s}s",

@@ -83,6 +83,16 @@ def test_a_missing_secret_fails_the_start_by_name_without_values(tmp_path: Path)
         ),
         ("destinations: {a: {type: ftp, root: x}}\ndefault: a\n", "type"),
         ("destinations: [unclosed\n", "d.yaml:2: not valid YAML"),
+        (  # an api destination's body template may only use the delivery's fields
+            "destinations: {a: {type: api, url: 'https://x.test/up', fields: {k: '{password}'}}}"
+            "\ndefault: a\n",
+            "unknown placeholders ['password']",
+        ),
+        (
+            "destinations: {a: {type: api, url: 'https://x.test/up', body: multipart,"
+            " fields: {f: '{file_base64}'}}}\ndefault: a\n",
+            "a multipart body sends the file as file_field",
+        ),
     ],
 )
 def test_bad_files_are_refused_with_the_reason(tmp_path: Path, text: str, fragment: str) -> None:

@@ -172,3 +172,30 @@ def test_retrying_sink_create_retries_but_a_taken_path_is_final() -> None:
         )
     assert caught.value.code == PATH_TAKEN
     assert taken.calls == 1
+
+
+@pytest.mark.parametrize(("retry_after", "expected"), [(3.0, 3.0), (100.0, 10.0), (0.0, None)])
+def test_a_retry_after_is_waited_up_to_the_cap(retry_after: float, expected: float | None) -> None:
+    """A throttling receiver's Retry-After wins over a shorter draw, never over max_delay_s."""
+    slept: list[float] = []
+    calls = 0
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)
+
+    async def throttled_once() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise SinkError("sink.api.throttled", "429", retry_after_s=retry_after)
+        return "done"
+
+    result = asyncio.run(
+        write_with_retry(throttled_once, 3, 0.5, sleep, max_delay_s=10.0, rng=random.Random(7))
+    )
+    assert result == "done"
+    assert len(slept) == 1
+    if expected is None:  # Retry-After: 0 leaves the jittered backoff as it was
+        assert 0.0 <= slept[0] <= 0.5
+    else:
+        assert slept[0] == expected
