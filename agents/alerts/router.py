@@ -24,7 +24,7 @@ from agents.egress.pinning import WebhookClient
 from agents.egress.ssrf import Resolver, system_resolver
 from schemas.records import Alert
 from streams.codecs import Codecs
-from streams.kafka import open_topic_reader
+from streams.kafka import open_topic_reader, topic_exists
 from streams.settings import Settings
 from streams.topics import TopicNames
 
@@ -82,7 +82,9 @@ async def route_alerts(
     """Follow the alerts topic from its end until ``stop`` is set (forever by default)."""
     topic = TopicNames.with_prefix(settings.topic_prefix).alerts
     codec = Codecs.load().alert
-    reader = await open_topic_reader(settings, topic)
+    reader = await _open_when_created(settings, topic, stop)
+    if reader is None:
+        return
     try:
         await reader.seek_to_end()
         for tp in reader.assignment():
@@ -102,6 +104,22 @@ async def route_alerts(
         await reader.stop()
 
 
+async def _open_when_created(
+    settings: Settings, topic: str, stop: asyncio.Event | None, wait_s: float = 1.0
+) -> Any:
+    """A reader of ``topic`` once it exists (the router may start before the first worker
+    creates the line's topics); None when stopped first."""
+    waiting = False
+    while stop is None or not stop.is_set():
+        if await topic_exists(settings, topic):
+            return await open_topic_reader(settings, topic)
+        if not waiting:
+            log.info("waiting for %s to be created (start a worker)", topic)
+            waiting = True
+        await asyncio.sleep(wait_s)
+    return None
+
+
 def _decode(codec: Any, record: Any) -> Alert | None:
     try:
         alert: Alert = codec.decode(record.value or b"", list(record.headers or ()))
@@ -109,3 +127,18 @@ def _decode(codec: Any, record: Any) -> Alert | None:
         log.warning("skipped an unreadable alert at offset %s", getattr(record, "offset", "?"))
         return None
     return alert
+
+
+async def run_alert_router(
+    settings: Settings,
+    config: ChannelsFile,
+    channels: Sequence[Channel],
+    *,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> AlertRouter:
+    """``assetline alerts route``: one pinned HTTP client for every channel, until ``stop``."""
+    async with WebhookClient() as client:
+        router = AlertRouter(channels, config, client)
+        await route_alerts(settings, router, ready=ready, stop=stop)
+        return router

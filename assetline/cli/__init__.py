@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from assetline.cli._alerts import alerts_group
 from assetline.cli._blobs import blobs_group
 from assetline.cli._broker import broker
 from assetline.cli._campaign import campaign
@@ -50,6 +51,7 @@ cli.add_command(blobs_group)
 cli.add_command(models_group)
 cli.add_command(console_group)
 cli.add_command(status)
+cli.add_command(alerts_group)
 cli.add_command(policy_group)
 
 
