@@ -39,7 +39,12 @@ def policy_group() -> None:
     is_flag=True,
     help="Apply the profile to every asset, not only to requests that named its id.",
 )
-@click.option("--workers", type=click.IntRange(0), default=None, help="Check processes (0: none).")
+@click.option(
+    "--workers",
+    type=click.IntRange(0),
+    default=None,
+    help="Check processes (0: none; default: CPUs - 1, none on 2 CPUs).",
+)
 @click.option(
     "--json",
     "--out",

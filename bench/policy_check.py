@@ -1,0 +1,166 @@
+"""Benchmark the policy dry run's offline suite: assets per second, blob reads included.
+
+    python -m bench.policy_check [--assets 4000] [--workers N]
+
+Makes 64 distinct offline images (512x512 PNG, the offline renderer's) and 64 offline copies,
+stores them in a real LocalBlobStore (no in-memory cache: every asset is read from disk and
+its hash checked), encodes ``assets`` RawAsset records cycling over them (half images, half
+text, 1 in 10 naming a term the strict profile now bans), then times what ``assetline policy
+check --topic raw`` does after reading Kafka: decode the records, resolve each policy, read
+the blob, run the suite (image rules, palette, text rules: no judge) in the process pool.
+Pool start-up is excluded (it is paid once per run, ~1 s). Writes bench/results/policy_check.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from agents.inference.prompt import render_prompt
+from agents.inference.providers.base import ProviderCall
+from agents.inference.providers.offline import OfflineProvider
+from assetline.policy_check.report import build_report
+from assetline.policy_check.run import (
+    SuitePool,
+    check_assets,
+    default_workers,
+    load_dry_run_policies,
+)
+from assetline.policy_check.sources import raw_assets
+from schemas.records import AssetKind, BlobRef, Constraints, GenerationRequest, RawAsset
+from streams.blobs import LocalBlobStore
+from streams.codecs import Codecs
+
+PROFILE = {
+    "id": "bench",
+    "image": {
+        "formats": ["png"],
+        "min_width": 256,
+        "min_height": 256,
+        "max_bytes": 4_000_000,
+        "color_modes": ["RGB", "RGBA", "P"],
+        "transparency": "forbid",
+        "aspect_ratio": "1:1",
+    },
+    "palette": {
+        "colors": ["#f5f5eb", "#fae65a", "#339c71", "#1e3541"],
+        "max_delta_e": 12,
+        "min_share": 0.0,
+    },
+    "text": {
+        "prohibited": ["guaranteed", "miracle", "risk-free", "cheapest", "act now"],
+        "max_chars": 2000,
+        "language": "en",
+    },
+}
+DISTINCT = 64
+
+
+def _request(rid: str, kind: AssetKind, persona: str) -> GenerationRequest:
+    constraints = (
+        Constraints(width=512, height=512, format="png")
+        if kind is AssetKind.IMAGE
+        else Constraints(max_chars=280, language="en")
+    )
+    return GenerationRequest(
+        request_id=rid,
+        idempotency_key=rid,
+        tenant="bench",
+        campaign_id="bench",
+        kind=kind,
+        prompt_template="Hero banner for ${persona}" if kind is AssetKind.IMAGE else "Copy",
+        variables={"persona": persona, "locale": "en-GB", "product": "Aurora"},
+        constraints=constraints,
+        brand_profile_id="bench",
+    )
+
+
+async def _make(store: LocalBlobStore) -> dict[AssetKind, list[BlobRef]]:
+    provider = OfflineProvider()
+    refs: dict[AssetKind, list[BlobRef]] = {AssetKind.IMAGE: [], AssetKind.TEXT: []}
+    for kind, media in ((AssetKind.IMAGE, "image/png"), (AssetKind.TEXT, "text/plain")):
+        for i in range(DISTINCT):
+            req = _request(f"make-{i}", kind, f"persona {i}")
+            made = await provider.generate(ProviderCall(req, render_prompt(req), "offline"))
+            data = made.data
+            if kind is AssetKind.TEXT and i % 10 == 0:
+                data += b" Results guaranteed."
+            refs[kind].append(store.put(data, media))
+    return refs
+
+
+def run(assets: int, workers: int) -> dict[str, Any]:
+    codecs = Codecs.load()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "bench.json").write_text(json.dumps(PROFILE))
+        policies = load_dry_run_policies(root / "bench.json")
+        store = LocalBlobStore(root / "blobs", cache_bytes=0)
+        refs = asyncio.run(_make(store))
+        values = []
+        for i in range(assets):
+            kind = AssetKind.IMAGE if i % 2 else AssetKind.TEXT
+            blob = refs[kind][(i // 2) % DISTINCT]
+            raw = RawAsset(
+                request=_request(f"r{i}", kind, f"persona {i}"),
+                blob=blob,
+                provider="offline",
+                model_version="offline-1",
+                latency_ms=1.0,
+            )
+            values.append(codecs.raw.encode(raw))
+
+        async def go() -> tuple[float, list[Any]]:
+            with SuitePool(policies, workers=workers) as pool:
+                # warm the pool (spawn + building the checks) outside the timing
+                await check_assets(
+                    [raw_assets(codecs, values[: max(workers, 1) * 64])], policies, store, pool
+                )
+                started = time.perf_counter()
+                batches = (
+                    raw_assets(codecs, values[i : i + 5_000]) for i in range(0, len(values), 5_000)
+                )
+                outcomes = await check_assets(batches, policies, store, pool)
+                return time.perf_counter() - started, outcomes
+
+        seconds, outcomes = asyncio.run(go())
+    report = build_report(outcomes, profile="bench", topic="bench.raw", seconds=seconds)
+    return {
+        "meta": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1m": round(os.getloadavg()[0], 2),
+        },
+        "assets": assets,
+        "workers": workers,
+        "checked": report.checked,
+        "would_fail": len(report.would_fail),
+        "failed_per_check": {code: t.failed for code, t in report.checks.items() if t.failed},
+        "checks_per_asset": round(sum(t.checked for t in report.checks.values()) / assets, 2),
+        "seconds": round(seconds, 3),
+        "assets_per_s": round(report.assets_per_s, 1),
+        "target_assets_per_s": 500,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--assets", type=int, default=4_000)
+    parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--out", type=Path, default=Path("bench/results/policy_check.json"))
+    args = parser.parse_args()
+    result = run(args.assets, args.workers)
+    print(json.dumps(result, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
