@@ -95,10 +95,14 @@ def subject_of(alert: Alert) -> str:
     return alert.alias or alert.provider or "pinned model"
 
 
+#: Subjects come from records; clipped so a dedup_key stays within PagerDuty's 255 characters.
+MAX_SUBJECT: Final = 200
+
+
 def cause_of(alert: Alert) -> tuple[Cause, bool]:
     """The alert's cause, and whether it resolves it (a breaker's closing)."""
     closes = alert.kind is AlertKind.BREAKER_OPENED and alert.details.get(STATE_DETAIL) == CLOSED
-    return Cause(str(alert.kind), subject_of(alert)), closes
+    return Cause(str(alert.kind), subject_of(alert)[:MAX_SUBJECT]), closes
 
 
 def severity_of(alert: Alert) -> Severity:

@@ -78,5 +78,7 @@ def test_severity_rises_and_memory_is_bounded() -> None:
     sent = [grouper.add(_failed(i, f"alias-{i}"), 0) for i in range(10)]
     assert sum(len(s) for s in sent) == 3
     assert len(grouper.open_causes) == 3
+    (long,) = Grouper().add(_failed(0, "x" * 5000), 0)
+    assert len(long.cause.dedup_key) <= 255  # PagerDuty's limit
     with pytest.raises(ValueError):
         Grouper(interval_s=0)
