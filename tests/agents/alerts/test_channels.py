@@ -58,6 +58,17 @@ def test_example_loads_and_resolves(tmp_path: Path) -> None:
     assert "pd-key" not in repr(channels)
 
 
+def test_shipped_example_loads() -> None:
+    example = Path(__file__).parents[3] / "examples" / "alerts" / "channels.yaml"
+    keys = {
+        "pagerduty-assetline": SecretStr("pd"),
+        "slack-alerts-webhook": SecretStr("https://hooks.slack.com/services/T0/B0/x"),
+        "ops-alerts": SecretStr("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    }
+    channels = resolve_channels(load_channels(example), keys)
+    assert [c.spec.type.value for c in channels] == ["pagerduty", "slack", "webhook"]
+
+
 def test_missing_secret_names_the_name_not_a_value() -> None:
     config = parse_channels(EXAMPLE, ".yaml", "alerts.yaml")
     keys = dict(KEYS)
