@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from agents.policy.sentiment import sentiment_of
 from schemas.records import (
     AssetCompleted,
     CompletionStatus,
@@ -66,6 +67,8 @@ def completion(
     request = raw.request
     done = completed_at or utc_now()
     delivered = status in (CompletionStatus.DELIVERED, CompletionStatus.FALLBACK)
+    # Measured on every text, delivered or not: a rejected copy's tone is worth seeing too.
+    sentiment = sentiment_of(validated.report.checks)
     return AssetCompleted(
         request_id=request.request_id,
         idempotency_key=request.idempotency_key,
@@ -89,6 +92,8 @@ def completion(
         review=validated.review,
         rung=raw.rung,
         external_ids=external_ids or {},
+        sentiment=sentiment.score if sentiment is not None else None,
+        sentiment_label=sentiment.label if sentiment is not None else None,
     )
 
 

@@ -195,6 +195,13 @@ class TextPolicy(BaseModel):
     min_language_confidence: float = Field(
         0.5, ge=0, le=1, description="Detector confidence the language needs to pass."
     )
+    min_sentiment: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description="Lowest VADER compound score (-1 negative .. 1 positive) copy may have; "
+        "English copy only (other languages score near 0).",
+    )
 
     @field_validator("prohibited")
     @classmethod

@@ -19,6 +19,7 @@ from agents.validate.checks import Check, Subject, default_checks
 from agents.validate.checks.image import DEFAULT_MAX_PIXELS, ImageProber
 from agents.validate.checks.image_policy import image_policy_checks
 from agents.validate.checks.palette import BrandPalette
+from agents.validate.checks.sentiment import TextSentiment
 from agents.validate.checks.terms import LanguageDetector, text_policy_checks
 from agents.validate.deadline import CheckRunner
 from agents.validate.judge import JudgeOutcome, applies, run_judge
@@ -59,6 +60,8 @@ def build_checks(
         extra.append(BrandPalette(policy.palette, prober))
     if policy.text is not None:
         extra.extend(text_policy_checks(policy.text, detector))
+    # Every text is scored, so delivery can stamp the score; only a profile minimum fails it.
+    extra.append(TextSentiment(policy.text.min_sentiment if policy.text is not None else None))
     return (*base, *extra)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from agents.inference.prompt import render_prompt
+from agents.policy.sentiment import sentiment_of
 from schemas.records import ReviewAction, ValidatedAsset
 
 #: IPTC NewsCode for "created by a trained model": what C2PA/IPTC readers look for.
@@ -35,6 +36,9 @@ class Provenance:
     attempt: int
     prompt: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()
+    #: The copy's sentiment (``text.sentiment``: score -1..1 as text, and its label), if scored.
+    sentiment: str | None = None
+    sentiment_label: str | None = None
 
     def description(self) -> str:
         """One human-readable line, for the fields viewers show (dc:description, EXIF)."""
@@ -62,6 +66,10 @@ class Provenance:
         ]
         if self.prompt is not None:
             fields.append(("prompt", self.prompt))
+        if self.sentiment is not None and self.sentiment_label is not None:
+            fields.extend(
+                [("sentiment", self.sentiment), ("sentiment_label", self.sentiment_label)]
+            )
         return tuple(fields)
 
 
@@ -99,6 +107,7 @@ def provenance_for(
     request = raw.request
     prompt = render_prompt(request)
     allowed = set(allowed_metadata)
+    sentiment = sentiment_of(validated.report.checks)
     return Provenance(
         copyright=copyright,
         creator=creator,
@@ -113,4 +122,6 @@ def provenance_for(
         attempt=request.attempt,
         prompt=prompt if include_prompt else None,
         metadata=tuple(sorted((k, v) for k, v in request.metadata.items() if k in allowed)),
+        sentiment=f"{sentiment.score:.4f}" if sentiment is not None else None,
+        sentiment_label=sentiment.label if sentiment is not None else None,
     )

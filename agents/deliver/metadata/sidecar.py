@@ -15,6 +15,8 @@ def sidecar_json(p: Provenance) -> bytes:
     provenance travels next to it instead.
     """
     doc = asdict(p)
+    if p.sentiment is None:  # only scored copy says anything about sentiment
+        del doc["sentiment"], doc["sentiment_label"]
     doc["metadata"] = dict(p.metadata)
     doc["description"] = p.description()
     doc["digital_source_type"] = DIGITAL_SOURCE_TYPE

@@ -1,0 +1,71 @@
+"""The copy's sentiment travels with it: sidecar, Markdown front matter, XMP, and completion."""
+
+from __future__ import annotations
+
+import json
+
+import frontmatter  # python-frontmatter: how static-site tooling reads these files
+
+from agents.deliver.completion import completion
+from agents.deliver.metadata import Provenance, provenance_for, sidecar_json, stamp
+from agents.validate.checks._base import Subject
+from agents.validate.checks.sentiment import TextSentiment
+from schemas.records import CompletionStatus
+from streams.codecs import Codecs
+from tests.support.assets import make_request, make_validated, passed
+
+COPY = "Spring is here: enjoy our brightest, happiest collection yet!"
+
+
+def _scored() -> tuple[Provenance, float]:
+    request = make_request()
+    check = TextSentiment()(Subject(request=request, data=COPY.encode(), media_type="text/plain"))
+    assert check.measured is not None
+    validated = make_validated([passed("text.not_empty"), check], request=request)
+    return provenance_for(validated, copyright="(c) ACME", creator=None), float(check.measured)
+
+
+def test_the_measured_score_and_label_are_in_the_provenance() -> None:
+    provenance, score = _scored()
+    assert score > 0.05
+    assert provenance.sentiment == f"{score:.4f}"
+    assert provenance.sentiment_label == "positive"
+    fields = dict(provenance.assetline_fields())
+    assert fields["sentiment"] == f"{score:.4f}"
+    assert fields["sentiment_label"] == "positive"
+
+
+def test_sidecar_and_front_matter_carry_the_sentiment() -> None:
+    provenance, score = _scored()
+    sidecar = json.loads(sidecar_json(provenance))
+    assert (sidecar["sentiment"], sidecar["sentiment_label"]) == (f"{score:.4f}", "positive")
+    stamped = stamp(f"# Spring\n\n{COPY}\n".encode(), "text/markdown", provenance)
+    label = frontmatter.loads(stamped.data.decode()).metadata["provenance"]
+    assert isinstance(label, dict)
+    assert label["sentiment"] == f"{score:.4f}"
+    assert label["sentiment_label"] == "positive"
+
+
+def test_an_unscored_asset_says_nothing_about_sentiment() -> None:
+    validated = make_validated([passed("text.not_empty")])
+    provenance = provenance_for(validated, copyright=None, creator=None)
+    assert provenance.sentiment is None
+    assert "sentiment" not in json.loads(sidecar_json(provenance))
+    assert "sentiment" not in dict(provenance.assetline_fields())
+
+
+def test_the_completion_carries_score_and_label_and_round_trips() -> None:
+    request = make_request()
+    check = TextSentiment(min_score=0.9)(
+        Subject(request=request, data=b"Awful delays again.", media_type="text/plain")
+    )
+    validated = make_validated([check], request=request)
+    done = completion(validated, CompletionStatus.REJECTED)
+    assert done.sentiment is not None
+    assert done.sentiment < -0.05
+    assert done.sentiment_label == "negative"
+    codec = Codecs.load().completed
+    back = codec.decode(codec.encode(done))
+    assert (back.sentiment, back.sentiment_label) == (done.sentiment, "negative")
+    plain = completion(make_validated([passed("text.not_empty")]), CompletionStatus.DELIVERED)
+    assert (plain.sentiment, plain.sentiment_label) == (None, None)
