@@ -329,10 +329,6 @@ async def _wait_configs(admin: AIOKafkaAdminClient, specs: list[TopicSpec], time
 _UNKNOWN_TOPIC = 3
 
 
-class _NotKnownYet(TopicMismatchError):
-    """A broker of a cluster answered before the new topic reached its metadata."""
-
-
 async def _describe_configs(
     admin: AIOKafkaAdminClient, resources: list[ConfigResource], timeout: float
 ) -> dict[str, dict[str, tuple[str | None, int]]]:
@@ -345,25 +341,30 @@ async def _describe_configs(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        try:
-            return _topic_configs(await admin.describe_configs(resources))
-        except _NotKnownYet:
-            if loop.time() + _NODE_RETRY_S >= deadline:
-                raise
-            await asyncio.sleep(_NODE_RETRY_S)
+        configs, unknown = _topic_configs(await admin.describe_configs(resources))
+        if not unknown:
+            return configs
+        if loop.time() + _NODE_RETRY_S >= deadline:
+            raise TopicMismatchError(f"could not read the configs of {unknown[0]}: unknown topic")
+        await asyncio.sleep(_NODE_RETRY_S)
 
 
-def _topic_configs(responses: list[Any]) -> dict[str, dict[str, tuple[str | None, int]]]:
-    """DescribeConfigs (v1+) answers -> topic -> config name -> (value, source)."""
+def _topic_configs(
+    responses: list[Any],
+) -> tuple[dict[str, dict[str, tuple[str | None, int]]], list[str]]:
+    """DescribeConfigs (v1+) answers -> (topic -> config name -> (value, source), the topics
+    the answering broker does not know)."""
     configs: dict[str, dict[str, tuple[str | None, int]]] = {}
+    unknown: list[str] = []
     for response in responses:
         for error_code, message, _type, name, entries in response.resources:
             if error_code == _UNKNOWN_TOPIC:
-                raise _NotKnownYet(f"could not read the configs of {name}: unknown topic")
+                unknown.append(name)
+                continue
             if error_code != 0:
                 raise TopicMismatchError(f"could not read the configs of {name}: {message}")
             configs[name] = {entry[0]: (entry[1], entry[3]) for entry in entries}
-    return configs
+    return configs, unknown
 
 
 def _show(configs: Mapping[str, object]) -> str:
