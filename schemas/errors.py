@@ -33,6 +33,7 @@ Exception tree (class, code)::
     │   └── RegistryError                registry.unavailable
     ├── _Unsafe                          codec.fast_path_unproven
     ├── ConfigError                      config.invalid
+    │   ├── ChannelsFileError            alerts.bad_channels_file
     │   ├── DestinationsFileError        config.destinations_file
     │   ├── MissingKeyError              config.missing_key
     │   ├── RoutingFileError             config.routing_file
@@ -61,6 +62,7 @@ Exception tree (class, code)::
     ├── ConsoleAuthError                 console.auth
     ├── BrokerError                      broker.error
     ├── CompareError                     models.bad_since
+    ├── PolicyCheckError                 policy.check
     ├── RangeError                       replay.bad_range
     ├── ReplayStalledError               replay.stalled
     ├── TopicChoiceError                 replay.bad_topic
@@ -88,6 +90,7 @@ Where each is defined (module, classes)::
     streams.kafka_security                            KafkaUnreachable
     streams.registry.client                           _NotFound
     streams.topics                                    TopicMismatchError
+    agents.alerts.channels                            ChannelsFileError
     agents.deliver.destinations                       DestinationsFileError
     agents.deliver.layout                             UnsafeNameError
     agents.deliver.metadata.errors                    MetadataError
@@ -111,6 +114,7 @@ Where each is defined (module, classes)::
     assetline.console.auth                            ConsoleAuthError
     assetline.dev.broker._local                       BrokerError
     assetline.models_compare                          CompareError
+    assetline.policy_check.run                        PolicyCheckError
     assetline.replay.ranges                           RangeError
     assetline.replay.republish                        ReplayStalledError
     assetline.replay.topics                           TopicChoiceError
