@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from agents.alerts.channels import ChannelsFile
+from agents.deliver.destinations import parse_destinations
 from agents.inference.providers.offline import OfflineProvider
 from agents.inference.routing.adapters import build_adapters
 from agents.inference.routing.config import RoutingConfig, load_routing, parse_routing
@@ -48,6 +50,10 @@ def kind_of(data: dict[str, Any]) -> str:
         return "routing"
     if "tenants" in data:
         return "tenants"
+    if "destinations" in data:
+        return "destinations"
+    if "channels" in data:
+        return "alert channels"
     return "profile"
 
 
@@ -97,9 +103,15 @@ def test_the_readme_yaml_blocks_are_complete_valid_files() -> None:
     kinds = sorted(kind_of(data) for _, data in readme_yaml_blocks())
     assert kinds.count("routing") >= 1  # each is checked with every profile below
     assert kinds.count("profile") == 1
-    for _name, data in readme_yaml_blocks():
+    assert kinds.count("destinations") >= 1
+    assert kinds.count("alert channels") >= 1
+    for name, data in readme_yaml_blocks():
         if kind_of(data) == "tenants":
             TenantsFile.model_validate(data)
+        elif kind_of(data) == "destinations":
+            parse_destinations(data, name)
+        elif kind_of(data) == "alert channels":
+            ChannelsFile.model_validate(data)
 
 
 def test_every_profile_loads_with_every_routing_file(tmp_path: Path) -> None:
