@@ -79,6 +79,16 @@ def shown_items(
     )
 
 
+async def waiting_for_review(
+    settings: Settings, request_ids: Iterable[str], codecs: Codecs | None = None
+) -> set[str]:
+    """Which of ``request_ids`` wait for a person: held, not lost (no completion yet)."""
+    items = await load_items(settings, codecs or Codecs.load())
+    return {
+        rid for rid in request_ids if rid in items and items[rid].status is ReviewStatus.PENDING
+    }
+
+
 def pending_count(items: Iterable[ReviewItem]) -> int:
     return sum(1 for item in items if item.status is ReviewStatus.PENDING)
 

@@ -17,8 +17,8 @@ from aiokafka.errors import KafkaError
 from assetline.campaign.expand import Campaign
 from assetline.campaign.progress import CampaignSummary
 from assetline.client import open_completion_reader
-from assetline.review import load_items
-from schemas.records import GenerationRequest, ReviewStatus
+from assetline.review import waiting_for_review
+from schemas.records import GenerationRequest
 from streams.codecs import CodecError, Codecs
 from streams.kafka import Batch, batches_to_end
 from streams.settings import Settings
@@ -85,12 +85,7 @@ async def mark_waiting_in_review(
     settings: Settings, summary: CampaignSummary, codecs: Codecs
 ) -> None:
     """Record which ids without a completion wait for a person: held, not lost."""
-    items = await load_items(settings, codecs)
-    summary.mark_in_review(
-        rid
-        for rid in summary.request_ids
-        if rid in items and items[rid].status is ReviewStatus.PENDING
-    )
+    summary.mark_in_review(await waiting_for_review(settings, summary.request_ids, codecs))
 
 
 async def keep_marking_in_review(

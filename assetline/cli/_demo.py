@@ -24,10 +24,8 @@ from assetline.dev.demo import (
     uses_external_broker,
     write_demo_profiles,
 )
-from assetline.review import load_items
-from schemas.records import AssetCompleted, ReviewStatus
-from streams.codecs import Codecs
-from streams.settings import Settings
+from assetline.review import waiting_for_review
+from schemas.records import AssetCompleted
 from streams.topics import ensure_topics, line_topic_specs
 
 
@@ -102,7 +100,7 @@ def demo(
                 settings,
             )
             waiting = {r.request_id for r in requests} - set(completions)
-            in_review = run(pending_review(settings, waiting), settings) if waiting else set()
+            in_review = run(waiting_for_review(settings, waiting), settings) if waiting else set()
     finally:
         worker.stop()
         if broker is not None and started_broker and not keep_broker:
@@ -119,11 +117,3 @@ def demo(
     if verdict is not None:
         code, why = verdict
         fail(ctx, code, f"{why}; worker log: {worker.log_path}")
-
-
-async def pending_review(settings: Settings, request_ids: set[str]) -> set[str]:
-    """Which of ``request_ids`` wait for a person (the review table's pending items)."""
-    items = await load_items(settings, Codecs.load())
-    return {
-        rid for rid in request_ids if rid in items and items[rid].status is ReviewStatus.PENDING
-    }

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import assetline.campaign.track as track
+import assetline.review as review
 from assetline.campaign import CampaignSummary
 from schemas.records import AssetCompleted, AssetKind, CompletionStatus, ReviewStatus
 from streams.codecs import Codecs
@@ -149,7 +150,7 @@ def test_pending_review_items_are_marked_waiting_not_missing(
     async def load_items(settings: Settings, codecs: Codecs) -> dict[str, Any]:
         return items
 
-    monkeypatch.setattr(track, "load_items", load_items)
+    monkeypatch.setattr(review, "load_items", load_items)  # what waiting_for_review reads
     summary = CampaignSummary(["a", "b", "c"])
     summary.add(_done("a"))
     asyncio.run(track.mark_waiting_in_review(settings, summary, codecs))
@@ -167,7 +168,7 @@ def test_review_marks_are_refreshed_while_the_campaign_is_followed(
         reads.append(1)
         return dict(items)
 
-    monkeypatch.setattr(track, "load_items", load_items)
+    monkeypatch.setattr(review, "load_items", load_items)  # what waiting_for_review reads
     summary = CampaignSummary(["a", "b"])
 
     async def follow() -> None:
