@@ -12,7 +12,7 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,19 +44,16 @@ from streams.codecs import Codecs
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics, line_topic_specs
 from tests.integration.helpers import read_topic, submit_requests
-from tests.support.console import CHROMEDRIVER, CHROMIUM, ConsoleProcess, chromium
-
-pytestmark = pytest.mark.integration
-# skipped on a machine without the browser, never in CI (CI=true), where a missing install
-# must fail
-needs_browser = pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()) and not os.environ.get("CI"),
-    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+from tests.support.console import (
+    SCREENSHOTS_ENV,
+    ConsoleProcess,
+    chromium,
+    needs_browser,
+    signed_in_http,
+    wait_for,
 )
 
-#: Screenshots go here when set (``CONSOLE_SCREENSHOTS_DIR=docs`` refreshes the README's), else
-#: into the test's temporary folder, so an ordinary run leaves the work tree alone.
-SCREENSHOTS_ENV = "CONSOLE_SCREENSHOTS_DIR"
+pytestmark = pytest.mark.integration
 PASSWORDS = {"ana": "ana-pass-1", "bo": "bo-pass-2"}
 # Offline images are not brand red: every attempt fails the palette (repairable), so each
 # request is generated twice and then waits for a person with both attempts to compare.
@@ -88,20 +85,6 @@ def console_settings(line_settings: Settings, tmp_path: Path) -> Settings:
             "console_secret": SecretStr("console-test-secret"),
         }
     )
-
-
-@pytest.fixture
-def start_console(tmp_path: Path) -> Iterator[Callable[[Settings], ConsoleProcess]]:
-    started: list[ConsoleProcess] = []
-
-    def start(settings: Settings) -> ConsoleProcess:
-        console = ConsoleProcess(settings, tmp_path / f"console-{len(started)}.log")
-        started.append(console)
-        return console.start()
-
-    yield start
-    for console in started:
-        console.stop()
 
 
 def _image_requests(run: str, count: int) -> list[GenerationRequest]:
@@ -156,16 +139,6 @@ def _sign_in(driver: Any, url: str, user: str, screenshot: Path | None = None) -
     driver.find_element(By.ID, "signin").click()
 
 
-def _wait(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _card_ids(driver: Any) -> list[str]:
     return list(
         driver.execute_script(
@@ -175,18 +148,9 @@ def _card_ids(driver: Any) -> list[str]:
 
 
 def _http_session(url: str, user: str) -> tuple[httpx.Client, str]:
-    """A signed-in HTTP client (the sign-in form's CSRF included) and its session CSRF token."""
-    client = httpx.Client(base_url=url, headers={"Accept": "text/html"})
-    form = client.get("/signin").text
-    token = re.search(r'name="csrf" value="([^"]+)"', form)
-    assert token
-    signed = client.post(
-        "/signin",
-        data={"user": user, "password": PASSWORDS[user], "csrf": token.group(1), "next": "/review"},
-    )
-    assert signed.status_code == 303, signed.text
-    page = client.get("/review").text
-    csrf = re.search(r'data-csrf="([^"]+)"', page)
+    """A signed-in HTTP client and its session CSRF token."""
+    client = signed_in_http(url, user, PASSWORDS[user])
+    csrf = re.search(r'data-csrf="([^"]+)"', client.get("/review").text)
     assert csrf
     return client, csrf.group(1)
 
@@ -214,10 +178,10 @@ def test_review_in_the_browser(
     shots.mkdir(parents=True, exist_ok=True)
     with chromium(tmp_path / "chrome") as driver:
         _sign_in(driver, console.url, "ana", shots / "console-signin.png")
-        _wait(lambda: len(_card_ids(driver)) == 3, what="three cards")
+        wait_for(lambda: len(_card_ids(driver)) == 3, what="three cards")
         assert driver.find_element(By.ID, "who").text == "ana"
         # every thumbnail really loaded (decoded by the browser, not a broken image)
-        _wait(
+        wait_for(
             lambda: driver.execute_script(
                 "const i = Array.from(document.querySelectorAll('#grid img.thumb'));"
                 "return i.length === 3 && i.every(x => x.complete && x.naturalWidth > 0);"
@@ -239,7 +203,7 @@ def test_review_in_the_browser(
         driver.save_screenshot(str(shots / "console-detail.png"))
         # ... and links to the request's timeline: both attempts generated, then held for review
         driver.find_element(By.ID, "timeline-link").click()
-        _wait(lambda: f"/requests/{first}" in driver.current_url, what="the timeline")
+        wait_for(lambda: f"/requests/{first}" in driver.current_url, what="the timeline")
 
         def held_for_review() -> bool:
             driver.refresh()  # the console's index may still be reading the topics
@@ -247,16 +211,16 @@ def test_review_in_the_browser(
             kinds = [r.get_attribute("data-kind") for r in rows]
             return kinds.count("generated") == 2 and "sent_to_review" in kinds
 
-        _wait(held_for_review, what="the timeline with both attempts and the review")
+        wait_for(held_for_review, what="the timeline with both attempts and the review")
         assert driver.find_element(By.ID, "status").text == "IN_REVIEW"
 
         driver.get(console.url + "review")
-        _wait(lambda: len(_card_ids(driver)) == 3, what="three cards again")
+        wait_for(lambda: len(_card_ids(driver)) == 3, what="three cards again")
 
         # live: copy with a prohibited term arrives while the page is open ...
         copy = _copy_request(requests[0].request_id + "-copy")
         asyncio.run(submit_requests(settings, [copy]))
-        _wait(lambda: copy.request_id in _card_ids(driver), 60, "the new item, live")
+        wait_for(lambda: copy.request_id in _card_ids(driver), 60, "the new item, live")
         assert driver.find_element(By.ID, "total").text == "4"
         live_card = driver.find_element(By.CSS_SELECTOR, f'.card[data-id="{copy.request_id}"]')
         assert "Totally FREE shoes" in live_card.text  # the asset's own text, not the prompt
@@ -268,33 +232,33 @@ def test_review_in_the_browser(
         driver.save_screenshot(str(shots / "console-terms.png"))
         # ... and is decided elsewhere (the CLI's way): it leaves the open page by itself
         driver.get(console.url + "review")
-        _wait(lambda: len(_card_ids(driver)) == 4, what="four cards")
+        wait_for(lambda: len(_card_ids(driver)) == 4, what="four cards")
         elsewhere = new_decision(copy.request_id, ReviewAction.REJECT, "bo", "says free")
         asyncio.run(send_decision(settings, Codecs.load(), elsewhere))
-        _wait(lambda: copy.request_id not in _card_ids(driver), 30, "the item decided elsewhere")
+        wait_for(lambda: copy.request_id not in _card_ids(driver), 30, "the item decided elsewhere")
         order = _card_ids(driver)
         assert len(order) == 3
         body = driver.find_element(By.TAG_NAME, "body")
 
         # approve the first with the keyboard: 'a' on the current card
         body.send_keys("a")
-        _wait(lambda: order[0] not in _card_ids(driver), what="approved card gone")
-        approve_ms = _wait(
+        wait_for(lambda: order[0] not in _card_ids(driver), what="approved card gone")
+        approve_ms = wait_for(
             lambda: driver.execute_script("return window.__lastDecisionMs"), what="the answer"
         )
 
         # reject the next one: 'r', a reason, Enter
         body.send_keys("r")
-        note = _wait(lambda: driver.find_element(By.ID, "reject-note"), what="reason dialog")
-        _wait(lambda: note.is_displayed(), what="reason dialog shown")
+        note = wait_for(lambda: driver.find_element(By.ID, "reject-note"), what="reason dialog")
+        wait_for(lambda: note.is_displayed(), what="reason dialog shown")
         note.send_keys("colours off brand", Keys.ENTER)
-        _wait(lambda: order[1] not in _card_ids(driver), what="rejected card gone")
+        wait_for(lambda: order[1] not in _card_ids(driver), what="rejected card gone")
 
         # bulk-approve the rest: select all on the page, approve selected
         assert _card_ids(driver) == [order[2]]
         driver.find_element(By.ID, "all").click()
         driver.find_element(By.ID, "bulk-approve").click()
-        _wait(lambda: not _card_ids(driver), what="grid empty")
+        wait_for(lambda: not _card_ids(driver), what="grid empty")
         assert driver.find_element(By.ID, "total").text == "0"
 
     async def completions() -> dict[str, Any]:
@@ -475,7 +439,7 @@ def test_a_thousand_waiting_items_render_paged_quickly(
     ids = _synthetic_items(console_settings, 1000)
     console = start_console(console_settings)
     client, _csrf = _http_session(console.url, "ana")
-    _wait(lambda: f">{len(ids)}<" in client.get("/review").text, 30, "1,000 items indexed")
+    wait_for(lambda: f">{len(ids)}<" in client.get("/review").text, 30, "1,000 items indexed")
 
     server_ms = []
     for _ in range(5):
@@ -495,13 +459,13 @@ def test_a_thousand_waiting_items_render_paged_quickly(
 
     with chromium(tmp_path / "chrome") as driver:
         _sign_in(driver, console.url, "ana")
-        _wait(lambda: len(_card_ids(driver)) == 48, what="first page of cards")
+        wait_for(lambda: len(_card_ids(driver)) == 48, what="first page of cards")
         browser_ms = []
         for page_no in (1, 11, 21):
             driver.get(console.url + f"review?page={page_no}")
             # thumbnails load lazily: the page is there when every one on the first screen
             # is decoded; performance.now() is the time since this navigation started
-            at = _wait(
+            at = wait_for(
                 lambda: driver.execute_script(
                     "const i = Array.from(document.querySelectorAll('#grid img.thumb'))"
                     "  .filter(x => x.getBoundingClientRect().top < innerHeight);"
@@ -512,7 +476,7 @@ def test_a_thousand_waiting_items_render_paged_quickly(
             )
             browser_ms.append(float(at))
         driver.get(console.url + "review")
-        _wait(lambda: len(_card_ids(driver)) == 48, what="first page again")
+        wait_for(lambda: len(_card_ids(driver)) == 48, what="first page again")
 
         # round trip of a keyboard decision, 10 times: key press -> Kafka ack -> card gone
         from selenium.webdriver.common.by import By
@@ -524,17 +488,17 @@ def test_a_thousand_waiting_items_render_paged_quickly(
             before = _card_ids(driver)[0]
             started = time.perf_counter()
             body.send_keys("a")
-            _wait(lambda gone=before: gone not in _card_ids(driver), what="card gone")
+            wait_for(lambda gone=before: gone not in _card_ids(driver), what="card gone")
             trips.append((time.perf_counter() - started) * 1000)
-        _wait(lambda: driver.execute_script("return window.__decisions") == 10, what="answers")
+        wait_for(lambda: driver.execute_script("return window.__decisions") == 10, what="answers")
         in_page = driver.execute_script("return window.__lastDecisionMs")
 
         # on an item's page: 'r', a reason, Enter rejects (Enter never means the approve button)
         driver.get(console.url + "review/item/load-00500")
         driver.find_element(By.TAG_NAME, "body").send_keys("r")
-        _wait(lambda: driver.switch_to.active_element.get_attribute("id") == "note", what="note")
+        wait_for(lambda: driver.switch_to.active_element.get_attribute("id") == "note", what="note")
         driver.switch_to.active_element.send_keys("blurry", Keys.ENTER)
-        _wait(lambda: driver.current_url.endswith("/review"), what="back on the queue")
+        wait_for(lambda: driver.current_url.endswith("/review"), what="back on the queue")
         assert "load-00500" not in _card_ids(driver)
 
     decisions = asyncio.run(

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -31,30 +30,18 @@ from schemas.records import (
 )
 from streams.settings import Settings
 from tests.integration.helpers import submit_requests
-from tests.support.console import CHROMEDRIVER, CHROMIUM, ConsoleProcess, chromium
+from tests.support.console import (
+    SCREENSHOTS_ENV,
+    ConsoleProcess,
+    chromium,
+    needs_browser,
+    signed_in_http,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-needs_browser = pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()) and not os.environ.get("CI"),
-    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
-)
-SCREENSHOTS_ENV = "CONSOLE_SCREENSHOTS_DIR"
 USER, PASSWORD = "ana", "ana-pass-1"
 HOPS = ["requested", "generated", "validated", "delivered", "completed"]
-
-
-@pytest.fixture
-def start_console(tmp_path: Path) -> Iterator[Callable[[Settings], ConsoleProcess]]:
-    started: list[ConsoleProcess] = []
-
-    def start(settings: Settings) -> ConsoleProcess:
-        console = ConsoleProcess(settings, tmp_path / f"console-{len(started)}.log")
-        started.append(console)
-        return console.start()
-
-    yield start
-    for console in started:
-        console.stop()
 
 
 def _requests(run: str, campaign: str) -> list[GenerationRequest]:
@@ -85,24 +72,7 @@ def _requests(run: str, campaign: str) -> list[GenerationRequest]:
 
 
 def _wait(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _signed_in_client(url: str) -> httpx.Client:
-    import re
-
-    client = httpx.Client(base_url=url, headers={"Accept": "text/html"})
-    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/signin").text)
-    assert token
-    form = {"user": USER, "password": PASSWORD, "csrf": token.group(1), "next": "/requests"}
-    assert client.post("/signin", data=form).status_code == 303
-    return client
+    return wait_for(predicate, timeout, what)
 
 
 @needs_browser
@@ -143,7 +113,7 @@ def test_timeline_and_campaigns_in_the_browser(
     target = delivered[0]
 
     console = start_console(settings)
-    http = _signed_in_client(console.url)
+    http = signed_in_http(console.url, USER, PASSWORD, "/requests")
     # the console follows the topics: wait until its index has every completion
     _wait(
         lambda: all(http.get(f"/requests/{rid}?format=json").json().get("status") for rid in ids),

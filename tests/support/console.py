@@ -14,16 +14,26 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from streams.settings import Settings, settings_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
+#: Skipped on a machine without the browser, never in CI (CI=true), where a missing install
+#: must fail.
+needs_browser = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()) and not os.environ.get("CI"),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+)
+#: Screenshots go here when set (``CONSOLE_SCREENSHOTS_DIR=docs`` refreshes the README's), else
+#: into the test's temporary folder, so an ordinary run leaves the work tree alone.
+SCREENSHOTS_ENV = "CONSOLE_SCREENSHOTS_DIR"
 _URL = re.compile(rb"console on (http://\S+/)")
 
 
@@ -104,3 +114,25 @@ def chromium(profile_dir: Path, *, width: int = 1400, height: int = 1000) -> Ite
         yield driver
     finally:
         driver.quit()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    """``predicate()``'s first truthy value (polled every 20 ms), else AssertionError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def signed_in_http(url: str, user: str, password: str, next_path: str = "/review") -> httpx.Client:
+    """An HTTP client signed in through the sign-in form (its CSRF token included)."""
+    client = httpx.Client(base_url=url, headers={"Accept": "text/html"})
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/signin").text)
+    assert token
+    form = {"user": user, "password": password, "csrf": token.group(1), "next": next_path}
+    signed = client.post("/signin", data=form)
+    assert signed.status_code == 303, signed.text
+    return client
