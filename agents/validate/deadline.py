@@ -217,24 +217,16 @@ class CheckRunner:
         with self._lock:
             job.started = time.monotonic()
         for check in job.checks:
-            outcome: CheckResult | None = None
             try:
                 outcome = run_check(check, job.subject)
-            finally:
-                with self._lock:
-                    if job.abandoned:  # this check was overdue: the loop answered for it
-                        self._stuck -= 1
-                        abandoned = True
-                    else:
-                        abandoned = False
-                        if outcome is None:  # run_check catches Exception; e.g. SystemExit
-                            outcome = CheckResult(
-                                code=check.code, passed=False, message="check crashed"
-                            )
-                        job.results.append(outcome)
-                        job.started = time.monotonic()
-            if abandoned:
-                return
+            except BaseException:  # run_check catches Exception: this is e.g. a SystemExit
+                outcome = CheckResult(code=check.code, passed=False, message="check crashed")
+            with self._lock:
+                if job.abandoned:  # this check was overdue: the loop answered for it
+                    self._stuck -= 1
+                    return
+                job.results.append(outcome)
+                job.started = time.monotonic()
         with self._lock:
             if job.abandoned:  # overdue at the very end: the loop already answered
                 return

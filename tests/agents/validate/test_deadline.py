@@ -231,3 +231,25 @@ def test_threads_are_kept_for_the_next_assets_not_started_per_check(
     assert all(len(suite) == len(results[0]) > 1 for suite in results)
     checks_threads = [name for name in started if name.startswith("checks-")]
     assert 1 <= len(checks_threads) <= 4  # 24 suites of several checks each
+
+
+class Exits:
+    code: ClassVar[str] = "test.exits"
+    kinds: ClassVar[frozenset[AssetKind]] = frozenset(AssetKind)
+
+    def __call__(self, subject: Subject) -> CheckResult:
+        raise SystemExit(3)  # not an Exception: run_check lets it through
+
+
+def test_a_check_raising_systemexit_is_crashed_and_the_suite_goes_on() -> None:
+    """The kept thread must answer for it and carry on, not die with the asset unanswered."""
+    runner = CheckRunner(2.0)
+    subject = Subject(request(), b"{}", "application/json")
+    started = time.perf_counter()
+    first, second = asyncio.run(runner.run_suite(subject, [Exits(), Boom()]))
+    assert time.perf_counter() - started < 1.0  # answered, not timed out
+    assert (first.code, first.passed, first.message) == ("test.exits", False, "check crashed")
+    assert second.code == "test.boom"
+    assert runner.stuck == 0
+    again = asyncio.run(runner.run(Boom(), subject))  # the runner still works afterwards
+    assert again.code == "test.boom"
