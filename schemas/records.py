@@ -378,7 +378,9 @@ class AssetCompleted(AvroModel):
     sentiment: float | None = Field(  # added after v0.1.0
         None,
         description="Sentiment of delivered copy, from -1 (negative) to 1 (positive): the "
-        "text.sentiment check's VADER compound score; null for non-text assets.",
+        "text.sentiment check's score (VADER's compound score, or the AI judge's when the "
+        "profile asks it for one); for an image, of the copy it was made from (its request's "
+        "headline/copy variables); null for other assets and images without copy.",
     )
     sentiment_label: str | None = Field(  # added after v0.1.0
         None,

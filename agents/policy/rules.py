@@ -273,3 +273,15 @@ class JudgePolicy(BaseModel):
         description="'if_passed': only judge assets the deterministic checks passed, so no "
         "money is spent on an asset that is rejected anyway.",
     )
+    sentiment: bool = Field(
+        False,
+        description="Also ask the judge how positive a TEXT asset's copy reads (-1 to 1): its "
+        "score replaces the lexicon's in text.sentiment (the stamped score and "
+        "text.min_sentiment); when it gives none or fails, the lexicon's score counts.",
+    )
+
+    @model_validator(mode="after")
+    def _sentiment_needs_text(self) -> JudgePolicy:
+        if self.sentiment and AssetKind.TEXT not in self.kinds:
+            raise ValueError("judge.sentiment scores copy: the judge's kinds must include TEXT")
+        return self

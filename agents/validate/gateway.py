@@ -19,10 +19,11 @@ from agents.validate.checks import Check, Subject, default_checks
 from agents.validate.checks.image import DEFAULT_MAX_PIXELS, ImageProber
 from agents.validate.checks.image_policy import image_policy_checks
 from agents.validate.checks.palette import BrandPalette
-from agents.validate.checks.sentiment import TextSentiment
+from agents.validate.checks.sentiment import sentiment_checks
 from agents.validate.checks.terms import LanguageDetector, text_policy_checks
 from agents.validate.deadline import CheckRunner
 from agents.validate.judge import JudgeOutcome, applies, run_judge
+from agents.validate.settle_sentiment import settle_sentiment
 from agents.validate.suite import verdict
 from agents.validate.triage import Triage, triage
 from agents.validate.validate_one import unreadable, validate_off_loop
@@ -60,8 +61,8 @@ def build_checks(
         extra.append(BrandPalette(policy.palette, prober))
     if policy.text is not None:
         extra.extend(text_policy_checks(policy.text, detector))
-    # Every text is scored, so delivery can stamp the score; only a profile minimum fails it.
-    extra.append(TextSentiment(policy.text.min_sentiment if policy.text is not None else None))
+    # Every copy is scored, so delivery can stamp the score; only a profile minimum fails it.
+    extra.extend(sentiment_checks(policy))
     return (*base, *extra)
 
 
@@ -156,6 +157,7 @@ class Gateway:
                     "attempts": [*report.attempts, *outcome.attempts],
                 }
             )
+        report = settle_sentiment(report, policy)  # the judge's sentiment, when it was asked
         report = report.model_copy(update={"duration_ms": (self.clock() - started) * 1000.0})
         return validated.model_copy(update={"report": report})
 

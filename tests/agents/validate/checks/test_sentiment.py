@@ -84,7 +84,8 @@ def test_min_sentiment_is_a_profile_field_in_range() -> None:
 
 
 def _sentiment_check(policy: Policy) -> TextSentiment:
-    found = [c for c in build_checks(policy, ImageProber(), None) if c.code == "text.sentiment"]
+    checks = build_checks(policy, ImageProber(), None)
+    found = [c for c in checks if c.code == "text.sentiment" and AssetKind.TEXT in c.kinds]
     assert len(found) == 1
     assert isinstance(found[0], TextSentiment)
     return found[0]
