@@ -51,6 +51,7 @@ class LineTopics:
     review_items: Any
     webhooks: Any
     generations: Any
+    judgements: Any
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,24 @@ class LineApp(faust.App):
 
     def _new_producer(self) -> Any:
         return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
+
+    async def maybe_start_producer(self) -> Any:
+        """The producer, without three trips round the event loop once it runs.
+
+        Faust asks this for every record it sends; its version is a stampede guard that
+        sleeps(0) before and twice after the check even when the producer long runs. Table
+        writes (generation records, spend books, the deliver ledger) wait in Faust's producer
+        buffer, drained one record at a time through this call, and above 100 records Faust's
+        conductor stops handing fetched events to *every* stream until it ebbs. With 256
+        provider calls in flight each loop pass takes milliseconds, so the buffer drained at
+        a few hundred records a second, stayed above 100 ("producer buffer full" warnings)
+        and throttled the stages' intake to their output: HIGH requests behind 10,000 NORMAL
+        were only fetched ~70 s later (bench.providers priority, issue 16).
+        """
+        producer = self.producer
+        if not self.in_transaction and producer.started:
+            return producer
+        return await super().maybe_start_producer()
 
 
 def create_faust_app(settings: Settings) -> faust.App:
@@ -181,6 +200,8 @@ def create_line(
         webhooks=topic(names.webhooks),
         # The finished-generations table's changelog (agents/generate/finished.py).
         generations=topic(names.generations, acks=False),
+        # The AI judge's recorded verdicts (agents/validate/judged.py).
+        judgements=topic(names.judgements, acks=False),
     )
     registry = registry if registry is not None else CollectorRegistry()
     line = Line(

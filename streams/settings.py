@@ -125,15 +125,16 @@ class Settings(BaseSettings):
     )
     generation_reuse: bool = Field(
         True,
-        description="Record each finished generation durably before emitting it and reuse it "
-        "when a crash brings the request round again, so a finished provider call is never "
-        "paid twice; off = call the provider again.",
+        description="Record each finished generation and AI judge verdict durably before "
+        "emitting it and reuse it when a crash, a rebalance or a refetch brings the event round "
+        "again, so a finished provider call is never paid twice; off = call the provider again.",
     )
     generation_record_retention_ms: int = Field(
         24 * 3600 * 1000,
         ge=60_000,
-        description="How long a finished generation is kept for reuse (retention of "
-        "<prefix>.generations and of the worker's in-memory copy, about 0.9 KB per request): "
+        description="How long a finished generation or judge verdict is kept for reuse "
+        "(retention of <prefix>.generations and <prefix>.judgements and of the workers' "
+        "in-memory copies, about 0.9 KB per request each): "
         "well above the longest a worker may stay down with requests uncommitted.",
     )
     render_threads: int = Field(2, ge=1, description="Threads for CPU-bound rendering.")

@@ -50,6 +50,7 @@ class TopicNames:
     webhooks: str
     webhooks_disabled: str
     generations: str
+    judgements: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -71,6 +72,7 @@ class TopicNames:
             webhooks=f"{prefix}.webhooks",
             webhooks_disabled=f"{prefix}.webhooks.disabled",
             generations=f"{prefix}.generations",
+            judgements=f"{prefix}.judgements",
         )
 
     def compacted(self) -> tuple[str, ...]:
@@ -83,6 +85,11 @@ class TopicNames:
             self.review_items,
             self.webhooks_disabled,
         )
+
+    def paid_calls(self) -> tuple[str, ...]:
+        """Records of finished paid calls (generations, judge verdicts), reused when an event
+        comes round again (agents/inference/paid_once.py)."""
+        return (self.generations, self.judgements)
 
     def all(self) -> tuple[str, ...]:
         return (
@@ -103,6 +110,7 @@ class TopicNames:
             self.webhooks,
             self.webhooks_disabled,
             self.generations,
+            self.judgements,
         )
 
     def webhook_retry(self, tier: int) -> str:
@@ -142,7 +150,7 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
     specs = [
         TopicSpec(name, settings.topic_partitions, settings.topic_replication, retention)
         for name in names.all()
-        if name not in (names.deadletter, names.generations, names.completed, *names.compacted())
+        if name not in (names.deadletter, *names.paid_calls(), names.completed, *names.compacted())
     ]
     # The completions are the deliver ledger's changelog (agents/deliver/ledger.py), so they
     # are compacted: a request's latest completion is kept for good, and a replay or a
@@ -179,11 +187,11 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
                   retention)
         for tier in range(1, len(settings.webhook_schedule_s))
     )  # fmt: skip
-    # Finished generations (one key per request and attempt), kept for reuse after a crash:
+    # Finished paid calls (one key per request and attempt), kept for reuse after a crash:
     # compacted, and deleted after a retention well above any redelivery window.
-    specs.append(
+    specs.extend(
         TopicSpec(
-            names.generations,
+            name,
             settings.topic_partitions,
             settings.topic_replication,
             {
@@ -192,6 +200,7 @@ def line_topic_specs(settings: Settings) -> list[TopicSpec]:
                 **size,
             },
         )
+        for name in names.paid_calls()
     )
     # Only the latest value per key matters (a spend total, a review item, a disabled endpoint).
     specs.extend(

@@ -11,6 +11,7 @@ from agents.generate.finished import REUSED_HEADER, Eviction, GenerationRecords,
 from agents.generate.generate_one import GenerationOutcome, crashed, generate_asset, refused
 from agents.generate.shadow import install_shadows
 from agents.inference.batch import BatchTickets
+from agents.inference.paid_once import EVICTION_INTERVAL_S
 from agents.inference.routing.fallback import FallbackAssets
 from agents.inference.routing.spend import GENERATE_LANE
 from agents.inference.worker import book_lane, worker_inference
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
     from streams.app import Line
 
 STAGE = "generate"
-#: How often records past their retention are dropped from memory.
-EVICTION_INTERVAL_S = 300.0
 
 log = logging.getLogger(__name__)
 

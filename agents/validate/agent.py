@@ -7,8 +7,10 @@ to ``.requests``, and a REVIEW also sends the asset to ``.review`` for a person.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
+from agents.inference.paid_once import EVICTION_INTERVAL_S, Eviction, RecordTable
 from agents.inference.routing.config import routing_source
 from agents.inference.routing.router import ModelRouter
 from agents.inference.routing.spend import JUDGE_LANE
@@ -19,6 +21,7 @@ from agents.tenants import Gatekeeper
 from agents.validate.checks.terms import default_detector
 from agents.validate.deadline import CheckRunner
 from agents.validate.gateway import Gateway
+from agents.validate.judged import JudgeRecords, judgement_metrics
 from agents.validate.metrics import GatewayMetrics, overdue_checks_gauge
 from agents.validate.shadow import is_shadow, validate_shadow
 from agents.validate.validate_one import crashed
@@ -45,6 +48,7 @@ def install(line: Line) -> None:
     # the spend ledger; a profile naming a provider the routing file lacks fails the start
     # in one line naming both files.
     router: ModelRouter | None = None
+    judgements: JudgeRecords | None = None
     if judged:
         inference = worker_inference(line)
         book.require_judge_providers(
@@ -52,6 +56,8 @@ def install(line: Line) -> None:
         )
         book_lane(line, JUDGE_LANE)
         router = inference.router
+        if settings.generation_reuse:  # a copy of a raw event reuses its recorded verdict
+            judgements = install_judgements(line)
     gateway = Gateway(
         book,
         router,
@@ -59,6 +65,7 @@ def install(line: Line) -> None:
         detector=default_detector(),
         runner=CheckRunner(settings.check_timeout_s),
         limits=AssetLimits.from_settings(settings),
+        judgements=judgements,
     )
     metrics = GatewayMetrics.build(line.registry)
     overdue_checks_gauge(line.registry, gateway.runner)
@@ -130,3 +137,27 @@ def install(line: Line) -> None:
                 await io.send(topics.approved, key, value, "approved")
             else:
                 await io.send(topics.rejected, key, value, "rejected")
+
+
+def install_judgements(line: Line) -> JudgeRecords:
+    """The judge's verdict records: a table on ``.judgements`` (co-partitioned with ``.raw``,
+    read by the workers that validate) and the sweep that bounds its memory."""
+    settings = line.settings
+    table = RecordTable(
+        line.app,
+        name="judgements",
+        beacon=line.app.tables.beacon,
+        changelog_topic=line.topics.judgements,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.topic_partitions,
+    )
+    line.app.tables.add(table)
+    metrics = judgement_metrics(line.registry)
+
+    @line.app.timer(interval=EVICTION_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def evict_old_judgements() -> None:
+        eviction = Eviction(table.data, settings.generation_record_retention_ms)
+        metrics.evicted.inc(await eviction.sweep(int(time.time() * 1000)))
+
+    return JudgeRecords(table, metrics)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from agents.inference.providers.base import Provider
 from agents.inference.routing.router import ModelRouter, standalone_router
 from agents.policy import DEFAULT_POLICY, Policy, PolicyError, ProfileBook
+from agents.policy.rules import JudgePolicy
 from agents.validate.checks import Check, Subject, default_checks
 from agents.validate.checks.image import DEFAULT_MAX_PIXELS, ImageProber
 from agents.validate.checks.image_policy import image_policy_checks
@@ -23,6 +24,7 @@ from agents.validate.checks.sentiment import sentiment_checks
 from agents.validate.checks.terms import LanguageDetector, text_policy_checks
 from agents.validate.deadline import CheckRunner
 from agents.validate.judge import JudgeOutcome, applies, run_judge
+from agents.validate.judged import JudgeRecords
 from agents.validate.settle_sentiment import settle_sentiment
 from agents.validate.suite import verdict
 from agents.validate.triage import Triage, triage
@@ -84,6 +86,7 @@ class Gateway:
         clock: Callable[[], float] = time.perf_counter,
         runner: CheckRunner | None = None,
         limits: AssetLimits | None = None,
+        judgements: JudgeRecords | None = None,
     ) -> None:
         router = standalone_router(judges) if isinstance(judges, Mapping) and judges else judges
         self.router: ModelRouter | None = router if isinstance(router, ModelRouter) else None
@@ -107,6 +110,9 @@ class Gateway:
         self.runner = runner if runner is not None else CheckRunner()
         self._checks: dict[str, tuple[Check, ...]] = {}
         self.limits = limits or AssetLimits()
+        #: Recorded verdicts (the validate stage's table), so a copy of an event that comes
+        #: round again is not judged, and paid for, twice; None asks the judge every time.
+        self.judgements = judgements
         for policy in book.policies.values():
             # At start-up, not on the loop at the first asset: term regexes, the confusables
             # table and the English word list behind text.prohibited take ~0.5 s to build.
@@ -144,9 +150,8 @@ class Gateway:
             and data is not None
             and applies(judge, raw.request.kind)
         ):
-            assert self.router is not None  # checked against every policy's judge at start
             subject = Subject(request=raw.request, data=data, media_type=raw.blob.media_type)
-            outcome: JudgeOutcome = await run_judge(subject, judge, self.router)
+            outcome = await self._judged(raw, subject, judge)
             self.alerts.extend(outcome.alerts)
             checks = [*report.checks, outcome.result]
             report = report.model_copy(
@@ -160,6 +165,19 @@ class Gateway:
         report = settle_sentiment(report, policy)  # the judge's sentiment, when it was asked
         report = report.model_copy(update={"duration_ms": (self.clock() - started) * 1000.0})
         return validated.model_copy(update={"report": report})
+
+    async def _judged(self, raw: RawAsset, subject: Subject, judge: JudgePolicy) -> JudgeOutcome:
+        """The judge's verdict on ``raw``: recorded once, reused by every copy."""
+        assert self.router is not None  # checked against every policy's judge at start
+        router = self.router
+
+        def ask() -> Awaitable[JudgeOutcome]:
+            return run_judge(subject, judge, router)
+
+        if self.judgements is None:
+            return await ask()
+        outcome, _reused = await self.judgements.verdict(raw, judge, ask)
+        return outcome
 
     def drain_alerts(self) -> list[Alert]:
         """The judge's alerts since the last call, for the stage to publish."""

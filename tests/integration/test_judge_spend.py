@@ -161,6 +161,12 @@ def test_judge_spend_is_booked_by_a_validate_worker_and_counted_by_generation(
         judged = _wait_for(settings, names.spend_judge, "campaign:capped|judge|p", number * 0.4)
         assert _scope(judged, "campaign:capped|judge|p") == pytest.approx(number * JUDGE_COST)
         assert _scope(judged, "tenant:acme|judge|p") == pytest.approx(number * JUDGE_COST)
+    # each verdict was recorded (acknowledged before its asset went on), so a copy of the raw
+    # event that comes round again reuses it instead of paying the judge again
+    recorded = asyncio.run(read_topic(settings, names.judgements, min_messages=2, timeout=10))
+    assert sorted(message.key for message in recorded) == [  # type: ignore[attr-defined]
+        f"{request.request_id}|1|".encode() for request in (first, second)
+    ]
     generated = _totals(settings, names.spend)
     assert _scope(generated, "campaign:capped|p") == pytest.approx(2 * GENERATION_COST)
     time.sleep(2)  # the generate worker's spend follower polls every 0.5 s

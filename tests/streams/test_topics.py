@@ -44,8 +44,9 @@ def test_all_lists_every_topic_once_in_line_order() -> None:
         "p.webhooks",
         "p.webhooks.disabled",
         "p.generations",
+        "p.judgements",
     )
-    assert len(set(names.all())) == 17
+    assert len(set(names.all())) == 18
     assert set(names.all()) == {getattr(names, f.name) for f in dataclasses.fields(names)}
 
 
@@ -98,11 +99,12 @@ def test_deadletter_keeps_messages_longer() -> None:
         "line.webhooks.disabled",
     ):
         assert specs.pop(compacted).config == {"cleanup.policy": "compact", **size}
-    assert specs.pop("line.generations").config == {
-        "cleanup.policy": "compact,delete",
-        "retention.ms": "86400000",  # generation_record_retention_ms, not the line's retention
-        **size,
-    }
+    for paid in ("line.generations", "line.judgements"):
+        assert specs.pop(paid).config == {
+            "cleanup.policy": "compact,delete",
+            "retention.ms": "86400000",  # generation_record_retention_ms, not the line's
+            **size,
+        }
     assert specs.pop("line.completed").config == {
         "cleanup.policy": "compact",  # the ledger's changelog (test below)
         "min.compaction.lag.ms": "1000",
