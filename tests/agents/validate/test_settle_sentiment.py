@@ -7,11 +7,14 @@ import hashlib
 import json
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from agents.deliver.completion import completion
 from agents.inference.providers.base import Generated, ProviderError, Usage
 from agents.policy import Policy, ProfileBook
 from agents.validate.checks.sentiment import score_text
 from agents.validate.gateway import Gateway
+from agents.validate.judged import JudgeRecords, judgement_metrics
 from agents.validate.settle_sentiment import settle_sentiment
 from schemas.records import (
     AssetKind,
@@ -24,6 +27,7 @@ from schemas.records import (
     ValidationReport,
     Verdict,
 )
+from tests.agents.validate.test_judged import DictStore
 from tests.support.assets import make_request
 from tests.support.scripted_provider import ScriptedProvider
 
@@ -52,20 +56,28 @@ def answer(sentiment: object = None, verdict: str = "pass") -> Generated:
     )
 
 
-def assess(
-    judged: Policy, data: bytes, *script: Generated | ProviderError
-) -> tuple[ValidatedAsset, ScriptedProvider]:
-    judge = ScriptedProvider("judge", list(script))
-    gateway = Gateway(ProfileBook({("acme", None): judged}), {"judge": judge})
+def text_raw(data: bytes) -> RawAsset:
     digest = hashlib.sha256(data).hexdigest()
     request = make_request(kind=AssetKind.TEXT, brand_profile_id="acme")
     blob = BlobRef(
         uri=f"file:///b/{digest}", sha256=digest, size=len(data), media_type="text/plain"
     )
-    raw = RawAsset(
+    return RawAsset(
         request=request, blob=blob, provider="offline", model_version="offline-1", latency_ms=1.0
     )
-    validated, _ = asyncio.run(gateway.assess(raw, lambda ref: data))
+
+
+def assess(
+    judged: Policy,
+    data: bytes,
+    *script: Generated | ProviderError,
+    records: JudgeRecords | None = None,
+    raw: RawAsset | None = None,
+) -> tuple[ValidatedAsset, ScriptedProvider]:
+    judge = ScriptedProvider("judge", list(script))
+    book = ProfileBook({("acme", None): judged})
+    gateway = Gateway(book, {"judge": judge}, judgements=records)
+    validated, _ = asyncio.run(gateway.assess(raw or text_raw(data), lambda ref: data))
     return validated, judge
 
 
@@ -135,6 +147,17 @@ def test_without_a_minimum_the_judges_score_is_still_the_one_stamped() -> None:
     check = sentiment_check(validated)
     assert (check.passed, check.measured) == (True, "-0.2500")
     assert completion(validated, CompletionStatus.DELIVERED).sentiment_label == "negative"
+
+
+def test_a_copy_of_the_event_reuses_the_recorded_verdict_and_its_sentiment() -> None:
+    """agents.validate.judged records the judge's result: the sentiment travels inside it."""
+    records = JudgeRecords(DictStore(), judgement_metrics(CollectorRegistry()))
+    asset = text_raw(GLOOMY)
+    first, judge = assess(policy(), GLOOMY, answer(0.7), records=records, raw=asset)
+    again, second_judge = assess(policy(), GLOOMY, answer(-0.9), records=records, raw=asset)
+    assert (len(judge.calls), second_judge.calls) == (1, [])
+    assert sentiment_check(again) == sentiment_check(first)
+    assert sentiment_check(again).measured == "0.7000"
 
 
 def test_a_recorded_verdict_settles_the_same_way() -> None:
