@@ -111,6 +111,10 @@ def load_dry_run_policies(path: Path, *, every_asset: bool = False) -> DryRunPol
     for key, policy in book.policies.items():
         if policy.judge is not None:
             notes.append(f"{policy.label}: the AI judge is not asked in a dry run (it is paid)")
+            if policy.judge.sentiment:
+                notes.append(
+                    f"{policy.label}: text.sentiment uses the lexicon's score, not the judge's"
+                )
             policy = policy.model_copy(update={"judge": None})
         policies[key] = policy
     ids = frozenset(pid for pid, _ in policies)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from agents.validate.checks.image import ImageProber
+from agents.validate.gateway import build_checks
 from assetline.policy_check.report import AssetOutcome, build_report
 from assetline.policy_check.run import (
     OTHER_PROFILE,
@@ -68,6 +70,26 @@ def test_judge_is_left_out_and_the_file_id_is_the_profile(strict: DryRunPolicies
     assert strict.profile_ids == {"acme"}
     assert all(policy.judge is None for policy in strict.book.policies.values())
     assert strict.notes == ("acme: the AI judge is not asked in a dry run (it is paid)",)
+
+
+def test_a_judge_giving_sentiment_is_left_out_and_the_note_says_the_lexicon_scores(
+    tmp_path: Path,
+) -> None:
+    judge = {"provider": "p", "model": "m", "rubric": "r", "sentiment": True}
+    path = tmp_path / "acme.json"
+    path.write_text(json.dumps({"text": {"min_sentiment": 0.2}, "judge": judge}))
+    policies = load_dry_run_policies(path)
+    assert policies.notes == (
+        "acme: the AI judge is not asked in a dry run (it is paid)",
+        "acme: text.sentiment uses the lexicon's score, not the judge's",
+    )
+    (policy,) = policies.book.policies.values()
+    (check,) = [
+        c
+        for c in build_checks(policy, ImageProber(), None)
+        if c.code == "text.sentiment" and AssetKind.TEXT in c.kinds
+    ]
+    assert (check.min_score, check.from_judge) == (0.2, False)  # type: ignore[attr-defined]
 
 
 def test_every_asset_applies_the_profile_to_other_profiles_requests(tmp_path: Path) -> None:
