@@ -295,6 +295,16 @@ def stage_medians_ms(done: list[AssetCompleted]) -> dict[str, float]:
     return {k: round(v, 1) for k, v in out.items()}
 
 
+async def first_records_ms(settings: Settings, topic: str, ids: set[str]) -> dict[str, int]:
+    """Each id's first record on ``topic``: its broker timestamp (ms)."""
+    first: dict[str, int] = {}
+    for record in await read_to_end(settings, topic):
+        key = record.key.decode(errors="replace") if record.key is not None else None
+        if key in ids:
+            first.setdefault(key, record.timestamp)
+    return first
+
+
 async def handoffs_p50_s(settings: Settings, ids: set[str], since: datetime) -> dict[str, float]:
     """When the measured requests left generate (on ``.raw``) and validate (``.approved``),
     median s after ``since``, from the records' broker timestamps: where a request waited."""
@@ -302,14 +312,64 @@ async def handoffs_p50_s(settings: Settings, ids: set[str], since: datetime) -> 
     start_ms = since.timestamp() * 1000.0
     out: dict[str, float] = {}
     for stage, topic in (("raw", names.raw), ("approved", names.approved)):
-        first: dict[bytes, int] = {}
-        for record in await read_to_end(settings, topic):
-            if record.key is not None and record.key.decode(errors="replace") in ids:
-                first.setdefault(record.key, record.timestamp)
+        first = await first_records_ms(settings, topic, ids)
         if first:
             out[stage] = round(statistics.median(first.values()) - start_ms, 0) / 1000.0
             out[f"{stage}_max"] = round(max(first.values()) - start_ms, 0) / 1000.0
     return out
+
+
+#: The hops of a request, in order: (name, from, to) over the moments of :func:`hops_s`.
+HOPS = (
+    ("to_call", "created", "call_start"),  # taken, scheduled, a provider slot
+    ("call", "call_start", "call_end"),  # the provider (all attempts)
+    ("to_raw", "call_end", "raw"),  # blob, generation record, the send to .raw
+    ("validate", "raw", "approved"),  # validate's intake, queue and checks
+    ("deliver", "approved", "completed"),  # deliver's intake, queue, delivery, the ledger
+)
+
+
+async def hops_s(
+    settings: Settings, done: list[AssetCompleted], calls: dict[str, list[list[float | None]]]
+) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, float | None]]]:
+    """Where the measured requests spent their time, hop by hop (:data:`HOPS`): p50 and max
+    seconds of each, from the request's ``created_at`` (``completed_at`` minus the total), the
+    provider's arrival and answer times of its calls, the broker timestamps of its first
+    ``.raw`` and ``.approved`` records and its ``completed_at`` (one machine clock); and
+    those moments of each request (epoch seconds)."""
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    ids = {d.request_id for d in done}
+    raw = await first_records_ms(settings, names.raw, ids)
+    approved = await first_records_ms(settings, names.approved, ids)
+    per_hop: dict[str, list[float]] = {name: [] for name, _, _ in HOPS}
+    each: dict[str, dict[str, float | None]] = {}
+    for d in done:
+        made = calls.get(d.request_id) or []
+        answered = [end for _, end in made if end is not None]
+        moments = {
+            "created": d.completed_at.timestamp() - d.timings_ms.get("total", 0.0) / 1000.0,
+            "call_start": min((start for start, _ in made if start is not None), default=None),
+            "call_end": max(answered, default=None),
+            "raw": raw[d.request_id] / 1000.0 if d.request_id in raw else None,
+            "approved": approved[d.request_id] / 1000.0 if d.request_id in approved else None,
+            "completed": d.completed_at.timestamp(),
+        }
+        each[d.request_id] = {k: None if v is None else round(v, 3) for k, v in moments.items()}
+        for name, start, end in HOPS:
+            a, b = moments[start], moments[end]
+            if a is not None and b is not None:
+                per_hop[name].append(b - a)
+    return {
+        name: {"p50": r2(pct(values, 50)), "max": r2(max(values, default=None))}
+        for name, values in per_hop.items()
+    }, each
+
+
+def hops_text(hops: dict[str, dict[str, float | None]]) -> str:
+    return (
+        ", ".join(f"{name} {_s(h['p50'])}/{_s(h['max'])}" for name, h in hops.items())
+        + " s (p50/max)"
+    )
 
 
 def statuses(done: Iterable[AssetCompleted]) -> dict[str, int]:
@@ -333,6 +393,7 @@ class Burst:
     stages_p50_ms: dict[str, float]
     others_done: int = 0  # of the requests not measured, completed before the last measured one
     handoffs_s: dict[str, float] | None = None
+    done: list[AssetCompleted] | None = None
 
     @property
     def per_s(self) -> float:
@@ -360,7 +421,7 @@ async def burst(
     before = sum(1 for d in others_done if last is None or d.completed_at <= last)
     return Burst(len(measured), len(done), seconds, not complete, statuses(done),
                  failed_on_429(done), request_times(done), stage_medians_ms(done),
-                 before, handoffs)  # fmt: skip
+                 before, handoffs, done)  # fmt: skip
 
 
 # ---------------------------------------------------------------- scenarios
@@ -425,6 +486,8 @@ async def scenario_priority(env: Env) -> Row:
         high = copy_requests(f"high-{run}", p.high_n, priority="HIGH")
         result = await burst(settings, [normal, high], {r.request_id for r in high}, p.max_s)
         stats = await env.server.stats()
+        calls = await env.server.calls(f"high-{run}")
+        hops, moments = await hops_s(settings, result.done or [], calls)
     p50, p99 = pct(result.times_s, 50), pct(result.times_s, 99)
     target = env.server.latency[1] + 1.0
     met = not result.capped and p99 is not None and p99 <= target
@@ -435,12 +498,15 @@ async def scenario_priority(env: Env) -> Row:
         f"({result.completed}/{p.high_n} HIGH done{' by the cap' if result.capped else ''}; "
         f"{result.others_done} NORMAL done {'by then' if not result.capped else 'in the cap'}; "
         f"HIGH calls {_arrivals(stats, f'high-{run}')}, "
-        f"NORMAL {_arrivals(stats, f'normal-{run}')}; HIGH {_handoffs(result)})",
+        f"NORMAL {_arrivals(stats, f'normal-{run}')}; HIGH {_handoffs(result)}; "
+        f"HIGH hops {hops_text(hops)})",
         "target": f"HIGH p99 <= {target:g} s",
         "met": met,
         "capped": result.capped,
         "high_p50_s": r2(p50),
         "high_p99_s": r2(p99),
+        "high_hops_s": hops,
+        "high_moments": moments,
         "server": stats,
         "high": _burst_json(result),
     }

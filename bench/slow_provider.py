@@ -9,6 +9,9 @@
                              enforcing a concurrency quota;
   PUT  /dam/{path}           201 after dam-delay s: a DAM that takes its time over every asset;
   GET  /stats                the counters below, as JSON;
+  GET  /calls?run=R          each call of run R: request id -> [[arrived, answered], ...] in
+                             wall-clock seconds (answered null for a 429), to break a request's
+                             time down by hop;
   POST /reset                sets them to zero (a scenario starts with its own).
 
 Counters: ``calls`` (chat calls received), ``answered`` (200s), ``rate_limited`` (429s),
@@ -41,7 +44,7 @@ from tests.support.provider_server import openai_chat_response, openai_error
 
 CHAT_PATH = "/v1/chat/completions"
 #: A bench prompt names its request as ``request <run>-<6 digits>``; calls are grouped by run.
-_RUN = re.compile(r"request (\S+)-\d{6}")
+_RUN = re.compile(r"request ((\S+)-\d{6})")
 
 
 @dataclass
@@ -57,6 +60,8 @@ class Counters:
     #: per run named in the prompts: calls, and the first and last call's arrival (s since
     #: the last reset): when a run's requests reached the provider, not only whether
     runs: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: per run: request id -> [arrived, answered] wall-clock times of each of its calls
+    calls_of: dict[str, dict[str, list[list[float | None]]]] = field(default_factory=dict)
     since: float = field(default_factory=time.monotonic)
 
     def arrived(self, run: str) -> None:
@@ -87,6 +92,7 @@ class SlowApp:
         app.router.add_post(CHAT_PATH, self.chat)
         app.router.add_put("/dam/{tail:.*}", self.dam)
         app.router.add_get("/stats", self.stats)
+        app.router.add_get("/calls", self.calls)
         app.router.add_post("/reset", self.reset)
         return app
 
@@ -96,8 +102,10 @@ class SlowApp:
         body = await request.json()
         text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
         run = _RUN.search(text)
+        call: list[float | None] = [time.time(), None]
         if run is not None:
-            c.arrived(run.group(1))
+            c.arrived(run.group(2))
+            c.calls_of.setdefault(run.group(2), {}).setdefault(run.group(1), []).append(call)
         if c.in_flight >= self.max_in_flight:
             c.rate_limited += 1
             error = openai_error("Rate limit reached: too many requests in flight",
@@ -110,6 +118,7 @@ class SlowApp:
         finally:
             c.in_flight -= 1
         c.answered += 1
+        call[1] = time.time()
         reply = openai_chat_response(f"Made for: {text[-60:]}", model=body.get("model", "m"))
         return web.json_response(reply)
 
@@ -127,8 +136,11 @@ class SlowApp:
 
     async def stats(self, _: web.Request) -> web.Response:
         c = self.counters
-        hidden = ("dam_in_flight", "since")
+        hidden = ("dam_in_flight", "since", "calls_of")
         return web.json_response({k: v for k, v in vars(c).items() if k not in hidden})
+
+    async def calls(self, request: web.Request) -> web.Response:
+        return web.json_response(self.counters.calls_of.get(request.query.get("run", ""), {}))
 
     async def reset(self, _: web.Request) -> web.Response:
         self.counters.reset()
@@ -206,6 +218,13 @@ class SlowServer:
     async def stats(self) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=10) as client:
             response = await client.get(self.url + "/stats")
+            response.raise_for_status()
+            return dict(response.json())
+
+    async def calls(self, run: str) -> dict[str, list[list[float | None]]]:
+        """Each call of ``run`` by request id: [arrived, answered] wall-clock times."""
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await client.get(self.url + "/calls", params={"run": run})
             response.raise_for_status()
             return dict(response.json())
 

@@ -66,6 +66,12 @@ consumer, where offsets are decided:
 
 12. Faust's livelock detector asserted on a partition whose position aiokafka was still
     resetting and crashed the consumer. -> :meth:`SafeConsumer.verify_event_path` skips it.
+13. Not a loss, a throttle: Faust hands each fetched event to the streams through
+    ``wait_first`` (four new tasks, two event loop passes per event). With a few hundred
+    provider calls in flight a pass takes milliseconds, so every stage's intake fell to tens
+    of events a second and a HIGH request waited behind 10,000 NORMAL ones in Kafka, where
+    no priority applies (bench.providers priority, issue 16). -> :meth:`SafeConsumer._deliver`
+    awaits the hand-over directly when it cannot wait for anything.
 
 ``python -m bench.rebalance`` reproduces the rebalance scenario and ``python -m bench.chaos``
 the kills, the rebalance and a broker outage (``--repeat 5``: 5 of 5 runs without a loss);
@@ -426,15 +432,44 @@ class SafeConsumer(Consumer):
         return False
 
     async def _deliver(self, message: Any, callback: Any) -> None:
+        """Hand ``message`` to its streams (Faust's conductor callback, ``on_message``).
+
+        Faust races the hand-over against ``suspend_flow`` (a rebalance) with ``wait_first``,
+        which starts four tasks and takes two trips round the event loop for every message
+        fetched (item 13). When the hand-over cannot wait (:meth:`_hand_over_is_immediate`),
+        it is awaited directly: it finishes before anything else runs, as it would have won
+        the race.
+        """
         commit_every = self._commit_every
         if commit_every is not None and self._n_acked >= commit_every:
             self._n_acked = 0
             await self.commit()
         self._delivering = message
         try:
-            await self.wait_first(callback(message), self.suspend_flow.wait())
+            if self._hand_over_is_immediate():
+                await callback(message)
+            else:
+                await self.wait_first(callback(message), self.suspend_flow.wait())
         finally:
             self._delivering = None
+
+    def _hand_over_is_immediate(self) -> bool:
+        """True when Faust's ``on_message`` would not wait for anything: the flow runs (no
+        rebalance), the producer buffer is within its limit (else it waits for it to ebb) and
+        no stream queue is full (else it waits for room). Every stream queue is a flow-control
+        queue (``clear_on_resume``), so the flow control knows them all."""
+        app = self.app
+        flow = app.flow_control
+        if self.suspend_flow.is_set() or not flow.is_active():
+            return False
+        buffer = app.producer.buffer
+        if buffer.size > buffer.max_messages:
+            return False
+        for queue in list(flow._queues):
+            full = getattr(queue, "full", None)
+            if full is not None and full():
+                return False
+        return True
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         """Book offsets ``offset_from`` up to, not including, ``offset_to`` as never delivered.

@@ -363,3 +363,81 @@ def test_the_livelock_check_skips_a_partition_whose_position_is_unknown(
     monkeypatch.setattr(Consumer, "verify_event_path", other)
     with pytest.raises(RuntimeError):
         SafeConsumer.verify_event_path(object.__new__(SafeConsumer), 0.0, TP)  # type: ignore[arg-type]
+
+
+def _delivering_consumer(*, buffered: int = 0, queue_items: int = 0) -> Any:
+    """A stand-in for the fetch loop's hand-over (item 13): Faust's flow control and a stream
+    queue of 4, a producer buffer of Faust's limit 100 holding ``buffered`` records."""
+    flow = FlowControlEvent(initially_suspended=False)
+    queue: FlowControlQueue[Any] = FlowControlQueue(4, flow_control=flow, clear_on_resume=True)
+    for i in range(queue_items):
+        queue.put_nowait(i)
+    buffer = SimpleNamespace(size=buffered, max_messages=100)
+    fake = SimpleNamespace(
+        app=SimpleNamespace(flow_control=flow, producer=SimpleNamespace(buffer=buffer)),
+        suspend_flow=asyncio.Event(),
+        _commit_every=None,
+        _delivering=None,
+        raced=[],
+        queue=queue,
+    )
+    fake._hand_over_is_immediate = lambda: SafeConsumer._hand_over_is_immediate(fake)  # type: ignore[arg-type]
+
+    async def wait_first(*coros: Any) -> None:
+        fake.raced.append(coros)
+        await coros[0]
+        coros[1].close()
+
+    fake.wait_first = wait_first
+    return fake
+
+
+def _hand_over(fake: Any) -> tuple[list[Any], bool]:
+    """Deliver one message; what the callback saw, and whether it finished in one step."""
+    seen: list[Any] = []
+
+    async def callback(message: Any) -> None:
+        assert fake._delivering is message  # a clear meanwhile knows the one in hand
+        seen.append(message)
+
+    step = SafeConsumer._deliver(fake, "m", callback)  # type: ignore[arg-type]
+    try:
+        step.send(None)
+    except StopIteration:
+        return seen, True
+    step.close()
+    return seen, False
+
+
+def test_a_hand_over_that_cannot_wait_runs_at_once_without_the_race() -> None:
+    fake = _delivering_consumer(buffered=100, queue_items=3)
+    seen, at_once = _hand_over(fake)
+    assert seen == ["m"]
+    assert at_once  # no task, no trip round the event loop
+    assert fake.raced == []
+    assert fake._delivering is None
+
+
+@pytest.mark.parametrize(
+    "blocked",
+    ["flow suspended", "rebalance signalled", "producer buffer over", "stream queue full"],
+)
+def test_a_hand_over_that_may_wait_races_the_flow_suspension(blocked: str) -> None:
+    fake = _delivering_consumer(
+        buffered=101 if blocked == "producer buffer over" else 0,
+        queue_items=4 if blocked == "stream queue full" else 0,
+    )
+    if blocked == "flow suspended":
+        fake.app.flow_control.suspend()
+    if blocked == "rebalance signalled":
+        fake.suspend_flow.set()
+    assert not SafeConsumer._hand_over_is_immediate(fake)  # type: ignore[arg-type]
+    seen: list[Any] = []
+
+    async def callback(message: Any) -> None:
+        seen.append(message)
+
+    asyncio.run(SafeConsumer._deliver(fake, "m", callback))  # type: ignore[arg-type]
+    assert len(fake.raced) == 1
+    assert seen == ["m"]
+    assert fake._delivering is None
