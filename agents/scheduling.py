@@ -25,6 +25,8 @@ PRIORITY_RANK: Final[Mapping[Priority, int]] = {
     Priority.HIGH: 2,
 }
 NORMAL_RANK: Final = PRIORITY_RANK[Priority.NORMAL]
+#: Ranks that may take a stage's urgent reserve (streams.stage_pool): HIGH, rare by design.
+URGENT_RANK: Final = PRIORITY_RANK[Priority.HIGH]
 #: Shadow work (mirrored traffic, never delivered) waits behind every real request.
 SHADOW_RANK: Final = -1
 
@@ -50,14 +52,20 @@ def tenant_weights(weights: Mapping[str, float] | None) -> Callable[[str], float
     return lambda tenant: table.get(tenant, 1.0)
 
 
+def urgent_reserve(max_running: int) -> int:
+    """Running slots above a stage's concurrency that HIGH events may take: a tenth, at least
+    2 (like a provider's in-flight limit, agents.inference.routing.adaptive_limit)."""
+    return max(2, max_running // 10)
+
+
 def stage_pool(
     line: Line,
     stage: str,
     max_running: int,
     lane_limit: Callable[[str], int] | None = None,
 ) -> StagePool:
-    """A stage's pool with the line's waiting bound and tenant weights, registered on the line
-    (its waiting events count in ``assetline_stage_queue_depth``)."""
+    """A stage's pool with the line's waiting bound, tenant weights and urgent reserve,
+    registered on the line (its waiting events count in ``assetline_stage_queue_depth``)."""
     settings = line.settings
     pool = StagePool(
         stage,
@@ -65,6 +73,8 @@ def stage_pool(
         max_waiting=settings.stage_max_waiting,
         weight=tenant_weights(settings.tenant_weights),
         lane_limit=lane_limit,
+        urgent_rank=URGENT_RANK,
+        urgent_reserve=urgent_reserve(max_running),
     )
     line.pools[stage] = pool
     return pool

@@ -84,6 +84,10 @@ class FairQueue(Generic[T]):
                 return entry.item
         raise IndexError("pop from an empty FairQueue")
 
+    def top_priority(self) -> int | None:
+        """The priority of the item :meth:`pop` would return; None when empty."""
+        return max((p for p, lane in self._lanes.items() if lane.heap), default=None)
+
     def remove_if(self, doomed: Callable[[T], bool]) -> list[T]:
         """Take out every item ``doomed`` picks (say, events of an older consumer generation);
         returns them. Linear, for rare events only."""

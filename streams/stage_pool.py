@@ -23,6 +23,11 @@ What it keeps:
   starts revoking partitions, :meth:`drop_waiting` drops every job not started yet (the same
   seek fetches them again), so the revocation waits only for the jobs running, not for
   everything taken ahead (see :mod:`streams.pooled_stage`).
+- **Urgent jobs do not wait for a slot**: jobs of ``urgent_rank`` or above (HIGH requests,
+  rare by design) may start up to ``urgent_reserve`` beyond ``max_running``. The running jobs
+  of a busy generate stage mostly wait for their provider's in-flight slots (where HIGH goes
+  first anyway), so a HIGH event waited for one of them to finish: 1-2 s behind 10,000 NORMAL
+  while the provider's limit was still ramping up (bench.providers priority, issue 16).
 - **Long waits step aside**: a job that waits for something that takes nothing here (a
   provider's batch, minutes to a day) wraps the wait in :func:`stepping_aside`, and its running
   slot goes to the next job meanwhile.
@@ -100,12 +105,19 @@ class StagePool:
         max_waiting: int,
         weight: Callable[[str], float] | None = None,
         lane_limit: Callable[[str], int] | None = None,
+        urgent_rank: int | None = None,
+        urgent_reserve: int = 0,
     ) -> None:
         if max_running < 1 or max_waiting < 1:
             raise ValueError("a pool needs max_running >= 1 and max_waiting >= 1")
+        if urgent_reserve < 0:
+            raise ValueError("urgent_reserve must be >= 0")
         self.name = name
         self.max_running = max_running
         self.max_waiting = max_waiting
+        #: Jobs of this priority or above may take ``urgent_reserve`` slots above max_running.
+        self.urgent_rank = urgent_rank
+        self.urgent_reserve = urgent_reserve if urgent_rank is not None else 0
         self._queue: FairQueue[Job] = FairQueue(weight)
         self._lane_limit = lane_limit or (lambda _lane: max_running)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -181,7 +193,7 @@ class StagePool:
     # owned key wait in the key's deque, in the order they were chosen.
 
     def _dispatch(self) -> None:
-        while len(self._tasks) - self._aside_running < self.max_running and len(self._queue):
+        while self._room_for_next():
             job = self._queue.pop()
             if job.stale():
                 self.drop_stale()
@@ -194,6 +206,19 @@ class StagePool:
                     continue
                 self._keys[job.key] = deque()
             self._enter_lane(job)
+
+    def _room_for_next(self) -> bool:
+        """A job waits and a slot is free for it: a regular one, or one of the urgent reserve
+        when the next job is urgent."""
+        if not len(self._queue):
+            return False
+        running = len(self._tasks) - self._aside_running
+        if running < self.max_running:
+            return True
+        if running >= self.max_running + self.urgent_reserve or self.urgent_rank is None:
+            return False
+        top = self._queue.top_priority()
+        return top is not None and top >= self.urgent_rank
 
     def _enter_lane(self, job: Job) -> None:
         """Start ``job`` (whose key it owns) or park it until its lane has room."""

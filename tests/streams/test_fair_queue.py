@@ -81,3 +81,15 @@ def test_remove_if_takes_out_items_and_keeps_order_of_the_rest() -> None:
 def test_pop_from_empty_raises() -> None:
     with pytest.raises(IndexError):
         FairQueue[str]().pop()
+
+
+def test_top_priority_is_the_priority_pop_serves_next() -> None:
+    queue: FairQueue[str] = FairQueue()
+    assert queue.top_priority() is None
+    queue.push("n", priority=1, flow="a")
+    queue.push("h", priority=2, flow="a")
+    assert queue.top_priority() == 2
+    assert queue.pop() == "h"
+    assert queue.top_priority() == 1
+    queue.pop()
+    assert queue.top_priority() is None

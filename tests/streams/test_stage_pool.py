@@ -344,3 +344,47 @@ async def test_jobs_parked_for_a_full_lane_leave_it_by_priority_then_fair_share(
         gate.release_all()  # one job at a time leaves the lane: the order is the pool's
         await pool.idle()
     assert gate.started[:4] == ["first", "hero", "a0", "b0"]
+
+
+@sync
+async def test_urgent_jobs_take_the_reserve_above_a_full_pool() -> None:
+    gate = Gate()
+    pool = StagePool("t", max_running=3, max_waiting=100, urgent_rank=2, urgent_reserve=2)
+    async with pool.running():
+        for i in range(5):
+            await pool.submit(gate.job(f"n{i}", priority=1))
+        for i in range(3):
+            await pool.submit(gate.job(f"hero{i}", priority=2))
+        await settle()
+        # the three slots stay taken; two heroes start at once beside them, the third waits
+        assert gate.started == ["n0", "n1", "n2", "hero0", "hero1"]
+        assert gate.running == 5
+        gate.release("n0")
+        await settle()
+        assert gate.started[5:] == ["hero2"]  # the freed slot: the waiting hero first
+        gate.release("hero0", "hero1", "hero2")
+        await settle()
+        assert gate.started[6:] == ["n3"]  # NORMAL jobs get regular slots only
+        assert gate.running == 3
+        gate.release("n1")
+        await settle()
+        assert gate.started[7:] == ["n4"]
+        assert gate.running == 3
+        gate.release_all()
+        await pool.idle()
+    assert gate.peak == 5
+
+
+@sync
+async def test_without_an_urgent_rank_no_job_passes_max_running() -> None:
+    gate = Gate()
+    pool = StagePool("t", max_running=2, max_waiting=100, urgent_reserve=5)
+    async with pool.running():
+        await pool.submit(gate.job("n0", priority=1))
+        await pool.submit(gate.job("n1", priority=1))
+        await pool.submit(gate.job("hero", priority=2))
+        await settle()
+        assert gate.started == ["n0", "n1"]
+        gate.release_all()
+        await pool.idle()
+    assert gate.peak == 2

@@ -24,7 +24,8 @@ in retries). The limit here is found like TCP finds a path's capacity:
 The limit stays within ``[1, maximum]``; ``maximum`` is the routing file's ``max_in_flight`` of
 the provider, else :data:`DEFAULT_MAX_IN_FLIGHT`. Callers waiting for a slot are served in the
 line's order (priority, then fair share by tenant: :class:`streams.fair_queue.FairQueue`), so a
-hero asset does not queue behind a campaign at the provider either.
+hero asset does not queue behind a campaign at the provider either; an urgent (HIGH) call may
+also take a small reserve above a full limit (:meth:`AdaptiveLimit.reserve`).
 
 No well-kept Python library does this (``aiolimiter`` is a fixed-rate leaky bucket; Netflix's
 ``concurrency-limits`` is Java), so it is written here, small and pure apart from the waiting.
@@ -126,8 +127,18 @@ class AdaptiveLimit:
         self.decreases = 0
 
     def reserve(self) -> int:
-        """Slots above the limit that urgent calls may take: a tenth of it, at least 2."""
-        return max(2, int(self.limit * 0.1))
+        """Slots above the limit that urgent calls may take: a tenth of it, at least 2.
+
+        In slow start, up to the limit again (never past ``maximum``): the limit is still a
+        probe that doubles within the round trip, not a capacity the provider has shown. With
+        2 as the reserve there, 20 HIGH requests submitted while a fresh worker's limit ramped
+        from 16 queued for each other's slots (bench.providers priority, issue 16).
+        """
+        reserve = max(2, int(self.limit * 0.1))
+        if self.slow_start:
+            probe = min(int(self.limit), self.maximum - int(self.limit))
+            reserve = max(reserve, probe)
+        return reserve
 
     @property
     def waiting(self) -> int:

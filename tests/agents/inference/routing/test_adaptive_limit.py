@@ -250,3 +250,43 @@ def test_a_429_beside_many_taken_calls_cuts_to_what_was_taken_not_to_half(
     asyncio.run(go())
     assert not limit.slow_start
     assert limit.decreases == 1
+
+
+def test_in_slow_start_urgent_calls_may_take_up_to_the_limit_again() -> None:
+    """The limit is still a probe doubling every round trip: 16 heroes go beside 16 calls."""
+    limit = AdaptiveLimit("p", initial=16, maximum=1000)
+
+    async def go() -> None:
+        gate = asyncio.Event()
+
+        async def call(urgent: bool) -> None:
+            async with limit.slot(priority=2 if urgent else 1, urgent=urgent):
+                await gate.wait()
+
+        tasks = [asyncio.ensure_future(call(False)) for _ in range(40)]
+        await asyncio.sleep(0)
+        tasks += [asyncio.ensure_future(call(True)) for _ in range(20)]
+        await asyncio.sleep(0)
+        assert limit.slow_start
+        assert limit.reserve() == 16
+        assert limit.in_flight == 32  # 16 NORMAL, 16 heroes at once
+        assert limit.waiting == 24 + 4
+        gate.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(go())
+
+
+def test_the_slow_start_reserve_never_passes_the_maximum_and_ends_with_slow_start() -> None:
+    clock = Clock()
+    capped = AdaptiveLimit("p", initial=16, maximum=20, clock=clock)
+    assert capped.reserve() == 4  # up to max_in_flight, no further
+    limit = AdaptiveLimit("p", initial=40, clock=clock)
+    assert limit.reserve() == 40
+
+    async def go() -> None:
+        await hold(limit, 40, Signal.OVERLOAD, clock, 1.0)
+
+    asyncio.run(go())
+    assert not limit.slow_start
+    assert limit.reserve() == max(2, int(limit.limit * 0.1))
