@@ -33,12 +33,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
 
-from agents.inference.providers._sharded_pool import ShardedTransport
+from agents.inference.providers._aiohttp_pool import ProviderTransport
 from agents.inference.providers.base import ProviderError
 from streams.redaction import redact, redact_and_truncate
 
@@ -103,16 +104,14 @@ class PooledAdapter:
 #: Connections one client may hold: the adaptive in-flight limit (up to 1024 calls per
 #: provider, agents/inference/routing/adaptive_limit.py) is what bounds calls, not the pool.
 #: httpx's default of 100 capped every provider at 100 calls in flight (the rest waited for a
-#: connection inside the call's timeout), and keeping only 20 alive re-opened a connection (a
-#: TLS handshake to a hosted API) for most calls.
+#: connection inside the call's timeout). Idle connections are kept for ``keepalive_expiry_s``,
+#: so most calls reuse one instead of paying a new TLS handshake to a hosted API.
 MAX_CONNECTIONS = 1024
-MAX_KEEPALIVE = 256
 
 
 def build_client(
     *,
     max_connections: int = MAX_CONNECTIONS,
-    max_keepalive_connections: int = MAX_KEEPALIVE,
     keepalive_expiry_s: float = 30.0,
     connect_timeout_s: float = 10.0,
     timeout_s: float = 60.0,
@@ -122,20 +121,27 @@ def build_client(
     It carries no credentials: adapters send them per request, so the same client can fetch
     an image from a third-party URL without leaking a key. Redirects are not followed unless a
     request asks, so an API call never silently lands elsewhere. ``trust_env`` is off: a proxy
-    or CA bundle from the environment must not see or redirect calls that carry keys.
+    or CA bundle from the environment must not see or redirect calls that carry keys, and no
+    cookie is kept. The
+    connections are aiohttp's (:mod:`agents.inference.providers._aiohttp_pool`: a quarter of
+    httpcore's CPU per call with hundreds in flight).
     """
     return httpx.AsyncClient(
         trust_env=False,
-        # Several small pools, not one of 1024: httpcore's pool costs connections x calls.
-        transport=ShardedTransport(
-            max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
-            keepalive_expiry_s=keepalive_expiry_s,
+        transport=ProviderTransport(
+            max_connections=max_connections, keepalive_expiry_s=keepalive_expiry_s
         ),
         timeout=httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s)),
         follow_redirects=False,
         headers={"User-Agent": "assetline"},
+        cookies=_no_cookies(),
     )
+
+
+def _no_cookies() -> CookieJar:
+    """A jar that keeps nothing: one provider's ``Set-Cookie`` must never ride on later calls
+    (httpx's clients keep cookies by default, and the client is shared between providers)."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 def parse_retry_after(
