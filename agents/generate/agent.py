@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from agents.generate.finished import REUSED_HEADER, Eviction, GenerationRecords, Reuse, ReuseMetrics
+from agents.generate.finished import REUSED_HEADER, Reuse, ReuseMetrics
 from agents.generate.generate_one import GenerationOutcome, crashed, generate_asset, refused
 from agents.generate.shadow import install_shadows
 from agents.inference.batch import BatchTickets
-from agents.inference.paid_once import EVICTION_INTERVAL_S
+from agents.inference.paid_once import RecordTable, install_record_table
 from agents.inference.routing.fallback import FallbackAssets
 from agents.inference.routing.spend import GENERATE_LANE
 from agents.inference.worker import book_lane, worker_inference
@@ -42,20 +41,11 @@ def install(line: Line) -> None:
     gatekeeper = Gatekeeper.from_settings(settings)  # so does a bad tenants file
     router = inference.router
     fallbacks = FallbackAssets(inference.config, inference.offline)
-    records: GenerationRecords | None = None
+    records: RecordTable | None = None
     reuse: Reuse | None = None
     reuse_metrics = ReuseMetrics.build(line.registry)
     if settings.generation_reuse:
-        records = GenerationRecords(
-            line.app,
-            name="generations",
-            beacon=line.app.tables.beacon,
-            changelog_topic=line.topics.generations,
-            key_type=bytes,
-            value_type=bytes,
-            partitions=settings.topic_partitions,
-        )
-        line.app.tables.add(records)
+        records = install_record_table(line, "generations", line.topics.generations, reuse_metrics)
         reuse = Reuse(records, reuse_metrics)
         if router.batches is not None:
             # A batched request's place in its batch, beside its finished generation: after a
@@ -136,12 +126,3 @@ def install(line: Line) -> None:
                 line.topics.raw, request.request_id, codecs.raw.encode(raw), output, headers
             )
             await mirror(request, value)  # never raises: a shadow cannot touch its primary
-
-    if records is not None:
-        table = records
-
-        @line.app.timer(interval=EVICTION_INTERVAL_S)  # type: ignore[untyped-decorator]
-        async def evict_old_generations() -> None:
-            """Bound the table's memory like the changelog's retention bounds a restart."""
-            eviction = Eviction(table.data, settings.generation_record_retention_ms)
-            reuse_metrics.evicted.inc(await eviction.sweep(int(time.time() * 1000)))

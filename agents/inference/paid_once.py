@@ -26,12 +26,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter
 
 from streams.traced_table import TracedTable
+
+if TYPE_CHECKING:
+    from streams.app import Line
 
 log = logging.getLogger(__name__)
 
@@ -271,3 +274,29 @@ class Eviction:
                     evicted += 1
             await asyncio.sleep(0)
         return evicted
+
+
+def install_record_table(
+    line: Line, name: str, changelog_topic: Any, metrics: OnceMetrics
+) -> RecordTable:
+    """Declare a record table (changelog ``changelog_topic``, co-partitioned with the input of
+    the stage that declares it) and the timer that drops its records past the retention."""
+    settings = line.settings
+    table = RecordTable(
+        line.app,
+        name=name,
+        beacon=line.app.tables.beacon,
+        changelog_topic=changelog_topic,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.topic_partitions,
+    )
+    line.app.tables.add(table)
+
+    async def evict_old_records() -> None:
+        eviction = Eviction(table.data, settings.generation_record_retention_ms)
+        metrics.evicted.inc(await eviction.sweep(int(time.time() * 1000)))
+
+    evict_old_records.__name__ = evict_old_records.__qualname__ = f"evict_old_{name}"
+    line.app.timer(interval=EVICTION_INTERVAL_S)(evict_old_records)
+    return table

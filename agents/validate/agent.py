@@ -7,10 +7,9 @@ to ``.requests``, and a REVIEW also sends the asset to ``.review`` for a person.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
-from agents.inference.paid_once import EVICTION_INTERVAL_S, Eviction, RecordTable
+from agents.inference.paid_once import install_record_table
 from agents.inference.routing.config import routing_source
 from agents.inference.routing.router import ModelRouter
 from agents.inference.routing.spend import JUDGE_LANE
@@ -141,23 +140,7 @@ def install(line: Line) -> None:
 
 def install_judgements(line: Line) -> JudgeRecords:
     """The judge's verdict records: a table on ``.judgements`` (co-partitioned with ``.raw``,
-    read by the workers that validate) and the sweep that bounds its memory."""
-    settings = line.settings
-    table = RecordTable(
-        line.app,
-        name="judgements",
-        beacon=line.app.tables.beacon,
-        changelog_topic=line.topics.judgements,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.topic_partitions,
-    )
-    line.app.tables.add(table)
+    read by the workers that validate), its memory bounded like the changelog."""
     metrics = judgement_metrics(line.registry)
-
-    @line.app.timer(interval=EVICTION_INTERVAL_S)  # type: ignore[untyped-decorator]
-    async def evict_old_judgements() -> None:
-        eviction = Eviction(table.data, settings.generation_record_retention_ms)
-        metrics.evicted.inc(await eviction.sweep(int(time.time() * 1000)))
-
+    table = install_record_table(line, "judgements", line.topics.judgements, metrics)
     return JudgeRecords(table, metrics)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 
 from agents.generate.finished import (
@@ -32,6 +30,7 @@ from schemas.records import (
     ProviderAttempt,
     RawAsset,
 )
+from tests.support.record_store import DictStore
 
 AT_MS = 1_790_000_000_000
 
@@ -128,24 +127,6 @@ def test_a_record_from_a_newer_version_with_unknown_fields_is_ignored() -> None:
     body["raw"]["new_field"] = 1
     newer = value[:14] + json.dumps(body).encode()
     assert lookup(newer, req, request_digest(VALUE)) == (None, "unreadable")
-
-
-@dataclass
-class DictStore:
-    """The record store as the table behaves: get, and a write that is acknowledged or fails."""
-
-    data: dict[bytes, bytes] = field(default_factory=dict)
-    refuse: bool = False
-    writes: list[bytes] = field(default_factory=list)
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
-
-    async def record(self, key: bytes, value: bytes) -> None:
-        self.writes.append(key)
-        if self.refuse:
-            raise KafkaTimeoutError()
-        self.data[key] = value
 
 
 class Provider:

@@ -5,35 +5,17 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 
 from agents.validate.gateway import Gateway
 from agents.validate.judged import JudgeRecords, judgement_key, judgement_metrics
 from schemas.records import AssetKind, RawAsset, Verdict
 from tests.agents.validate.test_gateway import book, inspect, raw, verdict_json
+from tests.support.record_store import DictStore
 from tests.support.scripted_provider import ScriptedProvider
 
 TEXT = b"Trail shoes that grip. Terms apply."
 AT_MS = 1_780_000_000_000
-
-
-class DictStore:
-    """The judgements table in a worker; a dict here, with the writes it was asked for."""
-
-    def __init__(self, refuse: bool = False) -> None:
-        self.data: dict[bytes, bytes] = {}
-        self.writes: list[bytes] = []
-        self.refuse = refuse
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
-
-    async def record(self, key: bytes, value: bytes) -> None:
-        self.writes.append(key)
-        if self.refuse:
-            raise KafkaTimeoutError()
-        self.data[key] = value
 
 
 def judged_gateway(store: DictStore, judge: ScriptedProvider) -> tuple[Gateway, CollectorRegistry]:
