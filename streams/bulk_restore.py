@@ -248,7 +248,17 @@ class BulkRecovery(Recovery):
 
 
 class LineTableManager(TableManager):
-    """Faust's table manager, recovering with :class:`BulkRecovery`."""
+    """Faust's table manager, recovering with :class:`BulkRecovery`, started without Faust's
+    fixed one-second wait."""
+
+    async def on_start(self) -> None:
+        """Faust's start without its ``sleep(1.0)`` first, which only gave late tables time to
+        be added: the line adds every table while :func:`streams.app.create_line` builds it,
+        before the worker starts (one added later still fails loudly: "Too late to add
+        tables"). A second off every worker's start and restart, so off every crash's outage."""
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
     @property
     def recovery(self) -> Recovery:
