@@ -12,9 +12,11 @@ in retries). The limit here is found like TCP finds a path's capacity:
   that were in flight beside the refused one when it was sent (they were taken: that is what
   the provider holds for this worker), never below half; a rising latency (the recent average
   above ``latency_tolerance`` times the long-run average) cuts it by a fifth; at most once per
-  round trip, since one overshoot yields a burst of such answers. Halving on every 429, as TCP
-  does on a loss, left a worker at about half of a 256-slot provider for minutes after a single
-  429 (``python -m bench.providers``: 58 assets/s where 128 were possible);
+  round trip, since one overshoot yields a burst of such answers; between cuts, a refusal still
+  holds the limit at the calls the provider held beside it, so a slot a 429 frees in
+  milliseconds is not handed straight to the next call to be refused too. Halving on every
+  429, as TCP does on a loss, left a worker at about half of a 256-slot provider for minutes
+  after a single 429 (``python -m bench.providers``: 58 assets/s where 128 were possible);
 - **fast recovery**: after a halving (other than the one ending slow start, whose doubling
   overshot), the limit grows by 1 per success again (doubling per round trip) up to 90% of
   where the overload struck, then additively. Additive growth alone
@@ -124,6 +126,8 @@ class AdaptiveLimit:
         self._long = 0.0
         self._samples = 0
         self._last_decrease = float("-inf")
+        #: Where the latest cut left the limit (the floor of :meth:`_hold_at`).
+        self._cut_to = 1.0
         self.decreases = 0
 
     def reserve(self) -> int:
@@ -193,6 +197,7 @@ class AdaptiveLimit:
                 self.limit = min(float(self.maximum), self.limit + step)
         elif signal is Signal.OVERLOAD:
             self._decrease(0.5, latency_s, taken=seen - 1)
+            self._hold_at(seen - 1)
         if self.limit != before and self._on_change is not None:
             self._on_change(self.name, self.limit)
         self._grant()
@@ -220,6 +225,7 @@ class AdaptiveLimit:
         self.slow_start = False
         struck_at = self.limit
         self.limit = max(1.0, min(self.limit, max(self.limit * factor, 0.9 * taken)))
+        self._cut_to = self.limit
         self.decreases += 1
         if factor >= 0.8:
             # Latency: the provider slows as it fills; no fast way back to where it did.
@@ -230,6 +236,21 @@ class AdaptiveLimit:
             self.recover_to = None  # halved is about right already; grow additively from it
         else:
             self.recover_to = struck_at * 0.9
+
+    def _hold_at(self, taken: int) -> None:
+        """Never above the calls the provider held beside a refused one, also between cuts.
+
+        A refusal comes back in milliseconds and frees its slot at once. With the limit one
+        above what the provider holds, every freed slot went to the next waiter, which was
+        refused in turn: measured with 300 requests waiting on a provider of 16 slots, 501
+        429s in 8 s that used up 90 requests' retries (tests/integration/test_scheduling.py),
+        while the cut waited out its round trip. So the limit drops to what was taken now; the
+        cut once per round trip still decides how far below it goes.
+        """
+        if taken >= 1 and self.limit > taken:
+            # Not below the latest cut: in a burst where every call is refused, "taken" counts
+            # calls that were refused too, and the cut (never below half) already decided.
+            self.limit = max(self._cut_to, float(taken))
 
     def _grant(self) -> None:
         while len(self._waiters) and self.in_flight < int(self.limit):

@@ -290,3 +290,41 @@ def test_the_slow_start_reserve_never_passes_the_maximum_and_ends_with_slow_star
     asyncio.run(go())
     assert not limit.slow_start
     assert limit.reserve() == max(2, int(limit.limit * 0.1))
+
+
+def test_a_refused_call_frees_no_slot_for_another_refusal_within_the_round_trip() -> None:
+    """The limit is 17, the provider holds 16: after the first 429 (which cuts the limit once
+    per round trip), a second refusal's freed slot must not go to a waiter while the provider
+    still holds 16, or every waiter is refused in turn within milliseconds."""
+    clock = Clock()
+    limit = AdaptiveLimit("p", initial=17, clock=clock)
+    limit.slow_start = False
+
+    async def go() -> None:
+        release = asyncio.Event()
+
+        async def held() -> None:
+            async with limit.slot() as permit:
+                await release.wait()
+                permit.done(Signal.OK)
+
+        async def refused() -> None:
+            async with limit.slot() as permit:
+                permit.done(Signal.OVERLOAD)
+
+        taken = [asyncio.ensure_future(held()) for _ in range(16)]
+        await asyncio.sleep(0)
+        clock.now += 2.0  # a round trip after any earlier cut
+        await refused()  # the 17th: cut to 90% of 16
+        assert limit.limit == pytest.approx(14.4)
+        limit.limit = 17.0  # additive growth back past 16 ...
+        clock.now += 0.0005  # ... and a refusal within the same round trip: no second cut
+        await refused()
+        assert limit.limit == 16.0  # but never more than the provider held
+        waiter = asyncio.ensure_future(refused())
+        await asyncio.sleep(0)
+        assert not waiter.done()  # waits for a held call to finish, not for another 429
+        release.set()
+        await asyncio.gather(*taken, waiter)
+
+    asyncio.run(go())
