@@ -12,6 +12,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from assetline.client import LineClient
+from assetline.dev.child_worker import WorkerProcess
 from schemas.records import AssetKind, Constraints, GenerationRequest, ModelSpec
 from streams.kafka import open_topic_reader
 from streams.settings import Settings
@@ -146,3 +147,15 @@ def worker_metric(port: int, name: str, **labels: str) -> float | None:
             if sample.name == name and sample.labels == labels:
                 return sample.value
     return None
+
+
+def wait_ready(worker: WorkerProcess, timeout: float = 60) -> None:
+    """Until the worker logs Faust's "Ready": it has joined its group and recovered its tables,
+    so a deadline counted from now is spent on the requests, not on the worker's start."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert worker.alive(), worker.log_tail()
+        if "[^_Worker]: Ready" in worker.log_tail(400):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"worker not ready in {timeout}s:\n{worker.log_tail()}")

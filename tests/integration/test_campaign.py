@@ -21,6 +21,7 @@ from streams.codecs import Codecs
 from streams.kafka import open_topic_reader, read_to_end
 from streams.settings import Settings, settings_env
 from streams.topics import TopicNames
+from tests.integration.helpers import wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -177,7 +178,8 @@ def test_requests_waiting_in_review_are_reported_in_review_not_missing(
     args = _write(tmp_path, personas=1, failing=0)  # 3 requests
     (tmp_path / "template.yaml").write_text(TEMPLATE + "brand_profile_id: strict\n")
     worker = start_worker(settings)
-    result = _campaign(settings, [*args, "--deadline", "40s", "--json"])
+    wait_ready(worker)  # the deadline, waited out in full, is then only the requests' time
+    result = _campaign(settings, [*args, "--deadline", "15s", "--json"])
     assert result.exit_code == 3, result.output + worker.log_tail()
     report = json.loads(result.stdout.splitlines()[-1])
     assert (report["in_review_count"], report["missing_count"]) == (3, 0), worker.log_tail()

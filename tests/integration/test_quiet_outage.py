@@ -25,7 +25,7 @@ from tests.support.brokers import line_settings_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-OUTAGE_S = 20.0
+OUTAGE_S = 10.0  # > the 6 s session timeout and 2x the limiter's 5 s recovery quiet
 MAX_OUTAGE_LINES = 20
 
 

@@ -1,7 +1,7 @@
 """A broker a test owns, and the settings of one isolated line on a broker.
 
 Tests that stop and start their broker (or need one with other listeners) cannot use the
-session's shared broker; :func:`running` and :func:`own_broker` start theirs and always stop
+session's shared broker; :func:`running` and :func:`own_broker` start theirs and always kill
 it. :func:`line_settings_for` is the one place an isolated line's settings are written.
 """
 
@@ -19,12 +19,16 @@ from streams.settings import Settings
 
 @contextmanager
 def running(broker: LocalBroker, timeout: float = 120) -> Iterator[LocalBroker]:
-    """``broker`` started (up to ``timeout`` s), stopped when the block ends however it ends."""
+    """``broker`` started (up to ``timeout`` s), killed when the block ends however it ends.
+
+    Killed, not stopped: its data is thrown away with the test's folder, so a clean shutdown
+    buys nothing, and the session broker's took 14 s with the suite's topics on it.
+    """
     broker.up(timeout=timeout)
     try:
         yield broker
     finally:
-        broker.down()
+        broker.kill()
 
 
 @contextmanager
