@@ -20,6 +20,7 @@ from assetline.dev.child_worker import WorkerProcess
 from schemas.records import AssetKind, CompletionStatus, Constraints, GenerationRequest, ModelSpec
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
+from tests.integration.helpers import worker_metric
 from tests.support.provider_server import (
     ProviderServer,
     Reply,
@@ -63,6 +64,16 @@ def _wait_ready(worker: WorkerProcess, timeout: float = 60) -> None:
     raise AssertionError(f"worker not ready:\n{worker.log_tail()}")
 
 
+def _wait_members(worker: WorkerProcess, want: float, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert worker.alive(), worker.log_tail()
+        if worker_metric(worker.settings.web_port, "assetline_group_members") == want:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"group members never {want}:\n{worker.log_tail()}")
+
+
 def test_two_workers_share_one_campaign_budget(
     line_settings: Settings,
     start_worker: Callable[[Settings], WorkerProcess],
@@ -84,7 +95,10 @@ def test_two_workers_share_one_campaign_budget(
     (port,) = __import__("assetline.dev.broker", fromlist=["free_ports"]).free_ports(1)
     second = start_worker(settings.model_copy(update={"web_port": port}))
     _wait_ready(second)
-    time.sleep(3)  # let the group settle on two members before the requests arrive
+    # the group settled on two members (each worker's router saw the rebalance) before the
+    # requests arrive
+    _wait_members(first, 2)
+    _wait_members(second, 2)
 
     run = uuid.uuid4().hex[:8]
     requests = [
