@@ -5,6 +5,11 @@ threads would share one GIL: a pool of processes runs them, each building its po
 checks once (its initializer) and taking chunks of assets, so the pickling cost is paid per
 chunk. ``workers=0`` runs them in this process (tests, tiny ranges).
 
+The main process decodes records, reads blobs and hands chunks out a chunk at a time: each
+chunk goes to the pool as soon as its blobs are read, while the pool checks the chunks before
+it (decoding and reading a whole fetched batch first left the pool idle for as long as that
+took); when every process has two chunks queued it checks the next one itself.
+
 Side effects, deliberately none: the topic range is read by a group-less consumer that never
 commits; no producer exists here; a policy's judge is removed before any check is built, so
 no provider is called and nothing is paid; blobs are only read.
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -54,7 +60,8 @@ from streams.limits import ASSET_TOO_LARGE, AssetLimits
 from streams.settings import Settings
 from streams.topics import TopicNames
 
-#: Assets per pool task: large enough that pickling and IPC are noise, small enough to spread.
+#: Assets per pool task: large enough that pickling and IPC are noise, small enough to spread;
+#: also the slice of a fetched batch that is decoded and read before it is handed out.
 CHUNK: Final = 64
 #: Blob reads in flight at once.
 FETCHES: Final = 32
@@ -149,16 +156,26 @@ class LocalSuite:
 
 
 _WORKER_SUITE: LocalSuite | None = None
+_STARTED: Any = None  # the pool's start barrier (a multiprocessing Barrier)
+
+#: How long the pool waits for every check process to build its checks.
+START_TIMEOUT_S: Final = 120.0
 
 
-def _init_worker(policies: Mapping[str, dict[str, Any]], max_pixels: int) -> None:
+def _init_worker(
+    policies: Mapping[str, dict[str, Any]], max_pixels: int, started: Any = None
+) -> None:
     """Policies travel as JSON data and are validated again here, by this process's models."""
-    global _WORKER_SUITE
+    global _WORKER_SUITE, _STARTED
     built = {label: Policy.model_validate(data) for label, data in policies.items()}
     _WORKER_SUITE = LocalSuite(built, max_pixels)
+    _STARTED = started
 
 
 def _ready() -> bool:
+    """Waits for every process to get here, so each takes one of these (all are started)."""
+    if _STARTED is not None:
+        _STARTED.wait(START_TIMEOUT_S)
     return _WORKER_SUITE is not None
 
 
@@ -168,22 +185,33 @@ def _run_in_worker(jobs: Sequence[Job]) -> list[tuple[CheckResult, ...]]:
 
 
 def default_workers() -> int:
-    """Check processes: one per CPU but the one this process needs to read Kafka and blobs;
-    on two CPUs or fewer, none (a suite takes ~1.4 ms per asset; measured with
-    ``python -m bench.policy_check`` on 2 CPUs, in-process ran 904 assets/s, one process 716)."""
+    """Check processes: one per CPU but the one this process needs to read Kafka and blobs
+    (it checks chunks too when they are all busy); two on two CPUs, where the pool took the
+    dry run from ~1,250 to ~1,950 assets/s (``python -m bench.policy_check``, load 3.5);
+    none on one CPU."""
     cpus = os.cpu_count() or 1
-    return cpus - 1 if cpus > 2 else 0
+    return cpus - 1 if cpus > 2 else (2 if cpus == 2 else 0)
 
 
 @dataclass
 class SuitePool:
-    """Runs chunks of jobs in ``workers`` processes (``0``: in this process)."""
+    """Runs chunks of jobs in ``workers`` processes (``0``: in this process).
+
+    With ``share``, this process runs a chunk itself when every process has two queued (it
+    would otherwise only wait for them): the pool adds to what this process checks instead of
+    replacing it. A chunk run here blocks the event loop while it runs, as ``workers=0`` does.
+    """
 
     policies: DryRunPolicies
     workers: int = field(default_factory=default_workers)
     max_pixels: int = DEFAULT_MAX_PIXELS
+    share: bool = True
     _executor: Executor | None = None
     _local: LocalSuite | None = None
+    _queued: set[Future[list[tuple[CheckResult, ...]]]] = field(default_factory=set)
+    #: Chunks run by this process and by the pool (how the work was shared).
+    ran_here: int = 0
+    ran_in_pool: int = 0
 
     def __enter__(self) -> SuitePool:
         by_label = self.policies.by_label
@@ -192,22 +220,28 @@ class SuitePool:
         else:
             as_data = {label: p.model_dump(mode="json") for label, p in by_label.items()}
             # spawn, not fork: this process runs an event loop and Kafka client threads.
+            context = multiprocessing.get_context("spawn")
+            started = context.Barrier(self.workers)
             self._executor = ProcessPoolExecutor(
                 self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=context,
                 initializer=_init_worker,
-                initargs=(as_data, self.max_pixels),
+                initargs=(as_data, self.max_pixels, started),
             )
             # Start every process now (each builds its checks and loads the language model),
-            # so the first chunks do not wait for a spawn and timings exclude start-up.
+            # so the first chunks do not wait for a spawn and timings exclude start-up. The
+            # barrier makes each process take one _ready: without it the first process up could
+            # answer them all while the others were still loading, inside the timed run.
             try:
                 for ready in [self._executor.submit(_ready) for _ in range(self.workers)]:
                     ready.result()
-            except BrokenProcessPool as exc:
+            except (BrokenProcessPool, threading.BrokenBarrierError) as exc:
                 self._executor.shutdown(wait=False, cancel_futures=True)
                 raise PolicyCheckError(
                     f"the check processes did not start ({exc}); their error is on stderr"
                 ) from None
+            if self.share:
+                self._local = LocalSuite(by_label, self.max_pixels)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -216,14 +250,20 @@ class SuitePool:
 
     def submit(self, jobs: Sequence[Job]) -> asyncio.Future[list[tuple[CheckResult, ...]]]:
         loop = asyncio.get_running_loop()
-        if self._executor is None:
+        if self._executor is None or (
+            self._local is not None and len(self._queued) >= 2 * self.workers
+        ):
             assert self._local is not None
             future: asyncio.Future[list[tuple[CheckResult, ...]]] = loop.create_future()
             future.set_result(self._local.run(jobs))
+            self.ran_here += 1
             return future
         done: Future[list[tuple[CheckResult, ...]]] = self._executor.submit(
             _run_in_worker, list(jobs)
         )
+        self._queued.add(done)
+        done.add_done_callback(self._queued.discard)
+        self.ran_in_pool += 1
         return asyncio.wrap_future(done)
 
 
@@ -255,10 +295,20 @@ async def check_assets(
                 return exc.code
 
     async def settle(keep: int) -> None:
-        while len(pending) > keep:
+        """Collect finished chunks in order; wait while more than ``keep`` are unfinished."""
+        while pending and (pending[0][1].done() or sum(not f.done() for _, f in pending) > keep):
             assets, future = pending.pop(0)
             for asset, results in zip(assets, await future, strict=True):
                 outcomes.append(AssetOutcome(asset.request_id, asset.attempt, results))
+
+    jobs: list[Job] = []
+    chunk: list[PastAsset] = []
+
+    async def hand_out() -> None:
+        nonlocal jobs, chunk
+        pending.append((chunk, pool.submit(jobs)))
+        jobs, chunk = [], []
+        await settle(in_flight)
 
     async def handle(batch: list[PastAsset]) -> None:
         ready: list[tuple[PastAsset, str]] = []
@@ -275,24 +325,21 @@ async def check_assets(
                 outcomes.append(AssetOutcome(asset.request_id, asset.attempt, (result,)))
             else:
                 ready.append((asset, policy.label))
-        datas = await asyncio.gather(*(read(asset) for asset, _ in ready))
-        jobs: list[Job] = []
-        chunk: list[PastAsset] = []
-        for (asset, label), data in zip(ready, datas, strict=True):
-            if isinstance(data, str):
-                outcomes.append(AssetOutcome(asset.request_id, asset.attempt, skipped=data))
-                continue
-            assert asset.request is not None
-            assert asset.blob is not None
-            jobs.append((label, asset.request, asset.blob.media_type, data))
-            chunk.append(asset)
-            if len(jobs) == CHUNK:
-                pending.append((chunk, pool.submit(jobs)))
-                jobs, chunk = [], []
-                await settle(in_flight)
-        if jobs:
-            pending.append((chunk, pool.submit(jobs)))
-            await settle(in_flight)
+        # A chunk's worth of blobs at a time, each chunk handed out once read: the pool checks
+        # it while the next one is read.
+        for start in range(0, len(ready), CHUNK):
+            part = ready[start : start + CHUNK]
+            datas = await asyncio.gather(*(read(asset) for asset, _ in part))
+            for (asset, label), data in zip(part, datas, strict=True):
+                if isinstance(data, str):
+                    outcomes.append(AssetOutcome(asset.request_id, asset.attempt, skipped=data))
+                    continue
+                assert asset.request is not None
+                assert asset.blob is not None
+                jobs.append((label, asset.request, asset.blob.media_type, data))
+                chunk.append(asset)
+                if len(jobs) == CHUNK:
+                    await hand_out()
 
     if isinstance(batches, AsyncIterator):
         async for batch in batches:
@@ -300,6 +347,8 @@ async def check_assets(
     else:
         for batch in batches:
             await handle(batch)
+    if jobs:
+        await hand_out()
     await settle(0)
     return outcomes
 
@@ -334,7 +383,9 @@ async def _past_assets(
 ) -> AsyncIterator[list[PastAsset]]:
     if topic == "raw":
         async for values in read_ranges(kafka, names.raw, ranges):
-            yield raw_assets(codecs, values)
+            # decoded a chunk at a time, so the pool is not idle while a whole batch decodes
+            for i in range(0, len(values), CHUNK):
+                yield raw_assets(codecs, values[i : i + CHUNK])
         return
     delivered, skipped = [], []
     async for values in read_ranges(kafka, names.completed, ranges):
