@@ -43,7 +43,8 @@ def policy_group() -> None:
     "--workers",
     type=click.IntRange(0),
     default=None,
-    help="Check processes; this one checks too (0: none; default: CPUs - 1, 2 on 2 CPUs).",
+    help="Check processes (0: none; default: CPUs - 1, 2 on 2 CPUs); with fewer than the CPUs, "
+    "this one checks too.",
 )
 @click.option(
     "--json",

@@ -186,9 +186,9 @@ def _run_in_worker(jobs: Sequence[Job]) -> list[tuple[CheckResult, ...]]:
 
 def default_workers() -> int:
     """Check processes: one per CPU but the one this process needs to read Kafka and blobs
-    (it checks chunks too when they are all busy); two on two CPUs, where the pool took the
-    dry run from ~1,250 to ~1,950 assets/s (``python -m bench.policy_check``, load 3.5);
-    none on one CPU."""
+    (it checks chunks too when they are all busy); two on two CPUs, where this process is
+    mostly idle (``python -m bench.policy_check``: in-process ~1,300 assets/s, two processes
+    ~1,900, one process with this one checking too about the same); none on one CPU."""
     cpus = os.cpu_count() or 1
     return cpus - 1 if cpus > 2 else (2 if cpus == 2 else 0)
 
@@ -200,12 +200,15 @@ class SuitePool:
     With ``share``, this process runs a chunk itself when every process has two queued (it
     would otherwise only wait for them): the pool adds to what this process checks instead of
     replacing it. A chunk run here blocks the event loop while it runs, as ``workers=0`` does.
+    By default it shares only when there are fewer processes than CPUs: on 2 CPUs, two
+    processes that this one joined ran slower than two alone (1,117-2,408 assets/s against
+    1,449-2,337 in ``bench.policy_check``), three busy processes for two CPUs.
     """
 
     policies: DryRunPolicies
     workers: int = field(default_factory=default_workers)
     max_pixels: int = DEFAULT_MAX_PIXELS
-    share: bool = True
+    share: bool | None = None
     _executor: Executor | None = None
     _local: LocalSuite | None = None
     _queued: set[Future[list[tuple[CheckResult, ...]]]] = field(default_factory=set)
@@ -240,7 +243,10 @@ class SuitePool:
                 raise PolicyCheckError(
                     f"the check processes did not start ({exc}); their error is on stderr"
                 ) from None
-            if self.share:
+            share = self.share
+            if share is None:
+                share = self.workers < (os.cpu_count() or 1)
+            if share:
                 self._local = LocalSuite(by_label, self.max_pixels)
         return self
 

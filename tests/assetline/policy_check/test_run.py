@@ -259,7 +259,7 @@ def test_this_process_takes_a_chunk_when_every_worker_has_two(
     chunks = [jobs[i : i + 10] for i in range(0, 40, 10)]
 
     async def go() -> tuple[list[list[tuple[CheckResult, ...]]], int, int]:
-        with SuitePool(policies, workers=1) as pool:
+        with SuitePool(policies, workers=1, share=True) as pool:
             futures = [pool.submit(chunk) for chunk in chunks]  # no await: none has finished
             return [await f for f in futures], pool.ran_here, pool.ran_in_pool
 
