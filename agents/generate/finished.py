@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from agents.generate.generate_one import GenerationOutcome
 from agents.inference.paid_once import (
@@ -104,10 +104,29 @@ def lookup(value: bytes | None, request: GenerationRequest, digest: str) -> Look
 class ReuseMetrics(OnceMetrics):
     @classmethod
     def build(cls, registry: CollectorRegistry) -> OnceMetrics:
-        return cls.named(
-            registry,
-            "generation",
-            "Requests answered from a recorded finished generation: no provider call.",
+        # Literal names: the dashboard test finds the metrics the code exposes by reading it.
+        return cls(
+            reused=Counter(
+                "assetline_generations_reused",
+                "Requests answered from a recorded finished generation: no provider call.",
+                registry=registry,
+            ),
+            ignored=Counter(
+                "assetline_generation_records_ignored",
+                "Records found for a request but not reused (unreadable, different_request).",
+                ["reason"],
+                registry=registry,
+            ),
+            record_failed=Counter(
+                "assetline_generation_records_failed",
+                "Finished generations emitted without a durable record (the broker refused it).",
+                registry=registry,
+            ),
+            evicted=Counter(
+                "assetline_generation_records_evicted",
+                "Records dropped from the worker's memory after the retention period.",
+                registry=registry,
+            ),
         )
 
 

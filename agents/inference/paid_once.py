@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 
 from aiokafka.errors import KafkaError
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import Counter
 
 from streams.traced_table import TracedTable
 
@@ -98,29 +98,6 @@ class OnceMetrics:
     ignored: Counter
     record_failed: Counter
     evicted: Counter
-
-    @classmethod
-    def named(cls, registry: CollectorRegistry, noun: str, reused_help: str) -> OnceMetrics:
-        """Counters ``assetline_<noun>s_reused`` and ``assetline_<noun>_records_*``."""
-        return cls(
-            reused=Counter(f"assetline_{noun}s_reused", reused_help, registry=registry),
-            ignored=Counter(
-                f"assetline_{noun}_records_ignored",
-                f"Records found for a {noun} but not reused (unreadable, different_request).",
-                ["reason"],
-                registry=registry,
-            ),
-            record_failed=Counter(
-                f"assetline_{noun}_records_failed",
-                f"Finished {noun}s used without a durable record (the broker refused it).",
-                registry=registry,
-            ),
-            evicted=Counter(
-                f"assetline_{noun}_records_evicted",
-                "Records dropped from the worker's memory after the retention period.",
-                registry=registry,
-            ),
-        )
 
 
 class RecordStore(Protocol):

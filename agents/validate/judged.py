@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from agents.inference.paid_once import OnceMetrics, PaidOnce, RecordStore
 from agents.policy.rules import JudgePolicy
@@ -48,8 +48,29 @@ def judgement_digest(raw: RawAsset, policy: JudgePolicy) -> str:
 
 
 def judgement_metrics(registry: CollectorRegistry) -> OnceMetrics:
-    return OnceMetrics.named(
-        registry, "judgement", "Judge verdicts reused from a record: no new judge call."
+    # Literal names: the dashboard test finds the metrics the code exposes by reading it.
+    return OnceMetrics(
+        reused=Counter(
+            "assetline_judgements_reused",
+            "Judge verdicts reused from a record: no new judge call.",
+            registry=registry,
+        ),
+        ignored=Counter(
+            "assetline_judgement_records_ignored",
+            "Verdict records found but not reused (unreadable, different_request).",
+            ["reason"],
+            registry=registry,
+        ),
+        record_failed=Counter(
+            "assetline_judgement_records_failed",
+            "Judge verdicts used without a durable record (the broker refused it).",
+            registry=registry,
+        ),
+        evicted=Counter(
+            "assetline_judgement_records_evicted",
+            "Verdict records dropped from the worker's memory after the retention period.",
+            registry=registry,
+        ),
     )
 
 
