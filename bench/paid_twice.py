@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.generate.finished import recorded_at_ms
+from agents.inference.paid_once import recorded_at_ms
 from assetline.client import LineClient, await_completions, open_completion_reader
 from assetline.dev.broker import LocalBroker, free_ports
 from assetline.dev.child_worker import WorkerProcess

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from agents.generate.finished import REUSED_HEADER, Reuse, ReuseMetrics
+from agents.generate.finished import REUSED_HEADER, Reuse, reuse_metrics
 from agents.generate.generate_one import GenerationOutcome, crashed, generate_asset, refused
 from agents.generate.shadow import install_shadows
 from agents.inference.batch import BatchTickets
@@ -43,10 +43,10 @@ def install(line: Line) -> None:
     fallbacks = FallbackAssets(inference.config, inference.offline)
     records: RecordTable | None = None
     reuse: Reuse | None = None
-    reuse_metrics = ReuseMetrics.build(line.registry)
+    metrics = reuse_metrics(line.registry)
     if settings.generation_reuse:
-        records = install_record_table(line, "generations", line.topics.generations, reuse_metrics)
-        reuse = Reuse(records, reuse_metrics)
+        records = install_record_table(line, "generations", line.topics.generations, metrics)
+        reuse = Reuse(records, metrics)
         if router.batches is not None:
             # A batched request's place in its batch, beside its finished generation: after a
             # crash or a rebalance its next owner follows that batch instead of paying again.

@@ -19,19 +19,17 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
 from agents.generate.generate_one import GenerationOutcome
 from agents.inference.paid_once import (
-    Eviction,
+    Found,
     OnceMetrics,
     PaidOnce,
     RecordStore,
-    RecordTable,
     read_record,
-    recorded_at_ms,
 )
 from agents.inference.paid_once import digest_of as request_digest
 from agents.inference.paid_once import encode_record as _encode_fields
@@ -39,24 +37,16 @@ from schemas.records import Alert, GenerationRequest, RawAsset
 
 __all__ = [
     "REUSED_HEADER",
-    "Eviction",
-    "GenerationRecords",
-    "Lookup",
-    "RecordStore",
     "Reuse",
-    "ReuseMetrics",
     "encode_record",
     "lookup",
     "record_key",
-    "recorded_at_ms",
     "request_digest",
+    "reuse_metrics",
 ]
 
 #: Header on a ``.raw`` record whose generation was recorded earlier and reused (no new call).
 REUSED_HEADER = "assetline.generation.reused"
-
-#: The finished-generations table (``<prefix>.generations``).
-GenerationRecords = RecordTable
 
 
 def record_key(request_id: str, attempt: int) -> bytes:
@@ -83,51 +73,38 @@ def encode_record(outcome: GenerationOutcome, digest: str, at_ms: int) -> bytes:
     return _encode_fields(_fields(outcome), digest, at_ms)
 
 
-class Lookup(NamedTuple):
-    """What a record says about a request: its outcome to reuse, or why there is none."""
-
-    outcome: GenerationOutcome | None
-    miss: str | None  # absent, unreadable, different_request; None when reused
-
-
-def lookup(value: bytes | None, request: GenerationRequest, digest: str) -> Lookup:
+def lookup(
+    value: bytes | None, request: GenerationRequest, digest: str
+) -> Found[GenerationOutcome]:
     """The recorded outcome for ``request`` (same bytes), rebuilt around the current request."""
-    found = read_record(value, digest)
-    if found.body is None:
-        return Lookup(None, found.miss)
-    try:
-        return Lookup(_rebuilt(found.body, request), None)
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return Lookup(None, "unreadable")
+    return read_record(value, digest, lambda body: _rebuilt(body, request))
 
 
-class ReuseMetrics(OnceMetrics):
-    @classmethod
-    def build(cls, registry: CollectorRegistry) -> OnceMetrics:
-        # Literal names: the dashboard test finds the metrics the code exposes by reading it.
-        return cls(
-            reused=Counter(
-                "assetline_generations_reused",
-                "Requests answered from a recorded finished generation: no provider call.",
-                registry=registry,
-            ),
-            ignored=Counter(
-                "assetline_generation_records_ignored",
-                "Records found for a request but not reused (unreadable, different_request).",
-                ["reason"],
-                registry=registry,
-            ),
-            record_failed=Counter(
-                "assetline_generation_records_failed",
-                "Finished generations emitted without a durable record (the broker refused it).",
-                registry=registry,
-            ),
-            evicted=Counter(
-                "assetline_generation_records_evicted",
-                "Records dropped from the worker's memory after the retention period.",
-                registry=registry,
-            ),
-        )
+def reuse_metrics(registry: CollectorRegistry) -> OnceMetrics:
+    # Literal names: the dashboard test finds the metrics the code exposes by reading it.
+    return OnceMetrics(
+        reused=Counter(
+            "assetline_generations_reused",
+            "Requests answered from a recorded finished generation: no provider call.",
+            registry=registry,
+        ),
+        ignored=Counter(
+            "assetline_generation_records_ignored",
+            "Records found for a request but not reused (unreadable, different_request).",
+            ["reason"],
+            registry=registry,
+        ),
+        record_failed=Counter(
+            "assetline_generation_records_failed",
+            "Finished generations emitted without a durable record (the broker refused it).",
+            registry=registry,
+        ),
+        evicted=Counter(
+            "assetline_generation_records_evicted",
+            "Records dropped from the worker's memory after the retention period.",
+            registry=registry,
+        ),
+    )
 
 
 @dataclass

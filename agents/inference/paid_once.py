@@ -55,11 +55,25 @@ def digest_of(value: bytes) -> str:
     return hashlib.sha256(value).hexdigest()
 
 
-def encode_record(fields: Mapping[str, Any], digest: str, at_ms: int) -> bytes:
-    """``<13-digit epoch ms> <json>`` of ``fields`` plus the format and the input's digest."""
-    body = {"format": FORMAT, "request_sha256": digest, **fields}
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+def stamped(body: Mapping[str, Any], at_ms: int) -> bytes:
+    """``<13-digit epoch ms> <json>`` of ``body`` plus the format version: every record on a
+    paid-call changelog, batch tickets included, so one sweep reads every record's age."""
+    text = json.dumps({"format": FORMAT, **body}, separators=(",", ":"), ensure_ascii=False)
     return f"{at_ms:0{AT_WIDTH}d} {text}".encode()
+
+
+def body_of(value: bytes) -> dict[str, Any] | None:
+    """The JSON body of a record of this format version; None for anything else."""
+    try:
+        body = json.loads(value[AT_WIDTH + 1 :])
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) and body.get("format") == FORMAT else None
+
+
+def encode_record(fields: Mapping[str, Any], digest: str, at_ms: int) -> bytes:
+    """A paid call's record: ``fields`` and the SHA-256 of the input it answered."""
+    return stamped({"request_sha256": digest, **fields}, at_ms)
 
 
 def recorded_at_ms(value: bytes) -> int | None:
@@ -68,26 +82,30 @@ def recorded_at_ms(value: bytes) -> int | None:
     return int(head) if len(head) == AT_WIDTH and head.isdigit() else None
 
 
-class Found(NamedTuple):
-    """A record's JSON body for this input, or why there is none to reuse."""
+class Found(NamedTuple, Generic[T]):
+    """The recorded outcome for an input, or why there is none to reuse."""
 
-    body: dict[str, Any] | None
+    outcome: T | None
     miss: str | None  # absent, unreadable, different_request; None when found
 
 
-def read_record(value: bytes | None, digest: str) -> Found:
-    """The body of ``value`` when it is a readable record of the input with ``digest``."""
+def read_record(
+    value: bytes | None, digest: str, decode: Callable[[dict[str, Any]], T]
+) -> Found[T]:
+    """The outcome ``decode`` rebuilds from ``value`` when it is a readable record of the input
+    with ``digest`` (``decode`` raising ValueError, TypeError, KeyError or AttributeError on a
+    body it cannot read)."""
     if value is None:
         return Found(None, "absent")
-    try:
-        body = json.loads(value[AT_WIDTH + 1 :])
-    except ValueError:
-        return Found(None, "unreadable")
-    if not isinstance(body, dict) or body.get("format") != FORMAT:
+    body = body_of(value)
+    if body is None:
         return Found(None, "unreadable")
     if body.get("request_sha256") != digest:
         return Found(None, "different_request")
-    return Found(body, None)
+    try:
+        return Found(decode(body), None)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return Found(None, "unreadable")
 
 
 @dataclass(frozen=True)
@@ -140,22 +158,17 @@ class PaidOnce(Generic[T]):
     ) -> tuple[T, bool]:
         """The outcome for the input with ``digest`` recorded under ``key``; True when reused.
 
-        ``decode`` rebuilds an outcome from a record's body (raising ValueError, TypeError,
-        KeyError or AttributeError on one it cannot read); ``share`` fits the outcome of the
-        call under way to this copy. A new outcome is returned only once its record is
-        acknowledged. If the broker refuses the record, the outcome is returned anyway: using
-        it matters more, and at worst a crash before the offset commit pays again (counted).
+        ``decode`` rebuilds an outcome from a record's body (see :func:`read_record`);
+        ``share`` fits the outcome of the call under way to this copy. A new outcome is
+        returned only once its record is acknowledged. If the broker refuses the record, the
+        outcome is returned anyway: using it matters more, and at worst a crash before the
+        offset commit pays again (counted).
         """
-        found = read_record(self.store.get(key), digest)
-        if found.body is not None:
-            try:
-                reused = decode(found.body)
-            except (ValueError, TypeError, KeyError, AttributeError):
-                found = Found(None, "unreadable")
-            else:
-                self.metrics.reused.inc()
-                log.debug("%s: reusing its recorded outcome", who or key)
-                return reused, True
+        found = read_record(self.store.get(key), digest, decode)
+        if found.outcome is not None:
+            self.metrics.reused.inc()
+            log.debug("%s: reusing its recorded outcome", who or key)
+            return found.outcome, True
         if found.miss != "absent":
             self.metrics.ignored.labels(found.miss).inc()
         running = self._under_way.get(key)

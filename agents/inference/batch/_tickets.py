@@ -19,26 +19,21 @@ record this worker cannot read, is ignored: the call is batched anew.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
 from agents.inference.batch._clients import CUSTOM_ID
+from agents.inference.paid_once import body_of, stamped
 from schemas.records import GenerationRequest
 
 __all__ = ["BatchTickets", "Ticket", "TicketStore", "prompt_digest", "ticket_key"]
 
 log = logging.getLogger(__name__)
-
-#: Version of the record's JSON body; another version is ignored.
-FORMAT: Final = 1
-#: Width of the epoch-ms prefix, the same as finished generations' (their sweep reads it).
-_AT_WIDTH: Final = 13
 
 
 @dataclass(frozen=True)
@@ -53,7 +48,7 @@ class Ticket:
 
 
 class TicketStore(Protocol):
-    """The finished-generations table in a worker (``GenerationRecords``), a dict in tests."""
+    """The finished-generations table in a worker (a ``paid_once.RecordTable``), a dict in tests."""
 
     def get(self, key: bytes) -> bytes | None: ...
 
@@ -70,16 +65,16 @@ def prompt_digest(prompt: str) -> str:
 
 
 def encode_ticket(ticket: Ticket, at_ms: int) -> bytes:
-    body = {"format": FORMAT, **ticket.__dict__}
-    return f"{at_ms:0{_AT_WIDTH}d} {json.dumps(body, separators=(',', ':'))}".encode()
+    """A record in the finished generations' format, so their sweep reads its age too."""
+    return stamped(ticket.__dict__, at_ms)
 
 
 def decode_ticket(value: bytes) -> Ticket | None:
     """The ticket in a record; None when it is not one this worker can read."""
+    body = body_of(value)
+    if body is None:
+        return None
     try:
-        body = json.loads(value[_AT_WIDTH + 1 :])
-        if not isinstance(body, dict) or body.get("format") != FORMAT:
-            return None
         fields = {k: body[k] for k in ("provider", "model", "batch_id", "custom_id")}
         fields["prompt_sha256"] = body["prompt_sha256"]
     except (ValueError, TypeError, KeyError):

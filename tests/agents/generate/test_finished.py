@@ -10,16 +10,15 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from agents.generate.finished import (
-    Eviction,
     Reuse,
-    ReuseMetrics,
     encode_record,
     lookup,
     record_key,
-    recorded_at_ms,
     request_digest,
+    reuse_metrics,
 )
 from agents.generate.generate_one import GenerationOutcome
+from agents.inference.paid_once import Eviction, OnceMetrics, recorded_at_ms
 from schemas.records import (
     Alert,
     AlertKind,
@@ -141,9 +140,9 @@ class Provider:
         return self.made
 
 
-def reuse(store: DictStore) -> tuple[Reuse, ReuseMetrics, CollectorRegistry]:
+def reuse(store: DictStore) -> tuple[Reuse, OnceMetrics, CollectorRegistry]:
     registry = CollectorRegistry()
-    metrics = ReuseMetrics.build(registry)
+    metrics = reuse_metrics(registry)
     return Reuse(store, metrics, clock=lambda: AT_MS / 1000), metrics, registry
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from agents.generate.finished import REUSED_HEADER, Reuse, ReuseMetrics
+from agents.generate.finished import REUSED_HEADER, Reuse, reuse_metrics
 from agents.generate.generate_one import GenerationOutcome, generate_asset
 from agents.generate.shadow import ShadowMetrics, Shadows
 from agents.inference.providers.base import ProviderError, Usage
@@ -164,7 +164,7 @@ class DictStore:
 
 def test_a_request_that_comes_round_again_does_not_pay_its_shadow_twice(tmp_path: Path) -> None:
     store = DictStore()
-    line = Line(tmp_path, routing(), Reuse(store, ReuseMetrics.build(CollectorRegistry())))
+    line = Line(tmp_path, routing(), Reuse(store, reuse_metrics(CollectorRegistry())))
     req = request()
     assert line.mirror(req)
     assert line.mirror(req)
