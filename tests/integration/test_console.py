@@ -447,8 +447,18 @@ def test_a_thousand_waiting_items_render_paged_quickly(
         page = client.get("/review")
         server_ms.append((time.perf_counter() - started) * 1000)
         assert page.status_code == 200
-    filtered = client.get("/review", params={"tenant": "globex", "check": "image.size"})
-    assert "500 matching" in filtered.text
+    # each filter narrows the queue (tenant and check go together in these items: i % 2)
+    for query, matching in (
+        ({"tenant": "globex"}, 500),
+        ({"campaign": "campaign-1"}, 200),
+        ({"tenant": "globex", "campaign": "campaign-1"}, 100),
+        ({"tenant": "globex", "check": "image.size"}, 500),
+        ({"tenant": "globex", "check": "palette.brand"}, 0),
+        ({"profile": "brand"}, 1000),
+        ({"profile": "other"}, 0),
+    ):
+        filtered = client.get("/review", params=query)
+        assert f"· {matching} matching" in filtered.text, query
     # asset bytes: the PNG itself, sandboxed; thumbnails are WebP
     original = client.get("/assets/load-00000/1")
     assert original.headers["Content-Type"] == "image/png"
@@ -456,6 +466,9 @@ def test_a_thousand_waiting_items_render_paged_quickly(
     assert original.content.startswith(b"\x89PNG")
     assert client.get("/assets/load-00000/1/thumb").content[8:12] == b"WEBP"
     assert client.get("/assets/load-00000/2").status_code == 404  # no such attempt
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     with chromium(tmp_path / "chrome") as driver:
         _sign_in(driver, console.url, "ana")
@@ -478,11 +491,21 @@ def test_a_thousand_waiting_items_render_paged_quickly(
         driver.get(console.url + "review")
         wait_for(lambda: len(_card_ids(driver)) == 48, what="first page again")
 
-        # round trip of a keyboard decision, 10 times: key press -> Kafka ack -> card gone
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.common.keys import Keys
+        def current() -> str:
+            return str(
+                driver.execute_script("return document.querySelector('.card.cur').dataset.id")
+            )
 
+        # j / k move through the cards (next / previous)
+        first_two = _card_ids(driver)[:2]
         body = driver.find_element(By.TAG_NAME, "body")
+        assert current() == first_two[0]
+        body.send_keys("j")
+        wait_for(lambda: current() == first_two[1], what="j: the next card")
+        body.send_keys("k")
+        wait_for(lambda: current() == first_two[0], what="k: the previous card")
+
+        # round trip of a keyboard decision, 10 times: key press -> Kafka ack -> card gone
         trips = []
         for _ in range(10):
             before = _card_ids(driver)[0]
@@ -493,8 +516,15 @@ def test_a_thousand_waiting_items_render_paged_quickly(
         wait_for(lambda: driver.execute_script("return window.__decisions") == 10, what="answers")
         in_page = driver.execute_script("return window.__lastDecisionMs")
 
-        # on an item's page: 'r', a reason, Enter rejects (Enter never means the approve button)
-        driver.get(console.url + "review/item/load-00500")
+        # an item's page: j / k open the next / previous waiting item
+        driver.get(console.url + "review/item/load-00499")
+        driver.find_element(By.TAG_NAME, "body").send_keys("j")
+        wait_for(lambda: driver.current_url.endswith("/item/load-00500"), what="j: next item")
+        driver.find_element(By.TAG_NAME, "body").send_keys("k")
+        wait_for(lambda: driver.current_url.endswith("/item/load-00499"), what="k: previous")
+        driver.find_element(By.TAG_NAME, "body").send_keys("j")
+        wait_for(lambda: driver.current_url.endswith("/item/load-00500"), what="j again")
+        # 'r', a reason, Enter rejects (Enter never means the approve button)
         driver.find_element(By.TAG_NAME, "body").send_keys("r")
         wait_for(lambda: driver.switch_to.active_element.get_attribute("id") == "note", what="note")
         driver.switch_to.active_element.send_keys("blurry", Keys.ENTER)

@@ -6,6 +6,7 @@ required, path-like ids refused. The last test follows a real broker's topics.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import re
@@ -23,7 +24,7 @@ from assetline.console._app import CONSOLE, Page, create_app
 from assetline.console.auth import UsersFile
 from assetline.console.pages import create_console
 from assetline.dev.broker import free_ports
-from assetline.timeline import RequestIndex, TopicKind, line_topic_kinds
+from assetline.timeline import RequestIndex, TopicKind, campaign_progress, line_topic_kinds
 from schemas.records import CompletionStatus
 from streams.blobs import open_blob_store
 from streams.codecs import Codecs
@@ -269,3 +270,20 @@ def test_campaign_progress_is_computed_at_most_once_per_window(
     monkeypatch.setattr(timeline_views, "PROGRESS_FRESH_S", -1.0)
     spring = next(p for p in timeline_views.progress_now(console) if p.campaign_id == "spring")
     assert spring.requests == 4
+
+
+def test_time_left_reads_as_a_duration_or_says_why_there_is_none(tmp_path: Path) -> None:
+    """The campaigns page's "time left" cell (the estimate itself: test_progress.py)."""
+    settings = _settings(tmp_path)
+    index = _index(Codecs.load(), settings)
+    spring = campaign_progress(index, "spring", now_ms=START + 1_000, window_s=60)
+    eta = timeline_views.eta_text
+    running = dataclasses.replace(spring, remaining=30, rate_per_s=0.5, eta_s=60.0)
+    assert eta(running) == "~60 s"
+    assert eta(dataclasses.replace(running, eta_s=59 * 60.0)) == "~59 min"
+    assert eta(dataclasses.replace(running, eta_s=3 * 3600 + 25 * 60.0)) == "~3 h 25 min"
+    stalled = dataclasses.replace(running, rate_per_s=0.0, eta_s=None)
+    assert eta(stalled).startswith("unknown")
+    finished = dataclasses.replace(running, remaining=0, eta_s=None, waiting_in_review=0)
+    assert eta(finished) == "done"
+    assert eta(dataclasses.replace(finished, waiting_in_review=2)) == "only review left"
