@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from assetline.client import LineClient
 from assetline.console.auth import UsersFile
+from assetline.dev.broker import free_ports
 from assetline.dev.child_worker import WorkerProcess
 from assetline.review import load_items, new_decision, send_decision
 from schemas.records import (
@@ -583,3 +584,22 @@ def test_a_trusted_proxy_header_signs_users_in(
     assert dave.post("/review/decide", data={**decide, "csrf": csrf.group(1)}).status_code == 403
     assert httpx.get(url + "review/events", headers={"X-Remote-User": "../x"}).status_code == 403
     assert httpx.get(url + "review/events").status_code == 401  # no header, no cookie
+
+
+def test_host_and_port_options_win_over_the_environment(
+    console_settings: Settings, tmp_path: Path
+) -> None:
+    """``assetline console --host H --port P``: the environment says port 0 (any free port);
+    the options name the port the console listens on."""
+    (port,) = free_ports(1)
+    console = ConsoleProcess(
+        console_settings, tmp_path / "console.log", ["--host", "127.0.0.1", "--port", str(port)]
+    )
+    try:
+        console.start()
+        assert console.url == f"http://127.0.0.1:{port}/", console.log_tail()
+        signin = httpx.get(console.url + "signin")
+        assert signin.status_code == 200
+        assert 'id="password"' in signin.text
+    finally:
+        console.stop()

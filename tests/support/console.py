@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,11 @@ _URL = re.compile(rb"console on (http://\S+/)")
 class ConsoleProcess:
     """``python -m assetline.cli console`` on a free port (port 0), logging to a file."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, args: Sequence[str] = ()) -> None:
         self.settings = settings.model_copy(update={"console_host": "127.0.0.1", "console_port": 0})
         self.log_path = log_path
+        #: command-line options after ``console`` (``--host``, ``--port``): they win over the env
+        self.args = list(args)
         self.url = ""
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -52,7 +54,7 @@ class ConsoleProcess:
         env["PYTHONUNBUFFERED"] = "1"
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "assetline.cli", "console"],
+                [sys.executable, "-m", "assetline.cli", "console", *self.args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
