@@ -5,23 +5,36 @@ the hour. A fixed ``concurrency`` is either too low (measured: 4 calls in flight
 provider that would take 256, so 2 assets/s instead of 64) or too high (a burst of 429s paid for
 in retries). The limit here is found like TCP finds a path's capacity:
 
-- **slow start**: from ``initial``, each call that succeeds while the limit was in use adds 1
-  (the limit doubles every round trip) until the first sign of overload;
+- **slow start**: from ``initial``, each call the provider accepted while the limit was in use
+  adds 1 until the first sign of overload. A call counts as accepted when it succeeds, or when
+  it has been in flight for :data:`ACCEPTED_AFTER_S` without being refused: a provider with no
+  room says so at once (a 429 in milliseconds to a few hundred), while the calls it took run
+  for seconds, so the limit need not wait a whole call to learn that a call was taken. It
+  doubles every ``ACCEPTED_AFTER_S`` instead of every round trip: from 32 to a provider's 256
+  slots in 1.5 s instead of 6 s at 2 s a call (``python -m bench.providers``, throughput). A
+  provider that queues instead of refusing is caught by the latency rule below, and one that
+  refuses slowly by the refusal rule, which measures from what is still in flight;
 - **additive increase**: after that, each such success adds ``1 / limit`` (one per round trip);
-- **multiplicative decrease**: a 429/503 answer or a timeout cuts the limit to 90% of the calls
-  that were in flight beside the refused one when it was sent (they were taken: that is what
-  the provider holds for this worker), never below half; a rising latency (the recent average
-  above ``latency_tolerance`` times the long-run average) cuts it by a fifth; at most once per
-  round trip, since one overshoot yields a burst of such answers; between cuts, a refusal still
-  holds the limit at the calls the provider held beside it, so a slot a 429 frees in
-  milliseconds is not handed straight to the next call to be refused too. Halving on every
-  429, as TCP does on a loss, left a worker at about half of a 256-slot provider for minutes
-  after a single 429 (``python -m bench.providers``: 58 assets/s where 128 were possible);
-- **fast recovery**: after a halving (other than the one ending slow start, whose doubling
-  overshot), the limit grows by 1 per success again (doubling per round trip) up to 90% of
-  where the overload struck, then additively. Additive growth alone
-  from half of a provider's 256 slots back to 256 takes 128 round trips (over four minutes at
-  2 s a call): a campaign would run at about 60% of what the provider allows.
+- **multiplicative decrease on a refusal**: a 429 (or a 503) comes back in milliseconds while
+  the calls the provider took take seconds, so when a refusal returns, the calls still in flight
+  beside it are what the provider holds for this worker; the limit drops to 95% of them. A
+  burst's refusals each drop it again, from fewer calls each time, and no slot is granted
+  while the limit is below the calls in flight, so an overshoot costs the calls already sent
+  past the provider's room and no more. Measured before: cutting from the calls in flight when
+  the refused call *started* counted the burst's other refused calls as taken, and a first wave
+  of 64 against a provider of 16 slots became a storm of 735 429s; halving on every 429, as TCP
+  does on a loss, left a worker at about half of a 256-slot provider for minutes after a single
+  429 (``python -m bench.providers``: 58 assets/s where 128 were possible);
+- **multiplicative decrease on a timeout or a rising latency**: a timeout halves the limit (never
+  below 90% of the calls in flight beside it when it was sent), a rising latency (the recent
+  average above ``latency_tolerance`` times the long-run average) cuts it by a fifth; at most
+  once per round trip, since one overshoot yields a burst of such answers;
+- **fast recovery**: after a cut to less than half of where it struck (a provider refusing
+  everything for a while, as a per-minute quota does, or a timeout's halving), other than the
+  one ending slow start (whose doubling overshot), the limit grows by 1 per success again
+  (doubling per round trip) up to 90% of where the overload struck, then additively. Additive
+  growth alone from half of a provider's 256 slots back to 256 takes 128 round trips (over four
+  minutes at 2 s a call): a campaign would run at about 60% of what the provider allows.
 
 The limit stays within ``[1, maximum]``; ``maximum`` is the routing file's ``max_in_flight`` of
 the provider, else :data:`DEFAULT_MAX_IN_FLIGHT`. Callers waiting for a slot are served in the
@@ -48,9 +61,16 @@ from streams.fair_queue import FairQueue
 #: The ceiling of a provider's limit when the routing file names none.
 DEFAULT_MAX_IN_FLIGHT: Final = 1024
 #: Where every provider's limit starts (slow start doubles it every round trip from there).
-#: Higher made a provider of 16 slots answer half of the first wave with 429s, and requests
-#: ran out of retries (tests/integration/test_scheduling.py).
-DEFAULT_INITIAL: Final = 16
+#: The first wave is sent before any answer: against a provider of 16 slots, 32 costs 16 429s
+#: once (each retried after its Retry-After), and every doubling it saves is a round trip of
+#: 2-120 s at full speed for a larger provider.
+DEFAULT_INITIAL: Final = 32
+#: In slow start, a call in flight this long without a refusal was taken by the provider.
+ACCEPTED_AFTER_S: Final = 0.5
+#: A refusal cuts the limit to this share of the calls the provider still held beside it: the
+#: margin additive growth probes back over (a refusal every 0.05 x 256 round trips against a
+#: 256-slot provider). 0.9 left a 3,000-request run at 90% of the provider for its rest.
+REFUSAL_CUT: Final = 0.95
 #: Recent latency above this multiple of the long-run average counts as overload.
 DEFAULT_LATENCY_TOLERANCE: Final = 2.0
 #: Weights of the recent and the long-run latency averages (exponential moving averages).
@@ -63,8 +83,9 @@ _MIN_SAMPLES: Final = 20
 class Signal(Enum):
     """What one call's answer says about the provider's load."""
 
-    OK = "ok"  # it answered (with an asset, a refusal or a request error)
-    OVERLOAD = "overload"  # 429, 503 with Retry-After, a timeout
+    OK = "ok"  # it answered (with an asset, a content refusal or a request error)
+    REFUSED = "refused"  # 429, 503: no room now, said at once
+    OVERLOAD = "overload"  # a timeout
     IGNORE = "ignore"  # no verdict (cancelled by the request's deadline, connection refused)
 
 
@@ -76,7 +97,7 @@ class _Waiter:
 class Permit:
     """One slot; say how the call went with :meth:`done` (the context manager releases it)."""
 
-    __slots__ = ("_limit", "_seen", "_signal", "_started", "_utilised")
+    __slots__ = ("_accepted", "_limit", "_seen", "_signal", "_started", "_timer", "_utilised")
 
     def __init__(self, limit: AdaptiveLimit, started: float, utilised: bool, seen: int) -> None:
         self._limit = limit
@@ -86,13 +107,18 @@ class Permit:
         #: The limit was in use when this call started: its success may raise the limit.
         self._utilised = utilised
         self._signal: Signal = Signal.IGNORE
+        #: Counted as accepted by slow start already (its success adds nothing more).
+        self._accepted = False
+        self._timer: asyncio.TimerHandle | None = None
 
     def done(self, signal: Signal) -> None:
         self._signal = signal
 
     def _release(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         latency = self._limit._clock() - self._started
-        self._limit._release(self._signal, latency, self._utilised, self._seen)
+        self._limit._release(self._signal, latency, self._utilised, self._seen, self._accepted)
 
 
 class AdaptiveLimit:
@@ -105,6 +131,7 @@ class AdaptiveLimit:
         initial: int = DEFAULT_INITIAL,
         maximum: int = DEFAULT_MAX_IN_FLIGHT,
         latency_tolerance: float = DEFAULT_LATENCY_TOLERANCE,
+        accepted_after_s: float = ACCEPTED_AFTER_S,
         weight: Callable[[str], float] | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[str, float], None] | None = None,
@@ -119,6 +146,7 @@ class AdaptiveLimit:
         #: After an overload: grow fast up to here (90% of the limit the overload struck at).
         self.recover_to: float | None = None
         self._tolerance = latency_tolerance
+        self._accepted_after_s = accepted_after_s
         self._clock = clock
         self._on_change = on_change
         self._waiters: FairQueue[_Waiter] = FairQueue(weight)
@@ -128,6 +156,10 @@ class AdaptiveLimit:
         self._last_decrease = float("-inf")
         #: Where the latest cut left the limit (the floor of :meth:`_hold_at`).
         self._cut_to = 1.0
+        #: The limit when the latest run of refusals began (where the overload struck), and
+        #: whether that run ended slow start.
+        self._struck_at = self.limit
+        self._struck_in_slow_start = False
         self.decreases = 0
 
     def reserve(self) -> int:
@@ -173,6 +205,10 @@ class AdaptiveLimit:
                     self._waiters.remove_if(lambda w: w is waiter)
                 raise
         permit = Permit(self, self._clock(), self.in_flight >= self.limit * 0.5, self.in_flight)
+        if self.slow_start:
+            permit._timer = asyncio.get_running_loop().call_later(
+                self._accepted_after_s, self._accepted, permit
+            )
         try:
             yield permit
         finally:
@@ -180,9 +216,12 @@ class AdaptiveLimit:
 
     # --- learning ----------------------------------------------------------------------------
 
-    def _release(self, signal: Signal, latency_s: float, utilised: bool, seen: int) -> None:
+    def _release(
+        self, signal: Signal, latency_s: float, utilised: bool, seen: int, counted: bool = False
+    ) -> None:
+        """One call ended; ``counted``: slow start already grew on it (:meth:`_accepted`)."""
         # In use at the call's start or its end: a burst that fills the limit counts whole.
-        utilised = utilised or self.in_flight >= self.limit * 0.5
+        utilised = not counted and (utilised or self.in_flight >= self.limit * 0.5)
         self.in_flight -= 1
         before = self.limit
         if signal is Signal.OK:
@@ -195,12 +234,27 @@ class AdaptiveLimit:
                 )
                 step = 1.0 if fast else 1.0 / self.limit
                 self.limit = min(float(self.maximum), self.limit + step)
+        elif signal is Signal.REFUSED:
+            self._refused(latency_s)
         elif signal is Signal.OVERLOAD:
             self._decrease(0.5, latency_s, taken=seen - 1)
             self._hold_at(seen - 1)
         if self.limit != before and self._on_change is not None:
             self._on_change(self.name, self.limit)
         self._grant()
+
+    def _accepted(self, permit: Permit) -> None:
+        """A call still in flight, unrefused, after ``accepted_after_s``: the provider took it."""
+        permit._timer = None
+        if not self.slow_start:
+            return
+        permit._accepted = True
+        if permit._utilised or self.in_flight >= self.limit * 0.5:
+            before = self.limit
+            self.limit = min(float(self.maximum), self.limit + 1.0)
+            if self.limit != before and self._on_change is not None:
+                self._on_change(self.name, self.limit)
+            self._grant()
 
     def _observe(self, latency_s: float) -> None:
         if self._samples == 0:
@@ -223,7 +277,8 @@ class AdaptiveLimit:
         self._last_decrease = now
         overshoot = self.slow_start  # doubling overshoots up to twice what the provider takes
         self.slow_start = False
-        struck_at = self.limit
+        struck_at = self._struck_at = self.limit
+        self._struck_in_slow_start = overshoot
         self.limit = max(1.0, min(self.limit, max(self.limit * factor, 0.9 * taken)))
         self._cut_to = self.limit
         self.decreases += 1
@@ -236,6 +291,32 @@ class AdaptiveLimit:
             self.recover_to = None  # halved is about right already; grow additively from it
         else:
             self.recover_to = struck_at * 0.9
+
+    def _refused(self, latency_s: float) -> None:
+        """Down to :data:`REFUSAL_CUT` of the calls still in flight (see the module docstring).
+
+        Not once per round trip like the other cuts: each refusal of a burst measures from the
+        calls left in flight, so the cuts do not compound, and the last refusal's measure is
+        the truest. A run of refusals counts as one decrease and one overload.
+        """
+        cut = max(1.0, REFUSAL_CUT * self.in_flight)
+        if cut >= self.limit:
+            return
+        now = self._clock()
+        if now - self._last_decrease >= max(latency_s, self._short, 0.001):
+            self.decreases += 1  # a new run of refusals
+            self._struck_at = self.limit
+            self._struck_in_slow_start = self.slow_start
+        self._last_decrease = now
+        self.slow_start = False
+        self.limit = cut
+        self._cut_to = cut
+        if self._struck_in_slow_start or self.limit >= 0.5 * self._struck_at:
+            # A limit just above the provider's room, or a doubling past it: 95% of what it
+            # held is about right already; grow additively from it.
+            self.recover_to = None
+        else:
+            self.recover_to = self._struck_at * 0.9
 
     def _hold_at(self, taken: int) -> None:
         """Never above the calls the provider held beside a refused one, also between cuts.

@@ -808,8 +808,11 @@ def _attempt(
 
 #: The provider's "too many requests" (HTTP 429).
 RATE_LIMITED = "provider.rate_limited"
-#: Provider answers that say "too much load": the in-flight limit shrinks.
-OVERLOAD_CODES = frozenset({RATE_LIMITED, "provider.unavailable", "provider.timeout"})
+#: Provider answers that say "no room now", at once: the in-flight limit drops to what the
+#: provider still holds.
+REFUSED_CODES = frozenset({RATE_LIMITED, "provider.unavailable"})
+#: Provider answers that say "too much load" slowly: the in-flight limit halves.
+OVERLOAD_CODES = frozenset({"provider.timeout"})
 #: Answers that say nothing about load (it was not reached).
 UNREACHED_CODES = frozenset({"provider.connect", "provider.unsafe_url"})
 
@@ -833,6 +836,8 @@ def load_signal(outcome: Generated | ProviderError) -> Signal:
     """What one call's outcome tells the provider's in-flight limit."""
     if isinstance(outcome, Generated):
         return Signal.OK
+    if outcome.code in REFUSED_CODES:
+        return Signal.REFUSED
     if outcome.code in OVERLOAD_CODES:
         return Signal.OVERLOAD
     if outcome.code in UNREACHED_CODES:

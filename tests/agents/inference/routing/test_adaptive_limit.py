@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from agents.inference.routing.adaptive_limit import AdaptiveLimit, Signal
+from agents.inference.routing.adaptive_limit import REFUSAL_CUT, AdaptiveLimit, Signal
 
 
 class Clock:
@@ -63,14 +63,14 @@ def test_an_unused_limit_does_not_grow() -> None:
     assert limit.limit == 16
 
 
-def test_overload_halves_the_limit_once_per_round_trip_then_recovers_fast_then_additively() -> None:
+def test_timeouts_halve_the_limit_once_per_round_trip_then_recover_fast_then_additively() -> None:
     clock = Clock()
     limit = AdaptiveLimit("p", initial=64, clock=clock)
 
     limit.slow_start = False  # grown additively to 64: that is where the provider stops
 
     async def go() -> list[float]:
-        await hold(limit, 64, Signal.OVERLOAD, clock, 1.0)  # a burst of 429s: one cut
+        await hold(limit, 64, Signal.OVERLOAD, clock, 1.0)  # a burst of timeouts: one cut
         assert limit.limit == 32
         assert not limit.slow_start
         seen = []
@@ -238,12 +238,12 @@ def test_a_429_beside_many_taken_calls_cuts_to_what_was_taken_not_to_half(
 
         taken = [asyncio.ensure_future(call(release_ok, Signal.OK)) for _ in range(256)]
         await asyncio.sleep(0)
-        refused = asyncio.ensure_future(call(release_refused, Signal.OVERLOAD))  # the 257th
+        refused = asyncio.ensure_future(call(release_refused, Signal.REFUSED))  # the 257th
         await asyncio.sleep(0)
         clock.now += 2.0
         release_refused.set()
         await refused
-        assert limit.limit == pytest.approx(0.9 * 256)
+        assert limit.limit == pytest.approx(REFUSAL_CUT * 256)
         release_ok.set()
         await asyncio.gather(*taken)
 
@@ -310,21 +310,184 @@ def test_a_refused_call_frees_no_slot_for_another_refusal_within_the_round_trip(
 
         async def refused() -> None:
             async with limit.slot() as permit:
-                permit.done(Signal.OVERLOAD)
+                permit.done(Signal.REFUSED)
 
         taken = [asyncio.ensure_future(held()) for _ in range(16)]
         await asyncio.sleep(0)
         clock.now += 2.0  # a round trip after any earlier cut
-        await refused()  # the 17th: cut to 90% of 16
-        assert limit.limit == pytest.approx(14.4)
+        await refused()  # the 17th: cut to 95% of 16
+        assert limit.limit == pytest.approx(REFUSAL_CUT * 16)
         limit.limit = 17.0  # additive growth back past 16 ...
-        clock.now += 0.0005  # ... and a refusal within the same round trip: no second cut
+        clock.now += 0.0005  # ... and a refusal within the same round trip
         await refused()
-        assert limit.limit == 16.0  # but never more than the provider held
+        assert limit.limit == pytest.approx(REFUSAL_CUT * 16)  # from what the provider holds
+        assert limit.decreases == 1  # one run of refusals
         waiter = asyncio.ensure_future(refused())
         await asyncio.sleep(0)
         assert not waiter.done()  # waits for a held call to finish, not for another 429
         release.set()
         await asyncio.gather(*taken, waiter)
+
+    asyncio.run(go())
+
+
+def test_a_first_wave_past_a_small_provider_costs_one_refusal_per_call_sent_past_its_room() -> None:
+    """64 calls at once against a provider of 16 slots: 48 come back refused in milliseconds.
+    Each refusal measures from the calls still in flight, so the limit ends at 95% of the 16
+    held and no slot a refusal frees goes to a waiting call meanwhile (the storm of 735 429s
+    when each refused call counted the others started before it as taken)."""
+    clock = Clock()
+    limit = AdaptiveLimit("p", initial=64, clock=clock)
+    granted_late: list[int] = []
+
+    async def go() -> None:
+        release = asyncio.Event()
+        refuse = asyncio.Event()
+
+        async def call(i: int) -> None:
+            async with limit.slot() as permit:
+                if i >= 64:
+                    granted_late.append(i)
+                if i < 16:
+                    await release.wait()
+                    permit.done(Signal.OK)
+                else:
+                    await refuse.wait()
+                    permit.done(Signal.REFUSED)
+
+        first = [asyncio.ensure_future(call(i)) for i in range(64)]
+        await asyncio.sleep(0)
+        waiting = [asyncio.ensure_future(call(64 + i)) for i in range(100)]
+        await asyncio.sleep(0)
+        assert limit.in_flight == 64
+        clock.now += 0.005
+        refuse.set()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert limit.in_flight == 16
+        assert limit.limit == pytest.approx(REFUSAL_CUT * 16)
+        assert granted_late == []  # nothing more was sent while the provider was full
+        assert limit.decreases == 1
+        assert not limit.slow_start
+        assert limit.recover_to is None  # the doubling overshot: no fast way back
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        clock.now += 2.0
+        release.set()
+        await asyncio.gather(*first)
+        assert REFUSAL_CUT * 16 < limit.limit < REFUSAL_CUT * 16 + 1.2  # then additively
+
+    asyncio.run(go())
+
+
+def test_a_provider_refusing_everything_drops_the_limit_then_it_recovers_fast() -> None:
+    """A per-minute quota spent: every call in flight is refused, so nothing is held and the
+    limit goes to 1; when the quota opens again it doubles back to 90% of where it struck."""
+    clock = Clock()
+    limit = AdaptiveLimit("p", initial=100, clock=clock)
+    limit.slow_start = False
+
+    async def go() -> list[float]:
+        await hold(limit, 100, Signal.REFUSED, clock, 0.01)
+        assert limit.limit == 1
+        assert limit.recover_to == pytest.approx(90)
+        seen = []
+        for _ in range(8):
+            await hold(limit, int(limit.limit), Signal.OK, clock, 1.0)
+            seen.append(limit.limit)
+        return seen
+
+    seen = asyncio.run(go())
+    assert seen[:4] == [2, 4, 8, 16]  # doubling per round trip
+    assert 90 <= seen[-1] < 92  # then one per round trip past 90
+    assert limit.decreases == 1
+
+
+def test_refusals_and_timeouts_say_different_things_to_the_limit() -> None:
+    from agents.inference.providers.base import ProviderError
+    from agents.inference.routing.router import load_signal
+
+    assert load_signal(ProviderError("provider.rate_limited", "429")) is Signal.REFUSED
+    assert load_signal(ProviderError("provider.unavailable", "503")) is Signal.REFUSED
+    assert load_signal(ProviderError("provider.timeout", "slow")) is Signal.OVERLOAD
+    assert load_signal(ProviderError("provider.connect", "refused")) is Signal.IGNORE
+    assert load_signal(ProviderError("provider.bad_request", "400")) is Signal.OK
+
+
+def test_in_slow_start_a_call_unrefused_for_a_while_counts_as_taken_before_it_ends() -> None:
+    """A refusal comes back at once, a taken call runs for seconds: slow start grows on calls
+    that were not refused within ``accepted_after_s`` instead of waiting for them to end, and
+    a call counted so adds nothing more when it succeeds."""
+    limit = AdaptiveLimit("p", initial=4, maximum=1000, accepted_after_s=0.4)
+
+    async def until(grown_to: float) -> None:
+        for _ in range(3000):
+            if limit.limit >= grown_to:
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError(limit.limit)
+
+    async def go() -> None:
+        release = asyncio.Event()
+
+        async def call() -> None:
+            async with limit.slot() as permit:
+                await release.wait()
+                permit.done(Signal.OK)
+
+        tasks = [asyncio.ensure_future(call()) for _ in range(100)]
+        await asyncio.sleep(0.1)
+        assert (limit.limit, limit.in_flight) == (4, 4)  # none taken yet
+        await until(8)
+        assert (limit.limit, limit.in_flight) == (8, 8)  # the first 4 were taken
+        await until(16)
+        assert limit.in_flight == 16
+        release.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(go())
+    assert limit.slow_start
+
+
+def test_a_call_counted_as_taken_adds_nothing_when_it_ends() -> None:
+    limit = AdaptiveLimit("p", initial=4, maximum=1000, accepted_after_s=0.01)
+
+    async def go() -> None:
+        release = asyncio.Event()
+
+        async def call() -> None:
+            async with limit.slot() as permit:
+                await release.wait()
+                permit.done(Signal.OK)
+
+        tasks = [asyncio.ensure_future(call()) for _ in range(4)]
+        await asyncio.sleep(0.05)
+        assert limit.limit == 8
+        release.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(go())
+    assert limit.limit == 8  # not 12: each call grew it once
+
+
+def test_no_call_counts_as_taken_once_slow_start_ended() -> None:
+    limit = AdaptiveLimit("p", initial=4, maximum=1000, accepted_after_s=0.01)
+    limit.slow_start = False
+
+    async def go() -> None:
+        release = asyncio.Event()
+
+        async def call() -> None:
+            async with limit.slot() as permit:
+                await release.wait()
+                permit.done(Signal.OK)
+
+        tasks = [asyncio.ensure_future(call()) for _ in range(10)]
+        await asyncio.sleep(0.05)
+        assert limit.limit == 4
+        assert limit.in_flight == 4
+        release.set()
+        await asyncio.gather(*tasks)
 
     asyncio.run(go())
