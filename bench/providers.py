@@ -31,7 +31,8 @@ Scenarios (one table row each):
               request->completion beside b's alone on a fresh line (target <= 2x);
   delivery    offline provider; tenant ``files`` delivers to the filesystem, tenant ``dam`` to
               an HTTP destination answering each PUT after 1 s: ``files``'s assets/s when its
-              N requests are submitted with ``dam``'s (interleaved) beside alone (target: not
+              N requests are submitted with ``dam``'s (interleaved), beside the same mix with
+              ``dam`` delivering to a folder (same work, a fast destination) (target: not
               slower; reported as the ratio, target >= 0.8 to allow for noise).
 
 For priority and fairness the alias's latency budget is 1 h, so once deadlines run from
@@ -85,7 +86,7 @@ class Profile:
     high_n: int = 20
     settle_s: float = 10.0  # priority-waiting: HIGH submitted this long after the backlog
     tenant_b_n: int = 100
-    delivery_n: int = 400  # the filesystem tenant's requests
+    delivery_n: int = 2000  # the filesystem tenant's (400 took 3 s a run: mostly start-up)
     slow_dest_n: int = 100  # the slow DAM tenant's
     max_s: float = 300.0
 
@@ -158,11 +159,19 @@ default_alias: copy
     return path
 
 
-def destinations_file(path: Path, root: Path, server: SlowServer) -> Path:
+def destinations_file(
+    path: Path, root: Path, server: SlowServer, *, dam_on_disk: bool = False
+) -> Path:
+    """Tenant ``dam`` to the server's 1 s/PUT DAM, or (``dam_on_disk``) to a folder."""
+    dam = (
+        f"{{type: filesystem, root: {root / 'dam'}}}"
+        if dam_on_disk
+        else f'{{type: http, url: "{server.url}/dam/{{tenant}}/{{campaign_id}}/{{name}}"}}'
+    )
     path.write_text(
         f"""destinations:
   files: {{type: filesystem, root: {root}}}
-  dam: {{type: http, url: "{server.url}/dam/{{tenant}}/{{campaign_id}}/{{name}}"}}
+  dam: {dam}
 default: files
 routes:
   - {{tenant: dam, destination: dam}}
@@ -596,15 +605,22 @@ async def scenario_delivery(env: Env) -> Row:
     logs = env.root / "logs"
     run = uuid.uuid4().hex[:6]
 
-    def settings() -> Settings:
+    def settings(dam_on_disk: bool = False) -> Settings:
         out = env.file("out")
-        dests = destinations_file(env.file("destinations.yaml"), out, env.server)
+        yaml = env.file("destinations.yaml")
+        dests = destinations_file(yaml, out, env.server, dam_on_disk=dam_on_disk)
         return env.settings(destinations_file=dests)
 
-    alone_settings = settings()
+    # The same mix both times: the worker generates and validates 500 assets either way, and
+    # only where the dam tenant's go differs (a fast folder, then the 1 s/PUT DAM). Measured
+    # against files' 400 alone, the ratio also charged files for dam's share of the CPU (at
+    # best 400/500 on a CPU-bound worker), not for the slow destination.
+    alone_settings = settings(dam_on_disk=True)
     async with worker_on(alone_settings, logs):
         files = copy_requests(f"files-alone-{run}", p.delivery_n, tenant="files")
-        alone = await burst(alone_settings, [files], {r.request_id for r in files}, p.max_s)
+        dam = copy_requests(f"dam-alone-{run}", p.slow_dest_n, tenant="dam")
+        mixed = _interleave(files, dam)
+        alone = await burst(alone_settings, [mixed], {r.request_id for r in files}, p.max_s)
     shared_settings = settings()
     async with worker_on(shared_settings, logs):
         await env.server.reset()
@@ -619,12 +635,13 @@ async def scenario_delivery(env: Env) -> Row:
         "scenario": "delivery",
         "requests": p.delivery_n + p.slow_dest_n,
         "measured": f"filesystem tenant {shared.per_s:.1f} assets/s beside a 1 s/PUT DAM "
-        f"tenant ({p.slow_dest_n} assets) vs {alone.per_s:.1f}/s alone; ratio {ratio:.2f}"
+        f"tenant ({p.slow_dest_n} assets) vs {alone.per_s:.1f}/s beside the same tenant "
+        f"delivering to disk; ratio {ratio:.2f}"
         f"{'; capped' if shared.capped else ''}",
         "target": "ratio >= 0.8 (not slowed)",
         "met": met,
         "capped": shared.capped or alone.capped,
-        "files_alone_per_s": r2(alone.per_s),
+        "files_beside_disk_per_s": r2(alone.per_s),
         "files_shared_per_s": r2(shared.per_s),
         "ratio": r2(ratio),
         "server": stats,
