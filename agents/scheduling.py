@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from schemas.records import GenerationRequest, Priority
 from streams.stage_pool import StagePool
@@ -27,6 +27,7 @@ PRIORITY_RANK: Final[Mapping[Priority, int]] = {
 NORMAL_RANK: Final = PRIORITY_RANK[Priority.NORMAL]
 #: Ranks that may take a stage's urgent reserve (streams.stage_pool): HIGH, rare by design.
 URGENT_RANK: Final = PRIORITY_RANK[Priority.HIGH]
+_RANK_OF_SYMBOL: Final[Mapping[str, int]] = {p.value: rank for p, rank in PRIORITY_RANK.items()}
 #: Shadow work (mirrored traffic, never delivered) waits behind every real request.
 SHADOW_RANK: Final = -1
 
@@ -44,6 +45,20 @@ def schedule_of(request: GenerationRequest | None) -> Schedule:
     if request is None:
         return Schedule()
     return Schedule(PRIORITY_RANK.get(request.priority, NORMAL_RANK), request.tenant)
+
+
+def schedule_of_fields(datum: Mapping[str, Any] | None) -> Schedule:
+    """:func:`schedule_of` from a request's plain decoded data (``streams.stage_io.peek_fields``):
+    the same place, without building the model. A priority symbol this version does not know
+    waits as NORMAL (as the model reads it); a field of the wrong type is ignored."""
+    if datum is None:
+        return Schedule()
+    priority = datum.get("priority")
+    rank = NORMAL_RANK
+    if isinstance(priority, str):
+        rank = _RANK_OF_SYMBOL.get(priority, NORMAL_RANK)
+    tenant = datum.get("tenant")
+    return Schedule(rank, tenant if isinstance(tenant, str) else "")
 
 
 def tenant_weights(weights: Mapping[str, float] | None) -> Callable[[str], float]:

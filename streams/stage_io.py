@@ -90,6 +90,25 @@ def peek(codec: AvroCodec[M], event: Any) -> M | None:
         return None
 
 
+def peek_fields(codec: AvroCodec[Any], event: Any) -> dict[str, Any] | None:
+    """The event's record as plain data (Avro-typed, not validated by the model) if it decodes
+    from cached schemas, else None; never raises.
+
+    :func:`peek` for a stage's taking loop, which runs once per event and holds back every
+    event behind it: the model's validation was half of ``peek`` (measured in a worker taking
+    10,000 requests, issue 16: 24 us of 57 us per event, validation about half of that). What
+    is read here only orders the event; its handling decodes and validates it again.
+    """
+    message = getattr(event, "message", None)
+    value = getattr(message, "value", None)
+    if not value:
+        return None
+    try:
+        return codec.decode_dict(value, message_headers(message))
+    except Exception:  # anything undecodable is the handler's to report
+        return None
+
+
 class StageIO:
     """Per-stage helpers bound to a line and a stable stage id (used in logs and metrics)."""
 

@@ -14,12 +14,12 @@ from agents.inference.paid_once import RecordTable, install_record_table
 from agents.inference.routing.fallback import FallbackAssets
 from agents.inference.routing.spend import GENERATE_LANE
 from agents.inference.worker import book_lane, worker_inference
-from agents.scheduling import schedule_of, stage_pool
+from agents.scheduling import schedule_of_fields, stage_pool
 from agents.tenants import Gatekeeper
 from schemas.records import GenerationRequest
 from streams.limits import AssetLimits
 from streams.pooled_stage import Place, feed_pool
-from streams.stage_io import CrashOutcome, StageIO, message_headers, peek
+from streams.stage_io import CrashOutcome, StageIO, message_headers, peek_fields
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 STAGE = "generate"
 
 log = logging.getLogger(__name__)
+
+
+def request_place(datum: dict[str, Any] | None) -> Place:
+    """Where a request event waits, from its plain decoded data (None: undecodable)."""
+    schedule = schedule_of_fields(datum)
+    request_id = datum.get("request_id") if datum is not None else None
+    return Place(schedule.rank, schedule.flow, request_id if isinstance(request_id, str) else None)
 
 
 def install(line: Line) -> None:
@@ -78,12 +85,10 @@ def install(line: Line) -> None:
     pool = stage_pool(line, STAGE, settings.generate_concurrency)
 
     def place(event: Any) -> Place:
-        """Priority and tenant from a cheap decode; undecodable bytes wait as NORMAL (their
-        handling dead-letters them). Keyed by request: one request's events keep their order."""
-        request = peek(codecs.request, event)
-        schedule = schedule_of(request)
-        key = request.request_id if request is not None else None
-        return Place(schedule.rank, schedule.flow, key)
+        """Priority and tenant from a cheap decode (plain data, no model: this runs once per
+        event on the taking loop); undecodable bytes wait as NORMAL (their handling
+        dead-letters them). Keyed by request: one request's events keep their order."""
+        return request_place(peek_fields(codecs.request, event))
 
     @line.app.agent(line.topics.requests, name=STAGE)
     async def generate(stream: Any) -> None:

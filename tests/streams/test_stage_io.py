@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import tempfile
+from io import BytesIO
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import fastavro
 import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from prometheus_client import CollectorRegistry
@@ -17,7 +20,7 @@ from pydantic import SecretStr
 from schemas.records import BlobRef
 from streams import stage_io
 from streams.blobs import LocalBlobStore
-from streams.codecs import Codecs
+from streams.codecs import MAGIC, Codecs, SchemaStore
 from streams.dead_letters import VALUE_PARKED, VALUE_SHA256, VALUE_SIZE, header_map
 from streams.metrics import StageMetrics
 from streams.settings import Settings
@@ -541,3 +544,32 @@ def test_a_given_trace_is_the_parent_instead_of_the_events_headers() -> None:
     sent = extract(out.sent[0]["headers"])
     assert sent is not None
     assert sent.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_peek_fields_reads_a_request_as_plain_data_and_never_raises() -> None:
+    codec = Codecs.load().request
+    request = make_request(request_id="r-9", tenant="zeta", priority="HIGH")
+    datum = stage_io.peek_fields(codec, event(codec.encode(request)))
+    assert datum is not None
+    assert (datum["request_id"], datum["tenant"], datum["priority"]) == ("r-9", "zeta", "HIGH")
+    assert datum == codec.decode_dict(codec.encode(request))
+    for bad in (None, b"", b"junk", codec.encode(request)[:-3]):
+        assert stage_io.peek_fields(codec, event(bad)) is None
+    assert stage_io.peek_fields(codec, SimpleNamespace()) is None
+
+
+def test_peek_fields_resolves_an_older_writer_to_the_current_shape() -> None:
+    """A v0.1.0 producer wrote no priority: the reader's default (NORMAL) is read."""
+    release = Path(__file__).parents[2] / "schemas/releases/0.1.0/generation_request.avsc"
+    old = json.loads(release.read_text())
+    store = SchemaStore()
+    fingerprint = store.register(old)
+    codec = Codecs.load(store).request
+    datum = make_request(request_id="r-old").model_dump()
+    names = {field["name"] for field in old["fields"]}
+    assert "priority" not in names
+    body = BytesIO()
+    fastavro.schemaless_writer(body, store.writer(fingerprint), {k: datum[k] for k in names})
+    read = stage_io.peek_fields(codec, event(MAGIC + fingerprint + body.getvalue()))
+    assert read is not None
+    assert (read["request_id"], read["priority"]) == ("r-old", "NORMAL")
