@@ -16,7 +16,7 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -24,12 +24,15 @@ T = TypeVar("T")
 DEFAULT_WEIGHT = 1.0
 
 
-@dataclass(order=True)
-class _Entry(Generic[T]):
+class _Entry(NamedTuple, Generic[T]):
+    """A queued item: a tuple, so the heap compares ``(tag, seq)`` in C (``seq`` is unique,
+    so ``item`` is never compared); a dataclass built two tuples per comparison and kept a
+    ``__dict__`` per waiting item."""
+
     tag: float
     seq: int
-    item: T = field(compare=False)
-    flow: str = field(compare=False)
+    item: T
+    flow: str
 
 
 @dataclass

@@ -62,6 +62,7 @@ async def feed_pool(
     """
     events = stream.noack()
     generation: int | None = None
+    stale = _stale_check(app, generation)
     revocations = _DropWaitingOnRevoke(pool, app)
     app.flow_control.manage_queue(revocations)  # a weak reference: ``revocations`` keeps it
     async with pool.running():
@@ -69,16 +70,17 @@ async def feed_pool(
             message = event.message
             if message.generation_id != generation:
                 generation = message.generation_id
+                stale = _stale_check(app, generation)  # one per generation, not per event
                 pool.drop_stale()  # a rebalance: what waits is fetched again by the seek
             where = place(event)
             await pool.submit(
                 Job(
-                    _acking(events, event, handle),
+                    _Acking(events, event, handle),
                     priority=where.rank,
                     flow=where.flow,
                     key=where.key,
                     lane=where.lane,
-                    stale=_stale_check(app, message),
+                    stale=stale,
                     subject=message,
                 )
             )
@@ -108,15 +110,29 @@ class _DropWaitingOnRevoke:
                 unacked.discard(job.subject)
 
 
-def _acking(events: Any, event: Any, handle: Callable[[Any], Awaitable[None]]) -> Any:
-    async def run() -> None:
+class _Acking:
+    """A job's work: handle the event, then acknowledge it.
+
+    One slotted object per event rather than a closure (a function, its cells and their
+    tuple): up to ``stage_max_waiting`` of these wait at once, and every object that lives
+    that long is scanned again by each full garbage collection (measured in a worker taking
+    10,000 requests, issue 16: two full collections of 0.1-0.24 s while it took them).
+    """
+
+    __slots__ = ("event", "events", "handle")
+
+    def __init__(self, events: Any, event: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
+        self.events = events
+        self.event = event
+        self.handle = handle
+
+    async def __call__(self) -> None:
+        event = self.event
         _current_event.set(weakref.ref(event))  # this task's own (see the module docstring)
-        await handle(event)
-        await events.ack(event)  # only after the work is done
-
-    return run
+        await self.handle(event)
+        await self.events.ack(event)  # only after the work is done
 
 
-def _stale_check(app: Any, message: Any) -> Callable[[], bool]:
-    generation = message.generation_id
+def _stale_check(app: Any, generation: int | None) -> Callable[[], bool]:
+    """True once the consumer has moved past ``generation`` (shared by its events' jobs)."""
     return lambda: generation != app.consumer_generation_id

@@ -140,3 +140,52 @@ def test_a_revocation_drops_the_waiting_jobs_and_waits_only_for_the_running_one(
     asyncio.run(main())
     assert handled == [events[0]]
     assert stream.acked == [events[0]]
+
+
+def test_a_rebalance_drops_the_older_generations_waiting_jobs_and_runs_the_new_ones() -> None:
+    """Jobs of the generation the consumer left are dropped unstarted, never acknowledged (the
+    seek fetches them again); each generation's events are judged by their own generation."""
+    old = [Event(Message(partition=0, key=f"old{i}", generation_id=1)) for i in range(4)]
+    new = [Event(Message(partition=0, key=f"new{i}", generation_id=2)) for i in range(3)]
+    stream = Stream(old + new)
+    app = stream.app
+    rebalanced = asyncio.Event()
+    release = asyncio.Event()
+    handled: list[Event] = []
+
+    async def events() -> AsyncIterator[Event]:
+        for event in stream.events_in:
+            if event is new[0]:
+                await rebalanced.wait()
+            yield event
+        await stream.done.wait()
+
+    stream.events = events  # type: ignore[method-assign]
+
+    async def handle(event: Any) -> None:
+        await release.wait()
+        handled.append(event)
+
+    async def main() -> None:
+        pool = StagePool("test", max_running=1, max_waiting=100)
+        feeding = asyncio.ensure_future(
+            feed_pool(stream, pool, app, place=lambda e: Place(key=e.message.key), handle=handle)
+        )
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert (pool.in_progress, pool.waiting) == (1, 3)  # old[0] runs, the rest wait
+        app.consumer_generation_id = 2
+        rebalanced.set()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert pool.waiting == len(new)  # the old generation's waiting jobs are gone
+        release.set()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        feeding.cancel()
+        await asyncio.gather(feeding, return_exceptions=True)
+
+    asyncio.run(main())
+    assert handled == [old[0], *new]  # the running one finishes; the seek refetches the rest
+    assert all(event not in stream.acked for event in old[1:])
+    assert all(event in stream.acked for event in new)
