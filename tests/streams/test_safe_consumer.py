@@ -7,6 +7,7 @@ needs a running app; the end-to-end proof is the integration test with a joining
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
@@ -16,7 +17,7 @@ from faust.types import TP as FaustTP
 from intervaltree import IntervalTree
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
-from streams.safe_consumer import SafeConsumer
+from streams.safe_consumer import BACKED_UP_FETCH_S, FETCH_TIMEOUT_S, SafeConsumer
 
 TP = FaustTP("requests", 0)
 
@@ -441,3 +442,32 @@ def test_a_hand_over_that_may_wait_races_the_flow_suspension(blocked: str) -> No
     assert len(fake.raced) == 1
     assert seen == ["m"]
     assert fake._delivering is None
+
+
+def test_a_partition_out_for_a_full_queue_shortens_the_fetch() -> None:
+    """It comes back when its queue has drained to 40%: the next fetch must not wait 1 s."""
+    fake = SimpleNamespace(_buffered_partitions=set())
+    assert SafeConsumer._fetch_timeout(fake) == FETCH_TIMEOUT_S  # type: ignore[arg-type]
+    fake._buffered_partitions.add(TP)
+    assert SafeConsumer._fetch_timeout(fake) == BACKED_UP_FETCH_S < 0.1  # type: ignore[arg-type]
+
+
+def test_with_no_partition_active_the_fetch_sleeps_its_timeout_not_a_second() -> None:
+    active: set[Any] = set()
+    fake = SimpleNamespace(
+        _get_active_partitions=lambda: active,
+        app=SimpleNamespace(client_only=False),
+        flow_active=True,
+        not_waiting_next_records=asyncio.Event(),
+        sleep=asyncio.sleep,
+    )
+
+    async def wait() -> tuple[Any, Any]:
+        return await SafeConsumer._wait_next_records(fake, BACKED_UP_FETCH_S)  # type: ignore[arg-type]
+
+    started = time.monotonic()
+    records, partitions = asyncio.run(wait())
+    assert time.monotonic() - started < 0.5  # Faust's own sleeps 1 s here
+    assert records == {}
+    assert partitions is active
+    assert fake.not_waiting_next_records.is_set()
