@@ -7,6 +7,7 @@ stage registry of :mod:`agents`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -81,4 +82,18 @@ def run_worker(settings: Settings) -> None:
         log_json=settings.log_format == "json",
         **options,
     )
+    freeze_startup_objects()
     worker.execute_from_commandline()
+
+
+def freeze_startup_objects() -> None:
+    """Keep what the start built (modules, schemas, the line: 150,000 objects) out of every
+    later full garbage collection.
+
+    Those collections scan every tracked object, and a busy worker runs them while it takes a
+    backlog in: measured in a worker taking 10,000 requests (bench.providers priority, issue
+    16), full collections of 0.12-0.26 s, with the stage's intake stopped meanwhile; frozen,
+    0.04-0.08 s. What is frozen is never freed, so the garbage is collected first.
+    """
+    gc.collect()
+    gc.freeze()

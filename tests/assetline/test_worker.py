@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from assetline.worker import _Worker, build_line
+from assetline.worker import _Worker, build_line, freeze_startup_objects
 from streams.settings import Settings
 
 
@@ -46,3 +48,22 @@ def test_debug_records_are_not_built_at_any_quiet_level(
         )
     finally:
         loop.close()
+
+
+def test_the_start_is_frozen_out_of_later_collections_after_its_garbage_went() -> None:
+    class Node:
+        pass
+
+    garbage = Node()
+    garbage.cycle = garbage  # type: ignore[attr-defined]
+    gone = weakref.ref(garbage)
+    kept = Node()
+    del garbage
+    before = gc.get_freeze_count()
+    try:
+        freeze_startup_objects()
+        assert gone() is None  # collected first: never frozen, never leaked
+        assert gc.get_freeze_count() > before
+        assert not any(obj is kept for obj in gc.get_objects())  # out of every generation
+    finally:
+        gc.unfreeze()
