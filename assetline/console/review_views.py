@@ -8,7 +8,7 @@ import contextlib
 import dataclasses
 import json
 import math
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlencode
@@ -21,6 +21,10 @@ from assetline.console import assets
 from assetline.console._app import CONSOLE, Console, see_other, session_of
 from assetline.console.explain import PREVIEW_CHARS, Explained, explain, highlight
 from assetline.console.review_index import Change, ReviewIndex
+from assetline.console.review_memory import COOKIE as MEMORY_COOKIE
+from assetline.console.review_memory import MAX_AGE_S as MEMORY_MAX_AGE_S
+from assetline.console.review_memory import QueueMemory, Where
+from assetline.console.review_nav import chosen_in, item_link, next_waiting, queue_link
 from assetline.review import (
     ReviewError,
     check_pending,
@@ -145,15 +149,42 @@ def index_of(request: web.Request) -> ReviewIndex:
     return index
 
 
-def _chosen(request: web.Request) -> dict[str, str]:
-    return {name: request.query[name] for name in FILTERS if request.query.get(name)}
+def _chosen(values: Mapping[str, object]) -> dict[str, str]:
+    return chosen_in(values, FILTERS)
+
+
+def _memory(console: Console) -> QueueMemory:
+    return QueueMemory(console.signer.secret, FILTERS)
+
+
+def _remember(request: web.Request, response: web.Response, where: Where) -> None:
+    """Keep ``where`` in the user's review cookie (only when it changed)."""
+    console = request.app[CONSOLE]
+    memory, user = _memory(console), session_of(request).user
+    if memory.load(user, request.cookies.get(MEMORY_COOKIE)) == where:
+        return
+    response.set_cookie(
+        MEMORY_COOKIE,
+        memory.dump(user, where),
+        max_age=MEMORY_MAX_AGE_S,
+        httponly=True,
+        samesite="Strict",
+        secure=console.settings.console_cookie_secure,
+        path="/review",
+    )
 
 
 async def queue(request: web.Request) -> web.Response:
+    """The queue; ``/review`` with no query at all resumes at the user's last filters and page."""
     console = request.app[CONSOLE]
+    if not request.query_string:
+        user = session_of(request).user
+        last = _memory(console).load(user, request.cookies.get(MEMORY_COOKIE))
+        if last is not None and (last.chosen or last.page > 1):
+            return see_other(queue_link(last.chosen, last.page))
     index = index_of(request)
     await index.wait_ready(READY_WAIT_S)
-    chosen = _chosen(request)
+    chosen = _chosen(request.query)
     pending = index.pending()
     shown = [item for item in pending if matches(item, chosen)]
     pages = max(1, math.ceil(len(shown) / PAGE_SIZE))
@@ -166,9 +197,9 @@ async def queue(request: web.Request) -> web.Response:
     cache = console.state[SNIPPETS_KEY]
 
     def link(to: int) -> str:
-        return "/review?" + urlencode({**chosen, "page": to})
+        return queue_link(chosen, to)
 
-    return console.render(
+    response = console.render(
         request,
         "review_queue.html",
         cards=[card(item, cache) for item in window],
@@ -181,8 +212,11 @@ async def queue(request: web.Request) -> web.Response:
         prev_link=link(page - 1) if page > 1 else "",
         next_link=link(page + 1) if page < pages else "",
         filter_query=urlencode(chosen),
+        clear_link=queue_link({}) if chosen else "",
         ready=index.ready.is_set(),
     )
+    _remember(request, response, Where(chosen, page))
+    return response
 
 
 async def card_fragment(request: web.Request) -> web.Response:
@@ -190,12 +224,13 @@ async def card_fragment(request: web.Request) -> web.Response:
     index = index_of(request)
     request_id = assets.checked_id(request.match_info["request_id"])
     item = index.items.get(request_id)
-    if item is None or not index.is_pending(request_id) or not matches(item, _chosen(request)):
+    chosen = _chosen(request.query)
+    if item is None or not index.is_pending(request_id) or not matches(item, chosen):
         return web.Response(status=204)
     console = request.app[CONSOLE]
     await snippets(console, request.app, [item])
     html = console.templates.get_template("_card.html").render(
-        c=card(item, console.state[SNIPPETS_KEY])
+        c=card(item, console.state[SNIPPETS_KEY]), filter_query=urlencode(chosen)
     )
     return web.Response(text=html, content_type="text/html")
 
@@ -273,8 +308,8 @@ async def detail(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="no review item for that request") from None
     attempts = [*index.earlier_attempts(request_id), item.asset]
     views = [await _attempt_view(console, request.app, asset) for asset in attempts]
-    pending = index.pending()
-    ids = [p.request_id for p in pending]
+    chosen = _chosen(request.query)
+    ids = _order(index, chosen)
     at = ids.index(request_id) if request_id in ids else -1
     return console.render(
         request,
@@ -283,13 +318,24 @@ async def detail(request: web.Request) -> web.Response:
         pending=index.is_pending(request_id),
         sent=index.sent.get(request_id),
         views=views,
-        prev_id=ids[at - 1] if at > 0 else "",
-        next_id=ids[at + 1] if 0 <= at < len(ids) - 1 else "",
+        chosen=chosen,
+        prev_link=item_link(ids[at - 1], chosen) if at > 0 else "",
+        next_link=item_link(ids[at + 1], chosen) if 0 <= at < len(ids) - 1 else "",
+        queue_link=queue_link(chosen, at // PAGE_SIZE + 1 if at >= 0 else 1),
     )
 
 
+def _order(index: ReviewIndex, chosen: dict[str, str]) -> list[str]:
+    """The waiting items of a filter, in the queue's order (oldest first)."""
+    return [item.request_id for item in index.pending() if matches(item, chosen)]
+
+
 async def decide(request: web.Request) -> web.StreamResponse:
-    """Approve or reject one or many items (form fields ``id`` ..., ``action``, ``note``)."""
+    """Approve or reject one or many items (form fields ``id`` ..., ``action``, ``note``).
+
+    Then, for a form: ``then=next`` (an item's page) goes on to the next waiting item of the
+    filter named by the form's filter fields, or to that filtered queue when none is left;
+    otherwise to ``back`` (a /review path)."""
     console = request.app[CONSOLE]
     index = index_of(request)
     session = session_of(request)
@@ -304,6 +350,9 @@ async def decide(request: web.Request) -> web.StreamResponse:
     ids = [assets.checked_id(str(v)) for v in form.getall("id", [])]
     if not ids:
         raise web.HTTPBadRequest(text="no item chosen")
+    go_next = form.get("then") == "next" and len(ids) == 1
+    chosen = _chosen(form) if go_next else {}
+    order = _order(index, chosen) if go_next else []  # before the decision hides the item
     client: LineClient = console.state[CLIENT_KEY]
     refused: dict[str, str] = {}
 
@@ -331,6 +380,9 @@ async def decide(request: web.Request) -> web.StreamResponse:
     if request.headers.get("Accept", "").startswith("application/json"):
         status = 200 if decided or not refused else 409
         return web.json_response({"decided": decided, "refused": refused}, status=status)
+    if go_next:
+        after = next_waiting(order, ids[0], index.is_pending)
+        return see_other(item_link(after, chosen) if after else queue_link(chosen))
     back = str(form.get("back", "/review"))
     location = back if back.startswith("/review") and not back.startswith("//") else "/review"
     return see_other(location)
