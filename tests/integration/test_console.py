@@ -3,7 +3,9 @@ real worker: sign in, three images waiting for review with their thumbnails load
 one with the keyboard, reject one with a reason, bulk-approve the rest; their completions on
 ``.completed`` carry the reviewer; forged sessions, missing CSRF tokens and path-like asset ids
 are refused. Also measured: the review page with 1,000 waiting items, and a decision's round
-trip (key press -> decision on Kafka -> item gone from the page). Screenshots: see SCREENSHOTS_ENV.
+trip (key press -> decision on Kafka -> item gone from the page), as the median of several.
+A decision on an item's page goes on to the next waiting item of the same filter, and plain
+/review resumes at the reviewer's last filter. Screenshots: see SCREENSHOTS_ENV.
 """
 
 from __future__ import annotations
@@ -88,13 +90,13 @@ def console_settings(line_settings: Settings, tmp_path: Path) -> Settings:
     )
 
 
-def _image_requests(run: str, count: int) -> list[GenerationRequest]:
+def _image_requests(run: str, count: int, campaign: str = "spring") -> list[GenerationRequest]:
     return [
         GenerationRequest(
-            request_id=f"{run}-img-{i}",
-            idempotency_key=f"{run}-img-{i}",
+            request_id=f"{run}-{campaign}-img-{i}",
+            idempotency_key=f"{run}-{campaign}-img-{i}",
             tenant="acme",
-            campaign_id="spring",
+            campaign_id=campaign,
             kind=AssetKind.IMAGE,
             prompt_template="Spring banner for ${persona}",
             variables={"persona": f"persona-{i}"},
@@ -170,17 +172,23 @@ def test_review_in_the_browser(
     worker = start_worker(settings)
     requests = _image_requests(tmp_path.name[-6:], 3)
     ids = {r.request_id for r in requests}
-    asyncio.run(submit_requests(settings, requests))
-    pending = _wait_pending(settings, ids, timeout=90)
-    assert set(pending) == ids, worker.log_tail()
+    # a second campaign: the filter the item pages and the remembered queue keep
+    summer_requests = _image_requests(tmp_path.name[-6:], 6, "summer")
+    summer = {r.request_id for r in summer_requests}
+    asyncio.run(submit_requests(settings, [*requests, *summer_requests]))
+    pending = _wait_pending(settings, ids | summer, timeout=120)
+    assert set(pending) == ids | summer, worker.log_tail()
     console = start_console(settings)
 
     shots = Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     with chromium(tmp_path / "chrome") as driver:
         _sign_in(driver, console.url, "ana", shots / "console-signin.png")
-        wait_for(lambda: len(_card_ids(driver)) == 3, what="three cards")
+        wait_for(lambda: len(_card_ids(driver)) == 9, what="nine cards")
         assert driver.find_element(By.ID, "who").text == "ana"
+        # the spring campaign only; from now on plain /review resumes at this filter
+        driver.get(console.url + "review?campaign=spring")
+        wait_for(lambda: len(_card_ids(driver)) == 3, what="three cards")
         # every thumbnail really loaded (decoded by the browser, not a broken image)
         wait_for(
             lambda: driver.execute_script(
@@ -215,14 +223,16 @@ def test_review_in_the_browser(
         wait_for(held_for_review, what="the timeline with both attempts and the review")
         assert driver.find_element(By.ID, "status").text == "IN_REVIEW"
 
-        driver.get(console.url + "review")
+        driver.get(console.url + "review")  # no query: the remembered filter
         wait_for(lambda: len(_card_ids(driver)) == 3, what="three cards again")
+        assert "campaign=spring" in driver.current_url
+        assert driver.find_element(By.ID, "clear-filters").is_displayed()
 
         # live: copy with a prohibited term arrives while the page is open ...
         copy = _copy_request(requests[0].request_id + "-copy")
         asyncio.run(submit_requests(settings, [copy]))
         wait_for(lambda: copy.request_id in _card_ids(driver), 60, "the new item, live")
-        assert driver.find_element(By.ID, "total").text == "4"
+        assert driver.find_element(By.ID, "total").text == "10"  # all waiting, summer too
         live_card = driver.find_element(By.CSS_SELECTOR, f'.card[data-id="{copy.request_id}"]')
         assert "Totally FREE shoes" in live_card.text  # the asset's own text, not the prompt
         # ... its attempts show the matched spans highlighted
@@ -241,12 +251,26 @@ def test_review_in_the_browser(
         assert len(order) == 3
         body = driver.find_element(By.TAG_NAME, "body")
 
+        approve_ms: list[float] = []
+
+        def approve_first() -> None:
+            """'a' on the current (first) card; its round trip measured in the page, from
+            the keydown to the card gone after Kafka's ack."""
+            gone = _card_ids(driver)[0]
+            driver.execute_script("window.__lastDecisionMs = null")
+            driver.find_element(By.TAG_NAME, "body").send_keys("a")
+            wait_for(lambda: gone not in _card_ids(driver), what="approved card gone")
+            approve_ms.append(
+                float(
+                    wait_for(
+                        lambda: driver.execute_script("return window.__lastDecisionMs"),
+                        what="the answer",
+                    )
+                )
+            )
+
         # approve the first with the keyboard: 'a' on the current card
-        body.send_keys("a")
-        wait_for(lambda: order[0] not in _card_ids(driver), what="approved card gone")
-        approve_ms = wait_for(
-            lambda: driver.execute_script("return window.__lastDecisionMs"), what="the answer"
-        )
+        approve_first()
 
         # reject the next one: 'r', a reason, Enter
         body.send_keys("r")
@@ -260,7 +284,38 @@ def test_review_in_the_browser(
         driver.find_element(By.ID, "all").click()
         driver.find_element(By.ID, "bulk-approve").click()
         wait_for(lambda: not _card_ids(driver), what="grid empty")
-        assert driver.find_element(By.ID, "total").text == "0"
+        assert driver.find_element(By.ID, "total").text == "6"  # summer's, not shown here
+
+        # summer: Enter opens the current card's page, the filter kept in its query ...
+        driver.get(console.url + "review?campaign=summer")
+        wait_for(lambda: len(_card_ids(driver)) == 6, what="six summer cards")
+        later = _card_ids(driver)
+        driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ENTER)
+        wait_for(lambda: f"/item/{later[0]}?campaign=summer" in driver.current_url, what="item")
+        # ... and 'a' there approves it and lands on the next summer item, not the queue
+        driver.find_element(By.TAG_NAME, "body").send_keys("a")
+        wait_for(
+            lambda: driver.current_url.endswith(f"/item/{later[1]}?campaign=summer"),
+            what="the next waiting item of the filter",
+        )
+        assert driver.find_element(By.ID, "decide").get_attribute("data-id") == later[1]
+        # back on the queue (remembered: summer), four more keyboard approvals timed
+        driver.get(console.url + "review")
+        wait_for(lambda: _card_ids(driver) == later[1:], what="the rest of summer")
+        for _ in range(4):
+            approve_first()
+        # the last one rejected on its page: none left, so back on the filtered queue
+        assert _card_ids(driver) == [later[5]]
+        driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ENTER)
+        wait_for(lambda: f"/item/{later[5]}?" in driver.current_url, what="the last item")
+        driver.find_element(By.TAG_NAME, "body").send_keys("r")
+        wait_for(lambda: driver.switch_to.active_element.get_attribute("id") == "note", what="note")
+        driver.switch_to.active_element.send_keys("too dark", Keys.ENTER)
+        wait_for(
+            lambda: driver.current_url.endswith("/review?campaign=summer&page=1"),
+            what="the filtered queue, none left",
+        )
+        assert not _card_ids(driver)
 
     async def completions() -> dict[str, Any]:
         async with LineClient(settings) as client:
@@ -283,10 +338,22 @@ def test_review_in_the_browser(
         assert completed.review.reviewer == "ana"
     assert done[order[1]].review is not None
     assert done[order[1]].review.note == "colours off brand"
+    ids = summer
+    done = asyncio.run(completions())
+    assert set(done) == summer, worker.log_tail()
+    assert [done[r].status for r in later] == [CompletionStatus.DELIVERED] * 5 + [
+        CompletionStatus.REJECTED
+    ]
+    assert {c.review.reviewer for c in done.values() if c.review} == {"ana"}
+    assert all(c.review for c in done.values())
+    # one round trip measured under load was 282.8 ms: the target holds for the median
+    median = sorted(approve_ms)[len(approve_ms) // 2]
     print(
-        f"\nkeyboard approve round trip (key press -> Kafka ack -> card gone): {approve_ms:.1f} ms"
+        "\nkeyboard approve round trip (key press -> Kafka ack -> card gone), "
+        f"{len(approve_ms)} decisions: median {median:.1f} ms, "
+        f"all {', '.join(f'{m:.0f}' for m in approve_ms)} ms"
     )
-    assert approve_ms < 300
+    assert median < 300
 
 
 def test_refusals(
@@ -489,7 +556,9 @@ def test_a_thousand_waiting_items_render_paged_quickly(
                 what="thumbnails loaded",
             )
             browser_ms.append(float(at))
-        driver.get(console.url + "review")
+        driver.get(console.url + "review")  # resumes at the last page seen: 21, the last
+        wait_for(lambda: "page=21" in driver.current_url, what="the remembered page")
+        driver.get(console.url + "review?page=1")
         wait_for(lambda: len(_card_ids(driver)) == 48, what="first page again")
 
         def current() -> str:
@@ -529,8 +598,7 @@ def test_a_thousand_waiting_items_render_paged_quickly(
         driver.find_element(By.TAG_NAME, "body").send_keys("r")
         wait_for(lambda: driver.switch_to.active_element.get_attribute("id") == "note", what="note")
         driver.switch_to.active_element.send_keys("blurry", Keys.ENTER)
-        wait_for(lambda: driver.current_url.endswith("/review"), what="back on the queue")
-        assert "load-00500" not in _card_ids(driver)
+        wait_for(lambda: driver.current_url.endswith("/item/load-00501"), what="on to the next")
 
     decisions = asyncio.run(
         read_topic(
