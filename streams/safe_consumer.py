@@ -483,18 +483,17 @@ class SafeConsumer(Consumer):
             await self.commit()
         self._delivering = message
         try:
-            if self._hand_over_is_immediate():
+            if self._hand_over_is_immediate(message.tp):
                 await callback(message)
             else:
                 await self.wait_first(callback(message), self.suspend_flow.wait())
         finally:
             self._delivering = None
 
-    def _hand_over_is_immediate(self) -> bool:
+    def _hand_over_is_immediate(self, tp: TP | None = None) -> bool:
         """True when Faust's ``on_message`` would not wait for anything: the flow runs (no
         rebalance), the producer buffer is within its limit (else it waits for it to ebb) and
-        no stream queue is full (else it waits for room). Every stream queue is a flow-control
-        queue (``clear_on_resume``), so the flow control knows them all."""
+        no queue of a stream taking ``tp`` is full (else it waits for room)."""
         app = self.app
         flow = app.flow_control
         if self.suspend_flow.is_set() or not flow.is_active():
@@ -502,11 +501,24 @@ class SafeConsumer(Consumer):
         buffer = app.producer.buffer
         if buffer.size > buffer.max_messages:
             return False
-        for queue in list(flow._queues):
+        for queue in self._queues_taking(tp):
             full = getattr(queue, "full", None)
             if full is not None and full():
                 return False
         return True
+
+    def _queues_taking(self, tp: TP | None) -> list[Any]:
+        """The queues Faust's conductor puts ``tp``'s events in (its ``_tp_index``: the
+        channels subscribed to it), else every flow-control queue (every stream queue is one).
+
+        Scanning all of them for every event fetched cost 11 us per event with 30 queues
+        (a worker has more), a tenth of a stage's intake of a backlog (issue 16).
+        """
+        index = getattr(self.app.topics, "_tp_index", None)
+        channels = index.get(tp) if index is not None and tp is not None else None
+        if not channels:
+            return list(self.app.flow_control._queues)
+        return [channel.queue for channel in channels]
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         """Book offsets ``offset_from`` up to, not including, ``offset_to`` as never delivered.

@@ -366,23 +366,41 @@ def test_the_livelock_check_skips_a_partition_whose_position_is_unknown(
         SafeConsumer.verify_event_path(object.__new__(SafeConsumer), 0.0, TP)  # type: ignore[arg-type]
 
 
-def _delivering_consumer(*, buffered: int = 0, queue_items: int = 0) -> Any:
-    """A stand-in for the fetch loop's hand-over (item 13): Faust's flow control and a stream
-    queue of 4, a producer buffer of Faust's limit 100 holding ``buffered`` records."""
+MESSAGE = SimpleNamespace(tp="requests-0")
+
+
+def _delivering_consumer(
+    *, buffered: int = 0, queue_items: int = 0, other_queue_items: int = 0
+) -> Any:
+    """A stand-in for the fetch loop's hand-over (item 13): Faust's flow control, the stream
+    queue (of 4) taking ``MESSAGE``'s partition and another stream's, and a producer buffer of
+    Faust's limit 100 holding ``buffered`` records."""
     flow = FlowControlEvent(initially_suspended=False)
     queue: FlowControlQueue[Any] = FlowControlQueue(4, flow_control=flow, clear_on_resume=True)
+    other: FlowControlQueue[Any] = FlowControlQueue(4, flow_control=flow, clear_on_resume=True)
     for i in range(queue_items):
         queue.put_nowait(i)
+    for i in range(other_queue_items):
+        other.put_nowait(i)
+    conductor = SimpleNamespace(
+        _tp_index={
+            MESSAGE.tp: [SimpleNamespace(queue=queue)],
+            "raw-0": [SimpleNamespace(queue=other)],
+        }
+    )
     buffer = SimpleNamespace(size=buffered, max_messages=100)
     fake = SimpleNamespace(
-        app=SimpleNamespace(flow_control=flow, producer=SimpleNamespace(buffer=buffer)),
+        app=SimpleNamespace(
+            flow_control=flow, producer=SimpleNamespace(buffer=buffer), topics=conductor
+        ),
         suspend_flow=asyncio.Event(),
         _commit_every=None,
         _delivering=None,
         raced=[],
         queue=queue,
     )
-    fake._hand_over_is_immediate = lambda: SafeConsumer._hand_over_is_immediate(fake)  # type: ignore[arg-type]
+    fake._hand_over_is_immediate = lambda tp=None: SafeConsumer._hand_over_is_immediate(fake, tp)  # type: ignore[arg-type]
+    fake._queues_taking = lambda tp: SafeConsumer._queues_taking(fake, tp)  # type: ignore[arg-type]
 
     async def wait_first(*coros: Any) -> None:
         fake.raced.append(coros)
@@ -401,7 +419,7 @@ def _hand_over(fake: Any) -> tuple[list[Any], bool]:
         assert fake._delivering is message  # a clear meanwhile knows the one in hand
         seen.append(message)
 
-    step = SafeConsumer._deliver(fake, "m", callback)  # type: ignore[arg-type]
+    step = SafeConsumer._deliver(fake, MESSAGE, callback)  # type: ignore[arg-type]
     try:
         step.send(None)
     except StopIteration:
@@ -411,9 +429,9 @@ def _hand_over(fake: Any) -> tuple[list[Any], bool]:
 
 
 def test_a_hand_over_that_cannot_wait_runs_at_once_without_the_race() -> None:
-    fake = _delivering_consumer(buffered=100, queue_items=3)
+    fake = _delivering_consumer(buffered=100, queue_items=3, other_queue_items=4)
     seen, at_once = _hand_over(fake)
-    assert seen == ["m"]
+    assert seen == [MESSAGE]  # another stream's full queue is not this event's to wait for
     assert at_once  # no task, no trip round the event loop
     assert fake.raced == []
     assert fake._delivering is None
@@ -432,15 +450,15 @@ def test_a_hand_over_that_may_wait_races_the_flow_suspension(blocked: str) -> No
         fake.app.flow_control.suspend()
     if blocked == "rebalance signalled":
         fake.suspend_flow.set()
-    assert not SafeConsumer._hand_over_is_immediate(fake)  # type: ignore[arg-type]
+    assert not SafeConsumer._hand_over_is_immediate(fake, MESSAGE.tp)  # type: ignore[arg-type]
     seen: list[Any] = []
 
     async def callback(message: Any) -> None:
         seen.append(message)
 
-    asyncio.run(SafeConsumer._deliver(fake, "m", callback))  # type: ignore[arg-type]
+    asyncio.run(SafeConsumer._deliver(fake, MESSAGE, callback))  # type: ignore[arg-type]
     assert len(fake.raced) == 1
-    assert seen == ["m"]
+    assert seen == [MESSAGE]
     assert fake._delivering is None
 
 
@@ -471,3 +489,10 @@ def test_with_no_partition_active_the_fetch_sleeps_its_timeout_not_a_second() ->
     assert records == {}
     assert partitions is active
     assert fake.not_waiting_next_records.is_set()
+
+
+def test_a_partition_the_conductor_does_not_know_checks_every_stream_queue() -> None:
+    fake = _delivering_consumer(other_queue_items=4)
+    assert SafeConsumer._hand_over_is_immediate(fake, MESSAGE.tp)  # type: ignore[arg-type]
+    assert not SafeConsumer._hand_over_is_immediate(fake, "unknown-0")  # type: ignore[arg-type]
+    assert not SafeConsumer._hand_over_is_immediate(fake)  # type: ignore[arg-type]
