@@ -39,6 +39,7 @@ def state(
     )
     fake._fill_gaps = lambda tp, acked: SafeConsumer._fill_gaps(fake, tp, acked)  # type: ignore[arg-type]
     fake._new_offset = lambda tp: SafeConsumer._new_offset(fake, tp)  # type: ignore[arg-type]
+    fake._in_progress_of = lambda tp: SafeConsumer._in_progress_of(fake, tp)  # type: ignore[arg-type]
     fake._head_in_progress = {}
     # Every acknowledged or in-progress offset was taken by a stream, unless a test says not.
     fake._taken = {TP: set(acked) | set(in_progress) | set(acked_copies)}
@@ -496,3 +497,33 @@ def test_a_partition_the_conductor_does_not_know_checks_every_stream_queue() -> 
     assert SafeConsumer._hand_over_is_immediate(fake, MESSAGE.tp)  # type: ignore[arg-type]
     assert not SafeConsumer._hand_over_is_immediate(fake, "unknown-0")  # type: ignore[arg-type]
     assert not SafeConsumer._hand_over_is_immediate(fake)  # type: ignore[arg-type]
+
+
+class _CountingMessages(list[Any]):
+    def __init__(self, items: list[Any]) -> None:
+        super().__init__(items)
+        self.scans = 0
+
+    def __iter__(self) -> Any:
+        self.scans += 1
+        return super().__iter__()
+
+
+def test_a_commit_scans_the_messages_in_progress_once_for_every_partition() -> None:
+    """With a backlog taken in, a scan per partition cost seconds per commit on the loop."""
+    other = FaustTP("requests", 1)
+    fake = state(committed=5, acked=[5, 6, 7, 9], in_progress=(8,))
+    fake._acked[other] = [20, 21]
+    fake._acked_index[other] = {20, 21}
+    fake._committed_offset[other] = 20
+    fake._taken[other] = {20, 21, 22}
+    fake._handled[other] = {20, 21}
+    messages = _CountingMessages(
+        [*fake._unacked_messages, SimpleNamespace(tp=other, offset=22, acked=False)]
+    )
+    fake._unacked_messages = messages
+    fake._should_commit = lambda tp, offset: SafeConsumer._should_commit(fake, tp, offset)  # type: ignore[arg-type]
+    offsets = SafeConsumer._filter_committable_offsets(fake, [TP, other])  # type: ignore[arg-type]
+    assert offsets == {TP: 8, other: 22}  # 8 and 22 in progress: nothing passes them
+    assert messages.scans == 1
+    assert fake._in_progress_index is None  # only for the one commit
