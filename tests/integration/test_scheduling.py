@@ -250,6 +250,51 @@ def test_high_priority_requests_overtake_a_normal_backlog(
 
 
 @pytest.mark.timeout(150)
+def test_high_requests_skip_a_backlog_still_in_kafka_through_the_urgent_topic(
+    line_settings: Settings,
+    start_worker: Callable[[Settings], WorkerProcess],
+    slow_chat: Callable[[float], tuple[ProviderServer, SlowChat]],
+    tmp_path: Path,
+) -> None:
+    """The worker takes in only 16 events ahead, so most of the NORMAL backlog is still on
+    ``.requests``, where Kafka has no priority: a HIGH record there would be taken only after
+    them (about 180 at 4 a second: 45 s). The SDK sends HIGH to ``.requests.urgent``, which the
+    generate stage takes at once into the same pool, where HIGH goes first."""
+    latency_s, cap = 1.0, 4
+    server, chat = slow_chat(latency_s)
+    settings = line_with(
+        line_settings, routing_file(tmp_path / "r.yaml", server.url, max_in_flight=cap)
+    ).model_copy(update={"generate_concurrency": 8, "stage_max_waiting": 8})
+    run = uuid.uuid4().hex[:8]
+    worker = start_worker(settings)
+    warm_up(settings, worker, run)
+
+    normal = batch(run, "normal", 200)
+    asyncio.run(submit_requests(settings, normal))
+    wait_for(lambda: len(chat.ids) >= 2 * cap + 1, 60, "the NORMAL backlog to start")
+    high = batch(run, "high", 5, priority=Priority.HIGH)
+    submitted = time.monotonic()
+    asyncio.run(submit_requests(settings, high))
+
+    done_high = completions(settings, ids_of(high), timeout=60, worker=worker)
+    assert {d.status for d in done_high.values()} == {CompletionStatus.DELIVERED}
+    high_last = max(d.completed_at for d in done_high.values())
+    normal_done = completed_so_far(settings, ids_of(normal))
+    normal_before = sum(d.completed_at <= high_last for d in normal_done.values())
+    high_s = sorted(seconds(done_high[r.request_id], r) for r in high)
+    print(
+        f"\nHIGH request->completion s: {[round(s, 2) for s in high_s]}; "
+        f"NORMAL completed before the last HIGH: {normal_before}/{len(normal)}; "
+        f"HIGH calls reached the provider {sent_after(chat, ids_of(high), submitted)} s after "
+        f"submission"
+    )
+    # What was taken ahead (16 at most) and what the provider answered meanwhile, not the
+    # 200: the HIGH ones did not wait for the backlog still on .requests.
+    assert normal_before <= 0.2 * len(normal), (normal_before, high_s)
+    assert high_s[-1] <= 5 * latency_s, high_s
+
+
+@pytest.mark.timeout(150)
 def test_a_small_tenant_is_not_starved_by_another_tenants_campaign(
     line_settings: Settings,
     start_worker: Callable[[Settings], WorkerProcess],
