@@ -163,7 +163,7 @@ class LineClient:
                 value = self.codecs.request.encode(request)
                 given = traceparent_of(request) if traceparent_of is not None else None
                 future = await self._producer.send(
-                    self.topics.requests,
+                    self.topics.requests_for(request.priority),  # HIGH: its own intake
                     key=request.request_id.encode("utf-8"),
                     value=value,
                     headers=self._headers(value, given),

@@ -461,6 +461,7 @@ class DeadLetterView:
         c, n = self.codecs, self.names
         by_topic: dict[str, AvroCodec[Any]] = {
             n.requests: c.request,
+            n.requests_urgent: c.request,
             n.raw: c.raw,
             n.approved: c.validated,
             n.rejected: c.validated,

@@ -67,6 +67,7 @@ def render_message(
     """
     by_topic: dict[str, SingleObjectCodec[Any]] = {
         names.requests: codecs.request,
+        names.requests_urgent: codecs.request,
         names.raw: codecs.raw,
         names.approved: codecs.validated,
         names.rejected: codecs.validated,

@@ -16,6 +16,7 @@ from faust.transport.drivers.aiokafka import Producer as AIOKafkaDriverProducer
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from schemas.records import Priority
 from streams.blob_sweep import install_blob_sweeper
 from streams.blobs import BlobStore, open_blob_store
 from streams.bulk_restore import LineTableManager
@@ -36,6 +37,7 @@ class LineTopics:
 
     names: TopicNames
     requests: Any
+    requests_urgent: Any
     raw: Any
     approved: Any
     rejected: Any
@@ -52,6 +54,11 @@ class LineTopics:
     webhooks: Any
     generations: Any
     judgements: Any
+
+    def requests_for(self, priority: Priority | str) -> Any:
+        """The topic a request of ``priority`` is written to (TopicNames.requests_for)."""
+        urgent = self.names.requests_for(priority) == self.names.requests_urgent
+        return self.requests_urgent if urgent else self.requests
 
 
 @dataclass(frozen=True)
@@ -181,6 +188,8 @@ def create_line(
     topics = LineTopics(
         names=names,
         requests=topic(names.requests),
+        # HIGH requests' intake (TopicNames.requests_for), read by generate's second agent.
+        requests_urgent=topic(names.requests_urgent),
         raw=topic(names.raw),
         approved=topic(names.approved),
         rejected=topic(names.rejected),

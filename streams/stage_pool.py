@@ -135,6 +135,7 @@ class StagePool:
         self._aside = 0  # jobs waiting behind a key or a lane (counted as waiting)
         self._changed = asyncio.Event()
         self._closed = False
+        self._feeders = 0  # open running() blocks (see running)
 
     # --- what the agent calls ----------------------------------------------------------------
 
@@ -161,25 +162,36 @@ class StagePool:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[StagePool]:
-        """The pool for the agent's lifetime; leaving cancels and awaits every job in progress
-        (what Faust does to an agent's own handlers when the worker stops)."""
+        """The pool for its feeders' lifetime. Several agents may feed one pool (generate takes
+        ``.requests`` and ``.requests.urgent``), each inside its own ``running()``; the last
+        to leave cancels and awaits every job in progress (what Faust does to an agent's own
+        handlers when the worker stops). One leaving earlier (an agent restarted after a
+        crash) leaves the jobs alone: the others still feed the pool, and its jobs still ack."""
+        self._feeders += 1
         self._closed = False
         try:
             yield self
         finally:
-            self._closed = True
-            self._changed.set()
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            self._queue.remove_if(lambda _job: True)
-            self._keys.clear()
-            self._lane_parked.clear()
-            self._lane_running.clear()
-            self._aside = 0
+            self._feeders -= 1
+            if not self._feeders:
+                await self._close()
+
+    async def _close(self) -> None:
+        self._closed = True
+        self._changed.set()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._feeders:  # a feeder came back while the jobs wound down: its jobs stay
+            return
+        self._queue.remove_if(lambda _job: True)
+        self._keys.clear()
+        self._lane_parked.clear()
+        self._lane_running.clear()
+        self._aside = 0
 
     async def idle(self) -> None:
         """Wait until nothing waits or runs (for tests and benchmarks)."""

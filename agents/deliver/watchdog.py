@@ -3,8 +3,8 @@
 Every request has a deadline, so no framework bug (a lost event, a stage that never answers)
 can leave it open without anyone noticing. The deliver stage's watchdog task
 (:mod:`agents.deliver.watchdog_task`) follows, for each ledger partition it owns, partition *p*
-of ``.requests``, ``.review`` and ``.completed`` and keeps an :class:`OpenSet` per partition;
-this module holds everything that does not touch Kafka.
+of ``.requests``, ``.requests.urgent``, ``.review`` and ``.completed`` and keeps an
+:class:`OpenSet` per partition; this module holds everything that does not touch Kafka.
 
 Deadlines (:class:`DeadlinePolicy`):
 
@@ -27,8 +27,9 @@ request, so a re-generation still under way cannot complete it a second time, wh
 
 Memory holds only open requests: an entry is dropped when ``.completed`` shows its completion.
 A restart does not re-read history: per partition the task commits :class:`Marks`, offsets of
-``.requests`` and ``.review`` below which every record is settled (its request completed, or
-superseded by a later record, or never to be completed: not decodable, not authentic).
+``.requests``, ``.requests.urgent`` and ``.review`` below which every record is settled (its
+request completed, or superseded by a later record, or never to be completed: not decodable,
+not authentic).
 """
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ class OpenRequest:
     review_offset: int | None = None
     #: the timeout record was written; the entry stays until its completion is seen
     timed_out: bool = False
+    #: the request record is on ``.requests.urgent`` (a HIGH request), not ``.requests``
+    urgent: bool = False
 
     @property
     def in_review(self) -> bool:
@@ -126,24 +129,29 @@ class OpenRequest:
 
 @dataclass(frozen=True)
 class Marks:
-    """Offsets of ``.requests`` and ``.review`` (one partition) below which all is settled."""
+    """Offsets of ``.requests``, ``.review`` and ``.requests.urgent`` (one partition) below
+    which all is settled."""
 
     requests: int
     review: int
+    urgent: int
 
 
 class OpenSet:
     """The open requests of one partition, in the order their records were read.
 
-    Two insertion-ordered indexes give the low-water marks in O(1): records of a partition
-    are read in offset order, so the first entry of each index holds the lowest offset still
-    needed. An entry in review needs only its ``.review`` record (which holds the request), so
-    it leaves the ``.requests`` index: a long review does not hold back the requests mark.
+    Insertion-ordered indexes, one per topic read, give the low-water marks in O(1): records
+    of a topic's partition are read in offset order, so the first entry of each index holds the
+    lowest offset still needed. An entry in review needs only its ``.review`` record (which
+    holds the request), so it leaves its requests index: a long review does not hold back the
+    requests mark. Attempts decide across topics: a HIGH re-generation on ``.requests.urgent``
+    supersedes its first attempt on ``.requests``, whichever of the two is read first.
     """
 
     def __init__(self) -> None:
         self._open: dict[str, OpenRequest] = {}
         self._by_request: dict[str, int] = {}
+        self._by_urgent: dict[str, int] = {}
         self._by_review: dict[str, int] = {}
 
     def __len__(self) -> int:
@@ -155,14 +163,17 @@ class OpenSet:
     def get(self, request_id: str) -> OpenRequest | None:
         return self._open.get(request_id)
 
-    def on_request(self, request_id: str, attempt: int, deadline: float, offset: int) -> None:
-        """A ``.requests`` record: a new request, or a later attempt that supersedes one."""
+    def on_request(
+        self, request_id: str, attempt: int, deadline: float, offset: int, *, urgent: bool = False
+    ) -> None:
+        """A ``.requests`` record (``urgent``: a ``.requests.urgent`` one): a new request, or
+        a later attempt that supersedes one."""
         current = self._open.get(request_id)
         if current is not None and current.attempt >= attempt:
             return  # a copy of a known attempt (producer retry), or an older one read late
         self.drop(request_id)
-        self._open[request_id] = OpenRequest(attempt, deadline, offset)
-        self._by_request[request_id] = offset
+        self._open[request_id] = OpenRequest(attempt, deadline, offset, urgent=urgent)
+        (self._by_urgent if urgent else self._by_request)[request_id] = offset
 
     def on_review(self, request_id: str, attempt: int, deadline: float, offset: int) -> None:
         """A ``.review`` record: the attempt now waits for a person, under the review deadline."""
@@ -175,6 +186,7 @@ class OpenSet:
             current.review_offset = offset
             current.deadline = deadline
             self._by_request.pop(request_id, None)
+            self._by_urgent.pop(request_id, None)
             self._by_review[request_id] = offset
             return
         self.drop(request_id)
@@ -192,6 +204,7 @@ class OpenSet:
     def drop(self, request_id: str) -> None:
         self._open.pop(request_id, None)
         self._by_request.pop(request_id, None)
+        self._by_urgent.pop(request_id, None)
         self._by_review.pop(request_id, None)
 
     def mark_timed_out(self, request_id: str) -> None:
@@ -209,11 +222,18 @@ class OpenSet:
         expired.sort(key=lambda item: item[1].deadline)
         return expired[:limit]
 
-    def marks(self, requests_position: int, review_position: int) -> Marks:
+    def marks(self, requests_position: int, review_position: int, urgent_position: int) -> Marks:
         """The low-water marks, given how far each reader has read (its next offset)."""
-        first_request = next(iter(self._by_request.values()), requests_position)
-        first_review = next(iter(self._by_review.values()), review_position)
-        return Marks(min(first_request, requests_position), min(first_review, review_position))
+        return Marks(
+            _low(self._by_request, requests_position),
+            _low(self._by_review, review_position),
+            _low(self._by_urgent, urgent_position),
+        )
+
+
+def _low(index: dict[str, int], position: int) -> int:
+    """The first offset ``index`` still needs, or ``position`` when it needs none below it."""
+    return min(next(iter(index.values()), position), position)
 
 
 def caught_up(

@@ -9,15 +9,16 @@ late or repeated after a restart can at worst raise an alert twice (same ``alert
 
 For each ledger partition *p* this worker owns (its active ``.approved``/``.rejected``
 partitions, read when no rebalance is under way), one group-less reader follows partition *p*
-of ``.requests`` and ``.review`` from the marks committed last (group ``<app_id>-watchdog``,
-nobody joins it; commits carry the marks), and of ``.completed`` from its end (earlier
-completions are in the local ledger, asked when a request is first read). Only requests the
-generate stage would admit are tracked: a refused, forged or undecodable record never gets a
-completion, so it must not get a timeout either. Work per loop is bounded: one ``getmany`` of
-at most ``MAX_RECORDS`` records, then, every ``deadline_check_interval_s``, at most
-``MAX_TIMEOUTS`` timeouts per partition; a partition whose readers are more than a check
-behind (catching up after a start) times nothing out until they catch up, so a request whose
-review record is not read yet is not taken for one still in the line.
+of ``.requests``, ``.requests.urgent`` and ``.review`` from the marks committed last (group
+``<app_id>-watchdog``, nobody joins it; commits carry the marks), and of ``.completed`` from
+its end (earlier completions are in the local ledger, asked when a request is first read).
+Only requests the generate stage would admit are tracked: a refused, forged or undecodable
+record never gets a completion, so it must not get a timeout either. Work per loop is
+bounded: one ``getmany`` of at most ``MAX_RECORDS`` records, then, every
+``deadline_check_interval_s``, at most ``MAX_TIMEOUTS`` timeouts per partition; a partition
+whose readers are more than a check behind (catching up after a start) times nothing out until
+they catch up, so a request whose review record is not read yet is not taken for one still in
+the line.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -90,6 +91,23 @@ class WatchdogMetrics:
                 registry=registry,
             ),
         )
+
+
+@dataclass(frozen=True)
+class _Partitions:
+    """Partition *p* of every topic the watchdog reads for one ledger partition."""
+
+    requests: TopicPartition
+    review: TopicPartition
+    completed: TopicPartition
+    urgent: TopicPartition  # .requests.urgent: HIGH requests' own intake
+
+    def __iter__(self) -> Iterator[TopicPartition]:
+        return iter((self.requests, self.review, self.completed, self.urgent))
+
+    def marked(self) -> tuple[TopicPartition, ...]:
+        """Those read from committed marks (``.completed`` is read from its end)."""
+        return (self.requests, self.review, self.urgent)
 
 
 class Ledger(Protocol):
@@ -191,12 +209,13 @@ class Watchdog:
             await fetcher.stop()
             await reader.stop()
 
-    def _tps(self, partition: int) -> tuple[TopicPartition, TopicPartition, TopicPartition]:
+    def _tps(self, partition: int) -> _Partitions:
         names = self.names
-        return (
+        return _Partitions(
             TopicPartition(names.requests, partition),
             TopicPartition(names.review, partition),
             TopicPartition(names.completed, partition),
+            TopicPartition(names.requests_urgent, partition),
         )
 
     async def _reassign(self, reader: AIOKafkaConsumer, wanted: set[int]) -> None:
@@ -207,14 +226,14 @@ class Watchdog:
         for tp, offset in positions.items():
             reader.seek(tp, offset)
         for partition in sorted(wanted - kept):
-            requests, review, completed = self._tps(partition)
-            for tp in (requests, review):
+            tps = self._tps(partition)
+            for tp in tps.marked():
                 mark = await reader.committed(tp)
                 if mark is None:
                     await reader.seek_to_beginning(tp)
                 else:
                     reader.seek(tp, mark)
-            await reader.seek_to_end(completed)
+            await reader.seek_to_end(tps.completed)
             self.sets[partition] = OpenSet()
         for partition in set(self.sets) - wanted:
             del self.sets[partition]
@@ -231,7 +250,9 @@ class Watchdog:
             if tp.topic == self.names.completed:
                 self._on_completed(open_set, record)
             elif tp.topic == self.names.requests:
-                await self._on_request(open_set, record)
+                await self._on_request(open_set, record, urgent=False)
+            elif tp.topic == self.names.requests_urgent:
+                await self._on_request(open_set, record, urgent=True)
             elif tp.topic == self.names.review:
                 await self._on_review(open_set, record)
 
@@ -243,7 +264,9 @@ class Watchdog:
         if attempt is not None:
             open_set.on_completed(rid, attempt)
 
-    async def _on_request(self, open_set: OpenSet, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _on_request(
+        self, open_set: OpenSet, record: ConsumerRecord[bytes, bytes], *, urgent: bool
+    ) -> None:
         value = record.value or b""
         if len(value) > self.line.settings.max_request_bytes:
             return  # dead-lettered by generate as request.too_large: never completed
@@ -257,7 +280,9 @@ class Watchdog:
         if self._done(request.request_id, request.attempt):
             return
         deadline = self.policy.for_request(request, record.timestamp)
-        open_set.on_request(request.request_id, request.attempt, deadline, record.offset)
+        open_set.on_request(
+            request.request_id, request.attempt, deadline, record.offset, urgent=urgent
+        )
 
     async def _on_review(self, open_set: OpenSet, record: ConsumerRecord[bytes, bytes]) -> None:
         headers = list(record.headers or ())
@@ -295,14 +320,19 @@ class Watchdog:
         ends = await reader.end_offsets(list(reader.assignment()))
         now = time.time()
         for partition, open_set in list(self.sets.items()):
-            requests, review, _ = self._tps(partition)
-            positions = {tp: await reader.position(tp) for tp in (requests, review)}
+            tps = self._tps(partition)
+            positions = {tp: await reader.position(tp) for tp in tps.marked()}
             if caught_up(positions, ends, self._ends):
                 for rid, entry in open_set.due(now, MAX_TIMEOUTS):
                     await self._time_out(fetcher, partition, open_set, rid, entry, now)
-            marks = open_set.marks(positions[requests], positions[review])
+            marks = open_set.marks(
+                positions[tps.requests], positions[tps.review], positions[tps.urgent]
+            )
             if self._committed.get(partition) != marks:
-                await reader.commit({requests: marks.requests, review: marks.review})
+                await reader.commit(
+                    {tps.requests: marks.requests, tps.review: marks.review,
+                     tps.urgent: marks.urgent}
+                )  # fmt: skip
                 self._committed[partition] = marks
         self._ends = dict(ends)
         self.metrics.open.set(sum(len(s) for s in self.sets.values()))
@@ -320,18 +350,19 @@ class Watchdog:
             open_set.drop(rid)
             return
         codecs = self.line.codecs
-        requests, review, _ = self._tps(partition)
+        tps = self._tps(partition)
         ending: ValidatedAsset | None = None
         request: GenerationRequest | None = None
         record: ConsumerRecord[bytes, bytes] | None = None
         if entry.review_offset is not None:
-            record = await _fetch(fetcher, review, entry.review_offset)
+            record = await _fetch(fetcher, tps.review, entry.review_offset)
             waiting = await self._decode_record(codecs.validated, record)
             if waiting is not None:
                 request = waiting.raw.request
                 ending = timeout_from_review(waiting, entry)
         elif entry.request_offset is not None:
-            record = await _fetch(fetcher, requests, entry.request_offset)
+            where = tps.urgent if entry.urgent else tps.requests
+            record = await _fetch(fetcher, where, entry.request_offset)
             request = await self._decode_record(codecs.request, record)
             if request is not None:
                 ending = timeout_from_request(request, entry)

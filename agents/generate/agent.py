@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from streams.app import Line
 
 STAGE = "generate"
+#: The agent taking ``.requests.urgent`` into the stage's pool.
+URGENT_AGENT = "generate-urgent"
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,14 @@ def install(line: Line) -> None:
 
     @line.app.agent(line.topics.requests, name=STAGE)
     async def generate(stream: Any) -> None:
+        await feed_pool(stream, pool, line.app, place=place, handle=handle)
+
+    # HIGH requests' own intake (TopicNames.requests_for): Kafka has no priority, so a HIGH
+    # record behind 10,000 NORMAL ones on .requests is taken only after them. Taken here, it
+    # joins the same pool, where its priority (from its value, not the topic) decides.
+    # Co-partitioned with .requests: its events write the same tables' same partitions.
+    @line.app.agent(line.topics.requests_urgent, name=URGENT_AGENT)
+    async def generate_urgent(stream: Any) -> None:
         await feed_pool(stream, pool, line.app, place=place, handle=handle)
 
     async def handle(event: Any) -> None:

@@ -2,7 +2,8 @@
 
 Triage decides; this agent only publishes: APPROVED to ``.approved``; every failure to
 ``.rejected`` with its full report and disposition; a REGENERATE also sends the next attempt
-to ``.requests``, and a REVIEW also sends the asset to ``.review`` for a person.
+to ``.requests`` (``.requests.urgent`` when HIGH), and a REVIEW also sends the asset to
+``.review`` for a person.
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ def install(line: Line) -> None:
             if decision.retry is not None:
                 value = codecs.request.encode(decision.retry)
                 mark = [gatekeeper.mark(value)]
-                await io.send(topics.requests, key, value, "requests", headers=mark)
+                again = topics.requests_for(decision.retry.priority)  # HIGH: .requests.urgent
+                await io.send(again, key, value, "requests", headers=mark)
                 crash.disarm()  # the next attempt carries the request on
             value = codecs.validated.encode(validated)
             if decision.disposition is Disposition.REVIEW:

@@ -162,10 +162,9 @@ def submit(
     sent = run(go(), settings)
     for request_id in ids:
         click.echo(request_id)
-    click.echo(
-        f"submitted {sent} request(s) to {TopicNames.with_prefix(settings.topic_prefix).requests}",
-        err=True,
-    )
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    topics = " and ".join(sorted({names.requests_for(r.priority) for r in requests}))
+    click.echo(f"submitted {sent} request(s) to {topics or names.requests}", err=True)
     if wait is None:
         return
 

@@ -35,6 +35,7 @@ class RecordKind(StrEnum):
 #: TopicNames fields that can be replayed, and what they hold.
 REPLAYABLE: Final[dict[str, RecordKind]] = {
     "requests": RecordKind.REQUEST,
+    "requests_urgent": RecordKind.REQUEST,  # HIGH requests' intake: a re-drive goes back there
     "raw": RecordKind.RAW,
     "approved": RecordKind.VALIDATED,
     "rejected": RecordKind.VALIDATED,

@@ -132,6 +132,7 @@ def topic_kinds(names: TopicNames, retry_tiers: int = 0) -> dict[str, TopicKind]
     """Full topic name -> kind, for every topic the timeline reads (``retry_tiers``: how many
     ``.webhooks.retry.<n>`` topics, ``len(settings.webhook_schedule_s) - 1``)."""
     kinds = {getattr(names, kind.value): kind for kind in TopicKind if kind.value in vars(names)}
+    kinds[names.requests_urgent] = TopicKind.REQUESTS  # HIGH requests' own intake
     for tier in range(1, retry_tiers + 1):
         kinds[names.webhook_retry(tier)] = TopicKind.WEBHOOK_RETRY
     return kinds

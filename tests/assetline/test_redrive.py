@@ -159,6 +159,18 @@ def test_plan_a_valid_request_as_a_new_attempt_to_its_source() -> None:
     assert again.attempt == 1001
 
 
+def test_a_dead_letter_of_the_urgent_topic_is_redriven_to_it() -> None:
+    """A HIGH request dead-lettered from .requests.urgent goes back to its own intake, as a
+    new attempt (not verbatim: the urgent topic holds requests too)."""
+    codecs = Codecs.load()
+    value = codecs.request.encode(_request())
+    letter = from_record(_record(0, 0, value, source="p.requests.urgent"))
+    item, out = plan_one(letter, NAMES, Rewriter(codecs), None, None)
+    assert (item.outcome, item.target, item.attempt) == ("redriven", "p.requests.urgent", 1001)
+    assert out is not None
+    assert codecs.request.decode(out).attempt == 1001
+
+
 def test_plan_skips_what_still_does_not_decode_and_what_has_no_source() -> None:
     rewriter = Rewriter(Codecs.load())
     item, value = plan_one(from_record(_record(0, 0, b"bad")), NAMES, rewriter, None, None)

@@ -51,6 +51,8 @@ def test_a_line_topic_value_is_decoded_with_its_contract() -> None:
     out = json.loads(render_message(names.requests, names, codecs, data, [], b"r-1"))
     assert out["value"]["request_id"] == "r-1"
     assert "value_base64" not in out
+    urgent = json.loads(render_message(names.requests_urgent, names, codecs, data, [], b"r-1"))
+    assert urgent["value"]["request_id"] == "r-1"  # HIGH requests' intake holds requests too
     broken = json.loads(render_message(names.requests, names, codecs, b"junk", [("h", b"v")]))
     assert "error" in broken
     assert broken["value_base64"] == "anVuaw=="

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from assetline.client import LineClient, await_completions
 from assetline.dev.child_worker import WorkerProcess
-from schemas.records import AssetCompleted
+from schemas.records import AssetCompleted, Priority
 from streams.codecs import Codecs
 from streams.dead_letters import header_map
 from streams.settings import Settings
@@ -83,6 +83,45 @@ def test_mixed_requests_each_end_in_one_correct_completion(
         assert metrics[("assetline_completions_total", (("status", status),))] == want
     assert metrics[("assetline_stage_events_in_total", (("stage", "generate"),))] == 200
     assert metrics[("assetline_stage_seconds_count", (("stage", "deliver"),))] == 200
+
+
+def test_high_requests_go_through_the_urgent_topic_to_one_correct_completion(
+    line_settings: Settings, start_worker: StartWorker
+) -> None:
+    """The SDK writes HIGH requests to ``.requests.urgent``, the rest to ``.requests``; each
+    ends in one correct completion (re-generations: tests/integration/test_scheduling.py)."""
+    expected = mixed_requests(10)
+    high = {expected[i].request.request_id for i in (5, 8)}  # a DELIVERED and a REJECTED one
+    requests = [
+        e.request.model_copy(update={"priority": Priority.HIGH})
+        if e.request.request_id in high
+        else e.request
+        for e in expected
+    ]
+    asyncio.run(submit_requests(line_settings, requests))
+    worker = start_worker(line_settings)
+    ids = [r.request_id for r in requests]
+    completions = asyncio.run(await_completions(line_settings, ids, timeout=120))
+    _assert_exactly_one(completions, ids, worker)
+    for item in expected:
+        (done,) = completions[item.request.request_id]
+        assert done.status.value == item.status, (item.request, done.reasons)
+
+    names = TopicNames.with_prefix(line_settings.topic_prefix)
+    codecs = Codecs.load()
+
+    def attempts(topic: str, minimum: int) -> dict[str, set[int]]:
+        found: dict[str, set[int]] = {}
+        for m in asyncio.run(read_topic(line_settings, topic, min_messages=minimum, timeout=10)):
+            request = codecs.request.decode(m.value)  # type: ignore[attr-defined]
+            found.setdefault(request.request_id, set()).add(request.attempt)
+        return found
+
+    urgent = attempts(names.requests_urgent, 2)
+    assert set(urgent) == high
+    for rid in high:
+        assert urgent[rid] == set(range(1, completions[rid][0].attempt + 1)), urgent
+    assert not set(attempts(names.requests, 8)) & high
 
 
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -41,8 +41,10 @@ from schemas.records import (
     GenerationRequest,
     Priority,
 )
+from streams.codecs import Codecs
 from streams.settings import Settings
-from tests.integration.helpers import submit_requests, worker_metric
+from streams.topics import TopicNames
+from tests.integration.helpers import read_topic, submit_requests, worker_metric
 from tests.support.provider_server import (
     Call,
     ProviderServer,
@@ -247,6 +249,91 @@ def test_high_priority_requests_overtake_a_normal_backlog(
     assert high_s[-1] <= 5 * latency_s, high_s
     # A HIGH call may take the urgent reserve above a full limit (a tenth, at least 2).
     assert peak_in_flight(server.calls) <= cap + 2
+
+
+@pytest.mark.timeout(150)
+def test_high_requests_skip_a_backlog_still_in_kafka_through_the_urgent_topic(
+    line_settings: Settings,
+    start_worker: Callable[[Settings], WorkerProcess],
+    slow_chat: Callable[[float], tuple[ProviderServer, SlowChat]],
+    tmp_path: Path,
+) -> None:
+    """The worker takes in only 16 events ahead, so most of the NORMAL backlog is still on
+    ``.requests``, where Kafka has no priority: a HIGH record there would be taken only after
+    them (about 180 at 4 a second: 45 s). The SDK sends HIGH to ``.requests.urgent``, which the
+    generate stage takes at once into the same pool, where HIGH goes first."""
+    latency_s, cap = 1.0, 4
+    server, chat = slow_chat(latency_s)
+    settings = line_with(
+        line_settings, routing_file(tmp_path / "r.yaml", server.url, max_in_flight=cap)
+    ).model_copy(update={"generate_concurrency": 8, "stage_max_waiting": 8})
+    run = uuid.uuid4().hex[:8]
+    worker = start_worker(settings)
+    warm_up(settings, worker, run)
+
+    normal = batch(run, "normal", 200)
+    asyncio.run(submit_requests(settings, normal))
+    wait_for(lambda: len(chat.ids) >= 2 * cap + 1, 60, "the NORMAL backlog to start")
+    high = batch(run, "high", 5, priority=Priority.HIGH)
+    submitted = time.monotonic()
+    asyncio.run(submit_requests(settings, high))
+
+    done_high = completions(settings, ids_of(high), timeout=60, worker=worker)
+    assert {d.status for d in done_high.values()} == {CompletionStatus.DELIVERED}
+    high_last = max(d.completed_at for d in done_high.values())
+    normal_done = completed_so_far(settings, ids_of(normal))
+    normal_before = sum(d.completed_at <= high_last for d in normal_done.values())
+    high_s = sorted(seconds(done_high[r.request_id], r) for r in high)
+    print(
+        f"\nHIGH request->completion s: {[round(s, 2) for s in high_s]}; "
+        f"NORMAL completed before the last HIGH: {normal_before}/{len(normal)}; "
+        f"HIGH calls reached the provider {sent_after(chat, ids_of(high), submitted)} s after "
+        f"submission"
+    )
+    # What was taken ahead (16 at most) and what the provider answered meanwhile, not the
+    # 200: the HIGH ones did not wait for the backlog still on .requests.
+    assert normal_before <= 0.2 * len(normal), (normal_before, high_s)
+    assert high_s[-1] <= 5 * latency_s, high_s
+
+
+@pytest.mark.timeout(150)
+def test_a_high_requests_regenerations_go_to_the_urgent_topic(
+    line_settings: Settings,
+    start_worker: Callable[[Settings], WorkerProcess],
+    slow_chat: Callable[[float], tuple[ProviderServer, SlowChat]],
+    tmp_path: Path,
+) -> None:
+    """The provider's copy is always too long (max_chars 10), a repairable failure: validate
+    re-generates it up to the profile's 3 attempts, each on the intake of its priority."""
+    server, _chat = slow_chat(0.05)
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "acme.yaml").write_text("id: acme\nname: ACME\nmax_attempts: 3\nreview: false\n")
+    settings = line_with(
+        line_settings, routing_file(tmp_path / "r.yaml", server.url, max_in_flight=None)
+    ).model_copy(update={"profiles_dir": profiles})
+    run = uuid.uuid4().hex[:8]
+    short = {"brand_profile_id": "acme", "constraints": Constraints(max_chars=10)}
+    high = copy_request(f"{run}-high", priority=Priority.HIGH).model_copy(update=short)
+    normal = copy_request(f"{run}-normal").model_copy(update=short)
+    asyncio.run(submit_requests(settings, [high, normal]))
+    worker = start_worker(settings)
+    done = completions(settings, [high.request_id, normal.request_id], timeout=90, worker=worker)
+    assert {d.status for d in done.values()} == {CompletionStatus.REJECTED}, done
+    assert {d.attempt for d in done.values()} == {3}
+
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    codecs = Codecs.load()
+
+    def attempts(topic: str) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for m in asyncio.run(read_topic(settings, topic, min_messages=3, timeout=10)):
+            request = codecs.request.decode(m.value)  # type: ignore[attr-defined]
+            found.setdefault(request.request_id, []).append(request.attempt)
+        return found
+
+    assert attempts(names.requests_urgent) == {high.request_id: [1, 2, 3]}
+    assert attempts(names.requests) == {normal.request_id: [1, 2, 3]}
 
 
 @pytest.mark.timeout(150)

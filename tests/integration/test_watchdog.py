@@ -4,7 +4,8 @@ A worker runs generate and deliver only, so every generated asset piles up on ``
 request is stuck for real. The test plays validate for two of them: it approves one (which
 completes DELIVERED before its deadline) and sends one to review (which must wait for the long
 review deadline, not the line default). The third stays stuck and must end FAILED
-``deadline_exceeded`` with one alert; a forged one (dead-lettered by generate) is never ended;
+``deadline_exceeded`` with one alert, and so must a stuck HIGH one, which the SDK sent to
+``.requests.urgent``; a forged one (dead-lettered by generate) is never ended;
 a restart of the worker in between must not complete anything twice, and the marks it commits
 must cover everything settled.
 """
@@ -29,6 +30,7 @@ from schemas.records import (
     CompletionStatus,
     Disposition,
     GenerationRequest,
+    Priority,
     RawAsset,
     ValidatedAsset,
     ValidationReport,
@@ -87,7 +89,8 @@ def _wait_for(settings: Settings, rid: str, timeout: float) -> AssetCompleted:
 
 
 async def _marks(settings: Settings) -> dict[TopicPartition, tuple[int | None, int]]:
-    """The watchdog's committed marks and the end offsets of ``.requests`` and ``.review``."""
+    """The watchdog's committed marks and the end offsets of ``.requests``,
+    ``.requests.urgent`` and ``.review``."""
     names = TopicNames.with_prefix(settings.topic_prefix)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -98,7 +101,7 @@ async def _marks(settings: Settings) -> dict[TopicPartition, tuple[int | None, i
     try:
         tps = [
             TopicPartition(topic, p)
-            for topic in (names.requests, names.review)
+            for topic in (names.requests, names.requests_urgent, names.review)
             for p in range(settings.topic_partitions)
         ]
         ends = await consumer.end_offsets(tps)
@@ -121,6 +124,8 @@ def test_stuck_requests_end_failed_once_finished_and_reviewed_ones_are_left_alon
     names = TopicNames.with_prefix(settings.topic_prefix)
     run = uuid.uuid4().hex[:8]
     normal, stuck, reviewed = f"ok-{run}", f"stuck-{run}", f"review-{run}"
+    # HIGH: the SDK writes it to .requests.urgent, which the watchdog must follow too
+    stuck_high = _request(f"stuck-high-{run}").model_copy(update={"priority": Priority.HIGH})
     # attempt 2 without the line's origin mark: dead-lettered by generate, never completed,
     # so never timed out either (a completion would take the real request's ledger slot)
     forged = _request(f"forged-{run}").model_copy(update={"attempt": 2})
@@ -138,7 +143,9 @@ def test_stuck_requests_end_failed_once_finished_and_reviewed_ones_are_left_alon
 
     # The stuck one, and one that waits for a person.
     submitted = time.time()
-    asyncio.run(submit_requests(settings, [_request(stuck), _request(reviewed), forged]))
+    asyncio.run(
+        submit_requests(settings, [_request(stuck), _request(reviewed), forged, stuck_high])
+    )
     raw = asyncio.run(_raw_of(settings, reviewed, timeout=30))
     waiting = ValidatedAsset(
         raw=raw,
@@ -153,6 +160,9 @@ def test_stuck_requests_end_failed_once_finished_and_reviewed_ones_are_left_alon
     assert done.status is CompletionStatus.FAILED, done
     assert done.reasons[0].startswith("deadline_exceeded: open past its deadline"), done.reasons
     assert done.attempt == 999  # closes the generation
+    done = _wait_for(settings, stuck_high.request_id, timeout=10)
+    assert done.status is CompletionStatus.FAILED, done
+    assert done.reasons[0].startswith("deadline_exceeded: open past its deadline"), done.reasons
     # Past the line default too, but waiting for a person: not timed out.
     time.sleep(2)
     assert time.time() - submitted > REQUEST_DEADLINE_S + 1
@@ -169,7 +179,7 @@ def test_stuck_requests_end_failed_once_finished_and_reviewed_ones_are_left_alon
     assert done.reasons[1].startswith("terms.prohibited")
     time.sleep(3)  # a few more checks: nothing is completed again
 
-    ids = [normal, stuck, reviewed]
+    ids = [normal, stuck, reviewed, stuck_high.request_id]
     everything = asyncio.run(await_completions(settings, ids, timeout=5))
     counts = {rid: len(events) for rid, events in everything.items()}
     assert counts == {rid: 1 for rid in ids}, second.log_tail(200)
@@ -183,12 +193,17 @@ def test_stuck_requests_end_failed_once_finished_and_reviewed_ones_are_left_alon
         for m in asyncio.run(read_topic(settings, names.alerts, min_messages=2, timeout=5))
     ]
     deadline_alerts: list[Alert] = [a for a in alerts if a.kind is AlertKind.DEADLINE_EXCEEDED]
-    assert sorted(a.request_id or "" for a in deadline_alerts) == sorted([reviewed, stuck])
+    assert sorted(a.request_id or "" for a in deadline_alerts) == sorted(
+        [reviewed, stuck, stuck_high.request_id]
+    )
     by_id = {a.request_id: a for a in deadline_alerts}
     assert by_id[reviewed].details["waiting"] == "review"
     assert by_id[stuck].details["waiting"] == "line"
+    assert by_id[stuck_high.request_id].details["waiting"] == "line"
 
     # Everything is settled, so the committed marks are the ends: a restart reads nothing old.
     marks = asyncio.run(_marks(settings))
     assert all(mark == end for mark, end in marks.values()), marks
-    assert sum(end for _, end in marks.values()) >= 5  # 4 requests + 1 review record
+    assert sum(end for _, end in marks.values()) >= 6  # 5 requests + 1 review record
+    urgent = {tp: end for tp, (_, end) in marks.items() if tp.topic == names.requests_urgent}
+    assert sum(urgent.values()) == 1, marks  # the HIGH one went to its own intake

@@ -189,3 +189,86 @@ def test_a_rebalance_drops_the_older_generations_waiting_jobs_and_runs_the_new_o
     assert handled == [old[0], *new]  # the running one finishes; the seek refetches the rest
     assert all(event not in stream.acked for event in old[1:])
     assert all(event in stream.acked for event in new)
+
+
+def _urgent_first(event: Any) -> Place:
+    key = event.message.key
+    return Place(rank=2 if key.startswith("h") else 1, key=key)
+
+
+def test_two_streams_feed_one_pool_and_the_urgent_event_runs_before_the_backlog() -> None:
+    """Generate's two agents (.requests and .requests.urgent) share one pool: an urgent event
+    taken while a NORMAL backlog waits runs next, and each stream acks its own events."""
+    app = App()
+    backlog = [Event(Message(partition=0, key=f"n{i}")) for i in range(5)]
+    urgent = [Event(Message(partition=0, key="h0"))]
+    normal_stream, urgent_stream = Stream(backlog, app=app), Stream(urgent, app=app)
+    release = asyncio.Event()
+    handled: list[Event] = []
+
+    async def handle(event: Any) -> None:
+        await release.wait()
+        handled.append(event)
+
+    async def main() -> None:
+        pool = StagePool("test", max_running=1, max_waiting=100)
+        normal = asyncio.ensure_future(
+            feed_pool(normal_stream, pool, app, place=_urgent_first, handle=handle)
+        )
+        for _ in range(10):
+            await asyncio.sleep(0)
+        quick = asyncio.ensure_future(
+            feed_pool(urgent_stream, pool, app, place=_urgent_first, handle=handle)
+        )
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert (pool.in_progress, pool.waiting) == (1, 5)
+        release.set()
+        for _ in range(40):
+            await asyncio.sleep(0)
+        await asyncio.gather(quick, normal)  # each stream ends once all its events are acked
+        assert pool._closed  # the last feeder left
+
+    asyncio.run(main())
+    assert handled == [backlog[0], urgent[0], *backlog[1:]]
+    assert urgent_stream.acked == urgent
+    assert normal_stream.acked == backlog
+
+
+def test_a_revocation_drops_what_waits_from_both_streams() -> None:
+    """Each agent registers its own flow-control queue; either clear drops the shared pool's
+    waiting jobs of both topics, with their messages; the running job ends and acks."""
+    app = App()
+    backlog = [Event(Message(partition=0, key=f"n{i}")) for i in range(3)]
+    urgent = [Event(Message(partition=0, key=f"h{i}")) for i in range(2)]
+    normal_stream, urgent_stream = Stream(backlog, app=app), Stream(urgent, app=app)
+    release = asyncio.Event()
+    handled: list[Event] = []
+
+    async def handle(event: Any) -> None:
+        await release.wait()
+        handled.append(event)
+
+    async def main() -> None:
+        pool = StagePool("test", max_running=1, max_waiting=100)
+        feeders = [
+            asyncio.ensure_future(feed_pool(s, pool, app, place=_urgent_first, handle=handle))
+            for s in (normal_stream, urgent_stream)
+        ]
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert (pool.in_progress, pool.waiting) == (1, 4)
+        app.flow_control.suspend()
+        app.flow_control.clear()
+        assert pool.waiting == 0
+        assert app.consumer._unacked_messages == {backlog[0].message}
+        release.set()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert not app.consumer._unacked_messages  # Faust's wait_empty is over
+        for feeder in feeders:
+            feeder.cancel()
+        await asyncio.gather(*feeders, return_exceptions=True)
+
+    asyncio.run(main())
+    assert handled == [backlog[0]]

@@ -232,6 +232,45 @@ async def test_leaving_cancels_jobs_in_progress() -> None:
 
 
 @sync
+async def test_two_feeders_share_the_pool_until_the_last_leaves() -> None:
+    """Generate feeds one pool from two agents (.requests, .requests.urgent): the first to
+    leave (a restarted agent) cancels nothing and the pool still takes jobs; the last cancels."""
+    gate = Gate()
+    pool = StagePool("t", max_running=2, max_waiting=10)
+    first, second = pool.running(), pool.running()
+    await first.__aenter__()
+    await second.__aenter__()
+    await pool.submit(gate.job("a"))
+    await settle()
+    await first.__aexit__(None, None, None)
+    await pool.submit(gate.job("b"))
+    await settle()
+    assert sorted(gate.started) == ["a", "b"]
+    assert gate.running == 2
+    gate.release("a")
+    await settle()
+    assert gate.finished == ["a"]
+    await second.__aexit__(None, None, None)
+    assert gate.running == 0
+    assert gate.finished == ["a"]  # b was cancelled by the last feeder leaving
+    with pytest.raises(RuntimeError):
+        await pool.submit(gate.job("late"))
+
+
+@sync
+async def test_a_feeder_entering_again_reopens_the_pool() -> None:
+    gate = Gate()
+    pool = StagePool("t", max_running=1, max_waiting=10)
+    async with pool.running():
+        pass
+    async with pool.running():
+        await pool.submit(gate.job("a"))
+        gate.release("a")
+        await pool.idle()
+    assert gate.finished == ["a"]
+
+
+@sync
 async def test_drop_waiting_leaves_only_the_running_jobs() -> None:
     """For a rebalance: queued jobs, jobs behind a running key and jobs waiting for a full lane
     are dropped (returned); the running ones finish, and their keys and lanes are free after."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from assetline.client import LineClient
+from schemas.records import Priority
 from streams.app import create_faust_app
 from streams.settings import Settings
 from streams.topics import TopicMismatchError, TopicNames, TopicSpec, line_topic_specs
@@ -28,6 +29,7 @@ def test_all_lists_every_topic_once_in_line_order() -> None:
     names = TopicNames.with_prefix("p")
     assert names.all() == (
         "p.requests",
+        "p.requests.urgent",
         "p.raw",
         "p.approved",
         "p.rejected",
@@ -46,8 +48,30 @@ def test_all_lists_every_topic_once_in_line_order() -> None:
         "p.generations",
         "p.judgements",
     )
-    assert len(set(names.all())) == 18
+    assert len(set(names.all())) == 19
     assert set(names.all()) == {getattr(names, f.name) for f in dataclasses.fields(names)}
+
+
+def test_high_requests_go_to_the_urgent_topic_the_rest_to_requests() -> None:
+    names = TopicNames.with_prefix("p")
+    assert names.requests_for(Priority.HIGH) == "p.requests.urgent"
+    assert names.requests_for("HIGH") == "p.requests.urgent"
+    assert names.requests_for(Priority.NORMAL) == "p.requests"
+    assert names.requests_for(Priority.LOW) == "p.requests"
+    assert names.request_topics() == ("p.requests", "p.requests.urgent")
+
+
+def test_the_urgent_topic_is_created_like_requests() -> None:
+    """Same partition count (co-partitioned: partition p of both holds the same requests, so
+    the tables written while handling them land in the same partitions) and same configs."""
+    specs = {s.name: s for s in line_topic_specs(settings(topic_partitions=6))}
+    urgent, requests = specs["line.requests.urgent"], specs["line.requests"]
+    assert (urgent.partitions, urgent.replication, urgent.config) == (
+        requests.partitions,
+        requests.replication,
+        requests.config,
+    )
+    assert urgent.partitions == 6
 
 
 def test_different_prefixes_never_share_a_topic() -> None:
@@ -110,7 +134,7 @@ def test_deadletter_keeps_messages_longer() -> None:
         "min.compaction.lag.ms": "1000",
         **size,
     }
-    assert len(specs) == 15  # 9 line topics (.shadows too) and 6 webhook retry topics
+    assert len(specs) == 16  # 10 line topics (.shadows, .requests.urgent) and 6 retry topics
     for spec in specs.values():
         assert spec.config == {"cleanup.policy": "delete", "retention.ms": "1000", **size}
 

@@ -120,18 +120,18 @@ def test_review_replaces_the_deadline_and_frees_the_requests_mark() -> None:
     s = OpenSet()
     s.on_request("a", 1, T0 + 10, offset=5)
     s.on_request("b", 1, T0 + 10, offset=6)
-    assert s.marks(requests_position=7, review_position=0) == Marks(5, 0)
+    assert s.marks(requests_position=7, review_position=0, urgent_position=0) == Marks(5, 0, 0)
     s.on_review("a", 1, T0 + 86400, offset=3)
     entry = s.get("a")
     assert entry is not None
     assert entry.in_review
     assert entry.deadline == T0 + 86400
     # 'a' needs only its review record now: the requests mark moves on to 'b'
-    assert s.marks(requests_position=7, review_position=4) == Marks(6, 3)
+    assert s.marks(requests_position=7, review_position=4, urgent_position=0) == Marks(6, 3, 0)
     assert [rid for rid, _ in s.due(T0 + 11, 10)] == ["b"]
     s.on_completed("b", 1)
     s.on_completed("a", 1)
-    assert s.marks(requests_position=7, review_position=4) == Marks(7, 4)
+    assert s.marks(requests_position=7, review_position=4, urgent_position=0) == Marks(7, 4, 0)
 
 
 def test_a_review_record_read_before_its_request_keeps_the_review_deadline() -> None:
@@ -143,14 +143,14 @@ def test_a_review_record_read_before_its_request_keeps_the_review_deadline() -> 
     assert entry is not None
     assert entry.in_review
     assert entry.deadline == T0 + 86400
-    assert s.marks(requests_position=10, review_position=2) == Marks(10, 1)
+    assert s.marks(requests_position=10, review_position=2, urgent_position=0) == Marks(10, 1, 0)
     s.on_review("a", 1, T0, offset=3)  # an older attempt's review changes nothing
     assert s.get("a") == entry
     s.on_request("a", 3, T0 + 20, offset=11)  # a new attempt leaves review
     entry = s.get("a")
     assert entry is not None
     assert not entry.in_review
-    assert s.marks(requests_position=12, review_position=4) == Marks(11, 4)
+    assert s.marks(requests_position=12, review_position=4, urgent_position=0) == Marks(11, 4, 0)
 
 
 def test_due_lists_the_oldest_first_up_to_a_limit_and_skips_timed_out() -> None:
@@ -164,13 +164,47 @@ def test_due_lists_the_oldest_first_up_to_a_limit_and_skips_timed_out() -> None:
     assert [rid for rid, _ in s.due(T0 + 100, 10)] == ["late"]
     # a timed-out request stays (and holds the mark) until its completion is read
     assert "early" in s
-    assert s.marks(requests_position=4, review_position=0).requests == 1
+    assert s.marks(requests_position=4, review_position=0, urgent_position=0).requests == 1
     s.on_completed("late", 999)
-    assert s.marks(requests_position=4, review_position=0).requests == 2
+    assert s.marks(requests_position=4, review_position=0, urgent_position=0).requests == 2
 
 
 def test_marks_of_an_empty_set_are_the_reader_positions() -> None:
-    assert OpenSet().marks(requests_position=42, review_position=7) == Marks(42, 7)
+    assert OpenSet().marks(42, 7, 3) == Marks(42, 7, 3)
+
+
+def test_an_urgent_request_holds_the_urgent_mark_only() -> None:
+    """A HIGH request read from .requests.urgent has its own index: it holds back that
+    topic's mark, not the .requests one, and its entry says where its record is."""
+    s = OpenSet()
+    s.on_request("n", 1, T0 + 10, offset=4)
+    s.on_request("h", 1, T0 + 10, offset=2, urgent=True)
+    entry = s.get("h")
+    assert entry is not None
+    assert (entry.urgent, entry.request_offset) == (True, 2)
+    assert s.marks(requests_position=9, review_position=0, urgent_position=5) == Marks(4, 0, 2)
+    s.on_completed("n", 1)
+    assert s.marks(requests_position=9, review_position=0, urgent_position=5) == Marks(9, 0, 2)
+    s.on_review("h", 1, T0 + 86400, offset=1)  # in review: only its review record is needed
+    assert s.marks(requests_position=9, review_position=3, urgent_position=5) == Marks(9, 1, 5)
+    s.on_completed("h", 1)
+    assert s.marks(requests_position=9, review_position=3, urgent_position=5) == Marks(9, 3, 5)
+
+
+def test_attempts_decide_across_the_two_request_topics() -> None:
+    """A HIGH first attempt written to .requests and its re-generation on .requests.urgent:
+    the later attempt wins whichever topic is read first, and frees the other's mark."""
+    s = OpenSet()
+    s.on_request("h", 2, T0 + 50, offset=7, urgent=True)
+    s.on_request("h", 1, T0 + 10, offset=3)  # the first attempt, read late from .requests
+    entry = s.get("h")
+    assert entry is not None
+    assert (entry.attempt, entry.urgent) == (2, True)
+    assert s.marks(requests_position=4, review_position=0, urgent_position=8) == Marks(4, 0, 7)
+    s2 = OpenSet()
+    s2.on_request("h", 1, T0 + 10, offset=3)
+    s2.on_request("h", 2, T0 + 50, offset=7, urgent=True)
+    assert s2.marks(requests_position=4, review_position=0, urgent_position=8) == Marks(4, 0, 7)
 
 
 def test_a_reader_behind_the_previous_checks_end_is_not_caught_up() -> None:

@@ -24,6 +24,12 @@ def test_short_names_resolve_with_the_prefix() -> None:
     assert chosen == ReplayTopics("p.requests", RecordKind.REQUEST, "scratch")
 
 
+def test_the_urgent_intake_is_replayable_like_requests() -> None:
+    chosen = choose(NAMES, "requests_urgent", "requests_urgent", EXISTING)
+    assert chosen == ReplayTopics("p.requests.urgent", RecordKind.REQUEST, "p.requests.urgent")
+    assert choose(NAMES, "requests_urgent", "requests", EXISTING).target == "p.requests"
+
+
 def test_approved_may_go_to_rejected_as_both_hold_validated_assets() -> None:
     assert choose(NAMES, "approved", "rejected", EXISTING).target == "p.rejected"
 

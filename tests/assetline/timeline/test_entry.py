@@ -152,6 +152,7 @@ def test_topic_kinds_cover_the_line_and_the_retry_tiers() -> None:
     names = TopicNames.with_prefix("p")
     kinds = topic_kinds(names, retry_tiers=2)
     assert kinds["p.completed"] is TopicKind.COMPLETED
+    assert kinds["p.requests"] is kinds["p.requests.urgent"] is TopicKind.REQUESTS
     assert kinds["p.review.decisions"] is TopicKind.REVIEW_DECISIONS
     assert kinds["p.webhooks.retry.2"] is TopicKind.WEBHOOK_RETRY
     assert "p.spend" not in kinds
