@@ -35,6 +35,18 @@ async def hold(limit: AdaptiveLimit, n: int, signal: Signal, clock: Clock, laten
     await asyncio.gather(*tasks)
 
 
+def held_calls(limit: AdaptiveLimit, n: int) -> tuple[list[asyncio.Future[None]], asyncio.Event]:
+    """``n`` calls that hold their slot until the event is set, then succeed."""
+    release = asyncio.Event()
+
+    async def call() -> None:
+        async with limit.slot() as permit:
+            await release.wait()
+            permit.done(Signal.OK)
+
+    return [asyncio.ensure_future(call()) for _ in range(n)], release
+
+
 def test_slow_start_doubles_the_limit_every_round_trip_while_it_is_used() -> None:
     clock = Clock()
     limit = AdaptiveLimit("p", initial=4, maximum=1000, clock=clock)
@@ -429,14 +441,7 @@ def test_in_slow_start_a_call_unrefused_for_a_while_counts_as_taken_before_it_en
         raise AssertionError(limit.limit)
 
     async def go() -> None:
-        release = asyncio.Event()
-
-        async def call() -> None:
-            async with limit.slot() as permit:
-                await release.wait()
-                permit.done(Signal.OK)
-
-        tasks = [asyncio.ensure_future(call()) for _ in range(100)]
+        tasks, release = held_calls(limit, 100)
         await asyncio.sleep(0.1)
         assert (limit.limit, limit.in_flight) == (4, 4)  # none taken yet
         await until(8)
@@ -454,14 +459,7 @@ def test_a_call_counted_as_taken_adds_nothing_when_it_ends() -> None:
     limit = AdaptiveLimit("p", initial=4, maximum=1000, accepted_after_s=0.01)
 
     async def go() -> None:
-        release = asyncio.Event()
-
-        async def call() -> None:
-            async with limit.slot() as permit:
-                await release.wait()
-                permit.done(Signal.OK)
-
-        tasks = [asyncio.ensure_future(call()) for _ in range(4)]
+        tasks, release = held_calls(limit, 4)
         await asyncio.sleep(0.05)
         assert limit.limit == 8
         release.set()
@@ -476,14 +474,7 @@ def test_no_call_counts_as_taken_once_slow_start_ended() -> None:
     limit.slow_start = False
 
     async def go() -> None:
-        release = asyncio.Event()
-
-        async def call() -> None:
-            async with limit.slot() as permit:
-                await release.wait()
-                permit.done(Signal.OK)
-
-        tasks = [asyncio.ensure_future(call()) for _ in range(10)]
+        tasks, release = held_calls(limit, 10)
         await asyncio.sleep(0.05)
         assert limit.limit == 4
         assert limit.in_flight == 4
