@@ -24,6 +24,7 @@ from streams.codecs import Codecs
 from streams.health import install_health
 from streams.kafka_security import faust_credentials
 from streams.metrics import StageMetrics
+from streams.pooled_stage import take_events_in_batches
 from streams.registry import codecs_for_settings
 from streams.safe_consumer import SafeTransport
 from streams.settings import Settings
@@ -174,6 +175,7 @@ def create_line(
 ) -> Line:
     """Build the app and install ``stages`` on it, in order."""
     app = create_faust_app(settings)
+    take_events_in_batches()  # a busy worker's streams take backlogs into their pools
     names = TopicNames.with_prefix(settings.topic_prefix)
 
     def topic(name: str, *, acks: bool = True) -> Any:

@@ -148,10 +148,18 @@ class StagePool:
         return len(self._tasks)
 
     async def submit(self, job: Job) -> None:
-        """Queue ``job``; waits while ``max_waiting`` jobs are already waiting."""
-        while self.waiting >= self.max_waiting and not self._closed:
+        """Queue ``job``; waits while ``max_waiting`` jobs are already waiting.
+
+        An urgent job may also take ``urgent_reserve`` places beyond ``max_waiting``: with
+        several feeders (generate takes ``.requests`` and ``.requests.urgent``), the room one
+        finished job makes went to whichever feeder ran first, so a HIGH request waited for
+        the NORMAL feeder to fill the pool again and again (tests/integration/
+        test_scheduling.py, the urgent-topic test, once streams took events in batches).
+        """
+        bound = self.max_waiting + (self.urgent_reserve if self._urgent(job) else 0)
+        while self.waiting >= bound and not self._closed:
             self.drop_stale()
-            if self.waiting < self.max_waiting:
+            if self.waiting < bound:
                 break
             self._changed.clear()
             await self._changed.wait()
@@ -231,6 +239,9 @@ class StagePool:
             return False
         top = self._queue.top_priority()
         return top is not None and top >= self.urgent_rank
+
+    def _urgent(self, job: Job) -> bool:
+        return self.urgent_rank is not None and job.priority >= self.urgent_rank
 
     def _enter_lane(self, job: Job) -> None:
         """Start ``job`` (whose key it owns) or park it until its lane has room."""

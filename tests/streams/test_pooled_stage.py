@@ -4,6 +4,7 @@ rebalance's revocation drops the jobs not started (it would otherwise wait for a
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -272,3 +273,42 @@ def test_a_revocation_drops_what_waits_from_both_streams() -> None:
 
     asyncio.run(main())
     assert handled == [backlog[0]]
+
+
+def test_streams_take_buffered_events_in_batches_yielding_every_per_pass() -> None:
+    """Faust's compiled stream iterator awaits its module's ``sleep(0)`` before each event;
+    installed, only every ``per_pass``-th of those gives the event loop a turn."""
+    from faust._cython import streams as compiled
+
+    from streams.pooled_stage import take_events_in_batches
+
+    assert take_events_in_batches(4)
+    sleep = compiled.sleep
+    assert take_events_in_batches(8)  # installed once, reconfigured
+    assert compiled.sleep is sleep
+
+    async def go() -> tuple[int, float]:
+        passes = 0
+
+        async def ticker() -> None:
+            nonlocal passes
+            while True:
+                passes += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        before = passes
+        for _ in range(80):
+            await compiled.sleep(0)
+        turns = passes - before
+        started = time.monotonic()
+        await compiled.sleep(0.05)  # a real delay still sleeps
+        slept = time.monotonic() - started
+        task.cancel()
+        return turns, slept
+
+    turns, slept = asyncio.run(go())
+    take_events_in_batches(1)  # back to a turn per event for the other tests
+    assert turns == 80 // 8
+    assert slept >= 0.04

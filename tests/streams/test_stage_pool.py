@@ -415,6 +415,31 @@ async def test_urgent_jobs_take_the_reserve_above_a_full_pool() -> None:
 
 
 @sync
+async def test_urgent_jobs_also_take_a_reserve_of_waiting_places() -> None:
+    """With the waiting places full, a HIGH job's feeder must not wait for room a NORMAL
+    feeder takes first each time a job ends (two feeders: .requests and .requests.urgent)."""
+    gate = Gate()
+    pool = StagePool("t", max_running=1, max_waiting=2, urgent_rank=2, urgent_reserve=1)
+    async with pool.running():
+        for i in range(3):
+            await pool.submit(gate.job(f"n{i}", priority=1))  # one runs, two wait: full
+        normal = asyncio.ensure_future(pool.submit(gate.job("n3", priority=1)))
+        await settle()
+        assert not normal.done()  # a NORMAL job waits for room
+        await asyncio.wait_for(pool.submit(gate.job("hero0", priority=2)), 1)
+        await settle()
+        assert "hero0" in gate.started  # the running reserve takes it at once
+        await asyncio.wait_for(pool.submit(gate.job("hero1", priority=2)), 1)  # waits, placed
+        hero2 = asyncio.ensure_future(pool.submit(gate.job("hero2", priority=2)))
+        await settle()
+        assert not hero2.done()  # the waiting reserve is bounded too
+        assert not normal.done()
+        gate.release_all()
+        await asyncio.gather(normal, hero2)
+        await pool.idle()
+
+
+@sync
 async def test_without_an_urgent_rank_no_job_passes_max_running() -> None:
     gate = Gate()
     pool = StagePool("t", max_running=2, max_waiting=100, urgent_reserve=5)
