@@ -40,7 +40,8 @@ The limit stays within ``[1, maximum]``; ``maximum`` is the routing file's ``max
 the provider, else :data:`DEFAULT_MAX_IN_FLIGHT`. Callers waiting for a slot are served in the
 line's order (priority, then fair share by tenant: :class:`streams.fair_queue.FairQueue`), so a
 hero asset does not queue behind a campaign at the provider either; an urgent (HIGH) call may
-also take a small reserve above a full limit (:meth:`AdaptiveLimit.reserve`).
+also take a small reserve above a full limit, within the room the provider showed at its
+latest refusal (:meth:`AdaptiveLimit.reserve`).
 
 No well-kept Python library does this (``aiolimiter`` is a fixed-rate leaky bucket; Netflix's
 ``concurrency-limits`` is Java), so it is written here, small and pure apart from the waiting.
@@ -154,12 +155,12 @@ class AdaptiveLimit:
         self._long = 0.0
         self._samples = 0
         self._last_decrease = float("-inf")
-        #: Where the latest cut left the limit (the floor of :meth:`_hold_at`).
-        self._cut_to = 1.0
         #: The limit when the latest run of refusals began (where the overload struck), and
         #: whether that run ended slow start.
         self._struck_at = self.limit
         self._struck_in_slow_start = False
+        #: The calls the provider held at its latest refusal: what urgent calls may fill.
+        self._room: int | None = None
         self.decreases = 0
 
     def reserve(self) -> int:
@@ -169,11 +170,18 @@ class AdaptiveLimit:
         probe that doubles within the round trip, not a capacity the provider has shown. With
         2 as the reserve there, 20 HIGH requests submitted while a fresh worker's limit ramped
         from 16 queued for each other's slots (bench.providers priority, issue 16).
+
+        Never past the room the provider showed at its latest refusal: above it an urgent call
+        is refused in turn and waits out ``Retry-After`` (bench.providers priority-waiting: 5 of
+        20 HIGH calls refused past a full 256-slot provider, p99 4.19 s). Within the room a
+        HIGH call is first in line for the next slot, which frees every few ms at that size.
         """
         reserve = max(2, int(self.limit * 0.1))
         if self.slow_start:
             probe = min(int(self.limit), self.maximum - int(self.limit))
             reserve = max(reserve, probe)
+        if self._room is not None:
+            reserve = min(reserve, max(0, self._room - int(self.limit)))
         return reserve
 
     @property
@@ -238,7 +246,6 @@ class AdaptiveLimit:
             self._refused(latency_s)
         elif signal is Signal.OVERLOAD:
             self._decrease(0.5, latency_s, taken=seen - 1)
-            self._hold_at(seen - 1)
         if self.limit != before and self._on_change is not None:
             self._on_change(self.name, self.limit)
         self._grant()
@@ -280,7 +287,6 @@ class AdaptiveLimit:
         struck_at = self._struck_at = self.limit
         self._struck_in_slow_start = overshoot
         self.limit = max(1.0, min(self.limit, max(self.limit * factor, 0.9 * taken)))
-        self._cut_to = self.limit
         self.decreases += 1
         if factor >= 0.8:
             # Latency: the provider slows as it fills; no fast way back to where it did.
@@ -299,6 +305,7 @@ class AdaptiveLimit:
         calls left in flight, so the cuts do not compound, and the last refusal's measure is
         the truest. A run of refusals counts as one decrease and one overload.
         """
+        self._room = self.in_flight  # also when the limit is below the cut: urgent calls above it
         cut = max(1.0, REFUSAL_CUT * self.in_flight)
         if cut >= self.limit:
             return
@@ -310,28 +317,12 @@ class AdaptiveLimit:
         self._last_decrease = now
         self.slow_start = False
         self.limit = cut
-        self._cut_to = cut
         if self._struck_in_slow_start or self.limit >= 0.5 * self._struck_at:
             # A limit just above the provider's room, or a doubling past it: 95% of what it
             # held is about right already; grow additively from it.
             self.recover_to = None
         else:
             self.recover_to = self._struck_at * 0.9
-
-    def _hold_at(self, taken: int) -> None:
-        """Never above the calls the provider held beside a refused one, also between cuts.
-
-        A refusal comes back in milliseconds and frees its slot at once. With the limit one
-        above what the provider holds, every freed slot went to the next waiter, which was
-        refused in turn: measured with 300 requests waiting on a provider of 16 slots, 501
-        429s in 8 s that used up 90 requests' retries (tests/integration/test_scheduling.py),
-        while the cut waited out its round trip. So the limit drops to what was taken now; the
-        cut once per round trip still decides how far below it goes.
-        """
-        if taken >= 1 and self.limit > taken:
-            # Not below the latest cut: in a burst where every call is refused, "taken" counts
-            # calls that were refused too, and the cut (never below half) already decided.
-            self.limit = max(self._cut_to, float(taken))
 
     def _grant(self) -> None:
         while len(self._waiters) and self.in_flight < int(self.limit):

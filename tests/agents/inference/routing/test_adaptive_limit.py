@@ -217,6 +217,39 @@ def test_an_urgent_call_takes_the_reserve_above_a_full_limit() -> None:
     assert limit.in_flight == 0
 
 
+def test_the_urgent_reserve_never_passes_the_room_a_refusal_showed() -> None:
+    """Above the provider's room a HIGH call is refused and waits out Retry-After; it waits
+    first in line for the next slot instead."""
+    limit = AdaptiveLimit("p", initial=64)
+
+    async def go() -> None:
+        held, release = held_calls(limit, 40)
+        await asyncio.sleep(0)
+        async with limit.slot() as refused:  # the 41st call: the provider holds 40
+            refused.done(Signal.REFUSED)
+        assert limit.limit == pytest.approx(REFUSAL_CUT * 40)
+        assert max(2, int(limit.limit * 0.1)) == 3  # the reserve a limit of 38 would give
+        assert limit.reserve() == 2  # 38 + 2: the 40 the provider held, no further
+        limit.limit = 40.0  # grown additively back to the room
+        assert limit.reserve() == 0
+        hero_in = asyncio.Event()
+
+        async def hero() -> None:
+            async with limit.slot(priority=2, urgent=True):
+                hero_in.set()
+
+        task = asyncio.ensure_future(hero())
+        await asyncio.sleep(0)
+        assert not hero_in.is_set()
+        assert limit.waiting == 1  # first in line, not past the room
+        release.set()
+        await asyncio.gather(task, *held)
+        assert hero_in.is_set()
+
+    asyncio.run(go())
+    assert limit.in_flight == 0
+
+
 def test_the_overload_that_ends_slow_start_gets_no_fast_recovery() -> None:
     """Doubling overshoots up to twice the provider's room: halved is about right already."""
     clock = Clock()
