@@ -80,6 +80,22 @@ def test_head_hole_is_checked_when_committed_offset_is_zero() -> None:
     assert fake.rewinds == [(TP, 0)]
 
 
+@pytest.mark.parametrize("stopping", [False, True])
+def test_a_stopping_consumer_neither_refetches_nor_warns(stopping: bool) -> None:
+    """Its final commits see the heads the stopped stages dropped; the next owner refetches."""
+    started: list[tuple[Any, int]] = []
+    warnings: list[str] = []
+    fake = SimpleNamespace(
+        should_stop=stopping,
+        _last_rewind={},
+        _start_rewind=lambda tp, offset: started.append((tp, offset)),
+        log=SimpleNamespace(warning=lambda *args: warnings.append(args[0] % args[1:])),
+    )
+    assert SafeConsumer._request_rewind(fake, TP, 5) is not stopping  # type: ignore[arg-type]
+    assert started == ([] if stopping else [(TP, 5)])
+    assert len(warnings) == (0 if stopping else 1)
+
+
 def test_a_head_event_still_in_progress_is_waited_for_not_refetched() -> None:
     fake = state(committed=5, acked=[6, 7], in_progress=(5,))
     assert new_offset(fake) is None
