@@ -392,12 +392,13 @@ class SafeConsumer(Consumer):
     def _request_rewind(self, tp: TP, offset: int) -> bool:
         """Refetch ``tp`` from ``offset`` unless it was rewound moments ago; True if started.
 
-        Not while the consumer stops: its final commits see the head events the stages
-        dropped as they stopped (a pool's waiting events), nothing is fetched any more, and
-        the partition's next owner starts at the committed offset anyway. Measured: a worker
-        stopped with a backlog taken in warned that every partition's head "was dropped".
+        Not while the app or the consumer stops: the app's stop clears the flow, which drops
+        the stage pools' waiting events (``streams.pooled_stage``), and its last commits then
+        see those heads missing; nothing is fetched any more, and the partition's next owner
+        starts at the committed offset anyway. Measured: each stop of a worker with a backlog
+        taken in warned that every partition's head "was dropped before any stream took it".
         """
-        if self.should_stop:
+        if self.should_stop or self.app.should_stop:
             return False
         now = time.monotonic()
         if now - self._last_rewind.get(tp, float("-inf")) < REWIND_INTERVAL_S:

@@ -80,13 +80,19 @@ def test_head_hole_is_checked_when_committed_offset_is_zero() -> None:
     assert fake.rewinds == [(TP, 0)]
 
 
-@pytest.mark.parametrize("stopping", [False, True])
-def test_a_stopping_consumer_neither_refetches_nor_warns(stopping: bool) -> None:
-    """Its final commits see the heads the stopped stages dropped; the next owner refetches."""
+@pytest.mark.parametrize(
+    ("app_stops", "consumer_stops"), [(False, False), (True, False), (False, True)]
+)
+def test_a_stopping_worker_neither_refetches_nor_warns(
+    app_stops: bool, consumer_stops: bool
+) -> None:
+    """Its last commits see the heads the stopped stages dropped; the next owner refetches."""
     started: list[tuple[Any, int]] = []
     warnings: list[str] = []
+    stopping = app_stops or consumer_stops
     fake = SimpleNamespace(
-        should_stop=stopping,
+        should_stop=consumer_stops,
+        app=SimpleNamespace(should_stop=app_stops),
         _last_rewind={},
         _start_rewind=lambda tp, offset: started.append((tp, offset)),
         log=SimpleNamespace(warning=lambda *args: warnings.append(args[0] % args[1:])),
