@@ -113,7 +113,8 @@ async def feed_pool(
         finally:
             if releasing is not None:
                 releasing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                # its end (the pool closing) must not hide why the taking loop ended
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await releasing
 
 
