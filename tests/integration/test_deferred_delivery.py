@@ -25,10 +25,13 @@ from pydantic import SecretStr
 from agents.deliver.deferral import Deferral, deferral_of
 from assetline.client import await_completions
 from assetline.dev.child_worker import WorkerProcess
+from assetline.timeline.entry import entry_from
+from assetline.timeline.follow import line_topic_kinds
 from schemas.records import AssetCompleted, CompletionStatus
+from streams.codecs import Codecs
 from streams.settings import Settings
 from streams.topics import TopicNames
-from tests.integration.helpers import read_topic, submit_requests
+from tests.integration.helpers import read_topic, submit_requests, worker_metric
 from tests.integration.test_concurrent_delivery import _requests
 from tests.support.dam_server import dam_server
 
@@ -112,6 +115,23 @@ routes:
         assert {d.source for d in deferrals} == {names.approved}
         assert all(d.due_ms is not None and d.count >= 1 for d in deferrals)
         assert max(d.count for d in deferrals) >= 2, worker.log_tail()
+        deferred_total = worker_metric(
+            settings.web_port, "assetline_deliveries_deferred_total", destination="dam"
+        )
+        assert deferred_total is not None
+        assert deferred_total >= 1
+        waiting = worker_metric(
+            settings.web_port, "assetline_deliver_lane_waiting", destination="dam"
+        )
+        assert waiting is not None
+        assert waiting <= 3  # the bound
+        # The timeline (console, assetline status) reads the topic: "deferred for destination dam".
+        kind = line_topic_kinds(settings)[names.deliver_deferred]
+        first = records[0]
+        (entry,) = entry_from(
+            kind, first.key, first.value, first.headers, first.timestamp, codecs=Codecs.load()
+        )
+        assert entry.summary.startswith("deferred for destination dam"), entry
 
         dam.delay_s = 0.0  # the destination is back
         done_slow = _once_each(settings, sorted(slow_ids), timeout=60)
