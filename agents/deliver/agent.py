@@ -252,7 +252,7 @@ def install(line: Line) -> None:
         metrics.deferred.labels(destination).inc()
         line.metrics.events_out.labels(STAGE, "deferred").inc()
         io.handled(event)  # its offset may be committed past: the copy carries it on
-        log.info(
+        log.debug(  # a dead destination defers thousands: the counter says how many
             "deliver: %s deferred for destination %s (%d time(s), due in %.1f s)",
             validated.raw.request.request_id if validated is not None else message.key,
             destination,
