@@ -17,12 +17,14 @@ What it keeps:
   lane is full waits aside without taking a running slot, so one slow destination holds back
   only its own jobs.
 - **Spills**: a lane holds at most ``lane_max_waiting(lane)`` parked jobs. With a ``spill``
-  callback, a job for a lane at that bound is not parked but handed to ``spill`` (the deliver
-  stage writes it to a Kafka topic of deferred deliveries), and so is every job of its key
-  behind it, one at a time in order: a dead destination otherwise filled the whole pool's
-  waiting room and stopped the stage for every tenant (issue 16). Nothing is lost: ``spill``
-  acknowledges a job's event only once it is stored elsewhere; a ``spill`` that raises leaves
-  that job and those behind it here (it parked beyond the bound, they behind its key).
+  callback, a job for a lane at that bound is handed to ``spill`` instead of being parked (the
+  deliver stage writes it to a Kafka topic of deferred deliveries), or, when a less urgent job
+  is parked there, that one is handed over and the job takes its place. Every job of the
+  spilled one's key behind it goes too, one at a time in order: a dead destination otherwise
+  filled the whole pool's waiting room and stopped the stage for every tenant (issue 16).
+  Nothing is lost: ``spill`` acknowledges a job's event only once it is stored elsewhere; a
+  ``spill`` that raises leaves that job and those behind it here (it parked beyond the bound,
+  they behind its key).
 - **Bounded memory**: at most ``max_waiting`` jobs wait; :meth:`submit` awaits room, so the
   agent stops taking events and Faust's flow control stops fetching.
 - **Rebalances**: a job whose event belongs to an older consumer generation is dropped
@@ -272,9 +274,16 @@ class StagePool:
                 parked = self._lane_parked[job.lane] = FairQueue(self._weight)
             bound = self._lane_max_waiting
             if may_spill and bound is not None and len(parked) >= max(1, bound(job.lane)):
-                task = asyncio.ensure_future(self._spill_key(job))
-                self._spilling[task] = [job]
-                task.add_done_callback(functools.partial(self._spilled, job))
+                # A less urgent job waiting there gives way (the one it would serve last):
+                # a HIGH delivery must not be deferred while a campaign's stay parked.
+                spilled = parked.pop_last(below=job.priority)
+                if spilled is None:
+                    spilled = job
+                else:
+                    parked.push(job, priority=job.priority, flow=job.flow)
+                task = asyncio.ensure_future(self._spill_key(spilled))
+                self._spilling[task] = [spilled]
+                task.add_done_callback(functools.partial(self._spilled, spilled))
                 return
             parked.push(job, priority=job.priority, flow=job.flow)
             self._aside += 1

@@ -605,3 +605,29 @@ async def test_without_a_spill_a_lane_parks_without_bound() -> None:
         assert pool.lanes_parked() == {"dam": 4}
         gate.release_all()
         await asyncio.wait_for(pool.idle(), 5)
+
+
+@sync
+async def test_an_urgent_job_at_a_full_lane_takes_the_place_of_the_least_urgent() -> None:
+    """A HIGH delivery must not be deferred while a campaign's stay parked: the parked job
+    that would be served last gives way (spilled, with its key), the HIGH one parks first."""
+    gate, spill = Gate(), Spill()
+    pool = spilling_pool(spill, bound=2)
+    async with pool.running():
+        await pool.submit(gate.job("run", key="k0", lane="dam", priority=1, subject="run"))
+        await pool.submit(gate.job("low", key="k1", lane="dam", priority=0, subject="low"))
+        await pool.submit(gate.job("n1", key="k2", lane="dam", priority=1, subject="n1"))
+        await pool.submit(gate.job("low2", key="k1", priority=0, subject="low2"))  # behind low
+        await pool.submit(gate.job("hero", key="k3", lane="dam", priority=2, subject="hero"))
+        await settle()
+        assert spill.taken == ["low", "low2"]  # the least urgent, and its key's remainder
+        assert pool.lanes_parked() == {"dam": 2}
+        await pool.submit(gate.job("n2", key="k4", lane="dam", priority=1, subject="n2"))
+        await settle()
+        assert spill.taken == ["low", "low2", "n2"]  # nothing less urgent left: it goes
+        gate.release("run")
+        await settle()
+        assert gate.started == ["run", "hero"]
+        gate.release_all()
+        await asyncio.wait_for(pool.idle(), 5)
+    assert gate.finished == ["run", "hero", "n1"]
