@@ -8,12 +8,12 @@ into that order's terms, so the stages and the router agree on it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from schemas.records import GenerationRequest, Priority
-from streams.stage_pool import StagePool
+from streams.stage_pool import Job, StagePool
 
 if TYPE_CHECKING:
     from streams.app import Line
@@ -78,9 +78,13 @@ def stage_pool(
     stage: str,
     max_running: int,
     lane_limit: Callable[[str], int] | None = None,
+    *,
+    lane_max_waiting: Callable[[str], int] | None = None,
+    spill: Callable[[Job], Awaitable[None]] | None = None,
 ) -> StagePool:
     """A stage's pool with the line's waiting bound, tenant weights and urgent reserve,
-    registered on the line (its waiting events count in ``assetline_stage_queue_depth``)."""
+    registered on the line (its waiting events count in ``assetline_stage_queue_depth``);
+    ``lane_max_waiting`` and ``spill``: see :class:`streams.stage_pool.StagePool`."""
     settings = line.settings
     pool = StagePool(
         stage,
@@ -90,6 +94,8 @@ def stage_pool(
         lane_limit=lane_limit,
         urgent_rank=URGENT_RANK,
         urgent_reserve=urgent_reserve(max_running),
+        lane_max_waiting=lane_max_waiting,
+        spill=spill,
     )
     line.pools[stage] = pool
     return pool

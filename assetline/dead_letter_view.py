@@ -465,6 +465,7 @@ class DeadLetterView:
             n.raw: c.raw,
             n.approved: c.validated,
             n.rejected: c.validated,
+            n.deliver_deferred: c.validated,
             n.review: c.validated,
             n.shadows: c.validated,
             n.completed: c.completed,

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlparse
 
 from aiokafka import ConsumerRecord
 
+from agents.deliver.deferral import deferral_of
 from assetline.replay.republish import BatchSender, open_producer
 from assetline.replay.rewrite import Rewriter, kind_of, replay_headers, resubmission_marks
 from schemas.attempts import generation_of
@@ -202,6 +203,10 @@ def plan_one(
     with the line's mark would let it take another request's id.
     """
     target = into or letter.source_topic
+    if target == names.deliver_deferred:
+        # A deferred delivery goes back where it was deferred from (agents/deliver/deferral.py):
+        # there it is a new attempt like any other; the deferred topic would take it verbatim.
+        target = deferral_of(letter.headers).source or ""
     if not target:
         return Redriven(letter, None, "no-source"), None
     kind = kind_of(names, target)

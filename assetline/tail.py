@@ -72,6 +72,7 @@ def render_message(
         names.approved: codecs.validated,
         names.rejected: codecs.validated,
         names.completed: codecs.completed,
+        names.deliver_deferred: codecs.validated,
         names.alerts: codecs.alert,
         names.review: codecs.validated,
         names.review_decisions: codecs.review_decision,

@@ -43,6 +43,7 @@ class LineTopics:
     approved: Any
     rejected: Any
     completed: Any
+    deliver_deferred: Any
     deadletter: Any
     alerts: Any
     spend: Any
@@ -198,6 +199,8 @@ def create_line(
         # No agent consumes .completed; it is the ledger table's changelog. Without acks Faust's
         # stall monitor does not expect a stream to drain it.
         completed=topic(names.completed, acks=False),
+        # Deliveries put off for a destination with its bound waiting (agents/deliver/deferral.py).
+        deliver_deferred=topic(names.deliver_deferred),
         deadletter=topic(names.deadletter),
         alerts=topic(names.alerts),
         spend=topic(names.spend, acks=False),  # the spend table's changelog, like .completed

@@ -91,6 +91,23 @@ class FairQueue(Generic[T]):
         """The priority of the item :meth:`pop` would return; None when empty."""
         return max((p for p, lane in self._lanes.items() if lane.heap), default=None)
 
+    def pop_last(self, below: int) -> T | None:
+        """Take out the item that would be served last among those of a priority under
+        ``below``; None when there is none. For a bounded queue that must make room for a more
+        urgent item (a destination's waiting deliveries, streams.stage_pool). Linear."""
+        for priority in sorted(self._lanes):
+            if priority >= below:
+                break
+            lane = self._lanes[priority]
+            if lane.heap:
+                last = max(range(len(lane.heap)), key=lambda i: lane.heap[i][:2])
+                entry = lane.heap.pop(last)
+                heapq.heapify(lane.heap)
+                self._size -= 1
+                self._forget(lane, entry.flow)
+                return entry.item
+        return None
+
     def remove_if(self, doomed: Callable[[T], bool]) -> list[T]:
         """Take out every item ``doomed`` picks (say, events of an older consumer generation);
         returns them. Linear, for rare events only."""

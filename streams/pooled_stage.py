@@ -23,11 +23,20 @@ yet and takes their messages out of the consumer's set of unacknowledged ones, s
 for the running jobs only. Nothing is lost: a dropped event is neither acknowledged nor
 handled, so no commit passes it, and the seek after the rebalance fetches it again. A clear
 while the flow runs (Faust resuming it) leaves the pool alone.
+
+Deferred records. A topic whose records come due later (the deliver stage's
+``.deliver.deferred``) is fed with ``due``: each event taken waits in a bounded due-time queue
+(:class:`streams.due_queue.DueQueue`) and goes to the pool once due. Only that agent waits:
+the others take their topics on, the consumer keeps polling (a full queue stops this agent
+taking, and Faust's buffer pressure then stops fetching only its partitions), and a revocation
+drops the held events like the pool's waiting jobs (the seek fetches them again).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
@@ -35,7 +44,11 @@ from typing import Any, Final
 
 from faust.streams import _current_event
 
+from streams.due_queue import DueQueue
 from streams.stage_pool import Job, StagePool
+
+#: Events a ``due`` feeder holds at most (each a taken, unacknowledged event: 1-2 KB).
+MAX_HELD: Final = 1_000
 
 
 @dataclass(frozen=True)
@@ -55,27 +68,36 @@ async def feed_pool(
     *,
     place: Callable[[Any], Place],
     handle: Callable[[Any], Awaitable[None]],
+    due: Callable[[Any], float] | None = None,
+    max_held: int = MAX_HELD,
+    clock: Callable[[], float] = time.time,
 ) -> None:
     """Take ``stream``'s events into ``pool`` until the agent stops (see the module docstring).
 
     ``place(event)`` must be cheap and never raise for bad input (it runs on the taking loop);
-    ``handle(event)`` does the stage's work under its own crash guard.
+    ``handle(event)`` does the stage's work under its own crash guard. With ``due(event)``
+    (seconds since the epoch, by ``clock``), an event goes to the pool only once due, at most
+    ``max_held`` waiting meanwhile.
     """
     events = stream.noack()
     generation: int | None = None
     stale = _stale_check(app, generation)
-    revocations = _DropWaitingOnRevoke(pool, app)
+    held: _Held | None = None if due is None else _Held(pool, max_held, clock)
+    revocations = _DropWaitingOnRevoke(pool, app, held)
     app.flow_control.manage_queue(revocations)  # a weak reference: ``revocations`` keeps it
     async with pool.running():
-        async for event in events.events():
-            message = event.message
-            if message.generation_id != generation:
-                generation = message.generation_id
-                stale = _stale_check(app, generation)  # one per generation, not per event
-                pool.drop_stale()  # a rebalance: what waits is fetched again by the seek
-            where = place(event)
-            await pool.submit(
-                Job(
+        releasing = None if held is None else asyncio.ensure_future(held.release())
+        try:
+            async for event in events.events():
+                message = event.message
+                if message.generation_id != generation:
+                    generation = message.generation_id
+                    stale = _stale_check(app, generation)  # one per generation, not per event
+                    pool.drop_stale()  # a rebalance: what waits is fetched again by the seek
+                    if held is not None:
+                        held.drop_stale()
+                where = place(event)
+                job = Job(
                     _Acking(events, event, handle),
                     priority=where.rank,
                     flow=where.flow,
@@ -84,7 +106,81 @@ async def feed_pool(
                     stale=stale,
                     subject=message,
                 )
-            )
+                if held is None or releasing is None or due is None:
+                    await pool.submit(job)
+                else:
+                    await held.hold(due(event), job, releasing)
+        finally:
+            if releasing is not None:
+                releasing.cancel()
+                # its end (the pool closing) must not hide why the taking loop ended
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await releasing
+
+
+def spill_to(write: Callable[[Any], Awaitable[None]]) -> Callable[[Job], Awaitable[None]]:
+    """A pool's ``spill`` for jobs of :func:`feed_pool`: ``write(event)`` stores the event
+    elsewhere and returns only once that is durable; the event is acknowledged after it, so a
+    crash in between stores it twice (its stage must take a repeat) but never loses it."""
+
+    async def spill(job: Job) -> None:
+        acking = job.run
+        if not isinstance(acking, _Acking):
+            raise TypeError("only feed_pool's jobs can be spilled")
+        await write(acking.event)
+        await acking.events.ack(acking.event)
+
+    return spill
+
+
+class _Held:
+    """Jobs of a ``due`` feeder waiting for their due time, at most ``max_held``."""
+
+    def __init__(self, pool: StagePool, max_held: int, clock: Callable[[], float]) -> None:
+        self.pool = pool
+        self.max_held = max(1, max_held)
+        self.clock = clock
+        self.jobs: DueQueue[Job] = DueQueue()
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
+
+    async def hold(self, due: float, job: Job, releasing: asyncio.Future[None]) -> None:
+        """Keep ``job`` until ``due``; waits (this feeder alone) while ``max_held`` wait."""
+        while len(self.jobs) >= self.max_held and not releasing.done():
+            self._room.clear()
+            await self._room.wait()
+        if releasing.done():
+            releasing.result()  # its error, or the pool closing
+            raise RuntimeError("the due-time release stopped")
+        self.jobs.push(due, job)
+        self._arrived.set()
+
+    async def release(self) -> None:
+        """Submit each held job once due, soonest first (the pool may make this wait)."""
+        try:
+            while True:
+                # One at a time: a job popped is in neither this queue nor the pool until
+                # submitted, so a revocation meanwhile would not drop its message.
+                while (job := self.jobs.pop_next(self.clock())) is not None:
+                    self._room.set()
+                    await self.pool.submit(job)
+                next_due = self.jobs.next_due()
+                self._arrived.clear()
+                timeout = None if next_due is None else max(0.0, next_due - self.clock())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), timeout)
+        finally:
+            self._room.set()  # a taker waiting for room sees this task has ended
+
+    def drop_stale(self) -> None:
+        if self.jobs.remove(lambda job: job.stale()):
+            self._room.set()
+
+    def drop_all(self) -> list[Job]:
+        dropped = self.jobs.clear()
+        if dropped:
+            self._room.set()
+        return dropped
 
 
 class _DropWaitingOnRevoke:
@@ -95,14 +191,17 @@ class _DropWaitingOnRevoke:
     #: resumes the flow: none, because a clear while the flow runs drops nothing here.
     _queue: tuple[()] = ()
 
-    def __init__(self, pool: StagePool, app: Any) -> None:
+    def __init__(self, pool: StagePool, app: Any, held: _Held | None = None) -> None:
         self.pool = pool
         self.app = app
+        self.held = held
 
     def clear(self) -> None:
         if self.app.flow_control.is_active():
             return
         dropped = self.pool.drop_waiting()
+        if self.held is not None:
+            dropped.extend(self.held.drop_all())
         unacked = getattr(self.app.consumer, "_unacked_messages", None)
         if unacked is None:
             return

@@ -158,6 +158,26 @@ class Settings(BaseSettings):
         "destinations file overrides it): a slow or dead destination holds back only its own "
         "assets, never another destination's.",
     )
+    deliver_lane_max_waiting: int = Field(
+        1_000,
+        ge=1,
+        description="Deliveries a destination may have waiting for its in-flight room; the "
+        "next ones are deferred to the .deliver.deferred topic (taken again when due) instead "
+        "of filling the deliver stage's waiting room, which stopped it for every tenant.",
+    )
+    deliver_defer_base_s: float = Field(
+        5.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="How long a delivery deferred for a full destination waits before it is "
+        "taken again; doubled for each further deferral, up to deliver_defer_max_s.",
+    )
+    deliver_defer_max_s: float = Field(
+        300.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="The longest a deferred delivery waits before it is taken again.",
+    )
 
     # Inference layer
     routing_file: Path | None = Field(
@@ -507,6 +527,15 @@ class Settings(BaseSettings):
         if not value or any(delay < 0 for delay in value):
             raise ValueError("webhook_schedule_s needs at least one delay, none negative")
         return value
+
+    @model_validator(mode="after")
+    def _defer_delays(self) -> Settings:
+        if self.deliver_defer_max_s < self.deliver_defer_base_s:
+            raise ValueError(
+                f"deliver_defer_max_s ({self.deliver_defer_max_s}) must be at least "
+                f"deliver_defer_base_s ({self.deliver_defer_base_s})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _request_fits_its_records(self) -> Settings:

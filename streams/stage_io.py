@@ -164,7 +164,7 @@ class StageIO:
         finally:
             self._metrics.seconds.labels(self.stage).observe(time.perf_counter() - start)
             in_progress.dec()
-            self._handled(event)
+            self.handled(event)
             with contextlib.suppress(ValueError):  # closed from another context (finalized)
                 request_id_var.reset(request_token)
 
@@ -348,9 +348,10 @@ class StageIO:
         if hold is not None:
             hold(message)
 
-    def _handled(self, event: Any) -> None:
+    def handled(self, event: Any) -> None:
         """Tell the consumer a stage saw this event through (see SafeConsumer.handled): only
-        such offsets may be committed past."""
+        such offsets may be committed past. :meth:`handling` does it; an event a stage
+        passes on without handling it (a deferred delivery) needs it said."""
         handled = getattr(self.line.app.consumer, "handled", None)
         message = getattr(event, "message", None)
         if handled is not None and message is not None:

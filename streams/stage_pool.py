@@ -16,6 +16,15 @@ What it keeps:
 - **Lanes**: a job may name a ``lane`` (a destination) with a limit of its own; a job whose
   lane is full waits aside without taking a running slot, so one slow destination holds back
   only its own jobs.
+- **Spills**: a lane holds at most ``lane_max_waiting(lane)`` parked jobs. With a ``spill``
+  callback, a job for a lane at that bound is handed to ``spill`` instead of being parked (the
+  deliver stage writes it to a Kafka topic of deferred deliveries), or, when a less urgent job
+  is parked there, that one is handed over and the job takes its place. Every job of the
+  spilled one's key behind it goes too, one at a time in order: a dead destination otherwise
+  filled the whole pool's waiting room and stopped the stage for every tenant (issue 16).
+  Nothing is lost: ``spill`` acknowledges a job's event only once it is stored elsewhere; a
+  ``spill`` that raises leaves that job and those behind it here (it parked beyond the bound,
+  they behind its key).
 - **Bounded memory**: at most ``max_waiting`` jobs wait; :meth:`submit` awaits room, so the
   agent stops taking events and Faust's flow control stops fetching.
 - **Rebalances**: a job whose event belongs to an older consumer generation is dropped
@@ -37,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -107,6 +117,8 @@ class StagePool:
         lane_limit: Callable[[str], int] | None = None,
         urgent_rank: int | None = None,
         urgent_reserve: int = 0,
+        lane_max_waiting: Callable[[str], int] | None = None,
+        spill: Callable[[Job], Awaitable[None]] | None = None,
     ) -> None:
         if max_running < 1 or max_waiting < 1:
             raise ValueError("a pool needs max_running >= 1 and max_waiting >= 1")
@@ -131,6 +143,12 @@ class StagePool:
         #: Jobs waiting for room in their lane, in the line's order too: a HIGH request's
         #: delivery must not queue behind a campaign already parked for the same destination.
         self._lane_parked: dict[str, FairQueue[Job]] = {}
+        #: Parked jobs a lane may hold before its next job is spilled (without spill: no bound).
+        self._lane_max_waiting = lane_max_waiting if spill is not None else None
+        self._spill = spill
+        #: Tasks handing a key's jobs to ``spill`` -> the jobs they hand over now. Not running
+        #: slots: a spill is a quick write, and a slow one must not stall the other lanes.
+        self._spilling: dict[asyncio.Task[None], list[Job]] = {}
         self._weight = weight
         self._aside = 0  # jobs waiting behind a key or a lane (counted as waiting)
         self._changed = asyncio.Event()
@@ -146,6 +164,10 @@ class StagePool:
     @property
     def in_progress(self) -> int:
         return len(self._tasks)
+
+    def lanes_parked(self) -> dict[str, int]:
+        """Jobs parked for each lane now (for a gauge; lanes with none are left out)."""
+        return {lane: len(parked) for lane, parked in self._lane_parked.items()}
 
     async def submit(self, job: Job) -> None:
         """Queue ``job``; waits while ``max_waiting`` jobs are already waiting.
@@ -187,7 +209,7 @@ class StagePool:
     async def _close(self) -> None:
         self._closed = True
         self._changed.set()
-        tasks = list(self._tasks)
+        tasks = [*self._tasks, *self._spilling]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -203,7 +225,7 @@ class StagePool:
 
     async def idle(self) -> None:
         """Wait until nothing waits or runs (for tests and benchmarks)."""
-        while self.waiting or self._tasks:
+        while self.waiting or self._tasks or self._spilling:
             self._changed.clear()
             await self._changed.wait()
 
@@ -243,16 +265,82 @@ class StagePool:
     def _urgent(self, job: Job) -> bool:
         return self.urgent_rank is not None and job.priority >= self.urgent_rank
 
-    def _enter_lane(self, job: Job) -> None:
-        """Start ``job`` (whose key it owns) or park it until its lane has room."""
+    def _enter_lane(self, job: Job, *, may_spill: bool = True) -> None:
+        """Start ``job`` (whose key it owns), park it until its lane has room, or spill it
+        (with its key's jobs behind it) when its lane already has its bound parked."""
         if job.lane is not None and self._lane_full(job.lane):
             parked = self._lane_parked.get(job.lane)
             if parked is None:
                 parked = self._lane_parked[job.lane] = FairQueue(self._weight)
+            bound = self._lane_max_waiting
+            if may_spill and bound is not None and len(parked) >= max(1, bound(job.lane)):
+                # A less urgent job waiting there gives way (the one it would serve last):
+                # a HIGH delivery must not be deferred while a campaign's stay parked.
+                spilled = parked.pop_last(below=job.priority)
+                if spilled is None:
+                    spilled = job
+                else:
+                    parked.push(job, priority=job.priority, flow=job.flow)
+                task = asyncio.ensure_future(self._spill_key(spilled))
+                self._spilling[task] = [spilled]
+                task.add_done_callback(functools.partial(self._spilled, spilled))
+                return
             parked.push(job, priority=job.priority, flow=job.flow)
             self._aside += 1
             return
         self._launch(job)
+
+    async def _spill_key(self, first: Job) -> None:
+        """Hand ``first`` and then every job of its key behind it to ``spill``, in order.
+
+        The key stays owned meanwhile, so a job of it chosen during the write queues behind
+        and goes next: none of the key's jobs runs here ahead of one spilled before it. A job
+        of an older generation is left out (the seek fetches its event again). A cancelled
+        spill frees the key in :meth:`_spilled` (a task cancelled before it started never
+        runs this body)."""
+        assert self._spill is not None
+        task = asyncio.current_task()
+        assert task is not None
+        batch: list[Job] = [first]
+        while batch:
+            self._spilling[task] = batch
+            while batch:
+                job = batch[0]
+                if not job.stale():
+                    try:
+                        await self._spill(job)
+                    except Exception:
+                        log.exception("%s: %d job(s) not spilled; kept", self.name, len(batch))
+                        self._keep(batch)
+                        return
+                batch.pop(0)
+            batch = self._take_behind(first.key)
+        self._next_of_key(first)  # nothing behind: the key is free
+
+    def _spilled(self, first: Job, task: asyncio.Task[None]) -> None:
+        self._spilling.pop(task, None)
+        if task.cancelled() and not self._closed:
+            self._next_of_key(first)  # a revocation: what is behind the key goes on
+        self._changed.set()
+
+    def _take_behind(self, key: str | None) -> list[Job]:
+        behind = self._keys.get(key) if key is not None else None
+        if not behind:
+            return []
+        taken = list(behind)
+        behind.clear()
+        self._aside -= len(taken)
+        return taken
+
+    def _keep(self, jobs: list[Job]) -> None:
+        """``spill`` failed: the jobs wait here after all, the first owning its key."""
+        if self._closed:
+            return
+        first, rest = jobs[0], jobs[1:]
+        if first.key is not None and rest:
+            self._keys.setdefault(first.key, deque()).extendleft(reversed(rest))
+            self._aside += len(rest)
+        self._enter_lane(first, may_spill=False)
 
     def _lane_full(self, lane: str) -> bool:
         return self._lane_running.get(lane, 0) >= max(1, self._lane_limit(lane))
@@ -316,6 +404,9 @@ class StagePool:
         running jobs go on. For a rebalance that revokes partitions: the seek after it fetches
         their events again."""
         dropped = self._queue.remove_if(lambda _job: True)
+        for task, jobs in list(self._spilling.items()):
+            task.cancel()  # a write not acknowledged yet: the seek fetches the events again
+            dropped.extend(jobs)
         for task, job in list(self._stepped_aside.items()):
             task.cancel()  # its event is fetched again; a batch call in flight is given up
             dropped.append(job)

@@ -41,6 +41,8 @@ class TopicNames:
     approved: str
     rejected: str
     completed: str
+    #: Deliveries put off while their destination had its bound of deliveries waiting.
+    deliver_deferred: str
     deadletter: str
     alerts: str
     spend: str
@@ -64,6 +66,7 @@ class TopicNames:
             approved=f"{prefix}.approved",
             rejected=f"{prefix}.rejected",
             completed=f"{prefix}.completed",
+            deliver_deferred=f"{prefix}.deliver.deferred",
             deadletter=f"{prefix}.deadletter",
             alerts=f"{prefix}.alerts",
             spend=f"{prefix}.spend",
@@ -118,6 +121,7 @@ class TopicNames:
             self.approved,
             self.rejected,
             self.completed,
+            self.deliver_deferred,
             self.alerts,
             self.deadletter,
             self.spend,

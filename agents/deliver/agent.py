@@ -10,15 +10,37 @@ destination runs in that destination's lane (its name; each asset goes to exactl
 ``Destinations.name_for``), at most ``deliver_destination_concurrency`` (or the destination's
 ``max_in_flight``) at once: a slow or dead destination fills only its own lane, and what waits
 for it waits aside without taking a running slot. Rejections touch no destination: no lane.
+
+A lane holds at most ``deliver_lane_max_waiting`` deliveries waiting; the next ones (with
+every later event of their request then in the worker) are deferred: written to
+``.deliver.deferred`` (agents/deliver/deferral.py) and only then acknowledged. Without that
+bound a dead destination, every asset of it costing timeout x attempts, filled the pool's whole
+waiting room and the stage took no event for any tenant. A second agent takes that topic back
+into the same pool once each record is due (as generate's ``.requests.urgent`` agent does);
+a destination still over its bound defers it again, a longer wait each time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from agents.deliver.cloudevents import completion_headers, data_schema, event_source
 from agents.deliver.completion import completion, crashed, ends_request, status_for_unapproved
+from agents.deliver.deferral import (
+    Deferral,
+    defer_delay_s,
+    deferral_of,
+    deferred_headers,
+    due_at_s,
+)
 from agents.deliver.deliver_one import deliver_approved, earlier_completion
 from agents.deliver.destinations import Destinations, load_destinations
 from agents.deliver.ledger import LedgerTable, already_completed, ledger_storage
@@ -32,13 +54,20 @@ from agents.policy import load_profiles
 from agents.scheduling import schedule_of, stage_pool
 from agents.tenants import load_tenancy
 from schemas.records import CompletionStatus, ValidatedAsset
-from streams.pooled_stage import Place, feed_pool
-from streams.stage_io import CrashOutcome, StageIO, peek
+from streams.pooled_stage import Place, feed_pool, spill_to
+from streams.stage_io import CrashOutcome, StageIO, message_headers, peek
+from streams.stage_pool import StagePool
 
 if TYPE_CHECKING:
     from streams.app import Line
 
 STAGE = "deliver"
+#: The agent taking ``.deliver.deferred`` back into the stage's pool.
+DEFERRED_AGENT = "deliver-deferred"
+#: Backoff between attempts to write a deferred delivery: first delay, cap.
+DEFER_RETRY_S = (0.5, 30.0)
+#: Destination label of a deferred record whose request did not decode.
+UNKNOWN_DESTINATION = "unknown"
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +89,40 @@ def delivery_place(
     if approved and ends_request(validated):
         lane = destinations.name_for(request.tenant, request.campaign_id)
     return Place(schedule.rank, schedule.flow, request.request_id, lane)
+
+
+class DeferralMetrics:
+    """``assetline_deliveries_deferred_total{destination}`` and, read at scrape time,
+    ``assetline_deliver_lane_waiting{destination}``: label values are the destinations
+    file's names (and ``unknown``), a bounded set."""
+
+    def __init__(self, line: Line, pool: StagePool, destinations: Destinations) -> None:
+        self.deferred = Counter(
+            "assetline_deliveries_deferred",
+            "Deliveries written to .deliver.deferred because their destination already had "
+            "deliver_lane_max_waiting waiting, by destination.",
+            ["destination"],
+            registry=line.registry,
+        )
+        line.registry.register(_LanesWaiting(pool, sorted(destinations.sinks)))
+
+
+class _LanesWaiting(Collector):
+    def __init__(self, pool: StagePool, names: list[str]) -> None:
+        self.pool = pool
+        self.names = names
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "assetline_deliver_lane_waiting",
+            "Deliveries waiting in this worker for room in their destination's in-flight "
+            "limit (at most deliver_lane_max_waiting; the next are deferred).",
+            labels=["destination"],
+        )
+        waiting = self.pool.lanes_parked()
+        for name in self.names:
+            family.add_metric([name], waiting.get(name, 0))
+        yield family
 
 
 def install(line: Line) -> None:
@@ -134,6 +197,69 @@ def install(line: Line) -> None:
 
         return publish
 
+    names = topics.names
+
+    def source_of(message: Any) -> str | None:
+        """The topic an event stands for: a deferred record's original one (None: unknown)."""
+        if message.topic != names.deliver_deferred:
+            return str(message.topic)
+        source = deferral_of(message_headers(message)).source
+        return source if source in (names.approved, names.rejected) else None
+
+    async def defer(event: Any) -> None:
+        """Write ``event`` to ``.deliver.deferred``, due after a wait that doubles with each
+        deferral; returns once Kafka acknowledged it (the pool acknowledges the event then).
+        A failed write is retried with backoff: the event stays unacknowledged meanwhile."""
+        message = event.message
+        headers = message_headers(message)
+        before = deferral_of(headers) if message.topic == names.deliver_deferred else Deferral()
+        count = before.count + 1
+        delay = defer_delay_s(count, settings.deliver_defer_base_s, settings.deliver_defer_max_s)
+        validated = peek(codecs.validated, event)
+        destination = UNKNOWN_DESTINATION
+        if validated is not None:
+            request = validated.raw.request
+            destination = destinations.name_for(request.tenant, request.campaign_id)
+        pause, cap = DEFER_RETRY_S
+        while True:
+            due_ms = int((time.time() + delay) * 1000)
+            deferred = deferred_headers(
+                headers,
+                source=source_of(message) or str(message.topic),
+                destination=destination,
+                due_ms=due_ms,
+                count=count,
+            )
+            try:
+                sent = await topics.deliver_deferred.send(
+                    key=message.key, value=message.value, headers=deferred
+                )
+                await sent  # acknowledged by the broker, not merely queued
+                break
+            except Exception as exc:
+                line.metrics.errors.labels(STAGE, "deferred.send_failed").inc()
+                log.error(
+                    "deliver: deferring %s[%s]@%s failed (%s: %s); retrying in %.1f s",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    type(exc).__name__,
+                    exc,
+                    pause,
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, cap)
+        metrics.deferred.labels(destination).inc()
+        line.metrics.events_out.labels(STAGE, "deferred").inc()
+        io.handled(event)  # its offset may be committed past: the copy carries it on
+        log.debug(  # a dead destination defers thousands: the counter says how many
+            "deliver: %s deferred for destination %s (%d time(s), due in %.1f s)",
+            validated.raw.request.request_id if validated is not None else message.key,
+            destination,
+            count,
+            delay,
+        )
+
     pool = stage_pool(
         line,
         STAGE,
@@ -141,19 +267,37 @@ def install(line: Line) -> None:
         lane_limit=lambda lane: destinations.in_flight_limit(
             lane, settings.deliver_destination_concurrency
         ),
+        lane_max_waiting=lambda _lane: settings.deliver_lane_max_waiting,
+        spill=spill_to(defer),
     )
+    metrics = DeferralMetrics(line, pool, destinations)
 
     def place(event: Any) -> Place:
         message = event.message
-        approved = message.topic == topics.names.approved
+        approved = source_of(message) == names.approved
         return delivery_place(peek(codecs.validated, event), approved, destinations, message.key)
+
+    def due(event: Any) -> float:
+        deferral = deferral_of(message_headers(event.message))
+        return due_at_s(deferral, time.time(), settings.deliver_defer_max_s)
 
     @line.app.agent(sources, name=STAGE)
     async def deliver(stream: Any) -> None:
         await feed_pool(stream, pool, line.app, place=place, handle=handle)
 
+    # Deferred deliveries, each fed to the same pool once due: only this agent waits for
+    # that. Co-partitioned with .approved (same key): its events write the same ledger
+    # partitions.
+    @line.app.agent(topics.deliver_deferred, name=DEFERRED_AGENT)
+    async def deliver_deferred(stream: Any) -> None:
+        await feed_pool(stream, pool, line.app, place=place, handle=handle, due=due)
+
     async def handle(event: Any) -> None:
         async with io.handling(event) as crash:
+            source = source_of(event.message)
+            if source is None:  # a deferred record that does not say what it was
+                await io.dead_letter(event, "deliver.deferred_source", "no source topic")
+                return
             validated = await io.decode(codecs.validated, event)
             if validated is None:
                 return
@@ -170,7 +314,7 @@ def install(line: Line) -> None:
                 line.metrics.duplicates.labels(STAGE).inc()
                 return
             crash.arm(ends_crashed(validated))
-            if event.message.topic == topics.names.approved:
+            if source == names.approved:
                 sink = sinks[destinations.name_for(request.tenant, request.campaign_id)]
                 # The last completion says which bytes the request's name already holds.
                 earlier = earlier_completion(entry, codecs.completed.decode)

@@ -10,14 +10,12 @@ and runs nothing twice that it knew was done. Plain data structures, tested with
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from collections.abc import Iterable
 
-T = TypeVar("T")
+from streams.due_queue import DueQueue
+
+__all__ = ["METADATA_LIMIT", "DueQueue", "PartitionProgress", "decode_done", "encode_done"]
 
 
 #: The most commit metadata carries (the broker's ``offset.metadata.max.bytes`` is 4096).
@@ -107,43 +105,3 @@ class PartitionProgress:
         if self.committed is not None and (point[0] < self.committed[0] or point == self.committed):
             return None
         return point
-
-
-@dataclass(order=True)
-class _Slot(Generic[T]):
-    due: float
-    seq: int
-    item: T = field(compare=False)
-
-
-class DueQueue(Generic[T]):
-    """Items ordered by due time (seconds since the epoch), first written first among equals."""
-
-    def __init__(self) -> None:
-        self._heap: list[_Slot[T]] = []
-        self._seq = itertools.count()
-
-    def push(self, due: float, item: T) -> None:
-        heapq.heappush(self._heap, _Slot(due, next(self._seq), item))
-
-    def next_due(self) -> float | None:
-        return self._heap[0].due if self._heap else None
-
-    def pop_due(self, now: float) -> list[T]:
-        """Every item due at ``now`` or before, soonest first."""
-        due: list[T] = []
-        while self._heap and self._heap[0].due <= now:
-            due.append(heapq.heappop(self._heap).item)
-        return due
-
-    def remove(self, drop: Callable[[T], bool]) -> int:
-        """Forget the items ``drop`` selects (a revoked partition's); returns how many."""
-        kept = [slot for slot in self._heap if not drop(slot.item)]
-        removed = len(self._heap) - len(kept)
-        if removed:
-            heapq.heapify(kept)
-            self._heap = kept
-        return removed
-
-    def __len__(self) -> int:
-        return len(self._heap)

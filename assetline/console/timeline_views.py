@@ -169,6 +169,9 @@ def _lines(e: TimelineEntry) -> list[str]:
         return [head] + [f"{f['code']}: {f['message']}" for f in d.get("failed", [])]
     if e.kind is EventKind.COMPLETED:
         return [str(r) for r in d.get("reasons", [])]
+    if e.kind is EventKind.DEFERRED:
+        return [f"destination {d.get('destination')} had its bound of deliveries waiting; "
+                f"taken again when due"]  # fmt: skip
     if e.kind is EventKind.DEAD_LETTER:
         return [f"source {d.get('source_topic')}/{d.get('source_partition')}@"
                 f"{d.get('source_offset')}"]  # fmt: skip

@@ -51,6 +51,11 @@ def choose(
             raise TopicChoiceError(
                 f"{source} is the dead-letter topic: use 'assetline dlq replay' to re-drive it"
             )
+        if source == names.deliver_deferred:
+            raise TopicChoiceError(
+                f"{source} holds copies of {names.approved} records waiting for their "
+                f"destination (the deliver stage takes them when due): replay approved"
+            )
         if source in _line_topics(names):
             raise TopicChoiceError(
                 f"cannot replay {source}: its records carry no request to re-attempt "

@@ -11,9 +11,11 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from agents.deliver.deferral import deferral_of
 from schemas.records import (
     AssetCompleted,
     GenerationRequest,
@@ -40,6 +42,7 @@ class TopicKind(StrEnum):
     REVIEW_DECISIONS = "review_decisions"
     REVIEW_ITEMS = "review_items"
     COMPLETED = "completed"
+    DELIVER_DEFERRED = "deliver_deferred"
     DEADLETTER = "deadletter"
     ALERTS = "alerts"
     WEBHOOKS = "webhooks"
@@ -62,6 +65,7 @@ class EventKind(StrEnum):
     REVIEWED = "review_applied"
     ALERT = "alert"
     DEAD_LETTER = "dead_letter"
+    DEFERRED = "delivery_deferred"
     DELIVERED = "delivered"
     COMPLETED = "completed"
     WEBHOOK = "webhook"
@@ -189,6 +193,8 @@ def entry_from(
     if topic is TopicKind.GENERATIONS:
         return _recorded(rid, key, value, timestamp, trace)
     try:
+        if topic is TopicKind.DELIVER_DEFERRED:
+            return (_deferred(value, timestamp, header_list, trace, codecs),)
         return _decoded(topic, rid, value, timestamp, trace, codecs)
     except CodecError as exc:
         if rid is None:
@@ -387,6 +393,44 @@ def _generated(raw: RawAsset, at: int, trace: str | None) -> TimelineEntry:
             "calls": calls,
         },
     )
+
+
+def _deferred(
+    value: bytes,
+    at: int,
+    headers: Sequence[tuple[str, bytes | None]],
+    trace: str | None,
+    codecs: Codecs,
+) -> TimelineEntry:
+    """A delivery the deliver stage put off while its destination had its bound of deliveries
+    waiting (agents/deliver/deferral.py): who it waits for, how often, until when."""
+    v = codecs.validated.decode(value)
+    deferral = deferral_of(headers)
+    raw, r = v.raw, v.raw.request
+    times = "1 time" if deferral.count == 1 else f"{deferral.count} times"
+    due = f", due {_iso_ms(deferral.due_ms)}" if deferral.due_ms is not None else ""
+    return TimelineEntry(
+        r.request_id,
+        at,
+        TopicKind.DELIVER_DEFERRED,
+        EventKind.DEFERRED,
+        f"deferred for destination {deferral.destination or '?'} ({times}{due})",
+        attempt=r.attempt,
+        asset=raw.blob.uri if raw.blob else None,
+        trace_id=trace,
+        campaign_id=r.campaign_id,
+        tenant=r.tenant,
+        details={
+            "destination": _i(deferral.destination),
+            "deferrals": deferral.count,
+            "due_ms": deferral.due_ms,
+            "source_topic": _i(deferral.source),
+        },
+    )
+
+
+def _iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def _validated(topic: TopicKind, v: ValidatedAsset, at: int, trace: str | None) -> TimelineEntry:

@@ -344,3 +344,39 @@ def test_report_lines_say_where_each_went_or_why_not() -> None:
         "unsigned); the producer must send it again",
         "1:7 (codec.malformed) skipped: no source topic in its headers (use --into)",
     ]
+
+
+def test_a_dead_letter_of_a_deferred_delivery_goes_back_where_it_was_deferred_from() -> None:
+    """The deliver stage dead-letters a deferred delivery that failed with its source topic
+    ``.deliver.deferred``; re-driven there verbatim, the same attempt would find its FAILED
+    completion and do nothing. It goes to ``.approved`` (the deferral's source header) as a
+    new attempt instead; without that header it has no source."""
+    from agents.deliver.deferral import deferred_headers
+    from tests.support.assets import make_request, make_validated, passed
+
+    codecs = Codecs.load()
+    value = codecs.validated.encode(
+        make_validated([passed("schema")], request=make_request(request_id="r-1"))
+    )
+    original = deferred_headers(
+        [("traceparent", b"t")], source="p.approved", destination="dam", due_ms=1, count=3
+    )
+
+    def letter(original: list[tuple[str, bytes]]) -> DeadLetter:
+        headers = deadletter_headers(
+            stage="deliver",
+            code="deliver.sink_failed",
+            reason="dam: 503",
+            topic="p.deliver.deferred",
+            partition=2,
+            offset=17,
+            original=original,
+            now=datetime(2025, 1, 1, tzinfo=UTC),
+        )
+        return from_record(_record(0, 0, value, headers=headers))
+
+    item, out = plan_one(letter(original), NAMES, Rewriter(codecs), None, None)
+    assert (item.outcome, item.target, item.attempt) == ("redriven", "p.approved", 1001)
+    assert out is not None
+    item, out = plan_one(letter([("traceparent", b"t")]), NAMES, Rewriter(codecs), None, None)
+    assert (item.outcome, out) == ("no-source", None)

@@ -93,3 +93,17 @@ def test_top_priority_is_the_priority_pop_serves_next() -> None:
     assert queue.top_priority() == 1
     queue.pop()
     assert queue.top_priority() is None
+
+
+def test_pop_last_takes_what_would_be_served_last_below_a_priority() -> None:
+    queue: FairQueue[str] = FairQueue()
+    for item, priority, flow in [
+        ("a1", 0, "a"), ("a2", 0, "a"), ("b1", 0, "b"), ("n1", 1, "a"), ("h1", 2, "a"),
+    ]:  # fmt: skip
+        queue.push(item, priority=priority, flow=flow)
+    assert queue.pop_last(below=0) is None
+    assert queue.pop_last(below=2) == "a2"  # lowest priority first; a's second comes last
+    assert queue.pop_last(below=2) in ("a1", "b1")
+    assert len(queue) == 3
+    assert [queue.pop() for _ in range(3)][:2] == ["h1", "n1"]
+    assert len(queue) == 0

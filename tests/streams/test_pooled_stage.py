@@ -14,7 +14,7 @@ import faust
 from faust.streams import _current_event
 from mode.utils.queues import FlowControlEvent
 
-from streams.pooled_stage import Place, feed_pool
+from streams.pooled_stage import Place, feed_pool, spill_to
 from streams.stage_pool import StagePool
 
 
@@ -312,3 +312,142 @@ def test_streams_take_buffered_events_in_batches_yielding_every_per_pass() -> No
     take_events_in_batches(1)  # back to a turn per event for the other tests
     assert turns == 80 // 8
     assert slept >= 0.04
+
+
+def _due_in(seconds: dict[str, float]) -> Any:
+    start = time.time()
+    return lambda event: start + seconds[event.message.key]
+
+
+def test_deferred_events_go_to_the_pool_when_due_soonest_first_holding_back_no_other_topic() -> (
+    None
+):
+    """The deliver stage's ``.deliver.deferred`` feeder: an event waits until due (here d0
+    written before d1 but due later), and meanwhile another topic's events run at once."""
+    app = App()
+    deferred = [Event(Message(partition=0, key=k)) for k in ("d0", "d1")]
+    approved = [Event(Message(partition=0, key="a0"))]
+    deferred_stream, approved_stream = Stream(deferred, app=app), Stream(approved, app=app)
+    handled: list[str] = []
+
+    async def handle(event: Any) -> None:
+        handled.append(event.message.key)
+
+    def place(event: Any) -> Place:
+        return Place(key=event.message.key)
+
+    async def main() -> None:
+        pool = StagePool("test", max_running=4, max_waiting=100)
+        due = _due_in({"d0": 0.4, "d1": 0.2})
+        feeders = [
+            asyncio.ensure_future(
+                feed_pool(deferred_stream, pool, app, place=place, handle=handle, due=due)
+            ),
+            asyncio.ensure_future(
+                feed_pool(approved_stream, pool, app, place=place, handle=handle)
+            ),
+        ]
+        await asyncio.sleep(0.05)
+        assert handled == ["a0"]
+        assert deferred_stream.acked == []
+        await asyncio.wait_for(asyncio.gather(*feeders), timeout=5)
+
+    asyncio.run(main())
+    assert handled == ["a0", "d1", "d0"]
+    assert deferred_stream.acked == [deferred[1], deferred[0]]
+
+
+def test_a_due_feeder_holds_at_most_max_held_events() -> None:
+    """Nothing unbounded in memory: past ``max_held`` the feeder stops taking (Faust's buffer
+    pressure then stops fetching its partitions); what it holds goes once due."""
+    events = [Event(Message(partition=0, key=f"d{i}")) for i in range(4)]
+    stream = Stream(events)
+    app = stream.app
+    handled: list[str] = []
+
+    async def handle(event: Any) -> None:
+        handled.append(event.message.key)
+
+    async def main() -> None:
+        pool = StagePool("test", max_running=4, max_waiting=100)
+        due = _due_in({f"d{i}": 0.2 for i in range(4)})
+        feeding = asyncio.ensure_future(
+            feed_pool(
+                stream, pool, app, place=lambda e: Place(), handle=handle, due=due, max_held=2
+            )
+        )
+        await asyncio.sleep(0.05)
+        assert handled == []
+        assert len(app.consumer._unacked_messages) == 3  # two held, one in hand
+        await asyncio.wait_for(feeding, timeout=5)
+
+    asyncio.run(main())
+    assert handled == ["d0", "d1", "d2", "d3"]
+
+
+def test_a_revocation_drops_the_events_held_until_due() -> None:
+    """Faust's revocation waits for every taken event to be acknowledged: a held event due in
+    minutes must not hold it; the seek after the rebalance fetches it again."""
+    events = [Event(Message(partition=0, key=f"d{i}")) for i in range(3)]
+    stream = Stream(events)
+    app = stream.app
+    handled: list[str] = []
+
+    async def handle(event: Any) -> None:
+        handled.append(event.message.key)
+
+    async def main() -> None:
+        pool = StagePool("test", max_running=4, max_waiting=100)
+        due = _due_in({f"d{i}": 600.0 for i in range(3)})
+        feeding = asyncio.ensure_future(
+            feed_pool(stream, pool, app, place=lambda e: Place(), handle=handle, due=due)
+        )
+        await asyncio.sleep(0.05)
+        assert len(app.consumer._unacked_messages) == 3
+        app.flow_control.suspend()
+        app.flow_control.clear()
+        assert not app.consumer._unacked_messages
+        feeding.cancel()
+        await asyncio.gather(feeding, return_exceptions=True)
+
+    asyncio.run(main())
+    assert handled == []
+
+
+def test_a_spilled_event_is_written_then_acknowledged_and_never_handled() -> None:
+    events = [Event(Message(partition=0, key=f"r{i}")) for i in range(3)]
+    stream = Stream(events)
+    app = stream.app
+    release = asyncio.Event()
+    handled: list[str] = []
+    written: list[str] = []
+
+    async def handle(event: Any) -> None:
+        await release.wait()
+        handled.append(event.message.key)
+
+    async def write(event: Any) -> None:
+        assert event not in stream.acked  # acknowledged only after the write
+        written.append(event.message.key)
+
+    async def main() -> None:
+        pool = StagePool(
+            "test",
+            max_running=4,
+            max_waiting=100,
+            lane_limit=lambda lane: 1,
+            lane_max_waiting=lambda lane: 1,
+            spill=spill_to(write),
+        )
+        feeding = asyncio.ensure_future(
+            feed_pool(stream, pool, app, place=lambda e: Place(key=e.message.key, lane="dam"),
+                      handle=handle)
+        )  # fmt: skip
+        await asyncio.sleep(0.01)
+        assert written == ["r2"]
+        assert stream.acked == [events[2]]
+        release.set()
+        await asyncio.wait_for(feeding, timeout=5)
+
+    asyncio.run(main())
+    assert handled == ["r0", "r1"]

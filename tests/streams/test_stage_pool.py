@@ -452,3 +452,182 @@ async def test_without_an_urgent_rank_no_job_passes_max_running() -> None:
         gate.release_all()
         await pool.idle()
     assert gate.peak == 2
+
+
+class Spill:
+    """A spill callback that records the jobs it took (by ``subject``), blocking while
+    ``open`` is clear, failing while ``fail`` is set."""
+
+    def __init__(self) -> None:
+        self.taken: list[object] = []
+        self.open = asyncio.Event()
+        self.open.set()
+        self.fail = False
+
+    async def __call__(self, job: Job) -> None:
+        await self.open.wait()
+        if self.fail:
+            raise RuntimeError("broker down")
+        self.taken.append(job.subject)
+
+
+def spilling_pool(spill: Spill, *, bound: int = 2, max_waiting: int = 100) -> StagePool:
+    return StagePool(
+        "t",
+        max_running=8,
+        max_waiting=max_waiting,
+        lane_limit=lambda lane: 1,
+        lane_max_waiting=lambda lane: bound,
+        spill=spill,
+    )
+
+
+@sync
+async def test_a_lane_at_its_parked_bound_spills_the_next_jobs() -> None:
+    """Issue 16: a dead destination's jobs filled the pool's waiting room, and then the stage
+    took no event for any tenant. Past ``bound`` parked, its jobs go to ``spill`` instead."""
+    gate, spill = Gate(), Spill()
+    pool = spilling_pool(spill, bound=2, max_waiting=4)
+    async with pool.running():
+        for i in range(8):  # more than max_waiting: submit must never block on them
+            await asyncio.wait_for(
+                pool.submit(gate.job(f"dam{i}", key=f"k{i}", lane="dam", subject=f"dam{i}")), 1
+            )
+        await settle()
+        assert gate.started == ["dam0"]
+        assert pool.lanes_parked() == {"dam": 2}
+        assert pool.waiting == 2
+        assert spill.taken == [f"dam{i}" for i in range(3, 8)]  # in the order chosen
+        await pool.submit(gate.job("fs", key="f", lane="fs", subject="fs"))
+        await settle()
+        assert "fs" in gate.started  # another lane is not held back
+        gate.release_all()
+        await asyncio.wait_for(pool.idle(), 5)
+    assert sorted(gate.finished) == ["dam0", "dam1", "dam2", "fs"]
+    assert pool.lanes_parked() == {}
+
+
+@sync
+async def test_a_spilled_jobs_key_goes_with_it_in_order_and_is_free_after() -> None:
+    """A job of the spilled job's key chosen meanwhile (another lane, or none) is spilled
+    after it, never run ahead of it; once the spill is done the key is free again."""
+    gate, spill = Gate(), Spill()
+    pool = spilling_pool(spill, bound=1)
+    async with pool.running():
+        await pool.submit(gate.job("a", key="k1", lane="dam", subject="a"))  # runs
+        await pool.submit(gate.job("b", key="k2", lane="dam", subject="b"))  # parked
+        spill.open.clear()
+        await pool.submit(gate.job("c", key="k3", lane="dam", subject="c"))  # spilling
+        await settle()
+        await pool.submit(gate.job("c2", key="k3", subject="c2"))  # no lane: behind c
+        await pool.submit(gate.job("c3", key="k3", lane="fs", subject="c3"))
+        await pool.submit(gate.job("d", key="k4", lane="fs", subject="d"))  # other key runs
+        await settle()
+        assert gate.started == ["a", "d"]
+        assert pool.waiting == 3  # b parked, c2 and c3 behind c's key
+        spill.open.set()
+        await settle()
+        assert spill.taken == ["c", "c2", "c3"]
+        assert pool.waiting == 1
+        await pool.submit(gate.job("c4", key="k3", lane="cdn", subject="c4"))
+        await settle()
+        assert gate.started == ["a", "d", "c4"]
+        gate.release_all()
+        await asyncio.wait_for(pool.idle(), 5)
+    assert sorted(gate.finished) == ["a", "b", "c4", "d"]
+
+
+@sync
+async def test_a_failed_spill_keeps_the_job_and_those_behind_its_key() -> None:
+    """Nothing is lost when ``spill`` raises: the job parks beyond the bound, and its key's
+    later jobs still run after it."""
+    gate, spill = Gate(), Spill()
+    spill.fail = True
+    pool = spilling_pool(spill, bound=1)
+    async with pool.running():
+        await pool.submit(gate.job("a", key="k1", lane="dam", subject="a"))
+        await pool.submit(gate.job("b", key="k2", lane="dam", subject="b"))
+        spill.open.clear()
+        await pool.submit(gate.job("c", key="k3", lane="dam", subject="c"))
+        await settle()
+        await pool.submit(gate.job("c2", key="k3", subject="c2"))
+        await settle()
+        spill.open.set()
+        await settle()
+        assert spill.taken == []
+        assert pool.lanes_parked() == {"dam": 2}
+        assert pool.waiting == 3
+        for name in ("a", "b", "c"):
+            assert "c2" not in gate.started
+            gate.release(name)
+            await settle()
+        assert gate.started == ["a", "b", "c", "c2"]
+        gate.release_all()
+        await asyncio.wait_for(pool.idle(), 5)
+
+
+@sync
+async def test_drop_waiting_cancels_a_spill_and_frees_its_key() -> None:
+    gate, spill = Gate(), Spill()
+    pool = spilling_pool(spill, bound=1)
+    async with pool.running():
+        await pool.submit(gate.job("a", key="k1", lane="dam", subject="a"))
+        await pool.submit(gate.job("b", key="k2", lane="dam", subject="b"))
+        spill.open.clear()
+        await pool.submit(gate.job("c", key="k3", lane="dam", subject="c"))
+        await settle()
+        await pool.submit(gate.job("c2", key="k3", subject="c2"))
+        await settle()
+        dropped = pool.drop_waiting()
+        assert sorted(str(job.subject) for job in dropped) == ["b", "c", "c2"]
+        await settle()
+        spill.open.set()
+        assert pool.waiting == 0
+        await pool.submit(gate.job("c again", key="k3", subject="c again"))
+        await settle()
+        assert gate.started == ["a", "c again"]
+        gate.release_all()
+        await asyncio.wait_for(pool.idle(), 5)
+    assert spill.taken == []
+
+
+@sync
+async def test_without_a_spill_a_lane_parks_without_bound() -> None:
+    gate = Gate()
+    pool = StagePool(
+        "t", max_running=8, max_waiting=100, lane_limit=lambda lane: 1,
+        lane_max_waiting=lambda lane: 1,
+    )  # fmt: skip
+    async with pool.running():
+        for i in range(5):
+            await pool.submit(gate.job(f"dam{i}", key=f"k{i}", lane="dam"))
+        await settle()
+        assert pool.lanes_parked() == {"dam": 4}
+        gate.release_all()
+        await asyncio.wait_for(pool.idle(), 5)
+
+
+@sync
+async def test_an_urgent_job_at_a_full_lane_takes_the_place_of_the_least_urgent() -> None:
+    """A HIGH delivery must not be deferred while a campaign's stay parked: the parked job
+    that would be served last gives way (spilled, with its key), the HIGH one parks first."""
+    gate, spill = Gate(), Spill()
+    pool = spilling_pool(spill, bound=2)
+    async with pool.running():
+        await pool.submit(gate.job("run", key="k0", lane="dam", priority=1, subject="run"))
+        await pool.submit(gate.job("low", key="k1", lane="dam", priority=0, subject="low"))
+        await pool.submit(gate.job("n1", key="k2", lane="dam", priority=1, subject="n1"))
+        await pool.submit(gate.job("low2", key="k1", priority=0, subject="low2"))  # behind low
+        await pool.submit(gate.job("hero", key="k3", lane="dam", priority=2, subject="hero"))
+        await settle()
+        assert spill.taken == ["low", "low2"]  # the least urgent, and its key's remainder
+        assert pool.lanes_parked() == {"dam": 2}
+        await pool.submit(gate.job("n2", key="k4", lane="dam", priority=1, subject="n2"))
+        await settle()
+        assert spill.taken == ["low", "low2", "n2"]  # nothing less urgent left: it goes
+        gate.release("run")
+        await settle()
+        assert gate.started == ["run", "hero"]
+        gate.release_all()
+        await asyncio.wait_for(pool.idle(), 5)
+    assert gate.finished == ["run", "hero", "n1"]

@@ -34,6 +34,7 @@ def test_all_lists_every_topic_once_in_line_order() -> None:
         "p.approved",
         "p.rejected",
         "p.completed",
+        "p.deliver.deferred",
         "p.alerts",
         "p.deadletter",
         "p.spend",
@@ -48,7 +49,7 @@ def test_all_lists_every_topic_once_in_line_order() -> None:
         "p.generations",
         "p.judgements",
     )
-    assert len(set(names.all())) == 19
+    assert len(set(names.all())) == 20
     assert set(names.all()) == {getattr(names, f.name) for f in dataclasses.fields(names)}
 
 
@@ -72,6 +73,18 @@ def test_the_urgent_topic_is_created_like_requests() -> None:
         requests.config,
     )
     assert urgent.partitions == 6
+
+
+def test_the_deferred_deliveries_topic_is_created_like_approved() -> None:
+    """Same partition count as ``.approved``: a deferred record keeps its key (the request id),
+    so partition p of both holds the same requests and the deliver stage's ledger partition."""
+    specs = {s.name: s for s in line_topic_specs(settings(topic_partitions=6))}
+    deferred, approved = specs["line.deliver.deferred"], specs["line.approved"]
+    assert (deferred.partitions, deferred.replication, deferred.config) == (
+        approved.partitions,
+        approved.replication,
+        approved.config,
+    )
 
 
 def test_different_prefixes_never_share_a_topic() -> None:
@@ -134,7 +147,7 @@ def test_deadletter_keeps_messages_longer() -> None:
         "min.compaction.lag.ms": "1000",
         **size,
     }
-    assert len(specs) == 16  # 10 line topics (.shadows, .requests.urgent) and 6 retry topics
+    assert len(specs) == 17  # 11 line topics (.deliver.deferred too) and 6 retry topics
     for spec in specs.values():
         assert spec.config == {"cleanup.policy": "delete", "retention.ms": "1000", **size}
 

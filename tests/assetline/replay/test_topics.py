@@ -46,6 +46,8 @@ def test_into_itself_needs_an_explicit_into() -> None:
         ("q.requests", "requests", "unknown topic 'q.requests'"),
         ("completed", "completed", "carry no request"),
         ("deadletter", "requests", "dlq replay"),
+        ("deliver_deferred", "approved", "replay approved"),
+        ("raw", "deliver_deferred", "into p.deliver.deferred \\(no request records\\)"),
         ("raw", "requests", "cannot replay p.raw \\(raw records\\) into p.requests"),
         ("raw", "completed", "into p.completed \\(no request records\\)"),
         ("raw", "nowhere", "unknown topic 'nowhere'"),

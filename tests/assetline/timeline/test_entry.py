@@ -63,6 +63,31 @@ def test_a_delivered_request_tells_each_hop(codecs: Codecs) -> None:
     assert hook.details["url"] == "https://hooks.example/assets"
 
 
+def test_a_deferred_delivery_says_which_destination_it_waits_for(codecs: Codecs) -> None:
+    """Issue 16: a request whose destination had its bound of deliveries waiting shows
+    "deferred for destination X" (a copy on .deliver.deferred), between approval and delivery."""
+    from agents.deliver.deferral import deferred_headers
+
+    approved = delivered_story(codecs, "r9", 1_000)[2]
+    headers = deferred_headers(
+        approved.headers, source="p.approved", destination="dam", due_ms=1_700_000_000_000, count=2
+    )
+    (entry,) = entry_from(
+        TopicKind.DELIVER_DEFERRED, b"r9", approved.value, headers, 1_025, codecs=codecs
+    )
+    assert entry.kind is EventKind.DEFERRED
+    assert entry.request_id == "r9"
+    assert entry.summary == (
+        "deferred for destination dam (2 times, due 2023-11-14T22:13:20.000+00:00)"
+    )
+    assert entry.details["destination"] == "dam"
+    assert entry.details["deferrals"] == 2
+    assert entry.trace_id == TRACE_ID
+    assert entry.tenant == "acme"
+    (broken,) = entry_from(TopicKind.DELIVER_DEFERRED, b"r9", b"\x00junk", [], 1_025, codecs=codecs)
+    assert broken.kind is EventKind.UNDECODABLE
+
+
 def test_review_records_name_failed_checks_and_the_reviewer(codecs: Codecs) -> None:
     story = review_story(codecs, "r2", 2_000)
     (sent,) = _entries(codecs, story[-1])
@@ -155,6 +180,7 @@ def test_topic_kinds_cover_the_line_and_the_retry_tiers() -> None:
     assert kinds["p.requests"] is kinds["p.requests.urgent"] is TopicKind.REQUESTS
     assert kinds["p.review.decisions"] is TopicKind.REVIEW_DECISIONS
     assert kinds["p.webhooks.retry.2"] is TopicKind.WEBHOOK_RETRY
+    assert kinds["p.deliver.deferred"] is TopicKind.DELIVER_DEFERRED
     assert "p.spend" not in kinds
     assert set(kinds.values()) == set(TopicKind)
 

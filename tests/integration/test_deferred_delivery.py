@@ -1,0 +1,147 @@
+"""A very slow destination past its bound: its deliveries are deferred to Kafka, not held.
+
+Tenant A's assets go to an HTTP DAM answering each PUT after 4 s, one at a time; the deliver
+stage may hold 3 of them waiting (``deliver_lane_max_waiting``) in a pool whose waiting room is
+8 (``stage_max_waiting``); the filesystem may run 32 at once, so B's never wait. Before issue
+16's deferrals, A's 12 assets filled that room and the stage took no event for any tenant
+until the DAM had taken 4 of them (16 s, measured with the spill turned off); now the ones past
+the bound go to ``.deliver.deferred`` (and again, one count further, while the DAM is still
+slow when they come due) and B's filesystem deliveries complete while A's wait. Once the DAM
+answers at once again, every A asset is delivered, each with exactly one completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from agents.deliver.deferral import Deferral, deferral_of
+from assetline.client import await_completions
+from assetline.dev.child_worker import WorkerProcess
+from assetline.timeline.entry import entry_from
+from assetline.timeline.follow import line_topic_kinds
+from schemas.records import AssetCompleted, CompletionStatus
+from streams.codecs import Codecs
+from streams.settings import Settings
+from streams.topics import TopicNames
+from tests.integration.helpers import read_topic, submit_requests, worker_metric
+from tests.integration.test_concurrent_delivery import _requests
+from tests.support.dam_server import dam_server
+
+pytestmark = pytest.mark.integration
+
+SLOW_TENANT = "slow-dam-co"
+FS_TENANT = "fs-co"
+A_COUNT = 12
+B_COUNT = 20
+
+
+def _once_each(settings: Settings, ids: list[str], timeout: float) -> dict[str, AssetCompleted]:
+    seen = asyncio.run(await_completions(settings, ids, timeout=timeout))
+    assert set(seen) == set(ids), f"{len(set(ids) - set(seen))} of {len(ids)} did not complete"
+    doubled = {rid: len(events) for rid, events in seen.items() if len(events) != 1}
+    assert not doubled, f"completed more than once: {doubled}"
+    return {rid: events[0] for rid, events in seen.items()}
+
+
+def test_a_slow_destinations_overflow_is_deferred_and_delivered_once_when_it_recovers(
+    line_settings: Settings,
+    start_worker: Callable[[Settings], WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    with dam_server(delay_s=4.0) as dam:
+        destinations = tmp_path / "destinations.yaml"
+        destinations.write_text(
+            f"""
+destinations:
+  local: {{type: filesystem, root: "{tmp_path / "delivery"}", max_in_flight: 32}}
+  dam: {{type: http, url: "{dam.url}/upload/{{tenant}}/{{name}}", auth_header: Authorization,
+        secret: dam, max_in_flight: 1}}
+default: local
+routes:
+  - {{tenant: {SLOW_TENANT}, destination: dam}}
+"""
+        )
+        settings = line_settings.model_copy(
+            update={
+                "destinations_file": destinations,
+                "api_keys": {"dam": SecretStr("Bearer dam-secret")},
+                "stage_max_waiting": 8,
+                "deliver_lane_max_waiting": 3,
+                "deliver_defer_base_s": 1.0,
+                "deliver_defer_max_s": 2.0,
+            }
+        )
+        run = uuid.uuid4().hex[:8]
+        worker = start_worker(settings)
+        warm = _requests(f"{run}-warm", FS_TENANT, 1)  # partitions assigned, tables recovered
+        asyncio.run(submit_requests(settings, warm))
+        _once_each(settings, [warm[0].request_id], timeout=120)
+
+        slow = _requests(run, SLOW_TENANT, A_COUNT)
+        fast = _requests(run, FS_TENANT, B_COUNT)
+        asyncio.run(submit_requests(settings, slow))
+        asyncio.run(submit_requests(settings, fast))
+        started = time.monotonic()
+        done_fast = _once_each(settings, [r.request_id for r in fast], timeout=60)
+        b_seconds = time.monotonic() - started
+        assert all(d.status is CompletionStatus.DELIVERED for d in done_fast.values())
+        # B finished while the DAM was still on A's first assets (one per 4 s); held back by
+        # A, B waited for 4 of them (the pool's room, 8, minus what A has waiting) at least.
+        a_stored = sum(u.status == 201 for u in dam.uploads)
+        assert a_stored <= 2, (a_stored, b_seconds, worker.log_tail())
+
+        # Due after 1 s while the DAM is still slow, they are deferred again, one count further.
+        names = TopicNames.with_prefix(settings.topic_prefix)
+        records: list[Any] = []
+        deferrals: list[Deferral] = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and max((d.count for d in deferrals), default=0) < 2:
+            records = asyncio.run(
+                read_topic(settings, names.deliver_deferred, min_messages=1, timeout=5)
+            )
+            deferrals = [deferral_of(r.headers) for r in records]
+        slow_ids = {r.request_id for r in slow}
+        assert records, worker.log_tail()
+        assert {r.key.decode() for r in records} <= slow_ids  # only A's assets were deferred
+        assert {d.destination for d in deferrals} == {"dam"}
+        assert {d.source for d in deferrals} == {names.approved}
+        assert all(d.due_ms is not None and d.count >= 1 for d in deferrals)
+        assert max(d.count for d in deferrals) >= 2, worker.log_tail()
+        deferred_total = worker_metric(
+            settings.web_port, "assetline_deliveries_deferred_total", destination="dam"
+        )
+        assert deferred_total is not None
+        assert deferred_total >= 1
+        waiting = worker_metric(
+            settings.web_port, "assetline_deliver_lane_waiting", destination="dam"
+        )
+        assert waiting is not None
+        assert waiting <= 3  # the bound
+        # The timeline (console, assetline status) reads the topic: "deferred for destination dam".
+        kind = line_topic_kinds(settings)[names.deliver_deferred]
+        first = records[0]
+        (entry,) = entry_from(
+            kind, first.key, first.value, first.headers, first.timestamp, codecs=Codecs.load()
+        )
+        assert entry.summary.startswith("deferred for destination dam"), entry
+
+        dam.delay_s = 0.0  # the destination is back
+        done_slow = _once_each(settings, sorted(slow_ids), timeout=60)
+        assert all(d.status is CompletionStatus.DELIVERED for d in done_slow.values()), [
+            d.reasons for d in done_slow.values()
+        ]
+        assert len(dam.objects) == A_COUNT
+        assert sum(u.status == 201 for u in dam.uploads) == A_COUNT  # each PUT stored once
+    print(
+        f"\nB's {B_COUNT} filesystem deliveries beside the slow DAM: {b_seconds:.1f} s; "
+        f"A assets stored by then: {a_stored}; deferral records: {len(records)}, "
+        f"highest count {max(d.count for d in deferrals)}"
+    )
