@@ -159,7 +159,9 @@ class StagePool:
 
     @property
     def waiting(self) -> int:
-        return len(self._queue) + self._aside
+        """Jobs not running yet; a key's jobs being spilled count once, so spills (each a task
+        holding events) stay within ``max_waiting`` too while the topic they go to is slow."""
+        return len(self._queue) + self._aside + len(self._spilling)
 
     @property
     def in_progress(self) -> int:

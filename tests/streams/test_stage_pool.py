@@ -524,7 +524,7 @@ async def test_a_spilled_jobs_key_goes_with_it_in_order_and_is_free_after() -> N
         await pool.submit(gate.job("d", key="k4", lane="fs", subject="d"))  # other key runs
         await settle()
         assert gate.started == ["a", "d"]
-        assert pool.waiting == 3  # b parked, c2 and c3 behind c's key
+        assert pool.waiting == 4  # b parked, c being spilled, c2 and c3 behind c's key
         spill.open.set()
         await settle()
         assert spill.taken == ["c", "c2", "c3"]
@@ -535,6 +535,33 @@ async def test_a_spilled_jobs_key_goes_with_it_in_order_and_is_free_after() -> N
         gate.release_all()
         await asyncio.wait_for(pool.idle(), 5)
     assert sorted(gate.finished) == ["a", "b", "c4", "d"]
+
+
+@sync
+async def test_spills_in_progress_count_toward_the_waiting_room() -> None:
+    """A slow spill (its topic slow to acknowledge) holds events like a waiting job: the
+    intake stops at ``max_waiting`` instead of starting a spill per event taken."""
+    gate, spill = Gate(), Spill()
+    pool = spilling_pool(spill, bound=1, max_waiting=3)
+    async with pool.running():
+        await pool.submit(gate.job("a", key="k1", lane="dam", subject="a"))  # runs
+        await pool.submit(gate.job("b", key="k2", lane="dam", subject="b"))  # parked
+        spill.open.clear()
+        await pool.submit(gate.job("c", key="k3", lane="dam", subject="c"))  # spilling
+        await pool.submit(gate.job("d", key="k4", lane="dam", subject="d"))  # spilling
+        await settle()
+        assert pool.waiting == 3
+        blocked = asyncio.ensure_future(
+            pool.submit(gate.job("e", key="k5", lane="dam", subject="e"))
+        )
+        await settle()
+        assert not blocked.done()  # no third spill while two are under way
+        spill.open.set()
+        await asyncio.wait_for(blocked, 5)
+        await settle()
+        assert spill.taken == ["c", "d", "e"]
+        gate.release_all()
+        await asyncio.wait_for(pool.idle(), 5)
 
 
 @sync
