@@ -17,7 +17,13 @@ Knobs (set them on the object at any time):
   each result ``expired``) or ``cancelled``;
 - ``errored_every`` / ``missing_every``: every n-th call of a batch errors / is left out of the
   results (partial batches);
-- ``text``: what every call answers (default: ``copy for: `` and the user's prompt).
+- ``text``: what every call answers (default: ``copy for: `` and the user's prompt);
+- ``create_status``: an OpenAI create answers this HTTP status instead of the batch, after
+  making it (``create_makes``, default) or without (a gateway losing the answer, or failing
+  before it got there); ``GET /v1/batches`` lists the batches newest first (``limit``,
+  ``after``, ``has_more``) so a client can find one by its ``input_file_id``
+  (:meth:`BatchServer.add_listed` makes others' batches; ``others_after_create`` that many
+  right after each create, so a lookup pages past them).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ class _Batch:
     results: bytes = b""
     ended: bool = False
     status_final: str = ""
+    input_file_id: str = ""
 
 
 @dataclass
@@ -65,6 +72,9 @@ class BatchServer:
     errored_every: int = 0
     missing_every: int = 0
     text: str | None = None
+    create_status: int = 0
+    create_makes: bool = True
+    others_after_create: int = 0
     url: str = ""
     files: dict[str, bytes] = field(default_factory=dict)
     batches: dict[str, _Batch] = field(default_factory=dict)
@@ -121,6 +131,7 @@ class BatchServer:
         r.add_post("/v1/files", self._upload)
         r.add_get("/v1/files/{id}/content", self._file_content)
         r.add_post("/v1/batches", self._openai_create)
+        r.add_get("/v1/batches", self._openai_list)
         r.add_get("/v1/batches/{id}", self._openai_get)
         r.add_post("/v1/batches/{id}/cancel", self._cancel)
         r.add_post("/v1/messages/batches", self._anthropic_create)
@@ -175,20 +186,62 @@ class BatchServer:
         if body.get("endpoint") != "/v1/chat/completions" or body.get("completion_window") != "24h":
             return _error(400, "endpoint must be /v1/chat/completions, completion_window 24h")
         calls, problem = _openai_lines(data)
+        if self.create_status and not self.create_makes:
+            return _error(self.create_status, "the create did not get there")
         batch = _Batch(self._new_id("batch_"), "openai", calls, time.monotonic())
+        batch.input_file_id = body["input_file_id"]
         if problem or self.terminal == "failed":
             batch.ended, batch.status_final = True, "failed"
             batch.results = (problem or "the input file failed validation").encode()
         with self._lock:
             self.batches[batch.batch_id] = batch
+        self.add_listed(self.others_after_create)  # other workers' creates meanwhile
+        if self.create_status:
+            return _error(self.create_status, "the batch was made; this answer is lost")
         return web.json_response(self._openai_object(batch, body["input_file_id"]))
+
+    async def _openai_list(self, request: web.Request) -> web.Response:
+        """``GET /v1/batches``: newest first, ``limit`` (1-100, default 20) after ``after``."""
+        self._auth(request)
+        try:
+            limit = min(100, max(1, int(request.query.get("limit", "20"))))
+        except ValueError:
+            return _error(400, "limit must be a number")
+        with self._lock:
+            newest = [b for b in reversed(self.batches.values()) if b.api == "openai"]
+        after = request.query.get("after")
+        if after:
+            ids = [b.batch_id for b in newest]
+            if after not in ids:
+                return _error(400, "no such batch for 'after'")
+            newest = newest[ids.index(after) + 1 :]
+        page = newest[:limit]
+        data = [self._openai_object(b, b.input_file_id) for b in page]
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+                "has_more": len(newest) > limit,
+            }
+        )
+
+    def add_listed(self, n: int) -> None:
+        """Make ``n`` finished OpenAI batches of other input files (others' batches)."""
+        with self._lock:
+            for _ in range(n):
+                batch = _Batch(self._new_id("batch_"), "openai", [], time.monotonic())
+                batch.input_file_id = self._new_id("file-other-")
+                batch.ended, batch.status_final = True, "completed"
+                self.batches[batch.batch_id] = batch
 
     async def _openai_get(self, request: web.Request) -> web.Response:
         self._auth(request)
         batch = self._poll(request.match_info["id"])
         if batch is None:
             return _error(404, "no such batch")
-        return web.json_response(self._openai_object(batch, "file-input"))
+        return web.json_response(self._openai_object(batch, batch.input_file_id or "file-input"))
 
     def _openai_object(self, batch: _Batch, input_file_id: str) -> dict[str, Any]:
         status = batch.status_final if batch.ended else "in_progress"

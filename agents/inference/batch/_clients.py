@@ -5,7 +5,11 @@
   (``POST /batches``: ``input_file_id``, ``endpoint``, ``completion_window`` "24h"), polled
   (``GET /batches/{id}``: ``status``, ``output_file_id``, ``error_file_id``) and its output
   and error files read (``GET /files/{id}/content``: JSONL lines of ``custom_id`` with
-  ``response.status_code`` / ``response.body`` or ``error``).
+  ``response.status_code`` / ``response.body`` or ``error``). A create whose answer is lost (a
+  timeout, a 5xx, an unusable body) may still have made the batch, which runs and is billed
+  while its callers go to the synchronous price: the client looks it up by its
+  ``input_file_id`` in the newest batches (``GET /batches``, :data:`LOOKUP_PAGES` pages) and
+  follows it when found.
 - Anthropic Message Batches: ``POST /v1/messages/batches`` with ``requests`` (``custom_id``,
   ``params``), polled (``GET /v1/messages/batches/{id}``: ``processing_status``,
   ``results_url``), results as JSONL (``result.type`` succeeded / errored / canceled /
@@ -27,6 +31,7 @@ a call the results do not mention is absent.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -69,6 +74,14 @@ _ID: Final = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 CUSTOM_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MESSAGE_CHARS: Final = 300
 _OPENAI_ENDPOINT: Final = "/v1/chat/completions"
+#: Pages of the newest batches (100 each) searched for a batch whose create lost its answer.
+LOOKUP_PAGES: Final = 2
+#: Create failures after which the batch may exist all the same (the request got there).
+_MAY_HAVE_CREATED: Final = frozenset(
+    {"provider.timeout", "provider.unavailable", "provider.connect", "provider.bad_response"}
+)
+
+log = logging.getLogger(__name__)
 
 BatchState = Literal["running", "ended", "failed"]
 
@@ -268,16 +281,54 @@ class OpenAIBatchClient(_BatchHttp):
             "POST", f"{self._base}/files", content=body, headers={"Content-Type": content_type}
         )
         file_id = self._id(uploaded, "id")
-        created = await self._json(
-            "POST",
-            f"{self._base}/batches",
-            json_body={
-                "input_file_id": file_id,
-                "endpoint": _OPENAI_ENDPOINT,
-                "completion_window": self._window,
-            },
-        )
-        return self._id(created, "id")
+        try:
+            created = await self._json(
+                "POST",
+                f"{self._base}/batches",
+                json_body={
+                    "input_file_id": file_id,
+                    "endpoint": _OPENAI_ENDPOINT,
+                    "completion_window": self._window,
+                },
+            )
+            return self._id(created, "id")
+        except ProviderError as exc:
+            if exc.code not in _MAY_HAVE_CREATED:
+                raise  # refused (4xx, 429): nothing was created
+            try:
+                found = await self.find(file_id)
+            except ProviderError:
+                found = None  # the lookup failed too: the create's error stands
+            if found is None:
+                raise
+            log.warning(
+                "%s: batch create failed (%s) but made %s: following it", self.name, exc.code, found
+            )
+            return found
+
+    async def find(self, input_file_id: str) -> str | None:
+        """The id of a batch made from ``input_file_id`` among the newest ones, or None.
+
+        Each file is uploaded for one create, so at most one batch has it. Newest first: the
+        create that lost its answer was moments ago.
+        """
+        after: str | None = None
+        for _ in range(LOOKUP_PAGES):
+            query = "limit=100" + (f"&after={_safe(after)}" if after else "")
+            page = await self._json("GET", f"{self._base}/batches?{query}")
+            data = page.get("data")
+            if not isinstance(data, list):
+                raise bad_response(self.name, "batch list has no 'data'")
+            for batch in data:
+                if isinstance(batch, dict) and batch.get("input_file_id") == input_file_id:
+                    return self._id(batch, "id")
+            if page.get("has_more") is not True or not data:
+                return None
+            last = data[-1]
+            after = self._id(last, "id") if isinstance(last, dict) else None
+            if after is None:
+                return None
+        return None
 
     async def status(self, batch_id: str) -> BatchStatus:
         payload = await self._json("GET", f"{self._base}/batches/{_safe(batch_id)}")

@@ -44,7 +44,7 @@ from typing import Final, Literal, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from agents.inference.batch._clients import BatchClient, BatchItem, BatchStatus
+from agents.inference.batch._clients import LOOKUP_PAGES, BatchClient, BatchItem, BatchStatus
 from agents.inference.batch._metrics import BatchMetrics
 from agents.inference.providers.base import Generated, ProviderCall, ProviderError
 from agents.inference.routing.config import BatchRung
@@ -368,7 +368,8 @@ class BatchCollector:
         gave up first. Refused for sure (429, the open breaker: nothing was created), it is
         tried again after the wait asked for, for the callers whose give-up time allows: a
         busy batch API must not send a batch's worth of calls to the synchronous price. Any
-        other failure raises (a 5xx or a timeout may have created a batch: never repeated)."""
+        other failure raises (a 5xx or a timeout may have created a batch: never repeated; the
+        OpenAI client finds such a batch by its input file and returns it)."""
         for attempt in range(1, MAX_POLL_FAILURES + 1):
             self._give_up_late(waiters)
             waiters = [w for w in waiters if not w.future.done()]
@@ -376,8 +377,10 @@ class BatchCollector:
                 return None
             items = [w.item for w in waiters]
             try:
-                # an upload and a create: each exchange is bounded by timeout_s
-                return await self._http(functools.partial(self.client.submit, items), 2), waiters
+                # an upload, a create and, when the create's answer is lost, a lookup: each
+                # exchange is bounded by timeout_s
+                submit = functools.partial(self.client.submit, items)
+                return await self._http(submit, 2 + LOOKUP_PAGES), waiters
             except ProviderError as exc:
                 if exc.code not in REFUSED_FOR_SURE or attempt == MAX_POLL_FAILURES:
                     raise

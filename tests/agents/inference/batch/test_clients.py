@@ -254,3 +254,64 @@ def test_unreachable_server_is_a_retryable_connect_error() -> None:
         asyncio.run(body())
     assert caught.value.code == "provider.connect"
     assert caught.value.retryable
+
+
+@pytest.mark.parametrize("status", [504, 500])
+@pytest.mark.parametrize("newer", [0, 150])
+def test_openai_create_whose_answer_is_lost_is_found_by_its_input_file(
+    server: BatchServer, status: int, newer: int
+) -> None:
+    """The batch runs and is billed although the create failed: follow it, never pay twice
+    (the collector would send its calls to the synchronous price). ``newer``: batches others
+    made right after it, so the lookup (newest first, 100 a page) finds it on page two."""
+    server.add_listed(30)
+    server.others_after_create = newer
+    server.create_status = status  # made, then the answer is lost
+
+    async def body(client: BatchClient) -> Any:
+        found = await client.submit(items(3))
+        server.create_status = 0
+        return found, await until_done(client, found)
+
+    found, ended = run(server, openai, body)
+    ours = [b for b in server.batches.values() if b.calls]
+    assert len(ours) == 1  # not created twice
+    assert found == ours[0].batch_id
+    assert ended.state == "ended"
+
+
+def test_openai_create_that_made_nothing_still_fails(server: BatchServer) -> None:
+    server.add_listed(3)
+    server.create_status, server.create_makes = 503, False
+
+    async def body(client: BatchClient) -> Any:
+        with pytest.raises(ProviderError) as caught:
+            await client.submit(items(2))
+        return caught.value
+
+    error = run(server, openai, body)
+    assert error.code == "provider.unavailable"
+    assert not [b for b in server.batches.values() if b.calls]
+
+
+def test_openai_create_refused_is_not_looked_up(server: BatchServer) -> None:
+    """A 4xx (here 429) made nothing: no lookup, the collector's refusal handling decides."""
+    server.create_status = 429
+    lists: list[str] = []
+
+    async def body(client: BatchClient) -> Any:
+        assert isinstance(client, OpenAIBatchClient)
+        find = client.find
+
+        async def counting(input_file_id: str) -> str | None:
+            lists.append(input_file_id)
+            return await find(input_file_id)
+
+        client.find = counting  # type: ignore[method-assign]
+        with pytest.raises(ProviderError) as caught:
+            await client.submit(items(1))
+        return caught.value
+
+    error = run(server, openai, body)
+    assert error.code == "provider.rate_limited"
+    assert lists == []

@@ -153,6 +153,19 @@ def test_a_failed_batch_falls_back_to_the_chain(server: BatchServer) -> None:
     assert server.sync_calls == 4
 
 
+def test_a_batch_whose_create_answer_was_lost_is_followed_not_paid_again(
+    server: BatchServer,
+) -> None:
+    """A 502 after the batch was made: the requests are answered by that batch (half price),
+    none goes to the synchronous chain, which would have paid for each call twice."""
+    server.create_status = 502
+    result = campaign(config(server), 4, DAY_MS)
+    assert all(r.generated is not None for r in result.results)
+    assert len(result.batched) == 4
+    assert server.sync_calls == 0
+    assert sum(server.batch_sizes) == 4
+
+
 def test_a_partial_batch_serves_what_it_has_and_sends_the_rest_to_the_chain(
     server: BatchServer,
 ) -> None:
