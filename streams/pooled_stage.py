@@ -71,18 +71,21 @@ async def feed_pool(
     due: Callable[[Any], float] | None = None,
     max_held: int = MAX_HELD,
     clock: Callable[[], float] = time.time,
+    longest_wait_s: float = 0.0,
 ) -> None:
     """Take ``stream``'s events into ``pool`` until the agent stops (see the module docstring).
 
     ``place(event)`` must be cheap and never raise for bad input (it runs on the taking loop);
     ``handle(event)`` does the stage's work under its own crash guard. With ``due(event)``
     (seconds since the epoch, by ``clock``), an event goes to the pool only once due, at most
-    ``max_held`` waiting meanwhile.
+    ``max_held`` waiting meanwhile; ``longest_wait_s``: the longest ``due`` puts one off, told
+    to the consumer so that a held event is not reported as a stalled one.
     """
     events = stream.noack()
     generation: int | None = None
     stale = _stale_check(app, generation)
     held: _Held | None = None if due is None else _Held(pool, max_held, clock)
+    told: set[str] = set()  # topics whose expected wait the consumer knows
     revocations = _DropWaitingOnRevoke(pool, app, held)
     app.flow_control.manage_queue(revocations)  # a weak reference: ``revocations`` keeps it
     async with pool.running():
@@ -109,6 +112,11 @@ async def feed_pool(
                 if held is None or releasing is None or due is None:
                     await pool.submit(job)
                 else:
+                    if message.topic not in told:
+                        told.add(message.topic)
+                        expect_waits = getattr(app.consumer, "expect_waits", None)
+                        if expect_waits is not None:  # streams.safe_consumer.SafeConsumer
+                            expect_waits(message.topic, longest_wait_s)
                     await held.hold(due(event), job, releasing)
         finally:
             if releasing is not None:

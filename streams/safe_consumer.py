@@ -144,6 +144,8 @@ class SafeConsumer(Consumer):
         self._handled_topics: set[str] = set()
         #: Partition -> offsets booked as gaps (never delivered by Kafka), committable.
         self._filled: dict[Any, set[int]] = {}
+        #: Topic -> how long its events may wait by design before one is reported as stalled.
+        self._expected_waits: dict[str, float] = {}
         #: Partition -> offsets in progress, while one commit works out its offsets.
         self._in_progress_index: dict[Any, list[int]] | None = None
 
@@ -380,7 +382,7 @@ class SafeConsumer(Consumer):
         seen = self._head_in_progress.get(tp)
         if seen is None or seen[0] != offset:
             self._head_in_progress[tp] = (offset, now, False)
-        elif not seen[2] and now - seen[1] >= STALLED_AFTER_S:
+        elif not seen[2] and now - seen[1] >= self._stalled_after(tp.topic):
             self._head_in_progress[tp] = (offset, seen[1], True)
             self.log.warning(
                 "event %s@%s has been in progress for %.0fs: no commit passes it until it ends",
@@ -388,6 +390,14 @@ class SafeConsumer(Consumer):
                 offset,
                 now - seen[1],
             )
+
+    def expect_waits(self, topic: str, seconds: float) -> None:
+        """Events of ``topic`` may wait up to ``seconds`` by design (a deferred delivery held
+        until due, up to ``deliver_defer_max_s``): report one as stalled only past that."""
+        self._expected_waits[topic] = max(seconds, self._expected_waits.get(topic, 0.0))
+
+    def _stalled_after(self, topic: str) -> float:
+        return STALLED_AFTER_S + self._expected_waits.get(topic, 0.0)
 
     def _request_rewind(self, tp: TP, offset: int) -> bool:
         """Refetch ``tp`` from ``offset`` unless it was rewound moments ago; True if started.

@@ -290,7 +290,15 @@ def install(line: Line) -> None:
     # partitions.
     @line.app.agent(topics.deliver_deferred, name=DEFERRED_AGENT)
     async def deliver_deferred(stream: Any) -> None:
-        await feed_pool(stream, pool, line.app, place=place, handle=handle, due=due)
+        await feed_pool(
+            stream,
+            pool,
+            line.app,
+            place=place,
+            handle=handle,
+            due=due,
+            longest_wait_s=settings.deliver_defer_max_s,
+        )
 
     async def handle(event: Any) -> None:
         async with io.handling(event) as crash:

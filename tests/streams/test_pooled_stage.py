@@ -23,6 +23,7 @@ class Message:
     partition: int
     key: str
     generation_id: int = 1
+    topic: str = "t"
 
 
 @dataclass(eq=False)
@@ -34,6 +35,11 @@ class Event:
 class Consumer:
     #: Messages taken and not acknowledged: Faust's revocation waits until this is empty.
     _unacked_messages: set[Message] = field(default_factory=set)
+    #: Topic -> the longest wait a due feeder said its events may have (SafeConsumer's).
+    expected_waits: dict[str, float] = field(default_factory=dict)
+
+    def expect_waits(self, topic: str, seconds: float) -> None:
+        self.expected_waits[topic] = seconds
 
 
 @dataclass
@@ -325,8 +331,10 @@ def test_deferred_events_go_to_the_pool_when_due_soonest_first_holding_back_no_o
     """The deliver stage's ``.deliver.deferred`` feeder: an event waits until due (here d0
     written before d1 but due later), and meanwhile another topic's events run at once."""
     app = App()
-    deferred = [Event(Message(partition=0, key=k)) for k in ("d0", "d1")]
-    approved = [Event(Message(partition=0, key="a0"))]
+    deferred = [
+        Event(Message(partition=0, key=k, topic="x.deliver.deferred")) for k in ("d0", "d1")
+    ]
+    approved = [Event(Message(partition=0, key="a0", topic="x.approved"))]
     deferred_stream, approved_stream = Stream(deferred, app=app), Stream(approved, app=app)
     handled: list[str] = []
 
@@ -341,7 +349,15 @@ def test_deferred_events_go_to_the_pool_when_due_soonest_first_holding_back_no_o
         due = _due_in({"d0": 0.4, "d1": 0.2})
         feeders = [
             asyncio.ensure_future(
-                feed_pool(deferred_stream, pool, app, place=place, handle=handle, due=due)
+                feed_pool(
+                    deferred_stream,
+                    pool,
+                    app,
+                    place=place,
+                    handle=handle,
+                    due=due,
+                    longest_wait_s=300.0,
+                )
             ),
             asyncio.ensure_future(
                 feed_pool(approved_stream, pool, app, place=place, handle=handle)
@@ -354,6 +370,8 @@ def test_deferred_events_go_to_the_pool_when_due_soonest_first_holding_back_no_o
 
     asyncio.run(main())
     assert handled == ["a0", "d1", "d0"]
+    # its held events are not reported as stalled within that wait; the other topic's are
+    assert app.consumer.expected_waits == {"x.deliver.deferred": 300.0}
     assert deferred_stream.acked == [deferred[1], deferred[0]]
 
 

@@ -51,6 +51,8 @@ def state(
     fake.warnings = []
     fake.log = SimpleNamespace(warning=lambda *args: fake.warnings.append(args[0] % args[1:]))
     fake._note_head = lambda tp, offset: SafeConsumer._note_head(fake, tp, offset)  # type: ignore[arg-type]
+    fake._expected_waits = {}
+    fake._stalled_after = lambda topic: SafeConsumer._stalled_after(fake, topic)  # type: ignore[arg-type]
     fake.rewinds = []
     fake._request_rewind = lambda tp, offset: fake.rewinds.append((tp, offset)) or True
     return fake
@@ -287,6 +289,27 @@ def test_reports_an_event_that_holds_its_partition_once(monkeypatch: Any) -> Non
     assert len(fake.warnings) == 1
     assert "@5 has been in progress for 61s" in fake.warnings[0]
     assert fake.rewinds == []  # in progress is not dropped: no refetch
+
+
+def test_a_topic_whose_events_wait_by_design_reports_a_stall_only_past_that_wait(
+    monkeypatch: Any,
+) -> None:
+    """A deferred delivery is held until due (up to deliver_defer_max_s): not a stall."""
+    from streams import safe_consumer
+
+    clock = [0.0]
+    monkeypatch.setattr(safe_consumer.time, "monotonic", lambda: clock[0])
+    fake = state(committed=5, acked=[6], in_progress=(5,))
+    SafeConsumer.expect_waits(fake, TP.topic, 300.0)  # type: ignore[arg-type]
+    SafeConsumer.expect_waits(fake, TP.topic, 5.0)  # type: ignore[arg-type]  # the longest stays
+    new_offset(fake)
+    clock[0] += safe_consumer.STALLED_AFTER_S + 299
+    new_offset(fake)
+    assert fake.warnings == []
+    clock[0] += 2
+    new_offset(fake)
+    assert len(fake.warnings) == 1
+    assert "@5 has been in progress for 361s" in fake.warnings[0]
 
 
 def test_a_new_head_restarts_the_stall_clock(monkeypatch: Any) -> None:
