@@ -41,7 +41,6 @@ from prometheus_client import CollectorRegistry
 from agents.inference.prompt import render_prompt
 from agents.inference.providers.base import Generated, Provider, ProviderCall, Usage
 from agents.inference.providers.openai import OpenAIConfig, OpenAIProvider
-from agents.inference.routing.breaker import BreakerState
 from agents.inference.routing.budget import BudgetGuard, MemorySpendBook
 from agents.inference.routing.config import (
     Alias,
@@ -56,6 +55,7 @@ from agents.inference.routing.config import (
 from agents.inference.routing.metrics import ProviderMetrics
 from agents.inference.routing.router import ModelRouter, RouteResult
 from schemas.records import AssetKind, Constraints, GenerationRequest, ModelSpec
+from streams.circuit_breaker import BreakerState
 from tests.support.provider_server import (
     ProviderServer,
     Reply,

@@ -178,6 +178,20 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="The longest a deferred delivery waits before it is taken again.",
     )
+    deliver_breaker_failures: int = Field(
+        5,
+        ge=1,
+        description="Consecutive destination failures (timeouts, connection errors, 5xx, 429 "
+        "after the destination's retries) that open its circuit breaker: its next deliveries "
+        "are deferred to .deliver.deferred instead of each costing timeout x attempts.",
+    )
+    deliver_breaker_reset_s: float = Field(
+        30.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="How long an open destination breaker waits before one delivery is let "
+        "through as a probe (a success closes it, a failure opens it again).",
+    )
 
     # Inference layer
     routing_file: Path | None = Field(

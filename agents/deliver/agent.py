@@ -18,6 +18,14 @@ bound a dead destination, every asset of it costing timeout x attempts, filled t
 waiting room and the stage took no event for any tenant. A second agent takes that topic back
 into the same pool once each record is due (as generate's ``.requests.urgent`` agent does);
 a destination still over its bound defers it again, a longer wait each time.
+
+Each destination has a circuit breaker (``streams.circuit_breaker``): after
+``deliver_breaker_failures`` consecutive deliveries failed by the destination itself (a
+retryable error the retries did not get past: timeouts, connection errors, 5xx, 429) it opens,
+and its next approved assets are deferred the same way, due no earlier than the breaker lets a
+probe through, instead of each costing timeout x attempts and ending FAILED. After
+``deliver_breaker_reset_s`` one delivery goes out as a probe: delivered, the breaker closes and
+the deferred ones are delivered as they come due; failed, it opens again.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
@@ -41,7 +49,7 @@ from agents.deliver.deferral import (
     deferred_headers,
     due_at_s,
 )
-from agents.deliver.deliver_one import deliver_approved, earlier_completion
+from agents.deliver.deliver_one import Verdict, deliver_approved, earlier_completion
 from agents.deliver.destinations import Destinations, load_destinations
 from agents.deliver.ledger import LedgerTable, already_completed, ledger_storage
 from agents.deliver.metadata.c2pa_manifest import load_c2pa_signing
@@ -54,6 +62,7 @@ from agents.policy import load_profiles
 from agents.scheduling import schedule_of, stage_pool
 from agents.tenants import load_tenancy
 from schemas.records import CompletionStatus, ValidatedAsset
+from streams.circuit_breaker import BreakerState, CircuitBreaker
 from streams.pooled_stage import Place, feed_pool, spill_to
 from streams.stage_io import CrashOutcome, StageIO, message_headers, peek
 from streams.stage_pool import StagePool
@@ -100,7 +109,7 @@ class DeferralMetrics:
         self.deferred = Counter(
             "assetline_deliveries_deferred",
             "Deliveries written to .deliver.deferred because their destination already had "
-            "deliver_lane_max_waiting waiting, by destination.",
+            "deliver_lane_max_waiting waiting or its circuit breaker was open, by destination.",
             ["destination"],
             registry=line.registry,
         )
@@ -123,6 +132,64 @@ class _LanesWaiting(Collector):
         for name in self.names:
             family.add_metric([name], waiting.get(name, 0))
         yield family
+
+
+class _BreakersOpen(Collector):
+    """``assetline_destination_breaker_open{destination}``, read at scrape time."""
+
+    def __init__(self, breakers: dict[str, CircuitBreaker]) -> None:
+        self.breakers = breakers
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "assetline_destination_breaker_open",
+            "1 while the destination's circuit breaker is open or half-open (its deliveries "
+            "are deferred until a probe succeeds), 0 while closed.",
+            labels=["destination"],
+        )
+        for name in sorted(self.breakers):
+            closed = self.breakers[name].state is BreakerState.CLOSED
+            family.add_metric([name], 0 if closed else 1)
+        yield family
+
+
+def breaker_changed(name: str, state: BreakerState) -> None:
+    """Log a destination breaker's opening (WARNING) and closing (INFO): names only."""
+    if state is BreakerState.OPEN:
+        log.warning(
+            "deliver: destination %s is failing: its circuit breaker opened; its deliveries "
+            "are deferred until a probe gets through",
+            name,
+        )
+    elif state is BreakerState.CLOSED:
+        log.info("deliver: destination %s answers again: its circuit breaker closed", name)
+
+
+def report_verdict(breaker: CircuitBreaker, verdicts: list[Verdict]) -> None:
+    """Tell ``breaker`` how the delivery it admitted went (no verdict: it is released)."""
+    verdict = verdicts[-1] if verdicts else Verdict.NONE
+    if verdict is Verdict.FAILED:
+        breaker.record_failure()
+    elif verdict is Verdict.ANSWERED:
+        breaker.record_success()
+    else:
+        breaker.release()
+
+
+def destination_breakers(line: Line, names: Iterable[str]) -> dict[str, CircuitBreaker]:
+    """One breaker per destination, its state a gauge on the line's registry."""
+    settings = line.settings
+    breakers = {
+        name: CircuitBreaker(
+            name,
+            failure_threshold=settings.deliver_breaker_failures,
+            reset_after_s=settings.deliver_breaker_reset_s,
+            on_change=breaker_changed,
+        )
+        for name in names
+    }
+    line.registry.register(_BreakersOpen(breakers))
+    return breakers
 
 
 def install(line: Line) -> None:
@@ -206,15 +273,17 @@ def install(line: Line) -> None:
         source = deferral_of(message_headers(message)).source
         return source if source in (names.approved, names.rejected) else None
 
-    async def defer(event: Any) -> None:
+    async def defer(event: Any, earliest_s: float = 0.0) -> None:
         """Write ``event`` to ``.deliver.deferred``, due after a wait that doubles with each
-        deferral; returns once Kafka acknowledged it (the pool acknowledges the event then).
-        A failed write is retried with backoff: the event stays unacknowledged meanwhile."""
+        deferral, and no sooner than ``earliest_s`` (up to ``deliver_defer_max_s``); returns
+        once Kafka acknowledged it (the pool acknowledges the event then). A failed write is
+        retried with backoff: the event stays unacknowledged meanwhile."""
         message = event.message
         headers = message_headers(message)
         before = deferral_of(headers) if message.topic == names.deliver_deferred else Deferral()
         count = before.count + 1
         delay = defer_delay_s(count, settings.deliver_defer_base_s, settings.deliver_defer_max_s)
+        delay = max(delay, min(earliest_s, settings.deliver_defer_max_s))
         validated = peek(codecs.validated, event)
         destination = UNKNOWN_DESTINATION
         if validated is not None:
@@ -271,6 +340,7 @@ def install(line: Line) -> None:
         spill=spill_to(defer),
     )
     metrics = DeferralMetrics(line, pool, destinations)
+    breakers = destination_breakers(line, sorted(destinations.sinks))
 
     def place(event: Any) -> Place:
         message = event.message
@@ -321,12 +391,24 @@ def install(line: Line) -> None:
             if already_completed(entry, request.attempt, codecs.completed.decode):
                 line.metrics.duplicates.labels(STAGE).inc()
                 return
+            destination = destinations.name_for(request.tenant, request.campaign_id)
+            breaker = breakers[destination]
+            if source == names.approved and not breaker.allow():
+                # Open (or its probe out): wait on .deliver.deferred, not in timeout x attempts.
+                await defer(event, earliest_s=breaker.retry_in_s())
+                return
             crash.arm(ends_crashed(validated))
             if source == names.approved:
-                sink = sinks[destinations.name_for(request.tenant, request.campaign_id)]
+                sink = sinks[destination]
                 # The last completion says which bytes the request's name already holds.
                 earlier = earlier_completion(entry, codecs.completed.decode)
-                done = await deliver_approved(validated, line.blobs, sink, label, earlier)
+                verdicts: list[Verdict] = []
+                try:
+                    done = await deliver_approved(
+                        validated, line.blobs, sink, label, earlier, on_verdict=verdicts.append
+                    )
+                finally:  # a cancel (no verdict) frees a probe slot it held
+                    report_verdict(breaker, verdicts)
                 if done.status is CompletionStatus.FAILED:
                     # An approved asset that did not land is kept for a re-drive.
                     code, _, reason = done.reasons[0].partition(": ")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import PurePosixPath
 
 from agents.deliver.completion import completion, fallback_reasons
@@ -21,6 +22,33 @@ from streams.blobs import BlobError, BlobStore
 from streams.codecs import CodecError
 
 Label = Callable[[ValidatedAsset, bytes], Stamped]
+
+
+class Verdict(StrEnum):
+    """What one delivery says about its destination (for its circuit breaker)."""
+
+    #: The destination answered: the asset was stored, or refused for the asset's own sake.
+    ANSWERED = "answered"
+    #: The destination failed: a retryable error the retries did not get past.
+    FAILED = "failed"
+    #: Nothing learnt: the destination was not reached (the asset failed before the write).
+    NONE = "none"
+
+
+def verdict_of(exc: BaseException | None) -> Verdict:
+    """The destination's verdict of a delivery that ended with ``exc`` (None: it succeeded).
+
+    A retryable :class:`SinkError` (timeout, connection error, 5xx, 429), raised only once
+    :class:`~agents.deliver.sinks.retry.RetryingSink` gave up, is the destination's failure; a
+    non-retryable one (a 4xx: the asset refused, a path taken) is an answer. A metadata, blob
+    or name error happens before the destination is called, and anything else (a cancel, a
+    bug) is no verdict.
+    """
+    if exc is None:
+        return Verdict.ANSWERED
+    if isinstance(exc, SinkError):
+        return Verdict.FAILED if exc.retryable else Verdict.ANSWERED
+    return Verdict.NONE
 
 
 def unlabelled(validated: ValidatedAsset, data: bytes) -> Stamped:
@@ -78,8 +106,13 @@ async def deliver_approved(
     sink: Sink,
     label: Label = unlabelled,
     earlier: AssetCompleted | None = None,
+    on_verdict: Callable[[Verdict], None] | None = None,
 ) -> AssetCompleted:
     """Label the asset and write it to its place; any failure is a FAILED completion.
+
+    ``on_verdict``, when given, is told what the delivery says about the destination
+    (:func:`verdict_of`) before the completion is returned; not at all when an exception (a
+    cancel) leaves this function. The completion is the same either way.
 
     An asset whose container cannot be labelled is not delivered unlabelled: provenance is
     part of what a delivery promises, so that is a failure with the reason, like a sink error.
@@ -93,7 +126,9 @@ async def deliver_approved(
     start = time.perf_counter()
     raw = validated.raw
     request = raw.request
+    report = on_verdict or _ignore
     if raw.blob is None:  # cannot happen for an approved asset, but never trust the wire
+        report(Verdict.NONE)
         return completion(validated, CompletionStatus.FAILED, reasons=["deliver.no_blob"])
     try:
         path = delivery_path(
@@ -106,11 +141,14 @@ async def deliver_approved(
         if labelled.sidecar is not None:
             await sink.write(sidecar_path(path), labelled.sidecar, "application/json")
     except MetadataError as exc:
+        report(verdict_of(exc))
         reason = f"deliver.metadata: {exc}"
         return completion(validated, CompletionStatus.FAILED, reasons=[reason])
     except (UnsafeNameError, SinkError, BlobError) as exc:
+        report(verdict_of(exc))
         code = getattr(exc, "code", "deliver.failed")
         return completion(validated, CompletionStatus.FAILED, reasons=[f"{code}: {exc}"])
+    report(Verdict.ANSWERED)
     # A fallback asset is delivered like any other, but says so: downstream systems must know
     # the asset is a stand-in, not what the model would have made.
     status = CompletionStatus.FALLBACK if raw.fallback else CompletionStatus.DELIVERED
@@ -123,3 +161,7 @@ async def deliver_approved(
         deliver_ms=(time.perf_counter() - start) * 1000.0,
         external_ids=getattr(location, "external_ids", None),
     )
+
+
+def _ignore(verdict: Verdict) -> None:
+    pass

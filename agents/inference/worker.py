@@ -32,7 +32,6 @@ from agents.inference.batch import BatchLanes, build_batch_clients
 from agents.inference.providers.base import Provider
 from agents.inference.providers.offline import OfflineProvider
 from agents.inference.routing.adapters import build_adapters, close_adapters
-from agents.inference.routing.breaker import STATE_DETAIL, BreakerState
 from agents.inference.routing.budget import BudgetGuard
 from agents.inference.routing.config import RoutingConfig, load_routing
 from agents.inference.routing.metrics import ProviderMetrics
@@ -46,6 +45,7 @@ from agents.inference.routing.spend import (
 )
 from agents.scheduling import tenant_weights
 from schemas.records import AlertKind
+from streams.circuit_breaker import STATE_DETAIL, BreakerState
 from streams.kafka import open_topic_reader
 from streams.limits import AssetLimits
 

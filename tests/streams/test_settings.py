@@ -206,6 +206,8 @@ def test_settings_env_round_trips_every_changed_knob(
         deliver_lane_max_waiting=7,
         deliver_defer_base_s=0.5,
         deliver_defer_max_s=9.0,
+        deliver_breaker_failures=4,
+        deliver_breaker_reset_s=12.5,
         stamp_metadata=False,
         webhook_secret_name="hooks",
         webhook_allow=("127.0.0.1", "10.1.0.0/16"),

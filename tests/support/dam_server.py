@@ -5,7 +5,8 @@ with ``If-None-Match: *`` to a path that already holds something is refused with
 its ``Idempotency-Key`` is the one that stored it (a retry), which gets the first answer again.
 Runs aiohttp in a background thread, so sync tests and worker processes reach it over a socket.
 ``delay_s`` makes it a slow DAM: each PUT is answered that long after it arrived (PUTs overlap),
-and ``peak_in_flight`` says how many it held at once.
+and ``peak_in_flight`` says how many it held at once. ``fail_status`` (e.g. 503) makes it a
+down DAM: every PUT is answered with that status and nothing is stored (recorded in ``uploads``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Dam:
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
+        self.fail_status: int | None = None
         self._in_flight = 0
         self.peak_in_flight = 0
         self._lock = threading.Lock()
@@ -98,6 +100,10 @@ class Dam:
         headers = {key.lower(): value for key, value in request.headers.items()}
         key = headers.get("idempotency-key")
         with self._lock:
+            failing = self.fail_status
+            if failing is not None:
+                self._uploads.append(Upload(request.method, request.path, headers, body, failing))
+                return web.Response(status=failing)
             held = self._objects.get(request.path)
             if held is not None and key is not None and held[1] == key:
                 status = 201  # a retry of the call that stored it: the same answer

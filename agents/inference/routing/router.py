@@ -40,7 +40,6 @@ from agents.inference.providers.base import (
 )
 from agents.inference.routing.adaptive_limit import DEFAULT_MAX_IN_FLIGHT, AdaptiveLimit, Signal
 from agents.inference.routing.backoff import RetryPolicy
-from agents.inference.routing.breaker import STATE_DETAIL, BreakerState, CircuitBreaker
 from agents.inference.routing.budget import (
     BudgetGuard,
     BudgetViolation,
@@ -61,6 +60,7 @@ from agents.inference.routing.rate_limit import RateLimitTimeout, TokenBucket
 from agents.inference.routing.spend import GENERATE_LANE
 from agents.scheduling import NORMAL_RANK, schedule_of
 from schemas.records import Alert, AlertKind, GenerationRequest, ProviderAttempt
+from streams.circuit_breaker import STATE_DETAIL, BreakerState, CircuitBreaker
 from streams.stage_pool import stepping_aside
 
 log = logging.getLogger(__name__)

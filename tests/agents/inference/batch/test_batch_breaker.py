@@ -19,12 +19,12 @@ from agents.inference.batch import BatchLanes, bounded, build_batch_clients
 from agents.inference.providers.base import ProviderError
 from agents.inference.providers.offline import OfflineProvider
 from agents.inference.routing.adapters import build_adapters, close_adapters
-from agents.inference.routing.breaker import BreakerState
 from agents.inference.routing.budget import BudgetGuard, MemorySpendBook
 from agents.inference.routing.config import parse_routing
 from agents.inference.routing.metrics import ProviderMetrics
 from agents.inference.routing.router import ModelRouter, RouteResult
 from schemas.records import AssetKind, GenerationRequest, ModelSpec
+from streams.circuit_breaker import BreakerState
 from tests.support.provider_server import (
     ProviderServer,
     Reply,

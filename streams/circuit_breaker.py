@@ -1,5 +1,7 @@
-"""Circuit breaker per provider: stop calling a backend that keeps failing.
+"""Circuit breaker: stop calling a backend that keeps failing.
 
+One per inference provider (agents/inference/routing/router.py) and one per delivery
+destination (agents/deliver/agent.py); here, in the runtime layer, because both stages use it.
 A dead provider otherwise costs every request its full timeout before failover. After
 ``failure_threshold`` consecutive failures the breaker opens and callers fail over at once;
 after ``reset_after_s`` a single probe is let through to find out whether it recovered.
