@@ -391,17 +391,18 @@ def install(line: Line) -> None:
             if already_completed(entry, request.attempt, codecs.completed.decode):
                 line.metrics.duplicates.labels(STAGE).inc()
                 return
-            destination = destinations.name_for(request.tenant, request.campaign_id)
-            breaker = breakers[destination]
-            if source == names.approved and not breaker.allow():
-                # Open (or its probe out): wait on .deliver.deferred, not in timeout x attempts.
-                await defer(event, earliest_s=breaker.retry_in_s())
-                return
             crash.arm(ends_crashed(validated))
             if source == names.approved:
-                sink = sinks[destination]
+                destination = destinations.name_for(request.tenant, request.campaign_id)
+                breaker, sink = breakers[destination], sinks[destination]
                 # The last completion says which bytes the request's name already holds.
                 earlier = earlier_completion(entry, codecs.completed.decode)
+                if not breaker.allow():
+                    # Open (or its probe out): wait on .deliver.deferred, not in timeout x
+                    # attempts. Nothing may raise between allow() and the try below: a probe
+                    # slot taken and never reported would keep the breaker half-open for good.
+                    await defer(event, earliest_s=breaker.retry_in_s())
+                    return
                 verdicts: list[Verdict] = []
                 try:
                     done = await deliver_approved(
