@@ -403,7 +403,8 @@ def _deferred(
     codecs: Codecs,
 ) -> TimelineEntry:
     """A delivery the deliver stage put off while its destination had its bound of deliveries
-    waiting (agents/deliver/deferral.py): who it waits for, how often, until when."""
+    waiting or its circuit breaker open (agents/deliver/deferral.py): who it waits for, how
+    often, until when."""
     v = codecs.validated.decode(value)
     deferral = deferral_of(headers)
     raw, r = v.raw, v.raw.request
@@ -430,7 +431,12 @@ def _deferred(
 
 
 def _iso_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    """The time as ISO 8601; a header's number past the calendar (up to 18 digits are read)
+    shows as it is, never as an error in the index."""
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, ValueError, OSError):
+        return f"{ms} ms"
 
 
 def _validated(topic: TopicKind, v: ValidatedAsset, at: int, trace: str | None) -> TimelineEntry:

@@ -86,6 +86,14 @@ def test_a_deferred_delivery_says_which_destination_it_waits_for(codecs: Codecs)
     assert entry.tenant == "acme"
     (broken,) = entry_from(TopicKind.DELIVER_DEFERRED, b"r9", b"\x00junk", [], 1_025, codecs=codecs)
     assert broken.kind is EventKind.UNDECODABLE
+    # A due time past the calendar (18 digits are read) is shown as it is, not an error.
+    far = deferred_headers(
+        approved.headers, source="p.approved", destination="dam", due_ms=10**17, count=1
+    )
+    (odd,) = entry_from(
+        TopicKind.DELIVER_DEFERRED, b"r9", approved.value, far, 1_025, codecs=codecs
+    )
+    assert odd.summary == f"deferred for destination dam (1 time, due {10**17} ms)"
 
 
 def test_review_records_name_failed_checks_and_the_reviewer(codecs: Codecs) -> None:
