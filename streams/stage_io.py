@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -288,7 +288,6 @@ class StageIO:
         message = event.message
         self._metrics.errors.labels(self.stage, code).inc()
         sent = False
-        delay, cap = DEADLETTER_RETRY_S
         try:
             # Inside the try: parking awaits the blob store, and a cancellation there must
             # hold the message too.
@@ -307,37 +306,66 @@ class StageIO:
                 park=self._park,
                 logger=log,
             )
-            while True:
-                try:
-                    delivery = await self.line.topics.deadletter.send(
-                        key=record.key, value=record.value, headers=record.headers
-                    )
-                    await delivery  # acknowledged by the broker, not merely queued
-                except Exception as exc:
-                    self._hold(message)
-                    self._metrics.errors.labels(self.stage, "deadletter.send_failed").inc()
-                    log.error(
-                        "%s: dead letter for %s[%s]@%s not written (%s: %s); the partition "
-                        "commits no further; retrying in %.1f s",
-                        self.stage,
-                        message.topic,
-                        message.partition,
-                        message.offset,
-                        type(exc).__name__,
-                        exc,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, cap)
-                else:
-                    sent = True
-                    break
+            await self.send_acknowledged(
+                self.line.topics.deadletter,
+                message,
+                record.key,
+                record.value,
+                lambda: record.headers,
+                what="dead letter",
+                code="deadletter.send_failed",
+                on_failure=lambda: self._hold(message),
+            )
+            sent = True
         finally:
             if sent:
                 self._release(message)
             else:
                 self._hold(message)
         self._metrics.events_out.labels(self.stage, "deadletter").inc()
+
+    async def send_acknowledged(
+        self,
+        topic: Any,
+        message: Any,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Callable[[], Sequence[tuple[str, bytes]]],
+        *,
+        what: str,
+        code: str,
+        on_failure: Callable[[], None] | None = None,
+    ) -> None:
+        """Write a record standing for ``message`` to ``topic`` and return only once the broker
+        acknowledged it: a failed send is retried with backoff (:data:`DEADLETTER_RETRY_S`),
+        counted as ``code`` and logged, for as long as it takes. For a record whose event is
+        acknowledged after it (a dead letter, a deferred delivery): nothing may be lost.
+        ``headers`` is asked again for each try (a deferral's due time counts from the write).
+        """
+        delay, cap = DEADLETTER_RETRY_S
+        while True:
+            try:
+                delivery = await topic.send(key=key, value=value, headers=list(headers()))
+                await delivery  # acknowledged by the broker, not merely queued
+                return
+            except Exception as exc:
+                if on_failure is not None:
+                    on_failure()
+                self._metrics.errors.labels(self.stage, code).inc()
+                log.error(
+                    "%s: %s for %s[%s]@%s not written (%s: %s); the partition commits no "
+                    "further; retrying in %.1f s",
+                    self.stage,
+                    what,
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, cap)
 
     async def _park(self, value: bytes) -> str:
         return await park_value(self.line.blobs, value)

@@ -30,7 +30,6 @@ the deferred ones are delivered as they come due; failed, it opens again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -73,8 +72,6 @@ if TYPE_CHECKING:
 STAGE = "deliver"
 #: The agent taking ``.deliver.deferred`` back into the stage's pool.
 DEFERRED_AGENT = "deliver-deferred"
-#: Backoff between attempts to write a deferred delivery: first delay, cap.
-DEFER_RETRY_S = (0.5, 30.0)
 #: Destination label of a deferred record whose request did not decode.
 UNKNOWN_DESTINATION = "unknown"
 
@@ -289,35 +286,21 @@ def install(line: Line) -> None:
         if validated is not None:
             request = validated.raw.request
             destination = destinations.name_for(request.tenant, request.campaign_id)
-        pause, cap = DEFER_RETRY_S
-        while True:
-            due_ms = int((time.time() + delay) * 1000)
-            deferred = deferred_headers(
+        await io.send_acknowledged(
+            topics.deliver_deferred,
+            message,
+            message.key,
+            message.value,
+            lambda: deferred_headers(
                 headers,
                 source=source_of(message) or str(message.topic),
                 destination=destination,
-                due_ms=due_ms,
+                due_ms=int((time.time() + delay) * 1000),
                 count=count,
-            )
-            try:
-                sent = await topics.deliver_deferred.send(
-                    key=message.key, value=message.value, headers=deferred
-                )
-                await sent  # acknowledged by the broker, not merely queued
-                break
-            except Exception as exc:
-                line.metrics.errors.labels(STAGE, "deferred.send_failed").inc()
-                log.error(
-                    "deliver: deferring %s[%s]@%s failed (%s: %s); retrying in %.1f s",
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    type(exc).__name__,
-                    exc,
-                    pause,
-                )
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, cap)
+            ),
+            what="deferred delivery",
+            code="deferred.send_failed",
+        )
         metrics.deferred.labels(destination).inc()
         line.metrics.events_out.labels(STAGE, "deferred").inc()
         io.handled(event)  # its offset may be committed past: the copy carries it on
