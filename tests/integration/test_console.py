@@ -50,6 +50,7 @@ from tests.integration.helpers import read_topic, submit_requests
 from tests.support.console import (
     SCREENSHOTS_ENV,
     ConsoleProcess,
+    arrived,
     chromium,
     needs_browser,
     signed_in_http,
@@ -212,7 +213,7 @@ def test_review_in_the_browser(
         driver.save_screenshot(str(shots / "console-detail.png"))
         # ... and links to the request's timeline: both attempts generated, then held for review
         driver.find_element(By.ID, "timeline-link").click()
-        wait_for(lambda: f"/requests/{first}" in driver.current_url, what="the timeline")
+        wait_for(arrived(driver, lambda url: f"/requests/{first}" in url), what="the timeline")
 
         def held_for_review() -> bool:
             driver.refresh()  # the console's index may still be reading the topics
@@ -291,7 +292,9 @@ def test_review_in_the_browser(
         wait_for(lambda: len(_card_ids(driver)) == 6, what="six summer cards")
         later = _card_ids(driver)
         driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ENTER)
-        wait_for(lambda: f"/item/{later[0]}?campaign=summer" in driver.current_url, what="item")
+        wait_for(
+            arrived(driver, lambda url: f"/item/{later[0]}?campaign=summer" in url), what="item"
+        )
         # ... and 'a' there approves it and lands on the next summer item, not the queue
         driver.find_element(By.TAG_NAME, "body").send_keys("a")
         wait_for(
@@ -307,7 +310,7 @@ def test_review_in_the_browser(
         # the last one rejected on its page: none left, so back on the filtered queue
         assert _card_ids(driver) == [later[5]]
         driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ENTER)
-        wait_for(lambda: f"/item/{later[5]}?" in driver.current_url, what="the last item")
+        wait_for(arrived(driver, lambda url: f"/item/{later[5]}?" in url), what="the last item")
         driver.find_element(By.TAG_NAME, "body").send_keys("r")
         wait_for(lambda: driver.switch_to.active_element.get_attribute("id") == "note", what="note")
         driver.switch_to.active_element.send_keys("too dark", Keys.ENTER)
@@ -557,7 +560,7 @@ def test_a_thousand_waiting_items_render_paged_quickly(
             )
             browser_ms.append(float(at))
         driver.get(console.url + "review")  # resumes at the last page seen: 21, the last
-        wait_for(lambda: "page=21" in driver.current_url, what="the remembered page")
+        wait_for(arrived(driver, lambda url: "page=21" in url), what="the remembered page")
         driver.get(console.url + "review?page=1")
         wait_for(lambda: len(_card_ids(driver)) == 48, what="first page again")
 
@@ -589,16 +592,18 @@ def test_a_thousand_waiting_items_render_paged_quickly(
         # an item's page: j / k open the next / previous waiting item
         driver.get(console.url + "review/item/load-00499")
         driver.find_element(By.TAG_NAME, "body").send_keys("j")
-        wait_for(lambda: driver.current_url.endswith("/item/load-00500"), what="j: next item")
+        wait_for(arrived(driver, lambda url: url.endswith("/item/load-00500")), what="j: next item")
         driver.find_element(By.TAG_NAME, "body").send_keys("k")
-        wait_for(lambda: driver.current_url.endswith("/item/load-00499"), what="k: previous")
+        wait_for(arrived(driver, lambda url: url.endswith("/item/load-00499")), what="k: previous")
         driver.find_element(By.TAG_NAME, "body").send_keys("j")
-        wait_for(lambda: driver.current_url.endswith("/item/load-00500"), what="j again")
+        wait_for(arrived(driver, lambda url: url.endswith("/item/load-00500")), what="j again")
         # 'r', a reason, Enter rejects (Enter never means the approve button)
         driver.find_element(By.TAG_NAME, "body").send_keys("r")
         wait_for(lambda: driver.switch_to.active_element.get_attribute("id") == "note", what="note")
         driver.switch_to.active_element.send_keys("blurry", Keys.ENTER)
-        wait_for(lambda: driver.current_url.endswith("/item/load-00501"), what="on to the next")
+        wait_for(
+            arrived(driver, lambda url: url.endswith("/item/load-00501")), what="on to the next"
+        )
 
     decisions = asyncio.run(
         read_topic(

@@ -20,7 +20,14 @@ from assetline.dead_letter_view import DeadLetterView
 from assetline.dev.child_worker import WorkerProcess
 from streams.settings import Settings
 from streams.topics import ensure_topics, line_topic_specs
-from tests.support.console import SCREENSHOTS_ENV, ConsoleProcess, chromium, needs_browser, wait_for
+from tests.support.console import (
+    SCREENSHOTS_ENV,
+    ConsoleProcess,
+    arrived,
+    chromium,
+    needs_browser,
+    wait_for,
+)
 from tests.support.dead_letters import (
     TOKEN,
     completions,
@@ -77,7 +84,7 @@ def test_dead_letters_in_the_browser(
         driver.find_element(By.ID, "user").send_keys(USER)
         driver.find_element(By.ID, "password").send_keys(PASSWORD)
         driver.find_element(By.ID, "signin").click()
-        wait_for(lambda: driver.current_url.endswith("/deadletters"), what="the dead letters")
+        wait_for(arrived(driver, lambda url: url.endswith("/deadletters")), what="the dead letters")
 
         assert sorted(keys()) == ["bad-1", "dlb-0", "dlb-1"]
         counts = {
@@ -91,13 +98,13 @@ def test_dead_letters_in_the_browser(
         # filter by code from its menu
         Select(driver.find_element(By.NAME, "code")).select_by_value("generate.crashed")
         driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
-        wait_for(lambda: "code=generate.crashed" in driver.current_url, what="the filter")
+        wait_for(arrived(driver, lambda url: "code=generate.crashed" in url), what="the filter")
         assert sorted(keys()) == ["dlb-0", "dlb-1"]
 
         # inspect the poison one: its producer's token is masked
         driver.get(console.url + "deadletters?key=bad-1")
         driver.find_element(By.CSS_SELECTOR, "#letters tr[data-position] td a").click()
-        wait_for(lambda: "/deadletters/" in driver.current_url, what="one letter")
+        wait_for(arrived(driver, lambda url: "/deadletters/" in url), what="one letter")
         page = driver.find_element(By.TAG_NAME, "body").text
         assert "definitely not avro" in page
         assert TOKEN.split()[1] not in page

@@ -33,6 +33,7 @@ from tests.integration.helpers import submit_requests
 from tests.support.console import (
     SCREENSHOTS_ENV,
     ConsoleProcess,
+    arrived,
     chromium,
     needs_browser,
     signed_in_http,
@@ -136,7 +137,9 @@ def test_timeline_and_campaigns_in_the_browser(
         driver.find_element(By.ID, "user").send_keys(USER)
         driver.find_element(By.ID, "password").send_keys(PASSWORD)
         driver.find_element(By.ID, "signin").click()
-        _wait(lambda: f"/requests/{target}" in driver.current_url, what="back on the timeline")
+        _wait(
+            arrived(driver, lambda url: f"/requests/{target}" in url), what="back on the timeline"
+        )
 
         kinds = [
             row.get_attribute("data-kind")
@@ -165,7 +168,7 @@ def test_timeline_and_campaigns_in_the_browser(
         # the nav's search box: another request's timeline by id
         box = driver.find_element(By.ID, "search")
         box.send_keys(f"{run}-bad", Keys.ENTER)
-        _wait(lambda: f"/requests/{run}-bad" in driver.current_url, what="search result")
+        _wait(arrived(driver, lambda url: f"/requests/{run}-bad" in url), what="search result")
         assert driver.find_element(By.ID, "status").text == "FAILED"
         assert "routing.unknown_alias" in driver.find_element(By.ID, "events").text
 
@@ -180,11 +183,13 @@ def test_timeline_and_campaigns_in_the_browser(
         driver.save_screenshot(str(shots / "console-campaigns.png"))
 
         cell.find_element(By.TAG_NAME, "a").click()  # the delivered ones, each to its timeline
-        _wait(lambda: "status=DELIVERED" in driver.current_url, what="campaign page")
+        _wait(arrived(driver, lambda url: "status=DELIVERED" in url), what="campaign page")
         listed = sorted(
             r.get_attribute("data-id")
             for r in driver.find_elements(By.CSS_SELECTOR, "#requests-list tr[data-id]")
         )
         assert listed == delivered
         driver.find_element(By.CSS_SELECTOR, f'tr[data-id="{target}"] a').click()
-        _wait(lambda: f"/requests/{target}" in driver.current_url, what="timeline from campaign")
+        _wait(
+            arrived(driver, lambda url: f"/requests/{target}" in url), what="timeline from campaign"
+        )

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 
 from streams.settings import Settings, settings_env
 
@@ -119,14 +120,36 @@ def chromium(profile_dir: Path, *, width: int = 1400, height: int = 1000) -> Ite
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """``predicate()``'s first truthy value (polled every 20 ms), else AssertionError."""
+    """``predicate()``'s first truthy value (polled every 20 ms), else AssertionError.
+
+    An element that went stale or is not there yet counts as "not yet": a predicate that reads
+    the page can run while the browser replaces it.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except (StaleElementReferenceException, NoSuchElementException):
+            value = None
         if value:
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def arrived(driver: Any, match: Callable[[str], bool]) -> Callable[[], bool]:
+    """A :func:`wait_for` predicate: the browser is on a URL ``match`` accepts, page loaded.
+
+    The URL changes when the new page is committed, before its body is parsed: elements read on
+    the URL alone can come from an empty page (a flaky empty list in CI, stop 25).
+    """
+
+    def check() -> bool:
+        if not match(driver.current_url):
+            return False
+        return bool(driver.execute_script("return document.readyState") == "complete")
+
+    return check
 
 
 def signed_in_http(url: str, user: str, password: str, next_path: str = "/review") -> httpx.Client:
