@@ -230,8 +230,9 @@ class Settings(BaseSettings):
     check_timeout_s: float = Field(
         10.0,
         gt=0,
-        description="Deadline of one validation check (run off the event loop); one that misses "
-        "it is a failed check.timeout result.",
+        description="CPU time one validation check may use (it runs off the event loop); one "
+        "that uses more is a failed check.timeout result. A starved worker does not count: a "
+        "check is also given up after 6 times this in wall time, CPU used or not.",
     )
 
     # Delivery

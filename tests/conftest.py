@@ -11,6 +11,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,10 +56,38 @@ def line_settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
     return line_settings_for(kafka_bootstrap, tmp_path)
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """A failed test's report carries its workers' warnings and errors: CI keeps no files."""
+    report = yield
+    if report.failed and report.when in ("call", "setup"):
+        for worker in item.stash.get(_WORKERS, []):
+            report.sections.append(
+                (f"{worker.log_path.name}: warnings and errors", _warnings_of(worker.log_path))
+            )
+    return report
+
+
+_WORKERS = pytest.StashKey[list[WorkerProcess]]()
+#: Worker log lines at or above WARNING shown per worker when a test fails.
+_LOG_LINES_ON_FAILURE = 60
+
+
+def _warnings_of(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        return f"(unreadable: {exc})"
+    kept = [ln for ln in lines if "[WARNING]" in ln or "[ERROR]" in ln or "[CRITICAL]" in ln]
+    return "\n".join(kept[-_LOG_LINES_ON_FAILURE:]) or "(none)"
+
+
 @pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]]:
+def start_worker(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[Settings], WorkerProcess]]:
     """Start worker processes; every one is stopped (or killed) when the test ends."""
-    started: list[WorkerProcess] = []
+    started = request.node.stash.setdefault(_WORKERS, [])
 
     def start(settings: Settings) -> WorkerProcess:
         worker = WorkerProcess(settings, tmp_path / f"worker-{len(started)}.log").start()

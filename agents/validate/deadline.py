@@ -7,6 +7,13 @@ runs on a worker thread while the loop awaits it; a check that misses its deadli
 failed, non-repairable ``check.timeout`` result (triage then sends the asset to review or rejects
 it, like any request problem) and validation goes on with the next check.
 
+The deadline counts the CPU time the check's thread used, not the time that passed: a worker
+that is starved (CPU quota throttling, a paused VM, hundreds of coroutines holding the GIL)
+must not turn a good asset into a rejected one, and a pathological input is exactly a check
+that burns CPU. A check that waits without burning CPU is still stopped by a wall-clock
+backstop, :data:`WALL_FACTOR` times the deadline. Where a thread's CPU clock cannot be read
+(not Linux), the deadline is wall time.
+
 Python cannot kill a thread: a timed-out check keeps its thread until it returns. Such threads
 are daemons (they never hold up the worker's exit) and are counted; while ``max_stuck`` of them
 are still running, further checks are not started at all but time out at once, so a flood of
@@ -37,6 +44,8 @@ logger = logging.getLogger(__name__)
 CHECK_TIMEOUT: Final = "check.timeout"
 DEFAULT_CHECK_TIMEOUT_S: Final = 10.0
 DEFAULT_MAX_STUCK: Final = 4
+#: A check is given up after this many times its CPU deadline in wall time, CPU used or not.
+WALL_FACTOR: Final = 6.0
 
 
 def timed_out(check: Check, seconds: float, why: str = "") -> CheckResult:
@@ -66,6 +75,8 @@ class _SuiteJob:
         "abandoned",
         "answer",
         "checks",
+        "clock",
+        "cpu_started",
         "finished",
         "loop",
         "results",
@@ -86,6 +97,9 @@ class _SuiteJob:
         self.answer = answer
         self.results: list[CheckResult] = []
         self.started: float | None = None
+        #: The running thread's CPU clock (None: not readable here) and its reading at start.
+        self.clock: int | None = None
+        self.cpu_started = 0.0
         self.abandoned = False
         self.finished = False
 
@@ -128,16 +142,24 @@ class _Threads:
 
 
 class CheckRunner:
-    """Runs each asset's checks in order on a worker thread, each under ``timeout_s``."""
+    """Runs each asset's checks in order on a worker thread, each under ``timeout_s`` of CPU
+    time (and ``wall_factor`` times that of wall time)."""
 
     def __init__(
-        self, timeout_s: float = DEFAULT_CHECK_TIMEOUT_S, *, max_stuck: int = DEFAULT_MAX_STUCK
+        self,
+        timeout_s: float = DEFAULT_CHECK_TIMEOUT_S,
+        *,
+        max_stuck: int = DEFAULT_MAX_STUCK,
+        wall_factor: float = WALL_FACTOR,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         if max_stuck < 1:
             raise ValueError(f"max_stuck must be at least 1, got {max_stuck}")
+        if wall_factor < 1:
+            raise ValueError(f"wall_factor must be at least 1, got {wall_factor}")
         self.timeout_s = timeout_s
+        self.wall_timeout_s = timeout_s * wall_factor
         self.max_stuck = max_stuck
         self._lock = threading.Lock()
         self._stuck = 0
@@ -159,7 +181,7 @@ class CheckRunner:
         return await self._run_checks(subject, [check for check in checks if kind in check.kinds])
 
     async def run(self, check: Check, subject: Subject) -> CheckResult:
-        """One check's result, or ``check.timeout`` once ``timeout_s`` has passed."""
+        """One check's result, or ``check.timeout`` once it used ``timeout_s`` of CPU."""
         (result,) = await self._run_checks(subject, [check])
         return result
 
@@ -180,23 +202,24 @@ class CheckRunner:
             results.extend(job.results)
             if overdue is None:
                 break
-            results.append(timed_out(remaining[overdue], self.timeout_s))
-            remaining = remaining[overdue + 1 :]
+            index, result = overdue
+            results.append(result)
+            remaining = remaining[index + 1 :]
         return results
 
-    async def _wait(self, job: _SuiteJob) -> int | None:
-        """None once ``job`` finished, else the index of its check that passed its deadline.
+    async def _wait(self, job: _SuiteJob) -> tuple[int, CheckResult] | None:
+        """None once ``job`` finished, else the index of its check that passed its deadline and
+        the ``check.timeout`` result standing in for it.
 
         The job is then abandoned: its thread counts as stuck until that check returns, and
-        what it would answer is dropped.
+        what it would answer is dropped. The loop wakes when the running check could have used
+        its CPU time at the earliest, reads what it did use, and waits again if not yet.
         """
         while True:
             with self._lock:
                 if job.finished:
                     return None
-                started = job.started
-                now = time.monotonic()
-                left = self.timeout_s - (now - started) if started is not None else self.timeout_s
+                left, why = self._left(job)
                 if left <= 0:
                     job.abandoned = True
                     self._stuck += 1
@@ -204,17 +227,41 @@ class CheckRunner:
                     index = len(job.results)
                     break
             await asyncio.wait((job.answer,), timeout=left)
+        seconds, note = self._limit(why)
         logger.warning(
-            "check %s of request %s passed its %g s deadline (%d checks overdue)",
+            "check %s of request %s passed its %s of %g s (%d checks overdue)",
             job.checks[index].code,
             job.subject.request.request_id,
-            self.timeout_s,
+            why,
+            seconds,
             stuck,
         )
-        return index
+        return index, timed_out(job.checks[index], seconds, note)
+
+    def _left(self, job: _SuiteJob) -> tuple[float, str]:
+        """Seconds the running check has left, and which deadline is nearer (lock held)."""
+        if job.started is None:  # not picked up by a thread yet: queueing does not count
+            return self.timeout_s, _CPU
+        wall = time.monotonic() - job.started
+        used = wall
+        if job.clock is not None:
+            try:
+                used = time.clock_gettime(job.clock) - job.cpu_started
+            except OSError:  # the clock went away: wall time stands in
+                used = wall
+        cpu_left, wall_left = self.timeout_s - used, self.wall_timeout_s - wall
+        return (cpu_left, _CPU) if cpu_left <= wall_left else (wall_left, _WALL)
+
+    def _limit(self, why: str) -> tuple[float, str]:
+        if why == _WALL:
+            return self.wall_timeout_s, " (wall clock: it used little CPU)"
+        return self.timeout_s, ""
 
     def _work(self, job: _SuiteJob) -> None:
+        clock = _thread_clock()
         with self._lock:
+            job.clock = clock
+            job.cpu_started = _read(clock)
             job.started = time.monotonic()
         for check in job.checks:
             try:
@@ -226,6 +273,7 @@ class CheckRunner:
                     self._stuck -= 1
                     return
                 job.results.append(outcome)
+                job.cpu_started = _read(clock)
                 job.started = time.monotonic()
         with self._lock:
             if job.abandoned:  # overdue at the very end: the loop already answered
@@ -234,6 +282,27 @@ class CheckRunner:
         # A closed loop (RuntimeError) means nobody waits for the answer any more.
         with contextlib.suppress(RuntimeError):
             job.loop.call_soon_threadsafe(_settle, job.answer)
+
+
+_CPU: Final = "CPU deadline"
+_WALL: Final = "wall-clock backstop"
+
+
+def _thread_clock() -> int | None:
+    """This thread's CPU-time clock, readable from the loop's thread; None where there is none."""
+    try:
+        return time.pthread_getcpuclockid(threading.get_ident())
+    except (AttributeError, OSError):
+        return None
+
+
+def _read(clock: int | None) -> float:
+    if clock is None:
+        return 0.0
+    try:
+        return time.clock_gettime(clock)
+    except OSError:
+        return 0.0
 
 
 def _settle(answer: asyncio.Future[None]) -> None:

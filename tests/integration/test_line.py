@@ -209,7 +209,8 @@ def test_worker_killed_mid_stream_still_one_completion_per_request(
     completions = asyncio.run(await_completions(line_settings, ids, timeout=150))
     _assert_exactly_one(completions, ids, second)
     for item in expected:
-        assert completions[item.request.request_id][0].status.value == item.status
+        done = completions[item.request.request_id][0]
+        assert done.status.value == item.status, (item.request.request_id, done.reasons)
 
 
 async def _wait_for_completions(

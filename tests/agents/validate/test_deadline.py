@@ -159,6 +159,55 @@ def test_a_check_past_its_deadline_is_check_timeout_and_the_loop_keeps_ticking(
     assert runner.stuck == 0
 
 
+class Wait:
+    """A check that takes wall time without using CPU, as one does on a starved or paused host."""
+
+    code: ClassVar[str] = "test.wait"
+    kinds: ClassVar[frozenset[AssetKind]] = frozenset(AssetKind)
+
+    def __init__(self, stop: threading.Event, seconds: float) -> None:
+        self.stop = stop
+        self.seconds = seconds
+
+    def __call__(self, subject: Subject) -> CheckResult:
+        self.stop.wait(self.seconds)
+        return CheckResult(code=self.code, passed=True, message="waited")
+
+
+def test_the_deadline_counts_cpu_so_a_starved_check_still_gives_its_answer(
+    stop: threading.Event,
+) -> None:
+    # 0.6 s of waiting is twice the CPU deadline but within the 6x wall backstop (1.8 s).
+    runner = CheckRunner(0.3)
+    subject = Subject(request(), b"{}", "application/json")
+    started = time.perf_counter()
+    result = asyncio.run(runner.run(Wait(stop, 0.6), subject))
+    assert result.code == "test.wait"
+    assert result.passed
+    assert time.perf_counter() - started >= 0.6
+    assert runner.stuck == 0
+
+
+def test_a_check_that_waits_past_the_wall_backstop_times_out(stop: threading.Event) -> None:
+    runner = CheckRunner(0.1, wall_factor=3)
+    subject = Subject(request(), b"{}", "application/json")
+    started = time.perf_counter()
+    result = asyncio.run(runner.run(Wait(stop, 10.0), subject))
+    elapsed = time.perf_counter() - started
+    assert result.code == CHECK_TIMEOUT
+    assert result.measured == "test.wait"
+    assert (
+        result.message == "test.wait did not finish within 0.3 s (wall clock: it used little CPU)"
+    )
+    assert 0.3 <= elapsed < 2.0
+    stop.set()
+
+
+def test_a_wall_factor_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="wall_factor"):
+        CheckRunner(1.0, wall_factor=0.5)
+
+
 def test_overdue_checks_are_capped_new_ones_time_out_unstarted(stop: threading.Event) -> None:
     runner = CheckRunner(0.2, max_stuck=1)
     subject = Subject(request(), b"{}", "application/json")
