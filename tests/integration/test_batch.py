@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from agents.inference.batch._tickets import decode_ticket
 from assetline.client import LineClient, await_completions
 from assetline.dev.child_worker import WorkerProcess
 from schemas.records import AssetKind, CompletionStatus, GenerationRequest, ModelSpec
@@ -200,9 +201,16 @@ def test_a_worker_killed_while_its_batch_runs_pays_nothing_twice(
     ids = [r.request_id for r in requests]
 
     def tickets() -> set[str]:
+        """Requests whose ticket names their batch (an intent, written before the create,
+        does not: the batch may not exist yet)."""
         records = asyncio.run(read_to_end(settings.kafka_bootstrap, names.generations))
-        keys = [(m.key or b"").decode() for m in records]
-        return {k.rsplit("|", 1)[0] for k in keys if "|batch-" in k}
+        placed = set()
+        for m in records:
+            key = (m.key or b"").decode()
+            ticket = decode_ticket(m.value) if "|batch-" in key and m.value else None
+            if ticket is not None and not ticket.intent:
+                placed.add(key.rsplit("|", 1)[0])
+        return placed
 
     first = start_worker(settings)
     _wait_ready(first)
