@@ -25,7 +25,9 @@ Knobs (set them on the object at any time):
   (:meth:`BatchServer.add_listed` makes others' batches; ``others_after_create`` that many
   right after each create, so a lookup pages past them);
 - ``list_errors``: HTTP statuses the next ``GET /v1/batches`` answer, one each (a failing
-  lookup).
+  lookup);
+- ``create_answer_delay_s``: an OpenAI create makes the batch at once and answers that much
+  later (a worker can die between the two).
 
 ``requests`` records every request as ``(method, path)`` in the order they arrived;
 :attr:`BatchServer.uploads` and :attr:`BatchServer.creates` count OpenAI's.
@@ -81,6 +83,7 @@ class BatchServer:
     create_makes: bool = True
     others_after_create: int = 0
     list_errors: list[int] = field(default_factory=list)
+    create_answer_delay_s: float = 0.0
     url: str = ""
     files: dict[str, bytes] = field(default_factory=dict)
     batches: dict[str, _Batch] = field(default_factory=dict)
@@ -222,6 +225,8 @@ class BatchServer:
         with self._lock:
             self.batches[batch.batch_id] = batch
         self.add_listed(self.others_after_create)  # other workers' creates meanwhile
+        if self.create_answer_delay_s:
+            await asyncio.sleep(self.create_answer_delay_s)
         if self.create_status:
             return _error(self.create_status, "the batch was made; this answer is lost")
         return web.json_response(self._openai_object(batch, body["input_file_id"]))
