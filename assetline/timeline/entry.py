@@ -584,16 +584,24 @@ def _recorded(
         document, raw = {}, {}
     if batched and isinstance(document, dict):
         provider, model, batch_id = (_text_or_none(document.get(name)) for name in _TICKET_FIELDS)
+        details = {"provider": _i(provider), "model": _i(model), "batch_id": _i(batch_id)}
+        summary = f"placed in provider batch {_i(batch_id)} ({_i(provider)}/{_i(model)})"
+        input_file = _text_or_none(document.get("input_file_id"))
+        if not batch_id and input_file:  # an intent: recorded before the batch is created
+            details["input_file_id"] = _i(input_file)
+            summary = (
+                f"about to be batched from input file {_i(input_file)} ({_i(provider)}/{_i(model)})"
+            )
         return (
             TimelineEntry(
                 rid,
                 at,
                 TopicKind.GENERATIONS,
                 EventKind.RECORDED,
-                f"placed in provider batch {_i(batch_id)} ({_i(provider)}/{_i(model)})",
+                summary,
                 attempt=attempt,
                 trace_id=trace,
-                details={"provider": _i(provider), "model": _i(model), "batch_id": _i(batch_id)},
+                details=details,
             ),
         )
     raw = raw if isinstance(raw, dict) else {}

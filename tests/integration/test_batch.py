@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from agents.inference.batch._tickets import decode_ticket
 from assetline.client import LineClient, await_completions
 from assetline.dev.child_worker import WorkerProcess
 from schemas.records import AssetKind, CompletionStatus, GenerationRequest, ModelSpec
@@ -163,7 +164,7 @@ def test_requests_waiting_for_a_batch_leave_room_for_other_tenants(
         server.release()
 
 
-@pytest.mark.parametrize("end", ["kill", "stop"])
+@pytest.mark.parametrize("end", ["kill", "stop", "kill-before-tickets"])
 def test_a_worker_killed_while_its_batch_runs_pays_nothing_twice(
     line_settings: Settings,
     start_worker: Callable[[Settings], WorkerProcess],
@@ -174,8 +175,13 @@ def test_a_worker_killed_while_its_batch_runs_pays_nothing_twice(
     """kill -9 (or a graceful stop, which must not cancel the batch either) after the batch was
     submitted and every request's place in it recorded: the next worker follows that batch (no
     second submission, no synchronous call), and each request completes exactly once, batched,
-    at the batch price."""
+    at the batch price. ``kill-before-tickets``: killed once the batch is made but before its
+    create is answered, so only the requests' intents are recorded: the next worker finds the
+    batch by its input file and follows it all the same."""
     server.hold = True
+    before_tickets = end == "kill-before-tickets"
+    if before_tickets:
+        server.create_answer_delay_s = 60.0
     routing = tmp_path / "routing.yaml"
     routing.write_text(ROUTING.format(url=server.url))
     settings = line_settings.model_copy(
@@ -199,10 +205,20 @@ def test_a_worker_killed_while_its_batch_runs_pays_nothing_twice(
     ]
     ids = [r.request_id for r in requests]
 
-    def tickets() -> set[str]:
+    def tickets(intents: bool = False) -> set[str]:
+        """Requests whose ticket names their batch (an intent, written before the create,
+        does not: the batch may not exist yet), or with ``intents`` those with an intent."""
         records = asyncio.run(read_to_end(settings.kafka_bootstrap, names.generations))
-        keys = [(m.key or b"").decode() for m in records]
-        return {k.rsplit("|", 1)[0] for k in keys if "|batch-" in k}
+        placed = set()
+        for m in records:
+            key = (m.key or b"").decode()
+            ticket = decode_ticket(m.value) if "|batch-" in key and m.value else None
+            if ticket is not None and ticket.intent == intents:
+                placed.add(key.rsplit("|", 1)[0])
+        return placed
+
+    def made() -> int:
+        return sum(len(b.calls) for b in dict(server.batches).values())
 
     first = start_worker(settings)
     _wait_ready(first)
@@ -213,15 +229,18 @@ def test_a_worker_killed_while_its_batch_runs_pays_nothing_twice(
 
     asyncio.run(submit())
     deadline = time.monotonic() + 90
-    while tickets() != set(ids):
+    while tickets(before_tickets) != set(ids) or (before_tickets and made() != COUNT):
         assert time.monotonic() < deadline, first.log_tail()
         time.sleep(0.5)
     submitted = dict(server.batches)
     assert sum(len(b.calls) for b in submitted.values()) == COUNT
-    if end == "kill":
-        first.kill()  # the batch runs on at the provider; nothing is committed for these requests
-    else:
+    if end == "stop":
         assert first.stop(timeout=30) is not None
+    else:
+        first.kill()  # the batch runs on at the provider; nothing is committed for these requests
+    if before_tickets:
+        assert tickets() == set(), "no ticket named its batch"
+        server.create_answer_delay_s = 0.0
 
     second = start_worker(settings)
     _wait_ready(second)

@@ -23,7 +23,14 @@ Knobs (set them on the object at any time):
   before it got there); ``GET /v1/batches`` lists the batches newest first (``limit``,
   ``after``, ``has_more``) so a client can find one by its ``input_file_id``
   (:meth:`BatchServer.add_listed` makes others' batches; ``others_after_create`` that many
-  right after each create, so a lookup pages past them).
+  right after each create, so a lookup pages past them);
+- ``list_errors``: HTTP statuses the next ``GET /v1/batches`` answer, one each (a failing
+  lookup);
+- ``create_answer_delay_s``: an OpenAI create makes the batch at once and answers that much
+  later (a worker can die between the two).
+
+``requests`` records every request as ``(method, path)`` in the order they arrived;
+:attr:`BatchServer.uploads` and :attr:`BatchServer.creates` count OpenAI's.
 """
 
 from __future__ import annotations
@@ -75,6 +82,8 @@ class BatchServer:
     create_status: int = 0
     create_makes: bool = True
     others_after_create: int = 0
+    list_errors: list[int] = field(default_factory=list)
+    create_answer_delay_s: float = 0.0
     url: str = ""
     files: dict[str, bytes] = field(default_factory=dict)
     batches: dict[str, _Batch] = field(default_factory=dict)
@@ -82,6 +91,7 @@ class BatchServer:
     polls: int = 0
     cancels: list[str] = field(default_factory=list)
     seen_auth: set[str] = field(default_factory=set)
+    requests: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -119,6 +129,18 @@ class BatchServer:
             self._released.update(self.batches)
 
     @property
+    def uploads(self) -> int:
+        return self.seen("POST", "/v1/files")
+
+    @property
+    def creates(self) -> int:
+        return self.seen("POST", "/v1/batches")
+
+    def seen(self, method: str, path: str) -> int:
+        with self._lock:
+            return self.requests.count((method, path))
+
+    @property
     def batch_sizes(self) -> list[int]:
         with self._lock:
             return [len(b.calls) for b in self.batches.values()]
@@ -126,7 +148,7 @@ class BatchServer:
     # --- plumbing ----------------------------------------------------------------------------
 
     async def _serve(self, sock: socket.socket) -> None:
-        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app = web.Application(client_max_size=256 * 1024 * 1024, middlewares=[self._record])
         r = app.router
         r.add_post("/v1/files", self._upload)
         r.add_get("/v1/files/{id}/content", self._file_content)
@@ -144,6 +166,13 @@ class BatchServer:
         await runner.setup()
         await web.SockSite(runner, sock).start()
         self._runner = runner
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        with self._lock:
+            self.requests.append((request.method, request.path))
+        response: web.StreamResponse = await handler(request)
+        return response
 
     def _auth(self, request: web.Request) -> None:
         key = request.headers.get("Authorization") or request.headers.get("x-api-key") or ""
@@ -196,6 +225,8 @@ class BatchServer:
         with self._lock:
             self.batches[batch.batch_id] = batch
         self.add_listed(self.others_after_create)  # other workers' creates meanwhile
+        if self.create_answer_delay_s:
+            await asyncio.sleep(self.create_answer_delay_s)
         if self.create_status:
             return _error(self.create_status, "the batch was made; this answer is lost")
         return web.json_response(self._openai_object(batch, body["input_file_id"]))
@@ -203,6 +234,10 @@ class BatchServer:
     async def _openai_list(self, request: web.Request) -> web.Response:
         """``GET /v1/batches``: newest first, ``limit`` (1-100, default 20) after ``after``."""
         self._auth(request)
+        with self._lock:
+            failing = self.list_errors.pop(0) if self.list_errors else 0
+        if failing:
+            return _error(failing, "the batch list failed")
         try:
             limit = min(100, max(1, int(request.query.get("limit", "20"))))
         except ValueError:

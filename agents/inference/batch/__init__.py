@@ -4,7 +4,8 @@
 ``_collector``: requests gathered into batches (size and age bounded), each given its result or
 a reason to fall back; ``_lanes``: which requests are batched and until when they wait;
 ``_metrics``: batches, outcomes, waiting calls and their waits; ``_tickets``: each request's
-place in a submitted batch, recorded durably so its next owner follows that batch after a crash.
+place in a submitted batch (for OpenAI, first its intent: the uploaded file the batch is about to
+be created on), recorded durably so its next owner follows that batch after a crash.
 """
 
 from agents.inference.batch._clients import (
@@ -13,6 +14,8 @@ from agents.inference.batch._clients import (
     BatchItem,
     BatchStatus,
     OpenAIBatchClient,
+    UploadFirst,
+    upload_first,
 )
 from agents.inference.batch._collector import BatchCollector, BatchGate, BatchStats, bounded
 from agents.inference.batch._lanes import (
@@ -37,8 +40,10 @@ __all__ = [
     "OpenAIBatchClient",
     "Ticket",
     "TicketStore",
+    "UploadFirst",
     "bounded",
     "build_batch_clients",
     "prompt_digest",
     "reserve_s",
+    "upload_first",
 ]

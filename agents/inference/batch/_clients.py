@@ -9,7 +9,8 @@
   timeout, a 5xx, an unusable body) may still have made the batch, which runs and is billed
   while its callers go to the synchronous price: the client looks it up by its
   ``input_file_id`` in the newest batches (``GET /batches``, :data:`LOOKUP_PAGES` pages) and
-  follows it when found.
+  follows it when found. The upload and the create are also offered apart
+  (:class:`UploadFirst`), so the collector can record where the calls are going between them.
 - Anthropic Message Batches: ``POST /v1/messages/batches`` with ``requests`` (``custom_id``,
   ``params``), polled (``GET /v1/messages/batches/{id}``: ``processing_status``,
   ``results_url``), results as JSONL (``result.type`` succeeded / errored / canceled /
@@ -36,7 +37,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import httpx
@@ -64,6 +65,8 @@ __all__ = [
     "BatchItem",
     "BatchStatus",
     "OpenAIBatchClient",
+    "UploadFirst",
+    "upload_first",
 ]
 
 #: OpenAI's documented ceiling for one batch input file.
@@ -134,6 +137,35 @@ class BatchClient(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class UploadFirst(Protocol):
+    """A batch API that takes the calls as an uploaded file and then creates the batch on it
+    (OpenAI's), offered in those two steps besides :meth:`BatchClient.submit`.
+
+    Between them the collector records each call's *intent* (the file id): a crash after the
+    create but before the batch's id is recorded then leaves a key the next owner can look the
+    batch up by (:meth:`find`). Anthropic's create carries the calls itself and a batch there
+    holds nothing the caller chose to find it by, so that client has no such steps.
+    """
+
+    async def upload(self, items: Sequence[BatchItem]) -> str:
+        """Upload ``items`` as one batch input file; its id. Nothing runs yet."""
+        ...
+
+    async def create(self, input_file_id: str) -> str:
+        """Create the batch on an uploaded file; its id."""
+        ...
+
+    async def find(self, input_file_id: str) -> str | None:
+        """The batch made from ``input_file_id`` among the newest ones, or None."""
+        ...
+
+
+def upload_first(client: BatchClient) -> UploadFirst | None:
+    """``client`` when it offers the upload and the create apart, else None."""
+    return client if isinstance(client, UploadFirst) else None
 
 
 class _BatchHttp:
@@ -258,6 +290,9 @@ class OpenAIBatchClient(_BatchHttp):
             self._headers["Authorization"] = f"Bearer {api_key}"
 
     async def submit(self, items: Sequence[BatchItem]) -> str:
+        return await self.create(await self.upload(items))
+
+    async def upload(self, items: Sequence[BatchItem]) -> str:
         _check_items(items, self.name)
         lines = [
             json.dumps(
@@ -280,13 +315,17 @@ class OpenAIBatchClient(_BatchHttp):
         uploaded = await self._json(
             "POST", f"{self._base}/files", content=body, headers={"Content-Type": content_type}
         )
-        file_id = self._id(uploaded, "id")
+        return self._id(uploaded, "id")
+
+    async def create(self, input_file_id: str) -> str:
+        """The batch on ``input_file_id``; a create whose answer is lost but which may have
+        made the batch is looked up (:meth:`find`) and, when found, followed."""
         try:
             created = await self._json(
                 "POST",
                 f"{self._base}/batches",
                 json_body={
-                    "input_file_id": file_id,
+                    "input_file_id": input_file_id,
                     "endpoint": _OPENAI_ENDPOINT,
                     "completion_window": self._window,
                 },
@@ -296,7 +335,7 @@ class OpenAIBatchClient(_BatchHttp):
             if exc.code not in _MAY_HAVE_CREATED:
                 raise  # refused (4xx, 429): nothing was created
             try:
-                found = await self.find(file_id)
+                found = await self.find(input_file_id)
             except ProviderError:
                 found = None  # the lookup failed too: the create's error stands
             if found is None:
@@ -421,6 +460,10 @@ class AnthropicBatchClient(_BatchHttp):
             self._headers["x-api-key"] = api_key
 
     async def submit(self, items: Sequence[BatchItem]) -> str:
+        """One exchange carries the calls and creates the batch, and the batch holds nothing
+        the caller chose (no input file, no metadata) to find it again by: no intent can be
+        recorded before it, so a crash between this create and the tickets still pays the
+        calls again (see :mod:`agents.inference.batch._tickets`)."""
         _check_items(items, self.name)
         requests = [
             {"custom_id": item.custom_id, "params": messages_body(item.call, self.name)}

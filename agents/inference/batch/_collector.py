@@ -14,9 +14,13 @@ request's budgets; the completion the chain produced is never touched) and count
 Crash safety (:mod:`agents.inference.batch._tickets`): ``run``'s ``on_submitted`` is awaited
 in the caller's task once its batch exists (the router records the request's place in it
 durably), and :meth:`BatchCollector.resume` lets a request's next owner follow that batch
-instead of submitting the call again. With durable tickets (``durable``), a batch whose
-callers stopped waiting because the worker stops or lost their partitions is neither cancelled
-nor counted as given up: their next owner resumes it.
+instead of submitting the call again. With a client that uploads the calls before creating
+the batch (:class:`UploadFirst`), each caller's ``on_intent`` (the file id) is awaited, in its
+context, between the upload and the create, and the create waits for those records (at most
+``intent_wait_s``); :meth:`BatchCollector.created_from` lets the next owner of a request that
+has only its intent recorded find out whether the batch was made. With durable tickets
+(``durable``), a batch whose callers stopped waiting because the worker stops or lost their
+partitions is neither cancelled nor counted as given up: their next owner resumes it.
 
 Every HTTP exchange with the batch API goes through ``gate`` (the router's: the provider's
 in-flight limit and circuit breaker, so batch API failures open the breaker and 429s shrink
@@ -38,13 +42,20 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from agents.inference.batch._clients import LOOKUP_PAGES, BatchClient, BatchItem, BatchStatus
+from agents.inference.batch._clients import (
+    LOOKUP_PAGES,
+    BatchClient,
+    BatchItem,
+    BatchStatus,
+    UploadFirst,
+    upload_first,
+)
 from agents.inference.batch._metrics import BatchMetrics
 from agents.inference.providers.base import Generated, ProviderCall, ProviderError
 from agents.inference.routing.config import BatchRung
@@ -59,9 +70,16 @@ MAX_POLL_FAILURES: Final = 20
 BREAKER_OPEN: Final = "breaker.open"
 #: Submissions refused before anything was created: safe to send again.
 REFUSED_FOR_SURE: Final = frozenset({"provider.rate_limited", BREAKER_OPEN})
+#: How long a create waits for its callers' intents to be acknowledged (the broker answers
+#: in milliseconds; one that does not answer must not hold the batch for long).
+INTENT_WAIT_S: Final = 10.0
+#: Batches found by their input files, remembered for the requests of the same batch.
+FOUND_KEPT: Final = 1024
 
 Outcome = Generated | ProviderError
 T = TypeVar("T")
+#: ``on_intent(input_file_id, custom_id)``: True once the intent is durable.
+OnIntent = Callable[[str, str], Coroutine[Any, Any, bool]]
 WaiterState = Literal["waiting", "late", "abandoned", "settled"]
 
 
@@ -101,6 +119,7 @@ class _Waiter:
     on_late: Callable[[Outcome], None] | None = None
     context: contextvars.Context | None = None
     state: WaiterState = "waiting"
+    on_intent: OnIntent | None = None
 
     @property
     def abandoned(self) -> bool:
@@ -178,11 +197,18 @@ class BatchCollector:
         self._pending: list[_Waiter] = []
         self._first_at = 0.0
         self._timer: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         #: Batches submitted and not yet ended: cancelled at the provider by :meth:`aclose`.
         self._live: set[str] = set()
         #: Batches followed for resumed requests: batch id -> their waiters (growing).
         self._resumed: dict[str, list[_Waiter]] = {}
+        #: Input file id -> the batch made from it, and the lookups under way.
+        self._found: dict[str, str] = {}
+        self._finding: dict[str, asyncio.Task[str | None]] = {}
+        #: Intents being written (see :meth:`_intend`).
+        self._writes: set[asyncio.Task[bool]] = set()
+        #: How long a create waits for its callers' intents (:data:`INTENT_WAIT_S`).
+        self.intent_wait_s = INTENT_WAIT_S
         self._closed = False
         self._prefix = uuid.uuid4().hex[:12]
         self._ids = itertools.count(1)
@@ -194,16 +220,21 @@ class BatchCollector:
         *,
         on_submitted: Callable[[str, str], Awaitable[object]] | None = None,
         on_late: Callable[[Outcome], None] | None = None,
+        on_intent: OnIntent | None = None,
     ) -> Outcome:
         """The call's batched outcome, or ``batch.late`` at ``give_up_at`` (wall clock).
 
         ``on_submitted(batch_id, custom_id)`` is awaited in this task once the batch exists;
+        ``on_intent(input_file_id, custom_id)`` (clients that upload first) after the upload,
+        in this task's context, and the create waits for it (:meth:`_intend`);
         ``on_late(outcome)`` gets the answer if it comes after the give-up (in this task's
         context, from the collector's). Cancelled (:class:`asyncio.CancelledError`) once the
         collector is closing."""
         if self._closed:  # the worker is stopping: the event is fetched again by its next owner
             raise asyncio.CancelledError
-        waiter = self._waiter(f"{self._prefix}-{next(self._ids)}", call, give_up_at, on_late)
+        waiter = self._waiter(
+            f"{self._prefix}-{next(self._ids)}", call, give_up_at, on_late, on_intent
+        )
         if not self._pending:
             self._first_at = self._clock()
         self._pending.append(waiter)
@@ -237,21 +268,79 @@ class BatchCollector:
         group.append(waiter)
         return await self._wait(waiter, None)
 
+    async def created_from(self, input_file_id: str, give_up_at: float) -> str | None:
+        """The batch a previous owner of a request created from ``input_file_id`` (its intent
+        ticket), or None when none was: the create never happened, the call is batched anew.
+
+        A lookup that fails is tried again as a poll is (a 429's or an open breaker's wait
+        honoured, at most :data:`MAX_POLL_FAILURES` retryable failures) until ``give_up_at``,
+        then its error is raised and the router sends the request to the synchronous chain.
+        Never taken as "not found": batching the call anew while its batch may exist pays it
+        twice and answers a day late at worst, where the chain answers within the deadline
+        (paying twice only if the batch does exist) and adds no batch to a batch API that is
+        failing. Concurrent lookups of one file share one; a batch found is remembered.
+        """
+        if self._closed:
+            raise asyncio.CancelledError
+        client = upload_first(self.client)
+        if client is None:
+            raise _error("provider.unsupported", f"{self.rung.provider}: batches have no files")
+        failures = 0
+        while True:
+            try:
+                return await self._lookup(client, input_file_id)
+            except ProviderError as exc:
+                wait = exc.retry_after_s if exc.retry_after_s is not None else self.rung.poll_s
+                if exc.code != BREAKER_OPEN:
+                    failures += 1
+                    if not exc.retryable or failures >= MAX_POLL_FAILURES:
+                        raise
+                if give_up_at - self._clock() <= wait:
+                    raise  # no answer before the give-up: the chain's turn
+                await self._sleep(wait)
+
+    async def _lookup(self, client: UploadFirst, input_file_id: str) -> str | None:
+        found = self._found.get(input_file_id)
+        if found is not None:
+            return found
+        lookup = self._finding.get(input_file_id)
+        if lookup is None:
+            op = functools.partial(client.find, input_file_id)
+            lookup = asyncio.create_task(self._http(op, LOOKUP_PAGES))
+            self._finding[input_file_id] = lookup
+            self._track(lookup)
+            lookup.add_done_callback(functools.partial(self._looked_up, input_file_id))
+        return await asyncio.shield(lookup)
+
+    def _looked_up(self, input_file_id: str, lookup: asyncio.Task[str | None]) -> None:
+        if self._finding.get(input_file_id) is lookup:
+            del self._finding[input_file_id]
+        if lookup.cancelled() or lookup.exception() is not None:  # retrieved: maybe no one waits
+            return
+        found = lookup.result()
+        if found is not None:
+            if len(self._found) >= FOUND_KEPT:
+                del self._found[next(iter(self._found))]
+            self._found[input_file_id] = found
+
     def _waiter(
         self,
         custom_id: str,
         call: ProviderCall,
         give_up_at: float,
         on_late: Callable[[Outcome], None] | None,
+        on_intent: OnIntent | None = None,
     ) -> _Waiter:
         loop = asyncio.get_running_loop()
+        keep = on_late is not None or on_intent is not None
         return _Waiter(
             BatchItem(custom_id, call),
             give_up_at,
             loop.create_future(),
             loop.create_future(),
             on_late,
-            contextvars.copy_context() if on_late is not None else None,
+            contextvars.copy_context() if keep else None,
+            on_intent=on_intent,
         )
 
     async def _wait(
@@ -282,7 +371,7 @@ class BatchCollector:
         self._calls.labels(self.rung.provider, self.rung.model, code).inc()
         return outcome
 
-    def _track(self, task: asyncio.Task[None]) -> None:
+    def _track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -294,6 +383,7 @@ class BatchCollector:
         through the chain (its adapters are closing) nor finish their events, which the next
         owner of their partitions fetches again."""
         self._closed = True
+        self._found.clear()
         tasks = [*self._tasks, *([self._timer] if self._timer is not None else [])]
         for task in tasks:
             task.cancel()
@@ -369,7 +459,14 @@ class BatchCollector:
         tried again after the wait asked for, for the callers whose give-up time allows: a
         busy batch API must not send a batch's worth of calls to the synchronous price. Any
         other failure raises (a 5xx or a timeout may have created a batch: never repeated; the
-        OpenAI client finds such a batch by its input file and returns it)."""
+        OpenAI client finds such a batch by its input file and returns it).
+
+        A client that uploads first gets the file, the callers' intents (:meth:`_intend`),
+        then the create; a create tried again reuses the file while the same callers wait,
+        else uploads theirs anew (the intents of those gone name a file no batch is made
+        from: their next owners batch them anew)."""
+        staged = upload_first(self.client)
+        uploaded: tuple[str, list[str]] | None = None  # the file and its calls' custom ids
         for attempt in range(1, MAX_POLL_FAILURES + 1):
             self._give_up_late(waiters)
             waiters = [w for w in waiters if not w.future.done()]
@@ -377,10 +474,19 @@ class BatchCollector:
                 return None
             items = [w.item for w in waiters]
             try:
-                # an upload, a create and, when the create's answer is lost, a lookup: each
-                # exchange is bounded by timeout_s
-                submit = functools.partial(self.client.submit, items)
-                return await self._http(submit, 2 + LOOKUP_PAGES), waiters
+                if staged is None:
+                    # an upload, a create and, when the create's answer is lost, a lookup:
+                    # each exchange is bounded by timeout_s
+                    submit = functools.partial(self.client.submit, items)
+                    return await self._http(submit, 2 + LOOKUP_PAGES), waiters
+                ids = [item.custom_id for item in items]
+                if uploaded is None or uploaded[1] != ids:
+                    uploaded = await self._http(functools.partial(staged.upload, items)), ids
+                    await self._intend(uploaded[0], waiters)
+                    if all(w.future.done() for w in waiters):
+                        return None  # every caller left while its intent was written
+                create = functools.partial(staged.create, uploaded[0])
+                return await self._http(create, 1 + LOOKUP_PAGES), waiters
             except ProviderError as exc:
                 if exc.code not in REFUSED_FOR_SURE or attempt == MAX_POLL_FAILURES:
                     raise
@@ -389,6 +495,43 @@ class BatchCollector:
                 log.info("batch of %d refused (%s): again in %.1fs", len(items), exc.code, wait)
                 await self._sleep(max(0.0, min(wait, earliest - self._clock())))
         return None  # not reached: the last attempt raises
+
+    async def _intend(self, input_file_id: str, waiters: list[_Waiter]) -> None:
+        """Await each caller's ``on_intent`` (in its context: the record is the request's)
+        at once, for at most ``intent_wait_s``. A caller whose intent failed or did not come
+        in time stays in the batch, unrecorded as when its ticket fails (only a crash before
+        its ticket is written pays it again): leaving it out would take a second upload for
+        the others and send it to the synchronous chain, at twice the price for sure."""
+        writes = [
+            asyncio.create_task(w.on_intent(input_file_id, w.item.custom_id), context=w.context)
+            for w in waiters
+            if w.on_intent is not None and not w.future.done()
+        ]
+        # never cancelled, even when this wait is: cancelling the wait for a changelog write
+        # cancels the producer's future, which then fails to take the broker's answer
+        for write in writes:
+            self._writes.add(write)
+            write.add_done_callback(self._written)
+        if not writes:
+            return
+        done, pending = await asyncio.wait(writes, timeout=self.intent_wait_s)
+        failed = [w for w in done if w.cancelled() or w.exception() or w.result() is not True]
+        if failed or pending:
+            log.warning(
+                "batch file %s: %d of %d intents not recorded (%d failed, %d not in %.1fs): "
+                "created anyway",
+                input_file_id,
+                len(failed) + len(pending),
+                len(writes),
+                len(failed),
+                len(pending),
+                self.intent_wait_s,
+            )
+
+    def _written(self, write: asyncio.Task[bool]) -> None:
+        self._writes.discard(write)
+        if not write.cancelled() and write.exception() is not None:
+            log.error("recording a batched call's intent failed", exc_info=write.exception())
 
     async def _follow_guarded(
         self, batch_id: str, waiters: list[_Waiter], *, resumed: bool

@@ -10,10 +10,19 @@ store as finished generations (the ``<prefix>.generations`` changelog, co-partit
 id as what precedes the last ``|`` still find it); the next owner finds it and
 follows that batch instead of submitting the call again.
 
-The window between the provider creating the batch and the broker acknowledging the record
-(milliseconds) is the one left where a crash still pays twice. A record is trusted only for
-the same rung (provider, wire model) and the same prompt (its SHA-256); anything else, or a
-record this worker cannot read, is ignored: the call is batched anew.
+A crash between the provider creating the batch and the broker acknowledging that record
+(milliseconds) would leave no trace, so where the batch API allows it the record is written
+twice. OpenAI's calls go up as a file before the batch is created on it: each call's *intent*
+ticket (the ``input_file_id``, its ``custom_id``, no batch id yet) is acknowledged before the
+create is sent, then replaced by the ticket with the batch id. A next owner that finds an
+intent looks the batch up by its file among the newest batches: found, it follows it; not
+found, the create never happened and the call is batched anew (a lookup that fails sends the
+request to the synchronous chain, see :meth:`BatchCollector.created_from`). Anthropic's create
+carries the calls itself and its batches hold nothing to find them by, so there the window
+remains; so it does for a call whose intent the broker did not acknowledge in time (the batch
+is created anyway: its line is in the file). A record is trusted only for the same rung
+(provider, wire model) and the same prompt (its SHA-256); anything else, or a record this
+worker cannot read, is ignored: the call is batched anew.
 """
 
 from __future__ import annotations
@@ -38,13 +47,24 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Ticket:
-    """A call's place in a provider batch."""
+    """A call's place in a provider batch; an *intent* (no ``batch_id``, an
+    ``input_file_id``) while the batch is about to be created on that file."""
 
     provider: str
     model: str
     batch_id: str
     custom_id: str
     prompt_sha256: str
+    input_file_id: str = ""
+
+    @property
+    def intent(self) -> bool:
+        return not self.batch_id
+
+    @property
+    def place(self) -> str:
+        """For logs: the batch, or the file it is to be created on."""
+        return f"batch {self.batch_id}" if self.batch_id else f"input file {self.input_file_id}"
 
 
 class TicketStore(Protocol):
@@ -65,8 +85,13 @@ def prompt_digest(prompt: str) -> str:
 
 
 def encode_ticket(ticket: Ticket, at_ms: int) -> bytes:
-    """A record in the finished generations' format, so their sweep reads its age too."""
-    return stamped(ticket.__dict__, at_ms)
+    """A record in the finished generations' format, so their sweep reads its age too. An
+    intent's ``batch_id`` is empty, which workers without intents read as no ticket at all
+    (they batch the call anew, as before intents)."""
+    body = dict(ticket.__dict__)
+    if not ticket.input_file_id:
+        del body["input_file_id"]  # a ticket as before intents
+    return stamped(body, at_ms)
 
 
 def decode_ticket(value: bytes) -> Ticket | None:
@@ -74,16 +99,19 @@ def decode_ticket(value: bytes) -> Ticket | None:
     body = body_of(value)
     if body is None:
         return None
+    names = ("provider", "model", "custom_id", "prompt_sha256")
     try:
-        fields = {k: body[k] for k in ("provider", "model", "batch_id", "custom_id")}
-        fields["prompt_sha256"] = body["prompt_sha256"]
+        fields = {k: body[k] for k in names}
+        place = {"batch_id": body["batch_id"], "input_file_id": body.get("input_file_id", "")}
     except (ValueError, TypeError, KeyError):
         return None
     if not all(isinstance(v, str) and v for v in fields.values()):
         return None
+    if not all(isinstance(v, str) for v in place.values()) or not any(place.values()):
+        return None
     if not CUSTOM_ID.match(fields["custom_id"]):
         return None
-    return Ticket(**fields)
+    return Ticket(**fields, **place)
 
 
 class BatchTickets:
@@ -104,10 +132,10 @@ class BatchTickets:
             await self._store.record(ticket_key(request), value)
         except KafkaError as exc:
             log.warning(
-                "%s attempt %d: batch %s not recorded (%s)",
+                "%s attempt %d: its place (%s) not recorded (%s)",
                 request.request_id,
                 request.attempt,
-                ticket.batch_id,
+                ticket.place,
                 exc,
             )
             return False

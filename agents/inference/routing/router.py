@@ -22,7 +22,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry
@@ -285,11 +285,25 @@ class ModelRouter:
 
         With a ``ticket`` (a previous owner of the request put its call into a batch) that
         batch is followed, nothing is submitted and no pre-check applies (the call is paid
-        already). Otherwise the request's place in its new batch is recorded as soon as the
-        batch exists. An answer that comes after the give-up is booked then (its cost into
-        the request's budgets, in this request's lane and partition), never served.
+        already); an intent ticket is first looked up (:meth:`_intended`). Otherwise the
+        request's place in its new batch is recorded: its intent once the calls' file is
+        uploaded (clients that upload first), its batch as soon as the batch exists. An answer
+        that comes after the give-up is booked then (its cost into the request's budgets, in
+        this request's lane and partition), never served.
         """
         entry = collector.rung.entry
+        if ticket is not None and ticket.intent:
+            started = self._clock()
+            try:
+                ticket = await self._intended(request, collector, ticket, give_up_at)
+            except ProviderError as exc:  # whether its batch exists is not known: the chain
+                run = _Run(request, plan, prompt, started, result)
+                self._record(run, entry, exc, self._clock() - started, batched=True)
+                return False
+            lanes = self.batches
+            new_window = collector.rung.window_s
+            if ticket is None and lanes is not None and give_up_at - lanes.clock() <= new_window:
+                return False  # no time left for a new batch's window
         if ticket is None and self.guard.check(
             request, entry.price.cost(estimate_usage(entry, request, prompt))
         ):
@@ -316,6 +330,13 @@ class ModelRouter:
                 place = Ticket(entry.provider, entry.wire_model, batch_id, custom_id, digest)
                 await tickets.record(request, place)
 
+        async def intended(input_file_id: str, custom_id: str) -> bool:
+            if tickets is None:
+                return False
+            digest = prompt_digest(prompt)
+            intent = Ticket(entry.provider, entry.wire_model, "", custom_id, digest, input_file_id)
+            return await tickets.record(request, intent)
+
         async with stepping_aside():  # a wait of minutes to a day holds no pool slot
             if ticket is not None:
                 outcome = await collector.resume(
@@ -327,6 +348,7 @@ class ModelRouter:
                     give_up_at,
                     on_submitted=recorded if tickets is not None else None,
                     on_late=book_late,
+                    on_intent=intended if tickets is not None else None,
                 )
         run = _Run(request, plan, prompt, started, result)
         self._record(run, entry, outcome, self._clock() - started, batched=True)
@@ -338,6 +360,42 @@ class ModelRouter:
             return False
         result.alerts[:0] = self._drain_alerts()
         return True
+
+    async def _intended(
+        self,
+        request: GenerationRequest,
+        collector: BatchCollector,
+        intent: Ticket,
+        give_up_at: float,
+    ) -> Ticket | None:
+        """The ticket of the batch a previous owner created from the intent's input file
+        (recorded, so a later owner needs no lookup), or None when the create never happened
+        (the call is batched anew). Raises :class:`ProviderError` when the lookup keeps
+        failing (see :meth:`BatchCollector.created_from`)."""
+        who = f"{request.request_id} attempt {request.attempt}"
+        try:
+            async with stepping_aside():  # an open breaker may hold the lookup until the give-up
+                batch_id = await collector.created_from(intent.input_file_id, give_up_at)
+        except ProviderError as exc:
+            log.warning(
+                "%s: no telling whether a batch was created from %s (%s): the synchronous chain",
+                who,
+                intent.input_file_id,
+                exc.code,
+            )
+            raise
+        if batch_id is None:
+            log.info("%s: no batch was created from %s: the call is new", who, intent.input_file_id)
+            return None
+        log.info("%s: following batch %s, created from %s", who, batch_id, intent.input_file_id)
+        found = replace(intent, batch_id=batch_id)
+        tickets = self.batches.tickets if self.batches is not None else None
+        if tickets is not None:
+            try:
+                await tickets.record(request, found)
+            except Exception:  # unrecorded: a later owner looks the batch up again
+                log.exception("recording a batched call's place failed")
+        return found
 
     def _ticket(self, request: GenerationRequest, alias: str | None, prompt: str) -> Ticket | None:
         """The batch a previous owner of this (request, attempt) put its call into, when it

@@ -156,6 +156,17 @@ def test_a_batch_ticket_record_names_its_provider_batch(codecs: Codecs) -> None:
     assert odd.summary == "placed in provider batch None (None/None)"
 
 
+def test_a_batch_intent_record_names_its_input_file(codecs: Codecs) -> None:
+    """An intent (recorded before the batch is created) has a file and no batch yet."""
+    value = (
+        b'0001764763200000 {"format":1,"provider":"openai","model":"gpt-x","batch_id":"",'
+        b'"custom_id":"r8-1","prompt_sha256":"00","input_file_id":"file-abc"}'
+    )
+    (entry,) = entry_from(TopicKind.GENERATIONS, b"r8|batch-1", value, None, 5, codecs=codecs)
+    assert entry.summary == "about to be batched from input file file-abc (openai/gpt-x)"
+    assert entry.details["input_file_id"] == "file-abc"
+
+
 def test_a_regeneration_request_shows_its_feedback(codecs: Codecs) -> None:
     again = request("r7", attempt=2, feedback=["palette: too red"], prior_cost=0.02)
     (entry,) = entry_from(

@@ -14,6 +14,7 @@ from agents.inference.batch._clients import (
     BatchItem,
     BatchStatus,
     OpenAIBatchClient,
+    upload_first,
 )
 from agents.inference.providers.anthropic import AnthropicConfig
 from agents.inference.providers.base import Generated, ProviderCall, ProviderError
@@ -315,3 +316,37 @@ def test_openai_create_refused_is_not_looked_up(server: BatchServer) -> None:
     error = run(server, openai, body)
     assert error.code == "provider.rate_limited"
     assert lists == []
+
+
+def test_openai_uploads_and_creates_apart_and_finds_the_batch_by_its_file(
+    server: BatchServer,
+) -> None:
+    """The two steps submit is made of: the upload makes a file and no batch; the create
+    makes the batch on that file, which the lookup finds by it."""
+
+    async def body(client: BatchClient) -> Any:
+        staged = upload_first(client)
+        assert staged is not None
+        file_id = await staged.upload(items(2))
+        before = await staged.find(file_id)
+        after_upload = dict(server.batches)
+        batch_id = await staged.create(file_id)
+        return file_id, before, after_upload, batch_id, await staged.find(file_id)
+
+    file_id, before, after_upload, batch_id, found = run(server, openai, body)
+    assert before is None
+    assert after_upload == {}
+    assert found == batch_id
+    assert server.batches[batch_id].input_file_id == file_id
+    assert server.batch_sizes == [2]
+    assert server.requests[:2] == [("POST", "/v1/files"), ("GET", "/v1/batches")]
+    assert (server.uploads, server.creates) == (1, 1)
+
+
+def test_anthropic_has_no_separate_upload(server: BatchServer) -> None:
+    """Its create carries the calls and its batches hold nothing to find them by."""
+
+    async def body(client: BatchClient) -> Any:
+        return upload_first(client)
+
+    assert run(server, anthropic, body) is None
