@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from aiokafka.errors import MessageSizeTooLargeError
 from pydantic import BaseModel
 
+from streams.acks import acknowledged
 from streams.codecs import AvroCodec, CodecError, UnknownSchemaIdError
 from streams.dead_letters import dead_letter_record, park_value
 from streams.json_logs import request_id_of_key, request_id_var
@@ -346,7 +347,7 @@ class StageIO:
         while True:
             try:
                 delivery = await topic.send(key=key, value=value, headers=list(headers()))
-                await delivery  # acknowledged by the broker, not merely queued
+                await acknowledged(delivery)  # by the broker, not merely queued
                 return
             except Exception as exc:
                 if on_failure is not None:

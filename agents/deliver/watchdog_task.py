@@ -48,6 +48,7 @@ from agents.deliver.watchdog import (
 )
 from agents.tenants import Gatekeeper
 from schemas.records import GenerationRequest, ValidatedAsset
+from streams.acks import acknowledged
 from streams.codecs import AvroCodec, CodecError, UnknownSchemaIdError
 from streams.kafka_security import client_kwargs
 from streams.trace_context import extract, new_trace
@@ -379,14 +380,15 @@ class Watchdog:
             value=codecs.validated.encode(ending),
             headers=outgoing(context=trace),
         )
-        await sent  # acknowledged: the deliver agent will complete it (or find it completed)
+        # acknowledged: the deliver agent will complete it (or find it completed)
+        await acknowledged(sent)
         alert = deadline_alert(request, entry, now)
         sent = await topics.alerts.send(
             key=alert.alert_id.encode("utf-8"),
             value=codecs.alert.encode(alert),
             headers=outgoing(context=trace),
         )
-        await sent
+        await acknowledged(sent)
         open_set.mark_timed_out(rid)
         self.metrics.exceeded.labels("review" if entry.in_review else "line").inc()
         log.warning("deadline watchdog: %s", alert.message)

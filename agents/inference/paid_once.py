@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
+from streams.acks import acknowledged
 from streams.traced_table import TracedTable
 
 if TYPE_CHECKING:
@@ -220,7 +221,7 @@ class RecordTable(TracedTable):
         self[key] = value
         write, self._last_write = self._last_write, None
         if write is not None:
-            await write
+            await acknowledged(write)
 
     def send_changelog(
         self,
