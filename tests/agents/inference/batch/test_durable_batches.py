@@ -183,6 +183,15 @@ def steps(result: RouteResult) -> list[tuple[bool, str | None]]:
     return [(a.batched, a.code) for a in result.attempts]
 
 
+def assert_served_by_the_batch(results: list[RouteResult]) -> None:
+    """Each request got its own answer from the one batch, at the batch price."""
+    for i, result in enumerate(results):
+        assert result.generated is not None
+        assert result.generated.data == f"copy for: Headline {i}".encode()
+        assert steps(result) == [(True, None)]
+        assert result.cost == pytest.approx(BATCH_COST)
+
+
 def test_the_next_owner_follows_the_batch_instead_of_paying_again(server: BatchServer) -> None:
     """The worker loses the requests while their batch runs (a crash or a rebalance cancels
     their handlers): the batch is not cancelled, and the next owner, reading the same ticket
@@ -216,11 +225,7 @@ def test_the_next_owner_follows_the_batch_instead_of_paying_again(server: BatchS
     results, first, second = run(go())
     assert server.batch_sizes == [count]  # submitted once, by the first owner
     assert server.sync_calls == 0
-    for i, result in enumerate(results):
-        assert result.generated is not None
-        assert result.generated.data == f"copy for: Headline {i}".encode()
-        assert steps(result) == [(True, None)]
-        assert result.cost == pytest.approx(BATCH_COST)
+    assert_served_by_the_batch(results)
     assert first.book.spent("campaign:spring") == 0.0  # the lost calls were not booked there
     assert second.book.spent("campaign:spring") == pytest.approx(count * BATCH_COST)
     collector = second.lanes.collectors["copy"]
@@ -527,11 +532,7 @@ def test_a_crash_between_the_create_and_its_tickets_is_resumed_from_the_intents(
     assert (server.uploads, server.creates) == (1, 1)
     assert server.batch_sizes == [count]
     assert server.sync_calls == 0
-    for i, result in enumerate(results):
-        assert result.generated is not None
-        assert result.generated.data == f"copy for: Headline {i}".encode()
-        assert steps(result) == [(True, None)]
-        assert result.cost == pytest.approx(BATCH_COST)
+    assert_served_by_the_batch(results)
     lookups = server.seen("GET", "/v1/batches")
     if list_errors:
         assert lookups >= 1 + len(list_errors)
