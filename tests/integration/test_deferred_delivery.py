@@ -20,60 +20,44 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from agents.deliver.deferral import Deferral, deferral_of
-from assetline.client import await_completions
 from assetline.dev.child_worker import WorkerProcess
 from assetline.timeline.entry import entry_from
 from assetline.timeline.follow import line_topic_kinds
-from schemas.records import AssetCompleted, CompletionStatus
+from schemas.records import CompletionStatus
 from streams.codecs import Codecs
 from streams.settings import Settings
 from streams.topics import TopicNames
+from tests.integration.dam_line import (
+    FS_TENANT,
+    SLOW_TENANT,
+    dam_line,
+    image_requests,
+    once_each,
+    warm_up,
+)
 from tests.integration.helpers import read_topic, submit_requests, worker_metric
-from tests.integration.test_concurrent_delivery import _requests
 from tests.support.dam_server import dam_server
 
 pytestmark = pytest.mark.integration
 
-SLOW_TENANT = "slow-dam-co"
-FS_TENANT = "fs-co"
 A_COUNT = 12
 B_COUNT = 20
 
 
-def _once_each(settings: Settings, ids: list[str], timeout: float) -> dict[str, AssetCompleted]:
-    seen = asyncio.run(await_completions(settings, ids, timeout=timeout))
-    assert set(seen) == set(ids), f"{len(set(ids) - set(seen))} of {len(ids)} did not complete"
-    doubled = {rid: len(events) for rid, events in seen.items() if len(events) != 1}
-    assert not doubled, f"completed more than once: {doubled}"
-    return {rid: events[0] for rid, events in seen.items()}
-
-
 def _slow_dam_line(line_settings: Settings, dam_url: str, tmp_path: Path) -> Settings:
     """A's assets to the DAM (one PUT at a time), B's to disk; small bounds, short deferrals."""
-    destinations = tmp_path / "destinations.yaml"
-    destinations.write_text(
-        f"""
-destinations:
-  local: {{type: filesystem, root: "{tmp_path / "delivery"}", max_in_flight: 32}}
-  dam: {{type: http, url: "{dam_url}/upload/{{tenant}}/{{name}}", auth_header: Authorization,
-        secret: dam, max_in_flight: 1}}
-default: local
-routes:
-  - {{tenant: {SLOW_TENANT}, destination: dam}}
-"""
-    )
-    return line_settings.model_copy(
-        update={
-            "destinations_file": destinations,
-            "api_keys": {"dam": SecretStr("Bearer dam-secret")},
-            "stage_max_waiting": 8,
-            "deliver_lane_max_waiting": 3,
-            "deliver_defer_base_s": 1.0,
-            "deliver_defer_max_s": 2.0,
-        }
+    return dam_line(
+        line_settings,
+        dam_url,
+        tmp_path,
+        dam_in_flight=1,
+        local_in_flight=32,
+        stage_max_waiting=8,
+        deliver_lane_max_waiting=3,
+        deliver_defer_base_s=1.0,
+        deliver_defer_max_s=2.0,
     )
 
 
@@ -86,16 +70,14 @@ def test_a_slow_destinations_overflow_is_deferred_and_delivered_once_when_it_rec
         settings = _slow_dam_line(line_settings, dam.url, tmp_path)
         run = uuid.uuid4().hex[:8]
         worker = start_worker(settings)
-        warm = _requests(f"{run}-warm", FS_TENANT, 1)  # partitions assigned, tables recovered
-        asyncio.run(submit_requests(settings, warm))
-        _once_each(settings, [warm[0].request_id], timeout=120)
+        warm_up(settings, run)
 
-        slow = _requests(run, SLOW_TENANT, A_COUNT)
-        fast = _requests(run, FS_TENANT, B_COUNT)
+        slow = image_requests(run, SLOW_TENANT, A_COUNT)
+        fast = image_requests(run, FS_TENANT, B_COUNT)
         asyncio.run(submit_requests(settings, slow))
         asyncio.run(submit_requests(settings, fast))
         started = time.monotonic()
-        done_fast = _once_each(settings, [r.request_id for r in fast], timeout=60)
+        done_fast = once_each(settings, [r.request_id for r in fast], timeout=60)
         b_seconds = time.monotonic() - started
         assert all(d.status is CompletionStatus.DELIVERED for d in done_fast.values())
         # B finished while the DAM was still on A's first assets (one per 4 s); held back by
@@ -139,7 +121,7 @@ def test_a_slow_destinations_overflow_is_deferred_and_delivered_once_when_it_rec
         assert entry.summary.startswith("deferred for destination dam"), entry
 
         dam.delay_s = 0.0  # the destination is back
-        done_slow = _once_each(settings, sorted(slow_ids), timeout=60)
+        done_slow = once_each(settings, sorted(slow_ids), timeout=60)
         assert all(d.status is CompletionStatus.DELIVERED for d in done_slow.values()), [
             d.reasons for d in done_slow.values()
         ]
@@ -164,12 +146,10 @@ def test_a_worker_killed_with_deliveries_deferred_and_held_loses_and_doubles_not
         settings = _slow_dam_line(line_settings, dam.url, tmp_path)
         run = uuid.uuid4().hex[:8]
         first = start_worker(settings)
-        warm = _requests(f"{run}-warm", FS_TENANT, 1)
-        asyncio.run(submit_requests(settings, warm))
-        _once_each(settings, [warm[0].request_id], timeout=120)
+        warm_up(settings, run)
 
-        slow = _requests(run, SLOW_TENANT, A_COUNT)
-        fast = _requests(run, FS_TENANT, B_COUNT)
+        slow = image_requests(run, SLOW_TENANT, A_COUNT)
+        fast = image_requests(run, FS_TENANT, B_COUNT)
         asyncio.run(submit_requests(settings, slow + fast))
         names = TopicNames.with_prefix(settings.topic_prefix)
         records: list[Any] = []
@@ -184,7 +164,7 @@ def test_a_worker_killed_with_deliveries_deferred_and_held_loses_and_doubles_not
         dam.delay_s = 0.0
         second = start_worker(settings)
         ids = [r.request_id for r in slow + fast]
-        done = _once_each(settings, ids, timeout=120)
+        done = once_each(settings, ids, timeout=120)
         assert all(d.status is CompletionStatus.DELIVERED for d in done.values()), (
             [d.reasons for d in done.values()],
             second.log_tail(),

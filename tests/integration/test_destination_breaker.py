@@ -18,16 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from agents.deliver.deferral import deferral_of
 from assetline.dev.child_worker import WorkerProcess
 from schemas.records import CompletionStatus
 from streams.settings import Settings
 from streams.topics import TopicNames
+from tests.integration.dam_line import (
+    SLOW_TENANT,
+    dam_line,
+    image_requests,
+    once_each,
+    warm_up,
+)
 from tests.integration.helpers import read_topic, submit_requests, worker_metric
-from tests.integration.test_concurrent_delivery import _requests
-from tests.integration.test_deferred_delivery import FS_TENANT, SLOW_TENANT, _once_each
 from tests.support.dam_server import dam_server
 
 pytestmark = pytest.mark.integration
@@ -42,37 +46,23 @@ def test_a_dead_destination_opens_its_breaker_and_its_assets_wait_until_it_is_ba
     tmp_path: Path,
 ) -> None:
     with dam_server() as dam:
-        destinations = tmp_path / "destinations.yaml"
-        destinations.write_text(
-            f"""
-destinations:
-  local: {{type: filesystem, root: "{tmp_path / "delivery"}"}}
-  dam: {{type: http, url: "{dam.url}/upload/{{tenant}}/{{name}}", auth_header: Authorization,
-        secret: dam, max_in_flight: 1}}
-default: local
-routes:
-  - {{tenant: {SLOW_TENANT}, destination: dam}}
-retry: {{attempts: 1, base_delay_s: 0.01, max_delay_s: 0.01}}
-"""
-        )
-        settings = line_settings.model_copy(
-            update={
-                "destinations_file": destinations,
-                "api_keys": {"dam": SecretStr("Bearer dam-secret")},
-                "deliver_breaker_failures": FAILURES,
-                "deliver_breaker_reset_s": 3.0,
-                "deliver_defer_base_s": 0.5,
-                "deliver_defer_max_s": 2.0,
-            }
+        settings = dam_line(
+            line_settings,
+            dam.url,
+            tmp_path,
+            dam_in_flight=1,
+            retry_attempts=1,
+            deliver_breaker_failures=FAILURES,
+            deliver_breaker_reset_s=3.0,
+            deliver_defer_base_s=0.5,
+            deliver_defer_max_s=2.0,
         )
         run = uuid.uuid4().hex[:8]
         worker = start_worker(settings)
-        warm = _requests(f"{run}-warm", FS_TENANT, 1)  # partitions assigned, tables recovered
-        asyncio.run(submit_requests(settings, warm))
-        _once_each(settings, [warm[0].request_id], timeout=120)
+        warm_up(settings, run)
 
         dam.fail_status = 503  # the DAM is down
-        dead = _requests(run, SLOW_TENANT, COUNT)
+        dead = image_requests(run, SLOW_TENANT, COUNT)
         ids = {r.request_id for r in dead}
         asyncio.run(submit_requests(settings, dead))
 
@@ -102,7 +92,7 @@ retry: {{attempts: 1, base_delay_s: 0.01, max_delay_s: 0.01}}
         )
 
         dam.fail_status = None  # the DAM is back
-        done = _once_each(settings, sorted(ids), timeout=40)
+        done = once_each(settings, sorted(ids), timeout=40)
         failed = {rid for rid, d in done.items() if d.status is CompletionStatus.FAILED}
         delivered = {rid for rid, d in done.items() if d.status is CompletionStatus.DELIVERED}
         assert failed | delivered == ids, [d.reasons for d in done.values()]
