@@ -98,10 +98,15 @@ class BatchLanes:
         if request.model.provider is not None or request.model.version is not None:
             return None
         reserve = reserve_s(collector.rung, run_budget_s)
-        window = 0.0 if resuming else collector.rung.window_s
-        if left_s <= window + reserve:
+        give_up_at = self.clock() + left_s - reserve
+        if not (left_s > reserve if resuming else self.window_fits(collector, give_up_at)):
             return None
-        return collector, self.clock() + left_s - reserve
+        return collector, give_up_at
+
+    def window_fits(self, collector: BatchCollector, give_up_at: float) -> bool:
+        """Whether a new batch of ``collector``'s rung would end (its window) before
+        ``give_up_at``: only then is a call worth batching anew."""
+        return give_up_at - self.clock() > collector.rung.window_s
 
     async def aclose(self) -> None:
         for collector in self.collectors.values():

@@ -301,8 +301,11 @@ class ModelRouter:
                 self._record(run, entry, exc, self._clock() - started, batched=True)
                 return False
             lanes = self.batches
-            new_window = collector.rung.window_s
-            if ticket is None and lanes is not None and give_up_at - lanes.clock() <= new_window:
+            if (
+                ticket is None
+                and lanes is not None
+                and not lanes.window_fits(collector, give_up_at)
+            ):
                 return False  # no time left for a new batch's window
         if ticket is None and self.guard.check(
             request, entry.price.cost(estimate_usage(entry, request, prompt))
