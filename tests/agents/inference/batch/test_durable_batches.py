@@ -183,6 +183,21 @@ def steps(result: RouteResult) -> list[tuple[bool, str | None]]:
     return [(a.batched, a.code) for a in result.attempts]
 
 
+async def abandon(tasks: list[asyncio.Task[RouteResult]]) -> None:
+    """The callers leave (their worker loses the partitions or stops)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def route_all(owner: Worker, count: int) -> list[RouteResult]:
+    """Requests 0..count-1 routed by ``owner``, which is closed afterwards."""
+    try:
+        return list(await asyncio.gather(*(owner.router.route(request(i)) for i in range(count))))
+    finally:
+        await owner.close()
+
+
 def assert_served_by_the_batch(results: list[RouteResult]) -> None:
     """Each request got its own answer from the one batch, at the batch price."""
     for i, result in enumerate(results):
@@ -205,9 +220,7 @@ def test_the_next_owner_follows_the_batch_instead_of_paying_again(server: BatchS
         first = worker(cfg, store)
         lost = [asyncio.create_task(first.router.route(request(i))) for i in range(count)]
         await until(lambda: len(store) == count)  # every place in the batch is recorded
-        for task in lost:
-            task.cancel()
-        await asyncio.gather(*lost, return_exceptions=True)
+        await abandon(lost)
         await asyncio.sleep(0.2)  # a poll already on its way may still land
         polls = server.polls
         await asyncio.sleep(0.2)
@@ -216,10 +229,7 @@ def test_the_next_owner_follows_the_batch_instead_of_paying_again(server: BatchS
         assert server.cancels == []
         second = worker(cfg, store)
         server.release()
-        try:
-            results = await asyncio.gather(*(second.router.route(request(i)) for i in range(count)))
-        finally:
-            await second.close()
+        results = await route_all(second, count)
         return list(results), first, second
 
     results, first, second = run(go())
@@ -513,19 +523,14 @@ def test_a_crash_between_the_create_and_its_tickets_is_resumed_from_the_intents(
         await asyncio.sleep(0.1)  # the tickets with the batch id are under way: never landing
         assert len(store) == count
         assert all(is_intent(value) for value in store.values())
-        for task in lost:
-            task.cancel()
-        await asyncio.gather(*lost, return_exceptions=True)
+        await abandon(lost)
         await first.close()
         assert server.cancels == []
         left = DictStore(store)
         server.list_errors = list(list_errors)
         second = worker(cfg, left)
         server.release()
-        try:
-            results = await asyncio.gather(*(second.router.route(request(i)) for i in range(count)))
-        finally:
-            await second.close()
+        results = await route_all(second, count)
         return list(results), second, left
 
     results, second, left = run(go())
@@ -563,16 +568,11 @@ def test_an_intent_whose_batch_was_never_created_is_batched_anew_once(
         await until(lambda: len(store) == count)
         await asyncio.sleep(0.1)
         assert server.creates == 0  # waiting for the intents' acknowledgements
-        for task in lost:
-            task.cancel()
-        await asyncio.gather(*lost, return_exceptions=True)
+        await abandon(lost)
         await first.close()
         left = DictStore(store)
         second = worker(cfg, left)
-        try:
-            results = await asyncio.gather(*(second.router.route(request(i)) for i in range(count)))
-        finally:
-            await second.close()
+        results = await route_all(second, count)
         return list(results), left
 
     results, left = run(go())
