@@ -31,22 +31,3 @@ def test_a_cancelled_wait_leaves_the_send_to_take_the_brokers_answer() -> None:
         return cancelled, delivery.result()
 
     assert asyncio.run(scenario()) == (False, "acked")
-
-
-def test_awaiting_the_send_itself_would_cancel_it() -> None:
-    """Why the helper exists: the plain await hands the cancel on to the send's future."""
-
-    async def scenario() -> bool:
-        delivery: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-        async def wait() -> str:
-            return await delivery
-
-        waiting = asyncio.create_task(wait())
-        await asyncio.sleep(0)
-        waiting.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await waiting
-        return delivery.cancelled()
-
-    assert asyncio.run(scenario()) is True
